@@ -1,0 +1,2 @@
+//! Benchmark: core_forward (being written).
+fn main() {}

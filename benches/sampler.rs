@@ -1,0 +1,2 @@
+//! Benchmark: sampler (being written).
+fn main() {}

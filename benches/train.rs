@@ -1,0 +1,2 @@
+//! Benchmark: train (being written).
+fn main() {}

@@ -1,0 +1,34 @@
+//! `tinyddpm-core`: the arithmetic every tinyddpm backend reproduces bit for bit.
+//!
+//! What lives here: the time-embedded MLP with const-generic fixed-size weights
+//! ([`model`]), its layers ([`linear`]), the GELU activation with the crate's own erf-free
+//! approximation ([`gelu`]), the portable `ln`/`sin`/`cos` behind the Gaussian noise
+//! ([`math`], [`noise`]), the noise schedule ([`schedule`]), the reverse-process samplers
+//! ([`sampler`]), the pure sampling function ([`sample`]) and the model file ([`file`]).
+//!
+//! What must not: `std`, an allocator, `unsafe`, fused multiply-add, or any platform maths
+//! library whose last bit differs between machines. Every other crate of the project (host
+//! SIMD sampler, CUDA kernels, firmware) must produce the same bits as the scalar code here.
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod file;
+pub mod gelu;
+pub mod linear;
+pub mod math;
+pub mod model;
+pub mod noise;
+pub mod real;
+pub mod sample;
+pub mod sampler;
+pub mod schedule;
+
+pub use file::{FileError, Header};
+pub use linear::Linear;
+pub use model::{Block, Model, SeedModel};
+pub use noise::NoiseStream;
+pub use real::Real;
+pub use sample::{sample, sample_from, sample_with_steps};
+pub use sampler::{Sampler, SamplerError, Spacing, Step, Update};
+pub use schedule::{Schedule, ScheduleKind};

@@ -1,0 +1,107 @@
+//! A dense layer with the project's one summation order.
+//!
+//! `y_j = (((b_j + w_j0·x_0) + w_j1·x_1) + …) + w_j(I−1)·x_(I−1)`: each product rounded, then
+//! added, k ascending. Never fused (no `mul_add`), never reassociated, never vectorised over
+//! k. Outputs are computed in blocks of [`BLOCK`] independent accumulators so a batch-1 pass
+//! does not wait on one add chain; blocking changes which outputs run together, not the order
+//! of any output's sum.
+
+use crate::real::Real;
+
+/// Outputs accumulated side by side: enough independent add chains to cover the FP add
+/// latency on x86 (4 cycles, 2 pipes) and Cortex-M4F, few enough to stay in registers.
+pub const BLOCK: usize = 8;
+
+/// `y = W·x + b` with `W` stored `[out][in]` (PyTorch's `nn.Linear` layout).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Linear<const I: usize, const O: usize> {
+    /// `weight[j][k]` multiplies input `k` into output `j`.
+    pub weight: [[f32; I]; O],
+    /// Added first, before any product.
+    pub bias: [f32; O],
+}
+
+impl<const I: usize, const O: usize> Linear<I, O> {
+    /// All weights and biases zero (a `const`, for `static` storage).
+    pub const ZERO: Self = Self {
+        weight: [[0.0; I]; O],
+        bias: [0.0; O],
+    };
+
+    /// Number of parameters: `O·I + O`.
+    pub const PARAMS: usize = O * I + O;
+
+    /// `y = W·x + b` in the fixed order (module docs); `R` lanes are independent samples.
+    #[inline]
+    pub fn forward<R: Real>(&self, x: &[R; I], y: &mut [R; O]) {
+        let mut j = 0;
+        while j + BLOCK <= O {
+            self.forward_block::<R, BLOCK>(j, x, y);
+            j += BLOCK;
+        }
+        while j < O {
+            self.forward_block::<R, 1>(j, x, y);
+            j += 1;
+        }
+    }
+
+    /// Outputs `j0 .. j0 + N`, each its own accumulator, all advancing through k together.
+    #[inline(always)]
+    fn forward_block<R: Real, const N: usize>(&self, j0: usize, x: &[R; I], y: &mut [R; O]) {
+        let rows: &[[f32; I]] = &self.weight[j0..j0 + N];
+        let mut acc = [R::splat(0.0); N];
+        for (a, &b) in acc.iter_mut().zip(&self.bias[j0..j0 + N]) {
+            *a = R::splat(b);
+        }
+        for (k, &xk) in x.iter().enumerate() {
+            for (a, row) in acc.iter_mut().zip(rows) {
+                *a = *a + R::splat(row[k]) * xk;
+            }
+        }
+        y[j0..j0 + N].copy_from_slice(&acc);
+    }
+
+    /// Every parameter in file order: the weight row-major, then the bias.
+    pub fn for_each_param(&self, f: &mut impl FnMut(f32)) {
+        self.weight
+            .iter()
+            .flatten()
+            .chain(&self.bias)
+            .for_each(|&p| f(p));
+    }
+
+    /// Every parameter in file order, mutably.
+    pub fn for_each_param_mut(&mut self, f: &mut impl FnMut(&mut f32)) {
+        self.weight
+            .iter_mut()
+            .flatten()
+            .chain(&mut self.bias)
+            .for_each(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocked_forward_keeps_each_outputs_sequential_sum() {
+        let mut l = Linear::<5, 11>::ZERO;
+        for (j, row) in l.weight.iter_mut().enumerate() {
+            for (k, w) in row.iter_mut().enumerate() {
+                *w = 1.0 / (1.0 + j as f32 * 3.1 + k as f32 * 0.7) - 0.3;
+            }
+            l.bias[j] = j as f32 * 0.01 - 0.05;
+        }
+        let x = [0.3f32, -1.7, 2.9, 1e-3, -0.4];
+        let mut y = [0.0f32; 11];
+        l.forward(&x, &mut y);
+        for j in 0..11 {
+            let mut acc = l.bias[j];
+            for k in 0..5 {
+                acc += l.weight[j][k] * x[k];
+            }
+            assert_eq!(y[j].to_bits(), acc.to_bits(), "output {j}");
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Portable `ln` and `sin`/`cos` for the Gaussian noise: integer bit manipulation plus
+//! `+ − × ÷` only, so x86, Cortex-M and CUDA (copying these lines) produce the same bits.
+//! Platform maths libraries differ in the last bit; these functions define the project's.
+
+/// ln(2) split so that `k·LN2_HI` is exact for |k| < 2^9 (musl/fdlibm's logf constants).
+const LN2_HI: f32 = 6.931_381_2e-1;
+const LN2_LO: f32 = 9.058_000_6e-6;
+/// Minimax coefficients of `(ln(1+f) − 2s)/s` in s² (fdlibm `logf`).
+const LG1: f32 = 0.666_666_63;
+const LG2: f32 = 0.400_009_72;
+const LG3: f32 = 0.284_987_87;
+const LG4: f32 = 0.242_790_79;
+/// Bits of √2/2: the mantissa is reduced into [√2/2, √2).
+const SQRT_HALF_BITS: u32 = 0x3f35_04f3;
+
+/// Natural logarithm of a positive, normal, finite `x` (fdlibm's `logf` reduction and
+/// polynomial), relative error below 1.5e-7 over the normal range (tested).
+///
+/// `x = 2^k·m` with m ∈ [√2/2, √2); with f = m − 1 and s = f/(2 + f),
+/// ln m = f − f²/2 + s·(f²/2 + R(s²)).
+pub fn ln(x: f32) -> f32 {
+    let bits = x.to_bits().wrapping_add(0x3f80_0000 - SQRT_HALF_BITS);
+    let k = (bits >> 23) as i32 - 0x7f;
+    let m = f32::from_bits((bits & 0x007f_ffff) + SQRT_HALF_BITS);
+    let f = m - 1.0;
+    let s = f / (2.0 + f);
+    let z = s * s;
+    let w = z * z;
+    let t1 = w * (LG2 + w * LG4);
+    let t2 = z * (LG1 + w * LG3);
+    let r = t2 + t1;
+    let hfsq = 0.5 * f * f;
+    let dk = k as f32;
+    s * (hfsq + r) + dk * LN2_LO - hfsq + f + dk * LN2_HI
+}
+
+/// Bits of the turn fraction fed to [`sincos_turns`].
+pub const TURN_BITS: u32 = 24;
+/// 2π / 2^24: one step of the turn fraction in radians.
+const RADIANS_PER_STEP: f32 = core::f32::consts::TAU / (1u32 << TURN_BITS) as f32;
+
+/// Taylor-like minimax coefficients of sin and cos on [−π/4, π/4] (Cephes `sinf`/`cosf`).
+const S1: f32 = -1.666_665_5e-1;
+const S2: f32 = 8.332_161e-3;
+const S3: f32 = -1.951_529_6e-4;
+const C1: f32 = 4.166_664_6e-2;
+const C2: f32 = -1.388_731_6e-3;
+const C3: f32 = 2.443_315_7e-5;
+
+/// `(cos θ, sin θ)` for θ = 2π·k/2^24, k < 2^24: absolute error below 2e-7 (tested).
+///
+/// The quadrant is taken from the integer k (exact range reduction, no π rounding error):
+/// k = q·2^22 + r with r ∈ [−2^21, 2^21), θ = q·π/2 + r·2π/2^24, |r·2π/2^24| ≤ π/4.
+pub fn sincos_turns(k: u32) -> (f32, f32) {
+    let k = k & ((1 << TURN_BITS) - 1);
+    let q = ((k + (1 << 21)) >> 22) & 3;
+    let r = k as i32 - (q << 22) as i32;
+    let r = if r >= 1 << 23 {
+        r - (1 << TURN_BITS)
+    } else {
+        r
+    };
+    let x = r as f32 * RADIANS_PER_STEP;
+    let z = x * x;
+    let s = ((S3 * z + S2) * z + S1) * z * x + x;
+    let c = ((C3 * z + C2) * z + C1) * z * z - 0.5 * z + 1.0;
+    match q {
+        0 => (c, s),
+        1 => (-s, c),
+        2 => (-c, -s),
+        _ => (s, -c),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ln_relative_error_below_1_5e_7() {
+        let mut worst = 0.0f64;
+        let mut check = |x: f32| {
+            let exact = libm::log(x as f64);
+            let err = if exact == 0.0 {
+                (ln(x) as f64).abs()
+            } else {
+                ((ln(x) as f64 - exact) / exact).abs()
+            };
+            worst = worst.max(err);
+        };
+        // every 24-bit uniform the noise uses: (j + 1)·2^-24, plus a sweep of all exponents
+        for j in 0..(1u32 << 24) {
+            check((j + 1) as f32 * (1.0 / 16_777_216.0));
+        }
+        for b in (0x0080_0000u32..0x7f80_0000).step_by(4099) {
+            check(f32::from_bits(b));
+        }
+        assert!(worst < 1.5e-7, "worst relative error {worst:e}");
+        assert_eq!(ln(1.0), 0.0);
+    }
+
+    #[test]
+    fn sincos_absolute_error_below_2e_7_for_every_turn() {
+        let mut worst = 0.0f64;
+        for k in 0..(1u32 << TURN_BITS) {
+            let (c, s) = sincos_turns(k);
+            let theta = core::f64::consts::TAU * k as f64 / (1u64 << TURN_BITS) as f64;
+            worst = worst
+                .max((c as f64 - libm::cos(theta)).abs())
+                .max((s as f64 - libm::sin(theta)).abs());
+        }
+        assert!(worst < 2e-7, "worst absolute error {worst:e}");
+        assert_eq!(sincos_turns(0), (1.0, 0.0));
+    }
+}

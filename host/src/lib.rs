@@ -1,0 +1,14 @@
+//! `tinyddpm`: the workstation side of tinyddpm — data, training, the fast batched sampler,
+//! evaluation, figures, model import/export and the CUDA backend. All model arithmetic comes
+//! from `tinyddpm-core`; nothing here re-derives a formula the core holds.
+
+pub mod atomic;
+pub mod convert;
+pub mod csv;
+pub mod cuda;
+pub mod data;
+pub mod eval;
+pub mod modelfile;
+pub mod plot;
+pub mod sampler;
+pub mod train;

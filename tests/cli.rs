@@ -1,0 +1,1 @@
+//! Cross-crate tests: cli (being written).
