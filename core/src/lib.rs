@@ -26,7 +26,7 @@ pub mod schedule;
 
 pub use file::{FileError, Header};
 pub use linear::Linear;
-pub use model::{Block, Model, SeedModel};
+pub use model::{Block, Layer, Model, SeedModel, TensorName};
 pub use noise::NoiseStream;
 pub use real::Real;
 pub use sample::{sample, sample_from, sample_with_steps};

@@ -60,24 +60,6 @@ impl<const I: usize, const O: usize> Linear<I, O> {
         }
         y[j0..j0 + N].copy_from_slice(&acc);
     }
-
-    /// Every parameter in file order: the weight row-major, then the bias.
-    pub fn for_each_param(&self, f: &mut impl FnMut(f32)) {
-        self.weight
-            .iter()
-            .flatten()
-            .chain(&self.bias)
-            .for_each(|&p| f(p));
-    }
-
-    /// Every parameter in file order, mutably.
-    pub fn for_each_param_mut(&mut self, f: &mut impl FnMut(&mut f32)) {
-        self.weight
-            .iter_mut()
-            .flatten()
-            .chain(&mut self.bias)
-            .for_each(f);
-    }
 }
 
 #[cfg(test)]

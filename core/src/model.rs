@@ -9,6 +9,8 @@
 //! The time embedding does not depend on x: [`Model::time_embedding`] computes it once per
 //! step and [`Model::predict_noise`] reuses it for any number of samples (lanes of `R`).
 
+use core::fmt;
+
 use crate::gelu::gelu;
 use crate::linear::Linear;
 use crate::real::Real;
@@ -28,6 +30,46 @@ impl<const H: usize> Block<H> {
         first: Linear::ZERO,
         second: Linear::ZERO,
     };
+}
+
+/// A layer of the model, named as in the seed notebook's PyTorch module tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Layer {
+    /// `time_embed.embed.0`
+    TimeIn,
+    /// `time_embed.embed.2`
+    TimeOut,
+    /// `input_layer.0`
+    Input,
+    /// `hidden_layers.{i}.0`
+    BlockFirst(usize),
+    /// `hidden_layers.{i}.2`
+    BlockSecond(usize),
+    /// `output_layer`
+    Output,
+}
+
+/// A tensor's PyTorch `state_dict` key, e.g. `hidden_layers.1.2.weight`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TensorName {
+    /// The layer.
+    pub layer: Layer,
+    /// The bias (`true`) or the weight.
+    pub bias: bool,
+}
+
+impl fmt::Display for TensorName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.layer {
+            Layer::TimeIn => f.write_str("time_embed.embed.0")?,
+            Layer::TimeOut => f.write_str("time_embed.embed.2")?,
+            Layer::Input => f.write_str("input_layer.0")?,
+            Layer::BlockFirst(i) => write!(f, "hidden_layers.{i}.0")?,
+            Layer::BlockSecond(i) => write!(f, "hidden_layers.{i}.2")?,
+            Layer::Output => f.write_str("output_layer")?,
+        }
+        f.write_str(if self.bias { ".bias" } else { ".weight" })
+    }
 }
 
 /// The whole model: `H` hidden units, `B` residual blocks.
@@ -100,28 +142,108 @@ impl<const H: usize, const B: usize> Model<H, B> {
         out
     }
 
-    /// Every parameter in file (and PyTorch `state_dict`) order.
-    pub fn for_each_param(&self, mut f: impl FnMut(f32)) {
-        self.time_in.for_each_param(&mut f);
-        self.time_out.for_each_param(&mut f);
-        self.input.for_each_param(&mut f);
-        for b in &self.blocks {
-            b.first.for_each_param(&mut f);
-            b.second.for_each_param(&mut f);
+    /// Every tensor with its PyTorch `state_dict` name and shape (`[out, in]` or `[out]`),
+    /// in file order: for each layer its weight (row-major), then its bias.
+    pub fn for_each_tensor(&self, mut f: impl FnMut(TensorName, &[usize], &[f32])) {
+        let mut visit = |layer, (o, i): (usize, usize), w: &[f32], b: &[f32]| {
+            f(TensorName { layer, bias: false }, &[o, i], w);
+            f(TensorName { layer, bias: true }, &[o], b);
+        };
+        visit(
+            Layer::TimeIn,
+            (H, 1),
+            self.time_in.weight.as_flattened(),
+            &self.time_in.bias,
+        );
+        visit(
+            Layer::TimeOut,
+            (H, H),
+            self.time_out.weight.as_flattened(),
+            &self.time_out.bias,
+        );
+        visit(
+            Layer::Input,
+            (H, 2),
+            self.input.weight.as_flattened(),
+            &self.input.bias,
+        );
+        for (i, b) in self.blocks.iter().enumerate() {
+            visit(
+                Layer::BlockFirst(i),
+                (H, H),
+                b.first.weight.as_flattened(),
+                &b.first.bias,
+            );
+            visit(
+                Layer::BlockSecond(i),
+                (H, H),
+                b.second.weight.as_flattened(),
+                &b.second.bias,
+            );
         }
-        self.output.for_each_param(&mut f);
+        visit(
+            Layer::Output,
+            (2, H),
+            self.output.weight.as_flattened(),
+            &self.output.bias,
+        );
+    }
+
+    /// [`Model::for_each_tensor`], mutably.
+    pub fn for_each_tensor_mut(&mut self, mut f: impl FnMut(TensorName, &[usize], &mut [f32])) {
+        let mut visit = |layer, (o, i): (usize, usize), w: &mut [f32], b: &mut [f32]| {
+            f(TensorName { layer, bias: false }, &[o, i], w);
+            f(TensorName { layer, bias: true }, &[o], b);
+        };
+        let m = self;
+        visit(
+            Layer::TimeIn,
+            (H, 1),
+            m.time_in.weight.as_flattened_mut(),
+            &mut m.time_in.bias,
+        );
+        visit(
+            Layer::TimeOut,
+            (H, H),
+            m.time_out.weight.as_flattened_mut(),
+            &mut m.time_out.bias,
+        );
+        visit(
+            Layer::Input,
+            (H, 2),
+            m.input.weight.as_flattened_mut(),
+            &mut m.input.bias,
+        );
+        for (i, b) in m.blocks.iter_mut().enumerate() {
+            visit(
+                Layer::BlockFirst(i),
+                (H, H),
+                b.first.weight.as_flattened_mut(),
+                &mut b.first.bias,
+            );
+            visit(
+                Layer::BlockSecond(i),
+                (H, H),
+                b.second.weight.as_flattened_mut(),
+                &mut b.second.bias,
+            );
+        }
+        visit(
+            Layer::Output,
+            (2, H),
+            m.output.weight.as_flattened_mut(),
+            &mut m.output.bias,
+        );
+    }
+
+    /// Every parameter in file order.
+    pub fn for_each_param(&self, mut f: impl FnMut(f32)) {
+        self.for_each_tensor(|_, _, data| data.iter().for_each(|&p| f(p)));
     }
 
     /// Every parameter in file order, mutably.
     pub fn for_each_param_mut(&mut self, mut f: impl FnMut(&mut f32)) {
-        self.time_in.for_each_param_mut(&mut f);
-        self.time_out.for_each_param_mut(&mut f);
-        self.input.for_each_param_mut(&mut f);
-        for b in &mut self.blocks {
-            b.first.for_each_param_mut(&mut f);
-            b.second.for_each_param_mut(&mut f);
-        }
-        self.output.for_each_param_mut(&mut f);
+        self.for_each_tensor_mut(|_, _, data| data.iter_mut().for_each(&mut f));
     }
 }
 
@@ -133,5 +255,43 @@ mod tests {
     fn seed_model_has_the_notebooks_parameter_count() {
         assert_eq!(SeedModel::PARAMS, 116_482);
         assert_eq!(core::mem::size_of::<SeedModel>(), 465_928);
+    }
+
+    #[test]
+    fn tensor_names_and_shapes_follow_the_state_dict() {
+        extern crate std;
+        use std::{format, string::String, vec::Vec};
+        let model = Model::<4, 2>::ZERO;
+        let mut seen: Vec<(String, Vec<usize>)> = Vec::new();
+        model.for_each_tensor(|name, shape, data| {
+            assert_eq!(shape.iter().product::<usize>(), data.len());
+            seen.push((format!("{name}"), shape.to_vec()));
+        });
+        let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "time_embed.embed.0.weight",
+                "time_embed.embed.0.bias",
+                "time_embed.embed.2.weight",
+                "time_embed.embed.2.bias",
+                "input_layer.0.weight",
+                "input_layer.0.bias",
+                "hidden_layers.0.0.weight",
+                "hidden_layers.0.0.bias",
+                "hidden_layers.0.2.weight",
+                "hidden_layers.0.2.bias",
+                "hidden_layers.1.0.weight",
+                "hidden_layers.1.0.bias",
+                "hidden_layers.1.2.weight",
+                "hidden_layers.1.2.bias",
+                "output_layer.weight",
+                "output_layer.bias",
+            ]
+        );
+        assert_eq!(seen[0].1, [4, 1]);
+        assert_eq!(seen[14].1, [2, 4]);
+        let total: usize = seen.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
+        assert_eq!(total, Model::<4, 2>::PARAMS);
     }
 }
