@@ -74,6 +74,8 @@ pub fn gelu_derivative(x: f32) -> f32 {
 
 #[cfg(test)]
 mod tests {
+    extern crate std;
+
     use super::*;
 
     fn gelu_f64(x: f64) -> f64 {
@@ -89,6 +91,7 @@ mod tests {
             let err = (gelu(x) as f64 - gelu_f64(x as f64)).abs() / (x.abs() as f64).max(1.0);
             worst = worst.max(err);
         }
+        std::println!("GELU worst scaled error {worst:e}");
         assert!(worst <= 2e-7, "worst scaled error {worst:e}");
     }
 

@@ -32,3 +32,8 @@ pub use real::Real;
 pub use sample::{sample, sample_from, sample_with_steps};
 pub use sampler::{Sampler, SamplerError, Spacing, Step, Update};
 pub use schedule::{Schedule, ScheduleKind};
+
+/// The README's Rust examples compile as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

@@ -33,6 +33,7 @@ fn schedule_matches_torch_within_1e_6_relative() {
             worst = worst.max(((o - theirs) / theirs).abs() - slack);
         }
     }
+    println!("worst relative difference {worst:e}");
     assert!(worst <= 1e-6, "worst relative difference {worst:e}");
 }
 
@@ -47,6 +48,7 @@ fn noise_prediction_matches_torch_within_2e_5() {
             .max((eps[0] - r[3] as f32).abs())
             .max((eps[1] - r[4] as f32).abs());
     }
+    println!("worst abs difference {worst:e}");
     assert!(worst <= 2e-5, "worst abs difference {worst:e}");
 }
 
@@ -69,6 +71,7 @@ fn seed_ddpm_step_matches_torch_within_1e_5() {
             worst = worst.max((out - r[7 + i] as f32).abs());
         }
     }
+    println!("worst abs difference {worst:e}");
     assert!(worst <= 1e-5, "worst abs difference {worst:e}");
 }
 
@@ -96,6 +99,7 @@ fn ddim_matches(file: &str, spacing: Spacing) {
             .max((x[0] - r[2] as f32).abs())
             .max((x[1] - r[3] as f32).abs());
     }
+    println!("{file}: worst abs difference {worst:e}");
     assert!(worst <= 1e-4, "{file}: worst abs difference {worst:e}");
 }
 

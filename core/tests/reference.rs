@@ -69,6 +69,7 @@ fn forward_pass_within_1e_5_of_f64_reference() {
         let err = (ours[0] as f64 - exact[0]).hypot(ours[1] as f64 - exact[1]) / norm;
         worst = worst.max(err);
     }
+    println!("worst relative error {worst:e}");
     assert!(worst <= 1e-5, "worst relative error {worst:e}");
 }
 

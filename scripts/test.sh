@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The project's test command (README, CI): installs what the tests need — thumb targets,
+# QEMU, NVRTC — then builds the no_std core for both microcontroller targets and runs every
+# test of the workspace in release mode (the bit-identity runs are too slow unoptimised).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-firmware-tools.sh
+# NVRTC (from PyPI) lets the CUDA tests compile every kernel on a machine without a GPU.
+eval "$(scripts/install-nvrtc.sh --print-env)"
+
+for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
+    cargo build --release -p tinyddpm-core --target "$target"
+done
+cargo test --workspace --release
