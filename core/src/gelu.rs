@@ -98,6 +98,8 @@ mod tests {
     #[test]
     fn gelu_is_exact_at_zero_and_tends_to_relu() {
         assert_eq!(gelu(0.0f32).to_bits(), 0.0f32.to_bits());
+        // max(−0, +0) is +0 by the `Real` contract, on every backend
+        assert_eq!(gelu(-0.0f32).to_bits(), 0.0f32.to_bits());
         assert_eq!(gelu(30.0f32), 30.0);
         // beyond the fit's range the tail is clamped at Φ(−6) ± 2e-8: still within 2e-7·|x|
         assert!(gelu(-30.0f32) <= 0.0 && gelu(-30.0f32).abs() < 2e-7 * 30.0);

@@ -78,12 +78,9 @@ mod tests {
         let x = [0.3f32, -1.7, 2.9, 1e-3, -0.4];
         let mut y = [0.0f32; 11];
         l.forward(&x, &mut y);
-        for j in 0..11 {
-            let mut acc = l.bias[j];
-            for k in 0..5 {
-                acc += l.weight[j][k] * x[k];
-            }
-            assert_eq!(y[j].to_bits(), acc.to_bits(), "output {j}");
+        for ((yj, row), &b) in y.iter().zip(&l.weight).zip(&l.bias) {
+            let acc = row.iter().zip(&x).fold(b, |acc, (w, xk)| acc + w * xk);
+            assert_eq!(yj.to_bits(), acc.to_bits());
         }
     }
 }

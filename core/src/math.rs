@@ -2,14 +2,15 @@
 //! `+ − × ÷` only, so x86, Cortex-M and CUDA (copying these lines) produce the same bits.
 //! Platform maths libraries differ in the last bit; these functions define the project's.
 
-/// ln(2) split so that `k·LN2_HI` is exact for |k| < 2^9 (musl/fdlibm's logf constants).
-const LN2_HI: f32 = 6.931_381_2e-1;
-const LN2_LO: f32 = 9.058_000_6e-6;
-/// Minimax coefficients of `(ln(1+f) − 2s)/s` in s² (fdlibm `logf`).
-const LG1: f32 = 0.666_666_63;
-const LG2: f32 = 0.400_009_72;
-const LG3: f32 = 0.284_987_87;
-const LG4: f32 = 0.242_790_79;
+/// ln(2) split so that `k·LN2_HI` is exact for |k| < 2^9 (musl/fdlibm's logf constants,
+/// given by their bits: musl writes them as hex floats).
+const LN2_HI: f32 = f32::from_bits(0x3f31_7180);
+const LN2_LO: f32 = f32::from_bits(0x3717_f7d1);
+/// Minimax coefficients of `(ln(1+f) − 2s)/s` in s² (fdlibm `logf`: 0xaaaaaa.0p-24, …).
+const LG1: f32 = f32::from_bits(0x3f2a_aaaa);
+const LG2: f32 = f32::from_bits(0x3ecc_ce13);
+const LG3: f32 = f32::from_bits(0x3e91_e9ee);
+const LG4: f32 = f32::from_bits(0x3e78_9e26);
 /// Bits of √2/2: the mantissa is reduced into [√2/2, √2).
 const SQRT_HALF_BITS: u32 = 0x3f35_04f3;
 

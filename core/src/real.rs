@@ -19,9 +19,11 @@ pub trait Real:
 {
     /// Every lane set to `v`.
     fn splat(v: f32) -> Self;
-    /// Lane-wise minimum (operands are never NaN on valid input).
+    /// Lane-wise `if self < other { self } else { other }` — exactly that select, so
+    /// `min(-0.0, 0.0)` is `+0.0` everywhere (x86 `minps` semantics; `f32::min` leaves the
+    /// sign of a zero unspecified, and ARM's `vminnm` differs).
     fn min(self, other: Self) -> Self;
-    /// Lane-wise maximum (operands are never NaN on valid input).
+    /// Lane-wise `if self > other { self } else { other }` (x86 `maxps` semantics).
     fn max(self, other: Self) -> Self;
     /// Lane-wise absolute value (clears the sign bit: exact).
     fn abs(self) -> Self;
@@ -34,11 +36,11 @@ impl Real for f32 {
     }
     #[inline(always)]
     fn min(self, other: Self) -> Self {
-        f32::min(self, other)
+        if self < other { self } else { other }
     }
     #[inline(always)]
     fn max(self, other: Self) -> Self {
-        f32::max(self, other)
+        if self > other { self } else { other }
     }
     #[inline(always)]
     fn abs(self) -> Self {

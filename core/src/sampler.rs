@@ -284,7 +284,7 @@ mod tests {
             spacing: Spacing::Leading,
             clip: false,
         };
-        assert_eq!(bad_eta.validate(1000).is_err(), true);
+        assert!(bad_eta.validate(1000).is_err());
         assert!(Sampler::DDIM_DEFAULT.validate(1000).is_ok());
     }
 

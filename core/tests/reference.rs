@@ -256,10 +256,10 @@ impl Real for Lanes {
         Lanes([v; 4])
     }
     fn min(self, o: Self) -> Self {
-        Lanes(std::array::from_fn(|i| self.0[i].min(o.0[i])))
+        Lanes(std::array::from_fn(|i| Real::min(self.0[i], o.0[i])))
     }
     fn max(self, o: Self) -> Self {
-        Lanes(std::array::from_fn(|i| self.0[i].max(o.0[i])))
+        Lanes(std::array::from_fn(|i| Real::max(self.0[i], o.0[i])))
     }
     fn abs(self) -> Self {
         Lanes(self.0.map(f32::abs))
