@@ -1,2 +1,200 @@
-//! Benchmark: sampler (being written).
-fn main() {}
+//! Benchmark: the host sampler's throughput (DDPM-1000, DDIM-50) and batch-1 latency.
+//!
+//! Criterion measures each job; a summary then times the same jobs directly (best of a few
+//! runs) and prints GFLOP/s = 2 × multiply-adds / time against the unfused peak of this
+//! machine (225 GFLOP/s per core, 450 on both; DESIGN.md). The DDPM job is measured on
+//! `DDPM_SAMPLES` samples and scaled to 10,000; `TINYDDPM_BENCH_FULL=1` also runs the full
+//! 10,000 × 1,000 job once. `cargo bench --bench sampler -- --test` is a quick smoke run;
+//! `-- none` skips criterion and prints only the summary, whose `RESULT` lines
+//! benches/vs_torch_sample.sh reads.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use tinyddpm::sampler::{Batch1, Init, Simd, sample_batch_with};
+use tinyddpm_core::{Model, Sampler, Schedule, ScheduleKind, SeedModel};
+
+/// Multiply-adds of one sample-step's forward pass (time embedding shared).
+const MACS_PER_SAMPLE_STEP: f64 = 98_816.0;
+/// Multiply-adds of one time embedding.
+const MACS_TEMB: f64 = 16_512.0;
+/// Unfused multiply-add peak of one core, GFLOP/s.
+const PEAK_PER_CORE: f64 = 225.0;
+/// Samples of the measured DDPM job (a multiple of the AVX-512 tile and of 2 threads).
+const DDPM_SAMPLES: usize = 960;
+/// Samples of the full jobs.
+const SAMPLES: usize = 10_000;
+
+/// PyTorch's default `nn.Linear` init, U(±1/√fan_in), from a SplitMix64 stream.
+fn model() -> Box<SeedModel> {
+    let mut m = Box::new(Model::ZERO);
+    let mut state = 7u64;
+    let mut i = 0usize;
+    m.for_each_param_mut(|p| {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        let u = ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
+        // fan-in 1, 2 or 128 by position in file order (time_in, then input, else hidden)
+        let fan_in = match i {
+            0..256 => 1.0,
+            16_768..17_152 => 2.0,
+            _ => 128.0,
+        };
+        *p = u / f32::sqrt(fan_in);
+        i += 1;
+    });
+    m
+}
+
+struct Job {
+    name: &'static str,
+    sampler: Sampler,
+    count: usize,
+}
+
+const JOBS: [Job; 2] = [
+    Job {
+        name: "ddpm1000",
+        sampler: Sampler::Ddpm,
+        count: DDPM_SAMPLES,
+    },
+    Job {
+        name: "ddim50",
+        sampler: Sampler::DDIM_DEFAULT,
+        count: SAMPLES,
+    },
+];
+
+fn run(model: &SeedModel, s: &Schedule<1000>, job: &Job, simd: Simd, threads: usize) {
+    black_box(sample_batch_with(
+        simd,
+        model,
+        s,
+        &job.sampler,
+        Init::Noise,
+        42,
+        0,
+        job.count,
+        threads,
+        &|_| {},
+    ));
+}
+
+fn best_of(n: usize, mut f: impl FnMut()) -> Duration {
+    (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .min()
+        .expect("runs")
+}
+
+fn gflops(macs: f64, time: Duration) -> f64 {
+    2.0 * macs / time.as_secs_f64() / 1e9
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg").unwrap_or_default()
+}
+
+fn summary(model: &SeedModel, s: &Schedule<1000>, simd: Simd) {
+    println!("\nsummary ({simd:?}); load {}", loadavg().trim());
+    for threads in [1, 2] {
+        let peak = PEAK_PER_CORE * threads as f64;
+        for job in &JOBS {
+            let steps = job.sampler.num_steps(1000) as f64;
+            let macs = job.count as f64 * steps * MACS_PER_SAMPLE_STEP + steps * MACS_TEMB;
+            let t = best_of(3, || run(model, s, job, simd, threads));
+            let g = gflops(macs, t);
+            let full = t.as_secs_f64() * SAMPLES as f64 / job.count as f64;
+            println!(
+                "{:9} {} thread(s): {:>6} samples in {:8.3} s ({:.3} s per 10,000): \
+                 {g:6.1} GFLOP/s, {:4.1} % of {peak} GFLOP/s",
+                job.name,
+                threads,
+                job.count,
+                t.as_secs_f64(),
+                full,
+                100.0 * g / peak
+            );
+            if threads == 2 {
+                println!("RESULT {}_per10k_s {full}", job.name);
+            }
+        }
+    }
+    let mut b1 = Batch1::new(model, simd);
+    let temb = model.time_embedding(0.5);
+    let calls = 200_000;
+    let t = best_of(3, || {
+        for i in 0..calls {
+            black_box(b1.predict_noise(black_box([i as f32 * 1e-6, 0.5]), &temb));
+        }
+    }) / calls;
+    let t2 = best_of(3, || {
+        for i in 0..calls {
+            let temb = b1.time_embedding(black_box(0.5));
+            black_box(b1.predict_noise(black_box([i as f32 * 1e-6, 0.5]), &temb));
+        }
+    }) / calls;
+    println!(
+        "batch-1 forward: {:.3} µs with a precomputed time embedding ({:.1} GFLOP/s), \
+         {:.3} µs including it",
+        t.as_secs_f64() * 1e6,
+        gflops(MACS_PER_SAMPLE_STEP, t),
+        t2.as_secs_f64() * 1e6
+    );
+    println!("RESULT batch1_us {}", t.as_secs_f64() * 1e6);
+    println!("RESULT batch1_temb_us {}", t2.as_secs_f64() * 1e6);
+    if std::env::var_os("TINYDDPM_BENCH_FULL").is_some() {
+        let job = Job {
+            name: "ddpm1000-full",
+            sampler: Sampler::Ddpm,
+            count: SAMPLES,
+        };
+        let t = best_of(1, || run(model, s, &job, simd, 0));
+        let g = gflops(SAMPLES as f64 * 1000.0 * MACS_PER_SAMPLE_STEP, t);
+        println!(
+            "full DDPM 10,000 × 1,000, all cores: {:.3} s, {g:.1} GFLOP/s, {:.1} % of 450; load {}",
+            t.as_secs_f64(),
+            100.0 * g / 450.0,
+            loadavg().trim()
+        );
+        println!("RESULT ddpm1000_full_s {}", t.as_secs_f64());
+    }
+}
+
+fn main() {
+    let model = model();
+    let s = Schedule::<1000>::new(ScheduleKind::SEED).expect("schedule");
+    let simd = Simd::detect();
+    let mut c = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .configure_from_args();
+    for job in &JOBS {
+        c.bench_function(&format!("sample/{}/{}", job.name, job.count), |b| {
+            b.iter(|| run(&model, &s, job, simd, 0))
+        });
+    }
+    let mut b1 = Batch1::new(&*model, simd);
+    let temb = model.time_embedding(0.5);
+    c.bench_function("forward/batch1", |b| {
+        b.iter(|| b1.predict_noise(black_box([0.3, -0.2]), &temb))
+    });
+    c.bench_function("forward/batch1+temb", |b| {
+        b.iter(|| {
+            let temb = b1.time_embedding(black_box(0.5));
+            b1.predict_noise(black_box([0.3, -0.2]), &temb)
+        })
+    });
+    c.final_summary();
+    let test_mode = std::env::args().any(|a| a == "--test" || a == "--list");
+    if !test_mode {
+        summary(&model, &s, simd);
+    }
+}

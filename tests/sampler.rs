@@ -1,1 +1,395 @@
-//! Cross-crate tests: sampler (being written).
+//! The host's batched and batch-1 samplers against the core's scalar code, bit for bit.
+//!
+//! Every SIMD path the CPU has is forced in turn (a missing one is skipped with a message),
+//! on 1 and 2 threads, for every sampler, from noise and from given x_T. References are the
+//! core's own `sample` / `sample_from` / `predict_noise`, computed here: no expected output is
+//! hard-coded. DDPM cases run on a short (T = 40) schedule so the scalar reference stays
+//! fast; the long test runs the full 1,000-step DDPM on the trained PyTorch fixture model.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+
+use proptest::prelude::*;
+use rayon::prelude::*;
+use tinyddpm::sampler::{Batch1, Init, Simd, sample_batch, sample_batch_with};
+use tinyddpm_core::{
+    Model, Sampler, Schedule, ScheduleKind, SeedModel, Spacing, sample, sample_from,
+};
+
+/// SplitMix64: a small deterministic generator for test models and inputs.
+struct Mix(u64);
+
+impl Mix {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [−a, a).
+    fn uniform(&mut self, a: f32) -> f32 {
+        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * a
+    }
+}
+
+/// PyTorch's default `nn.Linear` init, U(±1/√fan_in) for weight and bias, from `seed`.
+fn random_model<const H: usize, const B: usize>(seed: u64) -> Box<Model<H, B>> {
+    let mut m = Box::new(Model::<H, B>::ZERO);
+    let mut rng = Mix(seed);
+    let mut fill = |w: &mut [f32], fan_in: usize| {
+        let a = 1.0 / (fan_in as f32).sqrt();
+        w.iter_mut().for_each(|v| *v = rng.uniform(a));
+    };
+    fill(m.time_in.weight.as_flattened_mut(), 1);
+    fill(&mut m.time_in.bias, 1);
+    fill(m.time_out.weight.as_flattened_mut(), H);
+    fill(&mut m.time_out.bias, H);
+    fill(m.input.weight.as_flattened_mut(), 2);
+    fill(&mut m.input.bias, 2);
+    for b in &mut m.blocks {
+        for l in [&mut b.first, &mut b.second] {
+            fill(l.weight.as_flattened_mut(), H);
+            fill(&mut l.bias, H);
+        }
+    }
+    fill(m.output.weight.as_flattened_mut(), H);
+    fill(&mut m.output.bias, H);
+    m
+}
+
+/// The trained PyTorch model of the fixtures (state_dict order is the core's parameter order).
+fn torch_model() -> Box<SeedModel> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/fixtures/torch_model_3k.safetensors"
+    );
+    let bytes = std::fs::read(path).expect("fixture model");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
+    let mut names = vec!["time_embed.embed.0", "time_embed.embed.2", "input_layer.0"];
+    let hidden: Vec<String> = (0..3)
+        .flat_map(|i| {
+            [
+                format!("hidden_layers.{i}.0"),
+                format!("hidden_layers.{i}.2"),
+            ]
+        })
+        .collect();
+    names.extend(hidden.iter().map(String::as_str));
+    names.push("output_layer");
+    let mut params = Vec::new();
+    for name in names {
+        for part in ["weight", "bias"] {
+            let t = st.tensor(&format!("{name}.{part}")).expect("tensor");
+            params.extend(
+                t.data()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
+            );
+        }
+    }
+    assert_eq!(params.len(), SeedModel::PARAMS);
+    let mut m = Box::new(SeedModel::ZERO);
+    let mut it = params.into_iter();
+    m.for_each_param_mut(|p| *p = it.next().expect("param"));
+    m
+}
+
+fn bits(xs: &[[f32; 2]]) -> Vec<[u32; 2]> {
+    xs.iter().map(|x| x.map(f32::to_bits)).collect()
+}
+
+/// Every path this CPU runs; the others are reported and skipped.
+fn available_paths() -> Vec<Simd> {
+    Simd::ALL
+        .into_iter()
+        .filter(|s| {
+            let ok = s.is_available();
+            if !ok {
+                println!("skipping {s:?}: not available on this CPU");
+            }
+            ok
+        })
+        .collect()
+}
+
+/// The core's scalar result for each sample (in parallel: it is a pure function).
+fn reference<const H: usize, const B: usize, const T: usize>(
+    model: &Model<H, B>,
+    schedule: &Schedule<T>,
+    sampler: &Sampler,
+    init: Init<'_>,
+    seed: u64,
+    first: u64,
+    count: usize,
+) -> Vec<[f32; 2]> {
+    (0..count)
+        .into_par_iter()
+        .map(|i| {
+            let index = first + i as u64;
+            match init {
+                Init::Noise => sample(model, schedule, sampler, seed, index),
+                Init::Given(xs) => sample_from(model, schedule, sampler, xs[i], seed, index),
+            }
+        })
+        .collect()
+}
+
+/// Asserts that every path on 1 and 2 threads reproduces the core.
+#[allow(clippy::too_many_arguments)]
+fn check<const H: usize, const B: usize, const T: usize>(
+    model: &Model<H, B>,
+    schedule: &Schedule<T>,
+    sampler: &Sampler,
+    init: Init<'_>,
+    seed: u64,
+    first: u64,
+    count: usize,
+) -> Result<(), TestCaseError> {
+    let want = bits(&reference(
+        model, schedule, sampler, init, seed, first, count,
+    ));
+    for simd in available_paths() {
+        for threads in [1, 2] {
+            let got = sample_batch_with(
+                simd,
+                model,
+                schedule,
+                sampler,
+                init,
+                seed,
+                first,
+                count,
+                threads,
+                &|_| {},
+            );
+            prop_assert_eq!(
+                &bits(&got),
+                &want,
+                "{:?} threads={} {:?}",
+                simd,
+                threads,
+                sampler
+            );
+        }
+    }
+    Ok(())
+}
+
+fn spacing() -> impl Strategy<Value = Spacing> {
+    prop_oneof![
+        Just(Spacing::Trailing),
+        Just(Spacing::Leading),
+        Just(Spacing::Linspace)
+    ]
+}
+
+/// DDIM with any η, spacing and clipping, at most `max_steps` steps.
+fn ddim(max_steps: u32) -> impl Strategy<Value = Sampler> {
+    (
+        1..=max_steps,
+        prop_oneof![Just(0.0f32), Just(1.0f32), 0.0f32..=1.0],
+        spacing(),
+        any::<bool>(),
+    )
+        .prop_map(|(steps, eta, spacing, clip)| Sampler::Ddim {
+            steps,
+            eta,
+            spacing,
+            clip,
+        })
+}
+
+fn schedule_kind() -> impl Strategy<Value = ScheduleKind> {
+    prop_oneof![Just(ScheduleKind::SEED), Just(ScheduleKind::COSINE)]
+}
+
+/// Given x_T for `count` samples, or `None` for x_T from the noise.
+fn given(count: usize) -> impl Strategy<Value = Option<Vec<[f32; 2]>>> {
+    prop::option::of(prop::collection::vec([-3.0f32..3.0, -3.0f32..3.0], count))
+}
+
+fn run_case<const H: usize, const B: usize, const T: usize>(
+    model: &Model<H, B>,
+    kind: ScheduleKind,
+    sampler: Sampler,
+    xs: &Option<Vec<[f32; 2]>>,
+    seed: u64,
+    first: u64,
+    count: usize,
+) -> Result<(), TestCaseError> {
+    let schedule = Schedule::<T>::new(kind).expect("schedule");
+    let init = xs.as_deref().map_or(Init::Noise, Init::Given);
+    check(model, &schedule, &sampler, init, seed, first, count)
+}
+
+/// Batch size, then a sampler whose work fits the batch (about 3,000 scalar sample-steps).
+fn batch_and_sampler() -> impl Strategy<Value = (usize, Sampler, bool)> {
+    prop_oneof![Just(1usize), Just(7), Just(64), Just(1000)].prop_flat_map(|n| {
+        let budget = (3000 / n).clamp(1, 60) as u32;
+        let ddpm = prop_oneof![Just(Sampler::Ddpm), Just(Sampler::DdpmPosterior)];
+        // DDPM runs all T = 40 steps of the short schedule: only for the small batches.
+        let s = if n <= 64 {
+            prop_oneof![
+                ddpm.prop_map(|s| (s, true)),
+                ddim(budget).prop_map(|s| (s, false))
+            ]
+            .boxed()
+        } else {
+            ddim(budget).prop_map(|s| (s, false)).boxed()
+        };
+        (Just(n), s).prop_map(|(n, (s, short))| (n, s, short))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    /// Seed-sized model, every sampler, batch sizes 1, 7, 64, 1000.
+    #[test]
+    fn batch_matches_core_bit_for_bit(
+        (count, sampler, short) in batch_and_sampler(),
+        kind in schedule_kind(),
+        seed in any::<u64>(),
+        first in prop_oneof![Just(0u64), any::<u64>().prop_map(|i| i % (u64::MAX - 2000))],
+        model_seed in 0u64..4,
+        xs in given(1000),
+    ) {
+        let model = random_model::<128, 3>(model_seed);
+        let xs = xs.map(|mut v| { v.truncate(count); v });
+        if short {
+            run_case::<128, 3, 40>(&model, kind, sampler, &xs, seed, first, count)?;
+        } else {
+            run_case::<128, 3, 1000>(&model, kind, sampler, &xs, seed, first, count)?;
+        }
+    }
+
+    /// An odd shape (H = 19: no tile or lane width divides it) exercises the padded outputs.
+    #[test]
+    fn odd_shape_matches_core_bit_for_bit(
+        count in 1usize..200,
+        sampler in prop_oneof![Just(Sampler::Ddpm), Just(Sampler::DdpmPosterior), ddim(40)],
+        seed in any::<u64>(),
+        first in any::<u32>(),
+        xs in given(200),
+    ) {
+        let model = random_model::<19, 2>(seed ^ 5);
+        let xs = xs.map(|mut v| { v.truncate(count); v });
+        run_case::<19, 2, 40>(&model, ScheduleKind::SEED, sampler, &xs, seed, first.into(), count)?;
+    }
+
+    /// Batch-1 forward pass and time embedding equal the core's for every path.
+    #[test]
+    fn batch1_matches_core_bit_for_bit(
+        x in [-4.0f32..4.0, -4.0f32..4.0],
+        t in 0u32..1000,
+        model_seed in 0u64..4,
+    ) {
+        let seed_model = random_model::<128, 3>(model_seed);
+        let odd = random_model::<19, 2>(model_seed);
+        let t_input = t as f32 / 1000.0;
+        for simd in available_paths() {
+            let mut b = Batch1::new(&*seed_model, simd);
+            let temb = seed_model.time_embedding(t_input);
+            prop_assert_eq!(b.time_embedding(t_input).map(f32::to_bits), temb.map(f32::to_bits));
+            let want = seed_model.predict_noise(x, &temb).map(f32::to_bits);
+            prop_assert_eq!(b.predict_noise(x, &temb).map(f32::to_bits), want, "{:?}", simd);
+
+            let mut b = Batch1::new(&*odd, simd);
+            let temb = odd.time_embedding(t_input);
+            prop_assert_eq!(b.time_embedding(t_input).map(f32::to_bits), temb.map(f32::to_bits));
+            let want = odd.predict_noise(x, &temb).map(f32::to_bits);
+            prop_assert_eq!(b.predict_noise(x, &temb).map(f32::to_bits), want, "{:?}", simd);
+        }
+    }
+}
+
+/// The trained model's DDIM-50 from given x_T: realistic activations through every path.
+#[test]
+fn trained_model_ddim_matches_core() {
+    let model = torch_model();
+    let schedule = Schedule::<1000>::new(ScheduleKind::SEED).expect("schedule");
+    let mut rng = Mix(11);
+    let xs: Vec<[f32; 2]> = (0..100)
+        .map(|_| [rng.uniform(3.0), rng.uniform(3.0)])
+        .collect();
+    for init in [Init::Noise, Init::Given(&xs)] {
+        check(&*model, &schedule, &Sampler::DDIM_DEFAULT, init, 42, 0, 100).expect("identical");
+    }
+}
+
+fn hash(xs: &[[f32; 2]]) -> u64 {
+    let mut h = DefaultHasher::new();
+    bits(xs).hash(&mut h);
+    h.finish()
+}
+
+/// The long run: 1,000 samples × 1,000 DDPM steps of the trained seed-sized model, the
+/// default path and all threads, against the core's scalar loop, compared by hash.
+#[test]
+fn long_ddpm_run_hashes_equal_core() {
+    let model = torch_model();
+    let schedule = Schedule::<1000>::new(ScheduleKind::SEED).expect("schedule");
+    let (seed, first, count) = (2024, 1_000_000, 1000);
+    let want = reference(
+        &*model,
+        &schedule,
+        &Sampler::Ddpm,
+        Init::Noise,
+        seed,
+        first,
+        count,
+    );
+    let got = sample_batch(
+        &*model,
+        &schedule,
+        &Sampler::Ddpm,
+        Init::Noise,
+        seed,
+        first,
+        count,
+        0,
+        &|_| {},
+    );
+    assert!(want.iter().flatten().all(|v| v.is_finite()));
+    println!("hash {:#018x} ({:?})", hash(&got), Simd::detect());
+    assert_eq!(hash(&got), hash(&want));
+}
+
+/// `progress` adds up to the sample count, and an empty batch is empty.
+#[test]
+fn progress_counts_every_sample_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let model = random_model::<19, 2>(1);
+    let schedule = Schedule::<40>::new(ScheduleKind::SEED).expect("schedule");
+    let done = AtomicUsize::new(0);
+    let progress = |n: usize| {
+        done.fetch_add(n, Ordering::Relaxed);
+    };
+    let out = sample_batch(
+        &*model,
+        &schedule,
+        &Sampler::Ddpm,
+        Init::Noise,
+        1,
+        0,
+        333,
+        2,
+        &progress,
+    );
+    assert_eq!((out.len(), done.load(Ordering::Relaxed)), (333, 333));
+    assert!(
+        sample_batch(
+            &*model,
+            &schedule,
+            &Sampler::Ddpm,
+            Init::Noise,
+            1,
+            0,
+            0,
+            2,
+            &|_| {}
+        )
+        .is_empty()
+    );
+}

@@ -93,6 +93,20 @@ pub type SeedModel = Model<128, 3>;
 /// `h / √2` as the notebook writes it (`h / math.sqrt(2)`: a true division by f32 √2).
 const SQRT_2: f32 = core::f32::consts::SQRT_2;
 
+/// One unit of the first hidden state: `GELU(input(x)) + temb`. Public so that fast paths
+/// (SIMD tiles, lanes across outputs) wire the model with this code, not a copy.
+#[inline(always)]
+pub fn input_unit<R: Real>(pre_activation: R, temb: R) -> R {
+    gelu(pre_activation) + temb
+}
+
+/// One unit of a residual block's output: `(GELU(second(u)) + h + temb) / √2`, in the
+/// notebook's order (`h = layer(h); h = h + h_prev; h = h + t_emb; h = h / sqrt(2)`).
+#[inline(always)]
+pub fn residual_unit<R: Real>(second_pre_activation: R, h_prev: R, temb: R) -> R {
+    (gelu(second_pre_activation) + h_prev + temb) / R::splat(SQRT_2)
+}
+
 impl<const H: usize, const B: usize> Model<H, B> {
     /// All parameters zero (a `const`, so a model can live in a `static`).
     pub const ZERO: Self = Self {
@@ -127,14 +141,14 @@ impl<const H: usize, const B: usize> Model<H, B> {
         let mut v = [R::splat(0.0); H];
         self.input.forward(&x, &mut h);
         for (hj, &tj) in h.iter_mut().zip(temb) {
-            *hj = gelu(*hj) + R::splat(tj);
+            *hj = input_unit(*hj, R::splat(tj));
         }
         for block in &self.blocks {
             block.first.forward(&h, &mut u);
             u.iter_mut().for_each(|a| *a = gelu(*a));
             block.second.forward(&u, &mut v);
             for ((hj, &vj), &tj) in h.iter_mut().zip(&v).zip(temb) {
-                *hj = (gelu(vj) + *hj + R::splat(tj)) / R::splat(SQRT_2);
+                *hj = residual_unit(vj, *hj, R::splat(tj));
             }
         }
         let mut out = [R::splat(0.0); 2];

@@ -1,8 +1,32 @@
-//! The batched host sampler (being written: see issue 3). Until then, a reference
-//! implementation with the final signature: every sample is the core's scalar `sample`.
+//! The batched host sampler: many samples at once, bit-identical to the core's scalar
+//! `sample` / `sample_from` whatever the batch size, thread count or SIMD path.
+//!
+//! - [`sample_batch`] / [`sample_batch_with`]: throughput. Samples are cut into tiles of
+//!   `S` SIMD vectors (lanes = samples, `S·LANES` samples per tile); rayon runs the tiles on
+//!   `threads` threads, each tile running every reverse step (kernel.rs). The steps table
+//!   (`Sampler::step`) and the time embeddings (`Model::time_embedding`, the core's scalar
+//!   code) are computed once per call, one per step, and shared by all tiles. Noise comes
+//!   from each sample's own core `NoiseStream`.
+//! - [`Batch1`]: latency for one sample, lanes = outputs of each layer.
+//! - [`Simd`]: which instruction set runs; [`Simd::detect`] picks the widest one the CPU has
+//!   (AVX-512F, AVX2, else portable Rust), and every path can be forced (the tests run all).
+//!
+//! Identity with the core holds because each lane performs the scalar sequence: the dense
+//! layers vectorise across samples or outputs, never across the summation index, multiply
+//! and add are separate instructions, and GELU and the reverse update are the core's generic
+//! code instantiated on the lane types (lanes.rs).
+
+mod kernel;
+mod lanes;
+mod packed;
 
 use rayon::prelude::*;
-use tinyddpm_core::{Model, Sampler, Schedule};
+use tinyddpm_core::{Model, NoiseStream, Sampler, Schedule, Step};
+
+#[cfg(target_arch = "x86_64")]
+use lanes::{F32x8, F32x16};
+use lanes::{Lane, Portable};
+use packed::Layers;
 
 /// Where each sample starts.
 #[derive(Clone, Copy, Debug)]
@@ -13,9 +37,72 @@ pub enum Init<'a> {
     Given(&'a [[f32; 2]]),
 }
 
+/// An instruction-set path of the sampler.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Simd {
+    /// 16 lanes of AVX-512F.
+    Avx512,
+    /// 8 lanes of AVX (selected on CPUs with AVX2).
+    Avx2,
+    /// 4 lanes of plain Rust, any CPU.
+    Portable,
+}
+
+/// Tile shape of each throughput path: `S` sample vectors × `J` outputs in registers.
+/// AVX-512: 24 accumulators + 6 activations + 1 weight of 32 zmm registers; AVX2: 12 + 3 + 1
+/// of 16 ymm registers.
+const AVX512_S: usize = 6;
+const AVX512_J: usize = 4;
+const AVX2_S: usize = 3;
+const AVX2_J: usize = 4;
+const PORTABLE_S: usize = 3;
+const PORTABLE_J: usize = 4;
+/// Output vectors per block on the batch-1 path: 8 independent add chains cover the add
+/// latency, and 8·16 = 128 outputs are one seed-sized layer per block on AVX-512.
+const BATCH1_VECTORS: usize = 8;
+
+impl Simd {
+    /// Every path, widest first.
+    pub const ALL: [Simd; 3] = [Simd::Avx512, Simd::Avx2, Simd::Portable];
+
+    /// The widest path this CPU runs.
+    pub fn detect() -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.is_available())
+            .unwrap_or(Simd::Portable)
+    }
+
+    /// Whether this CPU has the instructions of the path.
+    pub fn is_available(self) -> bool {
+        match self {
+            Simd::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// Samples per throughput tile.
+    pub fn tile_samples(self) -> usize {
+        match self {
+            Simd::Avx512 => AVX512_S * 16,
+            Simd::Avx2 => AVX2_S * 8,
+            Simd::Portable => PORTABLE_S * Portable::LANES,
+        }
+    }
+
+    fn require(self) {
+        assert!(self.is_available(), "{self:?} is not available on this CPU");
+    }
+}
+
 /// Samples `first_index .. first_index + count` of `seed`, bit-identical to the core's
-/// `sample`/`sample_from`, on `threads` threads (0 = all cores). `progress` is called with
-/// the number of finished samples from any thread.
+/// `sample`/`sample_from`, on `threads` threads (0 = all cores), with the widest SIMD path
+/// of this CPU. `progress` is called with the number of finished samples from any thread.
 #[allow(clippy::too_many_arguments)]
 pub fn sample_batch<const H: usize, const B: usize, const T: usize>(
     model: &Model<H, B>,
@@ -28,24 +115,241 @@ pub fn sample_batch<const H: usize, const B: usize, const T: usize>(
     threads: usize,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Vec<[f32; 2]> {
+    sample_batch_with(
+        Simd::detect(),
+        model,
+        schedule,
+        sampler,
+        init,
+        seed,
+        first_index,
+        count,
+        threads,
+        progress,
+    )
+}
+
+/// [`sample_batch`] on a chosen path. Panics if the CPU lacks it ([`Simd::is_available`]),
+/// or if `Init::Given` does not hold `count` points.
+#[allow(clippy::too_many_arguments)]
+pub fn sample_batch_with<const H: usize, const B: usize, const T: usize>(
+    simd: Simd,
+    model: &Model<H, B>,
+    schedule: &Schedule<T>,
+    sampler: &Sampler,
+    init: Init<'_>,
+    seed: u64,
+    first_index: u64,
+    count: usize,
+    threads: usize,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Vec<[f32; 2]> {
+    simd.require();
+    if let Init::Given(xs) = init {
+        assert_eq!(xs.len(), count, "one x_T per sample");
+    }
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .expect("thread pool");
     pool.install(|| {
-        (0..count)
-            .into_par_iter()
-            .map(|i| {
-                let index = first_index + i as u64;
-                let x = match init {
-                    Init::Noise => tinyddpm_core::sample(model, schedule, sampler, seed, index),
-                    Init::Given(xs) => {
-                        tinyddpm_core::sample_from(model, schedule, sampler, xs[i], seed, index)
-                    }
+        let steps: Vec<Step> = (0..sampler.num_steps(T))
+            .map(|k| sampler.step(schedule, k))
+            .collect();
+        let tembs: Vec<[f32; H]> = steps
+            .par_iter()
+            .map(|s| model.time_embedding(s.t_input))
+            .collect();
+        let width = match simd {
+            Simd::Avx512 => AVX512_J,
+            Simd::Avx2 => AVX2_J,
+            Simd::Portable => PORTABLE_J,
+        };
+        let layers = Layers::new(model, width, 2);
+        let tile = simd.tile_samples();
+        let mut out = vec![[0.0f32; 2]; count];
+        out.par_chunks_mut(tile).enumerate().for_each(|(t, xs)| {
+            let first = first_index + (t * tile) as u64;
+            let mut noise: Vec<NoiseStream> = (0..xs.len() as u64)
+                .map(|i| NoiseStream::new(seed, first + i))
+                .collect();
+            for (i, (x, n)) in xs.iter_mut().zip(&mut noise).enumerate() {
+                let pair = n.gaussian_pair();
+                *x = match init {
+                    Init::Noise => pair,
+                    Init::Given(given) => given[t * tile + i],
                 };
-                progress(1);
-                x
-            })
-            .collect()
+            }
+            run_tile(simd, &layers, &steps, &tembs, xs, &mut noise);
+            progress(xs.len());
+        });
+        out
     })
+}
+
+/// One tile on `simd` (available: checked by the caller).
+fn run_tile<const H: usize>(
+    simd: Simd,
+    layers: &Layers,
+    steps: &[Step],
+    tembs: &[[f32; H]],
+    x: &mut [[f32; 2]],
+    noise: &mut [NoiseStream],
+) {
+    match simd {
+        // SAFETY: `sample_batch_with` checked that the CPU has the path's target feature.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 => unsafe { x86::tile_avx512(layers, steps, tembs, x, noise) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 => unsafe { x86::tile_avx2(layers, steps, tembs, x, noise) },
+        _ => kernel::sample_tile::<Portable, PORTABLE_S, PORTABLE_J, _>(
+            layers, steps, tembs, x, noise,
+        ),
+    }
+}
+
+/// The x86 entry points: the generic kernels compiled with each path's target feature.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::*;
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn tile_avx512<const H: usize>(
+        layers: &Layers,
+        steps: &[Step],
+        tembs: &[[f32; H]],
+        x: &mut [[f32; 2]],
+        noise: &mut [NoiseStream],
+    ) {
+        kernel::sample_tile::<F32x16, AVX512_S, AVX512_J, _>(layers, steps, tembs, x, noise)
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) fn tile_avx2<const H: usize>(
+        layers: &Layers,
+        steps: &[Step],
+        tembs: &[[f32; H]],
+        x: &mut [[f32; 2]],
+        noise: &mut [NoiseStream],
+    ) {
+        kernel::sample_tile::<F32x8, AVX2_S, AVX2_J, _>(layers, steps, tembs, x, noise)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn batch1_avx512(
+        layers: &Layers,
+        x: [f32; 2],
+        temb: &[f32],
+        scratch: &mut kernel::Batch1Scratch,
+    ) -> [f32; 2] {
+        kernel::predict_noise_batch1::<F32x16, BATCH1_VECTORS>(layers, x, temb, scratch)
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) fn batch1_avx2(
+        layers: &Layers,
+        x: [f32; 2],
+        temb: &[f32],
+        scratch: &mut kernel::Batch1Scratch,
+    ) -> [f32; 2] {
+        kernel::predict_noise_batch1::<F32x8, BATCH1_VECTORS>(layers, x, temb, scratch)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn temb_avx512(
+        layers: &Layers,
+        t_input: f32,
+        scratch: &mut kernel::Batch1Scratch,
+        temb: &mut [f32],
+    ) {
+        kernel::time_embedding_batch1::<F32x16, BATCH1_VECTORS>(layers, t_input, scratch, temb)
+    }
+
+    #[target_feature(enable = "avx2")]
+    pub(super) fn temb_avx2(
+        layers: &Layers,
+        t_input: f32,
+        scratch: &mut kernel::Batch1Scratch,
+        temb: &mut [f32],
+    ) {
+        kernel::time_embedding_batch1::<F32x8, BATCH1_VECTORS>(layers, t_input, scratch, temb)
+    }
+}
+
+/// A model prepared for one sample at a time (lowest latency): each layer vectorised across
+/// its outputs, weights re-laid-out once. Same bits as the core's `time_embedding` and
+/// `predict_noise`.
+#[derive(Clone, Debug)]
+pub struct Batch1<const H: usize, const B: usize> {
+    simd: Simd,
+    layers: Layers,
+    scratch: kernel::Batch1Scratch,
+    temb: Vec<f32>,
+}
+
+impl<const H: usize, const B: usize> Batch1<H, B> {
+    /// `model` prepared for `simd`. Panics if the CPU lacks it.
+    pub fn new(model: &Model<H, B>, simd: Simd) -> Self {
+        simd.require();
+        let lanes = match simd {
+            Simd::Avx512 => 16,
+            Simd::Avx2 => 8,
+            Simd::Portable => Portable::LANES,
+        };
+        let layers = Layers::new(model, BATCH1_VECTORS * lanes, lanes);
+        let scratch = kernel::Batch1Scratch::new(&layers);
+        let temb = vec![0.0; layers.input.bias.len()];
+        Self {
+            simd,
+            layers,
+            scratch,
+            temb,
+        }
+    }
+
+    /// The time embedding for `t_input` (= t/T): the core's `Model::time_embedding`.
+    pub fn time_embedding(&mut self, t_input: f32) -> [f32; H] {
+        let Self {
+            layers,
+            scratch,
+            temb,
+            ..
+        } = self;
+        match self.simd {
+            // SAFETY: `new` checked that the CPU has the path's target feature.
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => unsafe { x86::temb_avx512(layers, t_input, scratch, temb) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 => unsafe { x86::temb_avx2(layers, t_input, scratch, temb) },
+            _ => kernel::time_embedding_batch1::<Portable, BATCH1_VECTORS>(
+                layers, t_input, scratch, temb,
+            ),
+        }
+        core::array::from_fn(|j| temb[j])
+    }
+
+    /// Predicted noise ε̂(x, t) given that step's time embedding: the core's
+    /// `Model::predict_noise` for one sample.
+    pub fn predict_noise(&mut self, x: [f32; 2], temb: &[f32; H]) -> [f32; 2] {
+        let Self {
+            layers,
+            scratch,
+            temb: padded,
+            ..
+        } = self;
+        padded[..H].copy_from_slice(temb);
+        match self.simd {
+            // SAFETY: `new` checked that the CPU has the path's target feature.
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => unsafe { x86::batch1_avx512(layers, x, padded, scratch) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 => unsafe { x86::batch1_avx2(layers, x, padded, scratch) },
+            _ => {
+                kernel::predict_noise_batch1::<Portable, BATCH1_VECTORS>(layers, x, padded, scratch)
+            }
+        }
+    }
 }

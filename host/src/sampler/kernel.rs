@@ -1,0 +1,250 @@
+//! The generic kernels, instantiated per SIMD path by `mod.rs` inside `#[target_feature]`
+//! functions (everything here is `#[inline(always)]` so it compiles with that feature).
+//! Plain loops, not `array::map` / `from_fn`: their closures are separate functions compiled
+//! without the target feature, which would turn every vector operation into a call.
+//!
+//! Throughput (lanes = samples): a tile of `S` vectors of samples runs every step together.
+//! Activations are stored k-major (`[V; S]` per hidden unit), so a dense layer's inner loop
+//! loads `S` vectors and broadcasts `J` weights per k into `S·J` register accumulators. Each
+//! accumulator is one output of one sample-vector: `acc = b; acc = acc + w·x` for k ascending,
+//! exactly the core's `Linear::forward` per lane.
+//!
+//! Latency (batch 1, lanes = outputs): one sample, `NV` vectors of consecutive outputs per
+//! block, each lane again the core's sequential sum.
+//!
+//! The model's wiring is the core's own lane-generic code: `gelu`, `input_unit` and
+//! `residual_unit`, in `Model::predict_noise`'s layer order.
+
+use tinyddpm_core::gelu::gelu;
+use tinyddpm_core::model::{input_unit, residual_unit};
+use tinyddpm_core::{NoiseStream, Step};
+
+use super::lanes::Lane;
+use super::packed::{Layers, Packed};
+
+/// `y = W·x + b` for a tile: `x` has `I` rows of `S` sample vectors; `store(j, y_j)` receives
+/// each real output once.
+#[inline(always)]
+fn dense_tile<V: Lane, const S: usize, const J: usize>(
+    layer: &Packed,
+    x: &[[V; S]],
+    mut store: impl FnMut(usize, [V; S]),
+) {
+    assert!(layer.width == J && x.len() == layer.inputs);
+    let blocks = layer.weight.chunks_exact(layer.inputs * J);
+    for (block, (w, b)) in blocks.zip(layer.bias.chunks_exact(J)).enumerate() {
+        let mut acc = [[V::splat(0.0); S]; J];
+        for (a, &bj) in acc.iter_mut().zip(b) {
+            *a = [V::splat(bj); S];
+        }
+        for (xk, wk) in x.iter().zip(w.chunks_exact(J)) {
+            for (a, &wj) in acc.iter_mut().zip(wk) {
+                let wj = V::splat(wj);
+                for (a, &xs) in a.iter_mut().zip(xk) {
+                    *a = *a + wj * xs;
+                }
+            }
+        }
+        for (jj, a) in acc.into_iter().enumerate() {
+            let j = block * J + jj;
+            if j < layer.outputs {
+                store(j, a);
+            }
+        }
+    }
+}
+
+/// Scratch activations of one tile: `h` (the residual stream) and `u` (inside a block).
+pub(crate) struct TileBuffers<V, const S: usize> {
+    h: Vec<[V; S]>,
+    u: Vec<[V; S]>,
+}
+
+impl<V: Lane, const S: usize> TileBuffers<V, S> {
+    /// Buffers for `hidden` units.
+    #[inline(always)]
+    pub fn new(hidden: usize) -> Self {
+        Self {
+            h: vec![[V::splat(0.0); S]; hidden],
+            u: vec![[V::splat(0.0); S]; hidden],
+        }
+    }
+}
+
+/// ε̂ for a tile: `x[c][s]` is coordinate `c` of sample vector `s`; `temb` is the step's time
+/// embedding. Same operations as `Model::predict_noise`, per lane.
+#[inline(always)]
+pub(crate) fn predict_noise_tile<V: Lane, const S: usize, const J: usize>(
+    layers: &Layers,
+    x: &[[V; S]; 2],
+    temb: &[f32],
+    buf: &mut TileBuffers<V, S>,
+) -> [[V; S]; 2] {
+    let TileBuffers { h, u } = buf;
+    dense_tile::<V, S, J>(&layers.input, x, |j, a| {
+        let t = V::splat(temb[j]);
+        for (hs, v) in h[j].iter_mut().zip(a) {
+            *hs = input_unit(v, t);
+        }
+    });
+    for (first, second) in &layers.blocks {
+        dense_tile::<V, S, J>(first, h, |j, a| {
+            for (us, v) in u[j].iter_mut().zip(a) {
+                *us = gelu(v);
+            }
+        });
+        dense_tile::<V, S, J>(second, u, |j, a| {
+            let t = V::splat(temb[j]);
+            for (hs, v) in h[j].iter_mut().zip(a) {
+                *hs = residual_unit(v, *hs, t);
+            }
+        });
+    }
+    let mut eps = [[V::splat(0.0); S]; 2];
+    dense_tile::<V, S, 2>(&layers.output, h, |j, a| eps[j] = a);
+    eps
+}
+
+/// Runs every step for up to `S·LANES` samples: `x` holds their x_T, `noise` their streams
+/// (already past x_T's pair); `x` is overwritten with x_0. `tembs[k]` is step `k`'s time
+/// embedding. Lanes past `x.len()` are padding (x = 0, z = 0) whose results are dropped.
+#[inline(always)]
+pub(crate) fn sample_tile<V: Lane, const S: usize, const J: usize, E: AsRef<[f32]>>(
+    layers: &Layers,
+    steps: &[Step],
+    tembs: &[E],
+    x: &mut [[f32; 2]],
+    noise: &mut [NoiseStream],
+) {
+    let width = S * V::LANES;
+    assert!(x.len() <= width && noise.len() == x.len());
+    let mut buf = TileBuffers::<V, S>::new(layers.input.outputs);
+    let mut flat = [vec![0.0f32; width], vec![0.0f32; width]];
+    for (c, f) in flat.iter_mut().enumerate() {
+        for (fi, xi) in f.iter_mut().zip(x.iter()) {
+            *fi = xi[c];
+        }
+    }
+    let mut xv = [[V::splat(0.0); S]; 2];
+    for (xc, f) in xv.iter_mut().zip(&flat) {
+        for (s, xs) in xc.iter_mut().enumerate() {
+            *xs = V::load(&f[s * V::LANES..]);
+        }
+    }
+    for (step, temb) in steps.iter().zip(tembs) {
+        let eps = predict_noise_tile::<V, S, J>(layers, &xv, temb.as_ref(), &mut buf);
+        for (i, n) in noise.iter_mut().enumerate() {
+            let [z0, z1] = n.gaussian_pair();
+            flat[0][i] = z0;
+            flat[1][i] = z1;
+        }
+        for c in 0..2 {
+            for s in 0..S {
+                let z = V::load(&flat[c][s * V::LANES..]);
+                xv[c][s] = step.apply(xv[c][s], eps[c][s], z);
+            }
+        }
+    }
+    for c in 0..2 {
+        for s in 0..S {
+            xv[c][s].store(&mut flat[c][s * V::LANES..]);
+        }
+    }
+    for (i, xi) in x.iter_mut().enumerate() {
+        *xi = [flat[0][i], flat[1][i]];
+    }
+}
+
+/// `y = W·x + b` for one sample, lanes = outputs: `NV` vectors of outputs per block.
+/// `finish(j0, acc)` maps the accumulator of outputs `j0 .. j0 + LANES` before it is stored to
+/// `y[j0 ..]` (`y` covers the padded outputs).
+#[inline(always)]
+fn dense_batch1<V: Lane, const NV: usize>(
+    layer: &Packed,
+    x: &[f32],
+    y: &mut [f32],
+    finish: impl Fn(usize, V) -> V,
+) {
+    let width = NV * V::LANES;
+    assert!(layer.width == width && x.len() >= layer.inputs);
+    let blocks = layer.weight.chunks_exact(layer.inputs * width);
+    for (block, ((w, b), y)) in blocks
+        .zip(layer.bias.chunks_exact(width))
+        .zip(y.chunks_exact_mut(width))
+        .enumerate()
+    {
+        let mut acc = [V::splat(0.0); NV];
+        for (v, a) in acc.iter_mut().enumerate() {
+            *a = V::load(&b[v * V::LANES..]);
+        }
+        for (&xk, wk) in x[..layer.inputs].iter().zip(w.chunks_exact(width)) {
+            let xk = V::splat(xk);
+            for (v, a) in acc.iter_mut().enumerate() {
+                *a = *a + V::load(&wk[v * V::LANES..]) * xk;
+            }
+        }
+        for (v, a) in acc.into_iter().enumerate() {
+            let j0 = block * width + v * V::LANES;
+            finish(j0, a).store(&mut y[v * V::LANES..]);
+        }
+    }
+}
+
+/// Scratch for the batch-1 path, each buffer of the padded hidden (or output) length.
+#[derive(Clone, Debug)]
+pub(crate) struct Batch1Scratch {
+    hidden: Vec<f32>,
+    h: Vec<f32>,
+    u: Vec<f32>,
+    v: Vec<f32>,
+    out: Vec<f32>,
+}
+
+impl Batch1Scratch {
+    /// Buffers sized for `layers`.
+    pub fn new(layers: &Layers) -> Self {
+        let n = layers.input.bias.len();
+        Self {
+            hidden: vec![0.0; n],
+            h: vec![0.0; n],
+            u: vec![0.0; n],
+            v: vec![0.0; n],
+            out: vec![0.0; layers.output.bias.len()],
+        }
+    }
+}
+
+/// The time embedding for one `t_input`, lanes = outputs: the core's `Model::time_embedding`
+/// per lane, written to `temb` (padded hidden length).
+#[inline(always)]
+pub(crate) fn time_embedding_batch1<V: Lane, const NV: usize>(
+    layers: &Layers,
+    t_input: f32,
+    scratch: &mut Batch1Scratch,
+    temb: &mut [f32],
+) {
+    let hidden = &mut scratch.hidden;
+    dense_batch1::<V, NV>(&layers.time_in, &[t_input], hidden, |_, a| gelu(a));
+    dense_batch1::<V, NV>(&layers.time_out, hidden, temb, |_, a| a);
+}
+
+/// ε̂ for one sample, lanes = outputs; `temb` has the padded hidden length.
+#[inline(always)]
+pub(crate) fn predict_noise_batch1<V: Lane, const NV: usize>(
+    layers: &Layers,
+    x: [f32; 2],
+    temb: &[f32],
+    scratch: &mut Batch1Scratch,
+) -> [f32; 2] {
+    let Batch1Scratch { h, u, v, out, .. } = scratch;
+    let t = |j0: usize| V::load(&temb[j0..]);
+    dense_batch1::<V, NV>(&layers.input, &x, h, |j0, a| input_unit(a, t(j0)));
+    for (first, second) in &layers.blocks {
+        dense_batch1::<V, NV>(first, h, u, |_, a| gelu(a));
+        let h_old = &*h;
+        dense_batch1::<V, NV>(second, u, v, |j0, a| residual_unit(a, V::load(&h_old[j0..]), t(j0)));
+        core::mem::swap(h, v);
+    }
+    dense_batch1::<V, 1>(&layers.output, h, out, |_, a| a);
+    [out[0], out[1]]
+}
