@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 scripts/install-firmware-tools.sh
 # NVRTC (from PyPI) lets the CUDA tests compile every kernel on a machine without a GPU.
-eval "$(scripts/install-nvrtc.sh --print-env)"
+eval "$(scripts/install-nvrtc.sh)"
 
 for target in thumbv7em-none-eabihf thumbv6m-none-eabi; do
     cargo build --release -p tinyddpm-core --target "$target"

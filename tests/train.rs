@@ -1,1 +1,331 @@
-//! Cross-crate tests: train (being written).
+//! Cross-crate tests of the trainer: its batched forward against the core's scalar one, its
+//! gradients against f64 finite differences, bit-identical resume, thread independence,
+//! divergence handling and checkpoint errors.
+
+use std::path::Path;
+
+use tinyddpm::data::{Examples, forward_coefs};
+use tinyddpm::modelfile;
+use tinyddpm::train::{
+    CheckpointError, CheckpointFormatError, TrainConfig, TrainError, Trainer, loss_and_gradient,
+    predict_noise,
+};
+use tinyddpm_core::{Header, Model, Sampler, Schedule, ScheduleKind};
+
+fn schedule() -> Schedule<1000> {
+    Schedule::new(ScheduleKind::SEED).expect("seed schedule")
+}
+
+fn examples(n: usize, seed: u64) -> Examples {
+    let mut ex = Examples::with_len(n);
+    ex.fill(&forward_coefs(&schedule()), seed, 0, 0);
+    ex
+}
+
+fn config(batch: usize, threads: usize) -> TrainConfig {
+    TrainConfig {
+        batch,
+        threads,
+        ..TrainConfig::default()
+    }
+}
+
+/// A trained-a-little model, so activations are not all at initial scale.
+fn warm_model<const H: usize, const B: usize>(steps: u64) -> Box<Model<H, B>> {
+    let mut t = Trainer::<H, B, 1000>::new(config(64, 1), &schedule()).unwrap();
+    for _ in 0..steps {
+        t.step().unwrap();
+    }
+    t.weights()
+}
+
+#[test]
+fn batched_forward_agrees_with_the_cores_predict_noise() {
+    let model = warm_model::<128, 3>(200);
+    let ex = examples(300, 11);
+    let batched = predict_noise(&model, &ex);
+    let mut worst = 0.0f32;
+    for i in 0..ex.len() {
+        let temb = model.time_embedding(ex.t_input[i]);
+        let eps = model.predict_noise([ex.x_t[2 * i], ex.x_t[2 * i + 1]], &temb);
+        for c in 0..2 {
+            let err = (batched[2 * i + c] - eps[c]).abs() / eps[c].abs().max(1.0);
+            worst = worst.max(err);
+        }
+    }
+    assert!(worst < 1e-5, "worst scaled difference {worst:e}");
+}
+
+/// The model in f64 with the exact (erf) GELU, parameters in file order.
+fn loss_f64(p: &[f64], ex: &Examples, h: usize, blocks: usize) -> f64 {
+    let gelu = |x: f64| 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2));
+    // `at` walks through the parameters in file order, layer by layer
+    let dense = |at: &mut usize, x: &[f64], i: usize, o: usize| -> Vec<f64> {
+        let (w, b) = (&p[*at..*at + i * o], &p[*at + i * o..*at + i * o + o]);
+        *at += i * o + o;
+        (0..o)
+            .map(|j| b[j] + (0..i).map(|k| w[j * i + k] * x[k]).sum::<f64>())
+            .collect()
+    };
+    let mut total = 0.0;
+    for n in 0..ex.len() {
+        let at = &mut 0;
+        let e: Vec<f64> = dense(at, &[f64::from(ex.t_input[n])], 1, h);
+        let e: Vec<f64> = e.into_iter().map(gelu).collect();
+        let temb = dense(at, &e, h, h);
+        let x = [f64::from(ex.x_t[2 * n]), f64::from(ex.x_t[2 * n + 1])];
+        let mut hid: Vec<f64> = dense(at, &x, 2, h).into_iter().map(gelu).collect();
+        for (v, t) in hid.iter_mut().zip(&temb) {
+            *v += t;
+        }
+        for _ in 0..blocks {
+            let u: Vec<f64> = dense(at, &hid, h, h).into_iter().map(gelu).collect();
+            let v: Vec<f64> = dense(at, &u, h, h).into_iter().map(gelu).collect();
+            for ((hj, vj), tj) in hid.iter_mut().zip(&v).zip(&temb) {
+                *hj = (vj + *hj + tj) / std::f64::consts::SQRT_2;
+            }
+        }
+        let out = dense(at, &hid, h, 2);
+        for (o, &e) in out.iter().zip(&ex.noise[2 * n..2 * n + 2]) {
+            total += (o - f64::from(e)).powi(2);
+        }
+    }
+    total / (2 * ex.len()) as f64
+}
+
+#[test]
+fn gradients_match_f64_finite_differences() {
+    const H: usize = 8;
+    const B: usize = 2;
+    let model = warm_model::<H, B>(30);
+    let ex = examples(7, 5);
+    let (loss, grad) = loss_and_gradient(&model, &ex);
+    let mut p = Vec::new();
+    model.for_each_param(|w| p.push(f64::from(w)));
+    let mut g = Vec::new();
+    grad.for_each_param(|w| g.push(f64::from(w)));
+    assert_eq!(p.len(), Model::<H, B>::PARAMS);
+    let exact = loss_f64(&p, &ex, H, B);
+    assert!(
+        (f64::from(loss) - exact).abs() < 1e-5 * exact,
+        "{loss} vs {exact}"
+    );
+    let step = 1e-5;
+    let mut checked_nonzero = 0;
+    for i in 0..p.len() {
+        let mut q = p.clone();
+        q[i] = p[i] + step;
+        let up = loss_f64(&q, &ex, H, B);
+        q[i] = p[i] - step;
+        let down = loss_f64(&q, &ex, H, B);
+        let fd = (up - down) / (2.0 * step);
+        assert!(
+            (g[i] - fd).abs() <= 2e-3 * fd.abs() + 2e-6,
+            "parameter {i}: backward {} vs finite difference {fd}",
+            g[i]
+        );
+        checked_nonzero += usize::from(fd.abs() > 1e-4);
+    }
+    assert!(
+        checked_nonzero > p.len() / 2,
+        "{checked_nonzero} informative parameters"
+    );
+}
+
+fn model_bytes<const H: usize, const B: usize>(t: &Trainer<H, B, 1000>) -> Vec<u8> {
+    let header = Header {
+        hidden: H as u32,
+        blocks: B as u32,
+        timesteps: 1000,
+        schedule: t.schedule_kind(),
+        sampler: Sampler::Ddpm,
+    };
+    modelfile::encode(&t.model(), &header).unwrap()
+}
+
+#[test]
+fn resume_continues_bit_for_bit_on_any_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = TrainConfig {
+        ema: Some(0.99),
+        ..config(128, 2)
+    };
+    let mut straight = Trainer::<128, 3, 1000>::new(run.clone(), &schedule()).unwrap();
+    let mut losses = Vec::new();
+    for _ in 0..300 {
+        losses.push(straight.step().unwrap());
+    }
+    let whole = dir.path().join("whole.ckpt");
+    straight.save_checkpoint(&whole).unwrap();
+
+    let mut first = Trainer::<128, 3, 1000>::new(run, &schedule()).unwrap();
+    let mut resumed_losses = Vec::new();
+    for _ in 0..150 {
+        resumed_losses.push(first.step().unwrap());
+    }
+    let half = dir.path().join("half.ckpt");
+    first.save_checkpoint(&half).unwrap();
+    drop(first);
+    let mut second = Trainer::<128, 3, 1000>::resume(&half, Some(1)).unwrap();
+    assert_eq!(second.step_index(), 150);
+    for _ in 0..150 {
+        resumed_losses.push(second.step().unwrap());
+    }
+    let again = dir.path().join("again.ckpt");
+    second.save_checkpoint(&again).unwrap();
+
+    assert_eq!(losses, resumed_losses);
+    assert_eq!(
+        std::fs::read(&whole).unwrap(),
+        std::fs::read(&again).unwrap()
+    );
+    assert_eq!(model_bytes(&straight), model_bytes(&second));
+    assert_ne!(
+        straight.model(),
+        straight.weights(),
+        "EMA differs from the raw weights"
+    );
+    let early: f32 = losses[..50].iter().sum::<f32>() / 50.0;
+    let late: f32 = losses[250..].iter().sum::<f32>() / 50.0;
+    assert!(late < 0.8 * early, "loss {early} → {late}");
+}
+
+#[test]
+fn a_non_finite_loss_stops_training_and_keeps_the_last_good_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("run.ckpt");
+    let mut t = Trainer::<32, 2, 1000>::new(config(64, 2), &schedule()).unwrap();
+    for _ in 0..5 {
+        t.step().unwrap();
+    }
+    t.save_checkpoint(&ckpt).unwrap();
+    let good = std::fs::read(&ckpt).unwrap();
+    let before = t.weights();
+    t.set_weight(0, f32::NAN);
+    match t.step() {
+        Err(TrainError::NonFinite { step: 5, loss }) => assert!(loss.is_nan()),
+        other => panic!("expected a non-finite loss at step 5, got {other:?}"),
+    }
+    assert_eq!(t.step_index(), 5);
+    let after = t.weights();
+    let (mut same, mut count) = (0, 0);
+    after.for_each_param(|w| {
+        count += 1;
+        same += usize::from(!w.is_nan());
+    });
+    assert_eq!(same, count - 1, "only the injected weight is NaN");
+    let mut w_before = Vec::new();
+    before.for_each_param(|w| w_before.push(w));
+    let mut i = 0;
+    after.for_each_param(|w| {
+        assert!(
+            i == 0 || w.to_bits() == w_before[i].to_bits(),
+            "weight {i} changed"
+        );
+        i += 1;
+    });
+    assert_eq!(std::fs::read(&ckpt).unwrap(), good);
+    let resumed = Trainer::<32, 2, 1000>::resume(&ckpt, None).unwrap();
+    assert_eq!(resumed.weights(), before);
+}
+
+#[test]
+fn a_huge_learning_rate_diverges_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("run.ckpt");
+    let run = TrainConfig {
+        lr: 1e30,
+        ..config(64, 2)
+    };
+    let mut t = Trainer::<32, 2, 1000>::new(run, &schedule()).unwrap();
+    let err = loop {
+        match t.step() {
+            Ok(_) => t.save_checkpoint(&ckpt).unwrap(),
+            Err(e) => break e,
+        }
+        assert!(t.step_index() < 20, "lr = 1e30 should diverge quickly");
+    };
+    let step = match err {
+        TrainError::NonFinite { step, .. } | TrainError::NonFiniteGradient { step, .. } => step,
+        other => panic!("unexpected error {other}"),
+    };
+    assert_eq!(step, t.step_index());
+    assert!(err.to_string().contains("diverged at step"), "{err}");
+    let resumed = Trainer::<32, 2, 1000>::resume(&ckpt, None).unwrap();
+    assert_eq!(resumed.step_index(), step);
+    assert_eq!(resumed.weights(), t.weights());
+}
+
+fn resume_error(path: &Path) -> CheckpointError {
+    match Trainer::<32, 2, 1000>::resume(path, Some(1)) {
+        Ok(_) => panic!("{} resumed", path.display()),
+        Err(e) => e,
+    }
+}
+
+#[test]
+fn bad_checkpoints_are_typed_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let ckpt = dir.path().join("run.ckpt");
+    let t = Trainer::<32, 2, 1000>::new(config(16, 1), &schedule()).unwrap();
+    t.save_checkpoint(&ckpt).unwrap();
+    let bytes = std::fs::read(&ckpt).unwrap();
+
+    assert!(matches!(
+        resume_error(&dir.path().join("missing.ckpt")),
+        CheckpointError::Io { .. }
+    ));
+    let cut = dir.path().join("cut.ckpt");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(matches!(resume_error(&cut), CheckpointError::Format { .. }));
+    let flipped = dir.path().join("flipped.ckpt");
+    let mut bad = bytes.clone();
+    bad[bytes.len() / 3] ^= 1;
+    std::fs::write(&flipped, &bad).unwrap();
+    assert!(matches!(
+        resume_error(&flipped),
+        CheckpointError::Format {
+            source: CheckpointFormatError::Checksum { .. },
+            ..
+        }
+    ));
+    let model_file = dir.path().join("model.tdm");
+    std::fs::write(&model_file, model_bytes(&t)).unwrap();
+    assert!(matches!(
+        resume_error(&model_file),
+        CheckpointError::Format {
+            source: CheckpointFormatError::BadMagic,
+            ..
+        }
+    ));
+    let other_shape = Trainer::<16, 1, 1000>::resume(&ckpt, Some(1));
+    assert!(matches!(
+        other_shape.err(),
+        Some(CheckpointError::Format {
+            source: CheckpointFormatError::Shape { .. },
+            ..
+        })
+    ));
+    let msg = resume_error(&flipped).to_string();
+    assert!(msg.contains("flipped.ckpt") && msg.contains("CRC"), "{msg}");
+}
+
+#[test]
+fn invalid_configurations_are_rejected() {
+    for bad in [
+        config(0, 1),
+        TrainConfig {
+            lr: f32::NAN,
+            ..config(8, 1)
+        },
+        TrainConfig {
+            ema: Some(1.0),
+            ..config(8, 1)
+        },
+    ] {
+        assert!(matches!(
+            Trainer::<8, 1, 1000>::new(bad, &schedule()),
+            Err(TrainError::Config(_))
+        ));
+    }
+}

@@ -62,14 +62,17 @@ pub fn gelu<R: Real>(x: R) -> R {
     x.max(R::splat(0.0)) - a * normal_upper_tail(a)
 }
 
-/// dGELU/dx = Φ(x) + x·φ(x), for the trainer's backward pass; `φ` needs `exp`, so this is
-/// f32 host-side maths via `libm`, consistent with [`gelu`] to the approximation's accuracy.
+/// 1/√(2π), the standard normal density at 0.
+const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+
+/// dGELU/dx = Φ(x) + x·φ(x), for the trainer's backward pass (not part of the bit-identity
+/// contract). Branch-free scalar code, so loops over a batch vectorise; consistent with
+/// [`gelu`] through the same Φ, and within 1e-6 of the exact derivative (tested).
+#[inline(always)]
 pub fn gelu_derivative(x: f32) -> f32 {
-    let a = x.abs();
-    let tail = normal_upper_tail(a);
+    let tail = normal_upper_tail(x.abs());
     let cdf = if x >= 0.0 { 1.0 - tail } else { tail };
-    let pdf = libm::expf(-0.5 * x * x) * 0.398_942_3;
-    cdf + x * pdf
+    cdf + x * (crate::math::exp_nonpositive(-0.5 * x * x) * FRAC_1_SQRT_2PI)
 }
 
 #[cfg(test)]

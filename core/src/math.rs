@@ -73,6 +73,39 @@ pub fn sincos_turns(k: u32) -> (f32, f32) {
     }
 }
 
+/// log2(e).
+const LOG2E: f32 = core::f32::consts::LOG2_E;
+/// 1.5·2^23: adding and subtracting it rounds an f32 of magnitude < 2^22 to an integer.
+const ROUND: f32 = 12_582_912.0;
+/// ln 2 split so that `n·EXP_LN2_HI` is exact for the |n| ≤ 126 used here (Cephes `expf`).
+const EXP_LN2_HI: f32 = 0.693_359_4;
+const EXP_LN2_LO: f32 = -2.121_944_4e-4;
+/// Below this, e^y is under f32's smallest normal; clamping keeps 2^n a normal number.
+const EXP_MIN: f32 = -87.0;
+
+/// e^y for y ≤ 0, relative error below 3e-7 (tested); y < −87 gives e^−87 ≈ 1.6e-38, not 0.
+/// Branch-free (Cephes `expf` polynomial, 2^n from the rounding constant's low bits) so a
+/// loop over many values vectorises, unlike a scalar `expf` call.
+#[inline(always)]
+pub fn exp_nonpositive(y: f32) -> f32 {
+    let y = if y > EXP_MIN { y } else { EXP_MIN };
+    let shifted = y * LOG2E + ROUND;
+    let n = shifted - ROUND;
+    let r = y - n * EXP_LN2_HI - n * EXP_LN2_LO;
+    let p = ((((1.987_569_2e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 0.5;
+    // `shifted` is 1.5·2^23 + n exactly, so its low bits are n: 2^n without a float-to-int
+    // conversion.
+    let exponent = shifted
+        .to_bits()
+        .wrapping_sub(ROUND.to_bits())
+        .wrapping_add(127);
+    let scale = f32::from_bits(exponent << 23);
+    (p * r * r + r + 1.0) * scale
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -101,6 +134,19 @@ mod tests {
         std::println!("ln worst relative error {worst:e}");
         assert!(worst < 1.5e-7, "worst relative error {worst:e}");
         assert_eq!(ln(1.0), 0.0);
+    }
+
+    #[test]
+    fn exp_relative_error_below_3e_7() {
+        let mut worst = 0.0f64;
+        for i in 0..=870_000 {
+            let y = -(i as f32) * 1e-4;
+            let exact = libm::exp(y as f64);
+            worst = worst.max(((exp_nonpositive(y) as f64 - exact) / exact).abs());
+        }
+        std::println!("exp worst relative error {worst:e}");
+        assert!(worst < 3e-7, "worst relative error {worst:e}");
+        assert!(exp_nonpositive(-1e30) > 0.0 && exp_nonpositive(-1e30) < 2e-38);
     }
 
     #[test]

@@ -1,1 +1,367 @@
-//! (being written)
+//! Training the core's model on the CPU: Swiss-roll batches, a hand-written backward pass,
+//! Adam, optional EMA, and checkpoints that resume bit for bit.
+//!
+//! ```no_run
+//! # use tinyddpm::train::{TrainConfig, Trainer};
+//! # use tinyddpm_core::{Schedule, ScheduleKind};
+//! # fn main() -> anyhow::Result<()> {
+//! # let ckpt = std::path::Path::new("run.ckpt");
+//! let schedule = Schedule::<1000>::new(ScheduleKind::SEED).unwrap();
+//! let mut trainer = Trainer::<128, 3, 1000>::new(TrainConfig::default(), &schedule)?;
+//! while trainer.step_index() < trainer.config().steps {
+//!     let loss = trainer.step()?; // a NaN or infinite loss is an error; state kept
+//!     if trainer.step_index() % 1000 == 0 {
+//!         trainer.save_checkpoint(ckpt)?;
+//!     }
+//! }
+//! let model = trainer.model(); // the EMA weights when `ema` is set
+//! # Ok(()) }
+//! ```
+//!
+//! A step: the batch is cut into chunks of [`CHUNK`] examples; the cores run the chunks'
+//! forward and backward passes side by side (`net`), then Adam (`adam`) sums the chunks'
+//! gradients in chunk order and updates the weights, split over the cores by element. The
+//! result depends on the seed and the configuration, not on the number of threads.
+
+mod act;
+mod adam;
+mod checkpoint;
+mod gemm;
+mod layout;
+mod net;
+
+use std::path::Path;
+
+use rayon::prelude::*;
+use tinyddpm_core::{Model, Schedule, ScheduleKind};
+
+pub use checkpoint::CheckpointFormatError;
+
+use crate::data::{Examples, forward_coefs};
+use adam::Adam;
+use checkpoint::State;
+use layout::{Layout, from_model, to_model};
+use net::Chunk;
+
+/// Examples per chunk: each core's share of the seed batch of 128, and a size at which the
+/// matrix products still run near the library's peak.
+pub const CHUNK: usize = 64;
+
+/// Hyper-parameters of a run (the seed notebook's by [`Default`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainConfig {
+    /// Total optimiser steps of the run (the caller's loop bound; 10,000).
+    pub steps: u64,
+    /// Examples per step (128).
+    pub batch: usize,
+    /// Adam learning rate (1e-3).
+    pub lr: f32,
+    /// Seed of the initial weights and of every batch (42).
+    pub seed: u64,
+    /// Decay of an exponential moving average of the weights (e.g. 0.999), if any.
+    pub ema: Option<f32>,
+    /// Worker threads (0 = one per core). Results do not depend on it.
+    pub threads: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            steps: 10_000,
+            batch: 128,
+            lr: 1e-3,
+            seed: 42,
+            ema: None,
+            threads: 0,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every value's range; the message names the offending one.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.batch == 0 {
+            return Err("batch size must be at least 1".into());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!(
+                "learning rate must be positive and finite, not {}",
+                self.lr
+            ));
+        }
+        if let Some(d) = self.ema
+            && !(0.0..1.0).contains(&d)
+        {
+            return Err(format!("EMA decay must be in [0, 1), not {d}"));
+        }
+        Ok(())
+    }
+}
+
+/// Why training cannot go on.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The loss was NaN or infinite; the trainer's state is the one before that step.
+    #[error("training diverged at step {step}: loss is {loss} (lower the learning rate?)")]
+    NonFinite {
+        /// Index of the failed step (0-based).
+        step: u64,
+        /// The non-finite loss.
+        loss: f32,
+    },
+    /// The loss was finite but a gradient overflowed; the state is the one before the step.
+    #[error("training diverged at step {step}: a gradient is not finite (loss {loss})")]
+    NonFiniteGradient {
+        /// Index of the failed step (0-based).
+        step: u64,
+        /// The step's (finite) loss.
+        loss: f32,
+    },
+    /// A configuration value is out of range.
+    #[error("invalid training configuration: {0}")]
+    Config(String),
+}
+
+/// Why a checkpoint could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The bytes are not a usable checkpoint for this model shape.
+    #[error("{path}: {source}")]
+    Format {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        source: CheckpointFormatError,
+    },
+    /// The saved configuration cannot run here (e.g. its threads cannot start).
+    #[error("{path}: {source}")]
+    Train {
+        /// The file.
+        path: String,
+        /// Why.
+        source: TrainError,
+    },
+}
+
+/// Adam training of a `Model<H, B>` on Swiss-roll batches, schedule of `T` steps.
+pub struct Trainer<const H: usize, const B: usize, const T: usize> {
+    config: TrainConfig,
+    schedule: ScheduleKind,
+    /// `forward_coefs(t)` for every t.
+    coefs: Vec<(f32, f32)>,
+    layout: Layout,
+    params: Vec<f32>,
+    adam: Adam,
+    ema: Option<Vec<f32>>,
+    step: u64,
+    chunks: Vec<Chunk>,
+    pool: rayon::ThreadPool,
+}
+
+impl<const H: usize, const B: usize, const T: usize> Trainer<H, B, T> {
+    /// A fresh run: PyTorch-default initial weights drawn from `config.seed`.
+    pub fn new(config: TrainConfig, schedule: &Schedule<T>) -> Result<Self, TrainError> {
+        let layout = Layout::of::<H, B>();
+        let params = layout.init(config.seed);
+        let state = State {
+            ema: config.ema.map(|_| params.clone()),
+            adam: Adam::new(params.len()),
+            params,
+            schedule: schedule.kind,
+            step: 0,
+            config,
+        };
+        Self::from_state(state, layout)
+    }
+
+    /// Continues the run saved in `path` on `threads` worker threads (`None` or 0: one per
+    /// core; the results do not depend on it, so it is not part of the checkpoint).
+    pub fn resume(path: &Path, threads: Option<usize>) -> Result<Self, CheckpointError> {
+        let name = || path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+            path: name(),
+            source,
+        })?;
+        let format = |source| CheckpointError::Format {
+            path: name(),
+            source,
+        };
+        let mut state = checkpoint::decode(&bytes, (H, B, T)).map_err(format)?;
+        if state.params.len() != Model::<H, B>::PARAMS {
+            let why = format!("{} parameters for this shape", state.params.len());
+            return Err(format(CheckpointFormatError::Header(why)));
+        }
+        state.config.threads = threads.unwrap_or(0);
+        Self::from_state(state, Layout::of::<H, B>()).map_err(|source| CheckpointError::Train {
+            path: name(),
+            source,
+        })
+    }
+
+    fn from_state(state: State, layout: Layout) -> Result<Self, TrainError> {
+        let config = state.config;
+        config.validate().map_err(TrainError::Config)?;
+        let schedule = Schedule::<T>::new(state.schedule)
+            .ok_or_else(|| TrainError::Config("invalid noise schedule".into()))?;
+        let threads = match config.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| TrainError::Config(format!("cannot start {threads} threads: {e}")))?;
+        let chunks = (0..config.batch)
+            .step_by(CHUNK)
+            .map(|first| Chunk::new(&layout, first, CHUNK.min(config.batch - first)))
+            .collect();
+        Ok(Self {
+            coefs: forward_coefs(&schedule),
+            schedule: state.schedule,
+            config,
+            layout,
+            params: state.params,
+            adam: state.adam,
+            ema: state.ema,
+            step: state.step,
+            chunks,
+            pool,
+        })
+    }
+
+    /// One optimiser step on a fresh batch; returns that batch's loss (before the update).
+    /// On a non-finite loss or gradient nothing changes and the error names the step.
+    pub fn step(&mut self) -> Result<f32, TrainError> {
+        let Self {
+            config,
+            coefs,
+            layout,
+            params,
+            chunks,
+            step,
+            ..
+        } = self;
+        let (seed, count, at) = (config.seed, 2 * config.batch, *step);
+        let results: Vec<(f64, bool)> = self.pool.install(|| {
+            chunks
+                .par_iter_mut()
+                .map(|c| {
+                    c.examples.fill(coefs, seed, at, c.first);
+                    c.forward_backward(params, layout, count)
+                })
+                .collect()
+        });
+        let sse: f64 = results.iter().map(|r| r.0).sum();
+        let loss = (sse / count as f64) as f32;
+        if !loss.is_finite() {
+            return Err(TrainError::NonFinite { step: at, loss });
+        }
+        if results.iter().any(|r| !r.1) {
+            return Err(TrainError::NonFiniteGradient { step: at, loss });
+        }
+        let (first, rest) = chunks.split_at_mut(1);
+        let more: Vec<&[f32]> = rest.iter().map(|c| c.grad.as_slice()).collect();
+        let (adam, ema, lr) = (&mut self.adam, &mut self.ema, config.lr);
+        let decay = config.ema;
+        self.pool.install(|| {
+            adam.update(params, &mut first[0].grad, &more, lr, at + 1);
+            if let (Some(e), Some(d)) = (ema, decay) {
+                adam::ema_update(e, params, d);
+            }
+        });
+        *step += 1;
+        Ok(loss)
+    }
+
+    /// Steps done so far.
+    pub fn step_index(&self) -> u64 {
+        self.step
+    }
+
+    /// The run's configuration.
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    /// Changes the run's total step count (e.g. to extend a resumed run).
+    pub fn set_steps(&mut self, steps: u64) {
+        self.config.steps = steps;
+    }
+
+    /// The schedule the model is trained for (for the model file's header).
+    pub fn schedule_kind(&self) -> ScheduleKind {
+        self.schedule
+    }
+
+    /// The model to save: the EMA weights when `ema` is set, the raw weights otherwise.
+    pub fn model(&self) -> Box<Model<H, B>> {
+        to_model(self.ema.as_ref().unwrap_or(&self.params))
+    }
+
+    /// The raw (non-averaged) weights.
+    pub fn weights(&self) -> Box<Model<H, B>> {
+        to_model(&self.params)
+    }
+
+    /// Writes the whole training state to `path` atomically (temporary file + rename).
+    pub fn save_checkpoint(&self, path: &Path) -> Result<(), CheckpointError> {
+        let state = State {
+            config: self.config.clone(),
+            schedule: self.schedule,
+            step: self.step,
+            params: self.params.clone(),
+            adam: self.adam.clone(),
+            ema: self.ema.clone(),
+        };
+        let bytes = checkpoint::encode(&state, (H, B, T));
+        crate::atomic::write(path, &bytes).map_err(|source| CheckpointError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// Overwrites one weight (in the model file's parameter order): a fault-injection hook
+    /// for tests of the divergence handling.
+    #[doc(hidden)]
+    pub fn set_weight(&mut self, index: usize, value: f32) {
+        self.params[index] = value;
+    }
+}
+
+/// The batched forward pass: ε̂ for the examples' `x_t` and `t_input` (`[n × 2]`, row-major),
+/// one chunk, the trainer's arithmetic (matrix products, not the core's summation order).
+pub fn predict_noise<const H: usize, const B: usize>(
+    model: &Model<H, B>,
+    examples: &Examples,
+) -> Vec<f32> {
+    let layout = Layout::of::<H, B>();
+    let mut chunk = Chunk::new(&layout, 0, examples.len());
+    chunk.examples.clone_from(examples);
+    chunk.forward(&from_model(model), &layout);
+    chunk.prediction().to_vec()
+}
+
+/// The MSE loss of `model` on `examples` (mean over examples and both coordinates, like
+/// `nn.MSELoss`) and its gradient with respect to every parameter, from the trainer's
+/// hand-written backward pass.
+pub fn loss_and_gradient<const H: usize, const B: usize>(
+    model: &Model<H, B>,
+    examples: &Examples,
+) -> (f32, Box<Model<H, B>>) {
+    let layout = Layout::of::<H, B>();
+    let mut chunk = Chunk::new(&layout, 0, examples.len());
+    chunk.examples.clone_from(examples);
+    let (sse, _) = chunk.forward_backward(&from_model(model), &layout, 2 * examples.len());
+    (
+        (sse / (2 * examples.len()) as f64) as f32,
+        to_model(&chunk.grad),
+    )
+}

@@ -1,0 +1,322 @@
+//! Build-time embedding: the model file becomes a `static` in flash, the sampler a step table.
+//!
+//! The model file named by `TINYDDPM_MODEL` is checked with the core's decoder on the build
+//! host (magic, version, CRC, shape, finite weights) and written out as Rust source:
+//! `static MODEL: Model<H, B> = Model { … }` with every weight as `f32::from_bits(…)` (exact
+//! by construction, no decimal round trip), and `static STEPS: [Step; K]` computed here by
+//! `Sampler::step` from the core's f64 schedule, which is too big (16 KB) and too slow
+//! (software f64) to build on the MCU. The firmware then needs neither a decoder, nor a copy of
+//! the weights in RAM, nor `unsafe` to reinterpret bytes.
+//!
+//! Settings (each change rebuilds):
+//! - `TINYDDPM_MODEL`: model file; default `models/seed.tdm`, or `models/tiny-h32-b2.tdm` for
+//!   the Cortex-M0 target.
+//! - `TINYDDPM_SEED` (default 42), `TINYDDPM_SAMPLES` (default 8): samples `0 .. SAMPLES` of
+//!   the seed, as `tinyddpm sample -n SAMPLES --seed SEED` draws them.
+//! - `TINYDDPM_SAMPLER`: `ddpm` (the seed's step, T steps), `ddpm-posterior`, or `ddim` (K
+//!   steps, trailing spacing, eta 0); default: the sampler stored in the model file.
+//! - `TINYDDPM_STEPS`: DDIM's K (default 50).
+//!
+//! The target picks the memory map (`memory.x` is generated into `OUT_DIR`): a 1 MiB-flash,
+//! 256 KiB-RAM Cortex-M4F chip class, or the 256 KiB / 16 KiB nRF51 of QEMU's `microbit`.
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use tinyddpm_core::file::{self, Header};
+use tinyddpm_core::{Linear, Model, Sampler, Schedule, Step, Update};
+
+/// Memory map of the Cortex-M4F build: the size of a common 1 MiB / 256 KiB part (QEMU's
+/// `mps2-an386` has 4 MiB of each and would not fault on an overflow; the linker will).
+const MEMORY_M4F: &str = "MEMORY\n{\n  FLASH : ORIGIN = 0x00000000, LENGTH = 1024K\n  RAM : ORIGIN = 0x20000000, LENGTH = 256K\n}\n";
+/// Memory map of the Cortex-M0 build: the nRF51822 of QEMU's `microbit`.
+const MEMORY_M0: &str = "MEMORY\n{\n  FLASH : ORIGIN = 0x00000000, LENGTH = 256K\n  RAM : ORIGIN = 0x20000000, LENGTH = 16K\n}\n";
+
+/// Variables this script reads.
+const SETTINGS: [&str; 5] = [
+    "TINYDDPM_MODEL",
+    "TINYDDPM_SEED",
+    "TINYDDPM_SAMPLES",
+    "TINYDDPM_SAMPLER",
+    "TINYDDPM_STEPS",
+];
+
+fn main() {
+    if let Err(message) = run() {
+        eprintln!("error: {message}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    for var in SETTINGS {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
+    println!("cargo:rerun-if-changed=build.rs");
+    let out = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
+    let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
+    let m0 = env::var("TARGET").is_ok_and(|t| t.starts_with("thumbv6m"));
+
+    let memory = if m0 { MEMORY_M0 } else { MEMORY_M4F };
+    write(&out.join("memory.x"), memory)?;
+    println!("cargo:rustc-link-search={}", out.display());
+
+    let default_model = if m0 {
+        "models/tiny-h32-b2.tdm"
+    } else {
+        "models/seed.tdm"
+    };
+    let model_path = match setting("TINYDDPM_MODEL") {
+        Some(p) => PathBuf::from(p),
+        None => manifest.join(default_model),
+    };
+    println!("cargo:rerun-if-changed={}", model_path.display());
+    let bytes = fs::read(&model_path).map_err(|e| format!("{}: {e}", model_path.display()))?;
+    let (header, _) =
+        file::read_header(&bytes).map_err(|e| format!("{}: {e}", model_path.display()))?;
+
+    let seed = number::<u64>("TINYDDPM_SEED")?.unwrap_or(42);
+    let samples = number::<u64>("TINYDDPM_SAMPLES")?.unwrap_or(8);
+    let sampler = sampler(&header)?;
+    sampler
+        .validate(header.timesteps as usize)
+        .map_err(|e| format!("TINYDDPM_SAMPLER: {e}"))?;
+
+    let mut src = String::new();
+    let name = model_path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    writeln!(src, "/// File name of the embedded model.").unwrap();
+    writeln!(src, "pub const MODEL_FILE: &str = {name:?};").unwrap();
+    writeln!(src, "/// Seed of the noise streams.").unwrap();
+    writeln!(src, "pub const SEED: u64 = {seed};").unwrap();
+    writeln!(src, "/// Samples `0 .. SAMPLES` are drawn.").unwrap();
+    writeln!(src, "pub const SAMPLES: u64 = {samples};").unwrap();
+    writeln!(src, "/// The sampler, as the host CLI names it.").unwrap();
+    writeln!(src, "pub const SAMPLER: &str = {:?};", describe(&sampler)).unwrap();
+    writeln!(src, "/// T of the model's schedule.").unwrap();
+    writeln!(src, "pub const TIMESTEPS: usize = {};", header.timesteps).unwrap();
+    let (systick_hz, chip_hz) = if m0 {
+        (16_000_000, 16_000_000)
+    } else {
+        (25_000_000, 168_000_000)
+    };
+    writeln!(
+        src,
+        "/// SysTick's clock on the QEMU machine of this target."
+    )
+    .unwrap();
+    writeln!(src, "pub const QEMU_SYSTICK_HZ: u32 = {systick_hz};").unwrap();
+    writeln!(
+        src,
+        "/// Core clock of a typical chip of this class, for estimates."
+    )
+    .unwrap();
+    writeln!(src, "pub const CHIP_HZ: u32 = {chip_hz};").unwrap();
+    model_source(&header, &bytes, &mut src)?;
+    steps_source(&header, &sampler, &mut src)?;
+    write(&out.join("embedded.rs"), &src)
+}
+
+fn write(path: &Path, contents: &str) -> Result<(), String> {
+    fs::write(path, contents).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A non-empty environment variable.
+fn setting(var: &str) -> Option<String> {
+    env::var(var).ok().filter(|v| !v.is_empty())
+}
+
+/// A numeric environment variable, if set.
+fn number<T: std::str::FromStr>(var: &str) -> Result<Option<T>, String> {
+    setting(var)
+        .map(|v| {
+            v.trim()
+                .parse()
+                .map_err(|_| format!("{var}={v:?} is not a valid number"))
+        })
+        .transpose()
+}
+
+/// The sampler the host CLI would run for the same `--sampler` / `--steps`.
+fn sampler(header: &Header) -> Result<Sampler, String> {
+    let steps = number::<u32>("TINYDDPM_STEPS")?;
+    let chosen = match setting("TINYDDPM_SAMPLER").as_deref() {
+        None => header.sampler,
+        Some("ddpm") => Sampler::Ddpm,
+        Some("ddpm-posterior") => Sampler::DdpmPosterior,
+        Some("ddim") => Sampler::DDIM_DEFAULT,
+        Some(other) => {
+            return Err(format!(
+                "TINYDDPM_SAMPLER={other:?}: expected ddpm, ddpm-posterior or ddim"
+            ));
+        }
+    };
+    match (chosen, steps) {
+        (
+            Sampler::Ddim {
+                eta, spacing, clip, ..
+            },
+            Some(steps),
+        ) => Ok(Sampler::Ddim {
+            steps,
+            eta,
+            spacing,
+            clip,
+        }),
+        (_, Some(_)) => Err("TINYDDPM_STEPS is only used by the ddim sampler".into()),
+        (s, None) => Ok(s),
+    }
+}
+
+fn describe(sampler: &Sampler) -> String {
+    match *sampler {
+        Sampler::Ddpm => "ddpm".into(),
+        Sampler::DdpmPosterior => "ddpm-posterior".into(),
+        Sampler::Ddim {
+            steps,
+            eta,
+            spacing,
+            clip,
+        } => format!("ddim steps={steps} eta={eta} spacing={spacing:?} clip={clip}"),
+    }
+}
+
+/// Monomorphises the emitter for the file's shape; these are the shapes a build supports.
+fn model_source(header: &Header, bytes: &[u8], src: &mut String) -> Result<(), String> {
+    match header.hidden {
+        8 => with_blocks::<8>(header.blocks, bytes, src),
+        16 => with_blocks::<16>(header.blocks, bytes, src),
+        32 => with_blocks::<32>(header.blocks, bytes, src),
+        64 => with_blocks::<64>(header.blocks, bytes, src),
+        128 => with_blocks::<128>(header.blocks, bytes, src),
+        256 => with_blocks::<256>(header.blocks, bytes, src),
+        h => Err(format!(
+            "H={h}: this build script supports H in [8, 16, 32, 64, 128, 256]"
+        )),
+    }
+}
+
+fn with_blocks<const H: usize>(blocks: u32, bytes: &[u8], src: &mut String) -> Result<(), String> {
+    match blocks {
+        1 => emit_model::<H, 1>(bytes, src),
+        2 => emit_model::<H, 2>(bytes, src),
+        3 => emit_model::<H, 3>(bytes, src),
+        4 => emit_model::<H, 4>(bytes, src),
+        b => Err(format!("B={b}: this build script supports 1 to 4 blocks")),
+    }
+}
+
+/// Decodes with the core (so only a file it accepts is embedded) and writes the literal.
+fn emit_model<const H: usize, const B: usize>(
+    bytes: &[u8],
+    src: &mut String,
+) -> Result<(), String> {
+    let mut model: Box<Model<H, B>> = Box::new(Model::ZERO);
+    file::decode_into(bytes, &mut model).map_err(|e| e.to_string())?;
+    writeln!(src, "/// H, hidden width of the embedded model.").unwrap();
+    writeln!(src, "pub const H: usize = {H};").unwrap();
+    writeln!(src, "/// B, residual blocks of the embedded model.").unwrap();
+    writeln!(src, "pub const B: usize = {B};").unwrap();
+    writeln!(src, "/// The model, in flash.").unwrap();
+    src.push_str("pub static MODEL: Model<H, B> = Model {\n    time_in: ");
+    emit_linear(&model.time_in, src);
+    src.push_str(",\n    time_out: ");
+    emit_linear(&model.time_out, src);
+    src.push_str(",\n    input: ");
+    emit_linear(&model.input, src);
+    src.push_str(",\n    blocks: [\n");
+    for block in &model.blocks {
+        src.push_str("        Block { first: ");
+        emit_linear(&block.first, src);
+        src.push_str(", second: ");
+        emit_linear(&block.second, src);
+        src.push_str(" },\n");
+    }
+    src.push_str("    ],\n    output: ");
+    emit_linear(&model.output, src);
+    src.push_str(",\n};\n");
+    Ok(())
+}
+
+fn emit_linear<const I: usize, const O: usize>(layer: &Linear<I, O>, src: &mut String) {
+    src.push_str("Linear { weight: [");
+    for row in &layer.weight {
+        src.push('[');
+        emit_floats(row, src);
+        src.push_str("],\n");
+    }
+    src.push_str("], bias: [");
+    emit_floats(&layer.bias, src);
+    src.push_str("] }");
+}
+
+fn emit_floats(values: &[f32], src: &mut String) {
+    for v in values {
+        write!(src, "f32::from_bits({:#010x}),", v.to_bits()).unwrap();
+    }
+}
+
+fn steps_source(header: &Header, sampler: &Sampler, src: &mut String) -> Result<(), String> {
+    match header.timesteps {
+        100 => emit_steps::<100>(header, sampler, src),
+        250 => emit_steps::<250>(header, sampler, src),
+        500 => emit_steps::<500>(header, sampler, src),
+        1000 => emit_steps::<1000>(header, sampler, src),
+        2000 => emit_steps::<2000>(header, sampler, src),
+        t => Err(format!(
+            "T={t}: this build script supports T in [100, 250, 500, 1000, 2000]"
+        )),
+    }
+}
+
+/// The step table, computed here by the core exactly as `tinyddpm_core::sample` does.
+fn emit_steps<const T: usize>(
+    header: &Header,
+    sampler: &Sampler,
+    src: &mut String,
+) -> Result<(), String> {
+    let schedule: Box<Schedule<T>> = Box::new(header.schedule().map_err(|e| e.to_string())?);
+    let count = sampler.num_steps(T);
+    writeln!(src, "/// The sampler's reverse steps, noisiest first.").unwrap();
+    writeln!(src, "pub static STEPS: [Step; {count}] = [").unwrap();
+    for k in 0..count {
+        let step: Step = sampler.step(&schedule, k);
+        let update = match step.update {
+            Update::Ddpm { c_eps, c_x } => format!(
+                "Update::Ddpm {{ c_eps: {}, c_x: {} }}",
+                bits(c_eps),
+                bits(c_x)
+            ),
+            Update::Ddim {
+                sqrt_one_minus_ab,
+                sqrt_ab,
+                sqrt_ab_prev,
+                dir,
+                clip,
+            } => format!(
+                "Update::Ddim {{ sqrt_one_minus_ab: {}, sqrt_ab: {}, sqrt_ab_prev: {}, dir: {}, clip: {clip} }}",
+                bits(sqrt_one_minus_ab),
+                bits(sqrt_ab),
+                bits(sqrt_ab_prev),
+                bits(dir)
+            ),
+        };
+        writeln!(
+            src,
+            "    Step {{ t: {}, t_input: {}, update: {update}, sigma: {} }},",
+            step.t,
+            bits(step.t_input),
+            bits(step.sigma)
+        )
+        .unwrap();
+    }
+    src.push_str("];\n");
+    Ok(())
+}
+
+fn bits(v: f32) -> String {
+    format!("f32::from_bits({:#010x})", v.to_bits())
+}

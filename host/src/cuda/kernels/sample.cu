@@ -1,0 +1,279 @@
+// Bit-identical reverse-process sampling (tinyddpm-core's `sample`/`sample_from`).
+//
+// Compile-time sizes (NVRTC -D options): HID = H, NBLK = B, SMAX = samples per thread block
+// (a multiple of 4, chosen by the host so the shared-memory buffers fit the device).
+//
+// Layout: `params` is the model's parameters in file order (weight row-major, then bias, for
+// each layer); `wt` holds the 2·B hidden H×H weights again, each transposed to [k][j], so a
+// thread block can stage a whole layer into shared memory with straight 16-byte copies.
+//
+// The arithmetic of every output is the core's: acc = bias, then acc = acc + w·x for k
+// ascending, each product rounded before it is added. Parallelism is across samples and
+// across outputs j only (a thread owns a 4-sample × 8-output register tile), never across k.
+
+#define SQRT_2_F 1.41421356237309504880f
+#define OG (HID / 8)
+#define SG (SMAX / 4)
+#define NTHREADS (OG * SG)
+
+// Parameter offsets in file order.
+#define TIME_IN_W 0
+#define TIME_IN_B (HID)
+#define TIME_OUT_W (2 * HID)
+#define TIME_OUT_B (2 * HID + HID * HID)
+#define INPUT_W (3 * HID + HID * HID)
+#define INPUT_B (5 * HID + HID * HID)
+#define BLOCK_BASE (6 * HID + HID * HID)
+#define BLOCK_STRIDE (2 * HID * HID + 2 * HID)
+#define OUTPUT_W (BLOCK_BASE + NBLK * BLOCK_STRIDE)
+#define OUTPUT_B (OUTPUT_W + 2 * HID)
+
+// Step table: 6 words per reverse step (sampler::Step, computed by the host's core code).
+// word 0: 0 = Update::Ddpm, 1 = Update::Ddim, 2 = Update::Ddim with clip;
+// words 1..4: c_eps, c_x (DDPM) or sqrt_one_minus_ab, sqrt_ab, sqrt_ab_prev, dir (DDIM);
+// word 5: sigma.
+#define STEP_WORDS 6
+
+// Model::time_embedding for each step's t/T: one thread block per step, one thread per output.
+extern "C" __global__ void time_embedding(const float *__restrict__ params,
+                                          const float *__restrict__ t_inputs,
+                                          float *__restrict__ temb) {
+    __shared__ float hidden[HID];
+    const int step = blockIdx.x;
+    const int j = threadIdx.x;
+    float acc = params[TIME_IN_B + j];
+    acc = ADD(acc, MUL(params[TIME_IN_W + j], t_inputs[step]));
+    hidden[j] = gelu(acc);
+    __syncthreads();
+    const float *w = params + TIME_OUT_W + j * HID;
+    acc = params[TIME_OUT_B + j];
+    for (int k = 0; k < HID; ++k) {
+        acc = ADD(acc, MUL(w[k], hidden[k]));
+    }
+    temb[step * HID + j] = acc;
+}
+
+// sample/sample_from's start: each sample's stream, and x_T = its first Gaussian pair unless
+// has_init (then x_init holds the 2·count starting coordinates; the pair is drawn either
+// way, as sample_from skips it).
+extern "C" __global__ void sample_init(u64 seed, u64 first_index, int count, int has_init,
+                                       const float *__restrict__ x_init,
+                                       const u32 *__restrict__ zero_fallback,
+                                       float *__restrict__ xs, u32 *__restrict__ rng) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= count) {
+        return;
+    }
+    Xoshiro128pp st = stream_new(seed, first_index + (u64)i, zero_fallback);
+    float z0, z1;
+    gaussian_pair(&st, &z0, &z1);
+    xs[2 * i] = has_init ? x_init[2 * i] : z0;
+    xs[2 * i + 1] = has_init ? x_init[2 * i + 1] : z1;
+    rng[4 * i] = st.s0;
+    rng[4 * i + 1] = st.s1;
+    rng[4 * i + 2] = st.s2;
+    rng[4 * i + 3] = st.s3;
+}
+
+// Step::apply for one coordinate.
+__device__ __forceinline__ float apply_step(const u32 *rec, float x, float eps, float z) {
+    const u32 mode = rec[0];
+    const float a = __uint_as_float(rec[1]);
+    const float b = __uint_as_float(rec[2]);
+    const float sigma = __uint_as_float(rec[5]);
+    float mean;
+    if (mode == 0) {
+        mean = MUL(SUB(x, MUL(a, eps)), b);
+    } else {
+        const float c = __uint_as_float(rec[3]);
+        const float d = __uint_as_float(rec[4]);
+        float x0 = DIV(SUB(x, MUL(a, eps)), b);
+        if (mode == 2) {
+            // Real::max then Real::min: the selects a > b ? a : b, a < b ? a : b
+            x0 = x0 > -1.0f ? x0 : -1.0f;
+            x0 = x0 < 1.0f ? x0 : 1.0f;
+            eps = DIV(SUB(x, MUL(b, x0)), a);
+        }
+        mean = ADD(MUL(c, x0), MUL(d, eps));
+    }
+    return ADD(mean, MUL(sigma, z));
+}
+
+// Copies one transposed H×H layer into shared memory.
+__device__ __forceinline__ void stage_layer(float *ws, const float *__restrict__ src) {
+    const float4 *s4 = reinterpret_cast<const float4 *>(src);
+    float4 *d4 = reinterpret_cast<float4 *>(ws);
+    for (int i = threadIdx.x; i < HID * HID / 4; i += NTHREADS) {
+        d4[i] = __ldg(s4 + i);
+    }
+}
+
+// acc[ss][jj] = bias[j0+jj] + Σ_k ws[k][j0+jj]·in[k][s0+ss], k ascending.
+__device__ __forceinline__ void layer_tile(float acc[4][8], const float *__restrict__ bias,
+                                          const float *ws, const float *in, int j0, int s0) {
+#pragma unroll
+    for (int jj = 0; jj < 8; ++jj) {
+        const float b = __ldg(bias + j0 + jj);
+#pragma unroll
+        for (int ss = 0; ss < 4; ++ss) {
+            acc[ss][jj] = b;
+        }
+    }
+#pragma unroll 4
+    for (int k = 0; k < HID; ++k) {
+        const float4 xv = *reinterpret_cast<const float4 *>(in + k * SMAX + s0);
+        const float4 w0 = *reinterpret_cast<const float4 *>(ws + k * HID + j0);
+        const float4 w1 = *reinterpret_cast<const float4 *>(ws + k * HID + j0 + 4);
+        const float x[4] = {xv.x, xv.y, xv.z, xv.w};
+        const float w[8] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
+#pragma unroll
+        for (int ss = 0; ss < 4; ++ss) {
+#pragma unroll
+            for (int jj = 0; jj < 8; ++jj) {
+                acc[ss][jj] = ADD(acc[ss][jj], MUL(w[jj], x[ss]));
+            }
+        }
+    }
+}
+
+// Reverse steps [step_begin, step_end) for samples [base, base + count): thread block b owns
+// samples base + b·spb … (spb ≤ SMAX, a multiple of 4). The state (x, stream) lives in
+// registers of thread s during the launch and in xs/rng between launches.
+extern "C" __global__ void __launch_bounds__(NTHREADS)
+sample_steps(const float *__restrict__ params, const float *__restrict__ wt,
+             const float *__restrict__ temb, const u32 *__restrict__ steps, int step_begin,
+             int step_end, int base, int count, int spb, float *__restrict__ xs,
+             u32 *__restrict__ rng) {
+    extern __shared__ float4 smem4[];
+    float *smem = reinterpret_cast<float *>(smem4);
+    float *hs = smem;                  // h, [HID][SMAX]
+    float *us = hs + HID * SMAX;       // first layer's output, [HID][SMAX]
+    float *ws = us + HID * SMAX;       // staged transposed weights, [HID][HID]
+    float *xsm = ws + HID * HID;       // x, [2][SMAX]
+    float *es = xsm + 2 * SMAX;        // predicted noise, [2][SMAX]
+
+    const int tid = threadIdx.x;
+    const int og = tid % OG;
+    const int sg = tid / OG;
+    const int j0 = og * 8;
+    const int s0 = sg * 4;
+    const bool tile_active = s0 < spb;
+    const int first = base + blockIdx.x * spb;
+
+    // Thread s < spb carries sample s; padding samples (past `count`) run on zeros.
+    const bool owner = tid < spb;
+    const bool valid = owner && first + tid < base + count;
+    const int me = first + tid;
+    float x0 = 0.0f, x1 = 0.0f;
+    Xoshiro128pp st = {0u, 0u, 0u, 0u};
+    if (valid) {
+        x0 = xs[2 * me];
+        x1 = xs[2 * me + 1];
+        st.s0 = rng[4 * me];
+        st.s1 = rng[4 * me + 1];
+        st.s2 = rng[4 * me + 2];
+        st.s3 = rng[4 * me + 3];
+    }
+    if (owner) {
+        xsm[tid] = x0;
+        xsm[SMAX + tid] = x1;
+    }
+    __syncthreads();
+
+    for (int step = step_begin; step < step_end; ++step) {
+        const float *te = temb + step * HID;
+
+        // h = GELU(Linear(2,H)(x)) + temb
+        if (tile_active) {
+#pragma unroll
+            for (int jj = 0; jj < 8; ++jj) {
+                const int j = j0 + jj;
+                const float w0 = __ldg(params + INPUT_W + 2 * j);
+                const float w1 = __ldg(params + INPUT_W + 2 * j + 1);
+                const float b = __ldg(params + INPUT_B + j);
+                const float t = __ldg(te + j);
+#pragma unroll
+                for (int ss = 0; ss < 4; ++ss) {
+                    const int s = s0 + ss;
+                    float acc = b;
+                    acc = ADD(acc, MUL(w0, xsm[s]));
+                    acc = ADD(acc, MUL(w1, xsm[SMAX + s]));
+                    hs[j * SMAX + s] = ADD(gelu(acc), t);
+                }
+            }
+        }
+
+        for (int blk = 0; blk < NBLK; ++blk) {
+            const float *first_b = params + BLOCK_BASE + blk * BLOCK_STRIDE + HID * HID;
+            const float *second_b = first_b + HID + HID * HID;
+            float acc[4][8];
+
+            // u = GELU(first(h))
+            __syncthreads();
+            stage_layer(ws, wt + (2 * blk) * HID * HID);
+            __syncthreads();
+            if (tile_active) {
+                layer_tile(acc, first_b, ws, hs, j0, s0);
+#pragma unroll
+                for (int jj = 0; jj < 8; ++jj) {
+#pragma unroll
+                    for (int ss = 0; ss < 4; ++ss) {
+                        us[(j0 + jj) * SMAX + s0 + ss] = gelu(acc[ss][jj]);
+                    }
+                }
+            }
+
+            // h = ((GELU(second(u)) + h) + temb) / √2
+            __syncthreads();
+            stage_layer(ws, wt + (2 * blk + 1) * HID * HID);
+            __syncthreads();
+            if (tile_active) {
+                layer_tile(acc, second_b, ws, us, j0, s0);
+#pragma unroll
+                for (int jj = 0; jj < 8; ++jj) {
+                    const float t = __ldg(te + j0 + jj);
+#pragma unroll
+                    for (int ss = 0; ss < 4; ++ss) {
+                        float *h = hs + (j0 + jj) * SMAX + s0 + ss;
+                        *h = DIV(ADD(ADD(gelu(acc[ss][jj]), *h), t), SQRT_2_F);
+                    }
+                }
+            }
+        }
+        __syncthreads();
+
+        // ε̂ = Linear(H,2)(h): one thread per (sample, coordinate), k ascending.
+        for (int t = tid; t < 2 * spb; t += NTHREADS) {
+            const int s = t >> 1;
+            const int o = t & 1;
+            const float *w = params + OUTPUT_W + o * HID;
+            float acc = __ldg(params + OUTPUT_B + o);
+            for (int k = 0; k < HID; ++k) {
+                acc = ADD(acc, MUL(__ldg(w + k), hs[k * SMAX + s]));
+            }
+            es[o * SMAX + s] = acc;
+        }
+        __syncthreads();
+
+        // x = Step::apply(x, ε̂, z) per coordinate, z = the step's Gaussian pair.
+        if (owner) {
+            const u32 *rec = steps + step * STEP_WORDS;
+            float z0, z1;
+            gaussian_pair(&st, &z0, &z1);
+            x0 = apply_step(rec, x0, es[tid], z0);
+            x1 = apply_step(rec, x1, es[SMAX + tid], z1);
+            xsm[tid] = x0;
+            xsm[SMAX + tid] = x1;
+        }
+        __syncthreads();
+    }
+
+    if (valid) {
+        xs[2 * me] = x0;
+        xs[2 * me + 1] = x1;
+        rng[4 * me] = st.s0;
+        rng[4 * me + 1] = st.s1;
+        rng[4 * me + 2] = st.s2;
+        rng[4 * me + 3] = st.s3;
+    }
+}

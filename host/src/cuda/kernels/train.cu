@@ -1,0 +1,274 @@
+// Adam training of the time-embedded MLP on Swiss-roll batches (the CPU trainer's maths).
+//
+// Compile-time sizes (NVRTC -D options): HID = H, NBLK = B, NT = T (diffusion steps).
+// Parameters, gradients and Adam moments are flat vectors in the model file's order; a
+// layer's weight is [out][in] row-major followed by its bias. Activations are [n][feature].
+//
+// Bits need not match the CPU here (training is outside the sampling contract): products
+// are accumulated with explicit fmaf for speed, and agreement with the CPU trainer is to a
+// tolerance. Every kernel of a step reads the step number from device memory, so the whole
+// step can be captured once in a CUDA graph and replayed.
+
+#define SQRT_2_F 1.41421356237309504880f
+#define S_MIN_F (1.5f * 3.14159265358979323846f)
+#define SCALE_F 15.0f
+#define FRAC_1_SQRT_2PI 0.3989423f
+
+// ctr[0] = steps done, ctr[1] = losses logged since the host last read them,
+// ctr[2] = 1 once a loss was not finite, 2 once a gradient was not finite (every later
+// update is skipped, so the state stays the one before the failing step).
+#define CTR_STEP 0
+#define CTR_LOGGED 1
+#define CTR_DIVERGED 2
+
+// dGELU/dx = Φ(x) + x·φ(x), Φ from the core's tail approximation (act.rs's formula).
+__device__ __forceinline__ float gelu_derivative(float x) {
+    float tail = normal_upper_tail(fabsf(x));
+    float cdf = x >= 0.0f ? 1.0f - tail : tail;
+    return cdf + x * (expf(-0.5f * x * x) * FRAC_1_SQRT_2PI);
+}
+
+// One training batch, row i from its own stream (data.rs, Examples::fill): stream
+// (base0 + step, first + i); spiral parameter, t by multiply-shift, Box–Muller noise.
+// cosf/sinf are CUDA's, within an ulp or two of libm's: the only inexact part of the data.
+extern "C" __global__ void make_batch(u64 base0, const u64 *__restrict__ ctr, int n,
+                                      const float2 *__restrict__ coefs,
+                                      const u32 *__restrict__ zero_fallback,
+                                      float *__restrict__ x, float *__restrict__ tin,
+                                      float *__restrict__ eps) {
+    const int i = blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n) {
+        return;
+    }
+    Xoshiro128pp st = stream_new(base0 + ctr[CTR_STEP], (u64)i, zero_fallback);
+    const float u = MUL(__uint2float_rn(next_u32(&st) >> 8), UNIT_24);
+    const float s = MUL(S_MIN_F, ADD(1.0f, MUL(2.0f, u)));
+    const float p0 = DIV(MUL(s, cosf(s)), SCALE_F);
+    const float p1 = DIV(MUL(s, sinf(s)), SCALE_F);
+    const u32 t = (u32)(((u64)next_u32(&st) * (u64)NT) >> 32);
+    const u32 a = next_u32(&st) >> 8;
+    const u32 b = next_u32(&st) >> 8;
+    float z0, z1;
+    box_muller(a, b, &z0, &z1);
+    const float2 c = coefs[t];
+    x[2 * i] = ADD(MUL(c.x, p0), MUL(c.y, z0));
+    x[2 * i + 1] = ADD(MUL(c.x, p1), MUL(c.y, z1));
+    eps[2 * i] = z0;
+    eps[2 * i + 1] = z1;
+    tin[i] = DIV(__uint2float_rn(t), (float)NT);
+}
+
+// C[m][n] = Σ_k A(m, k)·B(k, n) over 32×32 tiles of C, 256 threads with 2×2 outputs each;
+// `store(m, n, value)` is the epilogue.
+#define TILE 32
+template <class FA, class FB, class FS>
+__device__ __forceinline__ void gemm_tiles(int M, int N, int K, FA a, FB b, FS store) {
+    __shared__ float as[TILE][TILE + 1];
+    __shared__ float bs[TILE][TILE + 1];
+    const int tx = threadIdx.x % 16;
+    const int ty = threadIdx.x / 16;
+    const int m0 = blockIdx.y * TILE;
+    const int n0 = blockIdx.x * TILE;
+    float acc[2][2] = {{0.0f, 0.0f}, {0.0f, 0.0f}};
+    for (int k0 = 0; k0 < K; k0 += TILE) {
+        for (int e = threadIdx.x; e < TILE * TILE; e += blockDim.x) {
+            const int r = e / TILE;
+            const int c = e % TILE;
+            as[r][c] = (m0 + r < M && k0 + c < K) ? a(m0 + r, k0 + c) : 0.0f;
+            bs[r][c] = (k0 + r < K && n0 + c < N) ? b(k0 + r, n0 + c) : 0.0f;
+        }
+        __syncthreads();
+#pragma unroll 8
+        for (int kk = 0; kk < TILE; ++kk) {
+#pragma unroll
+            for (int i = 0; i < 2; ++i) {
+#pragma unroll
+                for (int j = 0; j < 2; ++j) {
+                    acc[i][j] = fmaf(as[ty + 16 * i][kk], bs[kk][tx + 16 * j], acc[i][j]);
+                }
+            }
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {
+#pragma unroll
+        for (int j = 0; j < 2; ++j) {
+            const int m = m0 + ty + 16 * i;
+            const int nn = n0 + tx + 16 * j;
+            if (m < M && nn < N) {
+                store(m, nn, acc[i][j]);
+            }
+        }
+    }
+}
+
+// Forward epilogues of linear_fwd.
+#define FWD_PLAIN 0    // out1 = y
+#define FWD_GELU 1     // out1 = y, out2 = gelu(y)
+#define FWD_RESIDUAL 2 // out1 = y, out2 = ((gelu(y) + aux1) + aux2) / √2
+#define FWD_INPUT 3    // out1 = y, out2 = gelu(y) + aux2
+
+// y[n][j] = bias[j] + Σ_k x[n][k]·w[j][k] for an `in → out` layer, batch rows `rows`.
+extern "C" __global__ void linear_fwd(const float *__restrict__ x, const float *__restrict__ w,
+                                      const float *__restrict__ bias, int rows, int out, int in,
+                                      int mode, float *__restrict__ out1,
+                                      float *__restrict__ out2, const float *__restrict__ aux1,
+                                      const float *__restrict__ aux2) {
+    gemm_tiles(
+        rows, out, in, [&](int n, int k) { return x[n * in + k]; },
+        [&](int k, int j) { return w[j * in + k]; },
+        [&](int n, int j, float acc) {
+            const int o = n * out + j;
+            const float y = acc + bias[j];
+            out1[o] = y;
+            if (mode == FWD_GELU) {
+                out2[o] = gelu(y);
+            } else if (mode == FWD_RESIDUAL) {
+                out2[o] = ((gelu(y) + aux1[o]) + aux2[o]) / SQRT_2_F;
+            } else if (mode == FWD_INPUT) {
+                out2[o] = gelu(y) + aux2[o];
+            }
+        });
+}
+
+// Backward epilogues of linear_bwd_input.
+#define BWD_PLAIN 0    // dx = v
+#define BWD_GELU 1     // dx = v · gelu'(aux)
+#define BWD_RESIDUAL 2 // dx = v + aux / √2 (in place over aux allowed)
+
+// dx[n][k] = Σ_j dy[n][j]·w[j][k] (the input gradient of an `in → out` layer).
+extern "C" __global__ void linear_bwd_input(const float *__restrict__ dy,
+                                            const float *__restrict__ w, int rows, int out,
+                                            int in, int mode, float *dx, const float *aux) {
+    gemm_tiles(
+        rows, in, out, [&](int n, int j) { return dy[n * out + j]; },
+        [&](int j, int k) { return w[j * in + k]; },
+        [&](int n, int k, float v) {
+            const int o = n * in + k;
+            if (mode == BWD_GELU) {
+                v = v * gelu_derivative(aux[o]);
+            } else if (mode == BWD_RESIDUAL) {
+                v = v + aux[o] / SQRT_2_F;
+            }
+            dx[o] = v;
+        });
+}
+
+// dw[j][k] = Σ_n dy[n][j]·x[n][k] and db[j] = Σ_n dy[n][j]: one product over [x | 1].
+// A non-finite gradient (with a finite loss) marks the run diverged before Adam runs.
+extern "C" __global__ void linear_wgrad(const float *__restrict__ dy,
+                                        const float *__restrict__ x, int rows, int out, int in,
+                                        float *__restrict__ dw, float *__restrict__ db,
+                                        u64 *ctr) {
+    gemm_tiles(
+        out, in + 1, rows, [&](int j, int n) { return dy[n * out + j]; },
+        [&](int n, int k) { return k < in ? x[n * in + k] : 1.0f; },
+        [&](int j, int k, float v) {
+            if (!isfinite(v) && ctr[CTR_DIVERGED] == 0) {
+                ctr[CTR_DIVERGED] = 2;
+            }
+            if (k < in) {
+                dw[j * in + k] = v;
+            } else {
+                db[j] = v;
+            }
+        });
+}
+
+// MSE loss (mean over rows × 2) into losses[ctr[1]], and its gradient d/d(out).
+// One block of 256 threads. A non-finite loss sets ctr[2].
+extern "C" __global__ void mse_loss(const float *__restrict__ out, const float *__restrict__ eps,
+                                    int rows, float *__restrict__ dout, u64 *ctr,
+                                    float *__restrict__ losses) {
+    __shared__ float partial[256];
+    const int n2 = 2 * rows;
+    float sum = 0.0f;
+    for (int e = threadIdx.x; e < n2; e += blockDim.x) {
+        const float d = out[e] - eps[e];
+        dout[e] = 2.0f * d / (float)n2;
+        sum += d * d;
+    }
+    partial[threadIdx.x] = sum;
+    __syncthreads();
+    for (int half = blockDim.x / 2; half > 0; half /= 2) {
+        if (threadIdx.x < half) {
+            partial[threadIdx.x] += partial[threadIdx.x + half];
+        }
+        __syncthreads();
+    }
+    if (threadIdx.x == 0 && ctr[CTR_DIVERGED] == 0) {
+        const float loss = partial[0] / (float)n2;
+        losses[ctr[CTR_LOGGED]] = loss;
+        if (!isfinite(loss)) {
+            ctr[CTR_DIVERGED] = 1;
+        }
+    }
+}
+
+// A block's output h' = ((gelu(c) + h) + temb)/√2, going back: g = dh'/√2,
+// dc = g·gelu'(c), dtemb (+)= g. `first` says whether dtemb is written or accumulated.
+extern "C" __global__ void residual_grad(const float *__restrict__ dh,
+                                         const float *__restrict__ zc, int len, int first,
+                                         float *__restrict__ dc, float *__restrict__ dtemb) {
+    const int e = blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= len) {
+        return;
+    }
+    const float g = dh[e] / SQRT_2_F;
+    dc[e] = g * gelu_derivative(zc[e]);
+    dtemb[e] = first ? g : dtemb[e] + g;
+}
+
+// h0 = gelu(z0) + temb, going back: dz0 = dh0·gelu'(z0), dtemb (+)= dh0 (written when
+// `first`, i.e. when there are no blocks).
+extern "C" __global__ void input_grad(const float *__restrict__ dh, const float *__restrict__ z0,
+                                      int len, int first, float *__restrict__ dz0,
+                                      float *__restrict__ dtemb) {
+    const int e = blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= len) {
+        return;
+    }
+    dz0[e] = dh[e] * gelu_derivative(z0[e]);
+    dtemb[e] = first ? dh[e] : dtemb[e] + dh[e];
+}
+
+// Adam over every parameter in the CPU trainer's (torch.optim.Adam's) sequence, then the
+// optional EMA (ema_decay < 0: none); see adam.rs. neg_step_size = −lr/(1 − β1^t) and
+// bc2_sqrt = √(1 − β2^t) come from the host per step count t, as f64 rounded to f32:
+// t is read from ctr, so they are tabulated by the host for t = 1 … and indexed here.
+// Skipped entirely once the run has diverged (loss or a gradient not finite).
+extern "C" __global__ void adam(float *__restrict__ p, const float *__restrict__ g,
+                                float *__restrict__ m, float *__restrict__ v,
+                                float *__restrict__ ema, int len, float ema_decay,
+                                const float2 *__restrict__ step_coefs, int step_coefs_len,
+                                const u64 *__restrict__ ctr) {
+    const int e = blockIdx.x * blockDim.x + threadIdx.x;
+    if (e >= len || ctr[CTR_DIVERGED] != 0) {
+        return;
+    }
+    const u64 t = ctr[CTR_STEP];
+    const float2 c = step_coefs[t < (u64)step_coefs_len ? t : (u64)step_coefs_len - 1];
+    const float ge = g[e];
+    float me = m[e];
+    float ve = v[e];
+    me += 0.1f * (ge - me);
+    ve = ve * 0.999f + 0.001f * ge * ge;
+    const float denom = sqrtf(ve) / c.y + 1e-8f;
+    const float pe = p[e] + c.x * me / denom;
+    m[e] = me;
+    v[e] = ve;
+    p[e] = pe;
+    if (ema_decay >= 0.0f) {
+        const float w = 1.0f - ema_decay;
+        ema[e] += w * (pe - ema[e]);
+    }
+}
+
+// Ends a step: counts it and its logged loss, unless the run has diverged.
+extern "C" __global__ void advance(u64 *ctr) {
+    if (threadIdx.x == 0 && blockIdx.x == 0 && ctr[CTR_DIVERGED] == 0) {
+        ctr[CTR_STEP] += 1;
+        ctr[CTR_LOGGED] += 1;
+    }
+}
