@@ -24,6 +24,12 @@ pub const SCALE: f32 = 15.0;
 
 /// Keeps training streams apart from true-sample streams drawn with the same seed.
 const TRAIN_DOMAIN: u64 = 0x7472_6169_6e00_0001;
+/// The key of a training run's streams: example `i` of step `s` uses stream
+/// `(key + s, i)`. The CUDA trainer uploads it and derives the same streams on the device.
+pub(crate) fn train_stream_key(seed: u64) -> u64 {
+    mix64(seed ^ TRAIN_DOMAIN)
+}
+
 /// Domain of [`true_samples`].
 const TRUE_DOMAIN: u64 = 0x7472_7565_0000_0002;
 /// 2^-24: the step of the 24-bit uniforms.
@@ -90,7 +96,7 @@ impl Examples {
     /// Fills every row with the examples `first, first + 1, …` of training step `step` under
     /// `seed`; `coefs[t]` is `schedule.forward_coefs(t)` (see [`forward_coefs`]).
     pub fn fill(&mut self, coefs: &[(f32, f32)], seed: u64, step: u64, first: usize) {
-        let base = mix64(seed ^ TRAIN_DOMAIN).wrapping_add(step);
+        let base = train_stream_key(seed).wrapping_add(step);
         let steps = coefs.len() as u64;
         let rows = self
             .x_t

@@ -16,7 +16,6 @@ use cudarc::driver::{
 };
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro128PlusPlus;
-use tinyddpm_core::noise::mix64;
 use tinyddpm_core::{Model, Schedule, ScheduleKind};
 
 use super::{CudaError, Gpu, TRAIN};
@@ -26,8 +25,6 @@ use crate::train::{TrainConfig, TrainError, Trainer};
 const LOSS_LOG: usize = 256;
 /// Threads per block of the element-wise kernels.
 const THREADS: u32 = 256;
-/// `data.rs`'s domain of the training streams: stream base = mix64(seed ^ this) + step.
-const TRAIN_DOMAIN: u64 = 0x7472_6169_6e00_0001;
 
 /// NVRTC `-D` options of `train.cu`.
 pub(super) fn defines(
@@ -360,7 +357,7 @@ impl<const H: usize, const B: usize, const T: usize> GpuTrainer<H, B, T> {
             grid: elems(n),
             block: THREADS,
             args: vec![
-                U64(mix64(state.config.seed ^ TRAIN_DOMAIN)),
+                U64(crate::data::train_stream_key(state.config.seed)),
                 Ptr(ctr),
                 I32(rows),
                 Ptr(coef_ptr),
@@ -650,7 +647,7 @@ mod tests {
     use super::*;
     use crate::data::{Examples, forward_coefs};
 
-    /// `make_batch` derives each row from stream (mix64(seed ^ TRAIN_DOMAIN) + step, row):
+    /// `make_batch` derives each row from stream (train_stream_key(seed) + step, row):
     /// the same stream, t and noise as the CPU trainer's data (`Examples::fill`).
     #[test]
     fn device_batches_use_the_cpu_trainers_streams() {
@@ -658,7 +655,7 @@ mod tests {
         let (seed, step) = (42, 7);
         let mut ex = Examples::with_len(64);
         ex.fill(&forward_coefs(&schedule), seed, step, 0);
-        let base = mix64(seed ^ TRAIN_DOMAIN).wrapping_add(step);
+        let base = crate::data::train_stream_key(seed).wrapping_add(step);
         for i in 0..64 {
             let mut rng = Xoshiro128PlusPlus::from_seed(stream_seed(base, i as u64));
             rng.next_u32();
