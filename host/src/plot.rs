@@ -1,1 +1,485 @@
-//! (being written)
+//! The seed notebook's figures as PNG: loss curve, generated samples, forward-process grid,
+//! reverse-process grid, real vs generated.
+//!
+//! Drawn with plotters' bitmap backend and the DejaVu Sans font compiled in (registered once as
+//! "sans-serif"), so no system font library is needed. Each figure is rendered into memory,
+//! encoded as PNG and written atomically. The reverse-process grid needs the intermediate states
+//! of the chain, which the batched sampler does not return: [`reverse_frames`] runs the core's
+//! own `predict_noise` and `Step::apply` on 16 samples at a time (one lane each, so every lane
+//! computes the scalar sequence and the last frame equals the core's `sample` bit for bit).
+
+use std::io;
+use std::ops::{Add, Div, Mul, Neg, Sub};
+use std::path::Path;
+use std::sync::OnceLock;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::FontStyle;
+use rayon::prelude::*;
+use tinyddpm_core::{Model, NoiseStream, Real, Sampler, Schedule};
+
+/// Why a figure could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlotError {
+    /// The compiled-in font was rejected.
+    #[error("cannot register the DejaVu Sans font")]
+    Font,
+    /// plotters or the PNG encoder failed.
+    #[error("cannot draw {figure}: {message}")]
+    Draw {
+        /// Which figure.
+        figure: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+    /// The PNG could not be written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: io::Error,
+    },
+    /// No points or losses to draw.
+    #[error("{0}: nothing to plot")]
+    Empty(&'static str),
+}
+
+type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
+type DrawResult = Result<(), Box<dyn std::error::Error>>;
+
+/// Generated samples (matplotlib's first colour).
+const BLUE: RGBColor = RGBColor(31, 119, 180);
+/// True data (matplotlib's second colour).
+const ORANGE: RGBColor = RGBColor(255, 127, 14);
+/// Width and height of one scatter panel.
+const PANEL: u32 = 340;
+/// The fractions of T shown by the forward-process grid (the notebook's).
+pub const FORWARD_FRACTIONS: [f64; 7] = [0.0, 0.02, 0.05, 0.10, 0.20, 0.50, 1.0];
+/// The fractions of the reverse steps done shown by the reverse-process grid.
+pub const REVERSE_FRACTIONS: [f64; 7] = [0.0, 0.5, 0.75, 0.9, 0.95, 0.98, 1.0];
+
+fn font() -> Result<(), PlotError> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let ok = *REGISTERED.get_or_init(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
+            .is_ok()
+    });
+    ok.then_some(()).ok_or(PlotError::Font)
+}
+
+/// Draws a `width`×`height` figure with `draw` and writes it to `path` as PNG, atomically.
+fn render(
+    path: &Path,
+    figure: &'static str,
+    (width, height): (u32, u32),
+    draw: impl FnOnce(&Area<'_>) -> DrawResult,
+) -> Result<(), PlotError> {
+    font()?;
+    let failed = |message: String| PlotError::Draw { figure, message };
+    let mut rgb = vec![0u8; width as usize * height as usize * 3];
+    {
+        let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| failed(e.to_string()))?;
+        draw(&root).map_err(|e| failed(e.to_string()))?;
+        root.present().map_err(|e| failed(e.to_string()))?;
+    }
+    let mut png_bytes = Vec::new();
+    let mut encoder = png::Encoder::new(&mut png_bytes, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder
+        .write_header()
+        .and_then(|mut w| w.write_image_data(&rgb))
+        .map_err(|e| failed(e.to_string()))?;
+    crate::atomic::write(path, &png_bytes).map_err(|source| PlotError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Half the side of a square view holding nearly all `points` (at least the data's ±1.1;
+/// at most ±4.5 so a few far-flung points do not shrink the rest to a dot).
+fn extent(points: &[[f32; 2]]) -> f32 {
+    let mut r: Vec<f32> = points.iter().map(|p| p[0].abs().max(p[1].abs())).collect();
+    r.sort_by(f32::total_cmp);
+    let q = r
+        .get(r.len() * 995 / 1000)
+        .or(r.last())
+        .copied()
+        .unwrap_or(0.0);
+    (q * 1.08).clamp(1.1, 4.5)
+}
+
+fn scatter_panel(
+    area: &Area<'_>,
+    points: &[[f32; 2]],
+    title: &str,
+    color: RGBColor,
+    half: f32,
+) -> DrawResult {
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, ("sans-serif", 18))
+        .margin(8)
+        .x_label_area_size(24)
+        .y_label_area_size(36)
+        .build_cartesian_2d(-half..half, -half..half)?;
+    chart
+        .configure_mesh()
+        .light_line_style(WHITE)
+        .x_labels(5)
+        .y_labels(5)
+        .label_style(("sans-serif", 12))
+        .draw()?;
+    // Fewer points get bigger, more opaque dots, as matplotlib's scatter looks at these sizes.
+    let (radius, alpha) = if points.len() > 3000 {
+        (1, 0.35)
+    } else {
+        (2, 0.6)
+    };
+    let style = color.mix(alpha).filled();
+    chart.draw_series(
+        points
+            .iter()
+            .filter(|p| p[0].abs() <= half && p[1].abs() <= half)
+            .map(|p| Circle::new((p[0], p[1]), radius, style)),
+    )?;
+    Ok(())
+}
+
+/// The training loss per step (light) and its moving average (dark).
+pub fn loss_curve(path: &Path, losses: &[(u64, f32)]) -> Result<(), PlotError> {
+    if losses.is_empty() {
+        return Err(PlotError::Empty("loss curve"));
+    }
+    let window = (losses.len() / 100).max(1);
+    let smooth: Vec<(u64, f32)> = losses
+        .windows(window)
+        .map(|w| {
+            (
+                w[w.len() - 1].0,
+                w.iter().map(|l| l.1).sum::<f32>() / window as f32,
+            )
+        })
+        .collect();
+    let first = losses[0].0;
+    let last = losses[losses.len() - 1].0.max(first + 1);
+    let top = losses.iter().map(|l| l.1).fold(0.0, f32::max) * 1.05;
+    render(path, "loss curve", (900, 500), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption("Training loss (MSE on the noise)", ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(56)
+            .build_cartesian_2d(first..last, 0f32..top.max(1e-6))?;
+        chart
+            .configure_mesh()
+            .light_line_style(WHITE)
+            .x_desc("step")
+            .y_desc("loss")
+            .label_style(("sans-serif", 14))
+            .draw()?;
+        chart.draw_series(LineSeries::new(
+            losses.iter().copied(),
+            BLUE.mix(0.25).stroke_width(1),
+        ))?;
+        chart
+            .draw_series(LineSeries::new(smooth, BLUE.stroke_width(2)))?
+            .label(format!("moving average over {window} steps"))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 14))
+            .draw()?;
+        Ok(())
+    })
+}
+
+/// A scatter plot of points (the notebook's "generated samples" figure).
+pub fn samples(path: &Path, points: &[[f32; 2]], title: &str) -> Result<(), PlotError> {
+    if points.is_empty() {
+        return Err(PlotError::Empty("samples"));
+    }
+    render(path, "samples", (600, 600), |root| {
+        scatter_panel(root, points, title, BLUE, extent(points))
+    })
+}
+
+/// Real and generated points side by side, on the same axes.
+pub fn compare(path: &Path, real: &[[f32; 2]], generated: &[[f32; 2]]) -> Result<(), PlotError> {
+    if real.is_empty() || generated.is_empty() {
+        return Err(PlotError::Empty("real vs generated"));
+    }
+    let half = extent(real).max(extent(generated));
+    render(path, "real vs generated", (1100, 560), |root| {
+        let panels = root.split_evenly((1, 2));
+        let real_title = format!("Real Swiss roll ({} points)", real.len());
+        scatter_panel(&panels[0], real, &real_title, ORANGE, half)?;
+        let gen_title = format!("Generated ({} points)", generated.len());
+        scatter_panel(&panels[1], generated, &gen_title, BLUE, half)
+    })
+}
+
+/// Panels of point sets in one row, each with its own title and scale.
+fn grid(
+    path: &Path,
+    figure: &'static str,
+    title: &str,
+    frames: &[Frame],
+    color: RGBColor,
+) -> Result<(), PlotError> {
+    if frames.iter().any(|f| f.points.is_empty()) || frames.is_empty() {
+        return Err(PlotError::Empty(figure));
+    }
+    let size = (PANEL * frames.len() as u32, PANEL + 40);
+    render(path, figure, size, |root| {
+        let root = root.titled(title, ("sans-serif", 24))?;
+        let panels = root.split_evenly((1, frames.len()));
+        for (area, frame) in panels.iter().zip(frames) {
+            scatter_panel(
+                area,
+                &frame.points,
+                &frame.label,
+                color,
+                extent(&frame.points),
+            )?;
+        }
+        Ok(())
+    })
+}
+
+/// One panel of a grid: a label and the points at that stage.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Frame {
+    /// Panel title.
+    pub label: String,
+    /// The points.
+    pub points: Vec<[f32; 2]>,
+}
+
+/// The forward process applied to `data`: x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε at t = each of
+/// [`FORWARD_FRACTIONS`] of T (clamped to T−1), with ε of point i from the noise stream
+/// `(seed, i)`, the same ε at every t.
+pub fn forward_frames<const T: usize>(
+    data: &[[f32; 2]],
+    schedule: &Schedule<T>,
+    seed: u64,
+) -> Vec<Frame> {
+    let eps: Vec<[f32; 2]> = (0..data.len())
+        .map(|i| NoiseStream::new(seed, i as u64).gaussian_pair())
+        .collect();
+    FORWARD_FRACTIONS
+        .iter()
+        .map(|&f| {
+            let t = ((f * T as f64).round() as usize).min(T - 1);
+            let (a, b) = schedule.forward_coefs(t);
+            let points = data
+                .iter()
+                .zip(&eps)
+                .map(|(x, e)| [a * x[0] + b * e[0], a * x[1] + b * e[1]])
+                .collect();
+            Frame {
+                label: format!("t = {t} ({:.0}% of T)", f * 100.0),
+                points,
+            }
+        })
+        .collect()
+}
+
+/// The forward-process figure (see [`forward_frames`]).
+pub fn forward_grid(path: &Path, frames: &[Frame]) -> Result<(), PlotError> {
+    grid(
+        path,
+        "forward process",
+        "Forward process: noising the Swiss roll",
+        frames,
+        ORANGE,
+    )
+}
+
+/// The reverse-process figure (see [`reverse_frames`]); `sampler` names the reverse process.
+pub fn reverse_grid(path: &Path, frames: &[Frame], sampler: &str) -> Result<(), PlotError> {
+    let title = format!("Reverse process: from noise to the Swiss roll ({sampler})");
+    grid(path, "reverse process", &title, frames, BLUE)
+}
+
+/// Samples per lane group of the reverse-chain runner.
+const LANES: usize = 16;
+
+/// Sixteen samples side by side; every operation acts on each lane alone, as the scalar code.
+#[derive(Clone, Copy)]
+struct Lanes([f32; LANES]);
+
+macro_rules! lanewise {
+    ($trait:ident, $method:ident, $op:tt) => {
+        impl $trait for Lanes {
+            type Output = Self;
+            #[inline(always)]
+            fn $method(self, other: Self) -> Self {
+                Self(std::array::from_fn(|i| self.0[i] $op other.0[i]))
+            }
+        }
+    };
+}
+lanewise!(Add, add, +);
+lanewise!(Sub, sub, -);
+lanewise!(Mul, mul, *);
+lanewise!(Div, div, /);
+
+impl Neg for Lanes {
+    type Output = Self;
+    #[inline(always)]
+    fn neg(self) -> Self {
+        Self(self.0.map(|v| -v))
+    }
+}
+
+impl Real for Lanes {
+    #[inline(always)]
+    fn splat(v: f32) -> Self {
+        Self([v; LANES])
+    }
+    // min and max delegate to the scalar's select, so every lane has the scalar's bits.
+    #[inline(always)]
+    fn min(self, other: Self) -> Self {
+        Self(std::array::from_fn(|i| Real::min(self.0[i], other.0[i])))
+    }
+    #[inline(always)]
+    fn max(self, other: Self) -> Self {
+        Self(std::array::from_fn(|i| Real::max(self.0[i], other.0[i])))
+    }
+    #[inline(always)]
+    fn abs(self) -> Self {
+        Self(self.0.map(f32::abs))
+    }
+}
+
+/// States of the reverse chain for samples `0..count` of `seed`: x_T and the state after
+/// each fraction of [`REVERSE_FRACTIONS`] of the sampler's steps. The last frame is exactly
+/// what `tinyddpm_core::sample` returns. `sampler` must be valid for T.
+pub fn reverse_frames<const H: usize, const B: usize, const T: usize>(
+    model: &Model<H, B>,
+    schedule: &Schedule<T>,
+    sampler: &Sampler,
+    seed: u64,
+    count: usize,
+) -> Vec<Frame> {
+    let k_total = sampler.num_steps(T);
+    let keep: Vec<usize> = REVERSE_FRACTIONS
+        .iter()
+        .map(|f| (f * k_total as f64).round() as usize)
+        .collect();
+    let steps: Vec<_> = (0..k_total).map(|k| sampler.step(schedule, k)).collect();
+    let temb: Vec<[f32; H]> = steps
+        .iter()
+        .map(|s| model.time_embedding(s.t_input))
+        .collect();
+    // Per group of LANES samples: one [x, y] per kept frame.
+    let groups: Vec<Vec<[Lanes; 2]>> = (0..count.div_ceil(LANES))
+        .into_par_iter()
+        .map(|g| {
+            let mut noise: Vec<NoiseStream> = (0..LANES)
+                .map(|l| NoiseStream::new(seed, (g * LANES + l) as u64))
+                .collect();
+            let start: Vec<[f32; 2]> = noise.iter_mut().map(|n| n.gaussian_pair()).collect();
+            let mut x = [0, 1].map(|c| Lanes(std::array::from_fn(|l| start[l][c])));
+            let mut kept = Vec::with_capacity(keep.len());
+            for (k, (step, temb)) in steps.iter().zip(&temb).enumerate() {
+                kept.extend(keep.iter().filter(|&&f| f == k).map(|_| x));
+                let eps = model.predict_noise(x, temb);
+                let z: Vec<[f32; 2]> = noise.iter_mut().map(|n| n.gaussian_pair()).collect();
+                x = [0, 1].map(|c| {
+                    let zc = Lanes(std::array::from_fn(|l| z[l][c]));
+                    step.apply(x[c], eps[c], zc)
+                });
+            }
+            kept.extend(keep.iter().filter(|&&f| f == k_total).map(|_| x));
+            kept
+        })
+        .collect();
+    keep.iter()
+        .enumerate()
+        .map(|(f, &k)| {
+            let points = (0..count)
+                .map(|i| {
+                    let [x, y] = groups[i / LANES][f];
+                    [x.0[i % LANES], y.0[i % LANES]]
+                })
+                .collect();
+            let label = match k {
+                0 => "start: x_T ~ N(0, I)".to_string(),
+                k if k == k_total => "end: generated".to_string(),
+                k => format!("step {k}/{k_total} (t = {})", sampler.timestep(T, k)),
+            };
+            Frame { label, points }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tinyddpm_core::{ScheduleKind, Spacing};
+
+    fn model() -> Box<Model<8, 1>> {
+        let mut m = Box::new(Model::<8, 1>::ZERO);
+        let mut k = 0u32;
+        m.for_each_param_mut(|p| {
+            k = k.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            *p = (k >> 16) as f32 / 65_536.0 - 0.5;
+        });
+        m
+    }
+
+    #[test]
+    fn last_reverse_frame_is_the_cores_sample() {
+        let schedule = Schedule::<1000>::new(ScheduleKind::SEED).unwrap();
+        let sampler = Sampler::Ddim {
+            steps: 20,
+            eta: 0.5,
+            spacing: Spacing::Trailing,
+            clip: false,
+        };
+        let frames = reverse_frames(&model(), &schedule, &sampler, 9, 21);
+        assert_eq!(frames.len(), REVERSE_FRACTIONS.len());
+        for i in [0usize, 15, 16, 20] {
+            let x = tinyddpm_core::sample(&*model(), &schedule, &sampler, 9, i as u64);
+            assert_eq!(frames[6].points[i].map(f32::to_bits), x.map(f32::to_bits));
+            let x_t = NoiseStream::new(9, i as u64).gaussian_pair();
+            assert_eq!(frames[0].points[i], x_t);
+        }
+    }
+
+    #[test]
+    fn forward_frames_follow_the_schedule() {
+        let schedule = Schedule::<1000>::new(ScheduleKind::SEED).unwrap();
+        let data = [[0.5f32, -0.25], [0.0, 1.0]];
+        let frames = forward_frames(&data, &schedule, 3);
+        assert_eq!(frames[6].label, "t = 999 (100% of T)");
+        let (a, b) = schedule.forward_coefs(50);
+        let e = NoiseStream::new(3, 1).gaussian_pair();
+        assert_eq!(
+            frames[2].points[1],
+            [a * 0.0 + b * e[0], a * 1.0 + b * e[1]]
+        );
+    }
+
+    #[test]
+    fn figures_are_png_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let pts: Vec<[f32; 2]> = (0..50).map(|i| [i as f32 / 50.0, 0.5]).collect();
+        let path = dir.path().join("s.png");
+        samples(&path, &pts, "t").unwrap();
+        assert_eq!(&std::fs::read(&path).unwrap()[..4], b"\x89PNG");
+        let losses = [(0, 1.0), (1, 0.5), (2, 0.25)];
+        loss_curve(&dir.path().join("l.png"), &losses).unwrap();
+        assert!(matches!(
+            samples(&path, &[], "t"),
+            Err(PlotError::Empty("samples"))
+        ));
+    }
+}

@@ -1,0 +1,125 @@
+//! `tinyddpm demo`: the main job in one command. Trains the seed configuration, samples with
+//! the seed's DDPM, scores the samples and draws every figure, all into one folder.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use tinyddpm::sampler::Init;
+use tinyddpm::{atomic, csv, data, modelfile, plot};
+use tinyddpm_core::Sampler;
+
+use super::plot::{ForwardArgs, GRID_POINTS, REVERSE_POINTS};
+use super::train::{TrainArgs, train};
+use super::{DeviceArg, T, describe, eval, sample};
+
+/// Options of `tinyddpm demo`.
+#[derive(Args, Clone, Debug)]
+pub struct DemoArgs {
+    /// The folder to write everything into
+    #[arg(long, default_value = "out/demo")]
+    pub out_dir: PathBuf,
+    /// Where to train and sample
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceArg,
+    /// Training steps (the seed's 10,000; fewer for a quick look)
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub steps: u64,
+    /// Samples to draw
+    #[arg(short = 'n', long = "count", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: u64,
+    /// Seed of training and sampling
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Worker threads (0 = all cores)
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+/// Runs `tinyddpm demo`.
+pub fn run(args: &DemoArgs) -> Result<()> {
+    let begin = Instant::now();
+    let dir = &args.out_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let file = |name: &str| dir.join(name);
+
+    let train_args = TrainArgs {
+        steps: args.steps,
+        batch: None,
+        lr: None,
+        seed: Some(args.seed),
+        ema: None,
+        device: args.device,
+        out: file("model.tdm"),
+        losses: Some(file("losses.csv")),
+        resume: None,
+        checkpoint: None,
+        checkpoint_every: 1000,
+        threads: args.threads,
+        hidden: Some(128),
+        blocks: Some(3),
+    };
+    let trained = train(&train_args)?;
+    eprintln!(
+        "trained {} steps in {:.1} s ({:.3} ms/step)",
+        trained.steps,
+        trained.seconds,
+        1e3 * trained.seconds / trained.steps as f64
+    );
+
+    let (model, header) = modelfile::load::<128, 3>(&file("model.tdm"))?;
+    let schedule = header.schedule::<T>()?;
+    let sampler = Sampler::Ddpm;
+    let sampling = Instant::now();
+    let points = sample::draw::<128, 3>(
+        &model,
+        &schedule,
+        &sampler,
+        Init::Noise,
+        args.seed,
+        args.count as usize,
+        args.threads,
+    );
+    let sample_seconds = sampling.elapsed().as_secs_f64();
+    eprintln!(
+        "sampled {} points in {sample_seconds:.1} s ({})",
+        points.len(),
+        describe(&sampler)
+    );
+    csv::write_points(&file("samples.csv"), &points)?;
+
+    let metrics = eval::score(&points, 0)?;
+    atomic::write(
+        &file("metrics.json"),
+        format!("{}\n", metrics.to_json()).as_bytes(),
+    )
+    .with_context(|| format!("cannot write {}", file("metrics.json").display()))?;
+
+    let losses = csv::read_losses(&file("losses.csv"))?;
+    plot::loss_curve(&file("loss.png"), &losses)?;
+    let title = format!("Generated samples ({} points, DDPM)", points.len());
+    plot::samples(&file("samples.png"), &points, &title)?;
+    let real = data::true_samples(points.len(), 0);
+    plot::compare(&file("compare.png"), &real, &points)?;
+    super::plot::forward(&ForwardArgs {
+        out: file("forward.png"),
+        model: None,
+        count: GRID_POINTS,
+        seed: 0,
+    })?;
+    // The chains of the first samples drawn above: the last frame is those very points.
+    let count = REVERSE_POINTS.min(args.count) as usize;
+    let frames = plot::reverse_frames(&*model, &schedule, &sampler, args.seed, count);
+    plot::reverse_grid(&file("reverse.png"), &frames, &describe(&sampler))?;
+
+    println!("{}", eval::table(&metrics, 0).trim_end());
+    println!(
+        "wrote model.tdm, losses.csv, samples.csv, metrics.json, loss.png, samples.png, \
+         compare.png, forward.png, reverse.png to {} in {:.1} s",
+        dir.display(),
+        begin.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

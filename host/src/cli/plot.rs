@@ -1,0 +1,163 @@
+//! `tinyddpm plot …`: the seed notebook's figures as PNG files.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use tinyddpm::{csv, data, modelfile, plot};
+use tinyddpm_core::{Sampler, Schedule, ScheduleKind};
+
+use super::{SamplerArgs, T, describe, dispatch};
+
+/// Points drawn in the forward-process grid.
+pub const GRID_POINTS: u64 = 1000;
+/// Chains drawn in the reverse-process grid: each runs every reverse step on the core's
+/// scalar-order code (16 lanes, no wide SIMD), a few seconds for 500.
+pub const REVERSE_POINTS: u64 = 500;
+
+/// The figures.
+#[derive(Subcommand, Clone, Debug)]
+pub enum PlotCommand {
+    /// The training loss per step and its moving average
+    Loss {
+        /// The loss log (CSV `step,loss`, as `train` writes it)
+        #[arg(long)]
+        losses: PathBuf,
+        /// The PNG to write
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// A scatter plot of samples
+    Samples {
+        /// The samples (CSV, first two columns x, y)
+        #[arg(long)]
+        samples: PathBuf,
+        /// The PNG to write
+        #[arg(long)]
+        out: PathBuf,
+        /// Figure title
+        #[arg(long, default_value = "Generated samples")]
+        title: String,
+    },
+    /// True samples next to generated ones, on the same axes
+    Compare {
+        /// The generated samples (CSV)
+        #[arg(long)]
+        samples: PathBuf,
+        /// The PNG to write
+        #[arg(long)]
+        out: PathBuf,
+        /// Seed of the true samples (as many as generated ones)
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// True samples noised to t = 0, 2, 5, 10, 20, 50 and 100 % of T
+    Forward(ForwardArgs),
+    /// The reverse chain from noise to samples, at several steps
+    Reverse(ReverseArgs),
+}
+
+/// Options of `tinyddpm plot forward`.
+#[derive(Args, Clone, Debug)]
+pub struct ForwardArgs {
+    /// The PNG to write
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Take the noise schedule from this model file [default: the seed's linear schedule]
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Points
+    #[arg(short = 'n', long = "count", default_value_t = GRID_POINTS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: u64,
+    /// Seed of the points and of their noise
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// Options of `tinyddpm plot reverse`.
+#[derive(Args, Clone, Debug)]
+pub struct ReverseArgs {
+    /// The model file
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The PNG to write
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Chains drawn (samples 0..n of the seed, the same as `sample` draws)
+    #[arg(short = 'n', long = "count", default_value_t = REVERSE_POINTS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: u64,
+    /// Seed of the chains
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub sampler: SamplerArgs,
+}
+
+/// Runs `tinyddpm plot …`.
+pub fn run(command: &PlotCommand) -> Result<()> {
+    let out = match command {
+        PlotCommand::Loss { losses, out } => {
+            let rows = csv::read_losses(losses).context("cannot read the loss log")?;
+            plot::loss_curve(out, &rows)?;
+            out
+        }
+        PlotCommand::Samples {
+            samples,
+            out,
+            title,
+        } => {
+            let points = csv::read_points(samples).context("cannot read the samples")?;
+            plot::samples(out, &points, &format!("{title} ({} points)", points.len()))?;
+            out
+        }
+        PlotCommand::Compare { samples, out, seed } => {
+            let points = csv::read_points(samples).context("cannot read the samples")?;
+            let real = data::true_samples(points.len(), *seed);
+            plot::compare(out, &real, &points)?;
+            out
+        }
+        PlotCommand::Forward(args) => {
+            forward(args)?;
+            &args.out
+        }
+        PlotCommand::Reverse(args) => {
+            reverse(args)?;
+            &args.out
+        }
+    };
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+/// Draws the forward-process grid.
+pub fn forward(args: &ForwardArgs) -> Result<()> {
+    let kind = match &args.model {
+        Some(path) => {
+            modelfile::read_header(path)
+                .context("cannot load the model")?
+                .schedule
+        }
+        None => ScheduleKind::SEED,
+    };
+    let schedule = Schedule::<T>::new(kind).context("the model's noise schedule is invalid")?;
+    let points = data::true_samples(args.count as usize, args.seed);
+    let frames = plot::forward_frames(&points, &schedule, args.seed);
+    Ok(plot::forward_grid(&args.out, &frames)?)
+}
+
+/// Draws the reverse-process grid.
+pub fn reverse(args: &ReverseArgs) -> Result<()> {
+    let header = modelfile::read_header(&args.model).context("cannot load the model")?;
+    dispatch!(header.hidden, header.blocks, reverse_shape(args))
+}
+
+fn reverse_shape<const H: usize, const B: usize>(args: &ReverseArgs) -> Result<()> {
+    let (model, header) = modelfile::load::<H, B>(&args.model).context("cannot load the model")?;
+    let schedule = header.schedule::<T>().context("cannot use the model")?;
+    let sampler: Sampler = args.sampler.resolve(header.sampler)?;
+    let frames = plot::reverse_frames(&model, &schedule, &sampler, args.seed, args.count as usize);
+    plot::reverse_grid(&args.out, &frames, &describe(&sampler))?;
+    Ok(())
+}

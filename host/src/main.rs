@@ -1,0 +1,108 @@
+//! `tinyddpm`: train, sample, evaluate, plot, import and export the Swiss-roll diffusion model.
+//!
+//! This file holds the command line (clap) and the error edge: every failure becomes one line
+//! on stderr and a non-zero exit status (2 for a usage error, 1 otherwise). The commands
+//! themselves live in `cli/`, one module each, on top of the `tinyddpm` library.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::error::ErrorKind::{
+    DisplayHelp, DisplayHelpOnMissingArgumentOrSubcommand, DisplayVersion, MissingSubcommand,
+};
+use clap::{Parser, Subcommand};
+
+/// Train, sample, evaluate and plot the tinyddpm Swiss-roll diffusion model.
+#[derive(Parser)]
+#[command(name = "tinyddpm", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train the model on the Swiss roll; writes a model file and a loss log (CSV).
+    Train(cli::train::TrainArgs),
+    /// Draw samples from a model file; writes them as CSV (`x,y`).
+    Sample(cli::sample::SampleArgs),
+    /// Score samples against the true Swiss roll.
+    Eval(cli::eval::EvalArgs),
+    /// Draw the notebook's figures as PNG.
+    #[command(subcommand)]
+    Plot(cli::plot::PlotCommand),
+    /// Show a model file's header, parameter count and size.
+    Inspect(cli::inspect::InspectArgs),
+    /// Convert a PyTorch state dict (safetensors) of the seed notebook's model to a model file.
+    Import(cli::convert::ImportArgs),
+    /// Write a model file's weights as a PyTorch state dict (safetensors).
+    Export(cli::convert::ExportArgs),
+    /// The whole job in one go: train, sample, evaluate and draw every figure into one folder.
+    Demo(cli::demo::DemoArgs),
+}
+
+/// A clap error as one line: its message and details, without the usage block and tip.
+fn one_line(err: &clap::Error) -> String {
+    let text = err.render().to_string();
+    let mut lines = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if !line.is_empty() {
+            lines.push(line);
+        }
+    }
+    lines.join(" ")
+}
+
+fn main() -> ExitCode {
+    // A bug must still end in one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let at = info.location().map(|l| l.to_string()).unwrap_or_default();
+        eprintln!("error: internal error at {at}: {what}");
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err)
+            if matches!(
+                err.kind(),
+                DisplayHelp
+                    | DisplayVersion
+                    | MissingSubcommand
+                    | DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            let _ = err.print();
+            return ExitCode::from(err.exit_code().clamp(0, 255) as u8);
+        }
+        Err(err) => {
+            eprintln!("{}", one_line(&err));
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Train(args) => cli::train::run(&args),
+        Command::Sample(args) => cli::sample::run(&args),
+        Command::Eval(args) => cli::eval::run(&args),
+        Command::Plot(command) => cli::plot::run(&command),
+        Command::Inspect(args) => cli::inspect::run(&args),
+        Command::Import(args) => cli::convert::import(&args),
+        Command::Export(args) => cli::convert::export(&args),
+        Command::Demo(args) => cli::demo::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
