@@ -109,10 +109,10 @@ pub(crate) fn predict_noise_tile<V: Lane, const S: usize, const J: usize>(
 /// (already past x_T's pair); `x` is overwritten with x_0. `tembs[k]` is step `k`'s time
 /// embedding. Lanes past `x.len()` are padding (x = 0, z = 0) whose results are dropped.
 #[inline(always)]
-pub(crate) fn sample_tile<V: Lane, const S: usize, const J: usize, E: AsRef<[f32]>>(
+pub(crate) fn sample_tile<V: Lane, const S: usize, const J: usize>(
     layers: &Layers,
     steps: &[Step],
-    tembs: &[E],
+    tembs: &[f32],
     x: &mut [[f32; 2]],
     noise: &mut [NoiseStream],
 ) {
@@ -131,8 +131,8 @@ pub(crate) fn sample_tile<V: Lane, const S: usize, const J: usize, E: AsRef<[f32
             *xs = V::load(&f[s * V::LANES..]);
         }
     }
-    for (step, temb) in steps.iter().zip(tembs) {
-        let eps = predict_noise_tile::<V, S, J>(layers, &xv, temb.as_ref(), &mut buf);
+    for (step, temb) in steps.iter().zip(tembs.chunks_exact(layers.input.outputs)) {
+        let eps = predict_noise_tile::<V, S, J>(layers, &xv, temb, &mut buf);
         for (i, n) in noise.iter_mut().enumerate() {
             let [z0, z1] = n.gaussian_pair();
             flat[0][i] = z0;

@@ -180,7 +180,7 @@ pub fn sample_batch_with<const H: usize, const B: usize, const T: usize>(
                     Init::Given(given) => given[t * tile + i],
                 };
             }
-            run_tile(simd, &layers, &steps, &tembs, xs, &mut noise);
+            run_tile(simd, &layers, &steps, tembs.as_flattened(), xs, &mut noise);
             progress(xs.len());
         });
         out
@@ -188,11 +188,11 @@ pub fn sample_batch_with<const H: usize, const B: usize, const T: usize>(
 }
 
 /// One tile on `simd` (available: checked by the caller).
-fn run_tile<const H: usize>(
+fn run_tile(
     simd: Simd,
     layers: &Layers,
     steps: &[Step],
-    tembs: &[[f32; H]],
+    tembs: &[f32],
     x: &mut [[f32; 2]],
     noise: &mut [NoiseStream],
 ) {
@@ -203,7 +203,7 @@ fn run_tile<const H: usize>(
         // SAFETY: as above.
         #[cfg(target_arch = "x86_64")]
         Simd::Avx2 => unsafe { x86::tile_avx2(layers, steps, tembs, x, noise) },
-        _ => kernel::sample_tile::<Portable, PORTABLE_S, PORTABLE_J, _>(
+        _ => kernel::sample_tile::<Portable, PORTABLE_S, PORTABLE_J>(
             layers, steps, tembs, x, noise,
         ),
     }
@@ -214,26 +214,28 @@ fn run_tile<const H: usize>(
 mod x86 {
     use super::*;
 
+    // Not generic: compiled once, here, with the target feature, so that the intrinsics inline
+    // into it (instantiated in a downstream crate, they were left as calls: 10× slower).
     #[target_feature(enable = "avx512f")]
-    pub(super) fn tile_avx512<const H: usize>(
+    pub(super) fn tile_avx512(
         layers: &Layers,
         steps: &[Step],
-        tembs: &[[f32; H]],
+        tembs: &[f32],
         x: &mut [[f32; 2]],
         noise: &mut [NoiseStream],
     ) {
-        kernel::sample_tile::<F32x16, AVX512_S, AVX512_J, _>(layers, steps, tembs, x, noise)
+        kernel::sample_tile::<F32x16, AVX512_S, AVX512_J>(layers, steps, tembs, x, noise)
     }
 
     #[target_feature(enable = "avx2")]
-    pub(super) fn tile_avx2<const H: usize>(
+    pub(super) fn tile_avx2(
         layers: &Layers,
         steps: &[Step],
-        tembs: &[[f32; H]],
+        tembs: &[f32],
         x: &mut [[f32; 2]],
         noise: &mut [NoiseStream],
     ) {
-        kernel::sample_tile::<F32x8, AVX2_S, AVX2_J, _>(layers, steps, tembs, x, noise)
+        kernel::sample_tile::<F32x8, AVX2_S, AVX2_J>(layers, steps, tembs, x, noise)
     }
 
     #[target_feature(enable = "avx512f")]
