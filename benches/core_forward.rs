@@ -40,8 +40,12 @@ fn bench(c: &mut Criterion) {
     let temb = m.time_embedding(0.5);
     let mut g = c.benchmark_group("core_scalar");
     g.measurement_time(Duration::from_secs(3));
-    g.bench_function("predict_noise", |b| b.iter(|| m.predict_noise(black_box([0.3f32, -0.7]), black_box(&temb))));
-    g.bench_function("time_embedding", |b| b.iter(|| m.time_embedding(black_box(0.5))));
+    g.bench_function("predict_noise", |b| {
+        b.iter(|| m.predict_noise(black_box([0.3f32, -0.7]), black_box(&temb)))
+    });
+    g.bench_function("time_embedding", |b| {
+        b.iter(|| m.time_embedding(black_box(0.5)))
+    });
     g.finish();
 
     // A plain timing loop for the printed ratio (criterion's own estimate is in its report).
@@ -51,12 +55,22 @@ fn bench(c: &mut Criterion) {
     for i in 0..n {
         black_box(m.predict_noise(black_box([i as f32 * 1e-4, 0.5]), &temb));
     }
-    report("predict_noise (per sample-step)", start.elapsed().as_secs_f64() / n as f64, MACS_BODY, peak);
+    report(
+        "predict_noise (per sample-step)",
+        start.elapsed().as_secs_f64() / n as f64,
+        MACS_BODY,
+        peak,
+    );
     let start = std::time::Instant::now();
     for i in 0..n {
         black_box(m.time_embedding(black_box(i as f32 * 1e-5)));
     }
-    report("time_embedding (per step)", start.elapsed().as_secs_f64() / n as f64, MACS_TEMB, peak);
+    report(
+        "time_embedding (per step)",
+        start.elapsed().as_secs_f64() / n as f64,
+        MACS_TEMB,
+        peak,
+    );
 }
 
 criterion_group!(benches, bench);

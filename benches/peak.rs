@@ -73,7 +73,10 @@ pub fn unfused_peak_gflops(threads: usize) -> f64 {
         .map(|_| {
             std::thread::scope(|s| {
                 let handles: Vec<_> = (0..threads).map(|_| s.spawn(one_thread)).collect();
-                handles.into_iter().map(|h| h.join().expect("peak thread")).sum::<f64>()
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("peak thread"))
+                    .sum::<f64>()
             })
         })
         .fold(0.0, f64::max)

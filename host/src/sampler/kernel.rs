@@ -242,7 +242,9 @@ pub(crate) fn predict_noise_batch1<V: Lane, const NV: usize>(
     for (first, second) in &layers.blocks {
         dense_batch1::<V, NV>(first, h, u, |_, a| gelu(a));
         let h_old = &*h;
-        dense_batch1::<V, NV>(second, u, v, |j0, a| residual_unit(a, V::load(&h_old[j0..]), t(j0)));
+        dense_batch1::<V, NV>(second, u, v, |j0, a| {
+            residual_unit(a, V::load(&h_old[j0..]), t(j0))
+        });
         core::mem::swap(h, v);
     }
     dense_batch1::<V, 1>(&layers.output, h, out, |_, a| a);

@@ -203,9 +203,9 @@ fn run_tile(
         // SAFETY: as above.
         #[cfg(target_arch = "x86_64")]
         Simd::Avx2 => unsafe { x86::tile_avx2(layers, steps, tembs, x, noise) },
-        _ => kernel::sample_tile::<Portable, PORTABLE_S, PORTABLE_J>(
-            layers, steps, tembs, x, noise,
-        ),
+        _ => {
+            kernel::sample_tile::<Portable, PORTABLE_S, PORTABLE_J>(layers, steps, tembs, x, noise)
+        }
     }
 }
 
