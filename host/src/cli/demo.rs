@@ -11,8 +11,8 @@ use tinyddpm::{atomic, csv, data, modelfile, plot};
 use tinyddpm_core::Sampler;
 
 use super::plot::{ForwardArgs, GRID_POINTS, REVERSE_POINTS};
-use super::train::{TrainArgs, train};
-use super::{DeviceArg, T, describe, eval, sample};
+use super::train::{TrainArgs, train_on};
+use super::{DeviceArg, T, describe, device, eval, sample};
 
 /// Options of `tinyddpm demo`.
 #[derive(Args, Clone, Debug)]
@@ -41,6 +41,7 @@ pub struct DemoArgs {
 /// Runs `tinyddpm demo`.
 pub fn run(args: &DemoArgs) -> Result<()> {
     let begin = Instant::now();
+    let gpu = device(args.device)?;
     let dir = &args.out_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let file = |name: &str| dir.join(name);
@@ -61,7 +62,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         hidden: Some(128),
         blocks: Some(3),
     };
-    let trained = train(&train_args)?;
+    let trained = train_on(&train_args, gpu.as_ref())?;
     eprintln!(
         "trained {} steps in {:.1} s ({:.3} ms/step)",
         trained.steps,
@@ -74,6 +75,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let sampler = Sampler::Ddpm;
     let sampling = Instant::now();
     let points = sample::draw::<128, 3>(
+        gpu.as_ref(),
         &model,
         &schedule,
         &sampler,
@@ -81,7 +83,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         args.seed,
         args.count as usize,
         args.threads,
-    );
+    )?;
     let sample_seconds = sampling.elapsed().as_secs_f64();
     eprintln!(
         "sampled {} points in {sample_seconds:.1} s ({})",

@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tinyddpm::cuda::Gpu;
 use tinyddpm_core::{Sampler, Spacing};
 
 /// Diffusion timesteps of every model this build runs (the seed's T).
@@ -47,20 +48,17 @@ pub enum DeviceArg {
     Auto,
 }
 
-/// Resolves `--device` for a command that runs on the CPU only: `cuda` is an error naming
-/// why no GPU can be used, `auto` falls back to the CPU with the reason on stderr.
-pub fn cpu_only(device: DeviceArg, command: &str) -> Result<()> {
-    let unavailable = || match tinyddpm::cuda::probe() {
-        Err(why) => format!("no usable GPU: {why}"),
-        Ok(_) => format!("the GPU backend is not available to `{command}` yet"),
-    };
+/// Resolves `--device`: `cpu` is `None`; `cuda` is the GPU or an error naming why none can
+/// be used; `auto` is the GPU when one is usable, else `None` with the reason on stderr.
+pub fn device(device: DeviceArg) -> Result<Option<Gpu>> {
     match device {
-        DeviceArg::Cpu => Ok(()),
-        DeviceArg::Cuda => bail!("--device cuda: {}", unavailable()),
-        DeviceArg::Auto => {
-            eprintln!("note: running on the CPU ({})", unavailable());
-            Ok(())
-        }
+        DeviceArg::Cpu => Ok(None),
+        DeviceArg::Cuda => tinyddpm::cuda::probe()
+            .map(Some)
+            .map_err(|why| anyhow::anyhow!("--device cuda: no usable GPU: {why}")),
+        DeviceArg::Auto => Ok(tinyddpm::cuda::probe()
+            .map_err(|why| eprintln!("note: running on the CPU (no usable GPU: {why})"))
+            .ok()),
     }
 }
 

@@ -5,11 +5,12 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use tinyddpm::cuda::Gpu;
 use tinyddpm::sampler::{Init, sample_batch};
 use tinyddpm::{csv, modelfile};
 use tinyddpm_core::{Model, Sampler, Schedule};
 
-use super::{DeviceArg, SamplerArgs, T, check_folder, cpu_only, describe, dispatch, progress_bar};
+use super::{DeviceArg, SamplerArgs, T, check_folder, describe, device, dispatch, progress_bar};
 
 /// Options of `tinyddpm sample`.
 #[derive(Args, Clone, Debug)]
@@ -43,7 +44,7 @@ pub struct SampleArgs {
 
 /// Runs `tinyddpm sample`.
 pub fn run(args: &SampleArgs) -> Result<()> {
-    cpu_only(args.device, "sample")?;
+    let gpu = device(args.device)?;
     check_folder(&args.out)?;
     let init = match &args.x_init {
         Some(path) => {
@@ -68,7 +69,7 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     let (points, sampler) = dispatch!(
         header.hidden,
         header.blocks,
-        load_and_sample(args, init.as_deref(), count)
+        load_and_sample(args, gpu.as_ref(), init.as_deref(), count)
     )?;
     csv::write_points(&args.out, &points).context("cannot write the samples")?;
     println!(
@@ -83,6 +84,7 @@ pub fn run(args: &SampleArgs) -> Result<()> {
 
 fn load_and_sample<const H: usize, const B: usize>(
     args: &SampleArgs,
+    gpu: Option<&Gpu>,
     init: Option<&[[f32; 2]]>,
     count: usize,
 ) -> Result<(Vec<[f32; 2]>, Sampler)> {
@@ -91,6 +93,7 @@ fn load_and_sample<const H: usize, const B: usize>(
     let sampler = args.sampler.resolve(header.sampler)?;
     let init = init.map_or(Init::Noise, Init::Given);
     let points = draw(
+        gpu,
         &model,
         &schedule,
         &sampler,
@@ -98,12 +101,15 @@ fn load_and_sample<const H: usize, const B: usize>(
         args.seed,
         count,
         args.threads,
-    );
+    )?;
     Ok((points, sampler))
 }
 
-/// Samples `0..count` of `seed` with a progress bar.
+/// Samples `0..count` of `seed` with a progress bar, on the GPU when one is given (the same
+/// bits either way).
+#[allow(clippy::too_many_arguments)]
 pub fn draw<const H: usize, const B: usize>(
+    gpu: Option<&Gpu>,
     model: &Model<H, B>,
     schedule: &Schedule<T>,
     sampler: &Sampler,
@@ -111,19 +117,17 @@ pub fn draw<const H: usize, const B: usize>(
     seed: u64,
     count: usize,
     threads: usize,
-) -> Vec<[f32; 2]> {
+) -> Result<Vec<[f32; 2]>> {
     let bar = progress_bar(count as u64, "sample");
-    let points = sample_batch(
-        model,
-        schedule,
-        sampler,
-        init,
-        seed,
-        0,
-        count,
-        threads,
-        &|done| bar.inc(done as u64),
-    );
+    let progress = |done: usize| bar.inc(done as u64);
+    let points = match gpu {
+        Some(gpu) => gpu
+            .sample_batch(model, schedule, sampler, init, seed, 0, count, &progress)
+            .context("GPU sampling failed")?,
+        None => sample_batch(
+            model, schedule, sampler, init, seed, 0, count, threads, &progress,
+        ),
+    };
     bar.finish_and_clear();
-    points
+    Ok(points)
 }

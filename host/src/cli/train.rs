@@ -5,12 +5,12 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use tinyddpm::csv;
-use tinyddpm::modelfile;
+use tinyddpm::cuda::{Gpu, GpuTrainer};
 use tinyddpm::train::{CheckpointError, CheckpointFormatError, TrainConfig, Trainer};
+use tinyddpm::{csv, modelfile};
 use tinyddpm_core::{Header, Sampler, Schedule, ScheduleKind};
 
-use super::{DeviceArg, T, check_folder, cpu_only, dispatch, progress_bar};
+use super::{DeviceArg, T, check_folder, device, dispatch, progress_bar};
 
 /// Options of `tinyddpm train`.
 #[derive(Args, Clone, Debug)]
@@ -93,6 +93,17 @@ pub struct Summary {
     pub final_loss: f32,
 }
 
+impl Summary {
+    fn new(steps: u64, seconds: f64, losses: &[(u64, f32)]) -> Self {
+        let tail = &losses[losses.len().saturating_sub(200)..];
+        Self {
+            steps,
+            seconds,
+            final_loss: tail.iter().map(|l| l.1).sum::<f32>() / tail.len() as f32,
+        }
+    }
+}
+
 /// Runs `tinyddpm train`.
 pub fn run(args: &TrainArgs) -> Result<()> {
     let summary = train(args)?;
@@ -113,7 +124,11 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 
 /// Trains as `args` says and writes the model and the loss log.
 pub fn train(args: &TrainArgs) -> Result<Summary> {
-    cpu_only(args.device, "train")?;
+    train_on(args, device(args.device)?.as_ref())
+}
+
+/// [`train`] on a resolved device: the GPU when given, else the CPU.
+pub fn train_on(args: &TrainArgs, gpu: Option<&Gpu>) -> Result<Summary> {
     let outputs = [
         Some(&args.out),
         Some(&args.losses_path()),
@@ -124,6 +139,9 @@ pub fn train(args: &TrainArgs) -> Result<Summary> {
         .flatten()
         .try_for_each(|p| check_folder(p))?;
     let (hidden, blocks) = args.shape();
+    if let Some(gpu) = gpu {
+        return dispatch!(hidden, blocks, train_shape_gpu(args, gpu));
+    }
     let result = dispatch!(hidden, blocks, train_shape(args));
     // Resuming without a shape given: the checkpoint's shape is the one meant.
     if let Err(e) = &result
@@ -140,34 +158,97 @@ pub fn train(args: &TrainArgs) -> Result<Summary> {
     result
 }
 
+/// The configuration of a new run from the command line.
+fn new_config(args: &TrainArgs) -> TrainConfig {
+    let defaults = TrainConfig::default();
+    TrainConfig {
+        steps: args.steps,
+        batch: args.batch.map_or(defaults.batch, |b| b as usize),
+        lr: args.lr.unwrap_or(defaults.lr),
+        seed: args.seed.unwrap_or(defaults.seed),
+        ema: args.ema,
+        threads: args.threads,
+    }
+}
+
+/// `--batch`, `--lr`, `--seed` and `--ema` are the checkpoint's when resuming.
+fn refuse_changes_on_resume(args: &TrainArgs) -> Result<()> {
+    let fixed = [
+        ("--batch", args.batch.is_some()),
+        ("--lr", args.lr.is_some()),
+        ("--seed", args.seed.is_some()),
+        ("--ema", args.ema.is_some()),
+    ];
+    match fixed.iter().find(|f| f.1) {
+        Some((name, _)) => bail!("{name} cannot be changed when resuming: the checkpoint holds it"),
+        None => Ok(()),
+    }
+}
+
+/// Trains on the GPU: the same data streams, initialisation, Adam and checkpoint files as
+/// the CPU trainer; steps run in graph replays between checkpoints.
+fn train_shape_gpu<const H: usize, const B: usize>(args: &TrainArgs, gpu: &Gpu) -> Result<Summary> {
+    let mut trainer = match &args.resume {
+        Some(path) => {
+            refuse_changes_on_resume(args)?;
+            GpuTrainer::<H, B, T>::resume(gpu, path).context("cannot resume training")?
+        }
+        None => {
+            let schedule = Schedule::<T>::new(ScheduleKind::SEED)
+                .context("the seed noise schedule is invalid")?;
+            GpuTrainer::new(gpu, new_config(args), &schedule)?
+        }
+    };
+    let start = trainer.step_index();
+    if start >= args.steps {
+        bail!("the checkpoint is already at step {start}: ask for more --steps");
+    }
+    let mut losses = match &args.resume {
+        Some(_) => earlier_losses(&args.losses_path(), start),
+        None => Vec::new(),
+    };
+    let bar = progress_bar(args.steps - start, "train");
+    let begin = Instant::now();
+    while trainer.step_index() < args.steps {
+        let step = trainer.step_index();
+        let until_checkpoint = match &args.checkpoint {
+            Some(_) => args.checkpoint_every - step % args.checkpoint_every,
+            None => u64::MAX,
+        };
+        let run = trainer.run(
+            until_checkpoint.min(args.steps - step),
+            &mut |step, loss| {
+                losses.push((step, loss));
+                bar.inc(1);
+            },
+        );
+        if let Err(e) = run {
+            bar.abandon();
+            bail!("GPU training failed: {e}; no model was written");
+        }
+        if let Some(path) = &args.checkpoint {
+            trainer.save_checkpoint(path)?;
+        }
+    }
+    let seconds = begin.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let header = Header::new::<H, B, T>(trainer.schedule_kind(), Sampler::Ddpm);
+    modelfile::save(&args.out, &*trainer.model()?, &header).context("cannot write the model")?;
+    csv::write_losses(&args.losses_path(), &losses).context("cannot write the loss log")?;
+    Ok(Summary::new(args.steps - start, seconds, &losses))
+}
+
 fn train_shape<const H: usize, const B: usize>(args: &TrainArgs) -> Result<Summary> {
     let mut trainer = match &args.resume {
         Some(path) => {
-            let fixed = [
-                ("--batch", args.batch.is_some()),
-                ("--lr", args.lr.is_some()),
-                ("--seed", args.seed.is_some()),
-                ("--ema", args.ema.is_some()),
-            ];
-            if let Some((name, _)) = fixed.iter().find(|f| f.1) {
-                bail!("{name} cannot be changed when resuming: the checkpoint holds it");
-            }
+            refuse_changes_on_resume(args)?;
             Trainer::<H, B, T>::resume(path, Some(args.threads))
                 .context("cannot resume training")?
         }
         None => {
-            let defaults = TrainConfig::default();
-            let config = TrainConfig {
-                steps: args.steps,
-                batch: args.batch.map_or(defaults.batch, |b| b as usize),
-                lr: args.lr.unwrap_or(defaults.lr),
-                seed: args.seed.unwrap_or(defaults.seed),
-                ema: args.ema,
-                threads: args.threads,
-            };
             let schedule = Schedule::<T>::new(ScheduleKind::SEED)
                 .context("the seed noise schedule is invalid")?;
-            Trainer::new(config, &schedule)?
+            Trainer::new(new_config(args), &schedule)?
         }
     };
     let start = trainer.step_index();
@@ -217,12 +298,7 @@ fn train_shape<const H: usize, const B: usize>(args: &TrainArgs) -> Result<Summa
     let header = Header::new::<H, B, T>(trainer.schedule_kind(), Sampler::Ddpm);
     modelfile::save(&args.out, &trainer.model(), &header).context("cannot write the model")?;
     csv::write_losses(&losses_path, &losses).context("cannot write the loss log")?;
-    let tail = &losses[losses.len().saturating_sub(200)..];
-    Ok(Summary {
-        steps: args.steps - start,
-        seconds,
-        final_loss: tail.iter().map(|l| l.1).sum::<f32>() / tail.len() as f32,
-    })
+    Ok(Summary::new(args.steps - start, seconds, &losses))
 }
 
 /// The loss log of the run being resumed, up to its checkpoint: continued, not restarted.

@@ -65,6 +65,9 @@ pub enum CudaError {
     /// Training stopped (a non-finite loss) or its configuration is invalid.
     #[error(transparent)]
     Train(#[from] crate::train::TrainError),
+    /// A checkpoint could not be read or written.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::train::CheckpointError),
 }
 
 impl CudaError {

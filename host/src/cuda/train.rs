@@ -9,6 +9,7 @@
 //! [`LOSS_LOG`] steps. A non-finite loss sets a device flag that turns every later update
 //! into a no-op, so the weights stay those from before the failing step.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use cudarc::driver::{
@@ -19,7 +20,8 @@ use rand_xoshiro::Xoshiro128PlusPlus;
 use tinyddpm_core::{Model, Schedule, ScheduleKind};
 
 use super::{CudaError, Gpu, TRAIN};
-use crate::train::{TrainConfig, TrainError, Trainer};
+use crate::train::adam::Adam;
+use crate::train::{self, TrainConfig, TrainError, Trainer, checkpoint};
 
 /// Losses kept on the device between reads (steps per graph-replay chunk).
 const LOSS_LOG: usize = 256;
@@ -580,6 +582,47 @@ impl<const H: usize, const B: usize, const T: usize> GpuTrainer<H, B, T> {
     /// The run's configuration.
     pub fn config(&self) -> &TrainConfig {
         &self.config
+    }
+
+    /// The noise schedule the run trains for.
+    pub fn schedule_kind(&self) -> ScheduleKind {
+        self.schedule
+    }
+
+    /// Writes the whole training state to `path` in the CPU trainer's checkpoint format,
+    /// atomically: either trainer resumes from it.
+    pub fn save_checkpoint(&self, path: &Path) -> Result<(), CudaError> {
+        let state = self.state()?;
+        let state = checkpoint::State {
+            config: state.config,
+            schedule: state.schedule,
+            step: state.step,
+            params: state.params,
+            adam: Adam {
+                m: state.adam_m,
+                v: state.adam_v,
+            },
+            ema: state.ema,
+        };
+        Ok(train::write_checkpoint(path, &state, (H, B, T))?)
+    }
+
+    /// Continues on the GPU the run a checkpoint file (from either trainer) holds.
+    pub fn resume(gpu: &Gpu, path: &Path) -> Result<Self, CudaError> {
+        let state = train::read_checkpoint(path, (H, B, T))?;
+        let schedule = Schedule::<T>::new(state.schedule).ok_or_else(|| {
+            CudaError::Unsupported("the checkpoint's noise schedule is invalid".into())
+        })?;
+        let state = TrainState {
+            config: state.config,
+            schedule: state.schedule,
+            step: state.step,
+            params: state.params,
+            adam_m: state.adam.m,
+            adam_v: state.adam.v,
+            ema: state.ema,
+        };
+        Self::from_state(gpu, state, &schedule)
     }
 
     /// The whole training state, for the CPU trainer's checkpoint.

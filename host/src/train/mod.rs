@@ -24,8 +24,8 @@
 //! result depends on the seed and the configuration, not on the number of threads.
 
 mod act;
-mod adam;
-mod checkpoint;
+pub(crate) mod adam;
+pub(crate) mod checkpoint;
 mod gemm;
 mod layout;
 mod net;
@@ -185,23 +185,10 @@ impl<const H: usize, const B: usize, const T: usize> Trainer<H, B, T> {
     /// Continues the run saved in `path` on `threads` worker threads (`None` or 0: one per
     /// core; the results do not depend on it, so it is not part of the checkpoint).
     pub fn resume(path: &Path, threads: Option<usize>) -> Result<Self, CheckpointError> {
-        let name = || path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
-            path: name(),
-            source,
-        })?;
-        let format = |source| CheckpointError::Format {
-            path: name(),
-            source,
-        };
-        let mut state = checkpoint::decode(&bytes, (H, B, T)).map_err(format)?;
-        if state.params.len() != Model::<H, B>::PARAMS {
-            let why = format!("{} parameters for this shape", state.params.len());
-            return Err(format(CheckpointFormatError::Header(why)));
-        }
+        let mut state = read_checkpoint(path, (H, B, T))?;
         state.config.threads = threads.unwrap_or(0);
         Self::from_state(state, Layout::of::<H, B>()).map_err(|source| CheckpointError::Train {
-            path: name(),
+            path: path.display().to_string(),
             source,
         })
     }
@@ -321,11 +308,7 @@ impl<const H: usize, const B: usize, const T: usize> Trainer<H, B, T> {
             adam: self.adam.clone(),
             ema: self.ema.clone(),
         };
-        let bytes = checkpoint::encode(&state, (H, B, T));
-        crate::atomic::write(path, &bytes).map_err(|source| CheckpointError::Io {
-            path: path.display().to_string(),
-            source,
-        })
+        write_checkpoint(path, &state, (H, B, T))
     }
 
     /// Overwrites one weight (in the model file's parameter order): a fault-injection hook
@@ -364,4 +347,41 @@ pub fn loss_and_gradient<const H: usize, const B: usize>(
         (sse / (2 * examples.len()) as f64) as f32,
         to_model(&chunk.grad),
     )
+}
+
+/// Reads the training state a checkpoint file holds for a model of `shape` (H, B, T): the
+/// CPU and the GPU trainers resume from the same files.
+pub(crate) fn read_checkpoint(
+    path: &Path,
+    shape: checkpoint::Shape,
+) -> Result<State, CheckpointError> {
+    let name = || path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+        path: name(),
+        source,
+    })?;
+    let format = |source| CheckpointError::Format {
+        path: name(),
+        source,
+    };
+    let state = checkpoint::decode(&bytes, shape).map_err(format)?;
+    let params = tinyddpm_core::file::param_count(shape.0 as u32, shape.1 as u32);
+    if Some(state.params.len()) != params {
+        let why = format!("{} parameters for this shape", state.params.len());
+        return Err(format(CheckpointFormatError::Header(why)));
+    }
+    Ok(state)
+}
+
+/// Writes `state` of a model of `shape` as a checkpoint, atomically (temporary file + rename).
+pub(crate) fn write_checkpoint(
+    path: &Path,
+    state: &State,
+    shape: checkpoint::Shape,
+) -> Result<(), CheckpointError> {
+    let bytes = checkpoint::encode(state, shape);
+    crate::atomic::write(path, &bytes).map_err(|source| CheckpointError::Io {
+        path: path.display().to_string(),
+        source,
+    })
 }
