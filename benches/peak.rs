@@ -23,9 +23,13 @@ fn spin_avx512(iters: u64) -> (f32, u64) {
             *v = _mm512_add_ps(_mm512_mul_ps(*v, m), a);
         }
     }
+    // Every chain feeds the result, or the compiler drops the unused ones.
+    let sum = acc
+        .iter()
+        .fold(_mm512_setzero_ps(), |s, &v| _mm512_add_ps(s, v));
     let mut out = [0.0f32; 16];
     // SAFETY: `out` holds 16 f32, the width of one __m512 store.
-    unsafe { _mm512_storeu_ps(out.as_mut_ptr(), acc[0]) };
+    unsafe { _mm512_storeu_ps(out.as_mut_ptr(), sum) };
     (out[0], 16)
 }
 
@@ -41,9 +45,12 @@ fn spin_avx2(iters: u64) -> (f32, u64) {
             *v = _mm256_add_ps(_mm256_mul_ps(*v, m), a);
         }
     }
+    let sum = acc
+        .iter()
+        .fold(_mm256_setzero_ps(), |s, &v| _mm256_add_ps(s, v));
     let mut out = [0.0f32; 8];
     // SAFETY: `out` holds 8 f32, the width of one __m256 store.
-    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), acc[0]) };
+    unsafe { _mm256_storeu_ps(out.as_mut_ptr(), sum) };
     (out[0], 8)
 }
 
