@@ -1,5 +1,6 @@
 //! Shared by the core's integration tests: the PyTorch fixtures in `../shared/fixtures`.
 
+// Each test binary compiles this module and uses a subset of it.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
