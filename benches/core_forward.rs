@@ -14,16 +14,9 @@ mod peak;
 const MACS_BODY: f64 = 98_816.0;
 const MACS_TEMB: f64 = 16_512.0;
 
+/// PyTorch's default `nn.Linear` init, U(±1/√fan_in): a realistic untrained model.
 fn model() -> Box<SeedModel> {
-    let mut m = Box::new(SeedModel::ZERO);
-    let mut state = 0x2545_f491_u32;
-    m.for_each_param_mut(|p| {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        *p = (state as f32 / u32::MAX as f32 - 0.5) * 0.17;
-    });
-    m
+    tinyddpm::train::pytorch_init(7)
 }
 
 fn report(name: &str, seconds: f64, macs: f64, peak: f64) {

@@ -15,7 +15,7 @@ use criterion::Criterion;
 
 mod peak;
 use tinyddpm::sampler::{Batch1, Init, Simd, sample_batch_with};
-use tinyddpm_core::{Model, Sampler, Schedule, ScheduleKind, SeedModel};
+use tinyddpm_core::{Sampler, Schedule, ScheduleKind, SeedModel};
 
 /// Multiply-adds of one sample-step's forward pass (time embedding shared).
 const MACS_PER_SAMPLE_STEP: f64 = 98_816.0;
@@ -26,27 +26,9 @@ const DDPM_SAMPLES: usize = 960;
 /// Samples of the full jobs.
 const SAMPLES: usize = 10_000;
 
-/// PyTorch's default `nn.Linear` init, U(±1/√fan_in), from a SplitMix64 stream.
+/// PyTorch's default `nn.Linear` init, U(±1/√fan_in): a realistic untrained model.
 fn model() -> Box<SeedModel> {
-    let mut m = Box::new(Model::ZERO);
-    let mut state = 7u64;
-    let mut i = 0usize;
-    m.for_each_param_mut(|p| {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        let u = ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0;
-        // fan-in 1, 2 or 128 by position in file order (time_in, then input, else hidden)
-        let fan_in = match i {
-            0..256 => 1.0,
-            16_768..17_152 => 2.0,
-            _ => 128.0,
-        };
-        *p = u / f32::sqrt(fan_in);
-        i += 1;
-    });
-    m
+    tinyddpm::train::pytorch_init(7)
 }
 
 struct Job {

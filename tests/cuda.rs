@@ -33,60 +33,9 @@ fn gpu() -> Option<Gpu> {
     }
 }
 
-/// A model with PyTorch-init-sized pseudo-random weights (±1/√fan_in), not all zero.
+/// A model with PyTorch's default initialisation (±1/√fan_in), not all zero.
 fn model(seed: u64) -> Box<Seed> {
-    let mut m = Box::new(Seed::ZERO);
-    let mut state = seed;
-    let mut next = |bound: f32| {
-        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let u = (mix64(state) >> 40) as f32 / (1u64 << 24) as f32;
-        bound * (2.0 * u - 1.0)
-    };
-    let fill = |w: &mut [f32], b: &mut [f32], fan_in: usize, next: &mut dyn FnMut(f32) -> f32| {
-        let bound = 1.0 / (fan_in as f32).sqrt();
-        w.iter_mut()
-            .chain(b.iter_mut())
-            .for_each(|v| *v = next(bound));
-    };
-    fill(
-        m.time_in.weight.as_flattened_mut(),
-        &mut m.time_in.bias,
-        1,
-        &mut next,
-    );
-    fill(
-        m.time_out.weight.as_flattened_mut(),
-        &mut m.time_out.bias,
-        128,
-        &mut next,
-    );
-    fill(
-        m.input.weight.as_flattened_mut(),
-        &mut m.input.bias,
-        2,
-        &mut next,
-    );
-    for b in &mut m.blocks {
-        fill(
-            b.first.weight.as_flattened_mut(),
-            &mut b.first.bias,
-            128,
-            &mut next,
-        );
-        fill(
-            b.second.weight.as_flattened_mut(),
-            &mut b.second.bias,
-            128,
-            &mut next,
-        );
-    }
-    fill(
-        m.output.weight.as_flattened_mut(),
-        &mut m.output.bias,
-        128,
-        &mut next,
-    );
-    m
+    tinyddpm::train::pytorch_init(seed)
 }
 
 fn schedule() -> Box<Schedule<1000>> {

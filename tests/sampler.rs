@@ -11,11 +11,12 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use proptest::prelude::*;
 use rayon::prelude::*;
 use tinyddpm::sampler::{Batch1, Init, Simd, sample_batch, sample_batch_with};
+use tinyddpm::train::pytorch_init;
 use tinyddpm_core::{
     Model, Sampler, Schedule, ScheduleKind, SeedModel, Spacing, sample, sample_from,
 };
 
-/// SplitMix64: a small deterministic generator for test models and inputs.
+/// SplitMix64: a small deterministic generator for test inputs.
 struct Mix(u64);
 
 impl Mix {
@@ -33,66 +34,15 @@ impl Mix {
     }
 }
 
-/// PyTorch's default `nn.Linear` init, U(±1/√fan_in) for weight and bias, from `seed`.
-fn random_model<const H: usize, const B: usize>(seed: u64) -> Box<Model<H, B>> {
-    let mut m = Box::new(Model::<H, B>::ZERO);
-    let mut rng = Mix(seed);
-    let mut fill = |w: &mut [f32], fan_in: usize| {
-        let a = 1.0 / (fan_in as f32).sqrt();
-        w.iter_mut().for_each(|v| *v = rng.uniform(a));
-    };
-    fill(m.time_in.weight.as_flattened_mut(), 1);
-    fill(&mut m.time_in.bias, 1);
-    fill(m.time_out.weight.as_flattened_mut(), H);
-    fill(&mut m.time_out.bias, H);
-    fill(m.input.weight.as_flattened_mut(), 2);
-    fill(&mut m.input.bias, 2);
-    for b in &mut m.blocks {
-        for l in [&mut b.first, &mut b.second] {
-            fill(l.weight.as_flattened_mut(), H);
-            fill(&mut l.bias, H);
-        }
-    }
-    fill(m.output.weight.as_flattened_mut(), H);
-    fill(&mut m.output.bias, H);
-    m
-}
-
-/// The trained PyTorch model of the fixtures (state_dict order is the core's parameter order).
+/// The trained PyTorch model of the fixtures, read by the CLI's importer.
 fn torch_model() -> Box<SeedModel> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../shared/fixtures/torch_model_3k.safetensors"
     );
     let bytes = std::fs::read(path).expect("fixture model");
-    let st = safetensors::SafeTensors::deserialize(&bytes).expect("safetensors");
-    let mut names = vec!["time_embed.embed.0", "time_embed.embed.2", "input_layer.0"];
-    let hidden: Vec<String> = (0..3)
-        .flat_map(|i| {
-            [
-                format!("hidden_layers.{i}.0"),
-                format!("hidden_layers.{i}.2"),
-            ]
-        })
-        .collect();
-    names.extend(hidden.iter().map(String::as_str));
-    names.push("output_layer");
-    let mut params = Vec::new();
-    for name in names {
-        for part in ["weight", "bias"] {
-            let t = st.tensor(&format!("{name}.{part}")).expect("tensor");
-            params.extend(
-                t.data()
-                    .chunks_exact(4)
-                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])),
-            );
-        }
-    }
-    assert_eq!(params.len(), SeedModel::PARAMS);
-    let mut m = Box::new(SeedModel::ZERO);
-    let mut it = params.into_iter();
-    m.for_each_param_mut(|p| *p = it.next().expect("param"));
-    m
+    let tensors = tinyddpm::convert::parse(&bytes).expect("safetensors");
+    tinyddpm::convert::import(&tensors).expect("the notebook's state dict")
 }
 
 fn bits(xs: &[[f32; 2]]) -> Vec<[u32; 2]> {
@@ -255,7 +205,7 @@ proptest! {
         model_seed in 0u64..4,
         xs in given(1000),
     ) {
-        let model = random_model::<128, 3>(model_seed);
+        let model = pytorch_init::<128, 3>(model_seed);
         let xs = xs.map(|mut v| { v.truncate(count); v });
         if short {
             run_case::<128, 3, 40>(&model, kind, sampler, &xs, seed, first, count)?;
@@ -273,7 +223,7 @@ proptest! {
         first in any::<u32>(),
         xs in given(200),
     ) {
-        let model = random_model::<19, 2>(seed ^ 5);
+        let model = pytorch_init::<19, 2>(seed ^ 5);
         let xs = xs.map(|mut v| { v.truncate(count); v });
         run_case::<19, 2, 40>(&model, ScheduleKind::SEED, sampler, &xs, seed, first.into(), count)?;
     }
@@ -285,8 +235,8 @@ proptest! {
         t in 0u32..1000,
         model_seed in 0u64..4,
     ) {
-        let seed_model = random_model::<128, 3>(model_seed);
-        let odd = random_model::<19, 2>(model_seed);
+        let seed_model = pytorch_init::<128, 3>(model_seed);
+        let odd = pytorch_init::<19, 2>(model_seed);
         let t_input = t as f32 / 1000.0;
         for simd in available_paths() {
             let mut b = Batch1::new(&*seed_model, simd);
@@ -360,7 +310,7 @@ fn long_ddpm_run_hashes_equal_core() {
 #[test]
 fn progress_counts_every_sample_once() {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    let model = random_model::<19, 2>(1);
+    let model = pytorch_init::<19, 2>(1);
     let schedule = Schedule::<40>::new(ScheduleKind::SEED).expect("schedule");
     let done = AtomicUsize::new(0);
     let progress = |n: usize| {

@@ -319,6 +319,13 @@ impl<const H: usize, const B: usize, const T: usize> Trainer<H, B, T> {
     }
 }
 
+/// A model with PyTorch's default `nn.Linear` initialisation drawn from `seed` (weights and
+/// biases uniform in ±1/√fan_in): the trainer's starting point, and a realistic untrained
+/// model for tests and benchmarks.
+pub fn pytorch_init<const H: usize, const B: usize>(seed: u64) -> Box<Model<H, B>> {
+    to_model(&Layout::of::<H, B>().init(seed))
+}
+
 /// The batched forward pass: ε̂ for the examples' `x_t` and `t_input` (`[n × 2]`, row-major),
 /// one chunk, the trainer's arithmetic (matrix products, not the core's summation order).
 pub fn predict_noise<const H: usize, const B: usize>(
