@@ -74,39 +74,55 @@ pub(crate) fn gemm(m: usize, k: usize, n: usize, a: View, b: View, beta: f32, c:
 mod tests {
     use super::*;
 
+    /// Every combination of row-major and transposed operands, the trainer's shapes and
+    /// ragged ones, against f64 loops; nothing past C is written.
     #[test]
-    fn transposed_views_multiply_like_plain_loops() {
-        let (m, k, n) = (5, 7, 3);
-        let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
-        let bt: Vec<f32> = (0..n * k).map(|i| (i as f32 * 0.11).cos()).collect();
-        let mut c = vec![f32::NAN; m * n];
-        gemm(
-            m,
-            k,
-            n,
-            View::rows(&a, k),
-            View::transposed(&bt, k),
-            0.0,
-            &mut c,
-        );
-        for i in 0..m {
-            for j in 0..n {
-                let want: f32 = (0..k).map(|q| a[i * k + q] * bt[j * k + q]).sum();
-                assert!((c[i * n + j] - want).abs() < 1e-5);
+    fn products_match_plain_loops_for_every_layout_and_ragged_shapes() {
+        let shapes = [
+            (5, 7, 3),
+            (64, 128, 128),
+            (128, 64, 128),
+            (64, 128, 2),
+            (2, 64, 128),
+            (7, 3, 130),
+            (1, 1, 1),
+            (13, 5, 33),
+        ];
+        for (m, k, n) in shapes {
+            let a: Vec<f32> = (0..m * k).map(|i| (i as f32 * 0.37).sin()).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| (i as f32 * 0.11).cos()).collect();
+            let bt: Vec<f32> = (0..k * n).map(|i| b[i % k * n + i / k]).collect();
+            let at: Vec<f32> = (0..m * k).map(|i| a[i % m * k + i / m]).collect();
+            let want = |i: usize, j: usize| -> f64 {
+                (0..k)
+                    .map(|q| f64::from(a[i * k + q]) * f64::from(b[q * n + j]))
+                    .sum()
+            };
+            let a_views = [View::rows(&a, k), View::transposed(&at, m)];
+            let b_views = [View::rows(&b, n), View::transposed(&bt, k)];
+            for (av, bv) in a_views
+                .iter()
+                .flat_map(|&x| b_views.iter().map(move |&y| (x, y)))
+            {
+                // one slot past C: the kernel must not write it
+                let mut c = vec![f32::NAN; m * n + 1];
+                c[m * n] = 7.0;
+                gemm(m, k, n, av, bv, 0.0, &mut c);
+                let once = c.clone();
+                gemm(m, k, n, av, bv, 1.0, &mut c);
+                for i in 0..m {
+                    for j in 0..n {
+                        let (w, at) = (want(i, j), i * n + j);
+                        let tol = 1e-5 * (1.0 + w.abs());
+                        assert!(
+                            (f64::from(once[at]) - w).abs() < tol,
+                            "{m}x{k}x{n} ({i},{j})"
+                        );
+                        assert!((f64::from(c[at]) - 2.0 * w).abs() < 2.0 * tol);
+                    }
+                }
+                assert_eq!(c[m * n], 7.0, "{m}x{k}x{n}: wrote past C");
             }
-        }
-        let before = c.clone();
-        gemm(
-            m,
-            k,
-            n,
-            View::rows(&a, k),
-            View::transposed(&bt, k),
-            1.0,
-            &mut c,
-        );
-        for (x, y) in c.iter().zip(&before) {
-            assert!((x - 2.0 * y).abs() < 1e-5);
         }
     }
 }
