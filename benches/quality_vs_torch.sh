@@ -13,20 +13,8 @@
 # when PyTorch is not installed.
 set -euo pipefail
 
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv="${TORCH_VENV:-/work/torch-venv}"
-py="$venv/bin/python"
-ref="$root/../shared/reference/seed_ddpm.py"
+. "$(dirname "${BASH_SOURCE[0]}")/torch_env.sh" quality_vs_torch
 seeds="${SEEDS:-1 2 3}"
-
-if [ ! -x "$py" ] || ! "$py" -c "import torch" 2>/dev/null; then
-    echo "quality_vs_torch: no PyTorch in $venv (set TORCH_VENV). Skipping."
-    exit 0
-fi
-if [ ! -f "$ref" ]; then
-    echo "quality_vs_torch: $ref missing. Skipping."
-    exit 0
-fi
 
 (cd "$root" && cargo build -q --release -p tinyddpm)
 bin="${CARGO_TARGET_DIR:-$root/target}/release/tinyddpm"

@@ -7,19 +7,12 @@
 # Usage: benches/vs_torch_sample.sh [repeats]   (repeats of each PyTorch job, default 1)
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv="${TORCH_VENV:-/work/torch-venv}"
-py="$venv/bin/python"
-ref="$here/../shared/reference/seed_ddpm.py"
-model="$here/../shared/fixtures/torch_model_3k.safetensors"
+. "$(dirname "${BASH_SOURCE[0]}")/torch_env.sh" vs_torch_sample torch diffusers
+model="$root/../shared/fixtures/torch_model_3k.safetensors"
 repeats="${1:-1}"
 
-if [ ! -x "$py" ] || ! "$py" -c "import torch, diffusers" 2>/dev/null; then
-    echo "vs_torch_sample: no PyTorch (with diffusers) in $venv; set TORCH_VENV. Skipping."
-    exit 0
-fi
-if [ ! -f "$ref" ] || [ ! -f "$model" ]; then
-    echo "vs_torch_sample: $ref or $model missing. Skipping."
+if [ ! -f "$model" ]; then
+    echo "vs_torch_sample: $model missing. Skipping."
     exit 0
 fi
 
@@ -28,7 +21,7 @@ trap 'rm -rf "$out"' EXIT
 
 echo "load: $(cat /proc/loadavg)"
 echo "== ours (cargo bench --bench sampler, summary with the full 10,000 x 1,000 job)"
-(cd "$here" && TINYDDPM_BENCH_FULL=1 cargo bench -q -p tinyddpm --bench sampler -- none) \
+(cd "$root" && TINYDDPM_BENCH_FULL=1 cargo bench -q -p tinyddpm --bench sampler -- none) \
     | tee "$out/ours.txt"
 
 echo "== PyTorch"

@@ -6,32 +6,18 @@
 #   benches/vs_torch_train.sh            # TORCH_VENV defaults to /work/torch-venv
 #   TORCH_STEPS=2000 benches/vs_torch_train.sh
 #
-# The machine is shared: both figures are the best of repeated runs, and the load average
-# is printed with them. Exits 0 with a message when PyTorch is not installed.
+# The machine is shared: both sides report the best and the median of repeated runs, and the
+# load average is printed with them. Exits 0 with a message when PyTorch is not installed.
 set -euo pipefail
 
-here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-root="$(dirname "$here")"
-venv="${TORCH_VENV:-/work/torch-venv}"
-script="$root/../shared/reference/seed_ddpm.py"
-[ -f "$script" ] || script="/work/shared/reference/seed_ddpm.py"
-python="$venv/bin/python"
-
-if [ ! -x "$python" ] || ! "$python" -c "import torch" 2>/dev/null; then
-    echo "PyTorch not found in $venv (set TORCH_VENV): skipping the comparison."
-    exit 0
-fi
-if [ ! -f "$script" ]; then
-    echo "reference script seed_ddpm.py not found: skipping the comparison."
-    exit 0
-fi
+. "$(dirname "${BASH_SOURCE[0]}")/torch_env.sh" vs_torch_train
 
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== PyTorch: seed_ddpm.py bench-train --steps ${TORCH_STEPS:-2000} --repeats 3"
-torch_json="$("$python" "$script" bench-train --steps "${TORCH_STEPS:-2000}" --repeats 3 | tail -n 1)"
+torch_json="$("$py" "$ref" bench-train --steps "${TORCH_STEPS:-2000}" --repeats 3 | tail -n 1)"
 echo "$torch_json"
-torch_ms="$(printf '%s' "$torch_json" | "$python" -c 'import json,sys; print(json.load(sys.stdin)["ms_per_step_best"])')"
-torch_median="$(printf '%s' "$torch_json" | "$python" -c 'import json,sys; print(json.load(sys.stdin)["ms_per_step"])')"
+torch_ms="$(printf '%s' "$torch_json" | "$py" -c 'import json,sys; print(json.load(sys.stdin)["ms_per_step_best"])')"
+torch_median="$(printf '%s' "$torch_json" | "$py" -c 'import json,sys; print(json.load(sys.stdin)["ms_per_step"])')"
 
 echo "== tinyddpm: cargo bench --bench train"
 ours_line="$(cd "$root" && cargo bench -p tinyddpm --bench train 2>/dev/null | grep '^train_step_ms_best=')"
