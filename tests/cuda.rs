@@ -95,13 +95,7 @@ fn cli_device_cuda_without_a_gpu_fails_with_one_line() {
     };
     let dir = tempfile::tempdir().expect("temporary directory");
     let model_path = dir.path().join("model.tdm");
-    let header = Header {
-        hidden: 128,
-        blocks: 3,
-        timesteps: 1000,
-        schedule: ScheduleKind::SEED,
-        sampler: Sampler::Ddpm,
-    };
+    let header = Header::new::<128, 3, 1000>(ScheduleKind::SEED, Sampler::Ddpm);
     tinyddpm::modelfile::save(&model_path, &*model(1), &header).expect("model file");
     let out = dir.path().join("samples.csv");
     let run = Command::new(exe)
@@ -537,13 +531,7 @@ fn gpu_benchmark_seed_jobs() {
         .collect();
     std::fs::write(dir.join("gpu_losses.csv"), format!("step,loss\n{log}")).expect("losses");
     let model = trainer.model().expect("model");
-    let header = Header {
-        hidden: 128,
-        blocks: 3,
-        timesteps: 1000,
-        schedule: ScheduleKind::SEED,
-        sampler: Sampler::Ddpm,
-    };
+    let header = Header::new::<128, 3, 1000>(ScheduleKind::SEED, Sampler::Ddpm);
     tinyddpm::modelfile::save(&dir.join("gpu_model.tdm"), &*model, &header).expect("model file");
 
     let mut plain = GpuTrainer::<128, 3, 1000>::new(&gpu, config, &s).expect("GPU trainer");

@@ -133,13 +133,7 @@ fn gradients_match_f64_finite_differences() {
 }
 
 fn model_bytes<const H: usize, const B: usize>(t: &Trainer<H, B, 1000>) -> Vec<u8> {
-    let header = Header {
-        hidden: H as u32,
-        blocks: B as u32,
-        timesteps: 1000,
-        schedule: t.schedule_kind(),
-        sampler: Sampler::Ddpm,
-    };
+    let header = Header::new::<H, B, 1000>(t.schedule_kind(), Sampler::Ddpm);
     modelfile::encode(&t.model(), &header).unwrap()
 }
 
