@@ -112,13 +112,13 @@ mod tests {
                 gemm(m, k, n, av, bv, 1.0, &mut c);
                 for i in 0..m {
                     for j in 0..n {
-                        let (w, at) = (want(i, j), i * n + j);
+                        let (w, ij) = (want(i, j), i * n + j);
                         let tol = 1e-5 * (1.0 + w.abs());
                         assert!(
-                            (f64::from(once[at]) - w).abs() < tol,
+                            (f64::from(once[ij]) - w).abs() < tol,
                             "{m}x{k}x{n} ({i},{j})"
                         );
-                        assert!((f64::from(c[at]) - 2.0 * w).abs() < 2.0 * tol);
+                        assert!((f64::from(c[ij]) - 2.0 * w).abs() < 2.0 * tol);
                     }
                 }
                 assert_eq!(c[m * n], 7.0, "{m}x{k}x{n}: wrote past C");
