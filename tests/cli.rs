@@ -1,7 +1,7 @@
 //! The `tinyddpm` binary end to end: every command run as a user runs it, in a temporary
 //! folder, and every kind of bad input answered with one line, a non-zero exit and no output
 //! file. Expected values come from the library and the core computed here, or from the
-//! PyTorch fixtures in `../shared/fixtures`.
+//! PyTorch fixtures in `tests/fixtures`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -12,7 +12,7 @@ use tinyddpm_core::{Sampler, Schedule, ScheduleKind, SeedModel, Spacing, sample,
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures"
+        "/../tests/fixtures"
     ))
     .join(name)
 }

@@ -38,7 +38,7 @@ impl Mix {
 fn torch_model() -> Box<SeedModel> {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/torch_model_3k.safetensors"
+        "/../tests/fixtures/torch_model_3k.safetensors"
     );
     let bytes = std::fs::read(path).expect("fixture model");
     let tensors = tinyddpm::convert::parse(&bytes).expect("safetensors");

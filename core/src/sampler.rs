@@ -257,7 +257,7 @@ mod tests {
 
     #[test]
     fn ddim_timesteps_match_diffusers() {
-        // diffusers DDIMScheduler(1000).set_timesteps(50), printed by ../shared/reference
+        // diffusers DDIMScheduler(1000).set_timesteps(50), printed by benches/reference (diffusers)
         let trailing = timesteps(ddim(50, Spacing::Trailing));
         assert_eq!((trailing[0], trailing[1], trailing[49]), (999, 979, 19));
         let leading = timesteps(ddim(50, Spacing::Leading));

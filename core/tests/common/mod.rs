@@ -1,4 +1,4 @@
-//! Shared by the core's integration tests: the PyTorch fixtures in `../shared/fixtures`.
+//! Shared by the core's integration tests: the PyTorch fixtures in `tests/fixtures`.
 
 // Each test binary compiles this module and uses a subset of it.
 #![allow(dead_code)]
@@ -7,11 +7,11 @@ use std::path::PathBuf;
 
 use tinyddpm_core::{Model, SeedModel};
 
-/// `shared/fixtures/` beside the repository checkout.
+/// A file of the repository's `tests/fixtures/`.
 pub fn fixture(name: &str) -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures"
+        "/../tests/fixtures"
     ))
     .join(name)
 }
