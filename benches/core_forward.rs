@@ -10,7 +10,7 @@ use tinyddpm_core::SeedModel;
 
 mod peak;
 
-/// Multiply-adds of one sample-step without / with the time embedding (DESIGN.md).
+/// Multiply-adds of one sample-step without / with the time embedding (docs/DESIGN.md).
 const MACS_BODY: f64 = 98_816.0;
 const MACS_TEMB: f64 = 16_512.0;
 

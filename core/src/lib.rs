@@ -4,7 +4,7 @@
 //! ([`model`]), its layers ([`linear`]), the GELU activation with the crate's own erf-free
 //! approximation ([`gelu`]), the portable `ln`/`sin`/`cos` behind the Gaussian noise
 //! ([`math`], [`noise`]), the noise schedule ([`schedule`]), the reverse-process samplers
-//! ([`sampler`]), the pure sampling function ([`sample`]) and the model file ([`file`]).
+//! ([`sampler`]), the pure sampling function ([`sample()`]) and the model file ([`file`](mod@file)).
 //!
 //! What must not: `std`, an allocator, `unsafe`, fused multiply-add, or any platform maths
 //! library whose last bit differs between machines. Every other crate of the project (host
@@ -33,7 +33,7 @@ pub use sample::{sample, sample_from, sample_with_steps};
 pub use sampler::{Sampler, SamplerError, Spacing, Step, Update};
 pub use schedule::{Schedule, ScheduleKind};
 
-/// The README's Rust examples compile as doctests.
+/// The crate README's Rust examples compile as doctests.
 #[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
+#[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
