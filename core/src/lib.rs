@@ -2,9 +2,11 @@
 //!
 //! What lives here: the time-embedded MLP with const-generic fixed-size weights
 //! ([`model`]), its layers ([`linear`]), the GELU activation with the crate's own erf-free
-//! approximation ([`gelu`]), the portable `ln`/`sin`/`cos` behind the Gaussian noise
-//! ([`math`], [`noise`]), the noise schedule ([`schedule`]), the reverse-process samplers
-//! ([`sampler`]), the pure sampling function ([`sample()`]) and the model file ([`file`](mod@file)).
+//! approximation ([`gelu`]), the lane arithmetic every formula is generic over ([`real`],
+//! [`lanes`]), the portable `ln`/`sin`/`cos` behind the Gaussian noise ([`math`], [`noise`]),
+//! the noise schedule ([`schedule`]), the reverse-process samplers ([`sampler`]), the reverse
+//! chain and the pure sampling function ([`sample()`], [`chain`]) and the model file
+//! ([`file`](mod@file)).
 //!
 //! What must not: `std`, an allocator, `unsafe`, fused multiply-add, or any platform maths
 //! library whose last bit differs between machines. Every other crate of the project (host
@@ -15,6 +17,7 @@
 
 pub mod file;
 pub mod gelu;
+pub mod lanes;
 pub mod linear;
 pub mod math;
 pub mod model;
@@ -25,11 +28,12 @@ pub mod sampler;
 pub mod schedule;
 
 pub use file::{FileError, Header};
+pub use lanes::Lanes;
 pub use linear::Linear;
 pub use model::{Block, Layer, Model, SeedModel, TensorName};
 pub use noise::NoiseStream;
 pub use real::Real;
-pub use sample::{sample, sample_from, sample_with_steps};
+pub use sample::{PredictNoise, chain, gaussian_lanes, sample, sample_from};
 pub use sampler::{Sampler, SamplerError, Spacing, Step, Update};
 pub use schedule::{Schedule, ScheduleKind};
 

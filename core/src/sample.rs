@@ -1,28 +1,75 @@
-//! `sample(model, schedule, sampler, seed, index) -> [f32; 2]`: the pure function every
-//! backend reproduces bit for bit.
+//! The reverse chain, written once: `sample(model, schedule, sampler, seed, index) -> [f32; 2]`
+//! and the lane-generic loop every backend's sampler is an instance of.
 //!
-//! The noise stream of `(seed, index)` ([`NoiseStream`]) yields x_T as its first Gaussian
-//! pair, then one pair z per reverse step. [`sample_from`] starts at a given x_T and skips
-//! that first pair, so `sample_from(x_T = first pair, …) == sample(…)`.
+//! Sample `index` of `seed` draws from its own [`NoiseStream`]: the first Gaussian pair is
+//! x_T, then one pair z per reverse step (a step with σ = 0 consumes its pair too). [`chain`]
+//! runs any number of samples side by side as the lanes of a [`Real`] — `f32` for one,
+//! [`Lanes<N>`](crate::Lanes) or a host SIMD tile for many — with whatever predicts their
+//! noise ([`PredictNoise`]). Each lane performs exactly the scalar sequence, so a sample's bits
+//! do not depend on which others share its lanes. [`sample`] and [`sample_from`] are the
+//! one-lane instances; the host's tiles, its figure runner and the firmware's batch call
+//! [`chain`] directly.
 
 use crate::model::Model;
 use crate::noise::NoiseStream;
+use crate::real::Real;
 use crate::sampler::{Sampler, Step};
 use crate::schedule::Schedule;
 
-/// Runs `steps` from `x` with the stream `noise` (one Gaussian pair per step).
-pub fn sample_with_steps<const H: usize, const B: usize>(
-    model: &Model<H, B>,
-    steps: impl IntoIterator<Item = Step>,
-    mut x: [f32; 2],
-    noise: &mut NoiseStream,
-) -> [f32; 2] {
-    for step in steps {
-        let temb = model.time_embedding(step.t_input);
-        let eps = model.predict_noise(x, &temb);
-        let z = noise.gaussian_pair();
-        x = [0, 1].map(|i| step.apply(x[i], eps[i], z[i]));
+/// Something that predicts the noise in `x` at a reverse step: the float model, or a
+/// backend's prepared copy of it. `k` is the step's position in the chain (0 = noisiest), so
+/// an implementation may look up work shared by every sample of a step (the time
+/// embedding) instead of recomputing it.
+pub trait PredictNoise<R: Real> {
+    /// ε̂(x, t) for the lanes of `x` at step `k`, whose network time input is `step.t_input`.
+    fn predict_noise(&mut self, k: usize, step: &Step, x: [R; 2]) -> [R; 2];
+}
+
+/// The model itself: its time embedding computed for each step, then the forward pass.
+impl<R: Real, const H: usize, const B: usize> PredictNoise<R> for &Model<H, B> {
+    #[inline]
+    fn predict_noise(&mut self, _k: usize, step: &Step, x: [R; 2]) -> [R; 2] {
+        Model::predict_noise(self, x, &self.time_embedding(step.t_input))
     }
+}
+
+/// The next Gaussian pair of each lane's stream: lane `i` of coordinate `c` is pair `i`'s
+/// coordinate `c`. Lanes past `streams.len()` (padding of a partly filled batch) get 0.
+#[inline(always)]
+pub fn gaussian_lanes<R: Real>(streams: &mut [NoiseStream]) -> [R; 2] {
+    let mut z = [R::splat(0.0); 2];
+    for (i, stream) in streams.iter_mut().enumerate() {
+        let pair = stream.gaussian_pair();
+        z[0].set_lane(i, pair[0]);
+        z[1].set_lane(i, pair[1]);
+    }
+    z
+}
+
+/// Runs `steps` from `x` for the lanes of `R`, lane `i` drawing its noise from `streams[i]`
+/// (already past x_T's pair), and returns x after the last step. `at_step(k, &x)` sees the
+/// state before step `k` and, with `k` = the number of steps, the result: figures keep
+/// frames, the firmware times each step.
+#[inline(always)]
+pub fn chain<R: Real, P: PredictNoise<R>>(
+    mut predictor: P,
+    steps: impl IntoIterator<Item = Step>,
+    mut x: [R; 2],
+    streams: &mut [NoiseStream],
+    mut at_step: impl FnMut(usize, &[R; 2]),
+) -> [R; 2] {
+    let mut k = 0;
+    for step in steps {
+        at_step(k, &x);
+        let eps = predictor.predict_noise(k, &step, x);
+        let z = gaussian_lanes::<R>(streams);
+        // A plain loop, not `map`: see `Lanes`' note on closures under target features.
+        for c in 0..2 {
+            x[c] = step.apply(x[c], eps[c], z[c]);
+        }
+        k += 1;
+    }
+    at_step(k, &x);
     x
 }
 
@@ -35,13 +82,13 @@ pub fn sample<const H: usize, const B: usize, const T: usize>(
     seed: u64,
     index: u64,
 ) -> [f32; 2] {
-    let mut noise = NoiseStream::new(seed, index);
-    let x = noise.gaussian_pair();
-    let steps = (0..sampler.num_steps(T)).map(|k| sampler.step(schedule, k));
-    sample_with_steps(model, steps, x, &mut noise)
+    let mut noise = [NoiseStream::new(seed, index)];
+    let x = gaussian_lanes(&mut noise);
+    chain(model, sampler.steps(schedule), x, &mut noise, |_, _| ())
 }
 
-/// Sample `index` of `seed` started from a given `x_init` instead of the stream's x_T.
+/// Sample `index` of `seed` started from a given `x_init` instead of the stream's x_T (whose
+/// pair is still drawn, so the steps' noise is the same as [`sample`]'s).
 pub fn sample_from<const H: usize, const B: usize, const T: usize>(
     model: &Model<H, B>,
     schedule: &Schedule<T>,
@@ -50,8 +97,13 @@ pub fn sample_from<const H: usize, const B: usize, const T: usize>(
     seed: u64,
     index: u64,
 ) -> [f32; 2] {
-    let mut noise = NoiseStream::new(seed, index);
-    noise.gaussian_pair();
-    let steps = (0..sampler.num_steps(T)).map(|k| sampler.step(schedule, k));
-    sample_with_steps(model, steps, x_init, &mut noise)
+    let mut noise = [NoiseStream::new(seed, index)];
+    gaussian_lanes::<f32>(&mut noise);
+    chain(
+        model,
+        sampler.steps(schedule),
+        x_init,
+        &mut noise,
+        |_, _| (),
+    )
 }

@@ -160,6 +160,15 @@ impl Sampler {
         }
     }
 
+    /// Every step of this sampler on `schedule`, noisiest first: the one table each backend
+    /// applies. The sampler must be valid for T.
+    pub fn steps<'a, const T: usize>(
+        &'a self,
+        schedule: &'a Schedule<T>,
+    ) -> impl ExactSizeIterator<Item = Step> + Clone + 'a {
+        (0..self.num_steps(T)).map(move |k| self.step(schedule, k))
+    }
+
     /// Step `k` of this sampler on `schedule`. The sampler must be valid for T.
     pub fn step<const T: usize>(&self, schedule: &Schedule<T>, k: usize) -> Step {
         let t = self.timestep(T, k);

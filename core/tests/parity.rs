@@ -4,7 +4,7 @@
 mod common;
 
 use common::{csv_rows, torch_model};
-use tinyddpm_core::{Sampler, Schedule, ScheduleKind, Spacing, sample_with_steps};
+use tinyddpm_core::{Sampler, Schedule, ScheduleKind, Spacing, chain};
 
 /// β, α, ᾱ, √ᾱ within 1e-6 relative. torch forms √(1−ᾱ) from its f32 ᾱ, so the ᾱ
 /// difference Δ (f32 rounding and cumprod order) reaches √(1−ᾱ) amplified to
@@ -84,16 +84,17 @@ fn ddim_matches(file: &str, spacing: Spacing) {
         spacing,
         clip: false,
     };
-    let steps: Vec<_> = (0..50).map(|k| sampler.step(&schedule, k)).collect();
+    let steps: Vec<_> = sampler.steps(&schedule).collect();
     let mut worst = 0.0f32;
     for (i, r) in csv_rows(file).iter().enumerate() {
         // η = 0: the noise stream is consumed but multiplied by σ = 0
-        let mut noise = tinyddpm_core::NoiseStream::new(0, i as u64);
-        let x = sample_with_steps(
+        let mut noise = [tinyddpm_core::NoiseStream::new(0, i as u64)];
+        let x = chain(
             &*model,
             steps.iter().copied(),
             [r[0] as f32, r[1] as f32],
             &mut noise,
+            |_, _| (),
         );
         worst = worst
             .max((x[0] - r[2] as f32).abs())

@@ -1,15 +1,14 @@
 //! The core against independent computations: an f64 forward pass with exact erf written
-//! here from the notebook's definition, an f64 sampler fed the same noise, and a 4-lane
-//! `Real` type that must reproduce the scalar bits (the property the host SIMD relies on).
+//! here from the notebook's definition, an f64 sampler fed the same noise, and a batch of
+//! four lanes stepped by hand that must reproduce the scalar chain's bits (the property the
+//! host SIMD and the firmware's batch rely on).
 
 mod common;
 
-use std::ops::{Add, Div, Mul, Neg, Sub};
-
 use common::torch_model;
 use tinyddpm_core::{
-    Model, NoiseStream, Real, Sampler, Schedule, ScheduleKind, SeedModel, Spacing, Step, Update,
-    sample, sample_from,
+    Lanes, Model, NoiseStream, Sampler, Schedule, ScheduleKind, SeedModel, Spacing, Step, Update,
+    chain, sample, sample_from,
 };
 
 fn gelu64(x: f64) -> f64 {
@@ -225,47 +224,6 @@ fn sample_from_its_own_x_t_equals_sample() {
     }
 }
 
-/// Four samples side by side, lane-wise IEEE operations: what a SIMD backend does.
-#[derive(Clone, Copy, Debug, PartialEq)]
-struct Lanes([f32; 4]);
-
-macro_rules! lanewise {
-    ($tr:ident, $f:ident, $op:tt) => {
-        impl $tr for Lanes {
-            type Output = Lanes;
-            fn $f(self, o: Lanes) -> Lanes {
-                Lanes(std::array::from_fn(|i| self.0[i] $op o.0[i]))
-            }
-        }
-    };
-}
-lanewise!(Add, add, +);
-lanewise!(Sub, sub, -);
-lanewise!(Mul, mul, *);
-lanewise!(Div, div, /);
-
-impl Neg for Lanes {
-    type Output = Lanes;
-    fn neg(self) -> Lanes {
-        Lanes(self.0.map(|v| -v))
-    }
-}
-
-impl Real for Lanes {
-    fn splat(v: f32) -> Self {
-        Lanes([v; 4])
-    }
-    fn min(self, o: Self) -> Self {
-        Lanes(std::array::from_fn(|i| Real::min(self.0[i], o.0[i])))
-    }
-    fn max(self, o: Self) -> Self {
-        Lanes(std::array::from_fn(|i| Real::max(self.0[i], o.0[i])))
-    }
-    fn abs(self) -> Self {
-        Lanes(self.0.map(f32::abs))
-    }
-}
-
 #[test]
 fn every_lane_of_a_batch_equals_the_sample_drawn_alone() {
     let model = torch_model();
@@ -283,12 +241,12 @@ fn every_lane_of_a_batch_equals_the_sample_drawn_alone() {
             x = [0, 1].map(|c| step.apply(x[c], eps[c], Lanes(z.map(|p| p[c]))));
         }
         for (lane, &i) in idx.iter().enumerate() {
-            let mut alone = NoiseStream::new(11, i);
-            let x0 = alone.gaussian_pair();
+            let mut alone = [NoiseStream::new(11, i)];
+            let x0 = alone[0].gaussian_pair();
             let steps = (0..n)
                 .step_by(if n > 100 { 7 } else { 1 })
                 .map(|k| sampler.step(&schedule, k));
-            let single = tinyddpm_core::sample_with_steps(&*model, steps, x0, &mut alone);
+            let single = chain(&*model, steps, x0, &mut alone, |_, _| ());
             assert_eq!(
                 [x[0].0[lane].to_bits(), x[1].0[lane].to_bits()],
                 single.map(f32::to_bits)

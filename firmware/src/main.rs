@@ -6,17 +6,15 @@
 //! `index,x,y` (floats in Rust's shortest round-trip form, like the host CLI's CSV), then its
 //! budgets as `# ` lines, and exits with status 0.
 //!
-//! Two paths, both the core's arithmetic and checked against the host by `tests/firmware.rs`:
-//! sample 0 (and any remainder short of a batch) runs alone through
-//! [`tinyddpm_core::sample_with_steps`]; the rest run [`LANES`] at a time through the core's
-//! forward pass instantiated for [`Lanes`], so each weight read from flash serves several
-//! samples.
+//! Two paths, both the core's reverse chain ([`tinyddpm_core::chain`]) and checked against the
+//! host by `tests/firmware.rs`: sample 0 (and any remainder short of a batch) runs alone, as
+//! `f32`; the rest run [`LANES`] at a time as the core's [`Lanes`], so each weight read from
+//! flash serves several samples.
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
 
 mod clock;
-mod lanes;
 mod memory;
 
 /// What `build.rs` generated from the model file and the settings.
@@ -30,11 +28,10 @@ use cortex_m as _;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 use panic_semihosting as _;
-use tinyddpm_core::{NoiseStream, sample_with_steps};
+use tinyddpm_core::{Lanes, NoiseStream, Real, chain, gaussian_lanes};
 
 use clock::{Clock, Meter};
 use embedded::{B, H, MODEL, SAMPLES, SEED, STEPS};
-use lanes::Lanes;
 
 /// Samples per batch on the batched path. The core's layers keep 8 outputs in flight, so a
 /// batch holds 8·LANES accumulators: 3 lanes (24) leave room in the M4F's 32 float registers
@@ -89,44 +86,43 @@ fn fp_defaults() {
 #[cfg(not(target_abi = "eabihf"))]
 fn fp_defaults() {}
 
-/// Sample `index` alone, through the core's own sampling loop, timed step by step.
+/// Sample `index` alone, timed step by step.
 ///
 /// Not inlined (nor is [`sample_batch`]): compiled on its own rather than inside `main` next
 /// to the other path, its loops get registers to themselves (3.57 → 3.35 instructions per
 /// multiply-add measured with LLVM's default unrolling).
 #[inline(never)]
 fn sample_one(index: u64, clock: &Clock, meter: &mut Meter) -> [f32; 2] {
-    let mut noise = NoiseStream::new(SEED, index);
-    let mut x = noise.gaussian_pair();
-    for step in &STEPS {
-        let start = clock.now();
-        x = sample_with_steps(&MODEL, [*step], x, &mut noise);
-        meter.add(clock.ticks_since(start));
-    }
+    let [x] = sample_lanes::<f32, 1>(index, clock, meter);
     x
 }
 
-/// Samples `first .. first + N` together: the loop of `sample_with_steps`, with lane `i`
-/// carrying sample `first + i` and its own noise stream.
+/// Samples `first .. first + N` together, lane `i` carrying sample `first + i` with its own
+/// noise stream; the time embedding is computed once per step for the batch.
 #[inline(never)]
 fn sample_batch<const N: usize>(first: u64, clock: &Clock, meter: &mut Meter) -> [[f32; 2]; N] {
-    let mut noise: [NoiseStream; N] =
-        core::array::from_fn(|i| NoiseStream::new(SEED, first + i as u64));
-    let mut x = transpose(noise.each_mut().map(NoiseStream::gaussian_pair));
-    for step in &STEPS {
-        let start = clock.now();
-        let temb = MODEL.time_embedding(step.t_input);
-        let eps = MODEL.predict_noise(x, &temb);
-        let z = transpose(noise.each_mut().map(NoiseStream::gaussian_pair));
-        x = [0, 1].map(|c| step.apply(x[c], eps[c], z[c]));
-        meter.add(clock.ticks_since(start));
-    }
-    core::array::from_fn(|i| [x[0].0[i], x[1].0[i]])
+    sample_lanes::<Lanes<N>, N>(first, clock, meter)
 }
 
-/// N points → one `Lanes` per coordinate.
-fn transpose<const N: usize>(points: [[f32; 2]; N]) -> [Lanes<N>; 2] {
-    [0, 1].map(|c| Lanes(points.map(|p| p[c])))
+/// Samples `first .. first + N` as the lanes of `R` (`R::LANES == N`) through the core's
+/// chain, each step's ticks added to `meter`.
+#[inline(always)]
+fn sample_lanes<R: Real, const N: usize>(
+    first: u64,
+    clock: &Clock,
+    meter: &mut Meter,
+) -> [[f32; 2]; N] {
+    let mut noise: [NoiseStream; N] =
+        core::array::from_fn(|i| NoiseStream::new(SEED, first + i as u64));
+    let x = gaussian_lanes::<R>(&mut noise);
+    let mut started = None;
+    let x = chain(&MODEL, STEPS.iter().copied(), x, &mut noise, |_, _| {
+        if let Some(start) = started {
+            meter.add(clock.ticks_since(start));
+        }
+        started = Some(clock.now());
+    });
+    core::array::from_fn(|i| [x[0].lane(i), x[1].lane(i)])
 }
 
 /// The budget lines: image sizes, RAM, and work per step.

@@ -9,7 +9,6 @@
 //! computes the scalar sequence and the last frame equals the core's `sample` bit for bit).
 
 use std::io;
-use std::ops::{Add, Div, Mul, Neg, Sub};
 use std::path::Path;
 use std::sync::OnceLock;
 
@@ -17,7 +16,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 use rayon::prelude::*;
-use tinyddpm_core::{Model, NoiseStream, Real, Sampler, Schedule};
+use tinyddpm_core::{Lanes, Model, NoiseStream, Sampler, Schedule, chain, gaussian_lanes};
 
 /// Why a figure could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -310,54 +309,6 @@ pub fn reverse_grid(path: &Path, frames: &[Frame], sampler: &str) -> Result<(), 
 /// Samples per lane group of the reverse-chain runner.
 const LANES: usize = 16;
 
-/// Sixteen samples side by side; every operation acts on each lane alone, as the scalar code.
-#[derive(Clone, Copy)]
-struct Lanes([f32; LANES]);
-
-macro_rules! lanewise {
-    ($trait:ident, $method:ident, $op:tt) => {
-        impl $trait for Lanes {
-            type Output = Self;
-            #[inline(always)]
-            fn $method(self, other: Self) -> Self {
-                Self(std::array::from_fn(|i| self.0[i] $op other.0[i]))
-            }
-        }
-    };
-}
-lanewise!(Add, add, +);
-lanewise!(Sub, sub, -);
-lanewise!(Mul, mul, *);
-lanewise!(Div, div, /);
-
-impl Neg for Lanes {
-    type Output = Self;
-    #[inline(always)]
-    fn neg(self) -> Self {
-        Self(self.0.map(|v| -v))
-    }
-}
-
-impl Real for Lanes {
-    #[inline(always)]
-    fn splat(v: f32) -> Self {
-        Self([v; LANES])
-    }
-    // min and max delegate to the scalar's select, so every lane has the scalar's bits.
-    #[inline(always)]
-    fn min(self, other: Self) -> Self {
-        Self(std::array::from_fn(|i| Real::min(self.0[i], other.0[i])))
-    }
-    #[inline(always)]
-    fn max(self, other: Self) -> Self {
-        Self(std::array::from_fn(|i| Real::max(self.0[i], other.0[i])))
-    }
-    #[inline(always)]
-    fn abs(self) -> Self {
-        Self(self.0.map(f32::abs))
-    }
-}
-
 /// States of the reverse chain for samples `0..count` of `seed`: x_T and the state after
 /// each fraction of [`REVERSE_FRACTIONS`] of the sampler's steps. The last frame is exactly
 /// what `tinyddpm_core::sample` returns. `sampler` must be valid for T.
@@ -373,31 +324,18 @@ pub fn reverse_frames<const H: usize, const B: usize, const T: usize>(
         .iter()
         .map(|f| (f * k_total as f64).round() as usize)
         .collect();
-    let steps: Vec<_> = (0..k_total).map(|k| sampler.step(schedule, k)).collect();
-    let temb: Vec<[f32; H]> = steps
-        .iter()
-        .map(|s| model.time_embedding(s.t_input))
-        .collect();
-    // Per group of LANES samples: one [x, y] per kept frame.
-    let groups: Vec<Vec<[Lanes; 2]>> = (0..count.div_ceil(LANES))
+    // Per group of LANES samples: one [x, y] per kept frame, kept by the chain's step hook.
+    let groups: Vec<Vec<[Lanes<LANES>; 2]>> = (0..count.div_ceil(LANES))
         .into_par_iter()
         .map(|g| {
             let mut noise: Vec<NoiseStream> = (0..LANES)
                 .map(|l| NoiseStream::new(seed, (g * LANES + l) as u64))
                 .collect();
-            let start: Vec<[f32; 2]> = noise.iter_mut().map(|n| n.gaussian_pair()).collect();
-            let mut x = [0, 1].map(|c| Lanes(std::array::from_fn(|l| start[l][c])));
+            let x = gaussian_lanes(&mut noise);
             let mut kept = Vec::with_capacity(keep.len());
-            for (k, (step, temb)) in steps.iter().zip(&temb).enumerate() {
-                kept.extend(keep.iter().filter(|&&f| f == k).map(|_| x));
-                let eps = model.predict_noise(x, temb);
-                let z: Vec<[f32; 2]> = noise.iter_mut().map(|n| n.gaussian_pair()).collect();
-                x = [0, 1].map(|c| {
-                    let zc = Lanes(std::array::from_fn(|l| z[l][c]));
-                    step.apply(x[c], eps[c], zc)
-                });
-            }
-            kept.extend(keep.iter().filter(|&&f| f == k_total).map(|_| x));
+            chain(model, sampler.steps(schedule), x, &mut noise, |k, x| {
+                kept.extend(keep.iter().filter(|&&f| f == k).map(|_| *x));
+            });
             kept
         })
         .collect();

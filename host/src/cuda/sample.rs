@@ -143,9 +143,7 @@ impl Gpu {
         let driver = CudaError::driver;
         let s = &self.stream;
 
-        let steps: Vec<Step> = (0..sampler.num_steps(T))
-            .map(|k| sampler.step(schedule, k))
-            .collect();
+        let steps: Vec<Step> = sampler.steps(schedule).collect();
         let table: Vec<u32> = steps.iter().flat_map(step_words).collect();
         let t_inputs: Vec<f32> = steps.iter().map(|st| st.t_input).collect();
         let (params, wt) = flatten(model);

@@ -17,9 +17,9 @@
 
 use tinyddpm_core::gelu::gelu;
 use tinyddpm_core::model::{input_unit, residual_unit};
-use tinyddpm_core::{NoiseStream, Step};
+use tinyddpm_core::{NoiseStream, PredictNoise, Real, Step, chain};
 
-use super::lanes::Lane;
+use super::lanes::{Lane, Tile};
 use super::packed::{Layers, Packed};
 
 /// `y = W·x + b` for a tile: `x` has `I` rows of `S` sample vectors; `store(j, y_j)` receives
@@ -71,17 +71,17 @@ impl<V: Lane, const S: usize> TileBuffers<V, S> {
     }
 }
 
-/// ε̂ for a tile: `x[c][s]` is coordinate `c` of sample vector `s`; `temb` is the step's time
-/// embedding. Same operations as `Model::predict_noise`, per lane.
+/// ε̂ for a tile: `x[c].0[s]` is coordinate `c` of sample vector `s`; `temb` is the step's
+/// time embedding. Same operations as `Model::predict_noise`, per lane.
 #[inline(always)]
 pub(crate) fn predict_noise_tile<V: Lane, const S: usize, const J: usize>(
     layers: &Layers,
-    x: &[[V; S]; 2],
+    x: [Tile<V, S>; 2],
     temb: &[f32],
     buf: &mut TileBuffers<V, S>,
-) -> [[V; S]; 2] {
+) -> [Tile<V, S>; 2] {
     let TileBuffers { h, u } = buf;
-    dense_tile::<V, S, J>(&layers.input, x, |j, a| {
+    dense_tile::<V, S, J>(&layers.input, &[x[0].0, x[1].0], |j, a| {
         let t = V::splat(temb[j]);
         for (hs, v) in h[j].iter_mut().zip(a) {
             *hs = input_unit(v, t);
@@ -100,14 +100,32 @@ pub(crate) fn predict_noise_tile<V: Lane, const S: usize, const J: usize>(
             }
         });
     }
-    let mut eps = [[V::splat(0.0); S]; 2];
-    dense_tile::<V, S, 2>(&layers.output, h, |j, a| eps[j] = a);
+    let mut eps = [Tile([V::splat(0.0); S]); 2];
+    dense_tile::<V, S, 2>(&layers.output, h, |j, a| eps[j] = Tile(a));
     eps
 }
 
-/// Runs every step for up to `S·LANES` samples: `x` holds their x_T, `noise` their streams
-/// (already past x_T's pair); `x` is overwritten with x_0. `tembs[k]` is step `k`'s time
-/// embedding. Lanes past `x.len()` are padding (x = 0, z = 0) whose results are dropped.
+/// The packed model of one tile, with every step's time embedding computed beforehand
+/// (`tembs[k·H ..]` is step `k`'s): what the core's chain calls for ε̂.
+struct TileModel<'a, V, const S: usize, const J: usize> {
+    layers: &'a Layers,
+    tembs: &'a [f32],
+    buf: TileBuffers<V, S>,
+}
+
+impl<V: Lane, const S: usize, const J: usize> PredictNoise<Tile<V, S>> for TileModel<'_, V, S, J> {
+    #[inline(always)]
+    fn predict_noise(&mut self, k: usize, _: &Step, x: [Tile<V, S>; 2]) -> [Tile<V, S>; 2] {
+        let hidden = self.layers.input.outputs;
+        let temb = &self.tembs[k * hidden..(k + 1) * hidden];
+        predict_noise_tile::<V, S, J>(self.layers, x, temb, &mut self.buf)
+    }
+}
+
+/// Runs every step for up to `S·LANES` samples through the core's chain: `x` holds their x_T,
+/// `noise` their streams (already past x_T's pair); `x` is overwritten with x_0. `tembs` holds
+/// step `k`'s time embedding at `k·H`. Lanes past `x.len()` are padding (x = 0, z = 0) whose
+/// results are dropped.
 #[inline(always)]
 pub(crate) fn sample_tile<V: Lane, const S: usize, const J: usize>(
     layers: &Layers,
@@ -116,42 +134,20 @@ pub(crate) fn sample_tile<V: Lane, const S: usize, const J: usize>(
     x: &mut [[f32; 2]],
     noise: &mut [NoiseStream],
 ) {
-    let width = S * V::LANES;
-    assert!(x.len() <= width && noise.len() == x.len());
-    let mut buf = TileBuffers::<V, S>::new(layers.input.outputs);
-    let mut flat = [vec![0.0f32; width], vec![0.0f32; width]];
-    for (c, f) in flat.iter_mut().enumerate() {
-        for (fi, xi) in f.iter_mut().zip(x.iter()) {
-            *fi = xi[c];
-        }
+    assert!(x.len() <= S * V::LANES && noise.len() == x.len());
+    let mut xv = [Tile([V::splat(0.0); S]); 2];
+    for (i, p) in x.iter().enumerate() {
+        xv[0].set_lane(i, p[0]);
+        xv[1].set_lane(i, p[1]);
     }
-    let mut xv = [[V::splat(0.0); S]; 2];
-    for (xc, f) in xv.iter_mut().zip(&flat) {
-        for (s, xs) in xc.iter_mut().enumerate() {
-            *xs = V::load(&f[s * V::LANES..]);
-        }
-    }
-    for (step, temb) in steps.iter().zip(tembs.chunks_exact(layers.input.outputs)) {
-        let eps = predict_noise_tile::<V, S, J>(layers, &xv, temb, &mut buf);
-        for (i, n) in noise.iter_mut().enumerate() {
-            let [z0, z1] = n.gaussian_pair();
-            flat[0][i] = z0;
-            flat[1][i] = z1;
-        }
-        for c in 0..2 {
-            for s in 0..S {
-                let z = V::load(&flat[c][s * V::LANES..]);
-                xv[c][s] = step.apply(xv[c][s], eps[c][s], z);
-            }
-        }
-    }
-    for c in 0..2 {
-        for s in 0..S {
-            xv[c][s].store(&mut flat[c][s * V::LANES..]);
-        }
-    }
-    for (i, xi) in x.iter_mut().enumerate() {
-        *xi = [flat[0][i], flat[1][i]];
+    let model = TileModel::<V, S, J> {
+        layers,
+        tembs,
+        buf: TileBuffers::new(layers.input.outputs),
+    };
+    let xv = chain(model, steps.iter().copied(), xv, noise, |_, _| ());
+    for (i, p) in x.iter_mut().enumerate() {
+        *p = [xv[0].lane(i), xv[1].lane(i)];
     }
 }
 

@@ -5,9 +5,10 @@
 //! (`mul` then `add`, never a fused multiply-add), so each lane reproduces the scalar's bits
 //! and the core's generic GELU and `Step::apply` run unchanged on these types.
 //!
-//! - [`Portable`]: four `f32`s, plain Rust (the fallback everywhere);
+//! - [`Portable`]: the core's `Lanes<4>`, plain Rust (the fallback everywhere);
 //! - [`F32x8`]: AVX `__m256`, used on the AVX2 path;
-//! - [`F32x16`]: AVX-512F `__m512`.
+//! - [`F32x16`]: AVX-512F `__m512`;
+//! - [`Tile`]: `S` of one of those as a single `Real`, the unit the core's chain steps.
 //!
 //! The x86 types are only ever created inside functions compiled with their target feature,
 //! which the dispatcher in `mod.rs` enters only after runtime detection; that is the invariant
@@ -15,26 +16,41 @@
 
 use core::ops::{Add, Div, Mul, Neg, Sub};
 
-use tinyddpm_core::Real;
+use tinyddpm_core::{Lanes, Real};
 
 /// A vector of independent `f32` lanes with the core's arithmetic.
 pub(crate) trait Lane: Real + Send + Sync {
-    /// Number of `f32` lanes.
-    const LANES: usize;
     /// The first `LANES` values of `src` (panics if shorter).
     fn load(src: &[f32]) -> Self;
     /// Writes the lanes to the first `LANES` values of `dst` (panics if shorter).
     fn store(self, dst: &mut [f32]);
 }
 
-/// Four lanes in plain Rust: each operation is the scalar `f32` one, so the bits (signed zeros
-/// in `min`/`max` included) are the scalar core's by construction.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Portable([f32; 4]);
+/// The portable path: the core's own lanes, four `f32`s in plain Rust.
+pub(crate) type Portable = Lanes<4>;
 
-impl Portable {
+impl<const N: usize> Lane for Lanes<N> {
     #[inline(always)]
-    fn zip(mut self, o: Self, f: impl Fn(f32, f32) -> f32) -> Self {
+    fn load(src: &[f32]) -> Self {
+        let mut lanes = [0.0; N];
+        lanes.copy_from_slice(&src[..N]);
+        Self(lanes)
+    }
+    #[inline(always)]
+    fn store(self, dst: &mut [f32]) {
+        dst[..N].copy_from_slice(&self.0);
+    }
+}
+
+/// `S` vectors of samples as one [`Real`]: the throughput kernels' unit of work, so that the
+/// core's reverse chain (`tinyddpm_core::chain`) drives a whole tile. Lane `i` is lane
+/// `i % V::LANES` of vector `i / V::LANES`; every operation is the vector's, per vector.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Tile<V, const S: usize>(pub [V; S]);
+
+impl<V: Lane, const S: usize> Tile<V, S> {
+    #[inline(always)]
+    fn zip(mut self, o: Self, f: impl Fn(V, V) -> V) -> Self {
         for (a, b) in self.0.iter_mut().zip(o.0) {
             *a = f(*a, b);
         }
@@ -42,74 +58,55 @@ impl Portable {
     }
 }
 
-impl Add for Portable {
-    type Output = Self;
-    #[inline(always)]
-    fn add(self, o: Self) -> Self {
-        self.zip(o, |a, b| a + b)
-    }
+macro_rules! tile_op {
+    ($trait:ident, $method:ident, $op:tt) => {
+        impl<V: Lane, const S: usize> $trait for Tile<V, S> {
+            type Output = Self;
+            #[inline(always)]
+            fn $method(self, o: Self) -> Self {
+                self.zip(o, |a, b| a $op b)
+            }
+        }
+    };
 }
+tile_op!(Add, add, +);
+tile_op!(Sub, sub, -);
+tile_op!(Mul, mul, *);
+tile_op!(Div, div, /);
 
-impl Sub for Portable {
-    type Output = Self;
-    #[inline(always)]
-    fn sub(self, o: Self) -> Self {
-        self.zip(o, |a, b| a - b)
-    }
-}
-
-impl Mul for Portable {
-    type Output = Self;
-    #[inline(always)]
-    fn mul(self, o: Self) -> Self {
-        self.zip(o, |a, b| a * b)
-    }
-}
-
-impl Div for Portable {
-    type Output = Self;
-    #[inline(always)]
-    fn div(self, o: Self) -> Self {
-        self.zip(o, |a, b| a / b)
-    }
-}
-
-impl Neg for Portable {
+impl<V: Lane, const S: usize> Neg for Tile<V, S> {
     type Output = Self;
     #[inline(always)]
     fn neg(self) -> Self {
-        Self(self.0.map(|a| -a))
+        self.zip(self, |a, _| -a)
     }
 }
 
-impl Real for Portable {
+impl<V: Lane, const S: usize> Real for Tile<V, S> {
+    const LANES: usize = S * V::LANES;
     #[inline(always)]
     fn splat(v: f32) -> Self {
-        Self([v; 4])
+        Self([V::splat(v); S])
     }
     #[inline(always)]
     fn min(self, o: Self) -> Self {
-        self.zip(o, Real::min)
+        self.zip(o, V::min)
     }
     #[inline(always)]
     fn max(self, o: Self) -> Self {
-        self.zip(o, Real::max)
+        self.zip(o, V::max)
     }
     #[inline(always)]
     fn abs(self) -> Self {
-        Self(self.0.map(f32::abs))
-    }
-}
-
-impl Lane for Portable {
-    const LANES: usize = 4;
-    #[inline(always)]
-    fn load(src: &[f32]) -> Self {
-        Self(core::array::from_fn(|i| src[i]))
+        self.zip(self, |a, _| a.abs())
     }
     #[inline(always)]
-    fn store(self, dst: &mut [f32]) {
-        dst[..4].copy_from_slice(&self.0);
+    fn lane(self, i: usize) -> f32 {
+        self.0[i / V::LANES].lane(i % V::LANES)
+    }
+    #[inline(always)]
+    fn set_lane(&mut self, i: usize, v: f32) {
+        self.0[i / V::LANES].set_lane(i % V::LANES, v);
     }
 }
 
@@ -181,6 +178,7 @@ mod x86 {
             }
 
             impl Real for $name {
+                const LANES: usize = $lanes;
                 #[inline(always)]
                 fn splat(v: f32) -> Self {
                     Self(unsafe { $set1(v) })
@@ -197,10 +195,24 @@ mod x86 {
                 fn abs(self) -> Self {
                     Self(unsafe { $and(self.0, $set1(f32::from_bits(i32::MAX as u32))) })
                 }
+                // Through memory: used only to move noise and results in and out of a tile,
+                // a few times per step, never in the dense layers.
+                #[inline(always)]
+                fn lane(self, i: usize) -> f32 {
+                    let mut all = [0.0; $lanes];
+                    self.store(&mut all);
+                    all[i]
+                }
+                #[inline(always)]
+                fn set_lane(&mut self, i: usize, v: f32) {
+                    let mut all = [0.0; $lanes];
+                    self.store(&mut all);
+                    all[i] = v;
+                    *self = Self::load(&all);
+                }
             }
 
             impl Lane for $name {
-                const LANES: usize = $lanes;
                 #[inline(always)]
                 fn load(src: &[f32]) -> Self {
                     assert!(src.len() >= $lanes);
@@ -329,6 +341,20 @@ mod tests {
     #[test]
     fn portable_lanes_match_scalar() {
         all_ops::<Portable>();
+    }
+
+    #[test]
+    fn a_tiles_lanes_are_its_vectors_lanes_in_order_with_scalar_arithmetic() {
+        let mut tile = Tile::<Portable, 4>::splat(0.0);
+        for (i, &v) in SPECIAL.iter().enumerate() {
+            tile.set_lane(i, v);
+        }
+        assert_eq!(tile.0[1].0, [1e-39, -1e-39, 6.0, -6.0]);
+        let out = gelu(tile) / Tile::splat(3.0) - tile.max(-tile).min(Tile::splat(7.0));
+        for (i, &x) in SPECIAL.iter().enumerate() {
+            let scalar = gelu(x) / 3.0 - Real::min(Real::max(x, -x), 7.0);
+            assert_eq!(out.lane(i).to_bits(), scalar.to_bits(), "x = {x:e}");
+        }
     }
 
     #[cfg(target_arch = "x86_64")]

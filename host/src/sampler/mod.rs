@@ -21,11 +21,11 @@ mod lanes;
 mod packed;
 
 use rayon::prelude::*;
-use tinyddpm_core::{Model, NoiseStream, Sampler, Schedule, Step};
+use tinyddpm_core::{Model, NoiseStream, Real, Sampler, Schedule, Step};
 
+use lanes::Portable;
 #[cfg(target_arch = "x86_64")]
 use lanes::{F32x8, F32x16};
-use lanes::{Lane, Portable};
 use packed::Layers;
 
 /// Where each sample starts.
@@ -153,9 +153,7 @@ pub fn sample_batch_with<const H: usize, const B: usize, const T: usize>(
         .build()
         .expect("thread pool");
     pool.install(|| {
-        let steps: Vec<Step> = (0..sampler.num_steps(T))
-            .map(|k| sampler.step(schedule, k))
-            .collect();
+        let steps: Vec<Step> = sampler.steps(schedule).collect();
         let tembs: Vec<[f32; H]> = steps
             .par_iter()
             .map(|s| model.time_embedding(s.t_input))
