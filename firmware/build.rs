@@ -13,8 +13,9 @@
 //!   the Cortex-M0 target.
 //! - `TINYDDPM_SEED` (default 42), `TINYDDPM_SAMPLES` (default 8): samples `0 .. SAMPLES` of
 //!   the seed, as `tinyddpm sample -n SAMPLES --seed SEED` draws them.
-//! - `TINYDDPM_SAMPLER`: `ddpm` (the seed's step, T steps), `ddpm-posterior`, or `ddim` (K
-//!   steps, trailing spacing, eta 0); default: the sampler stored in the model file.
+//! - `TINYDDPM_SAMPLER`: a sampler name as the CLI's `--sampler` takes it (`ddpm`, the seed's
+//!   step; `ddpm-posterior`; `ddim`: K steps, trailing spacing, eta 0); default: the sampler
+//!   stored in the model file.
 //! - `TINYDDPM_STEPS`: DDIM's K (default 50).
 //!
 //! The target picks the memory map (`memory.x` is generated into `OUT_DIR`): a 1 MiB-flash,
@@ -26,7 +27,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use tinyddpm_core::file::{self, Header};
-use tinyddpm_core::{Linear, Model, Sampler, Schedule, Step, Update};
+use tinyddpm_core::{ChoiceError, Linear, Model, Sampler, SamplerChoice, Schedule, Update};
 
 /// Memory map of the Cortex-M4F build: the size of a common 1 MiB / 256 KiB part (QEMU's
 /// `mps2-an386` has 4 MiB of each and would not fault on an overflow; the linker will).
@@ -80,9 +81,6 @@ fn run() -> Result<(), String> {
     let seed = number::<u64>("TINYDDPM_SEED")?.unwrap_or(42);
     let samples = number::<u64>("TINYDDPM_SAMPLES")?.unwrap_or(8);
     let sampler = sampler(&header)?;
-    sampler
-        .validate(header.timesteps as usize)
-        .map_err(|e| format!("TINYDDPM_SAMPLER: {e}"))?;
 
     let mut src = String::new();
     let name = model_path
@@ -95,7 +93,8 @@ fn run() -> Result<(), String> {
     writeln!(src, "/// Samples `0 .. SAMPLES` are drawn.").unwrap();
     writeln!(src, "pub const SAMPLES: u64 = {samples};").unwrap();
     writeln!(src, "/// The sampler, as the host CLI names it.").unwrap();
-    writeln!(src, "pub const SAMPLER: &str = {:?};", describe(&sampler)).unwrap();
+    let described = sampler.describe(header.timesteps as usize).to_string();
+    writeln!(src, "pub const SAMPLER: &str = {described:?};").unwrap();
     writeln!(src, "/// T of the model's schedule.").unwrap();
     writeln!(src, "pub const TIMESTEPS: usize = {};", header.timesteps).unwrap();
     let (systick_hz, chip_hz) = if m0 {
@@ -140,48 +139,28 @@ fn number<T: std::str::FromStr>(var: &str) -> Result<Option<T>, String> {
         .transpose()
 }
 
-/// The sampler the host CLI would run for the same `--sampler` / `--steps`.
+/// The sampler the host CLI would run for the same `--sampler` / `--steps`: the core's
+/// [`SamplerChoice`], the one reader of sampler names.
 fn sampler(header: &Header) -> Result<Sampler, String> {
-    let steps = number::<u32>("TINYDDPM_STEPS")?;
-    let chosen = match setting("TINYDDPM_SAMPLER").as_deref() {
-        None => header.sampler,
-        Some("ddpm") => Sampler::Ddpm,
-        Some("ddpm-posterior") => Sampler::DdpmPosterior,
-        Some("ddim") => Sampler::DDIM_DEFAULT,
-        Some(other) => {
-            return Err(format!(
-                "TINYDDPM_SAMPLER={other:?}: expected ddpm, ddpm-posterior or ddim"
-            ));
-        }
+    let name = setting("TINYDDPM_SAMPLER");
+    let choice = SamplerChoice {
+        name: name.as_deref(),
+        steps: number::<u32>("TINYDDPM_STEPS")?,
+        ..SamplerChoice::default()
     };
-    match (chosen, steps) {
-        (
-            Sampler::Ddim {
-                eta, spacing, clip, ..
-            },
-            Some(steps),
-        ) => Ok(Sampler::Ddim {
-            steps,
-            eta,
-            spacing,
-            clip,
-        }),
-        (_, Some(_)) => Err("TINYDDPM_STEPS is only used by the ddim sampler".into()),
-        (s, None) => Ok(s),
-    }
-}
-
-fn describe(sampler: &Sampler) -> String {
-    match *sampler {
-        Sampler::Ddpm => "ddpm".into(),
-        Sampler::DdpmPosterior => "ddpm-posterior".into(),
-        Sampler::Ddim {
-            steps,
-            eta,
-            spacing,
-            clip,
-        } => format!("ddim steps={steps} eta={eta} spacing={spacing:?} clip={clip}"),
-    }
+    choice
+        .resolve(header.sampler, header.timesteps as usize)
+        .map_err(|e| match e {
+            ChoiceError::UnknownName => format!(
+                "TINYDDPM_SAMPLER={:?}: expected one of {}",
+                name.unwrap_or_default(),
+                Sampler::NAMES.map(|(n, _)| n).join(", ")
+            ),
+            ChoiceError::DdimOnly { .. } => {
+                "TINYDDPM_STEPS is only used by the ddim sampler".into()
+            }
+            e => format!("TINYDDPM_SAMPLER / TINYDDPM_STEPS: {e}"),
+        })
 }
 
 /// Monomorphises the emitter for the file's shape; these are the shapes a build supports.
@@ -282,8 +261,7 @@ fn emit_steps<const T: usize>(
     let count = sampler.num_steps(T);
     writeln!(src, "/// The sampler's reverse steps, noisiest first.").unwrap();
     writeln!(src, "pub static STEPS: [Step; {count}] = [").unwrap();
-    for k in 0..count {
-        let step: Step = sampler.step(&schedule, k);
+    for step in sampler.steps(&schedule) {
         let update = match step.update {
             Update::Ddpm { c_eps, c_x } => format!(
                 "Update::Ddpm {{ c_eps: {}, c_x: {} }}",

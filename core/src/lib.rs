@@ -34,7 +34,7 @@ pub use model::{Block, Layer, Model, SeedModel, TensorName};
 pub use noise::NoiseStream;
 pub use real::Real;
 pub use sample::{PredictNoise, chain, gaussian_lanes, sample, sample_from};
-pub use sampler::{Sampler, SamplerError, Spacing, Step, Update};
+pub use sampler::{ChoiceError, Sampler, SamplerChoice, SamplerError, Spacing, Step, Update};
 pub use schedule::{Schedule, ScheduleKind};
 
 /// The crate README's Rust examples compile as doctests.

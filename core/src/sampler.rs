@@ -13,6 +13,8 @@
 //!
 //! Every step adds σ·z (a zero σ adds zero), so all samplers consume one Gaussian pair per step.
 
+use core::fmt;
+
 use serde::{Deserialize, Serialize};
 
 use crate::real::Real;
@@ -27,6 +29,28 @@ pub enum Spacing {
     Leading,
     /// `round(linspace(0, T−1, K))` descending.
     Linspace,
+}
+
+impl Spacing {
+    /// Every spacing with its name, as the CLI and the firmware's settings spell it.
+    pub const NAMED: [(&'static str, Spacing); 3] = [
+        ("trailing", Spacing::Trailing),
+        ("leading", Spacing::Leading),
+        ("linspace", Spacing::Linspace),
+    ];
+
+    /// The spacing called `name`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::NAMED.iter().find(|(n, _)| *n == name).map(|&(_, s)| s)
+    }
+
+    /// This spacing's name.
+    pub fn name(self) -> &'static str {
+        Self::NAMED
+            .iter()
+            .find(|(_, s)| *s == self)
+            .map_or("", |&(n, _)| n)
+    }
 }
 
 /// Which reverse process to run.
@@ -63,6 +87,84 @@ pub enum SamplerError {
     /// η outside [0, 1] or not finite.
     #[error("DDIM eta must be in [0, 1], got {0}")]
     Eta(f32),
+}
+
+/// A sampler as a user names it — the CLI's `--sampler`, `--steps`, `--eta`, `--spacing`,
+/// `--clip` and the firmware's `TINYDDPM_SAMPLER`, `TINYDDPM_STEPS` — resolved against a
+/// default (the model file's sampler) by [`SamplerChoice::resolve`]: the one place both read
+/// sampler names.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SamplerChoice<'a> {
+    /// One of [`Sampler::NAMES`]; `None` keeps the default's kind.
+    pub name: Option<&'a str>,
+    /// DDIM's K.
+    pub steps: Option<u32>,
+    /// DDIM's η.
+    pub eta: Option<f32>,
+    /// DDIM's spacing, one of [`Spacing::NAMED`].
+    pub spacing: Option<&'a str>,
+    /// DDIM: clip x̂₀ (only ever turns clipping on).
+    pub clip: bool,
+}
+
+/// Why a [`SamplerChoice`] names no runnable sampler.
+#[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
+pub enum ChoiceError {
+    /// The name is none of [`Sampler::NAMES`].
+    #[error("unknown sampler: expected ddpm, ddpm-posterior or ddim")]
+    UnknownName,
+    /// The spacing is none of [`Spacing::NAMED`].
+    #[error("unknown spacing: expected trailing, leading or linspace")]
+    UnknownSpacing,
+    /// Steps, η, spacing or clipping given for a sampler that has none.
+    #[error("steps, eta, spacing and clip apply to the ddim sampler only")]
+    DdimOnly {
+        /// The sampler they were given for.
+        sampler: Sampler,
+        /// Whether it was named (rather than the default).
+        named: bool,
+    },
+    /// The resolved sampler's parameters are out of range.
+    #[error(transparent)]
+    Invalid(#[from] SamplerError),
+}
+
+impl SamplerChoice<'_> {
+    /// The sampler this choice means, the parts it leaves unsaid taken from `default`,
+    /// checked against a schedule of `timesteps` steps.
+    pub fn resolve(&self, default: Sampler, timesteps: usize) -> Result<Sampler, ChoiceError> {
+        let base = match self.name {
+            Some(name) => Sampler::from_name(name).ok_or(ChoiceError::UnknownName)?,
+            None => default,
+        };
+        let spacing = match self.spacing {
+            Some(name) => Some(Spacing::from_name(name).ok_or(ChoiceError::UnknownSpacing)?),
+            None => None,
+        };
+        let options = self.steps.is_some() || self.eta.is_some() || spacing.is_some() || self.clip;
+        let sampler = match base {
+            Sampler::Ddim {
+                steps,
+                eta,
+                spacing: base_spacing,
+                clip,
+            } => Sampler::Ddim {
+                steps: self.steps.unwrap_or(steps),
+                eta: self.eta.unwrap_or(eta),
+                spacing: spacing.unwrap_or(base_spacing),
+                clip: self.clip || clip,
+            },
+            sampler if options => {
+                return Err(ChoiceError::DdimOnly {
+                    sampler,
+                    named: self.name.is_some(),
+                });
+            }
+            sampler => sampler,
+        };
+        sampler.validate(timesteps)?;
+        Ok(sampler)
+    }
 }
 
 /// One reverse step: where it is and how it updates x.
@@ -111,6 +213,34 @@ impl Sampler {
         spacing: Spacing::Trailing,
         clip: false,
     };
+
+    /// Every sampler's name with the sampler it names (DDIM with its defaults), as the CLI
+    /// and the firmware's settings spell them.
+    pub const NAMES: [(&'static str, Sampler); 3] = [
+        ("ddpm", Sampler::Ddpm),
+        ("ddpm-posterior", Sampler::DdpmPosterior),
+        ("ddim", Sampler::DDIM_DEFAULT),
+    ];
+
+    /// The sampler called `name`, with its defaults.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::NAMES.iter().find(|(n, _)| *n == name).map(|&(_, s)| s)
+    }
+
+    /// This sampler's name (its kind: DDIM's parameters are not part of it).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Ddpm => "ddpm",
+            Self::DdpmPosterior => "ddpm-posterior",
+            Self::Ddim { .. } => "ddim",
+        }
+    }
+
+    /// The sampler in words on a schedule of `timesteps` steps, e.g.
+    /// "DDIM, 50 steps, trailing spacing, eta 0".
+    pub fn describe(&self, timesteps: usize) -> impl fmt::Display + '_ {
+        Described(self, timesteps)
+    }
 
     /// Checks the parameters against a schedule of `timesteps` steps.
     pub fn validate(&self, timesteps: usize) -> Result<(), SamplerError> {
@@ -217,6 +347,33 @@ impl Sampler {
     }
 }
 
+struct Described<'a>(&'a Sampler, usize);
+
+impl fmt::Display for Described<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self(sampler, timesteps) = *self;
+        match *sampler {
+            Sampler::Ddpm => write!(f, "DDPM (seed step, {timesteps} steps)"),
+            Sampler::DdpmPosterior => {
+                write!(f, "DDPM with posterior variance ({timesteps} steps)")
+            }
+            Sampler::Ddim {
+                steps,
+                eta,
+                spacing,
+                clip,
+            } => {
+                let spacing = spacing.name();
+                write!(f, "DDIM, {steps} steps, {spacing} spacing, eta {eta}")?;
+                if clip {
+                    f.write_str(", x0 clipped")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 impl Step {
     /// The reverse update of one coordinate: x, its predicted noise ε̂ and fresh noise z.
     #[inline(always)]
@@ -295,6 +452,88 @@ mod tests {
         };
         assert!(bad_eta.validate(1000).is_err());
         assert!(Sampler::DDIM_DEFAULT.validate(1000).is_ok());
+    }
+
+    #[test]
+    fn names_resolve_against_the_default_as_the_cli_and_firmware_spell_them() {
+        let choice = |name, steps| SamplerChoice {
+            name,
+            steps,
+            ..SamplerChoice::default()
+        };
+        let ddim = choice(Some("ddim"), None).resolve(Sampler::Ddpm, 1000);
+        assert_eq!(ddim, Ok(Sampler::DDIM_DEFAULT));
+        let kept = choice(None, None).resolve(Sampler::DdpmPosterior, 1000);
+        assert_eq!(kept, Ok(Sampler::DdpmPosterior));
+        let file_ddim = Sampler::Ddim {
+            steps: 20,
+            eta: 0.5,
+            spacing: Spacing::Leading,
+            clip: true,
+        };
+        // Options refine the default's DDIM; naming ddim starts from DDIM's defaults.
+        let more = choice(None, Some(100)).resolve(file_ddim, 1000).unwrap();
+        assert!(matches!(
+            more,
+            Sampler::Ddim {
+                steps: 100,
+                eta: 0.5,
+                clip: true,
+                ..
+            }
+        ));
+        let named = choice(Some("ddim"), Some(10)).resolve(file_ddim, 1000);
+        assert_eq!(
+            named,
+            Ok(Sampler::Ddim {
+                steps: 10,
+                eta: 0.0,
+                spacing: Spacing::Trailing,
+                clip: false
+            })
+        );
+        let linspace = SamplerChoice {
+            spacing: Some("linspace"),
+            ..choice(Some("ddim"), None)
+        };
+        assert!(matches!(
+            linspace.resolve(Sampler::Ddpm, 1000),
+            Ok(Sampler::Ddim {
+                spacing: Spacing::Linspace,
+                ..
+            })
+        ));
+        assert_eq!(
+            choice(Some("ddpm"), Some(10)).resolve(Sampler::Ddpm, 1000),
+            Err(ChoiceError::DdimOnly {
+                sampler: Sampler::Ddpm,
+                named: true
+            })
+        );
+        assert_eq!(
+            choice(None, Some(10)).resolve(Sampler::Ddpm, 1000),
+            Err(ChoiceError::DdimOnly {
+                sampler: Sampler::Ddpm,
+                named: false
+            })
+        );
+        assert_eq!(
+            choice(Some("euler"), None).resolve(Sampler::Ddpm, 1000),
+            Err(ChoiceError::UnknownName)
+        );
+        assert_eq!(
+            choice(Some("ddim"), Some(1001)).resolve(Sampler::Ddpm, 1000),
+            Err(ChoiceError::Invalid(SamplerError::Steps {
+                steps: 1001,
+                timesteps: 1000
+            }))
+        );
+        for (name, sampler) in Sampler::NAMES {
+            assert_eq!(sampler.name(), name);
+        }
+        for (name, spacing) in Spacing::NAMED {
+            assert_eq!(spacing.name(), name);
+        }
     }
 
     #[test]
