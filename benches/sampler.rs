@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 
 mod peak;
-use tinyddpm::sampler::{Batch1, Init, Simd, sample_batch_with};
+use tinyddpm::batch::{self, Batch1, Init, Request, Simd};
 use tinyddpm_core::{Sampler, Schedule, ScheduleKind, SeedModel};
 
 /// Multiply-adds of one sample-step's forward pass (time embedding shared).
@@ -51,15 +51,17 @@ const JOBS: [Job; 2] = [
 ];
 
 fn run(model: &SeedModel, s: &Schedule<1000>, job: &Job, simd: Simd, threads: usize) {
-    black_box(sample_batch_with(
+    black_box(batch::sample_with(
         simd,
-        model,
-        s,
-        &job.sampler,
-        Init::Noise,
-        42,
-        0,
-        job.count,
+        &Request {
+            model,
+            schedule: s,
+            sampler: &job.sampler,
+            init: Init::Noise,
+            seed: 42,
+            first: 0,
+            count: job.count,
+        },
         threads,
         &|_| {},
     ));

@@ -12,9 +12,9 @@ use std::process::Command;
 
 use rayon::prelude::*;
 
+use tinyddpm::batch::{Init, Request};
 use tinyddpm::cuda::{self, Gpu, GpuTrainer, TrainState};
 use tinyddpm::data::Examples;
-use tinyddpm::sampler::Init;
 use tinyddpm::train::TrainConfig;
 use tinyddpm_core::file::Header;
 use tinyddpm_core::noise::mix64;
@@ -286,7 +286,18 @@ fn gpu_sampling_is_bit_identical_to_the_core_for_every_sampler() {
         // More samples than one thread block's tile, an offset first index, an odd count.
         let (seed, first, count) = (11, 1_000_003, 301);
         let got = gpu
-            .sample_batch(&*m, &s, &sampler, Init::Noise, seed, first, count, &|_| {})
+            .sample(
+                &Request {
+                    model: &*m,
+                    schedule: &s,
+                    sampler: &sampler,
+                    init: Init::Noise,
+                    seed,
+                    first,
+                    count,
+                },
+                &|_| {},
+            )
             .expect("GPU sampling");
         let want: Vec<[f32; 2]> = (0..count as u64)
             .into_par_iter()
@@ -312,9 +323,20 @@ fn gpu_sampling_spans_several_launch_waves() {
     let count = 60_000;
     let finished = std::sync::atomic::AtomicUsize::new(0);
     let got = gpu
-        .sample_batch(&*m, &s, &sampler, Init::Noise, 4, 0, count, &|n| {
-            finished.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-        })
+        .sample(
+            &Request {
+                model: &*m,
+                schedule: &s,
+                sampler: &sampler,
+                init: Init::Noise,
+                seed: 4,
+                first: 0,
+                count,
+            },
+            &|n| {
+                finished.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            },
+        )
         .expect("GPU sampling");
     assert_eq!(finished.into_inner(), count);
     let picks: Vec<usize> = (0..count).step_by(997).chain([count - 1]).collect();
@@ -338,14 +360,16 @@ fn gpu_sampling_from_given_starts_matches_sample_from() {
         .map(|i| [i as f32 * 0.1 - 2.5, 1.0 - i as f32 * 0.03])
         .collect();
     let got = gpu
-        .sample_batch(
-            &*m,
-            &s,
-            &sampler,
-            Init::Given(&starts),
-            3,
-            0,
-            starts.len(),
+        .sample(
+            &Request {
+                model: &*m,
+                schedule: &s,
+                sampler: &sampler,
+                init: Init::Given(&starts),
+                seed: 3,
+                first: 0,
+                count: starts.len(),
+            },
             &|_| {},
         )
         .expect("GPU sampling");
@@ -364,14 +388,16 @@ fn gpu_sampling_handles_the_all_zero_stream_seed() {
     let s = schedule();
     let sampler = Sampler::DDIM_DEFAULT;
     let got = gpu
-        .sample_batch(
-            &*m,
-            &s,
-            &sampler,
-            Init::Noise,
-            minus_gamma,
-            minus_gamma,
-            1,
+        .sample(
+            &Request {
+                model: &*m,
+                schedule: &s,
+                sampler: &sampler,
+                init: Init::Noise,
+                seed: minus_gamma,
+                first: minus_gamma,
+                count: 1,
+            },
             &|_| {},
         )
         .expect("GPU sampling");
@@ -545,24 +571,48 @@ fn gpu_benchmark_seed_jobs() {
     );
 
     let sampler = Sampler::Ddpm;
-    gpu.sample_batch(&*model, &s, &sampler, Init::Noise, 1, 0, 256, &|_| {})
-        .expect("warm-up");
+    gpu.sample(
+        &Request {
+            model: &*model,
+            schedule: &s,
+            sampler: &sampler,
+            init: Init::Noise,
+            seed: 1,
+            first: 0,
+            count: 256,
+        },
+        &|_| {},
+    )
+    .expect("warm-up");
     let count = 10_000;
     let t0 = Instant::now();
     let xs = gpu
-        .sample_batch(&*model, &s, &sampler, Init::Noise, 1, 0, count, &|_| {})
+        .sample(
+            &Request {
+                model: &*model,
+                schedule: &s,
+                sampler: &sampler,
+                init: Init::Noise,
+                seed: 1,
+                first: 0,
+                count,
+            },
+            &|_| {},
+        )
         .expect("GPU sampling");
     let sample_s = t0.elapsed().as_secs_f64();
     println!("gpu-sample-ddpm n={count} steps=1000 seconds={sample_s:.4}");
     let t0 = Instant::now();
-    gpu.sample_batch(
-        &*model,
-        &s,
-        &Sampler::DDIM_DEFAULT,
-        Init::Noise,
-        1,
-        0,
-        count,
+    gpu.sample(
+        &Request {
+            model: &*model,
+            schedule: &s,
+            sampler: &Sampler::DDIM_DEFAULT,
+            init: Init::Noise,
+            seed: 1,
+            first: 0,
+            count,
+        },
         &|_| {},
     )
     .expect("GPU sampling");

@@ -10,7 +10,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use proptest::prelude::*;
 use rayon::prelude::*;
-use tinyddpm::sampler::{Batch1, Init, Simd, sample_batch, sample_batch_with};
+use tinyddpm::batch::{self, Batch1, Init, Request, Simd};
 use tinyddpm::train::pytorch_init;
 use tinyddpm_core::{
     Model, Sampler, Schedule, ScheduleKind, SeedModel, Spacing, sample, sample_from,
@@ -63,16 +63,19 @@ fn available_paths() -> Vec<Simd> {
         .collect()
 }
 
-/// The core's scalar result for each sample (in parallel: it is a pure function).
+/// The core's scalar result for each sample of `request` (in parallel: a pure function).
 fn reference<const H: usize, const B: usize, const T: usize>(
-    model: &Model<H, B>,
-    schedule: &Schedule<T>,
-    sampler: &Sampler,
-    init: Init<'_>,
-    seed: u64,
-    first: u64,
-    count: usize,
+    request: &Request<'_, H, B, T>,
 ) -> Vec<[f32; 2]> {
+    let Request {
+        model,
+        schedule,
+        sampler,
+        init,
+        seed,
+        first,
+        count,
+    } = *request;
     (0..count)
         .into_par_iter()
         .map(|i| {
@@ -86,40 +89,20 @@ fn reference<const H: usize, const B: usize, const T: usize>(
 }
 
 /// Asserts that every path on 1 and 2 threads reproduces the core.
-#[allow(clippy::too_many_arguments)]
 fn check<const H: usize, const B: usize, const T: usize>(
-    model: &Model<H, B>,
-    schedule: &Schedule<T>,
-    sampler: &Sampler,
-    init: Init<'_>,
-    seed: u64,
-    first: u64,
-    count: usize,
+    request: &Request<'_, H, B, T>,
 ) -> Result<(), TestCaseError> {
-    let want = bits(&reference(
-        model, schedule, sampler, init, seed, first, count,
-    ));
+    let want = bits(&reference(request));
     for simd in available_paths() {
         for threads in [1, 2] {
-            let got = sample_batch_with(
-                simd,
-                model,
-                schedule,
-                sampler,
-                init,
-                seed,
-                first,
-                count,
-                threads,
-                &|_| {},
-            );
+            let got = batch::sample_with(simd, request, threads, &|_| {});
             prop_assert_eq!(
                 &bits(&got),
                 &want,
                 "{:?} threads={} {:?}",
                 simd,
                 threads,
-                sampler
+                request.sampler
             );
         }
     }
@@ -169,8 +152,15 @@ fn run_case<const H: usize, const B: usize, const T: usize>(
     count: usize,
 ) -> Result<(), TestCaseError> {
     let schedule = Schedule::<T>::new(kind).expect("schedule");
-    let init = xs.as_deref().map_or(Init::Noise, Init::Given);
-    check(model, &schedule, &sampler, init, seed, first, count)
+    check(&Request {
+        model,
+        schedule: &schedule,
+        sampler: &sampler,
+        init: xs.as_deref().map_or(Init::Noise, Init::Given),
+        seed,
+        first,
+        count,
+    })
 }
 
 /// Batch size, then a sampler whose work fits the batch (about 3,000 scalar sample-steps).
@@ -264,7 +254,16 @@ fn trained_model_ddim_matches_core() {
         .map(|_| [rng.uniform(3.0), rng.uniform(3.0)])
         .collect();
     for init in [Init::Noise, Init::Given(&xs)] {
-        check(&*model, &schedule, &Sampler::DDIM_DEFAULT, init, 42, 0, 100).expect("identical");
+        let request = Request {
+            model: &*model,
+            schedule: &schedule,
+            sampler: &Sampler::DDIM_DEFAULT,
+            init,
+            seed: 42,
+            first: 0,
+            count: 100,
+        };
+        check(&request).expect("identical");
     }
 }
 
@@ -280,27 +279,17 @@ fn hash(xs: &[[f32; 2]]) -> u64 {
 fn long_ddpm_run_hashes_equal_core() {
     let model = torch_model();
     let schedule = Schedule::<1000>::new(ScheduleKind::SEED).expect("schedule");
-    let (seed, first, count) = (2024, 1_000_000, 1000);
-    let want = reference(
-        &*model,
-        &schedule,
-        &Sampler::Ddpm,
-        Init::Noise,
-        seed,
-        first,
-        count,
-    );
-    let got = sample_batch(
-        &*model,
-        &schedule,
-        &Sampler::Ddpm,
-        Init::Noise,
-        seed,
-        first,
-        count,
-        0,
-        &|_| {},
-    );
+    let request = Request {
+        model: &*model,
+        schedule: &schedule,
+        sampler: &Sampler::Ddpm,
+        init: Init::Noise,
+        seed: 2024,
+        first: 1_000_000,
+        count: 1000,
+    };
+    let want = reference(&request);
+    let got = batch::sample(&request, 0, &|_| {});
     assert!(want.iter().flatten().all(|v| v.is_finite()));
     println!("hash {:#018x} ({:?})", hash(&got), Simd::detect());
     assert_eq!(hash(&got), hash(&want));
@@ -316,27 +305,31 @@ fn progress_counts_every_sample_once() {
     let progress = |n: usize| {
         done.fetch_add(n, Ordering::Relaxed);
     };
-    let out = sample_batch(
-        &*model,
-        &schedule,
-        &Sampler::Ddpm,
-        Init::Noise,
-        1,
-        0,
-        333,
+    let out = batch::sample(
+        &Request {
+            model: &*model,
+            schedule: &schedule,
+            sampler: &Sampler::Ddpm,
+            init: Init::Noise,
+            seed: 1,
+            first: 0,
+            count: 333,
+        },
         2,
         &progress,
     );
     assert_eq!((out.len(), done.load(Ordering::Relaxed)), (333, 333));
     assert!(
-        sample_batch(
-            &*model,
-            &schedule,
-            &Sampler::Ddpm,
-            Init::Noise,
-            1,
-            0,
-            0,
+        batch::sample(
+            &Request {
+                model: &*model,
+                schedule: &schedule,
+                sampler: &Sampler::Ddpm,
+                init: Init::Noise,
+                seed: 1,
+                first: 0,
+                count: 0
+            },
             2,
             &|_| {}
         )

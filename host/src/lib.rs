@@ -3,6 +3,7 @@
 //! from `tinyddpm-core`; nothing here re-derives a formula the core holds.
 
 pub mod atomic;
+pub mod batch;
 pub mod convert;
 pub mod csv;
 pub mod cuda;
@@ -10,5 +11,4 @@ pub mod data;
 pub mod eval;
 pub mod modelfile;
 pub mod plot;
-pub mod sampler;
 pub mod train;

@@ -3,10 +3,8 @@
 //!
 //! Drawn with plotters' bitmap backend and the DejaVu Sans font compiled in (registered once as
 //! "sans-serif"), so no system font library is needed. Each figure is rendered into memory,
-//! encoded as PNG and written atomically. The reverse-process grid needs the intermediate states
-//! of the chain, which the batched sampler does not return: [`reverse_frames`] runs the core's
-//! own `predict_noise` and `Step::apply` on 16 samples at a time (one lane each, so every lane
-//! computes the scalar sequence and the last frame equals the core's `sample` bit for bit).
+//! encoded as PNG and written atomically. The reverse-process grid shows intermediate states of
+//! the chain, which the batched executor keeps for it ([`crate::batch::frames`]).
 
 use std::io;
 use std::path::Path;
@@ -15,8 +13,9 @@ use std::sync::OnceLock;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
-use rayon::prelude::*;
-use tinyddpm_core::{Lanes, Model, NoiseStream, Sampler, Schedule, chain, gaussian_lanes};
+use tinyddpm_core::{Model, NoiseStream, Sampler, Schedule};
+
+use crate::batch::{Init, Request, frames};
 
 /// Why a figure could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -306,12 +305,10 @@ pub fn reverse_grid(path: &Path, frames: &[Frame], sampler: &str) -> Result<(), 
     grid(path, "reverse process", &title, frames, BLUE)
 }
 
-/// Samples per lane group of the reverse-chain runner.
-const LANES: usize = 16;
-
 /// States of the reverse chain for samples `0..count` of `seed`: x_T and the state after
-/// each fraction of [`REVERSE_FRACTIONS`] of the sampler's steps. The last frame is exactly
-/// what `tinyddpm_core::sample` returns. `sampler` must be valid for T.
+/// each fraction of [`REVERSE_FRACTIONS`] of the sampler's steps, run by the batched executor
+/// ([`crate::batch::frames`]). The last frame is exactly what `tinyddpm_core::sample` returns.
+/// `sampler` must be valid for T.
 pub fn reverse_frames<const H: usize, const B: usize, const T: usize>(
     model: &Model<H, B>,
     schedule: &Schedule<T>,
@@ -324,30 +321,18 @@ pub fn reverse_frames<const H: usize, const B: usize, const T: usize>(
         .iter()
         .map(|f| (f * k_total as f64).round() as usize)
         .collect();
-    // Per group of LANES samples: one [x, y] per kept frame, kept by the chain's step hook.
-    let groups: Vec<Vec<[Lanes<LANES>; 2]>> = (0..count.div_ceil(LANES))
-        .into_par_iter()
-        .map(|g| {
-            let mut noise: Vec<NoiseStream> = (0..LANES)
-                .map(|l| NoiseStream::new(seed, (g * LANES + l) as u64))
-                .collect();
-            let x = gaussian_lanes(&mut noise);
-            let mut kept = Vec::with_capacity(keep.len());
-            chain(model, sampler.steps(schedule), x, &mut noise, |k, x| {
-                kept.extend(keep.iter().filter(|&&f| f == k).map(|_| *x));
-            });
-            kept
-        })
-        .collect();
+    let request = Request {
+        model,
+        schedule,
+        sampler,
+        init: Init::Noise,
+        seed,
+        first: 0,
+        count,
+    };
     keep.iter()
-        .enumerate()
-        .map(|(f, &k)| {
-            let points = (0..count)
-                .map(|i| {
-                    let [x, y] = groups[i / LANES][f];
-                    [x.0[i % LANES], y.0[i % LANES]]
-                })
-                .collect();
+        .zip(frames(&request, &keep))
+        .map(|(&k, points)| {
             let label = match k {
                 0 => "start: x_T ~ N(0, I)".to_string(),
                 k if k == k_total => "end: generated".to_string(),

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use tinyddpm::sampler::Init;
+use tinyddpm::batch::{Init, Request};
 use tinyddpm::{atomic, csv, data, modelfile, plot};
 use tinyddpm_core::Sampler;
 
@@ -74,16 +74,16 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let schedule = header.schedule::<T>()?;
     let sampler = Sampler::Ddpm;
     let sampling = Instant::now();
-    let points = sample::draw::<128, 3>(
-        gpu.as_ref(),
-        &model,
-        &schedule,
-        &sampler,
-        Init::Noise,
-        args.seed,
-        args.count as usize,
-        args.threads,
-    )?;
+    let request = Request {
+        model: &model,
+        schedule: &schedule,
+        sampler: &sampler,
+        init: Init::Noise,
+        seed: args.seed,
+        first: 0,
+        count: args.count as usize,
+    };
+    let points = sample::draw(gpu.as_ref(), &request, args.threads)?;
     let sample_seconds = sampling.elapsed().as_secs_f64();
     eprintln!(
         "sampled {} points in {sample_seconds:.1} s ({})",

@@ -5,10 +5,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use tinyddpm::batch::{self, Init, Request};
 use tinyddpm::cuda::Gpu;
-use tinyddpm::sampler::{Init, sample_batch};
 use tinyddpm::{csv, modelfile};
-use tinyddpm_core::{Model, Sampler, Schedule};
+use tinyddpm_core::Sampler;
 
 use super::{DeviceArg, SamplerArgs, T, check_folder, describe, device, dispatch, progress_bar};
 
@@ -91,42 +91,33 @@ fn load_and_sample<const H: usize, const B: usize>(
     let (model, header) = modelfile::load::<H, B>(&args.model).context("cannot load the model")?;
     let schedule = header.schedule::<T>().context("cannot use the model")?;
     let sampler = args.sampler.resolve(header.sampler)?;
-    let init = init.map_or(Init::Noise, Init::Given);
-    let points = draw(
-        gpu,
-        &model,
-        &schedule,
-        &sampler,
-        init,
-        args.seed,
+    let request = Request {
+        model: &model,
+        schedule: &schedule,
+        sampler: &sampler,
+        init: init.map_or(Init::Noise, Init::Given),
+        seed: args.seed,
+        first: 0,
         count,
-        args.threads,
-    )?;
+    };
+    let points = draw(gpu, &request, args.threads)?;
     Ok((points, sampler))
 }
 
-/// Samples `0..count` of `seed` with a progress bar, on the GPU when one is given (the same
-/// bits either way).
-#[allow(clippy::too_many_arguments)]
+/// The samples of `request` with a progress bar, on the GPU when one is given (the same bits
+/// either way).
 pub fn draw<const H: usize, const B: usize>(
     gpu: Option<&Gpu>,
-    model: &Model<H, B>,
-    schedule: &Schedule<T>,
-    sampler: &Sampler,
-    init: Init<'_>,
-    seed: u64,
-    count: usize,
+    request: &Request<'_, H, B, T>,
     threads: usize,
 ) -> Result<Vec<[f32; 2]>> {
-    let bar = progress_bar(count as u64, "sample");
+    let bar = progress_bar(request.count as u64, "sample");
     let progress = |done: usize| bar.inc(done as u64);
     let points = match gpu {
         Some(gpu) => gpu
-            .sample_batch(model, schedule, sampler, init, seed, 0, count, &progress)
+            .sample(request, &progress)
             .context("GPU sampling failed")?,
-        None => sample_batch(
-            model, schedule, sampler, init, seed, 0, count, threads, &progress,
-        ),
+        None => batch::sample(request, threads, &progress),
     };
     bar.finish_and_clear();
     Ok(points)

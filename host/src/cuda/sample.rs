@@ -11,10 +11,10 @@ use std::sync::Arc;
 use cudarc::driver::{CudaModule, CudaSlice, LaunchConfig, PushKernelArg, sys};
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro128PlusPlus;
-use tinyddpm_core::{Model, Sampler, Schedule, Step, Update};
+use tinyddpm_core::{Model, Step, Update};
 
 use super::{CudaError, Gpu, SAMPLE};
-use crate::sampler::Init;
+use crate::batch::{Init, Request};
 
 /// Largest sample tile per thread block: 4 samples per thread row, 32 rows.
 const SMAX_CAP: usize = 128;
@@ -110,21 +110,23 @@ impl Gpu {
         Ok((module, smax))
     }
 
-    /// Samples `first_index .. first_index + count` of `seed` on the GPU: the same bits as
-    /// the core's `sample` (or `sample_from` with [`Init::Given`]) and the host's
-    /// `sampler::sample_batch`. `progress` is called with the number of finished samples.
-    #[allow(clippy::too_many_arguments)]
-    pub fn sample_batch<const H: usize, const B: usize, const T: usize>(
+    /// The samples of `request` on the GPU: the same bits as the core's `sample` (or
+    /// `sample_from` with [`Init::Given`]) and the host's `batch::sample`. `progress` is called
+    /// with the number of finished samples.
+    pub fn sample<const H: usize, const B: usize, const T: usize>(
         &self,
-        model: &Model<H, B>,
-        schedule: &Schedule<T>,
-        sampler: &Sampler,
-        init: Init<'_>,
-        seed: u64,
-        first_index: u64,
-        count: usize,
+        request: &Request<'_, H, B, T>,
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<Vec<[f32; 2]>, CudaError> {
+        let Request {
+            model,
+            sampler,
+            init,
+            seed,
+            first: first_index,
+            count,
+            ..
+        } = *request;
         sampler.validate(T)?;
         if let Init::Given(xs) = init
             && xs.len() != count
@@ -143,7 +145,7 @@ impl Gpu {
         let driver = CudaError::driver;
         let s = &self.stream;
 
-        let steps: Vec<Step> = sampler.steps(schedule).collect();
+        let steps: Vec<Step> = request.steps();
         let table: Vec<u32> = steps.iter().flat_map(step_words).collect();
         let t_inputs: Vec<f32> = steps.iter().map(|st| st.t_input).collect();
         let (params, wt) = flatten(model);

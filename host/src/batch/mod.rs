@@ -1,12 +1,15 @@
-//! The batched host sampler: many samples at once, bit-identical to the core's scalar
-//! `sample` / `sample_from` whatever the batch size, thread count or SIMD path.
+//! The host's batched executor of every sampler: many samples at once, bit-identical to the
+//! core's scalar `sample` / `sample_from` whatever the batch size, thread count or SIMD path.
 //!
-//! - [`sample_batch`] / [`sample_batch_with`]: throughput. Samples are cut into tiles of
-//!   `S` SIMD vectors (lanes = samples, `S·LANES` samples per tile); rayon runs the tiles on
-//!   `threads` threads, each tile running every reverse step (kernel.rs). The steps table
-//!   (`Sampler::step`) and the time embeddings (`Model::time_embedding`, the core's scalar
-//!   code) are computed once per call, one per step, and shared by all tiles. Noise comes
-//!   from each sample's own core `NoiseStream`.
+//! - [`Request`]: which samples of which model, with which sampler — the one description
+//!   the CPU executor here, the GPU (`cuda`) and the CLI pass around.
+//! - [`sample`] / [`sample_with`]: throughput. Samples are cut into tiles of `S` SIMD
+//!   vectors (lanes = samples, `S·LANES` samples per tile); rayon runs the tiles on `threads`
+//!   threads, each tile running the core's reverse chain (`tinyddpm_core::chain`) with the
+//!   SIMD forward pass (kernel.rs). The step table (`Sampler::steps`) and the time embeddings
+//!   (`Model::time_embedding`, the core's scalar code) are computed once per call, one per
+//!   step, and shared by all tiles. Noise comes from each sample's own core `NoiseStream`.
+//! - [`frames`]: the states of the chain at chosen steps, for the reverse-process figure.
 //! - [`Batch1`]: latency for one sample, lanes = outputs of each layer.
 //! - [`Simd`]: which instruction set runs; [`Simd::detect`] picks the widest one the CPU has
 //!   (AVX-512F, AVX2, else portable Rust), and every path can be forced (the tests run all).
@@ -21,7 +24,9 @@ mod lanes;
 mod packed;
 
 use rayon::prelude::*;
-use tinyddpm_core::{Model, NoiseStream, Real, Sampler, Schedule, Step};
+use tinyddpm_core::{
+    Lanes, Model, NoiseStream, Real, Sampler, Schedule, Step, chain, gaussian_lanes,
+};
 
 use lanes::Portable;
 #[cfg(target_arch = "x86_64")]
@@ -35,6 +40,34 @@ pub enum Init<'a> {
     Noise,
     /// x_T given, one per sample (`len == count`).
     Given(&'a [[f32; 2]]),
+}
+
+/// Samples `first .. first + count` of `seed` from `model` with `sampler`: sample `first + i`
+/// is the core's `sample(model, schedule, sampler, seed, first + i)` (or `sample_from` with
+/// the `i`-th given start), whoever computes it.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a, const H: usize, const B: usize, const T: usize> {
+    /// The model.
+    pub model: &'a Model<H, B>,
+    /// Its schedule.
+    pub schedule: &'a Schedule<T>,
+    /// The reverse process (valid for T).
+    pub sampler: &'a Sampler,
+    /// Where the samples start.
+    pub init: Init<'a>,
+    /// The seed of every sample's noise stream.
+    pub seed: u64,
+    /// Index of the first sample.
+    pub first: u64,
+    /// Number of samples.
+    pub count: usize,
+}
+
+impl<const H: usize, const B: usize, const T: usize> Request<'_, H, B, T> {
+    /// The sampler's step table (every backend applies these coefficients).
+    pub fn steps(&self) -> Vec<Step> {
+        self.sampler.steps(self.schedule).collect()
+    }
 }
 
 /// An instruction-set path of the sampler.
@@ -100,51 +133,34 @@ impl Simd {
     }
 }
 
-/// Samples `first_index .. first_index + count` of `seed`, bit-identical to the core's
-/// `sample`/`sample_from`, on `threads` threads (0 = all cores), with the widest SIMD path
-/// of this CPU. `progress` is called with the number of finished samples from any thread.
-#[allow(clippy::too_many_arguments)]
-pub fn sample_batch<const H: usize, const B: usize, const T: usize>(
-    model: &Model<H, B>,
-    schedule: &Schedule<T>,
-    sampler: &Sampler,
-    init: Init<'_>,
-    seed: u64,
-    first_index: u64,
-    count: usize,
+/// The samples of `request` on `threads` threads (0 = all cores), with the widest SIMD path
+/// of this CPU: the core's bits. `progress` is called with the number of finished samples
+/// from any thread.
+pub fn sample<const H: usize, const B: usize, const T: usize>(
+    request: &Request<'_, H, B, T>,
     threads: usize,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Vec<[f32; 2]> {
-    sample_batch_with(
-        Simd::detect(),
-        model,
-        schedule,
-        sampler,
-        init,
-        seed,
-        first_index,
-        count,
-        threads,
-        progress,
-    )
+    sample_with(Simd::detect(), request, threads, progress)
 }
 
-/// [`sample_batch`] on a chosen path. Panics if the CPU lacks it ([`Simd::is_available`]),
-/// or if `Init::Given` does not hold `count` points.
-#[allow(clippy::too_many_arguments)]
-pub fn sample_batch_with<const H: usize, const B: usize, const T: usize>(
+/// [`sample`] on a chosen path. Panics if the CPU lacks it ([`Simd::is_available`]), or if
+/// `Init::Given` does not hold `count` points.
+pub fn sample_with<const H: usize, const B: usize, const T: usize>(
     simd: Simd,
-    model: &Model<H, B>,
-    schedule: &Schedule<T>,
-    sampler: &Sampler,
-    init: Init<'_>,
-    seed: u64,
-    first_index: u64,
-    count: usize,
+    request: &Request<'_, H, B, T>,
     threads: usize,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Vec<[f32; 2]> {
     simd.require();
+    let Request {
+        model,
+        init,
+        seed,
+        first,
+        count,
+        ..
+    } = *request;
     if let Init::Given(xs) = init {
         assert_eq!(xs.len(), count, "one x_T per sample");
     }
@@ -153,7 +169,7 @@ pub fn sample_batch_with<const H: usize, const B: usize, const T: usize>(
         .build()
         .expect("thread pool");
     pool.install(|| {
-        let steps: Vec<Step> = sampler.steps(schedule).collect();
+        let steps = request.steps();
         let tembs: Vec<[f32; H]> = steps
             .par_iter()
             .map(|s| model.time_embedding(s.t_input))
@@ -167,7 +183,7 @@ pub fn sample_batch_with<const H: usize, const B: usize, const T: usize>(
         let tile = simd.tile_samples();
         let mut out = vec![[0.0f32; 2]; count];
         out.par_chunks_mut(tile).enumerate().for_each(|(t, xs)| {
-            let first = first_index + (t * tile) as u64;
+            let first = first + (t * tile) as u64;
             let mut noise: Vec<NoiseStream> = (0..xs.len() as u64)
                 .map(|i| NoiseStream::new(seed, first + i))
                 .collect();
@@ -183,6 +199,52 @@ pub fn sample_batch_with<const H: usize, const B: usize, const T: usize>(
         });
         out
     })
+}
+
+/// The states of the chain of every sample of `request` (from noise, on all cores) before the
+/// steps in `keep` — a `k` equal to the number of steps is the result, exactly what
+/// [`sample`] returns: `frames[f][i]` is sample `first + i` before step `keep[f]`. The
+/// figure runner: the core's `Lanes<16>` and chain with a hook that keeps frames.
+pub fn frames<const H: usize, const B: usize, const T: usize>(
+    request: &Request<'_, H, B, T>,
+    keep: &[usize],
+) -> Vec<Vec<[f32; 2]>> {
+    const LANES: usize = 16;
+    let Request {
+        model,
+        sampler,
+        schedule,
+        seed,
+        first,
+        count,
+        ..
+    } = *request;
+    // Per group of LANES samples: one [x, y] per kept frame, kept by the chain's step hook.
+    let groups: Vec<Vec<[Lanes<LANES>; 2]>> = (0..count.div_ceil(LANES))
+        .into_par_iter()
+        .map(|g| {
+            let lanes = LANES.min(count - g * LANES);
+            let mut noise: Vec<NoiseStream> = (0..lanes)
+                .map(|l| NoiseStream::new(seed, first + (g * LANES + l) as u64))
+                .collect();
+            let x = gaussian_lanes(&mut noise);
+            let mut kept = Vec::with_capacity(keep.len());
+            chain(model, sampler.steps(schedule), x, &mut noise, |k, x| {
+                kept.extend(keep.iter().filter(|&&f| f == k).map(|_| *x));
+            });
+            kept
+        })
+        .collect();
+    (0..keep.len())
+        .map(|f| {
+            (0..count)
+                .map(|i| {
+                    let [x, y] = groups[i / LANES][f];
+                    [x.lane(i % LANES), y.lane(i % LANES)]
+                })
+                .collect()
+        })
+        .collect()
 }
 
 /// One tile on `simd` (available: checked by the caller).
