@@ -8,12 +8,13 @@
 #      replay, plus 1,000 steps with plain launches for comparison) and 10,000 samples ×
 #      1,000 DDPM steps — targets on an H200: ≤ 1 s and ≤ 0.2 s;
 #   4. scores the GPU-trained model against a CPU-trained one with `tinyddpm eval`;
-#   5. times PyTorch's notebook code on the same GPU for the ratios.
+#   5. times PyTorch's notebook code on the same GPU for the ratios
+#      (`benches/reference/ddpm.py gpu-bench`).
 #
 # Usage: benches/gpu.sh [OUT_DIR]      (default target/gpu-bench; a log goes there too)
 # Env:   NVRTC_LIB_DIR        folder holding libnvrtc.so (default: the CUDA toolkit's lib64)
-#        SEED_DDPM            path of seed_ddpm.py (default: ../shared/reference/seed_ddpm.py
-#                             or shared/reference/seed_ddpm.py)
+#        TORCH_VENV           the PyTorch venv for step 5 (see benches/torch_env.sh); its torch
+#                             must be a CUDA build (PyPI's Linux wheel is)
 #        CARGO_TARGET_DIR     as usual; without cargo on the machine, set CUDA_TEST_BIN and
 #                             TINYDDPM_BIN to prebuilt release binaries instead
 set -euo pipefail
@@ -86,45 +87,15 @@ else
 fi
 
 echo "== PyTorch on the same GPU"
-seed_ddpm="${SEED_DDPM:-}"
-for p in ../shared/reference/seed_ddpm.py shared/reference/seed_ddpm.py; do
-    [[ -z "$seed_ddpm" && -f "$p" ]] && seed_ddpm="$p"
-done
-if [[ -z "$seed_ddpm" ]] || ! python3 -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
-    echo "skipped: seed_ddpm.py or a CUDA-enabled torch not found"
+# Without the venv this prints how to make it and ends the script (exit 0).
+# shellcheck source=benches/torch_env.sh
+. benches/torch_env.sh gpu.sh
+if ! "$py" -c "import torch, sys; sys.exit(not torch.cuda.is_available())"; then
+    echo "skipped: the torch in $venv cannot use a CUDA device (set TORCH_VENV to a CUDA build's venv)"
     exit 0
 fi
-SEED_DDPM="$seed_ddpm" python3 - <<'PY'
-# The notebook's own training and sampling code, moved to the GPU (its train_diffusion()
-# already picks CUDA; sampling gets the model and scheduler on the device), timed after a
-# short warm-up so CUDA initialisation is not counted.
-import json, os, sys, time
-import torch
-sys.path.insert(0, os.path.dirname(os.path.abspath(os.environ["SEED_DDPM"])))
-import seed_ddpm as sd
-
-torch.set_num_threads(os.cpu_count() or 1)
-dev = torch.device("cuda")
-sd.seed_all(42)
-sd.train_diffusion(n_steps=50, progress=False)
-torch.cuda.synchronize()
-t0 = time.perf_counter()
-model, losses, _, _ = sd.train_diffusion(n_steps=10000, progress=False)
-torch.cuda.synchronize()
-train_s = time.perf_counter() - t0
-
-sch = sd.DiffusionScheduler(device=dev)
-model = model.to(dev).eval()
-sd.generate_samples(model, sch, n_samples=256, progress=False)
-torch.cuda.synchronize()
-t0 = time.perf_counter()
-sd.generate_samples(model, sch, n_samples=10000, progress=False)
-torch.cuda.synchronize()
-sample_s = time.perf_counter() - t0
-print(json.dumps(dict(what="torch-gpu", device=torch.cuda.get_device_name(0),
-                      train_10000_steps_s=train_s, ms_per_step=train_s / 10,
-                      sample_ddpm_10000x1000_s=sample_s)))
-PY
+# The notebook's training and sampling code on the GPU, timed after a warm-up.
+"$py" "$ref" --threads "$(nproc)" gpu-bench
 
 echo "== ratios"
 python3 - "$out/gpu.log" <<'PY'

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Sample quality across seeds, side by side: for every seed, PyTorch's notebook
-# (`seed_ddpm.py train` with that seed in place of its fixed 42, then `sample --seed`) and
+# Sample quality across seeds, side by side: for every seed, the notebook's PyTorch code
+# (`benches/reference/ddpm.py train --seed`, then `sample --seed`) and
 # ours (`tinyddpm train --seed` + `sample --seed`), both with the seed recipe (10,000 steps,
 # batch 128, lr 1e-3, no EMA) and 10,000 DDPM samples, all scored by the same `tinyddpm eval`.
 # Prints one row per run and the mean of each column per side.
 #
-#   benches/quality_vs_torch.sh              # seeds 42 1 2 3 (the README table); TORCH_VENV defaults to /work/torch-venv
+#   benches/quality_vs_torch.sh              # seeds 42 1 2 3 (the README table); venv: benches/torch_env.sh
 #   SEEDS="1 2 3 4 5" benches/quality_vs_torch.sh
 #   EMA=0.999 benches/quality_vs_torch.sh    # our runs with an EMA of the weights
 #
@@ -13,6 +13,7 @@
 # when PyTorch is not installed.
 set -euo pipefail
 
+# shellcheck source=benches/torch_env.sh
 . "$(dirname "${BASH_SOURCE[0]}")/torch_env.sh" quality_vs_torch
 seeds="${SEEDS:-42 1 2 3}"
 
@@ -32,19 +33,10 @@ print(sys.argv[1], m["mean_distance"], m["p95_distance"], m["energy_distance"], 
 }
 
 for seed in $seeds; do
-    # The reference seeds everything through seed_all(42); run it with this seed instead.
-    "$py" - "$ref" "$seed" "$out/torch_$seed.safetensors" <<'EOF' >/dev/null
-import importlib.util, sys
-ref, seed, model = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-spec = importlib.util.spec_from_file_location("seed_ddpm", ref)
-m = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(m)
-seed_all = m.seed_all
-m.seed_all = lambda _=42: seed_all(seed)
-m.main(["train", "--out", model, "--losses", model + ".losses.csv"])
-EOF
-    "$py" "$ref" sample --model "$out/torch_$seed.safetensors" --seed "$seed" \
-        --out "$out/torch_$seed.csv" >/dev/null
+    "$py" "$ref" --threads 2 train --seed "$seed" --out "$out/torch_$seed.safetensors" \
+        --losses "$out/torch_$seed.losses.csv" >/dev/null
+    "$py" "$ref" --threads 2 sample --model "$out/torch_$seed.safetensors" --n 10000 \
+        --seed "$seed" --out "$out/torch_$seed.csv" >/dev/null
     score "pytorch_seed_$seed" "$out/torch_$seed.csv"
 
     "$bin" train --seed "$seed" ${ema_args[@]+"${ema_args[@]}"} --out "$out/ours_$seed.tdm" \

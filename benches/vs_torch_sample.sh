@@ -1,20 +1,17 @@
 #!/usr/bin/env bash
-# Side-by-side sampling speed: PyTorch (the seed notebook's code, ../shared/reference/seed_ddpm.py)
-# against the host sampler (benches/sampler.rs summary), on the same trained model, then the
-# ratios. Needs the torch venv at ${TORCH_VENV:-/work/torch-venv}; without it, says so and
-# exits 0. Both sides use 2 threads; the machine is shared, so the load average is printed.
+# Side-by-side sampling speed: PyTorch (the seed notebook's code, benches/reference/ddpm.py)
+# against the host sampler (benches/sampler.rs summary), on the same trained model
+# (tests/fixtures/torch_model_3k.safetensors), then the ratios. Needs the PyTorch venv with
+# diffusers (scripts/install-torch.sh; see benches/torch_env.sh); without it, says so and exits 0.
+# Both sides use 2 threads; the machine is shared, so the load average is printed.
 #
 # Usage: benches/vs_torch_sample.sh [repeats]   (repeats of each PyTorch job, default 1)
 set -euo pipefail
 
-. "$(dirname "${BASH_SOURCE[0]}")/torch_env.sh" vs_torch_sample torch diffusers
-model="$root/../shared/fixtures/torch_model_3k.safetensors"
+# shellcheck source=benches/torch_env.sh
+. "$(dirname "${BASH_SOURCE[0]}")/torch_env.sh" vs_torch_sample torch numpy safetensors diffusers
+model="$root/tests/fixtures/torch_model_3k.safetensors"
 repeats="${1:-1}"
-
-if [ ! -f "$model" ]; then
-    echo "vs_torch_sample: $model missing. Skipping."
-    exit 0
-fi
 
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
@@ -45,9 +42,7 @@ ts, td, tf = last("torch_sample.json"), last("torch_ddim.json"), last("torch_for
 rows = [
     ("DDPM 10,000 x 1,000 (s)", ts["wall_s_min"],
      ours.get("ddpm1000_full_s", ours["ddpm1000_per10k_s"])),
-    ("DDIM-50 10,000, plain torch (s)", td["plain_torch_wall_s_min"]
-     if "plain_torch_wall_s_min" in td else min(td["plain_torch_wall_s_each"]),
-     ours["ddim50_per10k_s"]),
+    ("DDIM-50 10,000, plain torch (s)", td["plain_torch_wall_s_min"], ours["ddim50_per10k_s"]),
     ("DDIM-50 10,000, diffusers (s)", td["diffusers_wall_s_min"], ours["ddim50_per10k_s"]),
     ("batch-1 forward, no_grad (us)", min(tf["no_grad"]["us_per_call_each"]),
      ours["batch1_temb_us"]),

@@ -41,7 +41,10 @@ impl Spacing {
 
     /// The spacing called `name`.
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::NAMED.iter().find(|(n, _)| *n == name).map(|&(_, s)| s)
+        Self::NAMED
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, s)| s)
     }
 
     /// This spacing's name.
@@ -224,7 +227,10 @@ impl Sampler {
 
     /// The sampler called `name`, with its defaults.
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::NAMES.iter().find(|(n, _)| *n == name).map(|&(_, s)| s)
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, s)| s)
     }
 
     /// This sampler's name (its kind: DDIM's parameters are not part of it).

@@ -1,0 +1,716 @@
+#!/usr/bin/env python3
+"""PyTorch reference for tinyddpm: the seed notebook's DDPM on the 2-D Swiss roll.
+
+The notebook's data, model, noise schedule, training loop and DDPM sampler, written out with the
+same PyTorch operations in the same order (so float32 results match the notebook's bit for bit
+where PyTorch itself is deterministic), plus deterministic DDIM (a plain-torch loop and diffusers'
+DDIMScheduler). The comparison scripts in benches/ time it, and `fixtures` regenerates the
+PyTorch-made files of tests/fixtures/ (see tests/fixtures/README.md).
+
+Subcommands (each prints one JSON line on stdout; `ddpm.py SUBCOMMAND -h` for options):
+  train          train a model (notebook recipe) -> safetensors state_dict + step,loss CSV
+  sample         DDPM (1,000 reverse steps) samples from a model -> x,y CSV
+  bench-train    time N training steps, repeated
+  bench-sample   time DDPM sampling of n points, repeated
+  bench-forward  time one batch-1 forward pass (no_grad and with autograd)
+  ddim           time DDIM sampling, plain torch and diffusers; optional x,y CSV
+  gpu-bench      the seed jobs on CUDA: 10,000 training steps, 10,000 x 1,000 DDPM samples
+  fixtures       regenerate the PyTorch fixtures into a folder
+
+Everything except gpu-bench runs on the CPU. Needs torch, numpy and safetensors; ddim and
+fixtures also need diffusers (scripts/install-torch.sh installs all four).
+"""
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+T = 1000  # diffusion steps; the model sees time as t / T
+HIDDEN = 128
+BLOCKS = 3
+BETA_START, BETA_END = 1e-4, 0.02
+BATCH = 128
+LR = 1e-3
+MAX_POINTS = 1_000_000  # bounds memory: activations are points x HIDDEN float32 per layer
+
+# diffusers' DDIMScheduler as the seed repository compares against: the notebook's betas, no
+# clipping, and "trailing" spacing with the final step to alpha-bar = 1, so 50 steps visit
+# 999, 979, ..., 19 and end on a clean sample.
+DDIM_CONFIG = dict(
+    num_train_timesteps=T,
+    beta_start=BETA_START,
+    beta_end=BETA_END,
+    beta_schedule="linear",
+    clip_sample=False,
+    prediction_type="epsilon",
+    set_alpha_to_one=True,
+    steps_offset=0,
+    timestep_spacing="trailing",
+)
+
+# Settings shared by the few-step multistep schedulers of the fixtures; everything not named
+# here (or per file below) stays at diffusers' default.
+FEW_STEP_BASE = dict(
+    num_train_timesteps=T,
+    beta_start=BETA_START,
+    beta_end=BETA_END,
+    beta_schedule="linear",
+    prediction_type="epsilon",
+)
+
+# (file, diffusers scheduler class, its extra arguments, number of steps)
+SCHEDULER_FIXTURES = [
+    ("ddim_ref.csv", "DDIMScheduler", DDIM_CONFIG, 50),
+    ("ddim_ref_leading.csv", "DDIMScheduler", dict(DDIM_CONFIG, timestep_spacing="leading"), 50),
+    (
+        "dpm_ref_2m_linspace_20.csv",
+        "DPMSolverMultistepScheduler",
+        dict(FEW_STEP_BASE, solver_order=2),
+        20,
+    ),
+    (
+        "dpm_ref_3m_linspace_20.csv",
+        "DPMSolverMultistepScheduler",
+        dict(FEW_STEP_BASE, solver_order=3),
+        20,
+    ),
+    (
+        "dpm_ref_2m_lu_20.csv",
+        "DPMSolverMultistepScheduler",
+        dict(FEW_STEP_BASE, solver_order=2, use_lu_lambdas=True),
+        20,
+    ),
+    (
+        "dpm_ref_2m_karras_20.csv",
+        "DPMSolverMultistepScheduler",
+        dict(FEW_STEP_BASE, solver_order=2, use_karras_sigmas=True),
+        20,
+    ),
+    (
+        "dpm_ref_3m_karras_15.csv",
+        "DPMSolverMultistepScheduler",
+        dict(FEW_STEP_BASE, solver_order=3, use_karras_sigmas=True),
+        15,
+    ),
+    (
+        "unipc_ref_karras_20.csv",
+        "UniPCMultistepScheduler",
+        dict(FEW_STEP_BASE, use_karras_sigmas=True),
+        20,
+    ),
+]
+FIXTURE_MODEL = "torch_model_3k.safetensors"
+FIXTURE_TRAIN_STEPS = 3000
+FIXTURE_SEED = 42
+
+
+# ------------------------------------------------------------------------------------------
+# Data, model, schedule
+# ------------------------------------------------------------------------------------------
+def swiss_roll(n):
+    """n points of the Swiss roll: t ~ U(1.5 pi, 4.5 pi), (t cos t, t sin t) / 15, float32.
+
+    Drawn as 1.5 pi (1 + 2 U(0, 1)) so that it takes the same torch.rand stream as the notebook.
+    """
+    t = 1.5 * math.pi * (1 + 2 * torch.rand(n))
+    return torch.stack([t * torch.cos(t), t * torch.sin(t)], dim=1) / 15.0
+
+
+class TimeEmbedding(nn.Module):
+    """Maps the input time t / T to a HIDDEN-wide vector: Linear(1, H), GELU, Linear(H, H)."""
+
+    def __init__(self, dim):
+        super().__init__()
+        self.embed = nn.Sequential(nn.Linear(1, dim), nn.GELU(), nn.Linear(dim, dim))
+
+    def forward(self, t):
+        return self.embed(t.unsqueeze(-1).float())
+
+
+class DiffusionModel(nn.Module):
+    """The notebook's noise predictor eps(x, t / T).
+
+    h = GELU(input(x)) + temb; each block: h = (block(h) + h + temb) / sqrt(2); out = output(h).
+    Submodules are created in this order because the order fixes which torch.rand draws
+    initialise which weights, and the attribute names are the state_dict keys the Rust importer
+    reads.
+    """
+
+    def __init__(self, hidden=HIDDEN, blocks=BLOCKS):
+        super().__init__()
+        self.time_embed = TimeEmbedding(hidden)
+        self.input_layer = nn.Sequential(nn.Linear(2, hidden), nn.GELU())
+        self.hidden_layers = nn.ModuleList(
+            nn.Sequential(
+                nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU()
+            )
+            for _ in range(blocks)
+        )
+        self.output_layer = nn.Linear(hidden, 2)
+
+    def forward(self, x, t):
+        temb = self.time_embed(t)
+        h = self.input_layer(x) + temb
+        for block in self.hidden_layers:
+            # Same additions in the same order, then a division (not a multiplication by
+            # 1/sqrt 2), so the float32 rounding is the notebook's.
+            h = (block(h) + h + temb) / math.sqrt(2)
+        return self.output_layer(h)
+
+
+class Schedule:
+    """Linear betas BETA_START..BETA_END over T steps, in float32 as torch computes them."""
+
+    def __init__(self, device="cpu"):
+        self.betas = torch.linspace(BETA_START, BETA_END, T).to(device)
+        self.alphas = 1.0 - self.betas
+        self.alphas_cumprod = torch.cumprod(self.alphas, dim=0)
+        self.sqrt_alphas_cumprod = torch.sqrt(self.alphas_cumprod)
+        self.sqrt_one_minus_alphas_cumprod = torch.sqrt(1.0 - self.alphas_cumprod)
+
+    def diffuse(self, x0, t, noise):
+        """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise, per row t."""
+        return (
+            self.sqrt_alphas_cumprod[t].view(-1, 1) * x0
+            + self.sqrt_one_minus_alphas_cumprod[t].view(-1, 1) * noise
+        )
+
+    def reverse_step(self, x, t, eps, z):
+        """One DDPM step from time t (an int):
+        x_{t-1} = (x_t - (1 - a_t) / sqrt(1 - abar_t) eps) / sqrt(a_t) + sqrt(1 - a_t) z,
+        with no noise term at t = 0 (z is then ignored). Written as the notebook writes it
+        (1/sqrt(a) times, sqrt(1 - a) for sqrt(beta)) for the same float32 rounding.
+        """
+        a = self.alphas[t]
+        coeff = (1 - a) / torch.sqrt(1 - self.alphas_cumprod[t])
+        x = (1 / torch.sqrt(a)) * (x - coeff * eps)
+        if t > 0:
+            x = x + torch.sqrt(1 - a) * z
+        return x
+
+
+def model_time(t, n, device="cpu"):
+    """The model's time input for integer step t, n rows: float32 t / T."""
+    return torch.full((n,), int(t), dtype=torch.long, device=device).float() / T
+
+
+# ------------------------------------------------------------------------------------------
+# Training and sampling
+# ------------------------------------------------------------------------------------------
+def train(steps, seed, device="cpu"):
+    """The notebook's training run: Adam(lr 1e-3), batch 128, fresh Swiss-roll batch per step,
+    t uniform in 0..T-1, MSE between predicted and true noise. Seeding right before the model
+    is built makes the initial weights and every batch a function of the seed.
+    Returns (model, per-step losses)."""
+    torch.manual_seed(seed)
+    model = DiffusionModel().to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=LR)
+    sch = Schedule(device)
+    losses = []
+    for _ in range(steps):
+        # Data and t are drawn on the CPU generator and moved, as the notebook does.
+        x0 = swiss_roll(BATCH).to(device)
+        t = torch.randint(0, T, (BATCH,)).to(device)
+        noise = torch.randn_like(x0)
+        pred = model(sch.diffuse(x0, t, noise), t.float() / T)
+        loss = torch.mean((pred - noise) ** 2)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return model, losses
+
+
+@torch.no_grad()
+def sample_ddpm(model, n, seed, device="cpu"):
+    """n DDPM samples: x_T ~ N(0, I) then T reverse steps, seeded as the notebook's sampler."""
+    model.eval()
+    sch = Schedule(device)
+    torch.manual_seed(seed)
+    x = torch.randn(n, 2).to(device)
+    for t in range(T - 1, -1, -1):
+        eps = model(x, model_time(t, n, device))
+        x = sch.reverse_step(x, t, eps, torch.randn_like(x) if t > 0 else None)
+    return x.cpu()
+
+
+def ddim_timesteps(steps, spacing):
+    """The visited timesteps of K-step DDIM as diffusers spaces them."""
+    if spacing == "trailing":
+        return [round(T - i * T / steps) - 1 for i in range(steps)]
+    return [i * (T // steps) for i in range(steps)][::-1]  # "leading"
+
+
+@torch.no_grad()
+def ddim_plain(model, x_T, steps, spacing="trailing"):
+    """Deterministic DDIM (eta = 0) in plain torch, float32, the notebook's alpha-bar:
+    x0_hat = (x - sqrt(1 - ab_t) eps) / sqrt(ab_t); x_prev = sqrt(ab_p) x0_hat + sqrt(1 - ab_p) eps,
+    p = t - T // steps, and ab_p = 1 past the start (diffusers' set_alpha_to_one)."""
+    ab = Schedule().alphas_cumprod
+    x = x_T.clone()
+    for t in ddim_timesteps(steps, spacing):
+        eps = model(x, model_time(t, x.shape[0]))
+        a_t = ab[t]
+        prev = t - T // steps
+        a_p = ab[prev] if prev >= 0 else torch.tensor(1.0)
+        x0 = (x - (1 - a_t) ** 0.5 * eps) / a_t**0.5
+        x = a_p**0.5 * x0 + (1 - a_p) ** 0.5 * eps
+    return x
+
+
+def make_scheduler(name, config):
+    import diffusers
+
+    return getattr(diffusers, name)(**config)
+
+
+@torch.no_grad()
+def run_scheduler(model, scheduler, steps, x_T):
+    """A diffusers scheduler's own loop: set_timesteps(steps), then for each t,
+    x = step(eps(x, int(t) / T), t, x).prev_sample. Returns (x_0, visited timesteps)."""
+    scheduler.set_timesteps(steps)
+    x = x_T.clone()
+    for t in scheduler.timesteps:
+        x = scheduler.step(model(x, model_time(t, x.shape[0])), t, x).prev_sample
+    return x, [int(t) for t in scheduler.timesteps]
+
+
+# ------------------------------------------------------------------------------------------
+# Files and output
+# ------------------------------------------------------------------------------------------
+def replace_atomically(path, write):
+    """Writes through a temporary file beside `path`, so a failed run leaves no half file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise OSError(f"cannot write {path}: {e.strerror or e}") from e
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_model(model, path):
+    """The state_dict as float32 safetensors (the PyTorch keys; Linear weights [out, in])."""
+    from safetensors.torch import save_file
+
+    state = {
+        k: v.detach().to(torch.float32).cpu().contiguous() for k, v in model.state_dict().items()
+    }
+    replace_atomically(path, lambda p: save_file(state, p))
+
+
+def load_model(path):
+    """A DiffusionModel from a safetensors state_dict; every key must be present and used."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        state = load_file(path)
+    except SafetensorError as e:
+        raise ValueError(f"{path}: not a safetensors file ({e})") from e
+    model = DiffusionModel()
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise ValueError(f"{path}: not this model's state_dict ({e})") from e
+    return model.eval()
+
+
+def write_csv(path, header, columns):
+    """Columns of ints (written as %d) or floats (float32 values written as %.9g, which parses
+    back to the same float32)."""
+
+    def fmt(v):
+        return "%d" % v if isinstance(v, (int, np.integer)) else "%.9g" % v
+
+    def write(p):
+        with open(p, "w") as f:
+            f.write(",".join(header) + "\n")
+            for row in zip(*columns, strict=True):
+                f.write(",".join(fmt(v) for v in row) + "\n")
+
+    replace_atomically(path, write)
+
+
+def write_points(path, x):
+    x = x.numpy()
+    write_csv(path, ["x", "y"], [x[:, 0], x[:, 1]])
+
+
+def loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return [float(v) for v in f.read().split()[:3]]
+    except OSError:
+        return None
+
+
+def emit(what, **fields):
+    """One JSON line; timings carry the load average and thread count because the machines
+    these run on are shared and timings depend on contention."""
+    record = dict(what=what, **fields, torch_threads=torch.get_num_threads(), loadavg=loadavg())
+    print(json.dumps(record), flush=True)
+
+
+def timed(fn, repeats):
+    """Wall-clock seconds of each of `repeats` calls of fn()."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def timing_fields(prefix, times):
+    return {
+        f"{prefix}wall_s_each": times,
+        f"{prefix}wall_s_median": statistics.median(times),
+        f"{prefix}wall_s_min": min(times),
+    }
+
+
+# ------------------------------------------------------------------------------------------
+# Subcommands
+# ------------------------------------------------------------------------------------------
+def cmd_train(a):
+    t0 = time.perf_counter()
+    model, losses = train(a.steps, a.seed)
+    wall = time.perf_counter() - t0
+    save_model(model, a.out)
+    write_csv(a.losses, ["step", "loss"], [list(range(len(losses))), losses])
+    emit(
+        "train",
+        steps=a.steps,
+        seed=a.seed,
+        wall_s=wall,
+        ms_per_step=1000 * wall / a.steps,
+        loss_first=losses[0],
+        loss_last=losses[-1],
+        loss_mean_last200=statistics.fmean(losses[-200:]),
+        out=a.out,
+        losses=a.losses,
+    )
+
+
+def cmd_sample(a):
+    model = load_model(a.model)
+    t0 = time.perf_counter()
+    x = sample_ddpm(model, a.n, a.seed)
+    wall = time.perf_counter() - t0
+    write_points(a.out, x)
+    emit("sample-ddpm", n=a.n, seed=a.seed, wall_s=wall, out=a.out)
+
+
+def cmd_bench_train(a):
+    train(20, a.seed)  # warm-up: one-time dispatch and allocator costs are not per-step costs
+    times = timed(lambda: train(a.steps, a.seed), a.repeats)
+    med = statistics.median(times)
+    emit(
+        "bench-train",
+        steps=a.steps,
+        batch=BATCH,
+        repeats=a.repeats,
+        **timing_fields("", times),
+        ms_per_step=1000 * med / a.steps,
+        ms_per_step_best=1000 * min(times) / a.steps,
+    )
+
+
+def cmd_bench_sample(a):
+    model = load_model(a.model)
+    times = timed(lambda: sample_ddpm(model, a.n, a.seed), a.repeats)
+    emit(
+        "bench-sample-ddpm",
+        n=a.n,
+        reverse_steps=T,
+        repeats=a.repeats,
+        **timing_fields("", times),
+        samples_per_s=a.n / statistics.median(times),
+    )
+
+
+def cmd_bench_forward(a):
+    model = load_model(a.model)
+    torch.manual_seed(a.seed)
+    x = torch.randn(1, 2)
+    t = model_time(T // 2, 1)
+    result = {}
+    for mode, grad in (("no_grad", False), ("grad_enabled", True)):
+        per_call = []
+        with torch.set_grad_enabled(grad):
+            for _ in range(200):  # warm-up: allocator and kernel selection
+                model(x, t)
+            for _ in range(a.repeats):
+                t0 = time.perf_counter()
+                for _ in range(a.calls):
+                    model(x, t)
+                per_call.append(1e6 * (time.perf_counter() - t0) / a.calls)
+        result[mode] = dict(
+            us_per_call_each=per_call, us_per_call_median=statistics.median(per_call)
+        )
+    emit("bench-forward-batch1", calls=a.calls, repeats=a.repeats, **result)
+
+
+def cmd_ddim(a):
+    model = load_model(a.model)
+    torch.manual_seed(a.seed)
+    x_T = torch.randn(a.n, 2)
+    config = dict(DDIM_CONFIG, timestep_spacing=a.spacing)
+    out = {}
+
+    def with_diffusers():
+        out["diffusers"], out["timesteps"] = run_scheduler(
+            model, make_scheduler("DDIMScheduler", config), a.steps, x_T
+        )
+
+    def plain():
+        out["plain"] = ddim_plain(model, x_T, a.steps, a.spacing)
+
+    diffusers_times = timed(with_diffusers, a.repeats)
+    plain_times = timed(plain, a.repeats)
+    if a.out:
+        write_points(a.out, out["diffusers"])
+    emit(
+        "ddim",
+        n=a.n,
+        steps=a.steps,
+        seed=a.seed,
+        config=config,
+        timesteps=out["timesteps"],
+        repeats=a.repeats,
+        **timing_fields("diffusers_", diffusers_times),
+        **timing_fields("plain_torch_", plain_times),
+        max_abs_diff_diffusers_vs_plain=float((out["diffusers"] - out["plain"]).abs().max()),
+        out=a.out or None,
+    )
+
+
+def cmd_gpu_bench(a):
+    if not torch.cuda.is_available():
+        raise RuntimeError("gpu-bench needs a CUDA device and a CUDA build of torch")
+    dev = torch.device("cuda")
+    sync = torch.cuda.synchronize
+    # Warm-ups so CUDA initialisation and kernel loading are not timed.
+    train(50, a.seed, dev)
+    sync()
+    t0 = time.perf_counter()
+    model, _ = train(10_000, a.seed, dev)
+    sync()
+    train_s = time.perf_counter() - t0
+    sample_ddpm(model, 256, a.seed, dev)
+    sync()
+    t0 = time.perf_counter()
+    sample_ddpm(model, 10_000, a.seed, dev)
+    sync()
+    sample_s = time.perf_counter() - t0
+    emit(
+        "torch-gpu",
+        device=torch.cuda.get_device_name(0),
+        train_10000_steps_s=train_s,
+        ms_per_step=train_s / 10,
+        sample_ddpm_10000x1000_s=sample_s,
+    )
+
+
+def cmd_fixtures(a):
+    out = a.out_dir
+    os.makedirs(out, exist_ok=True)
+    info = {}
+    if a.model:
+        model = load_model(a.model)
+        info["model"] = a.model
+    else:
+        model, losses = train(FIXTURE_TRAIN_STEPS, FIXTURE_SEED)
+        model.eval()
+        path = os.path.join(out, FIXTURE_MODEL)
+        save_model(model, path)
+        info["model"] = path
+        info["train_loss_last"] = losses[-1]
+    sch = Schedule()
+
+    write_csv(
+        os.path.join(out, "schedule_ref.csv"),
+        [
+            "t",
+            "beta",
+            "alpha",
+            "alphas_cumprod",
+            "sqrt_alphas_cumprod",
+            "sqrt_one_minus_alphas_cumprod",
+        ],
+        [list(range(T))]
+        + [
+            v.numpy()
+            for v in (
+                sch.betas,
+                sch.alphas,
+                sch.alphas_cumprod,
+                sch.sqrt_alphas_cumprod,
+                sch.sqrt_one_minus_alphas_cumprod,
+            )
+        ],
+    )
+
+    # eps_ref: 512 standard-normal inputs, times spread evenly over 0..T-1, one batch.
+    x = np.random.RandomState(123).standard_normal((512, 2)).astype(np.float32)
+    t = np.round(np.arange(512) * (T - 1) / 511).astype(np.int64)
+    with torch.no_grad():
+        eps = model(torch.from_numpy(x), torch.from_numpy(t).float() / T).numpy()
+    write_csv(
+        os.path.join(out, "eps_ref.csv"),
+        ["x0", "x1", "t", "eps0", "eps1"],
+        [x[:, 0], x[:, 1], t.tolist(), eps[:, 0], eps[:, 1]],
+    )
+
+    # ddpm_step_ref: one reverse step per row, run one row at a time; rows 0..3 are forced to
+    # t = 0, 1, 500, 999 so the noiseless last step and both ends are covered.
+    rs = np.random.RandomState(999)
+    xt = rs.standard_normal((256, 2)).astype(np.float32)
+    ts = rs.randint(0, T, size=256).astype(np.int64)
+    z = rs.standard_normal((256, 2)).astype(np.float32)
+    ts[:4] = [0, 1, 500, T - 1]
+    eps_rows, out_rows = [], []
+    with torch.no_grad():
+        for i in range(256):
+            xi, ti = torch.from_numpy(xt[i : i + 1]), int(ts[i])
+            e = model(xi, model_time(ti, 1))
+            eps_rows.append(e.numpy()[0])
+            out_rows.append(sch.reverse_step(xi, ti, e, torch.from_numpy(z[i : i + 1])).numpy()[0])
+    e, o = np.stack(eps_rows), np.stack(out_rows)
+    write_csv(
+        os.path.join(out, "ddpm_step_ref.csv"),
+        ["xt0", "xt1", "t", "z0", "z1", "eps0", "eps1", "out0", "out1"],
+        [xt[:, 0], xt[:, 1], ts.tolist(), z[:, 0], z[:, 1], e[:, 0], e[:, 1], o[:, 0], o[:, 1]],
+    )
+
+    # The diffusers samplers, all from the same 256 starting points.
+    x_T = np.random.RandomState(321).standard_normal((256, 2)).astype(np.float32)
+    visited = {}
+    for name, cls, config, steps in SCHEDULER_FIXTURES:
+        x0, visited[name] = run_scheduler(
+            model, make_scheduler(cls, config), steps, torch.from_numpy(x_T)
+        )
+        x0 = x0.numpy()
+        write_csv(
+            os.path.join(out, name),
+            ["xT0", "xT1", "x00", "x01"],
+            [x_T[:, 0], x_T[:, 1], x0[:, 0], x0[:, 1]],
+        )
+    emit("fixtures", out_dir=out, **info, timesteps=visited)
+
+
+# ------------------------------------------------------------------------------------------
+# Command line
+# ------------------------------------------------------------------------------------------
+def bounded_int(lo, hi):
+    def parse(s):
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {s!r}") from None
+        if not lo <= v <= hi:
+            raise argparse.ArgumentTypeError(f"{v} is outside {lo}..{hi}")
+        return v
+
+    return parse
+
+
+def parser():
+    here = os.path.dirname(os.path.abspath(__file__))
+    fixture_model = os.path.normpath(
+        os.path.join(here, "..", "..", "tests", "fixtures", FIXTURE_MODEL)
+    )
+    steps = bounded_int(1, 10_000_000)
+    points = bounded_int(1, MAX_POINTS)
+    repeats = bounded_int(1, 1000)
+
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--threads",
+        type=bounded_int(1, 1024),
+        default=2,
+        help="torch.set_num_threads (default 2, what the comparisons and fixtures use)",
+    )
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="SUBCOMMAND")
+
+    def add(name, fn, help, model=False, seed=42):
+        s = sub.add_parser(name, help=help, description=help)
+        if model:
+            s.add_argument(
+                "--model",
+                default=fixture_model,
+                help="safetensors state_dict (default: tests/fixtures/" + FIXTURE_MODEL + ")",
+            )
+        if seed is not None:
+            s.add_argument("--seed", type=int, default=seed, help=f"torch seed (default {seed})")
+        s.set_defaults(fn=fn)
+        return s
+
+    s = add("train", cmd_train, "train a model with the notebook's recipe")
+    s.add_argument("--steps", type=steps, default=10_000)
+    s.add_argument("--out", required=True, help="model file to write (safetensors)")
+    s.add_argument("--losses", required=True, help="CSV of step,loss to write")
+
+    s = add("sample", cmd_sample, "DDPM samples (1,000 reverse steps) to an x,y CSV", model=True)
+    s.add_argument("--n", type=points, default=10_000)
+    s.add_argument("--out", required=True, help="CSV to write")
+
+    s = add("bench-train", cmd_bench_train, "time training steps (each run from a fresh model)")
+    s.add_argument("--steps", type=steps, default=2000)
+    s.add_argument("--repeats", type=repeats, default=3)
+
+    s = add("bench-sample", cmd_bench_sample, "time DDPM sampling", model=True)
+    s.add_argument("--n", type=points, default=10_000)
+    s.add_argument("--repeats", type=repeats, default=3)
+
+    s = add("bench-forward", cmd_bench_forward, "time a batch-1 forward pass", model=True)
+    s.add_argument("--calls", type=steps, default=10_000)
+    s.add_argument("--repeats", type=repeats, default=3)
+
+    s = add("ddim", cmd_ddim, "time deterministic DDIM, plain torch and diffusers", model=True)
+    s.add_argument("--n", type=points, default=10_000)
+    s.add_argument("--steps", type=bounded_int(1, T), default=50)
+    s.add_argument("--spacing", choices=["trailing", "leading"], default="trailing")
+    s.add_argument("--repeats", type=repeats, default=3)
+    s.add_argument("--out", default="", help="CSV of the diffusers samples (default: none)")
+
+    add("gpu-bench", cmd_gpu_bench, "the seed jobs timed on CUDA after a warm-up")
+
+    s = add(
+        "fixtures", cmd_fixtures, "regenerate the PyTorch fixtures of tests/fixtures", seed=None
+    )
+    s.add_argument("out_dir", metavar="OUT_DIR", help="folder to write the fixtures into")
+    s.add_argument(
+        "--model",
+        default=None,
+        help="compute the CSVs from this model instead of training the 3,000-step one",
+    )
+    return p
+
+
+def main(argv=None):
+    a = parser().parse_args(argv)
+    torch.set_num_threads(a.threads)
+    try:
+        a.fn(a)
+    except (OSError, RuntimeError, ValueError, ImportError) as e:
+        print(f"ddpm.py {a.cmd}: " + " ".join(str(e).split()), file=sys.stderr)  # one line
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
