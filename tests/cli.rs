@@ -10,11 +10,7 @@ use tinyddpm::{csv, data, modelfile};
 use tinyddpm_core::{Sampler, Schedule, ScheduleKind, SeedModel, Spacing, sample, sample_from};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../tests/fixtures"
-    ))
-    .join(name)
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures")).join(name)
 }
 
 fn tinyddpm(dir: &Path, args: &[&str]) -> Output {

@@ -44,6 +44,25 @@ pub enum PlotError {
     /// No points or losses to draw.
     #[error("{0}: nothing to plot")]
     Empty(&'static str),
+    /// A value is NaN or infinite: it has no place on the axes.
+    #[error("{figure}: {what} is not finite")]
+    NonFinite {
+        /// Which figure.
+        figure: &'static str,
+        /// Which value, e.g. "point 3 of panel \"end: generated\"".
+        what: String,
+    },
+}
+
+/// The first non-finite point of `points`, as a [`PlotError::NonFinite`] naming it.
+fn check_finite(figure: &'static str, panel: &str, points: &[[f32; 2]]) -> Result<(), PlotError> {
+    match points.iter().position(|p| !p.iter().all(|v| v.is_finite())) {
+        Some(i) => Err(PlotError::NonFinite {
+            figure,
+            what: format!("point {i}{panel} ({}, {})", points[i][0], points[i][1]),
+        }),
+        None => Ok(()),
+    }
 }
 
 type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
@@ -153,6 +172,12 @@ pub fn loss_curve(path: &Path, losses: &[(u64, f32)]) -> Result<(), PlotError> {
     if losses.is_empty() {
         return Err(PlotError::Empty("loss curve"));
     }
+    if let Some((step, loss)) = losses.iter().find(|l| !l.1.is_finite()) {
+        return Err(PlotError::NonFinite {
+            figure: "loss curve",
+            what: format!("the loss at step {step} ({loss})"),
+        });
+    }
     let window = (losses.len() / 100).max(1);
     let smooth: Vec<(u64, f32)> = losses
         .windows(window)
@@ -164,8 +189,9 @@ pub fn loss_curve(path: &Path, losses: &[(u64, f32)]) -> Result<(), PlotError> {
         })
         .collect();
     let first = losses[0].0;
-    let last = losses[losses.len() - 1].0.max(first + 1);
-    let top = losses.iter().map(|l| l.1).fold(0.0, f32::max) * 1.05;
+    let last = losses[losses.len() - 1].0.max(first.saturating_add(1));
+    // Finite losses near f32::MAX must not make the axis infinite.
+    let top = (losses.iter().map(|l| l.1).fold(0.0, f32::max) * 1.05).min(f32::MAX);
     render(path, "loss curve", (900, 500), |root| {
         let mut chart = ChartBuilder::on(root)
             .caption("Training loss (MSE on the noise)", ("sans-serif", 22))
@@ -204,6 +230,7 @@ pub fn samples(path: &Path, points: &[[f32; 2]], title: &str) -> Result<(), Plot
     if points.is_empty() {
         return Err(PlotError::Empty("samples"));
     }
+    check_finite("samples", "", points)?;
     render(path, "samples", (600, 600), |root| {
         scatter_panel(root, points, title, BLUE, extent(points))
     })
@@ -214,6 +241,8 @@ pub fn compare(path: &Path, real: &[[f32; 2]], generated: &[[f32; 2]]) -> Result
     if real.is_empty() || generated.is_empty() {
         return Err(PlotError::Empty("real vs generated"));
     }
+    check_finite("real vs generated", " of the real samples", real)?;
+    check_finite("real vs generated", " of the generated samples", generated)?;
     let half = extent(real).max(extent(generated));
     render(path, "real vs generated", (1100, 560), |root| {
         let panels = root.split_evenly((1, 2));
@@ -234,6 +263,13 @@ fn grid(
 ) -> Result<(), PlotError> {
     if frames.iter().any(|f| f.points.is_empty()) || frames.is_empty() {
         return Err(PlotError::Empty(figure));
+    }
+    for frame in frames {
+        check_finite(
+            figure,
+            &format!(" of panel {:?}", frame.label),
+            &frame.points,
+        )?;
     }
     let size = (PANEL * frames.len() as u32, PANEL + 40);
     render(path, figure, size, |root| {
@@ -481,5 +517,30 @@ mod tests {
             samples(&path, &[], "t"),
             Err(PlotError::Empty("samples"))
         ));
+    }
+
+    #[test]
+    fn values_that_are_not_finite_are_errors_and_huge_ones_are_drawn() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.png");
+        let e = samples(&path, &[[0.0, 1.0], [f32::NAN, 0.0]], "t").unwrap_err();
+        assert_eq!(e.to_string(), "samples: point 1 (NaN, 0) is not finite");
+        let frames = [Frame {
+            label: "end".into(),
+            points: vec![[f32::INFINITY, 0.0]],
+        }];
+        let e = reverse_grid(&path, &frames, "DDPM").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "reverse process: point 0 of panel \"end\" (inf, 0) is not finite"
+        );
+        let e = loss_curve(&path, &[(0, 1.0), (1, f32::NAN)]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "loss curve: the loss at step 1 (NaN) is not finite"
+        );
+        assert!(!path.exists());
+        samples(&path, &[[3e38, -3e38], [0.0, 0.0]], "t").unwrap();
+        loss_curve(&path, &[(u64::MAX - 1, f32::MAX), (u64::MAX, 0.0)]).unwrap();
     }
 }

@@ -6,13 +6,26 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use tinyddpm::sampler::Init;
 use tinyddpm::{atomic, csv, data, modelfile, plot};
 use tinyddpm_core::Sampler;
 
 use super::plot::{ForwardArgs, GRID_POINTS, REVERSE_POINTS};
-use super::train::{TrainArgs, train_on};
-use super::{DeviceArg, T, describe, device, eval, sample};
+use super::sample::Draw;
+use super::train::{self, TrainArgs, train_on};
+use super::{DeviceArg, T, check_points, describe, device, eval, files};
+
+/// The files `demo` writes, in its folder.
+const OUTPUTS: [&str; 9] = [
+    "model.tdm",
+    "losses.csv",
+    "samples.csv",
+    "metrics.json",
+    "loss.png",
+    "samples.png",
+    "compare.png",
+    "forward.png",
+    "reverse.png",
+];
 
 /// Options of `tinyddpm demo`.
 #[derive(Args, Clone, Debug)]
@@ -41,10 +54,21 @@ pub struct DemoArgs {
 /// Runs `tinyddpm demo`.
 pub fn run(args: &DemoArgs) -> Result<()> {
     let begin = Instant::now();
+    // Every argument and output is checked before the training starts: a failure after it
+    // would leave a new model beside the old samples and figures.
+    check_points("-n", args.count)?;
+    let threads = files::threads(args.threads);
     let gpu = device(args.device)?;
     let dir = &args.out_dir;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let file = |name: &str| dir.join(name);
+    let paths = OUTPUTS.map(file);
+    let outputs: Vec<(&str, &std::path::Path)> = OUTPUTS
+        .iter()
+        .zip(&paths)
+        .map(|(name, path)| (*name, path.as_path()))
+        .collect();
+    files::check(&[], &outputs, &[])?;
 
     let train_args = TrainArgs {
         steps: args.steps,
@@ -58,10 +82,11 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         resume: None,
         checkpoint: None,
         checkpoint_every: 1000,
-        threads: args.threads,
+        threads,
         hidden: Some(128),
         blocks: Some(3),
     };
+    train::check(&train_args)?;
     let trained = train_on(&train_args, gpu.as_ref())?;
     eprintln!(
         "trained {} steps in {:.1} s ({:.3} ms/step)",
@@ -74,16 +99,15 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let schedule = header.schedule::<T>()?;
     let sampler = Sampler::Ddpm;
     let sampling = Instant::now();
-    let points = sample::draw::<128, 3>(
-        gpu.as_ref(),
-        &model,
-        &schedule,
-        &sampler,
-        Init::Noise,
-        args.seed,
-        args.count as usize,
-        args.threads,
-    )?;
+    let points = Draw {
+        gpu: gpu.as_ref(),
+        model: &*model,
+        schedule: &schedule,
+        sampler: &sampler,
+        seed: args.seed,
+        threads,
+    }
+    .collect(args.count)?;
     let sample_seconds = sampling.elapsed().as_secs_f64();
     eprintln!(
         "sampled {} points in {sample_seconds:.1} s ({})",

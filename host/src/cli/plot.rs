@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use tinyddpm::{csv, data, modelfile, plot};
 use tinyddpm_core::{Sampler, Schedule, ScheduleKind};
 
-use super::{SamplerArgs, T, describe, dispatch};
+use super::{SamplerArgs, T, check_points, describe, dispatch, files};
 
 /// Points drawn in the forward-process grid.
 pub const GRID_POINTS: u64 = 1000;
@@ -97,11 +97,21 @@ pub struct ReverseArgs {
 
 /// Runs `tinyddpm plot …`.
 pub fn run(command: &PlotCommand) -> Result<()> {
-    let out = match command {
+    let (input, out) = match command {
+        PlotCommand::Loss { losses, out } => (Some(("--losses", losses)), out),
+        PlotCommand::Samples { samples, out, .. } | PlotCommand::Compare { samples, out, .. } => {
+            (Some(("--samples", samples)), out)
+        }
+        PlotCommand::Forward(args) => (args.model.as_ref().map(|m| ("--model", m)), &args.out),
+        PlotCommand::Reverse(args) => (Some(("--model", &args.model)), &args.out),
+    };
+    let inputs: Vec<(&str, &std::path::Path)> =
+        input.iter().map(|(f, p)| (*f, p.as_path())).collect();
+    files::check(&inputs, &[("--out", out)], &[])?;
+    match command {
         PlotCommand::Loss { losses, out } => {
             let rows = csv::read_losses(losses).context("cannot read the loss log")?;
             plot::loss_curve(out, &rows)?;
-            out
         }
         PlotCommand::Samples {
             samples,
@@ -110,29 +120,22 @@ pub fn run(command: &PlotCommand) -> Result<()> {
         } => {
             let points = csv::read_points(samples).context("cannot read the samples")?;
             plot::samples(out, &points, &format!("{title} ({} points)", points.len()))?;
-            out
         }
         PlotCommand::Compare { samples, out, seed } => {
             let points = csv::read_points(samples).context("cannot read the samples")?;
             let real = data::true_samples(points.len(), *seed);
             plot::compare(out, &real, &points)?;
-            out
         }
-        PlotCommand::Forward(args) => {
-            forward(args)?;
-            &args.out
-        }
-        PlotCommand::Reverse(args) => {
-            reverse(args)?;
-            &args.out
-        }
-    };
+        PlotCommand::Forward(args) => forward(args)?,
+        PlotCommand::Reverse(args) => reverse(args)?,
+    }
     println!("wrote {}", out.display());
     Ok(())
 }
 
 /// Draws the forward-process grid.
 pub fn forward(args: &ForwardArgs) -> Result<()> {
+    check_points("-n", args.count)?;
     let kind = match &args.model {
         Some(path) => {
             modelfile::read_header(path)
@@ -149,6 +152,7 @@ pub fn forward(args: &ForwardArgs) -> Result<()> {
 
 /// Draws the reverse-process grid.
 pub fn reverse(args: &ReverseArgs) -> Result<()> {
+    check_points("-n", args.count)?;
     let header = modelfile::read_header(&args.model).context("cannot load the model")?;
     dispatch!(header.hidden, header.blocks, reverse_shape(args))
 }
