@@ -16,7 +16,7 @@ use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use tempfile::NamedTempFile;
+use tempfile::TempPath;
 
 /// Symbolic links followed before giving up (Linux's own limit).
 const MAX_LINKS: usize = 40;
@@ -109,7 +109,10 @@ fn describe(kind: &fs::FileType) -> &'static str {
 /// (`AtomicFile::commit`) puts it in place. Dropped without a commit, the temporary file is
 /// removed and the target is untouched.
 pub struct AtomicFile {
-    writer: BufWriter<NamedTempFile>,
+    // The plain file, not tempfile's wrapper, whose errors would name the temporary path.
+    writer: BufWriter<fs::File>,
+    /// Removes the temporary file when dropped.
+    temp: TempPath,
     target: PathBuf,
 }
 
@@ -129,9 +132,10 @@ impl AtomicFile {
             use std::os::unix::fs::PermissionsExt;
             builder.permissions(fs::Permissions::from_mode(0o666));
         }
-        let file = builder.tempfile_in(folder_of(&target))?;
+        let (file, temp) = builder.tempfile_in(folder_of(&target))?.into_parts();
         Ok(Self {
             writer: BufWriter::new(file),
+            temp,
             target,
         })
     }
@@ -140,8 +144,9 @@ impl AtomicFile {
     /// the temporaries that earlier, killed writers of the same target left behind.
     pub fn commit(self) -> io::Result<()> {
         let file = self.writer.into_inner().map_err(|e| e.into_error())?;
-        file.as_file().sync_all()?;
-        file.persist(&self.target).map_err(|e| e.error)?;
+        file.sync_all()?;
+        drop(file);
+        self.temp.persist(&self.target).map_err(|e| e.error)?;
         remove_stale(&self.target);
         Ok(())
     }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use tinyddpm::{atomic, csv, data, modelfile, plot};
 use tinyddpm_core::Sampler;
@@ -60,6 +60,9 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let threads = files::threads(args.threads);
     let gpu = device(args.device)?;
     let dir = &args.out_dir;
+    if dir.exists() && !dir.is_dir() {
+        bail!("--out-dir {} is not a folder", dir.display());
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let file = |name: &str| dir.join(name);
     let paths = OUTPUTS.map(file);
