@@ -1731,7 +1731,7 @@ fn ctrl_c_stops_sampling_and_leaves_no_file() {
     assert!(
         stderr
             .trim_end()
-            .ends_with(" of 100000000 samples; nothing was written")
+            .ends_with(" of 100000000 samples; no samples were written")
     );
     let names: Vec<String> = std::fs::read_dir(d)
         .unwrap()

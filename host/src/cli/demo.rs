@@ -12,7 +12,7 @@ use tinyddpm_core::Sampler;
 use super::plot::{ForwardArgs, GRID_POINTS, REVERSE_POINTS};
 use super::sample::Draw;
 use super::train::{self, TrainArgs, train_on};
-use super::{DeviceArg, T, check_points, describe, device, eval, files};
+use super::{DeviceArg, T, check_points, describe, device, eval, files, interrupt};
 
 /// The files `demo` writes, in its folder.
 const OUTPUTS: [&str; 9] = [
@@ -119,6 +119,9 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     );
     csv::write_points(&file("samples.csv"), &points)?;
 
+    // Ctrl-C after the samples were drawn stops before the next file; those written stay.
+    let kept = || format!("{} holds what was written so far", dir.display());
+    interrupt::check(kept)?;
     let metrics = eval::score(&points, 0)?;
     atomic::write(
         &file("metrics.json"),
@@ -126,12 +129,14 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     )
     .with_context(|| format!("cannot write {}", file("metrics.json").display()))?;
 
+    interrupt::check(kept)?;
     let losses = csv::read_losses(&file("losses.csv"))?;
     plot::loss_curve(&file("loss.png"), &losses)?;
     let title = format!("Generated samples ({} points, DDPM)", points.len());
     plot::samples(&file("samples.png"), &points, &title)?;
     let real = data::true_samples(points.len(), 0);
     plot::compare(&file("compare.png"), &real, &points)?;
+    interrupt::check(kept)?;
     super::plot::forward(&ForwardArgs {
         out: file("forward.png"),
         model: None,
@@ -140,6 +145,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     })?;
     // The chains of the first samples drawn above: the last frame is those very points.
     let count = REVERSE_POINTS.min(args.count) as usize;
+    interrupt::check(kept)?;
     let frames = plot::reverse_frames(&*model, &schedule, &sampler, args.seed, count);
     plot::reverse_grid(&file("reverse.png"), &frames, &describe(&sampler))?;
 

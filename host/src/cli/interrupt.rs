@@ -39,6 +39,15 @@ pub fn watch() -> Result<()> {
     result.context("cannot watch for Ctrl-C")
 }
 
+/// Fails with [`Interrupted`], saying `kept`, when Ctrl-C was pressed since [`watch`]: for
+/// commands of several steps, between them.
+pub fn check(kept: impl FnOnce() -> String) -> Result<()> {
+    if requested() {
+        return Err(Interrupted(format!("interrupted; {}", kept())).into());
+    }
+    Ok(())
+}
+
 /// Whether Ctrl-C was pressed since [`watch`].
 pub fn requested() -> bool {
     INTERRUPTED.load(Ordering::SeqCst)

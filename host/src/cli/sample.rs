@@ -187,7 +187,7 @@ impl<const H: usize, const B: usize> Draw<'_, H, B> {
             if interrupt::requested() {
                 bar.abandon();
                 return Err(Interrupted(format!(
-                    "interrupted after {first} of {count} samples; nothing was written"
+                    "interrupted after {first} of {count} samples; no samples were written"
                 ))
                 .into());
             }

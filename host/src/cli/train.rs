@@ -286,7 +286,7 @@ impl LastCheckpoint {
                 path.display(),
                 path.display()
             ),
-            None => "no checkpoint was written (--checkpoint PATH keeps one)".to_string(),
+            None => "no checkpoint was written, so the run cannot be resumed".to_string(),
         };
         Interrupted(format!(
             "interrupted at step {step}; no model was written; {resume}"
