@@ -31,30 +31,45 @@ pub fn target(path: &Path) -> io::Result<PathBuf> {
     if path.as_os_str().as_encoded_bytes().ends_with(b"/") {
         return Err(refused("names a folder (ends with /), not a file"));
     }
+    // Following every link, as the kernel does: this also sees through /proc's links to
+    // pipes and terminals (/dev/stdout), which name no path.
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_file() => return fs::canonicalize(path),
+        Ok(meta) => {
+            let why = describe(&meta.file_type());
+            return Err(refused(&format!("{why}; only regular files are written")));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) if is_loop(&e) => return Err(refused(TOO_MANY_LINKS)),
+        Err(e) => return Err(e),
+    }
+    // Nothing there yet, or a link to nothing yet: the file is created where the links lead.
     let mut current = path.to_path_buf();
     for _ in 0..=MAX_LINKS {
-        let kind = match fs::symlink_metadata(&current) {
-            Ok(meta) => meta.file_type(),
+        match fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let link = fs::read_link(&current)?;
+                current = match current.parent() {
+                    Some(folder) => folder.join(link),
+                    None => link,
+                };
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => return new_file(current),
+            // It appeared since: let the caller try again.
+            Ok(_) => return Err(io::Error::other("changed while being checked")),
             Err(e) => return Err(e),
-        };
-        if kind.is_symlink() {
-            let link = fs::read_link(&current)?;
-            current = match current.parent() {
-                Some(folder) => folder.join(link),
-                None => link,
-            };
-            continue;
         }
-        if kind.is_file() {
-            return Ok(current);
-        }
-        return Err(refused(&format!(
-            "{}; only regular files are written",
-            describe(&kind)
-        )));
     }
-    Err(refused("has too many levels of symbolic links"))
+    Err(refused(TOO_MANY_LINKS))
+}
+
+const TOO_MANY_LINKS: &str = "has too many levels of symbolic links";
+
+fn is_loop(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    return e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error());
+    #[cfg(not(unix))]
+    false
 }
 
 /// A path that does not exist yet: it needs a file name and an existing folder.
@@ -281,7 +296,8 @@ mod tests {
         let e = write(&d.join("none/x"), b"x").unwrap_err();
         assert!(e.to_string().contains("does not exist"), "{e}");
         std::os::unix::fs::symlink("loop", d.join("loop")).unwrap();
-        assert!(write(&d.join("loop"), b"x").is_err());
+        let e = write(&d.join("loop"), b"x").unwrap_err();
+        assert_eq!(e.to_string(), TOO_MANY_LINKS);
         assert_eq!(names(d), ["link.csv", "loop", "real"]);
     }
 
