@@ -1601,8 +1601,10 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
 }
 
 fn interrupt(child: &std::process::Child) {
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+    // The shell's own kill: no procps needed.
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -INT {}", child.id()))
         .status()
         .unwrap();
     assert!(status.success());

@@ -9,7 +9,11 @@ use tinyddpm_core::{Model, SeedModel};
 
 /// A file of the repository's `tests/fixtures/`.
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures")).join(name)
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures"
+    ))
+    .join(name)
 }
 
 /// The notebook's model trained 3,000 steps by PyTorch, read from its `state_dict`.
