@@ -120,8 +120,8 @@ fn describe(kind: &fs::FileType) -> &'static str {
     }
 }
 
-/// A file being written: bytes go to a temporary file beside the target; [`commit`]
-/// (`AtomicFile::commit`) puts it in place. Dropped without a commit, the temporary file is
+/// A file being written: bytes go to a temporary file beside the target;
+/// [`AtomicFile::commit`] puts it in place. Dropped without a commit, the temporary file is
 /// removed and the target is untouched.
 pub struct AtomicFile {
     // The plain file, not tempfile's wrapper, whose errors would name the temporary path.

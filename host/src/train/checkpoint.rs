@@ -322,7 +322,7 @@ pub(crate) fn decode(bytes: &[u8], shape: Shape) -> Result<State, CheckpointForm
 pub struct CheckpointInfo {
     /// Bytes in the file.
     pub len: usize,
-    /// The format version (this build's [`VERSION`]).
+    /// The format version (the one this build reads).
     pub version: u16,
     /// H.
     pub hidden: u32,
