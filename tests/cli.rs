@@ -1,13 +1,21 @@
 //! The `tinyddpm` binary end to end: every command run as a user runs it, in a temporary
-//! folder, and every kind of bad input answered with one line, a non-zero exit and no output
-//! file. Expected values come from the library and the core computed here, or from the
-//! PyTorch fixtures in `tests/fixtures`.
+//! folder, and every kind of bad or hostile input (the table in [`failure_cases`]) answered
+//! with one line, the right exit status, no output file, every input byte for byte as it was
+//! and no temporary file left. Expected values come from the library and the core computed
+//! here, or from the PyTorch fixtures in `tests/fixtures`.
 
+use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
-use tinyddpm::{csv, data, modelfile};
-use tinyddpm_core::{Sampler, Schedule, ScheduleKind, SeedModel, Spacing, sample, sample_from};
+use tinyddpm::batch::{self, Init, Request};
+use tinyddpm::{convert, csv, data, modelfile};
+use tinyddpm_core::{
+    Header, Sampler, Schedule, ScheduleKind, SeedModel, Spacing, sample, sample_from,
+};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures")).join(name)
@@ -35,27 +43,6 @@ fn ok(dir: &Path, args: &[&str]) -> String {
         text(&out.stderr)
     );
     text(&out.stdout)
-}
-
-/// Runs a command that must fail with exit `code` and one stderr line containing `needle`,
-/// leaving `output` unwritten and no temporary file behind.
-fn fails(dir: &Path, args: &[&str], code: i32, needle: &str, output: &str) {
-    let out = tinyddpm(dir, args);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
-    assert!(
-        stderr.contains(needle),
-        "{args:?}: {stderr:?} lacks {needle:?}"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(!dir.join(output).exists(), "{args:?} wrote {output}");
-    let leftovers: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
-        .collect();
-    assert!(leftovers.is_empty(), "{args:?} left {leftovers:?}");
 }
 
 /// A temporary folder holding `m.tdm`, the PyTorch fixture model imported.
@@ -232,15 +219,6 @@ fn x_init_gives_the_starting_points_and_the_count() {
         .map(|i| sample_from(&*model, &schedule(), &sampler, starts[i], 1, i as u64))
         .collect();
     assert_eq!(bits(&got), bits(&want));
-    fails(
-        dir.path(),
-        &[
-            "sample", "--model", "m.tdm", "--x-init", "init.csv", "-n", "4", "--out", "t.csv",
-        ],
-        1,
-        "-n 4 does not match --x-init, which has 3 rows",
-        "t.csv",
-    );
 }
 
 #[test]
@@ -416,336 +394,1366 @@ fn demo_writes_everything_into_one_folder() {
     assert_eq!(json_number(&metrics, "samples"), 30.0);
 }
 
-#[test]
-fn missing_and_unreadable_files_are_named() {
-    let dir = with_model();
-    let d = dir.path();
-    fails(
-        d,
-        &["sample", "--model", "nope.tdm", "-n", "2", "--out", "s.csv"],
-        1,
-        "nope.tdm: No such file or directory",
-        "s.csv",
-    );
-    std::fs::create_dir(d.join("folder")).unwrap();
-    fails(
-        d,
-        &["eval", "--samples", "folder"],
-        1,
-        "folder: Is a directory",
-        "folder/x",
-    );
-    fails(
-        d,
-        &["import", "--from", "none.safetensors", "--out", "n.tdm"],
-        1,
-        "none.safetensors",
-        "n.tdm",
-    );
-    fails(
-        d,
-        &[
-            "export",
-            "--model",
-            "m.tdm",
-            "--out",
-            "no/such/dir/m.safetensors",
-        ],
-        1,
-        "no/such/dir/m.safetensors",
-        "no",
-    );
+/// Bytes of `m.tdm`, the PyTorch fixture model imported (made once, by the binary).
+fn model_bytes() -> &'static [u8] {
+    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+    BYTES.get_or_init(|| {
+        let dir = with_model();
+        std::fs::read(dir.path().join("m.tdm")).unwrap()
+    })
 }
 
-#[test]
-fn csv_with_text_is_rejected() {
-    let dir = with_model();
-    std::fs::write(dir.path().join("bad.csv"), "x,y\n1,2\n3,abc\n").unwrap();
-    fails(
-        dir.path(),
-        &["eval", "--samples", "bad.csv", "--json"],
-        1,
-        "bad.csv: line 3, column 2: \"abc\" is not a number",
-        "none",
-    );
-    fails(
-        dir.path(),
-        &[
-            "sample", "--model", "m.tdm", "--x-init", "bad.csv", "--out", "s.csv",
-        ],
-        1,
-        "line 3, column 2",
-        "s.csv",
-    );
+/// Bytes of a checkpoint of a short H = 32 run (made once, by the binary).
+fn checkpoint_bytes() -> &'static [u8] {
+    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+    BYTES.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let args = ["--steps", "20", "--batch", "8", "--hidden", "32"];
+        let more = ["--checkpoint", "c.ckpt", "--out", "t.tdm"];
+        ok(dir.path(), &[&["train"][..], &args, &more].concat());
+        std::fs::read(dir.path().join("c.ckpt")).unwrap()
+    })
 }
 
-#[test]
-fn csv_with_nan_is_rejected() {
-    let dir = with_model();
-    std::fs::write(dir.path().join("nan.csv"), "x,y\n1,2\nNaN,0.5\n").unwrap();
-    fails(
-        dir.path(),
-        &[
-            "sample", "--model", "m.tdm", "--x-init", "nan.csv", "--out", "s.csv",
-        ],
-        1,
-        "nan.csv: line 3, column 1: \"NaN\" is not a finite number",
-        "s.csv",
-    );
-    fails(
-        dir.path(),
-        &["plot", "samples", "--samples", "nan.csv", "--out", "p.png"],
-        1,
-        "not a finite number",
-        "p.png",
-    );
+/// The seed model of `m.tdm` with `edit` applied, re-encoded (a valid CRC).
+fn edited_model(edit: impl FnOnce(&mut SeedModel, &mut Header)) -> Vec<u8> {
+    let mut model = Box::new(SeedModel::ZERO);
+    let header = tinyddpm_core::file::decode_into(model_bytes(), &mut model).unwrap();
+    let mut header = header;
+    edit(&mut model, &mut header);
+    modelfile::encode(&model, &header).unwrap()
 }
 
-#[test]
-fn csv_with_wrong_column_count_is_rejected() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("one.csv"), "x\n1\n2\n").unwrap();
-    fails(
-        dir.path(),
-        &["eval", "--samples", "one.csv"],
-        1,
-        "one.csv: line 2: 1 column(s), expected at least 2",
-        "none",
-    );
-    std::fs::write(dir.path().join("ragged.csv"), "1,2\n3,4,5\n").unwrap();
-    fails(
-        dir.path(),
-        &[
-            "plot",
-            "compare",
-            "--samples",
-            "ragged.csv",
-            "--out",
-            "c.png",
-        ],
-        1,
-        "ragged.csv: line 2: 3 column(s), expected 2",
-        "c.png",
-    );
+/// A model whose input and output biases are 3e38: every weight finite, so it loads, but
+/// its output overflows.
+fn huge_bias_model() -> Vec<u8> {
+    edited_model(|m, _| {
+        m.for_each_tensor_mut(|name, _, data| {
+            let name = name.to_string();
+            if name == "output_layer.bias" || name == "input_layer.0.bias" {
+                data.fill(3e38);
+            }
+        })
+    })
 }
 
-#[test]
-fn unknown_sampler_is_a_usage_error() {
-    let dir = with_model();
-    fails(
-        dir.path(),
-        &[
-            "sample",
-            "--model",
-            "m.tdm",
-            "-n",
-            "2",
-            "--sampler",
-            "euler",
-            "--out",
-            "s.csv",
-        ],
-        2,
-        "invalid value 'euler' for '--sampler <SAMPLER>'",
-        "s.csv",
-    );
-    fails(
-        dir.path(),
-        &[
-            "sample",
-            "--model",
-            "m.tdm",
-            "-n",
-            "2",
-            "--sampler",
-            "ddpm",
-            "--steps",
-            "5",
-            "--out",
-            "s.csv",
-        ],
-        1,
-        "apply to --sampler ddim only",
-        "s.csv",
-    );
+/// A model whose header (CRC-valid) holds betas near 1: ᾱ vanishes and sampling overflows.
+fn absurd_betas_model() -> Vec<u8> {
+    edited_model(|_, h| {
+        h.schedule = ScheduleKind::Linear {
+            beta_start: 0.99,
+            beta_end: 0.999,
+        }
+    })
 }
 
-#[test]
-fn zero_steps_is_rejected() {
-    let dir = with_model();
-    fails(
-        dir.path(),
-        &[
-            "sample",
-            "--model",
-            "m.tdm",
-            "-n",
-            "2",
-            "--sampler",
-            "ddim",
-            "--steps",
-            "0",
-            "--out",
-            "s.csv",
-        ],
-        1,
-        "DDIM steps must be between 1 and 1000, got 0",
-        "s.csv",
-    );
-    fails(
-        dir.path(),
-        &["train", "--steps", "0", "--out", "t.tdm"],
-        2,
-        "invalid value '0' for '--steps <STEPS>'",
-        "t.tdm",
-    );
-    fails(
-        dir.path(),
-        &["sample", "--model", "m.tdm", "-n", "0", "--out", "s.csv"],
-        2,
-        "invalid value '0' for '--count <COUNT>'",
-        "s.csv",
-    );
+/// `m.tdm` with its last weight NaN and the CRC recomputed, as a bad writer would leave it.
+fn nan_weight_model() -> Vec<u8> {
+    let mut bytes = model_bytes().to_vec();
+    let n = bytes.len();
+    bytes[n - 8..n - 4].copy_from_slice(&f32::NAN.to_le_bytes());
+    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(&bytes[..n - 4]);
+    bytes[n - 4..].copy_from_slice(&crc.to_le_bytes());
+    bytes
 }
 
-#[test]
-fn model_files_of_another_version_or_corrupt_are_rejected() {
-    let dir = with_model();
-    let d = dir.path();
-    let good = std::fs::read(d.join("m.tdm")).unwrap();
-    let mut other_version = good.clone();
-    other_version[8..10].copy_from_slice(&2u16.to_le_bytes());
-    std::fs::write(d.join("v2.tdm"), &other_version).unwrap();
-    fails(
-        d,
-        &["sample", "--model", "v2.tdm", "-n", "2", "--out", "s.csv"],
-        1,
-        "model file format version 2, this build reads version 1",
-        "s.csv",
-    );
-    let mut flipped = good.clone();
-    flipped[1000] ^= 0x10;
-    std::fs::write(d.join("flip.tdm"), &flipped).unwrap();
-    fails(
-        d,
-        &["export", "--model", "flip.tdm", "--out", "f.safetensors"],
-        1,
-        "model file corrupt: CRC-32",
-        "f.safetensors",
-    );
-    fails(d, &["inspect", "flip.tdm"], 1, "CRC-32", "none");
-    std::fs::write(d.join("short.tdm"), &good[..100]).unwrap();
-    fails(
-        d,
-        &[
-            "sample",
-            "--model",
-            "short.tdm",
-            "-n",
-            "2",
-            "--out",
-            "s.csv",
-        ],
-        1,
-        "short.tdm",
-        "s.csv",
-    );
-    std::fs::write(d.join("text.tdm"), "hello, world\n").unwrap();
-    fails(
-        d,
-        &["plot", "reverse", "--model", "text.tdm", "--out", "r.png"],
-        1,
-        "not a tinyddpm model file",
-        "r.png",
-    );
+/// The checkpoint header as `tinyddpm::train` encodes it (postcard, after the 12-byte
+/// preamble), mirrored here to craft a CRC-valid checkpoint with a hostile field.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CheckpointHeader {
+    hidden: u32,
+    blocks: u32,
+    timesteps: u32,
+    schedule: ScheduleKind,
+    params: u64,
+    step: u64,
+    steps: u64,
+    batch: u64,
+    lr: f32,
+    seed: u64,
+    ema: Option<f32>,
 }
 
-#[test]
-fn state_dicts_with_a_missing_or_misshaped_key_are_rejected() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// The short run's checkpoint claiming a batch of a billion examples.
+fn huge_batch_checkpoint() -> Vec<u8> {
+    let bytes = checkpoint_bytes();
+    let head_len = u16::from_le_bytes([bytes[10], bytes[11]]) as usize;
+    let mut header: CheckpointHeader = postcard::from_bytes(&bytes[12..12 + head_len]).unwrap();
+    header.batch = 1_000_000_000;
+    let head = postcard::to_allocvec(&header).unwrap();
+    let mut out = bytes[..10].to_vec();
+    out.extend_from_slice(&(head.len() as u16).to_le_bytes());
+    out.extend_from_slice(&head);
+    out.extend_from_slice(&bytes[12 + head_len..bytes.len() - 4]);
+    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// The PyTorch state dict without tensor `drop`, and with `reshape` applied.
+fn state_dict(drop: &str, reshape: Option<(&str, Vec<usize>)>) -> Vec<u8> {
     let bytes = std::fs::read(fixture("torch_model_3k.safetensors")).unwrap();
     let tensors = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let write_without = |path: &str, drop: &str, reshape: Option<(&str, Vec<usize>)>| {
-        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
-            .iter()
-            .filter(|(name, _)| *name != drop)
-            .map(|(name, view)| {
-                let shape = match &reshape {
-                    Some((which, shape)) if *which == name => shape.clone(),
-                    _ => view.shape().to_vec(),
-                };
-                let view =
-                    safetensors::tensor::TensorView::new(view.dtype(), shape, view.data()).unwrap();
-                (name.to_string(), view)
-            })
-            .collect();
-        std::fs::write(d.join(path), safetensors::serialize(views, None).unwrap()).unwrap();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .filter(|(name, _)| *name != drop)
+        .map(|(name, view)| {
+            let shape = match &reshape {
+                Some((which, shape)) if *which == name => shape.clone(),
+                _ => view.shape().to_vec(),
+            };
+            let view =
+                safetensors::tensor::TensorView::new(view.dtype(), shape, view.data()).unwrap();
+            (name.to_string(), view)
+        })
+        .collect();
+    safetensors::serialize(views, None).unwrap()
+}
+
+/// One step of a case's setup, in its folder (which always holds `m.tdm`).
+#[derive(Clone, Copy)]
+enum Setup {
+    /// A file with these bytes.
+    File(&'static str, &'static [u8]),
+    /// A file with the bytes the function makes.
+    Make(&'static str, fn() -> Vec<u8>),
+    /// A folder.
+    Dir(&'static str),
+    /// A symbolic link: path, then what it points to.
+    Symlink(&'static str, &'static str),
+    /// A hard link: path, then the file it links.
+    HardLink(&'static str, &'static str),
+    /// A FIFO (named pipe).
+    Fifo(&'static str),
+    /// A character device like /dev/null (needs root).
+    NullDevice(&'static str),
+}
+
+/// A run that must fail: `args` in a folder prepared by `setup` exits with `code` and one
+/// stderr line containing `message`; afterwards every file of the folder is as it was, byte
+/// for byte (symbolic links, FIFOs and devices included), no file but those in `created`
+/// appeared, and no temporary file is left.
+#[derive(Default)]
+struct Case {
+    setup: &'static [Setup],
+    args: &'static [&'static str],
+    code: i32,
+    message: &'static str,
+    created: &'static [&'static str],
+    /// Needs root (device nodes): skipped, visibly, otherwise.
+    root: bool,
+    /// Run with `ulimit -f` of this many blocks (a full disk).
+    file_limit_blocks: Option<u32>,
+}
+
+/// What a folder holds, recursively, without following links.
+#[derive(Debug, PartialEq)]
+enum Entry {
+    File(Vec<u8>),
+    Link(PathBuf),
+    Dir,
+    Other(String),
+}
+
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Entry> {
+    let mut all = BTreeMap::new();
+    let mut todo = vec![PathBuf::new()];
+    while let Some(rel) = todo.pop() {
+        for e in std::fs::read_dir(dir.join(&rel)).unwrap() {
+            let e = e.unwrap();
+            let path = rel.join(e.file_name());
+            let kind = e.file_type().unwrap();
+            let entry = if kind.is_symlink() {
+                Entry::Link(std::fs::read_link(e.path()).unwrap())
+            } else if kind.is_dir() {
+                todo.push(path.clone());
+                Entry::Dir
+            } else if kind.is_file() {
+                Entry::File(std::fs::read(e.path()).unwrap())
+            } else {
+                Entry::Other(format!("{kind:?}"))
+            };
+            all.insert(path, entry);
+        }
+    }
+    all
+}
+
+/// Whether this process runs as root (a new file's owner is the effective user).
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let file = tempfile::NamedTempFile::new().unwrap();
+    file.as_file().metadata().unwrap().uid() == 0
+}
+
+/// Prepares `setup` in `dir`; false when a step cannot be made here (then skipped).
+fn prepare(dir: &Path, setup: &[Setup]) -> bool {
+    std::fs::write(dir.join("m.tdm"), model_bytes()).unwrap();
+    for step in setup {
+        let made = match *step {
+            Setup::File(path, bytes) => std::fs::write(dir.join(path), bytes).is_ok(),
+            Setup::Make(path, make) => std::fs::write(dir.join(path), make()).is_ok(),
+            Setup::Dir(path) => std::fs::create_dir_all(dir.join(path)).is_ok(),
+            Setup::Symlink(path, to) => std::os::unix::fs::symlink(to, dir.join(path)).is_ok(),
+            Setup::HardLink(path, of) => std::fs::hard_link(dir.join(of), dir.join(path)).is_ok(),
+            Setup::Fifo(path) => Command::new("mkfifo")
+                .arg(dir.join(path))
+                .status()
+                .is_ok_and(|s| s.success()),
+            Setup::NullDevice(path) => Command::new("mknod")
+                .arg(dir.join(path))
+                .args(["c", "1", "3"])
+                .status()
+                .is_ok_and(|s| s.success()),
+        };
+        if !made {
+            return false;
+        }
+    }
+    true
+}
+
+fn run_case(case: &Case) {
+    let what = case.args.join(" ");
+    if case.root && !is_root() {
+        eprintln!("skipped (needs root): {what}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    if !prepare(d, case.setup) {
+        eprintln!("skipped (its files cannot be made here): {what}");
+        return;
+    }
+    let before = snapshot(d);
+    let out = match case.file_limit_blocks {
+        Some(blocks) => Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "trap '' XFSZ; ulimit -f {blocks}; exec \"$0\" \"$@\""
+            ))
+            .arg(env!("CARGO_BIN_EXE_tinyddpm"))
+            .args(case.args)
+            .current_dir(d)
+            .output()
+            .unwrap(),
+        None => tinyddpm(d, case.args),
     };
-    write_without("missing.safetensors", "output_layer.bias", None);
-    fails(
-        d,
-        &["import", "--from", "missing.safetensors", "--out", "m.tdm"],
-        1,
-        "missing tensor `output_layer.bias`",
-        "m.tdm",
+    let stderr = text(&out.stderr);
+    let line = stderr.trim_end();
+    assert_eq!(out.status.code(), Some(case.code), "{what}: {stderr}");
+    assert_eq!(line.lines().count(), 1, "{what}: {stderr}");
+    assert!(
+        line.contains(case.message),
+        "{what}: {line:?} lacks {:?}",
+        case.message
     );
-    write_without(
-        "shape.safetensors",
-        "",
-        Some(("hidden_layers.1.0.weight", vec![64, 256])),
+    assert!(
+        !line.contains("panicked") && !line.contains("internal error"),
+        "{what}: {line}"
     );
-    fails(
+    assert!(line.len() < 400, "{what}: a line of {} bytes", line.len());
+    // A cause is said once, not repeated by each layer of context.
+    let parts: Vec<&str> = line.split(": ").filter(|p| p.len() > 12).collect();
+    for (i, p) in parts.iter().enumerate() {
+        assert!(
+            !parts[i + 1..].contains(p),
+            "{what}: {p:?} repeated in {line}"
+        );
+    }
+    let mut after = snapshot(d);
+    for name in case.created {
+        assert!(
+            after.remove(Path::new(name)).is_some(),
+            "{what}: {name} not written"
+        );
+    }
+    let temps: Vec<_> = after
+        .keys()
+        .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(temps.is_empty(), "{what}: left {temps:?}");
+    let new: Vec<_> = after.keys().filter(|p| !before.contains_key(*p)).collect();
+    assert!(new.is_empty(), "{what}: wrote {new:?}");
+    for (path, entry) in &before {
+        assert!(
+            after.get(path) == Some(entry),
+            "{what}: changed {}",
+            path.display()
+        );
+    }
+}
+
+const U64_MAX: &str = "18446744073709551615";
+
+/// Every defect of issue 10 §2 and the further cases found beside them.
+fn failure_cases() -> Vec<Case> {
+    use Setup::*;
+    vec![
+        // An output that is also an input, or another output.
+        Case {
+            args: &["sample", "--model", "m.tdm", "-n", "2", "--out", "m.tdm"],
+            code: 1,
+            message: "--out m.tdm is the same file as --model: refusing to overwrite an input",
+            ..Case::default()
+        },
+        Case {
+            args: &["sample", "--model", "m.tdm", "-n", "2", "--out", "./m.tdm"],
+            code: 1,
+            message: "is the same file as --model",
+            ..Case::default()
+        },
+        Case {
+            setup: &[HardLink("hard.tdm", "m.tdm")],
+            args: &["sample", "--model", "m.tdm", "-n", "2", "--out", "hard.tdm"],
+            code: 1,
+            message: "is the same file as --model",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Symlink("link.tdm", "m.tdm")],
+            args: &["sample", "--model", "link.tdm", "-n", "2", "--out", "m.tdm"],
+            code: 1,
+            message: "is the same file as --model",
+            ..Case::default()
+        },
+        Case {
+            setup: &[File("init.csv", b"x,y\n1,2\n")],
+            args: &[
+                "sample", "--model", "m.tdm", "--x-init", "init.csv", "--out", "init.csv",
+            ],
+            code: 1,
+            message: "--out init.csv is the same file as --x-init",
+            ..Case::default()
+        },
+        Case {
+            args: &["export", "--model", "m.tdm", "--out", "m.tdm"],
+            code: 1,
+            message: "--out m.tdm is the same file as --model",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Make("sd.safetensors", || {
+                std::fs::read(fixture("torch_model_3k.safetensors")).unwrap()
+            })],
+            args: &[
+                "import",
+                "--from",
+                "sd.safetensors",
+                "--out",
+                "sd.safetensors",
+            ],
+            code: 1,
+            message: "--out sd.safetensors is the same file as --from",
+            ..Case::default()
+        },
+        Case {
+            args: &[
+                "plot", "reverse", "--model", "m.tdm", "-n", "2", "--out", "m.tdm",
+            ],
+            code: 1,
+            message: "--out m.tdm is the same file as --model",
+            ..Case::default()
+        },
+        Case {
+            args: &["plot", "forward", "--model", "m.tdm", "--out", "m.tdm"],
+            code: 1,
+            message: "--out m.tdm is the same file as --model",
+            ..Case::default()
+        },
+        Case {
+            setup: &[File("l.csv", b"step,loss\n0,1\n1,0.5\n")],
+            args: &["plot", "loss", "--losses", "l.csv", "--out", "l.csv"],
+            code: 1,
+            message: "--out l.csv is the same file as --losses",
+            ..Case::default()
+        },
+        Case {
+            setup: &[File("s.csv", b"x,y\n0,1\n")],
+            args: &["plot", "samples", "--samples", "s.csv", "--out", "s.csv"],
+            code: 1,
+            message: "--out s.csv is the same file as --samples",
+            ..Case::default()
+        },
+        Case {
+            setup: &[File("s.csv", b"x,y\n0,1\n")],
+            args: &["plot", "compare", "--samples", "s.csv", "--out", "s.csv"],
+            code: 1,
+            message: "--out s.csv is the same file as --samples",
+            ..Case::default()
+        },
+        Case {
+            args: &["train", "--steps", "2", "--out", "a", "--losses", "a"],
+            code: 1,
+            message: "--out and --losses are the same file (a): each output needs its own",
+            ..Case::default()
+        },
+        Case {
+            args: &["train", "--steps", "2", "--out", "a", "--checkpoint", "a"],
+            code: 1,
+            message: "--out and --checkpoint are the same file (a)",
+            ..Case::default()
+        },
+        Case {
+            args: &[
+                "train",
+                "--steps",
+                "2",
+                "--out",
+                "t.tdm",
+                "--losses",
+                "c",
+                "--checkpoint",
+                "c",
+            ],
+            code: 1,
+            message: "--losses and --checkpoint are the same file (c)",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Make("c.ckpt", || checkpoint_bytes().to_vec())],
+            args: &[
+                "train", "--steps", "30", "--resume", "c.ckpt", "--out", "c.ckpt",
+            ],
+            code: 1,
+            message: "--out c.ckpt is the same file as --resume",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Dir("run"), Symlink("run/samples.csv", "model.tdm")],
+            args: &["demo", "--steps", "1", "-n", "5", "--out-dir", "run"],
+            code: 1,
+            message: "model.tdm and samples.csv are the same file",
+            ..Case::default()
+        },
+        // Outputs that are not regular files.
+        Case {
+            setup: &[Dir("folder")],
+            args: &["sample", "--model", "m.tdm", "-n", "2", "--out", "folder"],
+            code: 1,
+            message: "cannot write folder (--out): is a directory; only regular files are written",
+            ..Case::default()
+        },
+        Case {
+            args: &["sample", "--model", "m.tdm", "-n", "2", "--out", "/"],
+            code: 1,
+            message: "cannot write / (--out): names a folder",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Dir("folder")],
+            args: &["export", "--model", "m.tdm", "--out", "folder/"],
+            code: 1,
+            message: "names a folder (ends with /), not a file",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Fifo("pipe")],
+            args: &["sample", "--model", "m.tdm", "-n", "2", "--out", "pipe"],
+            code: 1,
+            message: "cannot write pipe (--out): is a FIFO (named pipe)",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Fifo("c.ckpt")],
+            args: &[
+                "train",
+                "--steps",
+                "2",
+                "--out",
+                "t.tdm",
+                "--checkpoint",
+                "c.ckpt",
+            ],
+            code: 1,
+            message: "cannot write c.ckpt (--checkpoint): is a FIFO",
+            ..Case::default()
+        },
+        Case {
+            setup: &[NullDevice("null")],
+            args: &["sample", "--model", "m.tdm", "-n", "2", "--out", "null"],
+            code: 1,
+            message: "cannot write null (--out): is a device; only regular files are written",
+            root: true,
+            ..Case::default()
+        },
+        Case {
+            setup: &[NullDevice("null"), Symlink("link", "null")],
+            args: &["plot", "forward", "-n", "5", "--out", "link"],
+            code: 1,
+            message: "cannot write link (--out): is a device",
+            root: true,
+            ..Case::default()
+        },
+        Case {
+            setup: &[Symlink("loop", "loop")],
+            args: &["export", "--model", "m.tdm", "--out", "loop"],
+            code: 1,
+            message: "cannot write loop (--out): has too many levels of symbolic links",
+            ..Case::default()
+        },
+        Case {
+            args: &[
+                "export",
+                "--model",
+                "m.tdm",
+                "--out",
+                "no/such/dir/m.safetensors",
+            ],
+            code: 1,
+            message: "cannot write no/such/dir/m.safetensors (--out): folder no/such/dir does not exist",
+            ..Case::default()
+        },
+        Case {
+            setup: &[File("run", b"not a folder")],
+            args: &["demo", "--steps", "1", "-n", "5", "--out-dir", "run"],
+            code: 1,
+            message: "--out-dir run is not a folder",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Dir("run/loss.png"), File("run/samples.csv", b"x,y\n1,2\n")],
+            args: &["demo", "--steps", "1", "-n", "5", "--out-dir", "run"],
+            code: 1,
+            message: "cannot write run/loss.png (loss.png): is a directory",
+            ..Case::default()
+        },
+        // Arguments that panicked.
+        Case {
+            args: &[
+                "sample", "--model", "m.tdm", "-n", U64_MAX, "--out", "s.csv",
+            ],
+            code: 1,
+            message: "18446744073709551615 samples need more bytes than any disk holds",
+            ..Case::default()
+        },
+        Case {
+            args: &["train", "--batch", U64_MAX, "--out", "t.tdm"],
+            code: 1,
+            message: "--batch 18446744073709551615 is too large: at most 65536",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Dir("run"), File("run/samples.csv", b"x,y\n1,2\n")],
+            args: &["demo", "--steps", "1", "-n", U64_MAX, "--out-dir", "run"],
+            code: 1,
+            message: "-n 18446744073709551615: at most 1000000 points",
+            ..Case::default()
+        },
+        Case {
+            args: &["plot", "forward", "-n", U64_MAX, "--out", "f.png"],
+            code: 1,
+            message: "at most 1000000 points",
+            ..Case::default()
+        },
+        Case {
+            args: &[
+                "plot", "reverse", "--model", "m.tdm", "-n", U64_MAX, "--out", "r.png",
+            ],
+            code: 1,
+            message: "at most 1000000 points",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Make("huge.tdm", huge_bias_model)],
+            args: &[
+                "plot", "reverse", "--model", "huge.tdm", "-n", "5", "--out", "r.png",
+            ],
+            code: 1,
+            message: "reverse process: point 0 of panel",
+            ..Case::default()
+        },
+        // Resources without bound.
+        Case {
+            args: &[
+                "sample",
+                "--model",
+                "m.tdm",
+                "-n",
+                "100000000000000000",
+                "--out",
+                "s.csv",
+            ],
+            code: 1,
+            message: "100000000000000000 samples need at least 400.0 PB",
+            ..Case::default()
+        },
+        Case {
+            args: &["train", "--batch", "1000000000", "--out", "t.tdm"],
+            code: 1,
+            message: "--batch 1000000000 is too large",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Make("big.ckpt", huge_batch_checkpoint)],
+            args: &[
+                "train", "--steps", "30", "--resume", "big.ckpt", "--out", "t.tdm",
+            ],
+            code: 1,
+            message: "the checkpoint's batch 1000000000 is too large",
+            ..Case::default()
+        },
+        Case {
+            args: &["inspect", "/dev/zero"],
+            code: 1,
+            message: "/dev/zero: not a tinyddpm model file (bad magic)",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Make("long.tdm", || {
+                let mut b = model_bytes().to_vec();
+                b.extend(std::iter::repeat_n(0u8, 3 << 20));
+                b
+            })],
+            args: &["sample", "--model", "long.tdm", "-n", "2", "--out", "s.csv"],
+            code: 1,
+            message: "long.tdm: longer than its header allows (",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Make("long.ckpt", || {
+                let mut b = checkpoint_bytes().to_vec();
+                b.extend(std::iter::repeat_n(0u8, 1 << 20));
+                b
+            })],
+            args: &[
+                "train",
+                "--steps",
+                "30",
+                "--resume",
+                "long.ckpt",
+                "--out",
+                "t.tdm",
+            ],
+            code: 1,
+            message: "long.ckpt: longer than a checkpoint can be",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Make("big.safetensors", || vec![0u8; 3 << 20])],
+            args: &["import", "--from", "big.safetensors", "--out", "b.tdm"],
+            code: 1,
+            message: "more than a state dict of any supported model",
+            ..Case::default()
+        },
+        Case {
+            args: &["eval", "--samples", "/dev/zero"],
+            code: 1,
+            message: "/dev/zero: line 1 is longer than 1048576 bytes",
+            ..Case::default()
+        },
+        // Samples that are not finite.
+        Case {
+            setup: &[Make("huge.tdm", huge_bias_model)],
+            args: &["sample", "--model", "huge.tdm", "-n", "3", "--out", "s.csv"],
+            code: 1,
+            message: "sample 0 is not finite (NaN, NaN); the model's output overflows",
+            ..Case::default()
+        },
+        Case {
+            setup: &[File("big.csv", b"x,y\n0,0\n3e38,-3e38\n")],
+            args: &[
+                "sample", "--model", "m.tdm", "--x-init", "big.csv", "--out", "s.csv",
+            ],
+            code: 1,
+            message: "sample 1 is not finite",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Make("betas.tdm", absurd_betas_model)],
+            args: &[
+                "sample",
+                "--model",
+                "betas.tdm",
+                "-n",
+                "2",
+                "--out",
+                "s.csv",
+            ],
+            code: 1,
+            message: "sample 0 is not finite",
+            ..Case::default()
+        },
+        // Messages that were unclear.
+        Case {
+            setup: &[Make("long.csv", || {
+                format!("x,y\n1,{}\n", "7a".repeat(500_000)).into_bytes()
+            })],
+            args: &["eval", "--samples", "long.csv"],
+            code: 1,
+            message: "long.csv: line 2, column 2: \"7a7a",
+            ..Case::default()
+        },
+        Case {
+            setup: &[File("latin.csv", b"x,y\n1,2\n\xe9t\xe9,3\n")],
+            args: &["eval", "--samples", "latin.csv"],
+            code: 1,
+            message: "latin.csv: line 3, column 1: \"\u{fffd}t\u{fffd}\" is not a number",
+            ..Case::default()
+        },
+        Case {
+            args: &[
+                "train",
+                "--steps",
+                "1000",
+                "--batch",
+                "8",
+                "--hidden",
+                "32",
+                "--checkpoint",
+                "c.ckpt",
+                "--checkpoint-every",
+                "10",
+                "--out",
+                "t.tdm",
+            ],
+            code: 1,
+            message: "cannot write the checkpoint c.ckpt at step 10; no model was written: \
+                      c.ckpt: File too large",
+            file_limit_blocks: Some(40),
+            ..Case::default()
+        },
+        Case {
+            args: &[
+                "train", "--steps", "30", "--resume", "m.tdm", "--out", "t.tdm",
+            ],
+            code: 1,
+            message: "cannot resume training: m.tdm: not a tinyddpm training checkpoint (bad magic)",
+            ..Case::default()
+        },
+        Case {
+            args: &["sample", "--model", "nope.tdm", "-n", "2", "--out", "s.csv"],
+            code: 1,
+            message: "cannot load the model: nope.tdm: No such file or directory",
+            ..Case::default()
+        },
+        // Unreadable inputs.
+        Case {
+            setup: &[Dir("folder")],
+            args: &["eval", "--samples", "folder"],
+            code: 1,
+            message: "folder: Is a directory",
+            ..Case::default()
+        },
+        Case {
+            args: &["import", "--from", "none.safetensors", "--out", "n.tdm"],
+            code: 1,
+            message: "cannot read none.safetensors: No such file or directory",
+            ..Case::default()
+        },
+        Case {
+            setup: &[File(
+                "init.csv",
+                b"x0,x1,extra\n0.5,-1.25,9\n2,0.125,9\n-0.75,0,9\n",
+            )],
+            args: &[
+                "sample", "--model", "m.tdm", "--x-init", "init.csv", "-n", "4", "--out", "t.csv",
+            ],
+            code: 1,
+            message: "-n 4 does not match --x-init, which has 3 rows",
+            ..Case::default()
+        },
+        // CSV files with text, NaN or ragged rows.
+        Case {
+            setup: &[File("bad.csv", b"x,y\n1,2\n3,abc\n")],
+            args: &["eval", "--samples", "bad.csv", "--json"],
+            code: 1,
+            message: "bad.csv: line 3, column 2: \"abc\" is not a number",
+            ..Case::default()
+        },
+        Case {
+            setup: &[File("bad.csv", b"x,y\n1,2\n3,abc\n")],
+            args: &[
+                "sample", "--model", "m.tdm", "--x-init", "bad.csv", "--out", "s.csv",
+            ],
+            code: 1,
+            message: "line 3, column 2",
+            ..Case::default()
+        },
+        Case {
+            setup: &[File("nan.csv", b"x,y\n1,2\nNaN,0.5\n")],
+            args: &[
+                "sample", "--model", "m.tdm", "--x-init", "nan.csv", "--out", "s.csv",
+            ],
+            code: 1,
+            message: "nan.csv: line 3, column 1: \"NaN\" is not a finite number",
+            ..Case::default()
+        },
+        Case {
+            setup: &[File("nan.csv", b"x,y\n1,2\nNaN,0.5\n")],
+            args: &["plot", "samples", "--samples", "nan.csv", "--out", "p.png"],
+            code: 1,
+            message: "not a finite number",
+            ..Case::default()
+        },
+        Case {
+            setup: &[File("one.csv", b"x\n1\n2\n")],
+            args: &["eval", "--samples", "one.csv"],
+            code: 1,
+            message: "one.csv: line 2: 1 column(s), expected at least 2",
+            ..Case::default()
+        },
+        Case {
+            setup: &[File("ragged.csv", b"1,2\n3,4,5\n")],
+            args: &[
+                "plot",
+                "compare",
+                "--samples",
+                "ragged.csv",
+                "--out",
+                "c.png",
+            ],
+            code: 1,
+            message: "ragged.csv: line 2: 3 column(s), expected 2",
+            ..Case::default()
+        },
+        // Options out of range.
+        Case {
+            args: &[
+                "sample",
+                "--model",
+                "m.tdm",
+                "-n",
+                "2",
+                "--sampler",
+                "euler",
+                "--out",
+                "s.csv",
+            ],
+            code: 2,
+            message: "invalid value 'euler' for '--sampler <SAMPLER>'",
+            ..Case::default()
+        },
+        Case {
+            args: &[
+                "sample",
+                "--model",
+                "m.tdm",
+                "-n",
+                "2",
+                "--sampler",
+                "ddpm",
+                "--steps",
+                "5",
+                "--out",
+                "s.csv",
+            ],
+            code: 1,
+            message: "apply to --sampler ddim only",
+            ..Case::default()
+        },
+        Case {
+            args: &[
+                "sample",
+                "--model",
+                "m.tdm",
+                "-n",
+                "2",
+                "--sampler",
+                "ddim",
+                "--steps",
+                "0",
+                "--out",
+                "s.csv",
+            ],
+            code: 1,
+            message: "DDIM steps must be between 1 and 1000, got 0",
+            ..Case::default()
+        },
+        Case {
+            args: &["train", "--steps", "0", "--out", "t.tdm"],
+            code: 2,
+            message: "invalid value '0' for '--steps <STEPS>'",
+            ..Case::default()
+        },
+        Case {
+            args: &["sample", "--model", "m.tdm", "-n", "0", "--out", "s.csv"],
+            code: 2,
+            message: "invalid value '0' for '--count <COUNT>'",
+            ..Case::default()
+        },
+        Case {
+            args: &["train", "--lr", "-1", "--steps", "5", "--out", "neg.tdm"],
+            code: 1,
+            message: "learning rate must be positive",
+            ..Case::default()
+        },
+        // Model files of another version, corrupt, short or foreign.
+        Case {
+            setup: &[Make("v2.tdm", || {
+                let mut b = model_bytes().to_vec();
+                b[8..10].copy_from_slice(&2u16.to_le_bytes());
+                b
+            })],
+            args: &["sample", "--model", "v2.tdm", "-n", "2", "--out", "s.csv"],
+            code: 1,
+            message: "model file format version 2, this build reads version 1",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Make("flip.tdm", flipped_model)],
+            args: &["export", "--model", "flip.tdm", "--out", "f.safetensors"],
+            code: 1,
+            message: "model file corrupt: CRC-32",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Make("flip.tdm", flipped_model)],
+            args: &["inspect", "flip.tdm"],
+            code: 1,
+            message: "CRC-32",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Make("short.tdm", || model_bytes()[..100].to_vec())],
+            args: &[
+                "sample",
+                "--model",
+                "short.tdm",
+                "-n",
+                "2",
+                "--out",
+                "s.csv",
+            ],
+            code: 1,
+            message: "short.tdm",
+            ..Case::default()
+        },
+        Case {
+            setup: &[File("text.tdm", b"hello, world\n")],
+            args: &["plot", "reverse", "--model", "text.tdm", "--out", "r.png"],
+            code: 1,
+            message: "not a tinyddpm model file",
+            ..Case::default()
+        },
+        // State dicts of another architecture.
+        Case {
+            setup: &[Make("missing.safetensors", || {
+                state_dict("output_layer.bias", None)
+            })],
+            args: &["import", "--from", "missing.safetensors", "--out", "n.tdm"],
+            code: 1,
+            message: "missing tensor `output_layer.bias`",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Make("shape.safetensors", || {
+                state_dict("", Some(("hidden_layers.1.0.weight", vec![64, 256])))
+            })],
+            args: &["import", "--from", "shape.safetensors", "--out", "n.tdm"],
+            code: 1,
+            message: "tensor `hidden_layers.1.0.weight` has shape [64, 256], expected [128, 128]",
+            ..Case::default()
+        },
+        Case {
+            setup: &[File("junk.safetensors", b"not safetensors at all")],
+            args: &["import", "--from", "junk.safetensors", "--out", "n.tdm"],
+            code: 1,
+            message: "not a safetensors file",
+            ..Case::default()
+        },
+        // Training that diverges keeps its last checkpoint and writes no model or log.
+        Case {
+            args: &[
+                "train",
+                "--lr",
+                "1e30",
+                "--steps",
+                "50",
+                "--batch",
+                "8",
+                "--checkpoint",
+                "c.ckpt",
+                "--checkpoint-every",
+                "1",
+                "--out",
+                "nan.tdm",
+            ],
+            code: 1,
+            message: "; no model was written; the last checkpoint c.ckpt (step",
+            created: &["c.ckpt"],
+            ..Case::default()
+        },
+    ]
+}
+
+/// `m.tdm` with one bit flipped in its weights.
+fn flipped_model() -> Vec<u8> {
+    let mut b = model_bytes().to_vec();
+    b[1000] ^= 0x10;
+    b
+}
+
+#[test]
+fn every_bad_input_is_one_line_and_loses_nothing() {
+    for case in failure_cases() {
+        run_case(&case);
+    }
+}
+
+#[test]
+fn an_output_symlink_is_written_through_to_its_target() {
+    let dir = with_model();
+    let d = dir.path();
+    std::fs::create_dir(d.join("real")).unwrap();
+    std::os::unix::fs::symlink("real/s.csv", d.join("link.csv")).unwrap();
+    let args = ["--sampler", "ddim", "--steps", "2", "--out", "link.csv"];
+    ok(
         d,
-        &["import", "--from", "shape.safetensors", "--out", "m.tdm"],
-        1,
-        "tensor `hidden_layers.1.0.weight` has shape [64, 256], expected [128, 128]",
-        "m.tdm",
+        &[&["sample", "--model", "m.tdm", "-n", "3"][..], &args].concat(),
     );
-    std::fs::write(d.join("junk.safetensors"), b"not safetensors at all").unwrap();
-    fails(
+    assert!(
+        std::fs::symlink_metadata(d.join("link.csv"))
+            .unwrap()
+            .is_symlink()
+    );
+    assert_eq!(csv::read_points(&d.join("real/s.csv")).unwrap().len(), 3);
+    ok(
         d,
-        &["import", "--from", "junk.safetensors", "--out", "m.tdm"],
+        &[&["sample", "--model", "m.tdm", "-n", "4"][..], &args].concat(),
+    );
+    assert!(
+        std::fs::symlink_metadata(d.join("link.csv"))
+            .unwrap()
+            .is_symlink()
+    );
+    assert_eq!(csv::read_points(&d.join("real/s.csv")).unwrap().len(), 4);
+}
+
+#[test]
+fn a_write_removes_the_temporaries_killed_writers_of_its_target_left() {
+    let dir = with_model();
+    let d = dir.path();
+    // Left by a kill -9 of earlier versions (NAME.PID.tmp) and of this one
+    // (NAME.PID.XXXXXX.tmp); a pid above Linux's maximum (2^22) is no running process.
+    let stale = [
+        "e.safetensors.99999999.tmp",
+        "e.safetensors.99999999.aB3dE6.tmp",
+    ];
+    let kept = ["other.safetensors.99999999.tmp", "e.safetensors.mine.tmp"];
+    for name in stale.iter().chain(&kept) {
+        std::fs::write(d.join(name), vec![0u8; 1000]).unwrap();
+    }
+    ok(d, &["export", "--model", "m.tdm", "--out", "e.safetensors"]);
+    for name in stale {
+        assert!(!d.join(name).exists(), "{name} is still there");
+    }
+    for name in kept {
+        assert!(d.join(name).exists(), "{name} was removed");
+    }
+}
+
+#[test]
+fn sample_streams_chunks_with_the_librarys_bits() {
+    let dir = with_model();
+    let d = dir.path();
+    let (model, _) = modelfile::load::<128, 3>(&d.join("m.tdm")).unwrap();
+    let sampler = Sampler::Ddim {
+        steps: 3,
+        eta: 0.5,
+        spacing: Spacing::Trailing,
+        clip: false,
+    };
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tinyddpm"))
+            .args([
+                "sample",
+                "--model",
+                "m.tdm",
+                "--sampler",
+                "ddim",
+                "--steps",
+                "3",
+            ])
+            .args(["--eta", "0.5", "--seed", "9", "--out", "s.csv"])
+            .args(extra)
+            .env("TINYDDPM_SAMPLE_CHUNK", "7")
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        csv::read_points(&d.join("s.csv")).unwrap()
+    };
+    // 50 samples in chunks of 7: the last one short, every chunk starting at its index.
+    let got = run(&["-n", "50"]);
+    let want = batch::sample(
+        &Request {
+            model: &*model,
+            schedule: &schedule(),
+            sampler: &sampler,
+            init: Init::Noise,
+            seed: 9,
+            first: 0,
+            count: 50,
+        },
         1,
-        "not a safetensors file",
-        "m.tdm",
+        &|_| {},
+    );
+    assert_eq!(bits(&got), bits(&want));
+    let starts: Vec<[f32; 2]> = (0..20).map(|i| [i as f32 / 10.0, -1.0]).collect();
+    csv::write_points(&d.join("init.csv"), &starts).unwrap();
+    let got = run(&["--x-init", "init.csv"]);
+    let given = Init::Given(&starts);
+    let want = batch::sample(
+        &Request {
+            model: &*model,
+            schedule: &schedule(),
+            sampler: &sampler,
+            init: given,
+            seed: 9,
+            first: 0,
+            count: 20,
+        },
+        1,
+        &|_| {},
+    );
+    assert_eq!(bits(&got), bits(&want));
+}
+
+#[test]
+fn more_threads_than_cores_are_capped_with_a_note() {
+    let dir = with_model();
+    let args = [
+        "-n",
+        "3",
+        "--sampler",
+        "ddim",
+        "--steps",
+        "2",
+        "--out",
+        "s.csv",
+    ];
+    let out = tinyddpm(
+        dir.path(),
+        &[
+            &["sample", "--model", "m.tdm", "--threads", "100000"][..],
+            &args,
+        ]
+        .concat(),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let note = text(&out.stderr);
+    assert!(
+        note.contains("note: --threads 100000 is more than the"),
+        "{note}"
     );
 }
 
 #[test]
-fn diverging_training_keeps_the_last_checkpoint_and_writes_no_model() {
+fn models_that_overflow_import_and_inspect_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    fails(
-        d,
-        &[
-            "train",
-            "--lr",
-            "1e30",
-            "--steps",
-            "50",
-            "--batch",
-            "8",
-            "--checkpoint",
-            "c.ckpt",
-            "--checkpoint-every",
-            "1",
-            "--out",
-            "nan.tdm",
-        ],
-        1,
-        "; no model was written; the last checkpoint c.ckpt (step",
-        "nan.tdm",
+    let mut huge = Box::new(SeedModel::ZERO);
+    tinyddpm_core::file::decode_into(&huge_bias_model(), &mut huge).unwrap();
+    std::fs::write(d.join("huge.safetensors"), convert::export(&huge).unwrap()).unwrap();
+    for args in [
+        &["import", "--from", "huge.safetensors", "--out", "h.tdm"][..],
+        &["inspect", "h.tdm"],
+    ] {
+        let out = tinyddpm(d, args);
+        let stderr = text(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.starts_with("warning: ") && stderr.contains("output is not finite"),
+            "{stderr}"
+        );
+    }
+    std::fs::write(d.join("nan.tdm"), nan_weight_model()).unwrap();
+    let out = tinyddpm(d, &["inspect", "nan.tdm"]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        stdout.contains("CRC-32 ok; 1 weight is not finite (the first is number 116481)"),
+        "{stdout}"
     );
-    assert!(d.join("c.ckpt").exists());
-    assert!(!d.join("nan.losses.csv").exists());
-    fails(
-        d,
-        &["train", "--lr", "-1", "--steps", "5", "--out", "neg.tdm"],
-        1,
-        "learning rate must be positive",
-        "neg.tdm",
+    assert!(text(&out.stderr).contains("warning: nan.tdm has weights that are not finite"));
+}
+
+#[test]
+fn inspect_shows_what_a_checkpoint_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let args = [
+        "--steps", "20", "--batch", "8", "--hidden", "32", "--lr", "0.002",
+    ];
+    let more = [
+        "--seed",
+        "7",
+        "--ema",
+        "0.9",
+        "--checkpoint",
+        "c.ckpt",
+        "--out",
+        "t.tdm",
+    ];
+    ok(d, &[&["train"][..], &args, &more].concat());
+    let shown = ok(d, &["inspect", "c.ckpt"]);
+    for line in [
+        "tinyddpm training checkpoint, version 1, CRC-32 ok\n",
+        "H = 32, B = 2 residual blocks",
+        "step             20 (the run was started for 20 steps)",
+        "batch            8\n",
+        "learning rate    0.002\n",
+        "seed             7\n",
+        "EMA              decay 0.9\n",
+    ] {
+        assert!(shown.contains(line), "{shown} lacks {line:?}");
+    }
+}
+
+/// Waits (polling) until `done` holds; a run that never gets there is a failure, not a hang.
+fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let begin = Instant::now();
+    while !done() {
+        assert!(
+            begin.elapsed() < Duration::from_secs(600),
+            "{what} never happened"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn interrupt(child: &std::process::Child) {
+    // The shell's own kill: no procps needed.
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("kill -INT {}", child.id()))
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn ctrl_c_stops_training_and_says_how_to_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let common = ["--batch", "8", "--hidden", "32", "--checkpoint", "c.ckpt"];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tinyddpm"))
+        .args(["train", "--steps", "1000000000", "--checkpoint-every", "5"])
+        .args(common)
+        .args(["--out", "t.tdm"])
+        .current_dir(d)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("a checkpoint", || d.join("c.ckpt").exists());
+    interrupt(&child);
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    let line = stderr.trim_end();
+    assert_eq!(line.lines().count(), 1, "{stderr}");
+    assert!(line.starts_with("error: interrupted at step "), "{line}");
+    assert!(line.contains("; no model was written; the last checkpoint is c.ckpt at step "));
+    assert!(
+        line.ends_with(": continue with `--resume c.ckpt`"),
+        "{line}"
     );
+    let names: Vec<String> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["c.ckpt"], "only the checkpoint is written");
+    // The checkpoint is at the step the line says, and resumes (into itself) bit for bit.
+    let at: u64 = line
+        .split(" at step ")
+        .nth(2)
+        .unwrap()
+        .split(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(at % 5, 0);
+    let steps = (at + 3).to_string();
+    let resume = [
+        "--resume",
+        "c.ckpt",
+        "--checkpoint",
+        "c.ckpt",
+        "--steps",
+        &steps,
+    ];
+    ok(
+        d,
+        &[&["train"][..], &resume, &["--out", "resumed.tdm"]].concat(),
+    );
+    let straight = [
+        "--steps",
+        &steps,
+        "--batch",
+        "8",
+        "--hidden",
+        "32",
+        "--out",
+        "straight.tdm",
+    ];
+    ok(d, &[&["train"][..], &straight].concat());
+    assert!(
+        std::fs::read(d.join("resumed.tdm")).unwrap()
+            == std::fs::read(d.join("straight.tdm")).unwrap()
+    );
+}
+
+#[test]
+fn ctrl_c_stops_sampling_and_leaves_no_file() {
+    let dir = with_model();
+    let d = dir.path();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tinyddpm"))
+        .args([
+            "sample",
+            "--model",
+            "m.tdm",
+            "-n",
+            "100000000",
+            "--sampler",
+            "ddim",
+        ])
+        .args(["--steps", "1", "--out", "s.csv"])
+        .env("TINYDDPM_SAMPLE_CHUNK", "1000")
+        .current_dir(d)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A temporary file with a chunk in it: sampling has begun and Ctrl-C is watched.
+    let temp_size = || {
+        std::fs::read_dir(d)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .map(|e| e.metadata().map_or(0, |m| m.len()))
+            .max()
+            .unwrap_or(0)
+    };
+    wait_for("a chunk of samples", || temp_size() > 10_000);
+    interrupt(&child);
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.starts_with("error: interrupted after "), "{stderr}");
+    assert!(
+        stderr
+            .trim_end()
+            .ends_with(" of 100000000 samples; no samples were written")
+    );
+    let names: Vec<String> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["m.tdm"]);
 }
 
 #[test]
@@ -756,15 +1764,14 @@ fn unavailable_gpu_is_one_line_and_auto_falls_back() {
         eprintln!("skipped: a GPU is usable here");
         return;
     }
-    fails(
-        d,
-        &[
+    run_case(&Case {
+        args: &[
             "train", "--steps", "2", "--batch", "4", "--device", "cuda", "--out", "t.tdm",
         ],
-        1,
-        "--device cuda: no usable GPU",
-        "t.tdm",
-    );
+        code: 1,
+        message: "--device cuda: no usable GPU",
+        ..Case::default()
+    });
     let out = tinyddpm(
         d,
         &[

@@ -336,3 +336,46 @@ fn progress_counts_every_sample_once() {
         .is_empty()
     );
 }
+
+/// The figure runner's frames: the state before step k of each sample is the core's chain
+/// stopped after k steps; frame 0 is x_T and the last frame the core's `sample`. Counts that
+/// leave a partly filled lane group, and an offset first index.
+#[test]
+fn frames_are_the_cores_chain_stopped_at_each_kept_step() {
+    let model = pytorch_init::<19, 2>(5);
+    let schedule = Schedule::<1000>::new(ScheduleKind::SEED).expect("schedule");
+    let sampler = Sampler::Ddim {
+        steps: 20,
+        eta: 0.5,
+        spacing: Spacing::Trailing,
+        clip: false,
+    };
+    let request = Request {
+        model: &*model,
+        schedule: &schedule,
+        sampler: &sampler,
+        init: Init::Noise,
+        seed: 9,
+        first: 3,
+        count: 21,
+    };
+    let keep = [0, 7, 7, 20];
+    let frames = batch::frames(&request, &keep);
+    assert_eq!(frames.len(), keep.len());
+    for (frame, &k) in frames.iter().zip(&keep) {
+        for i in [0usize, 15, 16, 20] {
+            let index = request.first + i as u64;
+            let mut noise = [tinyddpm_core::NoiseStream::new(9, index)];
+            let x_t = noise[0].gaussian_pair();
+            let steps = sampler.steps(&schedule).take(k);
+            let want = tinyddpm_core::chain(&*model, steps, x_t, &mut noise, |_, _| ());
+            assert_eq!(
+                frame[i].map(f32::to_bits),
+                want.map(f32::to_bits),
+                "k={k} i={i}"
+            );
+        }
+    }
+    let last = sample(&*model, &schedule, &sampler, 9, 3 + 20);
+    assert_eq!(frames[3][20].map(f32::to_bits), last.map(f32::to_bits));
+}

@@ -3,13 +3,26 @@
 //! Reading is strict because these files feed numbers into a model or a metric: every field
 //! used must parse as a finite `f32` (a text field or a NaN is an error naming its line and
 //! column), every row must have the same number of columns, at least the ones asked for.
-//! One header line is allowed: a first line none of whose fields is a number.
+//! One header line is allowed: a first line none of whose fields is a number. Blank lines
+//! are skipped. The `csv` crate splits the records (quotes, CRLF, bytes that are not UTF-8,
+//! line numbers); the column count is checked here rather than by its `flexible(false)`,
+//! because the header line does not count toward the width and a blank line of spaces is
+//! not a one-column row. A line longer than [`MAX_LINE`] is an error: a file without line
+//! breaks (`/dev/zero`) must not be read into one ever-growing record.
 //!
 //! Writing uses Rust's shortest round-trip float form (`{}` of `f32`), so a value parses back
-//! to the exact same bits, and goes through [`crate::atomic`]: a reader never sees half a file.
+//! to the exact same bits (the `csv` crate's writer formats floats another way), and goes
+//! through [`crate::atomic`]: a reader never sees half a file.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::Path;
+
+use crate::atomic::AtomicFile;
+
+/// The longest line read, in bytes: far above any row of numbers.
+pub const MAX_LINE: usize = 1 << 20;
+/// Characters of a bad field quoted in an error message.
+const QUOTE_CHARS: usize = 80;
 
 /// Why a CSV file could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +44,7 @@ pub enum CsvError {
         line: usize,
         /// 1-based column number.
         column: usize,
-        /// The field as written.
+        /// The field as written (its first 80 characters when longer).
         text: String,
     },
     /// A field is NaN or infinite.
@@ -43,7 +56,7 @@ pub enum CsvError {
         line: usize,
         /// 1-based column number.
         column: usize,
-        /// The field as written.
+        /// The field as written (its first 80 characters when longer).
         text: String,
     },
     /// A row has too few columns, or another count than the rows before it.
@@ -58,6 +71,14 @@ pub enum CsvError {
         /// Columns wanted (the first row's count, or the minimum needed).
         expected: String,
     },
+    /// A line is longer than [`MAX_LINE`] bytes.
+    #[error("{path}: line {line} is longer than {} bytes", MAX_LINE)]
+    LineTooLong {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+    },
     /// No data rows at all.
     #[error("{path}: no data rows")]
     Empty {
@@ -69,34 +90,79 @@ pub enum CsvError {
 /// Reads the first `N` columns of every row as `f32` (see the module docs for the rules).
 pub fn read_rows<const N: usize>(path: &Path) -> Result<Vec<[f32; N]>, CsvError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| CsvError::Io {
+    let file = std::fs::File::open(path).map_err(|source| CsvError::Io {
         path: name.clone(),
         source,
     })?;
-    parse_rows(&name, &text)
+    parse_reader(&name, file)
 }
 
 /// [`read_rows`] on text already in memory; `name` is used in messages.
 pub fn parse_rows<const N: usize>(name: &str, text: &str) -> Result<Vec<[f32; N]>, CsvError> {
+    parse_reader(name, text.as_bytes())
+}
+
+/// A field as a message quotes it: at most [`QUOTE_CHARS`] characters, bytes that are not
+/// UTF-8 replaced, and the full length said when cut.
+fn quote(field: &[u8]) -> String {
+    let text = String::from_utf8_lossy(field);
+    match text.char_indices().nth(QUOTE_CHARS) {
+        Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], field.len()),
+        None => text.into_owned(),
+    }
+}
+
+/// [`read_rows`] on any reader; `name` is used in messages.
+pub fn parse_reader<const N: usize>(
+    name: &str,
+    reader: impl Read,
+) -> Result<Vec<[f32; N]>, CsvError> {
+    let path = || name.to_string();
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(::csv::Trim::All)
+        .from_reader(LineCap::new(reader));
+    let mut record = ::csv::ByteRecord::new();
     let mut rows = Vec::new();
     let mut width = None;
     let mut first = true;
-    for (i, line) in text.lines().enumerate() {
-        let line_no = i + 1;
-        if line.trim().is_empty() {
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                let line = reader.get_ref().lines + 1;
+                return Err(match e.into_kind() {
+                    ::csv::ErrorKind::Io(e) if e.kind() == io::ErrorKind::FileTooLarge => {
+                        CsvError::LineTooLong { path: path(), line }
+                    }
+                    ::csv::ErrorKind::Io(source) => CsvError::Io {
+                        path: path(),
+                        source,
+                    },
+                    other => CsvError::Io {
+                        path: path(),
+                        source: io::Error::other(format!("{other:?}")),
+                    },
+                });
+            }
+        }
+        let line_no = record.position().map_or(0, |p| p.line() as usize);
+        if record.len() == 1 && record[0].is_empty() {
             continue;
         }
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        if std::mem::take(&mut first) && fields.iter().all(|f| f.parse::<f32>().is_err()) {
+        let number = |field: &[u8]| std::str::from_utf8(field).ok()?.parse::<f32>().ok();
+        if std::mem::take(&mut first) && record.iter().all(|f| number(f).is_none()) {
             continue;
         }
-        let expected = *width.get_or_insert(fields.len());
-        if fields.len() != expected || fields.len() < N {
+        let expected = *width.get_or_insert(record.len());
+        if record.len() != expected || record.len() < N {
             return Err(CsvError::Columns {
-                path: name.to_string(),
+                path: path(),
                 line: line_no,
-                found: fields.len(),
-                expected: if fields.len() < N {
+                found: record.len(),
+                expected: if record.len() < N {
                     format!("at least {N}")
                 } else {
                     expected.to_string()
@@ -104,39 +170,67 @@ pub fn parse_rows<const N: usize>(name: &str, text: &str) -> Result<Vec<[f32; N]
             });
         }
         let mut row = [0.0f32; N];
-        for (column, (value, text)) in row.iter_mut().zip(&fields).enumerate() {
-            let bad = |nonfinite: bool| {
-                let (path, line, column, text) =
-                    (name.to_string(), line_no, column + 1, text.to_string());
-                if nonfinite {
-                    CsvError::NonFinite {
-                        path,
-                        line,
-                        column,
-                        text,
-                    }
-                } else {
-                    CsvError::NotANumber {
-                        path,
-                        line,
-                        column,
-                        text,
-                    }
-                }
-            };
-            *value = text.parse::<f32>().map_err(|_| bad(false))?;
+        for (column, (value, field)) in row.iter_mut().zip(&record).enumerate() {
+            let (line, column, text) = (line_no, column + 1, quote(field));
+            *value = number(field).ok_or_else(|| CsvError::NotANumber {
+                path: path(),
+                line,
+                column,
+                text: text.clone(),
+            })?;
             if !value.is_finite() {
-                return Err(bad(true));
+                return Err(CsvError::NonFinite {
+                    path: path(),
+                    line,
+                    column,
+                    text,
+                });
             }
         }
         rows.push(row);
     }
     if rows.is_empty() {
-        return Err(CsvError::Empty {
-            path: name.to_string(),
-        });
+        return Err(CsvError::Empty { path: path() });
     }
     Ok(rows)
+}
+
+/// A reader that fails (`FileTooLarge`) once a line exceeds [`MAX_LINE`] bytes, and counts
+/// the line breaks it has passed on.
+struct LineCap<R> {
+    inner: R,
+    /// Line breaks read so far.
+    lines: usize,
+    /// Bytes since the last line break.
+    current: usize,
+}
+
+impl<R> LineCap<R> {
+    fn new(inner: R) -> Self {
+        Self {
+            inner,
+            lines: 0,
+            current: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for LineCap<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        for &byte in &buf[..n] {
+            if byte == b'\n' {
+                self.lines += 1;
+                self.current = 0;
+            } else {
+                self.current += 1;
+                if self.current > MAX_LINE {
+                    return Err(io::ErrorKind::FileTooLarge.into());
+                }
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// Reads 2-D points: the first two columns of every row.
@@ -154,7 +248,7 @@ pub fn read_losses(path: &Path) -> Result<Vec<(u64, f32)>, CsvError> {
 
 fn write_atomic(
     path: &Path,
-    fill: impl FnOnce(&mut io::BufWriter<std::fs::File>) -> io::Result<()>,
+    fill: impl FnOnce(&mut AtomicFile) -> io::Result<()>,
 ) -> Result<(), CsvError> {
     crate::atomic::write_with(path, fill).map_err(|source| CsvError::Io {
         path: path.display().to_string(),
@@ -162,21 +256,41 @@ fn write_atomic(
     })
 }
 
+/// Writes the header line of a points file (`x,y`).
+pub fn write_points_header(w: &mut impl Write) -> io::Result<()> {
+    writeln!(w, "x,y")
+}
+
+/// Writes points as rows of a points file, in the shortest form that reads back exactly.
+pub fn write_point_rows(w: &mut impl Write, points: &[[f32; 2]]) -> io::Result<()> {
+    points.iter().try_for_each(|[x, y]| writeln!(w, "{x},{y}"))
+}
+
 /// Writes points with the header `x,y`, one row per point, atomically.
 pub fn write_points(path: &Path, points: &[[f32; 2]]) -> Result<(), CsvError> {
     write_atomic(path, |w| {
-        writeln!(w, "x,y")?;
-        points.iter().try_for_each(|[x, y]| writeln!(w, "{x},{y}"))
+        write_points_header(w)?;
+        write_point_rows(w, points)
     })
+}
+
+/// Writes the header line of a loss log (`step,loss`).
+pub fn write_losses_header(w: &mut impl Write) -> io::Result<()> {
+    writeln!(w, "step,loss")
+}
+
+/// Writes one row of a loss log.
+pub fn write_loss_row(w: &mut impl Write, step: u64, loss: f32) -> io::Result<()> {
+    writeln!(w, "{step},{loss}")
 }
 
 /// Writes a loss log with the header `step,loss`, atomically.
 pub fn write_losses(path: &Path, losses: &[(u64, f32)]) -> Result<(), CsvError> {
     write_atomic(path, |w| {
-        writeln!(w, "step,loss")?;
+        write_losses_header(w)?;
         losses
             .iter()
-            .try_for_each(|(step, loss)| writeln!(w, "{step},{loss}"))
+            .try_for_each(|&(step, loss)| write_loss_row(w, step, loss))
     })
 }
 
@@ -234,5 +348,36 @@ mod tests {
         );
         let e = parse_rows::<2>("f.csv", "x,y\n").unwrap_err();
         assert_eq!(e.to_string(), "f.csv: no data rows");
+    }
+
+    #[test]
+    fn long_fields_are_quoted_short_and_bytes_that_are_not_utf8_get_a_line() {
+        let long = format!("x,y\n1,{}\n", "7a".repeat(500_000));
+        let e = parse_rows::<2>("f.csv", &long).unwrap_err().to_string();
+        assert!(e.starts_with("f.csv: line 2, column 2: \"7a7a"), "{e}");
+        assert!(e.ends_with("… (1000000 bytes)\" is not a number"), "{e}");
+        assert!(e.len() < 160, "{e}");
+        let e = parse_reader::<2>("f.csv", &b"x,y\n1,2\n\xff\xfe,3\n"[..]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "f.csv: line 3, column 1: \"\u{fffd}\u{fffd}\" is not a number"
+        );
+    }
+
+    #[test]
+    fn a_line_without_end_is_an_error_not_a_growing_record() {
+        let endless = io::repeat(0).take(10 * MAX_LINE as u64);
+        let head = &b"x,y\n1,2\n"[..];
+        let e = parse_reader::<2>("zero", head.chain(endless)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("zero: line 3 is longer than {MAX_LINE} bytes")
+        );
+    }
+
+    #[test]
+    fn quotes_crlf_and_blank_lines_are_read() {
+        let rows = parse_rows::<2>("a", "\"x\",\"y\"\r\n\"1\", 2 \r\n   \r\n3,4").unwrap();
+        assert_eq!(rows, vec![[1.0, 2.0], [3.0, 4.0]]);
     }
 }

@@ -1,8 +1,8 @@
 //! `tinyddpm`: train, sample, evaluate, plot, import and export the Swiss-roll diffusion model.
 //!
 //! This file holds the command line (clap) and the error edge: every failure becomes one line
-//! on stderr and a non-zero exit status (2 for a usage error, 1 otherwise). The commands
-//! themselves live in `cli/`, one module each, on top of the `tinyddpm` library.
+//! on stderr and a non-zero exit status (2 for a usage error, 130 after Ctrl-C, 1 otherwise).
+//! The commands themselves live in `cli/`, one module each, on top of the `tinyddpm` library.
 
 mod cli;
 
@@ -57,6 +57,28 @@ fn one_line(err: &clap::Error) -> String {
     lines.join(" ")
 }
 
+/// An error and its causes as one line. A typed error often names its cause in its own
+/// message ("m.tdm: not a tinyddpm model file") and returns it as its source too: a cause
+/// already in the line is not repeated. Line breaks inside a message become spaces.
+fn error_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause
+            .to_string()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 fn main() -> ExitCode {
     // A bug must still end in one line, not a backtrace.
     std::panic::set_hook(Box::new(|info| {
@@ -101,8 +123,11 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            eprintln!("error: {}", error_line(&err));
+            match err.downcast_ref::<cli::interrupt::Interrupted>() {
+                Some(_) => ExitCode::from(cli::interrupt::EXIT_CODE),
+                None => ExitCode::FAILURE,
+            }
         }
     }
 }

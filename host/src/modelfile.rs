@@ -1,10 +1,25 @@
 //! Model files on disk: the core's format ([`tinyddpm_core::file`]) read into a boxed model
 //! and written atomically.
+//!
+//! A file is read no further than its header allows ([`read_bytes`]): the preamble and the
+//! header come first, the core's [`file::encoded_len`] of that header bounds the rest, and
+//! a longer file (a model with junk appended, `/dev/zero`, a 2 GB video) is refused after
+//! reading that much, not read whole. The core's decoder then checks every byte.
 
+use std::io::Read;
 use std::path::Path;
 
-use tinyddpm_core::Model;
 use tinyddpm_core::file::{self, FileError, Header};
+use tinyddpm_core::{Model, Schedule};
+
+use crate::batch::{self, Init, Request};
+
+/// The most bytes read from any file given as a model file, whatever its header says (the
+/// seed model's file is 466 KB; this allows shapes up to millions of parameters).
+pub const MAX_FILE_BYTES: u64 = 64 << 20;
+/// The core format's preamble: magic (8 bytes), version (u16 LE), header length (u16 LE),
+/// as laid out in [`tinyddpm_core::file`].
+const PREAMBLE: usize = 12;
 
 /// Why a model file could not be loaded or saved.
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +31,20 @@ pub enum ModelFileError {
         path: String,
         /// The OS error.
         source: std::io::Error,
+    },
+    /// The file is longer than its header allows.
+    #[error("{path}: longer than its header allows ({max} bytes at most)")]
+    TooLong {
+        /// The file.
+        path: String,
+        /// The most bytes a file with this header can have.
+        max: u64,
+    },
+    /// The file is larger than any model file read.
+    #[error("{path}: larger than {} MiB, the most read from a model file", MAX_FILE_BYTES >> 20)]
+    TooLarge {
+        /// The file.
+        path: String,
     },
     /// The bytes are not a valid model of the expected shape.
     #[error("{path}: {source}")]
@@ -32,14 +61,53 @@ pub fn boxed_zero<const H: usize, const B: usize>() -> Box<Model<H, B>> {
     Box::new(Model::ZERO)
 }
 
+/// Reads a model file's bytes, no more than its header allows: the preamble and header
+/// first, then at most the length the core's [`file::encoded_len`] gives for that header
+/// (plus the header's own length, an upper bound on its padding), and never more than
+/// [`MAX_FILE_BYTES`]. Whatever was read is left to the core's decoder to judge.
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>, ModelFileError> {
+    let name = || path.display().to_string();
+    let io = |source| ModelFileError::Io {
+        path: name(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let mut bytes = Vec::new();
+    let mut read_to = |bytes: &mut Vec<u8>, len: u64| {
+        let more = len.saturating_sub(bytes.len() as u64);
+        (&mut file).take(more).read_to_end(bytes).map_err(io)
+    };
+    read_to(&mut bytes, PREAMBLE as u64)?;
+    if bytes.len() < PREAMBLE
+        || bytes[..8] != file::MAGIC
+        || bytes[8..10] != file::VERSION.to_le_bytes()
+    {
+        return Ok(bytes);
+    }
+    let header_len = u16::from_le_bytes([bytes[10], bytes[11]]) as u64;
+    read_to(&mut bytes, PREAMBLE as u64 + header_len)?;
+    let header = bytes
+        .get(PREAMBLE..)
+        .and_then(|b| postcard::take_from_bytes::<Header>(b).ok());
+    let max = header
+        .and_then(|(h, _)| file::encoded_len(&h).ok())
+        .map(|len| (len as u64 + header_len).min(MAX_FILE_BYTES));
+    let limit = max.unwrap_or(MAX_FILE_BYTES);
+    read_to(&mut bytes, limit + 1)?;
+    if bytes.len() as u64 > limit {
+        return Err(match max {
+            Some(max) if max < MAX_FILE_BYTES => ModelFileError::TooLong { path: name(), max },
+            _ => ModelFileError::TooLarge { path: name() },
+        });
+    }
+    Ok(bytes)
+}
+
 /// Reads a model file of shape `H`, `B`.
 pub fn load<const H: usize, const B: usize>(
     path: &Path,
 ) -> Result<(Box<Model<H, B>>, Header), ModelFileError> {
-    let bytes = std::fs::read(path).map_err(|source| ModelFileError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let bytes = read_bytes(path)?;
     let mut model = boxed_zero::<H, B>();
     let header =
         file::decode_into(&bytes, &mut model).map_err(|source| ModelFileError::Format {
@@ -49,18 +117,57 @@ pub fn load<const H: usize, const B: usize>(
     Ok((model, header))
 }
 
-/// Reads only a model file's header (any shape).
+/// Reads only a model file's header (any shape), after the core has checked the whole file.
 pub fn read_header(path: &Path) -> Result<Header, ModelFileError> {
-    let bytes = std::fs::read(path).map_err(|source| ModelFileError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let bytes = read_bytes(path)?;
     file::read_header(&bytes)
         .map(|(h, _)| h)
         .map_err(|source| ModelFileError::Format {
             path: path.display().to_string(),
             source,
         })
+}
+
+/// Where a model's output is not finite, if anywhere it is probed: ε̂ at a few inputs (the
+/// origin, a point on the data's scale and one far out, at t = 0, T/2 and T − 1), then the
+/// first samples of seed 0 with the file's default sampler. A model can load (every weight
+/// finite) and still overflow, e.g. with a huge bias; sampling it would give NaN.
+pub fn probe<const H: usize, const B: usize, const T: usize>(
+    model: &Model<H, B>,
+    header: &Header,
+) -> Option<String> {
+    const PROBE_SAMPLES: usize = 4;
+    for t in [0, T / 2, T - 1] {
+        let temb = model.time_embedding(t as f32 / T as f32);
+        for x in [[0.0f32, 0.0], [1.5, -1.5], [-4.0, 4.0]] {
+            let eps = model.predict_noise(x, &temb);
+            if !eps.iter().all(|v| v.is_finite()) {
+                return Some(format!(
+                    "the predicted noise at x = ({}, {}), t = {t} is ({}, {})",
+                    x[0], x[1], eps[0], eps[1]
+                ));
+            }
+        }
+    }
+    let schedule: Schedule<T> = header.schedule().ok()?;
+    let request = Request {
+        model,
+        schedule: &schedule,
+        sampler: &header.sampler,
+        init: Init::Noise,
+        seed: 0,
+        first: 0,
+        count: PROBE_SAMPLES,
+    };
+    let first = batch::sample(&request, 1, &|_| {});
+    let (i, p) = first
+        .iter()
+        .enumerate()
+        .find(|(_, p)| !p.iter().all(|v| v.is_finite()))?;
+    Some(format!(
+        "sample {i} of seed 0 with the default sampler is ({}, {})",
+        p[0], p[1]
+    ))
 }
 
 /// Encodes a model with its header into bytes.
@@ -88,4 +195,56 @@ pub fn save<const H: usize, const B: usize>(
         path: path.display().to_string(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tinyddpm_core::{Sampler, ScheduleKind};
+
+    fn model_file(dir: &Path) -> (std::path::PathBuf, Vec<u8>) {
+        let model = boxed_zero::<4, 1>();
+        let header = Header::new::<4, 1, 10>(ScheduleKind::SEED, Sampler::Ddpm);
+        let bytes = encode(&model, &header).unwrap();
+        let path = dir.join("m.tdm");
+        std::fs::write(&path, &bytes).unwrap();
+        (path, bytes)
+    }
+
+    #[test]
+    fn a_model_file_is_read_exactly_and_a_longer_one_no_further_than_its_header_allows() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, bytes) = model_file(dir.path());
+        assert_eq!(read_bytes(&path).unwrap(), bytes);
+        let mut longer = bytes.clone();
+        longer.extend(std::iter::repeat_n(0u8, 1 << 20));
+        std::fs::write(&path, &longer).unwrap();
+        let e = read_bytes(&path).unwrap_err();
+        let n = bytes.len() as u64;
+        assert!(
+            matches!(e, ModelFileError::TooLong { max, .. } if (n..n + 80).contains(&max)),
+            "{e}"
+        );
+        std::fs::write(&path, &bytes[..7]).unwrap();
+        assert_eq!(read_bytes(&path).unwrap(), &bytes[..7]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_endless_file_is_refused_after_its_preamble() {
+        if !Path::new("/dev/zero").exists() {
+            return;
+        }
+        let e = read_header(Path::new("/dev/zero")).unwrap_err();
+        assert!(e.to_string().contains("bad magic"), "{e}");
+    }
+
+    #[test]
+    fn probe_finds_an_overflowing_output() {
+        let header = Header::new::<4, 1, 10>(ScheduleKind::SEED, Sampler::Ddpm);
+        let mut model = boxed_zero::<4, 1>();
+        assert_eq!(probe::<4, 1, 10>(&model, &header), None);
+        model.for_each_param_mut(|p| *p = 3e38);
+        assert!(probe::<4, 1, 10>(&model, &header).is_some());
+    }
 }

@@ -4,7 +4,8 @@
 //! Drawn with plotters' bitmap backend and the DejaVu Sans font compiled in (registered once as
 //! "sans-serif"), so no system font library is needed. Each figure is rendered into memory,
 //! encoded as PNG and written atomically. The reverse-process grid shows intermediate states of
-//! the chain, which the batched executor keeps for it ([`crate::batch::frames`]).
+//! the chain, which the batched executor keeps for it ([`crate::batch::frames`]); this module
+//! only draws.
 
 use std::io;
 use std::path::Path;
@@ -13,9 +14,7 @@ use std::sync::OnceLock;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
-use tinyddpm_core::{Model, NoiseStream, Sampler, Schedule};
-
-use crate::batch::{Init, Request, frames};
+use tinyddpm_core::{NoiseStream, Schedule};
 
 /// Why a figure could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +41,25 @@ pub enum PlotError {
     /// No points or losses to draw.
     #[error("{0}: nothing to plot")]
     Empty(&'static str),
+    /// A value is NaN or infinite: it has no place on the axes.
+    #[error("{figure}: {what} is not finite")]
+    NonFinite {
+        /// Which figure.
+        figure: &'static str,
+        /// Which value, e.g. "point 3 of panel \"end: generated\"".
+        what: String,
+    },
+}
+
+/// The first non-finite point of `points`, as a [`PlotError::NonFinite`] naming it.
+fn check_finite(figure: &'static str, panel: &str, points: &[[f32; 2]]) -> Result<(), PlotError> {
+    match points.iter().position(|p| !p.iter().all(|v| v.is_finite())) {
+        Some(i) => Err(PlotError::NonFinite {
+            figure,
+            what: format!("point {i}{panel} ({}, {})", points[i][0], points[i][1]),
+        }),
+        None => Ok(()),
+    }
 }
 
 type Area<'a> = DrawingArea<BitMapBackend<'a>, Shift>;
@@ -151,6 +169,12 @@ pub fn loss_curve(path: &Path, losses: &[(u64, f32)]) -> Result<(), PlotError> {
     if losses.is_empty() {
         return Err(PlotError::Empty("loss curve"));
     }
+    if let Some((step, loss)) = losses.iter().find(|l| !l.1.is_finite()) {
+        return Err(PlotError::NonFinite {
+            figure: "loss curve",
+            what: format!("the loss at step {step} ({loss})"),
+        });
+    }
     let window = (losses.len() / 100).max(1);
     let smooth: Vec<(u64, f32)> = losses
         .windows(window)
@@ -162,8 +186,9 @@ pub fn loss_curve(path: &Path, losses: &[(u64, f32)]) -> Result<(), PlotError> {
         })
         .collect();
     let first = losses[0].0;
-    let last = losses[losses.len() - 1].0.max(first + 1);
-    let top = losses.iter().map(|l| l.1).fold(0.0, f32::max) * 1.05;
+    let last = losses[losses.len() - 1].0.max(first.saturating_add(1));
+    // Finite losses near f32::MAX must not make the axis infinite.
+    let top = (losses.iter().map(|l| l.1).fold(0.0, f32::max) * 1.05).min(f32::MAX);
     render(path, "loss curve", (900, 500), |root| {
         let mut chart = ChartBuilder::on(root)
             .caption("Training loss (MSE on the noise)", ("sans-serif", 22))
@@ -202,6 +227,7 @@ pub fn samples(path: &Path, points: &[[f32; 2]], title: &str) -> Result<(), Plot
     if points.is_empty() {
         return Err(PlotError::Empty("samples"));
     }
+    check_finite("samples", "", points)?;
     render(path, "samples", (600, 600), |root| {
         scatter_panel(root, points, title, BLUE, extent(points))
     })
@@ -212,6 +238,8 @@ pub fn compare(path: &Path, real: &[[f32; 2]], generated: &[[f32; 2]]) -> Result
     if real.is_empty() || generated.is_empty() {
         return Err(PlotError::Empty("real vs generated"));
     }
+    check_finite("real vs generated", " of the real samples", real)?;
+    check_finite("real vs generated", " of the generated samples", generated)?;
     let half = extent(real).max(extent(generated));
     render(path, "real vs generated", (1100, 560), |root| {
         let panels = root.split_evenly((1, 2));
@@ -232,6 +260,13 @@ fn grid(
 ) -> Result<(), PlotError> {
     if frames.iter().any(|f| f.points.is_empty()) || frames.is_empty() {
         return Err(PlotError::Empty(figure));
+    }
+    for frame in frames {
+        check_finite(
+            figure,
+            &format!(" of panel {:?}", frame.label),
+            &frame.points,
+        )?;
     }
     let size = (PANEL * frames.len() as u32, PANEL + 40);
     render(path, figure, size, |root| {
@@ -305,77 +340,10 @@ pub fn reverse_grid(path: &Path, frames: &[Frame], sampler: &str) -> Result<(), 
     grid(path, "reverse process", &title, frames, BLUE)
 }
 
-/// States of the reverse chain for samples `0..count` of `seed`: x_T and the state after
-/// each fraction of [`REVERSE_FRACTIONS`] of the sampler's steps, run by the batched executor
-/// ([`crate::batch::frames`]). The last frame is exactly what `tinyddpm_core::sample` returns.
-/// `sampler` must be valid for T.
-pub fn reverse_frames<const H: usize, const B: usize, const T: usize>(
-    model: &Model<H, B>,
-    schedule: &Schedule<T>,
-    sampler: &Sampler,
-    seed: u64,
-    count: usize,
-) -> Vec<Frame> {
-    let k_total = sampler.num_steps(T);
-    let keep: Vec<usize> = REVERSE_FRACTIONS
-        .iter()
-        .map(|f| (f * k_total as f64).round() as usize)
-        .collect();
-    let request = Request {
-        model,
-        schedule,
-        sampler,
-        init: Init::Noise,
-        seed,
-        first: 0,
-        count,
-    };
-    keep.iter()
-        .zip(frames(&request, &keep))
-        .map(|(&k, points)| {
-            let label = match k {
-                0 => "start: x_T ~ N(0, I)".to_string(),
-                k if k == k_total => "end: generated".to_string(),
-                k => format!("step {k}/{k_total} (t = {})", sampler.timestep(T, k)),
-            };
-            Frame { label, points }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tinyddpm_core::{ScheduleKind, Spacing};
-
-    fn model() -> Box<Model<8, 1>> {
-        let mut m = Box::new(Model::<8, 1>::ZERO);
-        let mut k = 0u32;
-        m.for_each_param_mut(|p| {
-            k = k.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-            *p = (k >> 16) as f32 / 65_536.0 - 0.5;
-        });
-        m
-    }
-
-    #[test]
-    fn last_reverse_frame_is_the_cores_sample() {
-        let schedule = Schedule::<1000>::new(ScheduleKind::SEED).unwrap();
-        let sampler = Sampler::Ddim {
-            steps: 20,
-            eta: 0.5,
-            spacing: Spacing::Trailing,
-            clip: false,
-        };
-        let frames = reverse_frames(&model(), &schedule, &sampler, 9, 21);
-        assert_eq!(frames.len(), REVERSE_FRACTIONS.len());
-        for i in [0usize, 15, 16, 20] {
-            let x = tinyddpm_core::sample(&*model(), &schedule, &sampler, 9, i as u64);
-            assert_eq!(frames[6].points[i].map(f32::to_bits), x.map(f32::to_bits));
-            let x_t = NoiseStream::new(9, i as u64).gaussian_pair();
-            assert_eq!(frames[0].points[i], x_t);
-        }
-    }
+    use tinyddpm_core::ScheduleKind;
 
     #[test]
     fn forward_frames_follow_the_schedule() {
@@ -404,5 +372,30 @@ mod tests {
             samples(&path, &[], "t"),
             Err(PlotError::Empty("samples"))
         ));
+    }
+
+    #[test]
+    fn values_that_are_not_finite_are_errors_and_huge_ones_are_drawn() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.png");
+        let e = samples(&path, &[[0.0, 1.0], [f32::NAN, 0.0]], "t").unwrap_err();
+        assert_eq!(e.to_string(), "samples: point 1 (NaN, 0) is not finite");
+        let frames = [Frame {
+            label: "end".into(),
+            points: vec![[f32::INFINITY, 0.0]],
+        }];
+        let e = reverse_grid(&path, &frames, "DDPM").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "reverse process: point 0 of panel \"end\" (inf, 0) is not finite"
+        );
+        let e = loss_curve(&path, &[(0, 1.0), (1, f32::NAN)]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "loss curve: the loss at step 1 (NaN) is not finite"
+        );
+        assert!(!path.exists());
+        samples(&path, &[[3e38, -3e38], [0.0, 0.0]], "t").unwrap();
+        loss_curve(&path, &[(u64::MAX - 1, f32::MAX), (u64::MAX, 0.0)]).unwrap();
     }
 }

@@ -1,14 +1,20 @@
 //! `tinyddpm import` and `tinyddpm export`: the seed notebook's PyTorch state dict
 //! (safetensors) to a model file and back.
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use tinyddpm::{atomic, convert, modelfile};
+use tinyddpm_core::file::param_count;
 use tinyddpm_core::{Header, Sampler, ScheduleKind};
 
-use super::{T, dispatch};
+use super::{T, dispatch, files};
+
+/// The most bytes read from a state dict: the largest supported model's float32 weights
+/// (H = 128, B = 3) and 1 MiB for the safetensors header (its JSON is about 2 kB).
+const MAX_STATE_DICT: u64 = 1 << 20;
 
 /// Options of `tinyddpm import`.
 #[derive(Args, Clone, Debug)]
@@ -34,8 +40,9 @@ pub struct ExportArgs {
 
 /// Runs `tinyddpm import`.
 pub fn import(args: &ImportArgs) -> Result<()> {
+    files::check(&[("--from", &args.from)], &[("--out", &args.out)], &[])?;
     let name = args.from.display();
-    let bytes = std::fs::read(&args.from).with_context(|| format!("cannot read {name}"))?;
+    let bytes = read_state_dict(&args.from).with_context(|| format!("cannot read {name}"))?;
     let context = || format!("cannot import {name}");
     let tensors = convert::parse(&bytes).with_context(context)?;
     let (hidden, blocks) = convert::shape(&tensors).with_context(context)?;
@@ -47,6 +54,23 @@ pub fn import(args: &ImportArgs) -> Result<()> {
     Ok(())
 }
 
+/// The state dict's bytes, at most [`MAX_STATE_DICT`] plus the largest supported weights.
+fn read_state_dict(path: &Path) -> Result<Vec<u8>> {
+    let weights = 4 * param_count(128, 3).unwrap_or(0) as u64;
+    let limit = weights + MAX_STATE_DICT;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(limit + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        bail!(
+            "larger than {limit} bytes, more than a state dict of any supported model \
+             (H=128 B=3 or H=32 B=2)"
+        );
+    }
+    Ok(bytes)
+}
+
 fn import_shape<const H: usize, const B: usize>(
     args: &ImportArgs,
     tensors: &safetensors::SafeTensors<'_>,
@@ -55,11 +79,17 @@ fn import_shape<const H: usize, const B: usize>(
     // PyTorch state dicts carry no schedule: the seed notebook's is the one they were
     // trained with.
     let header = Header::new::<H, B, T>(ScheduleKind::SEED, Sampler::Ddpm);
+    if let Some(why) = modelfile::probe::<H, B, T>(&model, &header) {
+        eprintln!(
+            "warning: the imported model's output is not finite: {why}; sampling it will fail"
+        );
+    }
     Ok(modelfile::save(&args.out, &model, &header)?)
 }
 
 /// Runs `tinyddpm export`.
 pub fn export(args: &ExportArgs) -> Result<()> {
+    files::check(&[("--model", &args.model)], &[("--out", &args.out)], &[])?;
     let header = modelfile::read_header(&args.model).context("cannot load the model")?;
     let bytes = dispatch!(header.hidden, header.blocks, export_shape(args))?;
     atomic::write(&args.out, &bytes)

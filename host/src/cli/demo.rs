@@ -4,15 +4,29 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use tinyddpm::batch::{Init, Request};
 use tinyddpm::{atomic, csv, data, modelfile, plot};
 use tinyddpm_core::Sampler;
 
 use super::plot::{ForwardArgs, GRID_POINTS, REVERSE_POINTS};
-use super::train::{TrainArgs, train_on};
-use super::{DeviceArg, T, describe, device, eval, sample};
+use super::sample::Draw;
+use super::train::{self, TrainArgs, train_on};
+use super::{DeviceArg, T, check_points, describe, device, eval, files, interrupt};
+
+/// The files `demo` writes, in its folder.
+const OUTPUTS: [&str; 9] = [
+    "model.tdm",
+    "losses.csv",
+    "samples.csv",
+    "metrics.json",
+    "loss.png",
+    "samples.png",
+    "compare.png",
+    "forward.png",
+    "reverse.png",
+];
 
 /// Options of `tinyddpm demo`.
 #[derive(Args, Clone, Debug)]
@@ -41,10 +55,24 @@ pub struct DemoArgs {
 /// Runs `tinyddpm demo`.
 pub fn run(args: &DemoArgs) -> Result<()> {
     let begin = Instant::now();
+    // Every argument and output is checked before the training starts: a failure after it
+    // would leave a new model beside the old samples and figures.
+    check_points("-n", args.count)?;
+    let threads = files::threads(args.threads);
     let gpu = device(args.device)?;
     let dir = &args.out_dir;
+    if dir.exists() && !dir.is_dir() {
+        bail!("--out-dir {} is not a folder", dir.display());
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let file = |name: &str| dir.join(name);
+    let paths = OUTPUTS.map(file);
+    let outputs: Vec<(&str, &std::path::Path)> = OUTPUTS
+        .iter()
+        .zip(&paths)
+        .map(|(name, path)| (*name, path.as_path()))
+        .collect();
+    files::check(&[], &outputs, &[])?;
 
     let train_args = TrainArgs {
         steps: args.steps,
@@ -58,10 +86,11 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         resume: None,
         checkpoint: None,
         checkpoint_every: 1000,
-        threads: args.threads,
+        threads,
         hidden: Some(128),
         blocks: Some(3),
     };
+    train::check(&train_args)?;
     let trained = train_on(&train_args, gpu.as_ref())?;
     eprintln!(
         "trained {} steps in {:.1} s ({:.3} ms/step)",
@@ -74,16 +103,15 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let schedule = header.schedule::<T>()?;
     let sampler = Sampler::Ddpm;
     let sampling = Instant::now();
-    let request = Request {
-        model: &model,
+    let points = Draw {
+        gpu: gpu.as_ref(),
+        model: &*model,
         schedule: &schedule,
         sampler: &sampler,
-        init: Init::Noise,
         seed: args.seed,
-        first: 0,
-        count: args.count as usize,
-    };
-    let points = sample::draw(gpu.as_ref(), &request, args.threads)?;
+        threads,
+    }
+    .collect(args.count)?;
     let sample_seconds = sampling.elapsed().as_secs_f64();
     eprintln!(
         "sampled {} points in {sample_seconds:.1} s ({})",
@@ -92,6 +120,9 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     );
     csv::write_points(&file("samples.csv"), &points)?;
 
+    // Ctrl-C after the samples were drawn stops before the next file; those written stay.
+    let kept = || format!("{} holds what was written so far", dir.display());
+    interrupt::check(kept)?;
     let metrics = eval::score(&points, 0)?;
     atomic::write(
         &file("metrics.json"),
@@ -99,12 +130,14 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     )
     .with_context(|| format!("cannot write {}", file("metrics.json").display()))?;
 
+    interrupt::check(kept)?;
     let losses = csv::read_losses(&file("losses.csv"))?;
     plot::loss_curve(&file("loss.png"), &losses)?;
     let title = format!("Generated samples ({} points, DDPM)", points.len());
     plot::samples(&file("samples.png"), &points, &title)?;
     let real = data::true_samples(points.len(), 0);
     plot::compare(&file("compare.png"), &real, &points)?;
+    interrupt::check(kept)?;
     super::plot::forward(&ForwardArgs {
         out: file("forward.png"),
         model: None,
@@ -113,7 +146,17 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     })?;
     // The chains of the first samples drawn above: the last frame is those very points.
     let count = REVERSE_POINTS.min(args.count) as usize;
-    let frames = plot::reverse_frames(&*model, &schedule, &sampler, args.seed, count);
+    interrupt::check(kept)?;
+    let request = Request {
+        model: &model,
+        schedule: &schedule,
+        sampler: &sampler,
+        init: Init::Noise,
+        seed: args.seed,
+        first: 0,
+        count,
+    };
+    let frames = super::plot::reverse_frames(&request);
     plot::reverse_grid(&file("reverse.png"), &frames, &describe(&sampler))?;
 
     println!("{}", eval::table(&metrics, 0).trim_end());

@@ -4,12 +4,13 @@
 pub mod convert;
 pub mod demo;
 pub mod eval;
+pub mod files;
 pub mod inspect;
+pub mod interrupt;
 pub mod plot;
 pub mod sample;
 pub mod train;
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
@@ -62,18 +63,17 @@ pub fn device(device: DeviceArg) -> Result<Option<Gpu>> {
     }
 }
 
-/// Fails early when `path` cannot be written because its folder does not exist, so a long
-/// run is not lost at its very end.
-pub fn check_folder(path: &Path) -> Result<()> {
-    let folder = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    if !folder.is_dir() {
+/// The most points a command holds in memory at once for figures and scores (`demo`,
+/// `plot forward`, `plot reverse`): 8 MB each copy. `sample` streams instead and has no such
+/// bound.
+pub const MAX_POINTS: u64 = 1_000_000;
+
+/// Fails unless `count` (of option `flag`) is at most [`MAX_POINTS`].
+pub fn check_points(flag: &str, count: u64) -> Result<()> {
+    if count > MAX_POINTS {
         bail!(
-            "cannot write {}: folder {} does not exist",
-            path.display(),
-            folder.display()
+            "{flag} {count}: at most {MAX_POINTS} points are held in memory for the figures \
+             and scores (use `tinyddpm sample` for more samples)"
         );
     }
     Ok(())

@@ -4,10 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use tinyddpm::batch::{self, Init, Request};
 use tinyddpm::{csv, data, modelfile, plot};
 use tinyddpm_core::{Sampler, Schedule, ScheduleKind};
 
-use super::{SamplerArgs, T, describe, dispatch};
+use super::{SamplerArgs, T, check_points, describe, dispatch, files};
 
 /// Points drawn in the forward-process grid.
 pub const GRID_POINTS: u64 = 1000;
@@ -97,11 +98,21 @@ pub struct ReverseArgs {
 
 /// Runs `tinyddpm plot …`.
 pub fn run(command: &PlotCommand) -> Result<()> {
-    let out = match command {
+    let (input, out) = match command {
+        PlotCommand::Loss { losses, out } => (Some(("--losses", losses)), out),
+        PlotCommand::Samples { samples, out, .. } | PlotCommand::Compare { samples, out, .. } => {
+            (Some(("--samples", samples)), out)
+        }
+        PlotCommand::Forward(args) => (args.model.as_ref().map(|m| ("--model", m)), &args.out),
+        PlotCommand::Reverse(args) => (Some(("--model", &args.model)), &args.out),
+    };
+    let inputs: Vec<(&str, &std::path::Path)> =
+        input.iter().map(|(f, p)| (*f, p.as_path())).collect();
+    files::check(&inputs, &[("--out", out)], &[])?;
+    match command {
         PlotCommand::Loss { losses, out } => {
             let rows = csv::read_losses(losses).context("cannot read the loss log")?;
             plot::loss_curve(out, &rows)?;
-            out
         }
         PlotCommand::Samples {
             samples,
@@ -110,29 +121,22 @@ pub fn run(command: &PlotCommand) -> Result<()> {
         } => {
             let points = csv::read_points(samples).context("cannot read the samples")?;
             plot::samples(out, &points, &format!("{title} ({} points)", points.len()))?;
-            out
         }
         PlotCommand::Compare { samples, out, seed } => {
             let points = csv::read_points(samples).context("cannot read the samples")?;
             let real = data::true_samples(points.len(), *seed);
             plot::compare(out, &real, &points)?;
-            out
         }
-        PlotCommand::Forward(args) => {
-            forward(args)?;
-            &args.out
-        }
-        PlotCommand::Reverse(args) => {
-            reverse(args)?;
-            &args.out
-        }
-    };
+        PlotCommand::Forward(args) => forward(args)?,
+        PlotCommand::Reverse(args) => reverse(args)?,
+    }
     println!("wrote {}", out.display());
     Ok(())
 }
 
 /// Draws the forward-process grid.
 pub fn forward(args: &ForwardArgs) -> Result<()> {
+    check_points("-n", args.count)?;
     let kind = match &args.model {
         Some(path) => {
             modelfile::read_header(path)
@@ -149,6 +153,7 @@ pub fn forward(args: &ForwardArgs) -> Result<()> {
 
 /// Draws the reverse-process grid.
 pub fn reverse(args: &ReverseArgs) -> Result<()> {
+    check_points("-n", args.count)?;
     let header = modelfile::read_header(&args.model).context("cannot load the model")?;
     dispatch!(header.hidden, header.blocks, reverse_shape(args))
 }
@@ -157,7 +162,40 @@ fn reverse_shape<const H: usize, const B: usize>(args: &ReverseArgs) -> Result<(
     let (model, header) = modelfile::load::<H, B>(&args.model).context("cannot load the model")?;
     let schedule = header.schedule::<T>().context("cannot use the model")?;
     let sampler: Sampler = args.sampler.resolve(header.sampler)?;
-    let frames = plot::reverse_frames(&model, &schedule, &sampler, args.seed, args.count as usize);
-    plot::reverse_grid(&args.out, &frames, &describe(&sampler))?;
+    let request = Request {
+        model: &model,
+        schedule: &schedule,
+        sampler: &sampler,
+        init: Init::Noise,
+        seed: args.seed,
+        first: 0,
+        count: args.count as usize,
+    };
+    plot::reverse_grid(&args.out, &reverse_frames(&request), &describe(&sampler))?;
     Ok(())
+}
+
+/// The reverse-process grid's frames for the samples of `request` (from noise): x_T and the
+/// state after each fraction of [`plot::REVERSE_FRACTIONS`] of the sampler's steps, kept by the
+/// batched executor; the last frame is exactly what `tinyddpm sample` writes.
+pub fn reverse_frames<const H: usize, const B: usize>(
+    request: &Request<'_, H, B, T>,
+) -> Vec<plot::Frame> {
+    let sampler = request.sampler;
+    let k_total = sampler.num_steps(T);
+    let keep: Vec<usize> = plot::REVERSE_FRACTIONS
+        .iter()
+        .map(|f| (f * k_total as f64).round() as usize)
+        .collect();
+    keep.iter()
+        .zip(batch::frames(request, &keep))
+        .map(|(&k, points)| {
+            let label = match k {
+                0 => "start: x_T ~ N(0, I)".to_string(),
+                k if k == k_total => "end: generated".to_string(),
+                k => format!("step {k}/{k_total} (t = {})", sampler.timestep(T, k)),
+            };
+            plot::Frame { label, points }
+        })
+        .collect()
 }

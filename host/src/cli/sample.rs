@@ -5,12 +5,14 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use tinyddpm::batch::{self, Init, Request};
+use tinyddpm::atomic::AtomicFile;
+use tinyddpm::batch::{self, Init, Request, Simd};
 use tinyddpm::cuda::Gpu;
 use tinyddpm::{csv, modelfile};
-use tinyddpm_core::Sampler;
+use tinyddpm_core::{Model, Sampler, Schedule};
 
-use super::{DeviceArg, SamplerArgs, T, check_folder, describe, device, dispatch, progress_bar};
+use super::interrupt::{self, Interrupted};
+use super::{DeviceArg, SamplerArgs, T, describe, device, dispatch, files, progress_bar};
 
 /// Options of `tinyddpm sample`.
 #[derive(Args, Clone, Debug)]
@@ -42,10 +44,24 @@ pub struct SampleArgs {
     pub out: PathBuf,
 }
 
+/// Samples drawn per call of the sampler on the GPU: 8 MB of points on the host, and
+/// calls long enough to keep the device busy.
+const GPU_CHUNK: usize = 1 << 20;
+/// Tiles per CPU thread in one call of the sampler: enough to balance the threads, few
+/// enough that the memory of a chunk stays small and Ctrl-C is seen within seconds.
+const TILES_PER_THREAD: usize = 64;
+/// Overrides the chunk size (samples per sampler call), for tests of the streaming only.
+const CHUNK_ENV: &str = "TINYDDPM_SAMPLE_CHUNK";
+
 /// Runs `tinyddpm sample`.
 pub fn run(args: &SampleArgs) -> Result<()> {
     let gpu = device(args.device)?;
-    check_folder(&args.out)?;
+    let mut inputs = vec![("--model", args.model.as_path())];
+    if let Some(path) = &args.x_init {
+        inputs.push(("--x-init", path.as_path()));
+    }
+    files::check(&inputs, &[("--out", &args.out)], &[])?;
+    let threads = files::threads(args.threads);
     let init = match &args.x_init {
         Some(path) => {
             let points = csv::read_points(path).context("cannot read --x-init")?;
@@ -61,17 +77,19 @@ pub fn run(args: &SampleArgs) -> Result<()> {
         }
         None => None,
     };
-    let header = modelfile::read_header(&args.model).context("cannot load the model")?;
     let count = init
         .as_ref()
-        .map_or(args.count.unwrap_or(0) as usize, Vec::len);
+        .map_or(args.count.unwrap_or(0), |p| p.len() as u64);
+    // Each row is at least "0,0\n": a file the disk cannot hold is refused before any work.
+    let least = count.checked_mul(4).and_then(|b| b.checked_add(4));
+    files::check_space(&args.out, least, &format!("{count} samples"))?;
+    let header = modelfile::read_header(&args.model).context("cannot load the model")?;
     let begin = Instant::now();
-    let (points, sampler) = dispatch!(
+    let sampler = dispatch!(
         header.hidden,
         header.blocks,
-        load_and_sample(args, gpu.as_ref(), init.as_deref(), count)
+        load_and_sample(args, gpu.as_ref(), init.as_deref(), count, threads)
     )?;
-    csv::write_points(&args.out, &points).context("cannot write the samples")?;
     println!(
         "wrote {count} samples to {} ({}, seed {}, {:.1} s)",
         args.out.display(),
@@ -82,43 +100,144 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     Ok(())
 }
 
+/// Samples into the output file as they are drawn, chunk by chunk: memory stays bounded
+/// whatever `-n` is, and the file appears (atomically) only when every sample is written.
 fn load_and_sample<const H: usize, const B: usize>(
     args: &SampleArgs,
     gpu: Option<&Gpu>,
     init: Option<&[[f32; 2]]>,
-    count: usize,
-) -> Result<(Vec<[f32; 2]>, Sampler)> {
+    count: u64,
+    threads: usize,
+) -> Result<Sampler> {
     let (model, header) = modelfile::load::<H, B>(&args.model).context("cannot load the model")?;
     let schedule = header.schedule::<T>().context("cannot use the model")?;
     let sampler = args.sampler.resolve(header.sampler)?;
-    let request = Request {
+    let write_error = || format!("cannot write the samples to {}", args.out.display());
+    let mut out = AtomicFile::create(&args.out).with_context(write_error)?;
+    csv::write_points_header(&mut out).with_context(write_error)?;
+    let sink = &mut |points: &[[f32; 2]]| {
+        csv::write_point_rows(&mut out, points).with_context(write_error)
+    };
+    let draw = Draw {
+        gpu,
         model: &model,
         schedule: &schedule,
         sampler: &sampler,
-        init: init.map_or(Init::Noise, Init::Given),
         seed: args.seed,
-        first: 0,
-        count,
+        threads,
     };
-    let points = draw(gpu, &request, args.threads)?;
-    Ok((points, sampler))
+    draw.run(init, count, sink)?;
+    out.commit().with_context(write_error)?;
+    Ok(sampler)
 }
 
-/// The samples of `request` with a progress bar, on the GPU when one is given (the same bits
-/// either way).
-pub fn draw<const H: usize, const B: usize>(
-    gpu: Option<&Gpu>,
-    request: &Request<'_, H, B, T>,
-    threads: usize,
-) -> Result<Vec<[f32; 2]>> {
-    let bar = progress_bar(request.count as u64, "sample");
-    let progress = |done: usize| bar.inc(done as u64);
-    let points = match gpu {
-        Some(gpu) => gpu
-            .sample(request, &progress)
-            .context("GPU sampling failed")?,
-        None => batch::sample(request, threads, &progress),
-    };
-    bar.finish_and_clear();
-    Ok(points)
+/// What to sample with: samples `i` of `seed` are the same bits whatever the device, the
+/// thread count or the chunking.
+pub struct Draw<'a, const H: usize, const B: usize> {
+    /// The GPU, when sampling there.
+    pub gpu: Option<&'a Gpu>,
+    /// The model.
+    pub model: &'a Model<H, B>,
+    /// Its noise schedule.
+    pub schedule: &'a Schedule<T>,
+    /// The reverse process.
+    pub sampler: &'a Sampler,
+    /// The seed.
+    pub seed: u64,
+    /// CPU worker threads (0 = one per core).
+    pub threads: usize,
+}
+
+impl<const H: usize, const B: usize> Draw<'_, H, B> {
+    /// Samples per sampler call.
+    fn chunk(&self) -> usize {
+        if let Some(n) = std::env::var(CHUNK_ENV).ok().and_then(|v| v.parse().ok())
+            && n > 0
+        {
+            return n;
+        }
+        match self.gpu {
+            Some(_) => GPU_CHUNK,
+            None => {
+                let threads = match self.threads {
+                    0 => files::cores(),
+                    n => n,
+                };
+                TILES_PER_THREAD * threads * Simd::detect().tile_samples()
+            }
+        }
+    }
+
+    /// Samples `0..count` (starting from `init` when given, which then holds `count`
+    /// points), passing them to `sink` in index order, a chunk at a time, with a progress bar.
+    /// Fails, naming its index, at the first sample that is not finite, and stops between
+    /// chunks at Ctrl-C once [`interrupt::watch`] runs.
+    pub fn run(
+        &self,
+        init: Option<&[[f32; 2]]>,
+        count: u64,
+        sink: &mut dyn FnMut(&[[f32; 2]]) -> Result<()>,
+    ) -> Result<()> {
+        interrupt::watch()?;
+        let chunk = self.chunk() as u64;
+        let bar = progress_bar(count, "sample");
+        let progress = |done: usize| bar.inc(done as u64);
+        let mut first = 0u64;
+        while first < count {
+            if interrupt::requested() {
+                bar.abandon();
+                return Err(Interrupted(format!(
+                    "interrupted after {first} of {count} samples; no samples were written"
+                ))
+                .into());
+            }
+            let n = (count - first).min(chunk) as usize;
+            let init = match init {
+                Some(points) => Init::Given(&points[first as usize..first as usize + n]),
+                None => Init::Noise,
+            };
+            let request = Request {
+                model: self.model,
+                schedule: self.schedule,
+                sampler: self.sampler,
+                init,
+                seed: self.seed,
+                first,
+                count: n,
+            };
+            let points = match self.gpu {
+                Some(gpu) => gpu
+                    .sample(&request, &progress)
+                    .context("GPU sampling failed")?,
+                None => batch::sample(&request, self.threads, &progress),
+            };
+            if let Some(i) = points.iter().position(|p| !p.iter().all(|v| v.is_finite())) {
+                bar.abandon();
+                let [x, y] = points[i];
+                let index = first + i as u64;
+                let cause = match init {
+                    Init::Given(starts) => {
+                        let [x0, y0] = starts[i];
+                        format!("its --x-init row is ({x0}, {y0})")
+                    }
+                    Init::Noise => "the model's output overflows: see `tinyddpm inspect`".into(),
+                };
+                bail!("sample {index} is not finite ({x}, {y}); {cause}; nothing was written");
+            }
+            sink(&points)?;
+            first += n as u64;
+        }
+        bar.finish_and_clear();
+        Ok(())
+    }
+
+    /// Samples `0..count` from noise into memory (see [`Draw::run`]).
+    pub fn collect(&self, count: u64) -> Result<Vec<[f32; 2]>> {
+        let mut points = Vec::new();
+        self.run(None, count, &mut |chunk| {
+            points.extend_from_slice(chunk);
+            Ok(())
+        })?;
+        Ok(points)
+    }
 }

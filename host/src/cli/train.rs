@@ -1,16 +1,31 @@
 //! `tinyddpm train`: the seed notebook's training run on the CPU, with checkpoints and resume.
+//!
+//! The loss log is written as training goes, into the temporary file that becomes the log at
+//! the end (memory stays bounded however many steps), and Ctrl-C stops between steps with
+//! nothing partial written and the way to resume said.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use tinyddpm::atomic::AtomicFile;
 use tinyddpm::cuda::{Gpu, GpuTrainer};
-use tinyddpm::train::{CheckpointError, CheckpointFormatError, TrainConfig, Trainer};
+use tinyddpm::train::{CHUNK, TrainConfig, Trainer, inspect_checkpoint};
 use tinyddpm::{csv, modelfile};
 use tinyddpm_core::{Header, Sampler, Schedule, ScheduleKind};
 
-use super::{DeviceArg, T, check_folder, device, dispatch, progress_bar};
+use super::interrupt::{self, Interrupted};
+use super::{DeviceArg, T, device, dispatch, files, progress_bar};
+
+/// The largest batch: each chunk of [`CHUNK`] examples holds its activations and a whole
+/// gradient, about 1.2 MB for the seed model, so 65,536 examples take about 1.2 GB.
+pub const MAX_BATCH: u64 = 1 << 16;
+/// Steps the GPU runs between looks at Ctrl-C (its loss log holds 256).
+const GPU_STEPS_PER_CALL: u64 = 256;
+/// Steps the final loss averages.
+const LOSS_TAIL: usize = 200;
 
 /// Options of `tinyddpm train`.
 #[derive(Args, Clone, Debug)]
@@ -93,14 +108,48 @@ pub struct Summary {
     pub final_loss: f32,
 }
 
-impl Summary {
-    fn new(steps: u64, seconds: f64, losses: &[(u64, f32)]) -> Self {
-        let tail = &losses[losses.len().saturating_sub(200)..];
-        Self {
-            steps,
-            seconds,
-            final_loss: tail.iter().map(|l| l.1).sum::<f32>() / tail.len() as f32,
+/// The loss log being written: rows go to the temporary file as steps finish, and only the
+/// last [`LOSS_TAIL`] losses stay in memory, for the summary.
+struct LossLog {
+    file: AtomicFile,
+    tail: VecDeque<f32>,
+    path: PathBuf,
+}
+
+impl LossLog {
+    /// Starts the log at `path` with `earlier` rows (those of a resumed run).
+    fn create(path: &Path, earlier: &[(u64, f32)]) -> Result<Self> {
+        let mut log = Self {
+            file: AtomicFile::create(path)
+                .with_context(|| format!("cannot write the loss log {}", path.display()))?,
+            tail: VecDeque::with_capacity(LOSS_TAIL),
+            path: path.to_path_buf(),
+        };
+        csv::write_losses_header(&mut log.file).with_context(|| log.context())?;
+        for &(step, loss) in earlier {
+            log.push(step, loss)?;
         }
+        Ok(log)
+    }
+
+    fn context(&self) -> String {
+        format!("cannot write the loss log {}", self.path.display())
+    }
+
+    fn push(&mut self, step: u64, loss: f32) -> Result<()> {
+        if self.tail.len() == LOSS_TAIL {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(loss);
+        csv::write_loss_row(&mut self.file, step, loss).with_context(|| self.context())
+    }
+
+    /// Puts the log in place; returns the mean of its last losses.
+    fn commit(self) -> Result<f32> {
+        let context = self.context();
+        let mean = self.tail.iter().sum::<f32>() / self.tail.len().max(1) as f32;
+        self.file.commit().context(context)?;
+        Ok(mean)
     }
 }
 
@@ -124,42 +173,70 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 
 /// Trains as `args` says and writes the model and the loss log.
 pub fn train(args: &TrainArgs) -> Result<Summary> {
-    train_on(args, device(args.device)?.as_ref())
+    let gpu = device(args.device)?;
+    check(args)?;
+    train_on(args, gpu.as_ref())
 }
 
-/// [`train`] on a resolved device: the GPU when given, else the CPU.
-pub fn train_on(args: &TrainArgs, gpu: Option<&Gpu>) -> Result<Summary> {
-    let outputs = [
-        Some(&args.out),
-        Some(&args.losses_path()),
-        args.checkpoint.as_ref(),
+/// Checks every argument and file before any work: the outputs can be written and are
+/// neither inputs nor each other, and the batch fits in memory.
+pub fn check(args: &TrainArgs) -> Result<()> {
+    let losses = args.losses_path();
+    let mut outputs = vec![
+        ("--out", args.out.as_path()),
+        ("--losses", losses.as_path()),
     ];
-    outputs
-        .into_iter()
-        .flatten()
-        .try_for_each(|p| check_folder(p))?;
-    let (hidden, blocks) = args.shape();
-    if let Some(gpu) = gpu {
-        return dispatch!(hidden, blocks, train_shape_gpu(args, gpu));
+    if let Some(path) = &args.checkpoint {
+        outputs.push(("--checkpoint", path.as_path()));
     }
-    let result = dispatch!(hidden, blocks, train_shape(args));
-    // Resuming without a shape given: the checkpoint's shape is the one meant.
-    if let Err(e) = &result
-        && args.resume.is_some()
-        && args.hidden.is_none()
-        && args.blocks.is_none()
-        && let Some(CheckpointError::Format {
-            source: CheckpointFormatError::Shape { hidden, blocks, .. },
-            ..
-        }) = e.downcast_ref()
-    {
-        return dispatch!(*hidden, *blocks, train_shape(args));
+    let inputs: Vec<(&str, &Path)> = args
+        .resume
+        .iter()
+        .map(|p| ("--resume", p.as_path()))
+        .collect();
+    // Resuming from a checkpoint and checkpointing into the same file is the usual way to
+    // continue a run: the checkpoint is read whole before the first new one replaces it.
+    files::check(&inputs, &outputs, &[("--resume", "--checkpoint")])?;
+    if let Some(batch) = args.batch {
+        check_batch(batch, "--batch")?;
     }
-    result
+    Ok(())
+}
+
+fn check_batch(batch: u64, what: &str) -> Result<()> {
+    if batch > MAX_BATCH {
+        bail!(
+            "{what} {batch} is too large: at most {MAX_BATCH} examples per step (each {CHUNK} \
+             hold about 1.2 MB of activations and gradients)"
+        );
+    }
+    Ok(())
+}
+
+/// [`train`] on a resolved device (the GPU when given, else the CPU), `args` checked.
+pub fn train_on(args: &TrainArgs, gpu: Option<&Gpu>) -> Result<Summary> {
+    let (hidden, blocks) = match &args.resume {
+        Some(path) => {
+            refuse_changes_on_resume(args)?;
+            let info = inspect_checkpoint(path).context("cannot resume training")?;
+            check_batch(info.batch, "the checkpoint's batch")?;
+            // Resuming without a shape given: the checkpoint's shape is the one meant.
+            match (args.hidden, args.blocks) {
+                (None, None) => (info.hidden as usize, info.blocks as usize),
+                _ => args.shape(),
+            }
+        }
+        None => args.shape(),
+    };
+    let threads = files::threads(args.threads);
+    match gpu {
+        Some(gpu) => dispatch!(hidden, blocks, train_shape_gpu(args, gpu, threads)),
+        None => dispatch!(hidden, blocks, train_shape(args, threads)),
+    }
 }
 
 /// The configuration of a new run from the command line.
-fn new_config(args: &TrainArgs) -> TrainConfig {
+fn new_config(args: &TrainArgs, threads: usize) -> TrainConfig {
     let defaults = TrainConfig::default();
     TrainConfig {
         steps: args.steps,
@@ -167,7 +244,7 @@ fn new_config(args: &TrainArgs) -> TrainConfig {
         lr: args.lr.unwrap_or(defaults.lr),
         seed: args.seed.unwrap_or(defaults.seed),
         ema: args.ema,
-        threads: args.threads,
+        threads,
     }
 }
 
@@ -185,70 +262,142 @@ fn refuse_changes_on_resume(args: &TrainArgs) -> Result<()> {
     }
 }
 
+/// Where a run that stops now can continue from: the last checkpoint written (or resumed
+/// from) and its step.
+struct LastCheckpoint(Option<(PathBuf, u64)>);
+
+impl LastCheckpoint {
+    /// "; the last checkpoint c.ckpt (step 50) is intact", or nothing.
+    fn intact(&self) -> String {
+        match &self.0 {
+            Some((path, at)) => format!(
+                "; the last checkpoint {} (step {at}) is intact",
+                path.display()
+            ),
+            None => String::new(),
+        }
+    }
+
+    /// The error of a run stopped by Ctrl-C before step `step` ran.
+    fn interrupted(&self, step: u64) -> anyhow::Error {
+        let resume = match &self.0 {
+            Some((path, at)) => format!(
+                "the last checkpoint is {} at step {at}: continue with `--resume {}`",
+                path.display(),
+                path.display()
+            ),
+            None => "no checkpoint was written, so the run cannot be resumed".to_string(),
+        };
+        Interrupted(format!(
+            "interrupted at step {step}; no model was written; {resume}"
+        ))
+        .into()
+    }
+}
+
 /// Trains on the GPU: the same data streams, initialisation, Adam and checkpoint files as
 /// the CPU trainer; steps run in graph replays between checkpoints.
-fn train_shape_gpu<const H: usize, const B: usize>(args: &TrainArgs, gpu: &Gpu) -> Result<Summary> {
+fn train_shape_gpu<const H: usize, const B: usize>(
+    args: &TrainArgs,
+    gpu: &Gpu,
+    threads: usize,
+) -> Result<Summary> {
     let mut trainer = match &args.resume {
-        Some(path) => {
-            refuse_changes_on_resume(args)?;
-            GpuTrainer::<H, B, T>::resume(gpu, path).context("cannot resume training")?
-        }
+        Some(path) => GpuTrainer::<H, B, T>::resume(gpu, path).context("cannot resume training")?,
         None => {
             let schedule = Schedule::<T>::new(ScheduleKind::SEED)
                 .context("the seed noise schedule is invalid")?;
-            GpuTrainer::new(gpu, new_config(args), &schedule)?
+            GpuTrainer::new(gpu, new_config(args, threads), &schedule)?
         }
     };
     let start = trainer.step_index();
     if start >= args.steps {
         bail!("the checkpoint is already at step {start}: ask for more --steps");
     }
-    let mut losses = match &args.resume {
-        Some(_) => earlier_losses(&args.losses_path(), start),
-        None => Vec::new(),
-    };
+    let mut log = start_log(args, start)?;
+    let mut last = LastCheckpoint(args.resume.clone().map(|path| (path, start)));
+    interrupt::watch()?;
     let bar = progress_bar(args.steps - start, "train");
     let begin = Instant::now();
     while trainer.step_index() < args.steps {
         let step = trainer.step_index();
+        if interrupt::requested() {
+            bar.abandon();
+            return Err(last.interrupted(step));
+        }
         let until_checkpoint = match &args.checkpoint {
             Some(_) => args.checkpoint_every - step % args.checkpoint_every,
             None => u64::MAX,
         };
-        let run = trainer.run(
-            until_checkpoint.min(args.steps - step),
-            &mut |step, loss| {
-                losses.push((step, loss));
-                bar.inc(1);
-            },
-        );
+        let steps = until_checkpoint
+            .min(args.steps - step)
+            .min(GPU_STEPS_PER_CALL);
+        let mut logged = Ok(());
+        let run = trainer.run(steps, &mut |step, loss| {
+            if logged.is_ok() {
+                logged = log.push(step, loss);
+            }
+            bar.inc(1);
+        });
+        logged?;
         if let Err(e) = run {
             bar.abandon();
-            bail!("GPU training failed: {e}; no model was written");
+            bail!(
+                "GPU training failed: {e}; no model was written{}",
+                last.intact()
+            );
         }
-        if let Some(path) = &args.checkpoint {
-            trainer.save_checkpoint(path)?;
+        let at = trainer.step_index();
+        if let Some(path) = &args.checkpoint
+            && (at % args.checkpoint_every == 0 || at == args.steps)
+        {
+            trainer
+                .save_checkpoint(path)
+                .with_context(|| checkpoint_context(path, at))?;
+            last = LastCheckpoint(Some((path.clone(), at)));
         }
     }
     let seconds = begin.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let header = Header::new::<H, B, T>(trainer.schedule_kind(), Sampler::Ddpm);
     modelfile::save(&args.out, &*trainer.model()?, &header).context("cannot write the model")?;
-    csv::write_losses(&args.losses_path(), &losses).context("cannot write the loss log")?;
-    Ok(Summary::new(args.steps - start, seconds, &losses))
+    let final_loss = log.commit()?;
+    Ok(Summary {
+        steps: args.steps - start,
+        seconds,
+        final_loss,
+    })
 }
 
-fn train_shape<const H: usize, const B: usize>(args: &TrainArgs) -> Result<Summary> {
+fn checkpoint_context(path: &Path, step: u64) -> String {
+    format!(
+        "cannot write the checkpoint {} at step {step}; no model was written",
+        path.display()
+    )
+}
+
+/// The loss log, continuing the resumed run's log up to its checkpoint.
+fn start_log(args: &TrainArgs, start: u64) -> Result<LossLog> {
+    let losses_path = args.losses_path();
+    let earlier = match &args.resume {
+        Some(_) => earlier_losses(&losses_path, start),
+        None => Vec::new(),
+    };
+    LossLog::create(&losses_path, &earlier)
+}
+
+fn train_shape<const H: usize, const B: usize>(
+    args: &TrainArgs,
+    threads: usize,
+) -> Result<Summary> {
     let mut trainer = match &args.resume {
         Some(path) => {
-            refuse_changes_on_resume(args)?;
-            Trainer::<H, B, T>::resume(path, Some(args.threads))
-                .context("cannot resume training")?
+            Trainer::<H, B, T>::resume(path, Some(threads)).context("cannot resume training")?
         }
         None => {
             let schedule = Schedule::<T>::new(ScheduleKind::SEED)
                 .context("the seed noise schedule is invalid")?;
-            Trainer::new(new_config(args), &schedule)?
+            Trainer::new(new_config(args, threads), &schedule)?
         }
     };
     let start = trainer.step_index();
@@ -256,49 +405,46 @@ fn train_shape<const H: usize, const B: usize>(args: &TrainArgs) -> Result<Summa
         bail!("the checkpoint is already at step {start}: ask for more --steps");
     }
     trainer.set_steps(args.steps);
-    let losses_path = args.losses_path();
-    let mut losses = match &args.resume {
-        Some(_) => earlier_losses(&losses_path, start),
-        None => Vec::new(),
-    };
+    let mut log = start_log(args, start)?;
     // The checkpoint a failure leaves to resume from, and its step.
-    let mut last_checkpoint = args.resume.clone().map(|path| (path, start));
+    let mut last = LastCheckpoint(args.resume.clone().map(|path| (path, start)));
+    interrupt::watch()?;
     let bar = progress_bar(args.steps - start, "train");
     let begin = Instant::now();
     while trainer.step_index() < args.steps {
         let step = trainer.step_index();
+        if interrupt::requested() {
+            bar.abandon();
+            return Err(last.interrupted(step));
+        }
         let loss = trainer.step().map_err(|e| {
             bar.abandon();
-            let kept = match &last_checkpoint {
-                Some((path, at)) => format!(
-                    "; the last checkpoint {} (step {at}) is intact",
-                    path.display()
-                ),
-                None => String::new(),
-            };
-            anyhow::anyhow!("{e}; no model was written{kept}")
+            anyhow::anyhow!("{e}; no model was written{}", last.intact())
         })?;
-        losses.push((step, loss));
+        log.push(step, loss)?;
         bar.inc(1);
         if step % 20 == 0 {
             bar.set_message(format!("loss {loss:.4}"));
         }
         if let Some(path) = &args.checkpoint
-            && (step + 1) % args.checkpoint_every == 0
+            && ((step + 1) % args.checkpoint_every == 0 || step + 1 == args.steps)
         {
-            trainer.save_checkpoint(path)?;
-            last_checkpoint = Some((path.clone(), step + 1));
+            trainer
+                .save_checkpoint(path)
+                .with_context(|| checkpoint_context(path, step + 1))?;
+            last = LastCheckpoint(Some((path.clone(), step + 1)));
         }
     }
     let seconds = begin.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    if let Some(path) = &args.checkpoint {
-        trainer.save_checkpoint(path)?;
-    }
     let header = Header::new::<H, B, T>(trainer.schedule_kind(), Sampler::Ddpm);
     modelfile::save(&args.out, &trainer.model(), &header).context("cannot write the model")?;
-    csv::write_losses(&losses_path, &losses).context("cannot write the loss log")?;
-    Ok(Summary::new(args.steps - start, seconds, &losses))
+    let final_loss = log.commit()?;
+    Ok(Summary {
+        steps: args.steps - start,
+        seconds,
+        final_loss,
+    })
 }
 
 /// The loss log of the run being resumed, up to its checkpoint: continued, not restarted.

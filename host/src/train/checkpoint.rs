@@ -10,12 +10,18 @@
 //! ```
 //! The random state is the seed and the step: every example's stream is a function of
 //! `(seed, step, index)` (see [`crate::data`]), so nothing else needs saving.
+//!
+//! A file is read no further than its header allows ([`read_bytes`]), so a foreign or
+//! endless file given as a checkpoint is refused without being read whole.
+
+use std::io::Read;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use tinyddpm_core::ScheduleKind;
 
-use super::TrainConfig;
 use super::adam::Adam;
+use super::{CheckpointError, TrainConfig};
 
 /// First eight bytes of every checkpoint.
 const MAGIC: [u8; 8] = *b"TDDPMCKP";
@@ -26,6 +32,9 @@ const PREAMBLE: usize = 12;
 /// Trailing CRC bytes.
 const CRC_LEN: usize = 4;
 const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+/// The most bytes read from any file given as a checkpoint: its four arrays (weights, Adam's
+/// two moments, EMA) of the largest model file read.
+pub const MAX_FILE_BYTES: u64 = 4 * crate::modelfile::MAX_FILE_BYTES;
 
 /// Why bytes are not a usable checkpoint.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -161,22 +170,27 @@ pub(crate) fn encode(state: &State, shape: Shape) -> Vec<u8> {
     out
 }
 
-/// Decodes a checkpoint of a model of `shape`, checking every field before trusting it.
-pub(crate) fn decode(bytes: &[u8], shape: Shape) -> Result<State, CheckpointFormatError> {
+/// Checks the magic, version and CRC, and decodes the header; returns it and its length.
+fn frame(bytes: &[u8]) -> Result<(CheckpointHeader, usize), CheckpointFormatError> {
     use CheckpointFormatError as E;
     let truncated = |needed| E::Truncated {
         len: bytes.len(),
         needed,
     };
-    if bytes.len() < PREAMBLE + CRC_LEN {
-        return Err(truncated(PREAMBLE + CRC_LEN));
-    }
-    if bytes[..8] != MAGIC {
+    // A foreign file is named as such even when it is short (read_bytes stops after the
+    // preamble of one).
+    if bytes.get(..8).is_some_and(|m| m != MAGIC) {
         return Err(E::BadMagic);
     }
-    let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-    if version != VERSION {
-        return Err(E::UnsupportedVersion { found: version });
+    if let Some(&[a, b]) = bytes.get(8..10)
+        && u16::from_le_bytes([a, b]) != VERSION
+    {
+        return Err(E::UnsupportedVersion {
+            found: u16::from_le_bytes([a, b]),
+        });
+    }
+    if bytes.len() < PREAMBLE + CRC_LEN {
+        return Err(truncated(PREAMBLE + CRC_LEN));
     }
     let (body, tail) = bytes.split_at(bytes.len() - CRC_LEN);
     let expected = u32::from_le_bytes(tail.try_into().expect("four bytes"));
@@ -190,6 +204,68 @@ pub(crate) fn decode(bytes: &[u8], shape: Shape) -> Result<State, CheckpointForm
         .ok_or(truncated(PREAMBLE + head_len + CRC_LEN))?;
     let h: CheckpointHeader =
         postcard::from_bytes(head).map_err(|e| E::Header(format!("does not decode ({e})")))?;
+    Ok((h, head_len))
+}
+
+/// The length of the checkpoint `h` describes, with a header of `head_len` bytes.
+fn expected_len(h: &CheckpointHeader, head_len: usize) -> Option<usize> {
+    let arrays = 3 + usize::from(h.ema.is_some());
+    usize::try_from(h.params)
+        .ok()?
+        .checked_mul(4 * arrays)?
+        .checked_add(PREAMBLE + head_len + CRC_LEN)
+}
+
+/// Checks that `bytes` are as long as header `h` says.
+fn check_len(
+    bytes: &[u8],
+    h: &CheckpointHeader,
+    head_len: usize,
+) -> Result<(), CheckpointFormatError> {
+    let expected =
+        expected_len(h, head_len).ok_or(CheckpointFormatError::Header("parameter count".into()))?;
+    if bytes.len() != expected {
+        return Err(CheckpointFormatError::Length {
+            expected,
+            found: bytes.len(),
+        });
+    }
+    Ok(())
+}
+
+/// Reads a checkpoint file's bytes, no more than its header allows (and never more than
+/// [`MAX_FILE_BYTES`]); [`decode`] or [`inspect`] then judge them.
+pub(crate) fn read_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut file = std::fs::File::open(path)?;
+    let mut bytes = Vec::new();
+    let mut read_to = |bytes: &mut Vec<u8>, len: u64| {
+        let more = len.saturating_sub(bytes.len() as u64);
+        (&mut file).take(more).read_to_end(bytes)
+    };
+    read_to(&mut bytes, PREAMBLE as u64)?;
+    if bytes.len() < PREAMBLE || bytes[..8] != MAGIC || bytes[8..10] != VERSION.to_le_bytes() {
+        return Ok(bytes);
+    }
+    let head_len = u16::from_le_bytes([bytes[10], bytes[11]]) as usize;
+    read_to(&mut bytes, (PREAMBLE + head_len) as u64)?;
+    let limit = postcard::from_bytes::<CheckpointHeader>(&bytes[PREAMBLE..])
+        .ok()
+        .and_then(|h| expected_len(&h, head_len))
+        .map_or(MAX_FILE_BYTES, |len| (len as u64).min(MAX_FILE_BYTES));
+    read_to(&mut bytes, limit + 1)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("longer than a checkpoint can be ({limit} bytes at most)"),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// Decodes a checkpoint of a model of `shape`, checking every field before trusting it.
+pub(crate) fn decode(bytes: &[u8], shape: Shape) -> Result<State, CheckpointFormatError> {
+    use CheckpointFormatError as E;
+    let (h, head_len) = frame(bytes)?;
     if (h.hidden as usize, h.blocks as usize, h.timesteps as usize) != shape {
         return Err(E::Shape {
             hidden: h.hidden,
@@ -209,19 +285,9 @@ pub(crate) fn decode(bytes: &[u8], shape: Shape) -> Result<State, CheckpointForm
         threads: 0,
     };
     config.validate().map_err(E::Header)?;
-    let n = usize::try_from(h.params).map_err(|_| E::Header("parameter count".into()))?;
-    let arrays = 3 + usize::from(h.ema.is_some());
-    let expected = n
-        .checked_mul(4 * arrays)
-        .and_then(|w| w.checked_add(PREAMBLE + head_len + CRC_LEN))
-        .ok_or(E::Header("parameter count".into()))?;
-    if bytes.len() != expected {
-        return Err(E::Length {
-            expected,
-            found: bytes.len(),
-        });
-    }
-    let mut values = body[PREAMBLE + head_len..]
+    check_len(bytes, &h, head_len)?;
+    let n = h.params as usize;
+    let mut values = bytes[PREAMBLE + head_len..bytes.len() - CRC_LEN]
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes(b.try_into().expect("four bytes")));
     let mut take = || -> Result<Vec<f32>, E> {
@@ -248,6 +314,82 @@ pub(crate) fn decode(bytes: &[u8], shape: Shape) -> Result<State, CheckpointForm
         params,
         adam,
         ema,
+    })
+}
+
+/// What a checkpoint file holds, as `tinyddpm inspect` shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckpointInfo {
+    /// Bytes in the file.
+    pub len: usize,
+    /// The format version (the one this build reads).
+    pub version: u16,
+    /// H.
+    pub hidden: u32,
+    /// B.
+    pub blocks: u32,
+    /// T.
+    pub timesteps: u32,
+    /// The noise schedule the run trains for.
+    pub schedule: ScheduleKind,
+    /// Parameters of the model.
+    pub params: u64,
+    /// Steps done.
+    pub step: u64,
+    /// The run's total steps when it was started.
+    pub steps: u64,
+    /// Examples per step.
+    pub batch: u64,
+    /// Adam's learning rate.
+    pub lr: f32,
+    /// Seed of the initial weights and of every batch.
+    pub seed: u64,
+    /// EMA decay, when the run keeps an average.
+    pub ema: Option<f32>,
+    /// Values (weights, moments, EMA, in file order) that are NaN or infinite, and the
+    /// position of the first.
+    pub non_finite: Option<(usize, usize)>,
+}
+
+/// Reads what the checkpoint at `path` holds, of any model shape: magic, version, CRC and
+/// length are checked, and the values that are not finite counted.
+pub fn inspect(path: &Path) -> Result<CheckpointInfo, CheckpointError> {
+    let name = || path.display().to_string();
+    let bytes = read_bytes(path).map_err(|source| CheckpointError::Io {
+        path: name(),
+        source,
+    })?;
+    let format = |source| CheckpointError::Format {
+        path: name(),
+        source,
+    };
+    let (h, head_len) = frame(&bytes).map_err(format)?;
+    check_len(&bytes, &h, head_len).map_err(format)?;
+    let values = bytes[PREAMBLE + head_len..bytes.len() - CRC_LEN]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().expect("four bytes")));
+    let mut non_finite: Option<(usize, usize)> = None;
+    for (i, v) in values.enumerate() {
+        if !v.is_finite() {
+            let (count, first) = non_finite.unwrap_or((0, i));
+            non_finite = Some((count + 1, first));
+        }
+    }
+    Ok(CheckpointInfo {
+        len: bytes.len(),
+        version: VERSION,
+        hidden: h.hidden,
+        blocks: h.blocks,
+        timesteps: h.timesteps,
+        schedule: h.schedule,
+        params: h.params,
+        step: h.step,
+        steps: h.steps,
+        batch: h.batch,
+        lr: h.lr,
+        seed: h.seed,
+        ema: h.ema,
+        non_finite,
     })
 }
 
@@ -297,5 +439,28 @@ mod tests {
             decode(&bytes, (1, 2, 4)),
             Err(CheckpointFormatError::Shape { .. })
         ));
+    }
+
+    #[test]
+    fn a_longer_file_is_read_no_further_than_its_header_allows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.ckpt");
+        let bytes = encode(&state(true), (1, 2, 3));
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(read_bytes(&path).unwrap(), bytes);
+        let mut longer = bytes.clone();
+        longer.extend(std::iter::repeat_n(7u8, 1 << 20));
+        std::fs::write(&path, &longer).unwrap();
+        let e = read_bytes(&path).unwrap_err();
+        assert!(
+            e.to_string().contains(&format!("({} bytes", bytes.len())),
+            "{e}"
+        );
+        let info = {
+            std::fs::write(&path, &bytes).unwrap();
+            inspect(&path).unwrap()
+        };
+        assert_eq!((info.step, info.params, info.ema), (77, 10, Some(0.99)));
+        assert_eq!(info.non_finite, None);
     }
 }

@@ -35,7 +35,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use tinyddpm_core::{Model, Schedule, ScheduleKind};
 
-pub use checkpoint::CheckpointFormatError;
+pub use checkpoint::{CheckpointFormatError, CheckpointInfo, inspect as inspect_checkpoint};
 
 use crate::data::{Examples, forward_coefs};
 use adam::Adam;
@@ -363,7 +363,7 @@ pub(crate) fn read_checkpoint(
     shape: checkpoint::Shape,
 ) -> Result<State, CheckpointError> {
     let name = || path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
+    let bytes = checkpoint::read_bytes(path).map_err(|source| CheckpointError::Io {
         path: name(),
         source,
     })?;
