@@ -259,6 +259,11 @@ fn emit_steps<const T: usize>(
 ) -> Result<(), String> {
     let schedule: Box<Schedule<T>> = Box::new(header.schedule().map_err(|e| e.to_string())?);
     let count = sampler.num_steps(T);
+    // An `[f32; N]` literal, each element by its bits.
+    let bits_array = |values: &[f32]| {
+        let elements: Vec<String> = values.iter().map(|&v| bits(v)).collect();
+        format!("[{}]", elements.join(", "))
+    };
     writeln!(src, "/// The sampler's reverse steps, noisiest first.").unwrap();
     writeln!(src, "pub static STEPS: [Step; {count}] = [").unwrap();
     for step in sampler.steps(&schedule) {
@@ -280,6 +285,29 @@ fn emit_steps<const T: usize>(
                 bits(sqrt_ab),
                 bits(sqrt_ab_prev),
                 bits(dir)
+            ),
+            Update::DpmSolver {
+                sqrt_one_minus_ab,
+                sqrt_ab,
+                weights,
+            } => format!(
+                "Update::DpmSolver {{ sqrt_one_minus_ab: {}, sqrt_ab: {}, weights: {} }}",
+                bits(sqrt_one_minus_ab),
+                bits(sqrt_ab),
+                bits_array(&weights)
+            ),
+            Update::UniPc {
+                sqrt_one_minus_ab,
+                sqrt_ab,
+                correct,
+                corrector,
+                predictor,
+            } => format!(
+                "Update::UniPc {{ sqrt_one_minus_ab: {}, sqrt_ab: {}, correct: {correct}, corrector: {}, predictor: {} }}",
+                bits(sqrt_one_minus_ab),
+                bits(sqrt_ab),
+                bits_array(&corrector),
+                bits_array(&predictor)
             ),
         };
         writeln!(

@@ -4,9 +4,9 @@
 //! ([`model`]), its layers ([`linear`]), the GELU activation with the crate's own erf-free
 //! approximation ([`gelu`]), the lane arithmetic every formula is generic over ([`real`],
 //! [`lanes`]), the portable `ln`/`sin`/`cos` behind the Gaussian noise ([`math`], [`noise`]),
-//! the noise schedule ([`schedule`]), the reverse-process samplers ([`sampler`]), the reverse
-//! chain and the pure sampling function ([`sample()`], [`chain`]) and the model file
-//! ([`file`](mod@file)).
+//! the noise schedule ([`schedule`]), the reverse-process samplers ([`sampler`], the multistep
+//! solvers in [`multistep`]), the reverse chain and the pure sampling function ([`sample()`],
+//! [`chain`]) and the model file ([`file`](mod@file)).
 //!
 //! What must not: `std`, an allocator, `unsafe`, fused multiply-add, or any platform maths
 //! library whose last bit differs between machines. Every other crate of the project (host
@@ -21,6 +21,7 @@ pub mod lanes;
 pub mod linear;
 pub mod math;
 pub mod model;
+pub mod multistep;
 pub mod noise;
 pub mod real;
 pub mod sample;
@@ -31,6 +32,7 @@ pub use file::{FileError, Header};
 pub use lanes::Lanes;
 pub use linear::Linear;
 pub use model::{Block, Layer, Model, SeedModel, TensorName};
+pub use multistep::{History, Solver};
 pub use noise::NoiseStream;
 pub use real::Real;
 pub use sample::{PredictNoise, chain, gaussian_lanes, sample, sample_from};

@@ -11,6 +11,7 @@
 //! [`chain`] directly.
 
 use crate::model::Model;
+use crate::multistep::History;
 use crate::noise::NoiseStream;
 use crate::real::Real;
 use crate::sampler::{Sampler, Step};
@@ -49,7 +50,9 @@ pub fn gaussian_lanes<R: Real>(streams: &mut [NoiseStream]) -> [R; 2] {
 /// Runs `steps` from `x` for the lanes of `R`, lane `i` drawing its noise from `streams[i]`
 /// (already past x_T's pair), and returns x after the last step. `at_step(k, &x)` sees the
 /// state before step `k` and, with `k` = the number of steps, the result: figures keep
-/// frames, the firmware times each step.
+/// frames, the firmware times each step. The multistep solvers' memory of earlier steps
+/// lives here, one [`History`] per coordinate, empty at the first step: `steps` must be a
+/// whole chain from its first step.
 #[inline(always)]
 pub fn chain<R: Real, P: PredictNoise<R>>(
     mut predictor: P,
@@ -58,6 +61,7 @@ pub fn chain<R: Real, P: PredictNoise<R>>(
     streams: &mut [NoiseStream],
     mut at_step: impl FnMut(usize, &[R; 2]),
 ) -> [R; 2] {
+    let mut history = [History::new(); 2];
     let mut k = 0;
     for step in steps {
         at_step(k, &x);
@@ -65,7 +69,7 @@ pub fn chain<R: Real, P: PredictNoise<R>>(
         let z = gaussian_lanes::<R>(streams);
         // A plain loop, not `map`: see `Lanes`' note on closures under target features.
         for c in 0..2 {
-            x[c] = step.apply(x[c], eps[c], z[c]);
+            x[c] = step.apply(x[c], eps[c], z[c], &mut history[c]);
         }
         k += 1;
     }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{csv_rows, torch_model};
-use tinyddpm_core::{Sampler, Schedule, ScheduleKind, Spacing, chain};
+use tinyddpm_core::{History, Sampler, Schedule, ScheduleKind, Spacing, chain};
 
 /// β, α, ᾱ, √ᾱ within 1e-6 relative. torch forms √(1−ᾱ) from its f32 ᾱ, so the ᾱ
 /// difference Δ (f32 rounding and cumprod order) reaches √(1−ᾱ) amplified to
@@ -67,7 +67,7 @@ fn seed_ddpm_step_matches_torch_within_1e_5() {
         let x = [r[0] as f32, r[1] as f32];
         let eps = model.predict_noise(x, &temb);
         for i in 0..2 {
-            let out = step.apply(x[i], eps[i], r[3 + i] as f32);
+            let out = step.apply(x[i], eps[i], r[3 + i] as f32, &mut History::new());
             worst = worst.max((out - r[7 + i] as f32).abs());
         }
     }

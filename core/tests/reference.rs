@@ -5,53 +5,11 @@
 
 mod common;
 
-use common::torch_model;
+use common::{forward64, torch_model};
 use tinyddpm_core::{
-    Lanes, Model, NoiseStream, Sampler, Schedule, ScheduleKind, SeedModel, Spacing, Step, Update,
-    chain, sample, sample_from,
+    History, Lanes, Model, NoiseStream, Sampler, Schedule, ScheduleKind, SeedModel, Spacing, Step,
+    Update, chain, sample, sample_from,
 };
-
-fn gelu64(x: f64) -> f64 {
-    0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))
-}
-
-fn linear64<const I: usize, const O: usize>(
-    l: &tinyddpm_core::Linear<I, O>,
-    x: &[f64],
-) -> Vec<f64> {
-    (0..O)
-        .map(|j| l.bias[j] as f64 + (0..I).map(|k| l.weight[j][k] as f64 * x[k]).sum::<f64>())
-        .collect()
-}
-
-/// The notebook's forward pass in f64 (nn.Module structure, not the core's code).
-fn forward64(m: &SeedModel, x: [f64; 2], t_input: f64) -> [f64; 2] {
-    let temb = linear64(
-        &m.time_out,
-        &linear64(&m.time_in, &[t_input])
-            .into_iter()
-            .map(gelu64)
-            .collect::<Vec<_>>(),
-    );
-    let mut h: Vec<f64> = linear64(&m.input, &x)
-        .into_iter()
-        .map(gelu64)
-        .zip(&temb)
-        .map(|(a, t)| a + t)
-        .collect();
-    for b in &m.blocks {
-        let u: Vec<f64> = linear64(&b.first, &h).into_iter().map(gelu64).collect();
-        let v: Vec<f64> = linear64(&b.second, &u).into_iter().map(gelu64).collect();
-        h = v
-            .iter()
-            .zip(&h)
-            .zip(&temb)
-            .map(|((v, h), t)| (v + h + t) / std::f64::consts::SQRT_2)
-            .collect();
-    }
-    let out = linear64(&m.output, &h);
-    [out[0], out[1]]
-}
 
 #[test]
 fn forward_pass_within_1e_5_of_f64_reference() {
@@ -81,7 +39,7 @@ fn update64(
     eps: f64,
     z: f64,
 ) -> f64 {
-    let t = sampler.timestep(1000, k);
+    let t = sampler.timestep(schedule, k);
     let (b, ab) = (schedule.beta[t], schedule.alpha_bar[t]);
     match *sampler {
         Sampler::Ddpm | Sampler::DdpmPosterior => {
@@ -110,6 +68,7 @@ fn update64(
             }
             abp.sqrt() * x0 + (1.0 - abp - sigma * sigma).max(0.0).sqrt() * e + sigma * z
         }
+        Sampler::Multistep { .. } => unreachable!("the multistep solvers' reference: multistep.rs"),
     }
 }
 
@@ -125,7 +84,7 @@ fn sample64(
     let [a, b] = noise.gaussian_pair();
     let mut x = [a as f64, b as f64];
     for k in 0..sampler.num_steps(1000) {
-        let t = sampler.timestep(1000, k);
+        let t = sampler.timestep(schedule, k);
         let eps = forward64(model, x, (t as f32 / 1000.0) as f64);
         let z = noise.gaussian_pair();
         x = [0, 1].map(|i| update64(schedule, sampler, k, x[i], eps[i], z[i] as f64));
@@ -203,7 +162,8 @@ fn subnormal_inputs_keep_their_bits() {
         },
         sigma: 0.0,
     };
-    assert_eq!(step.apply(x[0], 0.0, 0.0).to_bits(), 1);
+    let mut history = History::new();
+    assert_eq!(step.apply(x[0], 0.0, 0.0, &mut history).to_bits(), 1);
 }
 
 #[test]
@@ -234,11 +194,14 @@ fn every_lane_of_a_batch_equals_the_sample_drawn_alone() {
         let mut noise = idx.map(|i| NoiseStream::new(11, i));
         let first = noise.each_mut().map(|s| s.gaussian_pair());
         let mut x = [0, 1].map(|c| Lanes(first.map(|p| p[c])));
+        let mut history = [History::new(); 2];
         for k in (0..n).step_by(if n > 100 { 7 } else { 1 }) {
             let step = sampler.step(&schedule, k);
             let eps = model.predict_noise(x, &model.time_embedding(step.t_input));
             let z = noise.each_mut().map(|s| s.gaussian_pair());
-            x = [0, 1].map(|c| step.apply(x[c], eps[c], Lanes(z.map(|p| p[c]))));
+            for c in 0..2 {
+                x[c] = step.apply(x[c], eps[c], Lanes(z.map(|p| p[c])), &mut history[c]);
+            }
         }
         for (lane, &i) in idx.iter().enumerate() {
             let mut alone = [NoiseStream::new(11, i)];

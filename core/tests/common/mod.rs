@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use tinyddpm_core::{Model, SeedModel};
+use tinyddpm_core::{Linear, Model, SeedModel};
 
 /// A file of the repository's `tests/fixtures/`.
 pub fn fixture(name: &str) -> PathBuf {
@@ -35,4 +35,44 @@ pub fn csv_rows(name: &str) -> Vec<Vec<f64>> {
         .skip(1)
         .map(|l| l.split(',').map(|v| v.parse().expect("number")).collect())
         .collect()
+}
+
+/// GELU with the exact erf, in f64.
+pub fn gelu64(x: f64) -> f64 {
+    0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))
+}
+
+pub fn linear64<const I: usize, const O: usize>(l: &Linear<I, O>, x: &[f64]) -> Vec<f64> {
+    (0..O)
+        .map(|j| l.bias[j] as f64 + (0..I).map(|k| l.weight[j][k] as f64 * x[k]).sum::<f64>())
+        .collect()
+}
+
+/// The notebook's forward pass in f64 (nn.Module structure, not the core's code).
+pub fn forward64(m: &SeedModel, x: [f64; 2], t_input: f64) -> [f64; 2] {
+    let temb = linear64(
+        &m.time_out,
+        &linear64(&m.time_in, &[t_input])
+            .into_iter()
+            .map(gelu64)
+            .collect::<Vec<_>>(),
+    );
+    let mut h: Vec<f64> = linear64(&m.input, &x)
+        .into_iter()
+        .map(gelu64)
+        .zip(&temb)
+        .map(|(a, t)| a + t)
+        .collect();
+    for b in &m.blocks {
+        let u: Vec<f64> = linear64(&b.first, &h).into_iter().map(gelu64).collect();
+        let v: Vec<f64> = linear64(&b.second, &u).into_iter().map(gelu64).collect();
+        h = v
+            .iter()
+            .zip(&h)
+            .zip(&temb)
+            .map(|((v, h), t)| (v + h + t) / std::f64::consts::SQRT_2)
+            .collect();
+    }
+    let out = linear64(&m.output, &h);
+    [out[0], out[1]]
 }
