@@ -14,9 +14,11 @@
 //! - `TINYDDPM_SEED` (default 42), `TINYDDPM_SAMPLES` (default 8): samples `0 .. SAMPLES` of
 //!   the seed, as `tinyddpm sample -n SAMPLES --seed SEED` draws them.
 //! - `TINYDDPM_SAMPLER`: a sampler name as the CLI's `--sampler` takes it (`ddpm`, the seed's
-//!   step; `ddpm-posterior`; `ddim`: K steps, trailing spacing, eta 0); default: the sampler
+//!   step; `ddpm-posterior`; `ddim`: K steps, trailing spacing, eta 0; `dpmpp-2m`, `dpmpp-3m`,
+//!   `dpmpp-2m-sde`, `unipc`: K steps, log-SNR placement); default: the sampler
 //!   stored in the model file.
-//! - `TINYDDPM_STEPS`: DDIM's K (default 50).
+//! - `TINYDDPM_STEPS`: K of DDIM (default 50) or of a multistep solver (`dpmpp-2m`,
+//!   `dpmpp-3m`, `dpmpp-2m-sde`, `unipc`; default 20, log-SNR placement).
 //!
 //! The target picks the memory map (`memory.x` is generated into `OUT_DIR`): a 1 MiB-flash,
 //! 256 KiB-RAM Cortex-M4F chip class, or the 256 KiB / 16 KiB nRF51 of QEMU's `microbit`.
@@ -156,9 +158,10 @@ fn sampler(header: &Header) -> Result<Sampler, String> {
                 name.unwrap_or_default(),
                 Sampler::NAMES.map(|(n, _)| n).join(", ")
             ),
-            ChoiceError::DdimOnly { .. } => {
-                "TINYDDPM_STEPS is only used by the ddim sampler".into()
-            }
+            ChoiceError::EveryTimestep { sampler, .. } => format!(
+                "TINYDDPM_STEPS does not apply to {}, which runs every timestep",
+                sampler.name()
+            ),
             e => format!("TINYDDPM_SAMPLER / TINYDDPM_STEPS: {e}"),
         })
 }

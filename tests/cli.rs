@@ -1239,7 +1239,51 @@ fn failure_cases() -> Vec<Case> {
                 "s.csv",
             ],
             code: 1,
-            message: "apply to --sampler ddim only",
+            message: "--steps and --spacing apply to --sampler ddim, dpmpp-2m",
+            ..Case::default()
+        },
+        Case {
+            args: &[
+                "sample", "--model", "m.tdm", "-n", "2", "--steps", "5", "--out", "s.csv",
+            ],
+            code: 1,
+            message: "only; the model's default sampler, DDPM (seed step, 1000 steps), runs",
+            ..Case::default()
+        },
+        Case {
+            args: &[
+                "sample",
+                "--model",
+                "m.tdm",
+                "-n",
+                "2",
+                "--sampler",
+                "dpmpp-2m",
+                "--eta",
+                "0.5",
+                "--out",
+                "s.csv",
+            ],
+            code: 1,
+            message: "--eta and --clip apply to --sampler ddim only",
+            ..Case::default()
+        },
+        Case {
+            args: &[
+                "sample",
+                "--model",
+                "m.tdm",
+                "-n",
+                "2",
+                "--sampler",
+                "ddim",
+                "--spacing",
+                "karras",
+                "--out",
+                "s.csv",
+            ],
+            code: 1,
+            message: "DDIM takes trailing, leading or linspace spacing, not karras",
             ..Case::default()
         },
         Case {

@@ -13,11 +13,12 @@ pub mod train;
 
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
+use clap::builder::PossibleValuesParser;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tinyddpm::cuda::Gpu;
-use tinyddpm_core::{Sampler, Spacing};
+use tinyddpm_core::{ChoiceError, Sampler, SamplerChoice, Spacing};
 
 /// Diffusion timesteps of every model this build runs (the seed's T).
 pub const T: usize = 1000;
@@ -92,43 +93,23 @@ pub fn progress_bar(len: u64, prefix: &'static str) -> ProgressBar {
     bar
 }
 
-/// Which reverse process.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum SamplerKind {
-    /// The seed notebook's DDPM step, all 1000 timesteps, noise √β_t.
-    Ddpm,
-    /// DDPM with the posterior variance β̃_t.
-    DdpmPosterior,
-    /// DDIM (default 50 steps, trailing spacing, eta 0).
-    Ddim,
-}
-
-/// DDIM's choice of timesteps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum SpacingArg {
-    /// 999, 979, …, 19 for 50 steps (diffusers "trailing").
-    Trailing,
-    /// 980, 960, …, 0 for 50 steps (diffusers "leading").
-    Leading,
-    /// round(linspace(0, 999, K)).
-    Linspace,
-}
-
-/// The sampler options shared by `sample` and `plot reverse`.
+/// The sampler options shared by `sample` and `plot reverse`. Names and defaults are the
+/// core's ([`SamplerChoice`]), as the firmware's build settings read them.
 #[derive(Args, Clone, Debug)]
 pub struct SamplerArgs {
     /// Reverse process [default: the model file's default sampler]
-    #[arg(long, value_enum)]
-    pub sampler: Option<SamplerKind>,
-    /// DDIM steps [default: 50]
+    #[arg(long, value_parser = PossibleValuesParser::new(Sampler::NAMES.map(|(name, _)| name)))]
+    pub sampler: Option<String>,
+    /// Steps of DDIM (default 50) or of a multistep solver, dpmpp-* and unipc (default 20)
     #[arg(long)]
     pub steps: Option<u32>,
     /// DDIM eta in [0, 1]: 0 deterministic, 1 DDPM-like noise [default: 0]
     #[arg(long, allow_negative_numbers = true)]
     pub eta: Option<f32>,
-    /// DDIM timestep spacing [default: trailing]
-    #[arg(long, value_enum)]
-    pub spacing: Option<SpacingArg>,
+    /// Timestep placement: trailing (DDIM's default), leading or linspace for DDIM; logsnr
+    /// (the default), karras or linspace for the multistep solvers
+    #[arg(long, value_parser = PossibleValuesParser::new(Spacing::NAMED.map(|(name, _)| name)))]
+    pub spacing: Option<String>,
     /// DDIM: clip the predicted x₀ to [-1, 1]
     #[arg(long)]
     pub clip: bool,
@@ -137,77 +118,50 @@ pub struct SamplerArgs {
 impl SamplerArgs {
     /// The sampler asked for, `default` (the model file's) filling what was not said.
     pub fn resolve(&self, default: Sampler) -> Result<Sampler> {
-        let ddim_options = self.steps.is_some() || self.eta.is_some() || self.spacing.is_some();
-        let ddim_options = ddim_options || self.clip;
-        let ddim = |base: Sampler| {
-            let (steps, eta, spacing, clip) = match base {
-                Sampler::Ddim {
-                    steps,
-                    eta,
-                    spacing,
-                    clip,
-                } => (steps, eta, spacing, clip),
-                _ => (50, 0.0, Spacing::Trailing, false),
-            };
-            Sampler::Ddim {
-                steps: self.steps.unwrap_or(steps),
-                eta: self.eta.unwrap_or(eta),
-                spacing: match self.spacing {
-                    Some(SpacingArg::Trailing) => Spacing::Trailing,
-                    Some(SpacingArg::Leading) => Spacing::Leading,
-                    Some(SpacingArg::Linspace) => Spacing::Linspace,
-                    None => spacing,
-                },
-                clip: self.clip || clip,
+        let choice = SamplerChoice {
+            name: self.sampler.as_deref(),
+            steps: self.steps,
+            eta: self.eta,
+            spacing: self.spacing.as_deref(),
+            clip: self.clip,
+        };
+        choice.resolve(default, T).map_err(|e| match e {
+            ChoiceError::DdimOnly { named: true, .. } => {
+                anyhow!("--eta and --clip apply to --sampler ddim only")
             }
-        };
-        let sampler = match (self.sampler, default) {
-            (Some(SamplerKind::Ddim), _) => ddim(Sampler::DDIM_DEFAULT),
-            (None, Sampler::Ddim { .. }) => ddim(default),
-            (kind, _) if ddim_options => match kind {
-                Some(_) => {
-                    bail!("--steps, --eta, --spacing and --clip apply to --sampler ddim only")
-                }
-                None => bail!(
-                    "--steps, --eta, --spacing and --clip apply to DDIM only, and the model's \
-                     default sampler is {}: add --sampler ddim",
-                    describe(&default)
-                ),
-            },
-            (Some(SamplerKind::Ddpm), _) => Sampler::Ddpm,
-            (Some(SamplerKind::DdpmPosterior), _) => Sampler::DdpmPosterior,
-            (None, default) => default,
-        };
-        sampler.validate(T)?;
-        Ok(sampler)
+            ChoiceError::DdimOnly { sampler, .. } => anyhow!(
+                "--eta and --clip apply to DDIM only, and the model's default sampler is {}: \
+                 add --sampler ddim",
+                describe(&sampler)
+            ),
+            ChoiceError::EveryTimestep { sampler, named } => {
+                let sampler = describe(&sampler);
+                let which = match named {
+                    true => sampler,
+                    false => format!("the model's default sampler, {sampler},"),
+                };
+                anyhow!(
+                    "--steps and --spacing apply to --sampler ddim, dpmpp-2m, dpmpp-3m, \
+                     dpmpp-2m-sde and unipc only; {which} runs every timestep"
+                )
+            }
+            e => e.into(),
+        })
     }
 }
 
-/// A sampler in words, e.g. "DDIM, 50 steps, trailing spacing, eta 0".
+/// A sampler in words on this build's T, e.g. "DDIM, 50 steps, trailing spacing, eta 0".
 pub fn describe(sampler: &Sampler) -> String {
-    match *sampler {
-        Sampler::Ddpm => format!("DDPM (seed step, {T} steps)"),
-        Sampler::DdpmPosterior => format!("DDPM with posterior variance ({T} steps)"),
-        Sampler::Ddim {
-            steps,
-            eta,
-            spacing,
-            clip,
-        } => format!(
-            "DDIM, {steps} steps, {} spacing, eta {eta}{}",
-            format!("{spacing:?}").to_lowercase(),
-            if clip { ", x0 clipped" } else { "" }
-        ),
-    }
+    sampler.describe(T).to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn args(sampler: Option<SamplerKind>, steps: Option<u32>) -> SamplerArgs {
+    fn args(sampler: Option<&str>, steps: Option<u32>) -> SamplerArgs {
         SamplerArgs {
-            sampler,
+            sampler: sampler.map(String::from),
             steps,
             eta: None,
             spacing: None,
@@ -217,7 +171,7 @@ mod tests {
 
     #[test]
     fn sampler_defaults_come_from_the_issue_and_the_model_file() {
-        let ddim = args(Some(SamplerKind::Ddim), None).resolve(Sampler::Ddpm);
+        let ddim = args(Some("ddim"), None).resolve(Sampler::Ddpm);
         assert_eq!(ddim.unwrap(), Sampler::DDIM_DEFAULT);
         let from_file = args(None, None).resolve(Sampler::DdpmPosterior);
         assert_eq!(from_file.unwrap(), Sampler::DdpmPosterior);
@@ -237,14 +191,10 @@ mod tests {
                 ..
             }
         ));
-        assert!(
-            args(Some(SamplerKind::Ddpm), Some(10))
-                .resolve(Sampler::Ddpm)
-                .is_err()
-        );
+        assert!(args(Some("ddpm"), Some(10)).resolve(Sampler::Ddpm).is_err());
         assert!(args(None, Some(10)).resolve(Sampler::Ddpm).is_err());
         assert!(
-            args(Some(SamplerKind::Ddim), Some(1001))
+            args(Some("ddim"), Some(1001))
                 .resolve(Sampler::Ddpm)
                 .is_err()
         );

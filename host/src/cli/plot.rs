@@ -193,7 +193,10 @@ pub fn reverse_frames<const H: usize, const B: usize>(
             let label = match k {
                 0 => "start: x_T ~ N(0, I)".to_string(),
                 k if k == k_total => "end: generated".to_string(),
-                k => format!("step {k}/{k_total} (t = {})", sampler.timestep(T, k)),
+                k => format!(
+                    "step {k}/{k_total} (t = {})",
+                    sampler.timestep(request.schedule, k)
+                ),
             };
             plot::Frame { label, points }
         })

@@ -55,8 +55,9 @@ pub(super) fn defines(hidden: usize, blocks: usize, smax: usize) -> Vec<(&'stati
     vec![("HID", hidden), ("NBLK", blocks), ("SMAX", smax)]
 }
 
-/// One step as the kernel's table row: mode, four coefficients, sigma (as f32 bits).
-fn step_words(step: &Step) -> [u32; STEP_WORDS] {
+/// One step as the kernel's table row: mode, four coefficients, sigma (as f32 bits); `None`
+/// for an update the kernel does not implement yet (the multistep solvers run on the CPU).
+fn step_words(step: &Step) -> Option<[u32; STEP_WORDS]> {
     let (mode, c) = match step.update {
         Update::Ddpm { c_eps, c_x } => (0, [c_eps, c_x, 0.0, 0.0]),
         Update::Ddim {
@@ -69,15 +70,16 @@ fn step_words(step: &Step) -> [u32; STEP_WORDS] {
             1 + u32::from(clip),
             [sqrt_one_minus_ab, sqrt_ab, sqrt_ab_prev, dir],
         ),
+        Update::DpmSolver { .. } | Update::UniPc { .. } => return None,
     };
-    [
+    Some([
         mode,
         c[0].to_bits(),
         c[1].to_bits(),
         c[2].to_bits(),
         c[3].to_bits(),
         step.sigma.to_bits(),
-    ]
+    ])
 }
 
 /// The model's parameters in file order, and its 2·B hidden layers transposed to [k][j].
@@ -146,7 +148,17 @@ impl Gpu {
         let s = &self.stream;
 
         let steps: Vec<Step> = request.steps();
-        let table: Vec<u32> = steps.iter().flat_map(step_words).collect();
+        let table: Vec<u32> = steps
+            .iter()
+            .map(step_words)
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| {
+                CudaError::Unsupported(format!(
+                    "the GPU sampler does not run {} yet; use --device cpu",
+                    sampler.describe(T)
+                ))
+            })?
+            .concat();
         let t_inputs: Vec<f32> = steps.iter().map(|st| st.t_input).collect();
         let (params, wt) = flatten(model);
         let d_params = s.clone_htod(&params).map_err(driver("upload"))?;
