@@ -73,6 +73,16 @@ fn m4f_ddim_50_matches_host() {
 }
 
 #[test]
+fn m4f_dpmpp_2m_matches_host() {
+    check(&M4F, "dpmpp-2m", 8);
+}
+
+#[test]
+fn m4f_unipc_matches_host() {
+    check(&M4F, "unipc", 4);
+}
+
+#[test]
 fn m0_ddpm_1000_matches_host() {
     // Software floats make a DDPM sample ~2e9 instructions on the M0: one is enough.
     check(&M0, "ddpm", 1);
@@ -81,6 +91,12 @@ fn m0_ddpm_1000_matches_host() {
 #[test]
 fn m0_ddim_50_matches_host() {
     check(&M0, "ddim", 4);
+}
+
+#[test]
+fn m0_dpmpp_2m_sde_matches_host() {
+    // The stochastic solver: its noise is each sample's own stream on the board too.
+    check(&M0, "dpmpp-2m-sde", 4);
 }
 
 /// Builds, runs and compares one case; returns what the firmware printed.

@@ -1,9 +1,9 @@
 //! The host's batched and batch-1 samplers against the core's scalar code, bit for bit.
 //!
 //! Every SIMD path the CPU has is forced in turn (a missing one is skipped with a message),
-//! on 1 and 2 threads, for every sampler, from noise and from given x_T. References are the
-//! core's own `sample` / `sample_from` / `predict_noise`, computed here: no expected output is
-//! hard-coded. DDPM cases run on a short (T = 40) schedule so the scalar reference stays
+//! on 1 and 2 threads, for every sampler (the multistep solvers' history included), from noise
+//! and from given x_T. References are the core's own `sample` / `sample_from` /
+//! `predict_noise`, computed here: no expected output is hard-coded. DDPM cases run on a short (T = 40) schedule so the scalar reference stays
 //! fast; the long test runs the full 1,000-step DDPM on the trained PyTorch fixture model.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use tinyddpm::batch::{self, Batch1, Init, Request, Simd};
 use tinyddpm::train::pytorch_init;
 use tinyddpm_core::{
-    Model, Sampler, Schedule, ScheduleKind, SeedModel, Spacing, sample, sample_from,
+    Model, Sampler, Schedule, ScheduleKind, SeedModel, Solver, Spacing, sample, sample_from,
 };
 
 /// SplitMix64: a small deterministic generator for test inputs.
@@ -133,6 +133,27 @@ fn ddim(max_steps: u32) -> impl Strategy<Value = Sampler> {
         })
 }
 
+/// A multistep solver (DPM-Solver++ 2M, 3M, 2M SDE, UniPC) on any of its placements, with at
+/// most `max_steps` steps (fewer than T: the last step goes to σ = 0).
+fn multistep(max_steps: u32) -> impl Strategy<Value = Sampler> {
+    let solver = prop_oneof![
+        Just(Solver::DpmPp2m),
+        Just(Solver::DpmPp3m),
+        Just(Solver::DpmPp2mSde),
+        Just(Solver::UniPc)
+    ];
+    let spacing = prop_oneof![
+        Just(Spacing::Linspace),
+        Just(Spacing::Karras),
+        Just(Spacing::LogSnr)
+    ];
+    (solver, 1..=max_steps, spacing).prop_map(|(solver, steps, spacing)| Sampler::Multistep {
+        solver,
+        steps,
+        spacing,
+    })
+}
+
 fn schedule_kind() -> impl Strategy<Value = ScheduleKind> {
     prop_oneof![Just(ScheduleKind::SEED), Just(ScheduleKind::COSINE)]
 }
@@ -172,11 +193,16 @@ fn batch_and_sampler() -> impl Strategy<Value = (usize, Sampler, bool)> {
         let s = if n <= 64 {
             prop_oneof![
                 ddpm.prop_map(|s| (s, true)),
-                ddim(budget).prop_map(|s| (s, false))
+                ddim(budget).prop_map(|s| (s, false)),
+                multistep(budget).prop_map(|s| (s, false))
             ]
             .boxed()
         } else {
-            ddim(budget).prop_map(|s| (s, false)).boxed()
+            prop_oneof![
+                ddim(budget).prop_map(|s| (s, false)),
+                multistep(budget).prop_map(|s| (s, false))
+            ]
+            .boxed()
         };
         (Just(n), s).prop_map(|(n, (s, short))| (n, s, short))
     })
@@ -208,7 +234,12 @@ proptest! {
     #[test]
     fn odd_shape_matches_core_bit_for_bit(
         count in 1usize..200,
-        sampler in prop_oneof![Just(Sampler::Ddpm), Just(Sampler::DdpmPosterior), ddim(40)],
+        sampler in prop_oneof![
+            Just(Sampler::Ddpm),
+            Just(Sampler::DdpmPosterior),
+            ddim(40),
+            multistep(39)
+        ],
         seed in any::<u64>(),
         first in any::<u32>(),
         xs in given(200),
