@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tinyddpm::batch::{self, Init, Request};
 use tinyddpm::{convert, csv, data, modelfile};
 use tinyddpm_core::{
-    Header, Sampler, Schedule, ScheduleKind, SeedModel, Spacing, sample, sample_from,
+    Header, Sampler, Schedule, ScheduleKind, SeedModel, Solver, Spacing, sample, sample_from,
 };
 
 fn fixture(name: &str) -> PathBuf {
@@ -176,6 +176,43 @@ fn sampler_defaults_to_the_model_files() {
     let model: Box<SeedModel> = modelfile::load(&dir.path().join("m.tdm")).unwrap().0;
     let want: Vec<[f32; 2]> = (0..3)
         .map(|i| sample(&*model, &schedule(), &Sampler::Ddpm, 42, i))
+        .collect();
+    assert_eq!(bits(&got), bits(&want));
+
+    // A model imported with another default sampler: inspect names it, sample runs it.
+    let from = fixture("torch_model_3k.safetensors");
+    let from = from.to_str().unwrap();
+    let import = [
+        "import",
+        "--from",
+        from,
+        "--out",
+        "dpm.tdm",
+        "--default-sampler",
+        "dpmpp-3m",
+        "--default-steps",
+        "15",
+        "--default-spacing",
+        "karras",
+    ];
+    ok(dir.path(), &import);
+    let inspect = ok(dir.path(), &["inspect", "dpm.tdm"]);
+    assert!(
+        inspect.contains("DPM-Solver++(3M), 15 steps, karras spacing"),
+        "{inspect}"
+    );
+    ok(
+        dir.path(),
+        &["sample", "--model", "dpm.tdm", "-n", "3", "--out", "d.csv"],
+    );
+    let got = csv::read_points(&dir.path().join("d.csv")).unwrap();
+    let dpm = Sampler::Multistep {
+        solver: Solver::DpmPp3m,
+        steps: 15,
+        spacing: Spacing::Karras,
+    };
+    let want: Vec<[f32; 2]> = (0..3)
+        .map(|i| sample(&*model, &schedule(), &dpm, 42, i))
         .collect();
     assert_eq!(bits(&got), bits(&want));
 }
@@ -1240,6 +1277,36 @@ fn failure_cases() -> Vec<Case> {
             ],
             code: 1,
             message: "--steps and --spacing apply to --sampler ddim, dpmpp-2m",
+            ..Case::default()
+        },
+        Case {
+            args: &[
+                "import",
+                "--from",
+                "m.tdm",
+                "--out",
+                "n.tdm",
+                "--default-steps",
+                "5",
+            ],
+            code: 2,
+            message: "the following required arguments were not provided: --default-sampler",
+            ..Case::default()
+        },
+        Case {
+            args: &[
+                "import",
+                "--from",
+                "m.tdm",
+                "--out",
+                "n.tdm",
+                "--default-sampler",
+                "ddpm",
+                "--default-steps",
+                "5",
+            ],
+            code: 1,
+            message: "--default-steps and --default-spacing apply to --default-sampler ddim",
             ..Case::default()
         },
         Case {

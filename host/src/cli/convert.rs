@@ -10,7 +10,7 @@ use tinyddpm::{atomic, convert, modelfile};
 use tinyddpm_core::file::param_count;
 use tinyddpm_core::{Header, Sampler, ScheduleKind};
 
-use super::{T, dispatch, files};
+use super::{DefaultSamplerArgs, T, dispatch, files};
 
 /// The most bytes read from a state dict: the largest supported model's float32 weights
 /// (H = 128, B = 3) and 1 MiB for the safetensors header (its JSON is about 2 kB).
@@ -22,9 +22,11 @@ pub struct ImportArgs {
     /// The state dict, saved with `safetensors.torch.save_file(model.state_dict(), …)`
     #[arg(long)]
     pub from: PathBuf,
-    /// The model file to write (seed schedule, DDPM as its default sampler)
+    /// The model file to write (the notebook's schedule)
     #[arg(long)]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub default_sampler: DefaultSamplerArgs,
 }
 
 /// Options of `tinyddpm export`.
@@ -41,12 +43,13 @@ pub struct ExportArgs {
 /// Runs `tinyddpm import`.
 pub fn import(args: &ImportArgs) -> Result<()> {
     files::check(&[("--from", &args.from)], &[("--out", &args.out)], &[])?;
+    let sampler = args.default_sampler.resolve()?;
     let name = args.from.display();
     let bytes = read_state_dict(&args.from).with_context(|| format!("cannot read {name}"))?;
     let context = || format!("cannot import {name}");
     let tensors = convert::parse(&bytes).with_context(context)?;
     let (hidden, blocks) = convert::shape(&tensors).with_context(context)?;
-    dispatch!(hidden, blocks, import_shape(args, &tensors)).with_context(context)?;
+    dispatch!(hidden, blocks, import_shape(args, &tensors, sampler)).with_context(context)?;
     println!(
         "imported H = {hidden}, B = {blocks} from {name} into {}",
         args.out.display()
@@ -74,11 +77,12 @@ fn read_state_dict(path: &Path) -> Result<Vec<u8>> {
 fn import_shape<const H: usize, const B: usize>(
     args: &ImportArgs,
     tensors: &safetensors::SafeTensors<'_>,
+    sampler: Sampler,
 ) -> Result<()> {
     let model = convert::import::<H, B>(tensors)?;
     // PyTorch state dicts carry no schedule: the seed notebook's is the one they were
     // trained with.
-    let header = Header::new::<H, B, T>(ScheduleKind::SEED, Sampler::Ddpm);
+    let header = Header::new::<H, B, T>(ScheduleKind::SEED, sampler);
     if let Some(why) = modelfile::probe::<H, B, T>(&model, &header) {
         eprintln!(
             "warning: the imported model's output is not finite: {why}; sampling it will fail"

@@ -125,28 +125,65 @@ impl SamplerArgs {
             spacing: self.spacing.as_deref(),
             clip: self.clip,
         };
-        choice.resolve(default, T).map_err(|e| match e {
-            ChoiceError::DdimOnly { named: true, .. } => {
-                anyhow!("--eta and --clip apply to --sampler ddim only")
-            }
-            ChoiceError::DdimOnly { sampler, .. } => anyhow!(
-                "--eta and --clip apply to DDIM only, and the model's default sampler is {}: \
-                 add --sampler ddim",
-                describe(&sampler)
-            ),
-            ChoiceError::EveryTimestep { sampler, named } => {
-                let sampler = describe(&sampler);
-                let which = match named {
-                    true => sampler,
-                    false => format!("the model's default sampler, {sampler},"),
-                };
-                anyhow!(
-                    "--steps and --spacing apply to --sampler ddim, dpmpp-2m, dpmpp-3m, \
-                     dpmpp-2m-sde and unipc only; {which} runs every timestep"
-                )
-            }
-            e => e.into(),
-        })
+        choice.resolve(default, T).map_err(|e| choice_error(e, ""))
+    }
+}
+
+/// The sampler a new model file names as its default (`train`, `import`): what `sample`,
+/// `plot reverse` and the firmware run when not told otherwise.
+#[derive(Args, Clone, Debug, Default)]
+pub struct DefaultSamplerArgs {
+    /// The model file's default sampler [default: ddpm, the notebook's]
+    #[arg(long, value_parser = PossibleValuesParser::new(Sampler::NAMES.map(|(name, _)| name)))]
+    pub default_sampler: Option<String>,
+    /// Steps of the default sampler (ddim, dpmpp-*, unipc) [default: the sampler's]
+    #[arg(long, requires = "default_sampler")]
+    pub default_steps: Option<u32>,
+    /// Timestep placement of the default sampler [default: the sampler's]
+    #[arg(long, requires = "default_sampler",
+          value_parser = PossibleValuesParser::new(Spacing::NAMED.map(|(name, _)| name)))]
+    pub default_spacing: Option<String>,
+}
+
+impl DefaultSamplerArgs {
+    /// The default sampler to write into the model file.
+    pub fn resolve(&self) -> Result<Sampler> {
+        let choice = SamplerChoice {
+            name: self.default_sampler.as_deref(),
+            steps: self.default_steps,
+            spacing: self.default_spacing.as_deref(),
+            ..SamplerChoice::default()
+        };
+        choice
+            .resolve(Sampler::Ddpm, T)
+            .map_err(|e| choice_error(e, "default-"))
+    }
+}
+
+/// A sampler choice's error in the words of the command line, whose options are spelled
+/// `--{prefix}steps` and so on.
+fn choice_error(e: ChoiceError, prefix: &str) -> anyhow::Error {
+    match e {
+        ChoiceError::DdimOnly { named: true, .. } => {
+            anyhow!("--{prefix}eta and --{prefix}clip apply to --{prefix}sampler ddim only")
+        }
+        ChoiceError::DdimOnly { sampler, .. } => anyhow!(
+            "--{prefix}eta and --{prefix}clip apply to DDIM only, and the model's default \
+             sampler is {}: add --{prefix}sampler ddim",
+            describe(&sampler)
+        ),
+        ChoiceError::EveryTimestep { sampler, named } => {
+            let sampler = describe(&sampler);
+            let which = match named {
+                true => sampler,
+                false => format!("the model's default sampler, {sampler},"),
+            };
+            anyhow!(
+                "--{prefix}steps and --{prefix}spacing apply to --{prefix}sampler ddim, \
+                 dpmpp-2m, dpmpp-3m, dpmpp-2m-sde and unipc only; {which} runs every timestep"
+            )
+        }
+        e => e.into(),
     }
 }
 
