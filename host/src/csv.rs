@@ -117,7 +117,29 @@ pub fn parse_reader<const N: usize>(
     name: &str,
     reader: impl Read,
 ) -> Result<Vec<[f32; N]>, CsvError> {
+    Ok(parse(name, reader, false)?.into_iter().map(|r| r.1).collect())
+}
+
+/// Reads rows of a text label followed by `N` numbers (the rules of [`read_rows`] for the
+/// numbers; the label is any text, bytes that are not UTF-8 replaced).
+pub fn read_labeled<const N: usize>(path: &Path) -> Result<Vec<(String, [f32; N])>, CsvError> {
+    let name = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|source| CsvError::Io {
+        path: name.clone(),
+        source,
+    })?;
+    parse(&name, file, true)
+}
+
+/// The reader behind [`parse_reader`] and [`read_labeled`]: with `labeled`, column 1 is a
+/// label and the numbers start at column 2 (the label is empty otherwise).
+fn parse<const N: usize>(
+    name: &str,
+    reader: impl Read,
+    labeled: bool,
+) -> Result<Vec<(String, [f32; N])>, CsvError> {
     let path = || name.to_string();
+    let skip = usize::from(labeled);
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -153,25 +175,30 @@ pub fn parse_reader<const N: usize>(
             continue;
         }
         let number = |field: &[u8]| std::str::from_utf8(field).ok()?.parse::<f32>().ok();
-        if std::mem::take(&mut first) && record.iter().all(|f| number(f).is_none()) {
+        if std::mem::take(&mut first) && record.iter().skip(skip).all(|f| number(f).is_none()) {
             continue;
         }
         let expected = *width.get_or_insert(record.len());
-        if record.len() != expected || record.len() < N {
+        if record.len() != expected || record.len() < N + skip {
             return Err(CsvError::Columns {
                 path: path(),
                 line: line_no,
                 found: record.len(),
-                expected: if record.len() < N {
-                    format!("at least {N}")
+                expected: if record.len() < N + skip {
+                    format!("at least {}", N + skip)
                 } else {
                     expected.to_string()
                 },
             });
         }
+        let label = match labeled {
+            true => String::from_utf8_lossy(&record[0]).into_owned(),
+            false => String::new(),
+        };
         let mut row = [0.0f32; N];
-        for (column, (value, field)) in row.iter_mut().zip(&record).enumerate() {
-            let (line, column, text) = (line_no, column + 1, quote(field));
+        let fields = record.iter().skip(skip);
+        for (column, (value, field)) in row.iter_mut().zip(fields).enumerate() {
+            let (line, column, text) = (line_no, column + 1 + skip, quote(field));
             *value = number(field).ok_or_else(|| CsvError::NotANumber {
                 path: path(),
                 line,
@@ -187,7 +214,7 @@ pub fn parse_reader<const N: usize>(
                 });
             }
         }
-        rows.push(row);
+        rows.push((label, row));
     }
     if rows.is_empty() {
         return Err(CsvError::Empty { path: path() });
@@ -297,6 +324,19 @@ pub fn write_losses(path: &Path, losses: &[(u64, f32)]) -> Result<(), CsvError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn labeled_rows_keep_their_text_and_check_their_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.csv");
+        let text = "sampler,steps,mean\nddim,20,0.06\ndpmpp-3m (karras),15,0.03\n";
+        std::fs::write(&path, text).unwrap();
+        let rows = read_labeled::<2>(&path).unwrap();
+        assert_eq!(rows[1], ("dpmpp-3m (karras)".to_string(), [15.0, 0.03]));
+        std::fs::write(&path, "ddim,20,x\n").unwrap();
+        let e = read_labeled::<2>(&path).unwrap_err().to_string();
+        assert!(e.ends_with("line 1, column 3: \"x\" is not a number"), "{e}");
+    }
 
     #[test]
     fn points_round_trip_to_the_exact_bits() {

@@ -340,6 +340,122 @@ pub fn reverse_grid(path: &Path, frames: &[Frame], sampler: &str) -> Result<(), 
     grid(path, "reverse process", &title, frames, BLUE)
 }
 
+/// One sampler configuration's scores (means over seeds) for the quality figure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QualityRow {
+    /// The sampler's name (a line of the figure), e.g. "dpmpp-2m".
+    pub sampler: String,
+    /// Network evaluations per sample (the x axis).
+    pub evaluations: u32,
+    /// Mean distance to the curve.
+    pub mean_distance: f64,
+    /// 95th percentile of the distance to the curve.
+    pub p95_distance: f64,
+}
+
+/// Line colours after matplotlib's "tab10", blue and orange excepted (the data's colours).
+const LINES: [RGBColor; 6] = [
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+];
+
+/// Quality against network evaluations: mean and p95 distance to the curve (two panels, log
+/// x axis), one line per sampler; the `reference` sampler (DDPM-1000) is drawn as a dashed
+/// horizontal line — the level to reach.
+pub fn quality(path: &Path, rows: &[QualityRow], reference: &str) -> Result<(), PlotError> {
+    if rows.is_empty() {
+        return Err(PlotError::Empty("quality"));
+    }
+    if let Some(r) = rows
+        .iter()
+        .find(|r| !(r.mean_distance.is_finite() && r.p95_distance.is_finite()))
+    {
+        return Err(PlotError::NonFinite {
+            figure: "quality",
+            what: format!("the score of {} at {} evaluations", r.sampler, r.evaluations),
+        });
+    }
+    let mut samplers: Vec<&str> = Vec::new();
+    for r in rows {
+        if r.sampler != reference && !samplers.contains(&r.sampler.as_str()) {
+            samplers.push(&r.sampler);
+        }
+    }
+    let curves = rows.iter().filter(|r| r.sampler != reference);
+    let evals = curves.clone().map(|r| r.evaluations.max(1) as f64);
+    let (lo, hi) = evals.fold((f64::MAX, 1.0f64), |(lo, hi), e| (lo.min(e), hi.max(e)));
+    let x_range = (lo.min(hi) * 0.8)..(hi * 1.25);
+    render(path, "quality", (1200, 520), |root| {
+        let panels = root.split_evenly((1, 2));
+        let scores: [(&str, fn(&QualityRow) -> f64); 2] = [
+            ("mean distance to the curve", |r| r.mean_distance),
+            ("95th-percentile distance", |r| r.p95_distance),
+        ];
+        for (area, (name, score)) in panels.iter().zip(scores) {
+            // Log axes: the few-step samplers' worst scores are tens of times the best.
+            let (bottom, top) = rows.iter().map(score).fold((f64::MAX, 0.0f64), |(b, t), v| {
+                (b.min(v), t.max(v))
+            });
+            let y_range = (bottom.max(1e-6) * 0.8)..(top.max(1e-6) * 1.25);
+            let mut chart = ChartBuilder::on(area)
+                .caption(name, ("sans-serif", 20))
+                .margin(12)
+                .x_label_area_size(40)
+                .y_label_area_size(64)
+                .build_cartesian_2d(x_range.clone().log_scale(), y_range.log_scale())?;
+            chart
+                .configure_mesh()
+                .light_line_style(WHITE)
+                .x_desc("network evaluations per sample")
+                .x_labels(8)
+                .y_labels(8)
+                .x_label_formatter(&|x| format!("{x:.0}"))
+                .y_label_formatter(&|y| format!("{y:.3}"))
+                .label_style(("sans-serif", 13))
+                .draw()?;
+            if let Some(r) = rows.iter().find(|r| r.sampler == reference) {
+                let level = score(r);
+                let dashes = (0..40).map(|i| {
+                    let at = |j: f64| x_range.start * (x_range.end / x_range.start).powf(j / 80.0);
+                    PathElement::new(vec![(at(2.0 * i as f64), level), (at(2.0 * i as f64 + 1.0), level)], BLACK)
+                });
+                chart
+                    .draw_series(dashes)?
+                    .label(format!("{reference}, {} evaluations", r.evaluations))
+                    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
+            }
+            for (i, name) in samplers.iter().enumerate() {
+                let color = LINES[i % LINES.len()];
+                let mut line: Vec<(f64, f64)> = rows
+                    .iter()
+                    .filter(|r| r.sampler == *name)
+                    .map(|r| (r.evaluations.max(1) as f64, score(r)))
+                    .collect();
+                line.sort_by(|a, b| a.0.total_cmp(&b.0));
+                chart.draw_series(line.iter().map(|&p| Circle::new(p, 3, color.filled())))?;
+                chart
+                    .draw_series(LineSeries::new(line, color.stroke_width(2)))?
+                    .label(*name)
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                    });
+            }
+            chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::UpperRight)
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 13))
+                .draw()?;
+        }
+        Ok(())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,6 +473,36 @@ mod tests {
             frames[2].points[1],
             [a * 0.0 + b * e[0], a * 1.0 + b * e[1]]
         );
+    }
+
+    #[test]
+    fn quality_figure_draws_lines_and_the_reference_and_rejects_nan() {
+        let dir = tempfile::tempdir().unwrap();
+        let row = |sampler: &str, evaluations, mean_distance| QualityRow {
+            sampler: sampler.into(),
+            evaluations,
+            mean_distance,
+            p95_distance: 3.0 * mean_distance,
+        };
+        let rows = [
+            row("ddpm", 1000, 0.026),
+            row("ddim", 10, 0.09),
+            row("ddim", 20, 0.06),
+            row("dpmpp-2m", 10, 0.04),
+            row("dpmpp-2m", 20, 0.03),
+        ];
+        let path = dir.path().join("q.png");
+        quality(&path, &rows, "ddpm").unwrap();
+        assert_eq!(&std::fs::read(&path).unwrap()[..4], b"\x89PNG");
+        let bad = [row("ddim", 5, f64::NAN)];
+        assert!(matches!(
+            quality(&path, &bad, "ddpm"),
+            Err(PlotError::NonFinite { .. })
+        ));
+        assert!(matches!(
+            quality(&path, &[], "ddpm"),
+            Err(PlotError::Empty("quality"))
+        ));
     }
 
     #[test]

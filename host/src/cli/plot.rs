@@ -56,6 +56,19 @@ pub enum PlotCommand {
     Forward(ForwardArgs),
     /// The reverse chain from noise to samples, at several steps
     Reverse(ReverseArgs),
+    /// Sample quality against network evaluations, one line per sampler
+    Quality {
+        /// The scores: CSV `label,evaluations,mean_distance,p95_distance[,…]` with one header
+        /// line, as benches/quality_samplers.sh writes them
+        #[arg(long)]
+        table: PathBuf,
+        /// The label drawn as the level to reach (a dashed line)
+        #[arg(long, default_value = "ddpm")]
+        reference: String,
+        /// The PNG to write
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 /// Options of `tinyddpm plot forward`.
@@ -105,6 +118,7 @@ pub fn run(command: &PlotCommand) -> Result<()> {
         }
         PlotCommand::Forward(args) => (args.model.as_ref().map(|m| ("--model", m)), &args.out),
         PlotCommand::Reverse(args) => (Some(("--model", &args.model)), &args.out),
+        PlotCommand::Quality { table, out, .. } => (Some(("--table", table)), out),
     };
     let inputs: Vec<(&str, &std::path::Path)> =
         input.iter().map(|(f, p)| (*f, p.as_path())).collect();
@@ -129,6 +143,23 @@ pub fn run(command: &PlotCommand) -> Result<()> {
         }
         PlotCommand::Forward(args) => forward(args)?,
         PlotCommand::Reverse(args) => reverse(args)?,
+        PlotCommand::Quality {
+            table,
+            reference,
+            out,
+        } => {
+            let rows = csv::read_labeled::<3>(table).context("cannot read the quality table")?;
+            let rows: Vec<plot::QualityRow> = rows
+                .into_iter()
+                .map(|(sampler, [evaluations, mean, p95])| plot::QualityRow {
+                    sampler,
+                    evaluations: evaluations as u32,
+                    mean_distance: mean.into(),
+                    p95_distance: p95.into(),
+                })
+                .collect();
+            plot::quality(out, &rows, reference)?;
+        }
     }
     println!("wrote {}", out.display());
     Ok(())
