@@ -35,11 +35,14 @@ const STEP_EXP: u8 = 6;
 /// The table's values are in units of 2^−18.
 const VALUE_EXP: u8 = 18;
 /// Lowest pre-activation exponent: one table step must be a whole number of input units.
-const MIN_PRE_EXP: u8 = STEP_EXP;
+pub const MIN_PRE_EXP: u8 = STEP_EXP;
 /// Highest pre-activation exponent: `C[i]·2^(p−6) < 2^31`.
-const MAX_PRE_EXP: u8 = 21;
+pub const MAX_PRE_EXP: u8 = 21;
 /// Largest output-minus-input exponent gap: the rounding shift `p + 12 − o` is at least 0.
-const MAX_GAP: u8 = VALUE_EXP - STEP_EXP;
+pub const MAX_GAP: u8 = VALUE_EXP - STEP_EXP;
+/// Where the table ends: for `|x| ≥ 5` the integer GELU is `max(x, 0)` exactly, so a
+/// pre-activation saturating below −5 loses nothing.
+pub const TABLE_END: f64 = (LAST >> STEP_EXP) as f64;
 
 /// One GELU: pre-activation exponent `pre_exp`, output exponent `post_exp`, valid when
 /// `6 ≤ pre_exp ≤ 21` and `pre_exp ≤ post_exp ≤ pre_exp + 12`.
