@@ -48,8 +48,10 @@
 //! `0 ≤ s ≤ 62` ([`MAX_SHIFT`]), per output channel:
 //! `sat16(⌊(acc·M + ⌊2^s/2⌋) / 2^s⌋)`, the product and sum in `i64`. That is `acc·M·2^−s`
 //! rounded to the nearest integer, ties toward +∞, then saturated: one rounding, the correctly
-//! rounded result. It is CMSIS-NN's `arm_nn_requantize` with `CMSIS_NN_USE_SINGLE_ROUNDING`
-//! (whose `((acc·M) >> (t−1)) + 1) >> 1` with `t = 31 − shift` is this formula with `s = t`).
+//! rounded result. It is CMSIS-NN's `arm_nn_requantize` with `CMSIS_NN_USE_SINGLE_ROUNDING`:
+//! its `(((acc·M) >> (t−1)) + 1) >> 1` with `t = 31 − shift ∈ [1, 62]` is this formula with
+//! `s = t`, before our saturation (CMSIS keeps the first shift's result in an `i32`, so the two
+//! agree wherever `|acc·M·2^−s| < 2^30`, in particular wherever the result is not saturated).
 //! CMSIS-NN's default branch — `arm_nn_doubling_high_mult` (round half away from zero on
 //! 2^31) and then `arm_nn_divide_by_power_of_two` (again half away from zero) — rounds twice
 //! and can land one unit from the correctly rounded value; it is not used. The quantizer
