@@ -6,7 +6,8 @@
 //! [`lanes`]), the portable `ln`/`sin`/`cos` behind the Gaussian noise ([`math`], [`noise`]),
 //! the noise schedule ([`schedule`]), the reverse-process samplers ([`sampler`], the multistep
 //! solvers in [`multistep`]), the reverse chain and the pure sampling function ([`sample()`],
-//! [`chain`]) and the model file ([`file`](mod@file)).
+//! [`chain`]), the model file ([`file`](mod@file)) and the integer model with its exact
+//! arithmetic ([`quant`]).
 //!
 //! What must not: `std`, an allocator, `unsafe`, fused multiply-add, or any platform maths
 //! library whose last bit differs between machines. Every other crate of the project (host
@@ -23,6 +24,7 @@ pub mod math;
 pub mod model;
 pub mod multistep;
 pub mod noise;
+pub mod quant;
 pub mod real;
 pub mod sample;
 pub mod sampler;
@@ -34,6 +36,7 @@ pub use linear::Linear;
 pub use model::{Block, Layer, Model, SeedModel, TensorName};
 pub use multistep::{History, Solver};
 pub use noise::NoiseStream;
+pub use quant::{QLinear, QModel, QSeedModel, QuantError};
 pub use real::Real;
 pub use sample::{PredictNoise, chain, gaussian_lanes, sample, sample_from};
 pub use sampler::{ChoiceError, Sampler, SamplerChoice, SamplerError, Spacing, Step, Update};

@@ -11,4 +11,5 @@ pub mod data;
 pub mod eval;
 pub mod modelfile;
 pub mod plot;
+pub mod quantize;
 pub mod train;

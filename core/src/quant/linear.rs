@@ -1,0 +1,72 @@
+//! A dense integer layer: int8 weights with a per-output-channel scale folded into an int32
+//! bias and a requantization multiplier and shift.
+
+use super::requant::{MAX_SHIFT, requantize};
+
+/// The widest input a layer may have: `2^30 + 256·127·32768 < 2^31` (module docs, bounds).
+pub const MAX_INPUTS: usize = 256;
+/// The largest bias magnitude, 2^30.
+pub const MAX_BIAS: i32 = 1 << 30;
+
+/// `acc_j = b_j + Σ_k w_jk·x_k`, then `requantize(acc_j, multiplier[j], shift[j])`.
+/// Weights are stored `[out][in]` as in the float [`Linear`](crate::Linear).
+#[derive(Clone, Debug, PartialEq)]
+pub struct QLinear<const I: usize, const O: usize> {
+    /// `weight[j][k]` multiplies input `k` into output `j`; in `[−127, 127]`.
+    pub weight: [[i8; I]; O],
+    /// In the accumulator's scale; `|bias[j]| ≤ 2^30`.
+    pub bias: [i32; O],
+    /// Output channel `j`'s requantization multiplier M.
+    pub multiplier: [i32; O],
+    /// Output channel `j`'s requantization shift s, at most 62.
+    pub shift: [u8; O],
+}
+
+impl<const I: usize, const O: usize> QLinear<I, O> {
+    /// All zero (a `const`, for `static` storage).
+    pub const ZERO: Self = Self {
+        weight: [[0; I]; O],
+        bias: [0; O],
+        multiplier: [0; O],
+        shift: [0; O],
+    };
+
+    /// Bytes of parameters: `O·I` weights, then per channel a bias, a multiplier and a shift.
+    pub const BYTES: usize = O * I + O * (4 + 4 + 1);
+
+    /// Whether every weight, bias and shift is in range (the input count is checked at
+    /// compile time by [`QLinear::accumulate`]).
+    pub fn is_valid(&self) -> bool {
+        self.weight.as_flattened().iter().all(|&w| w != i8::MIN)
+            && self
+                .bias
+                .iter()
+                .all(|b| b.unsigned_abs() <= MAX_BIAS.unsigned_abs())
+            && self.shift.iter().all(|&s| s <= MAX_SHIFT)
+    }
+
+    /// Output `j`'s sum for N samples: `bias[j] + Σ_k weight[j][k]·x[k][n]` per lane `n`,
+    /// wrapping modulo 2^32 (exact on a valid layer). Each weight is loaded once for all N
+    /// lanes.
+    #[inline(always)]
+    pub fn accumulate<const N: usize>(&self, j: usize, x: &[[i16; N]; I]) -> [i32; N] {
+        const { assert!(I <= MAX_INPUTS, "an integer layer has at most 256 inputs") };
+        let mut acc = [self.bias[j]; N];
+        for (&w, xk) in self.weight[j].iter().zip(x) {
+            let w = i32::from(w);
+            // A plain loop over lanes: it vectorises across samples.
+            for (a, &v) in acc.iter_mut().zip(xk) {
+                *a = a.wrapping_add(w * i32::from(v));
+            }
+        }
+        acc
+    }
+
+    /// Output `j` for N samples: [`QLinear::accumulate`], then each lane requantized with
+    /// channel `j`'s multiplier and shift.
+    #[inline(always)]
+    pub fn output<const N: usize>(&self, j: usize, x: &[[i16; N]; I]) -> [i16; N] {
+        let (m, s) = (self.multiplier[j], self.shift[j]);
+        self.accumulate(j, x).map(|a| requantize(a, m, s))
+    }
+}
