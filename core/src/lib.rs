@@ -33,7 +33,7 @@ pub mod schedule;
 pub use file::{FileError, Header};
 pub use lanes::Lanes;
 pub use linear::Linear;
-pub use model::{Block, Layer, Model, SeedModel, TensorName};
+pub use model::{Block, Layer, Model, SeedModel, Tap, TensorName};
 pub use multistep::{History, Solver};
 pub use noise::NoiseStream;
 pub use quant::{QLinear, QModel, QSeedModel, QuantError};

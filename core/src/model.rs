@@ -87,6 +87,30 @@ pub struct Model<const H: usize, const B: usize> {
     pub output: Linear<H, 2>,
 }
 
+/// An intermediate tensor of the forward pass, as [`Model::time_embedding_observed`] and
+/// [`Model::predict_noise_observed`] show it (the quantizer calibrates its scales on them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tap {
+    /// `time_in`'s output, before its GELU.
+    TimePre,
+    /// Its GELU: `time_out`'s input.
+    TimeHidden,
+    /// `time_out`'s output: the time embedding.
+    Temb,
+    /// `input`'s output, before its GELU.
+    InputPre,
+    /// The residual stream h before block `i` (`i < B`) or before the output layer (`i = B`).
+    Stream(usize),
+    /// Block `i`'s first layer's output, before its GELU.
+    FirstPre(usize),
+    /// Its GELU: block `i`'s second layer's input.
+    Hidden(usize),
+    /// Block `i`'s second layer's output, before its GELU.
+    SecondPre(usize),
+    /// The output layer's result, ε̂.
+    Eps,
+}
+
 /// The seed notebook's size: H = 128, B = 3, 116,482 parameters.
 pub type SeedModel = Model<128, 3>;
 
@@ -125,34 +149,69 @@ impl<const H: usize, const B: usize> Model<H, B> {
         + Linear::<H, 2>::PARAMS;
 
     /// The time embedding for network input `t_input` (= t/T), shared by every sample.
+    #[inline]
     pub fn time_embedding(&self, t_input: f32) -> [f32; H] {
+        self.time_embedding_observed(t_input, |_, _| ())
+    }
+
+    /// [`Model::time_embedding`], showing `tap` each intermediate tensor ([`Tap::TimePre`],
+    /// [`Tap::TimeHidden`], [`Tap::Temb`]) as it is computed: the same code, the same bits.
+    #[inline(always)]
+    pub fn time_embedding_observed(
+        &self,
+        t_input: f32,
+        mut tap: impl FnMut(Tap, &[f32]),
+    ) -> [f32; H] {
         let mut hidden = [0.0f32; H];
         self.time_in.forward(&[t_input], &mut hidden);
+        tap(Tap::TimePre, &hidden);
         hidden.iter_mut().for_each(|v| *v = gelu(*v));
+        tap(Tap::TimeHidden, &hidden);
         let mut temb = [0.0f32; H];
         self.time_out.forward(&hidden, &mut temb);
+        tap(Tap::Temb, &temb);
         temb
     }
 
     /// Predicted noise ε̂(x, t) for the lanes of `x`, given that step's time embedding.
+    #[inline]
     pub fn predict_noise<R: Real>(&self, x: [R; 2], temb: &[f32; H]) -> [R; 2] {
+        self.predict_noise_observed(x, temb, |_, _| ())
+    }
+
+    /// [`Model::predict_noise`], showing `tap` each intermediate tensor ([`Tap`]) as it is
+    /// computed: the same code, the same bits (an empty `tap` compiles away).
+    #[inline(always)]
+    pub fn predict_noise_observed<R: Real>(
+        &self,
+        x: [R; 2],
+        temb: &[f32; H],
+        mut tap: impl FnMut(Tap, &[R]),
+    ) -> [R; 2] {
         let mut h = [R::splat(0.0); H];
         let mut u = [R::splat(0.0); H];
         let mut v = [R::splat(0.0); H];
         self.input.forward(&x, &mut h);
+        tap(Tap::InputPre, &h);
         for (hj, &tj) in h.iter_mut().zip(temb) {
             *hj = input_unit(*hj, R::splat(tj));
         }
-        for block in &self.blocks {
+        for (i, block) in self.blocks.iter().enumerate() {
+            tap(Tap::Stream(i), &h);
             block.first.forward(&h, &mut u);
+            tap(Tap::FirstPre(i), &u);
             u.iter_mut().for_each(|a| *a = gelu(*a));
+            tap(Tap::Hidden(i), &u);
             block.second.forward(&u, &mut v);
+            tap(Tap::SecondPre(i), &v);
             for ((hj, &vj), &tj) in h.iter_mut().zip(&v).zip(temb) {
                 *hj = residual_unit(vj, *hj, R::splat(tj));
             }
         }
+        tap(Tap::Stream(B), &h);
         let mut out = [R::splat(0.0); 2];
         self.output.forward(&h, &mut out);
+        tap(Tap::Eps, &out);
         out
     }
 

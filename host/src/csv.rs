@@ -117,7 +117,10 @@ pub fn parse_reader<const N: usize>(
     name: &str,
     reader: impl Read,
 ) -> Result<Vec<[f32; N]>, CsvError> {
-    Ok(parse(name, reader, false)?.into_iter().map(|r| r.1).collect())
+    Ok(parse(name, reader, false)?
+        .into_iter()
+        .map(|r| r.1)
+        .collect())
 }
 
 /// Reads rows of a text label followed by `N` numbers (the rules of [`read_rows`] for the
@@ -335,7 +338,10 @@ mod tests {
         assert_eq!(rows[1], ("dpmpp-3m (karras)".to_string(), [15.0, 0.03]));
         std::fs::write(&path, "ddim,20,x\n").unwrap();
         let e = read_labeled::<2>(&path).unwrap_err().to_string();
-        assert!(e.ends_with("line 1, column 3: \"x\" is not a number"), "{e}");
+        assert!(
+            e.ends_with("line 1, column 3: \"x\" is not a number"),
+            "{e}"
+        );
     }
 
     #[test]

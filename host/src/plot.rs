@@ -376,7 +376,10 @@ pub fn quality(path: &Path, rows: &[QualityRow], reference: &str) -> Result<(), 
     {
         return Err(PlotError::NonFinite {
             figure: "quality",
-            what: format!("the score of {} at {} evaluations", r.sampler, r.evaluations),
+            what: format!(
+                "the score of {} at {} evaluations",
+                r.sampler, r.evaluations
+            ),
         });
     }
     let mut samplers: Vec<&str> = Vec::new();
@@ -391,15 +394,17 @@ pub fn quality(path: &Path, rows: &[QualityRow], reference: &str) -> Result<(), 
     let x_range = (lo.min(hi) * 0.8)..(hi * 1.25);
     render(path, "quality", (1200, 520), |root| {
         let panels = root.split_evenly((1, 2));
-        let scores: [(&str, fn(&QualityRow) -> f64); 2] = [
+        type Score = fn(&QualityRow) -> f64;
+        let scores: [(&str, Score); 2] = [
             ("mean distance to the curve", |r| r.mean_distance),
             ("95th-percentile distance", |r| r.p95_distance),
         ];
         for (area, (name, score)) in panels.iter().zip(scores) {
             // Log axes: the few-step samplers' worst scores are tens of times the best.
-            let (bottom, top) = rows.iter().map(score).fold((f64::MAX, 0.0f64), |(b, t), v| {
-                (b.min(v), t.max(v))
-            });
+            let (bottom, top) = rows
+                .iter()
+                .map(score)
+                .fold((f64::MAX, 0.0f64), |(b, t), v| (b.min(v), t.max(v)));
             let y_range = (bottom.max(1e-6) * 0.8)..(top.max(1e-6) * 1.25);
             let mut chart = ChartBuilder::on(area)
                 .caption(name, ("sans-serif", 20))
@@ -421,7 +426,13 @@ pub fn quality(path: &Path, rows: &[QualityRow], reference: &str) -> Result<(), 
                 let level = score(r);
                 let dashes = (0..40).map(|i| {
                     let at = |j: f64| x_range.start * (x_range.end / x_range.start).powf(j / 80.0);
-                    PathElement::new(vec![(at(2.0 * i as f64), level), (at(2.0 * i as f64 + 1.0), level)], BLACK)
+                    PathElement::new(
+                        vec![
+                            (at(2.0 * i as f64), level),
+                            (at(2.0 * i as f64 + 1.0), level),
+                        ],
+                        BLACK,
+                    )
                 });
                 chart
                     .draw_series(dashes)?

@@ -17,22 +17,20 @@
 //! GELU outputs added to it. The [`Report`] counts every calibration value the chosen format
 //! clips anyway, per tensor.
 //!
-//! The float pass that records the activations is [`Model::predict_noise`]'s wiring rebuilt
-//! from the core's own pieces (`Linear::forward`, `gelu`, `input_unit`, `residual_unit`) with
-//! a hook at each tensor; a test checks it returns the model's bits.
+//! The float pass that records the activations is the core's own forward pass, observed
+//! ([`Model::predict_noise_observed`]).
 
 use std::fmt;
 
 use rayon::prelude::*;
 use tinyddpm_core::gelu::gelu;
-use tinyddpm_core::model::{input_unit, residual_unit};
 use tinyddpm_core::noise::mix64;
 use tinyddpm_core::quant::{
     Gelu, MAX_BIAS, MAX_EXP, MAX_GAP, MAX_PRE_EXP, MAX_SHIFT, MIN_PRE_EXP, QBlock, TABLE_END,
     TIME_EXP,
 };
 use tinyddpm_core::{
-    Layer, Linear, Model, NoiseStream, QLinear, QModel, QuantError, Schedule, TensorName,
+    Layer, Linear, Model, NoiseStream, QLinear, QModel, QuantError, Schedule, Tap, TensorName,
 };
 
 use crate::data::true_samples;
@@ -287,47 +285,38 @@ impl Site {
     }
 }
 
-/// [`Model::predict_noise`] with its time embedding, calling `seen` with every tensor.
+/// [`Model::predict_noise`] with its time embedding, calling `seen` with every tensor: the
+/// core's own forward pass, observed ([`Model::predict_noise_observed`]); the activations the
+/// core computes inside a unit (GELUs feeding the stream) are formed here from its inputs.
 fn observe<const H: usize, const B: usize>(
     m: &Model<H, B>,
     x: [f32; 2],
     t_input: f32,
     seen: &mut impl FnMut(Site, &[f32]),
 ) -> [f32; 2] {
-    let layer = |l: &Linear<H, H>, x: &[f32; H]| {
-        let mut y = [0.0f32; H];
-        l.forward(x, &mut y);
-        y
-    };
     seen(Site::Time, &[t_input]);
-    let mut pre = [0.0f32; H];
-    m.time_in.forward(&[t_input], &mut pre);
-    seen(Site::TimePre, &pre);
-    let hidden = pre.map(gelu);
-    seen(Site::TimeHidden, &hidden);
-    let temb = layer(&m.time_out, &hidden);
-    seen(Site::Temb, &temb);
+    let temb = m.time_embedding_observed(t_input, |tap, v| match tap {
+        Tap::TimePre => seen(Site::TimePre, v),
+        Tap::TimeHidden => seen(Site::TimeHidden, v),
+        _ => seen(Site::Temb, v),
+    });
     seen(Site::X, &x);
-    m.input.forward(&x, &mut pre);
-    seen(Site::InputPre, &pre);
-    seen(Site::InputAct, &pre.map(gelu));
-    let mut h: [f32; H] = std::array::from_fn(|j| input_unit(pre[j], temb[j]));
-    for (i, block) in m.blocks.iter().enumerate() {
-        seen(Site::Stream(i), &h);
-        let first = layer(&block.first, &h);
-        seen(Site::FirstPre(i), &first);
-        let u = first.map(gelu);
-        seen(Site::Hidden(i), &u);
-        let second = layer(&block.second, &u);
-        seen(Site::SecondPre(i), &second);
-        seen(Site::Residual(i), &second.map(gelu));
-        h = std::array::from_fn(|j| residual_unit(second[j], h[j], temb[j]));
-    }
-    seen(Site::Stream(B), &h);
-    let mut eps = [0.0f32; 2];
-    m.output.forward(&h, &mut eps);
-    seen(Site::Eps, &eps);
-    eps
+    let gelus = |v: &[f32]| v.iter().map(|&a| gelu(a)).collect::<Vec<f32>>();
+    m.predict_noise_observed(x, &temb, |tap, v| match tap {
+        Tap::InputPre => {
+            seen(Site::InputPre, v);
+            seen(Site::InputAct, &gelus(v));
+        }
+        Tap::Stream(i) => seen(Site::Stream(i), v),
+        Tap::FirstPre(i) => seen(Site::FirstPre(i), v),
+        Tap::Hidden(i) => seen(Site::Hidden(i), v),
+        Tap::SecondPre(i) => {
+            seen(Site::SecondPre(i), v);
+            seen(Site::Residual(i), &gelus(v));
+        }
+        Tap::Eps => seen(Site::Eps, v),
+        Tap::TimePre | Tap::TimeHidden | Tap::Temb => {}
+    })
 }
 
 /// Calibration input `i`: `(x_t, t/T)` with `t = i mod T`.
