@@ -186,10 +186,11 @@ fn work(path: &str, lanes: u64, meter: &Meter) {
     );
     let seconds = |steps: f32| per_sample_step * steps / embedded::CHIP_HZ as f32;
     hprintln!(
-        "# {} estimate at {} MHz and one instruction per cycle: {:.3} s per sample for DDPM-1000, {:.4} s for DDIM-50",
+        "# {} estimate at {} MHz and one instruction per cycle: {:.4} s per sample for this sampler ({} steps), {:.3} s for DDPM-1000",
         path,
         embedded::CHIP_HZ / 1_000_000,
-        seconds(1000.0),
-        seconds(50.0)
+        seconds(STEPS.len() as f32),
+        STEPS.len(),
+        seconds(1000.0)
     );
 }
