@@ -22,16 +22,35 @@ pub const S_MAX: f32 = 4.5 * core::f32::consts::PI;
 /// The notebook divides the spiral by 15 to fit it roughly into [−1, 1]².
 pub const SCALE: f32 = 15.0;
 
-/// Keeps training streams apart from true-sample streams drawn with the same seed.
-const TRAIN_DOMAIN: u64 = 0x7472_6169_6e00_0001;
-/// The key of a training run's streams: example `i` of step `s` uses stream
-/// `(key + s, i)`. The CUDA trainer uploads it and derives the same streams on the device.
-pub(crate) fn train_stream_key(seed: u64) -> u64 {
-    mix64(seed ^ TRAIN_DOMAIN)
+/// The host's uses of a seed, one stream domain each, so that no two of them ever share a
+/// stream: a use's key is `mix64(seed ^ tag)` (SplitMix64's bijective mix), its tag an ASCII
+/// word and a number. Every host stream key is made here.
+#[derive(Clone, Copy, Debug)]
+#[repr(u64)]
+pub(crate) enum Domain {
+    /// Training examples: example `i` of step `s` uses stream `(key + s, i)`. The CUDA
+    /// trainer uploads the key and derives the same streams on the device.
+    Train = 0x7472_6169_6e00_0001,
+    /// [`true_samples`]: point `i` uses stream `(key, i)`.
+    True = 0x7472_7565_0000_0002,
+    /// The initial weights (`Layout::init`): stream `(key, 0)`.
+    Init = 0x696e_6974_0000_0003,
+    /// The quantizer's calibration noise: input `i` uses stream `(key, i)`.
+    Calibration = 0x6361_6c69_6200_0003,
 }
 
-/// Domain of [`true_samples`].
-const TRUE_DOMAIN: u64 = 0x7472_7565_0000_0002;
+impl Domain {
+    /// The stream key of this use of `seed`.
+    pub(crate) fn key(self, seed: u64) -> u64 {
+        mix64(seed ^ self as u64)
+    }
+}
+
+/// The key of a training run's streams (see [`Domain::Train`]).
+pub(crate) fn train_stream_key(seed: u64) -> u64 {
+    Domain::Train.key(seed)
+}
+
 /// 2^-24: the step of the 24-bit uniforms.
 const UNIT: f32 = 1.0 / 16_777_216.0;
 
@@ -53,7 +72,7 @@ fn spiral_parameter(rng: &mut Xoshiro128PlusPlus) -> f32 {
 /// `n` independent points of the true distribution, a pure function of `(n, seed)`; the
 /// first `k` points are the same for every `n ≥ k`.
 pub fn true_samples(n: usize, seed: u64) -> Vec<[f32; 2]> {
-    let base = mix64(seed ^ TRUE_DOMAIN);
+    let base = Domain::True.key(seed);
     (0..n as u64)
         .map(|i| {
             let mut rng = Xoshiro128PlusPlus::from_seed(stream_seed(base, i));

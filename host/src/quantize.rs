@@ -24,7 +24,6 @@ use std::fmt;
 
 use rayon::prelude::*;
 use tinyddpm_core::gelu::gelu;
-use tinyddpm_core::noise::mix64;
 use tinyddpm_core::quant::{
     Gelu, MAX_BIAS, MAX_EXP, MAX_GAP, MAX_PRE_EXP, MAX_SHIFT, MIN_PRE_EXP, QBlock, TABLE_END,
     TIME_EXP,
@@ -33,10 +32,7 @@ use tinyddpm_core::{
     Layer, Linear, Model, NoiseStream, QLinear, QModel, QuantError, Schedule, Tap, TensorName,
 };
 
-use crate::data::true_samples;
-
-/// Keeps calibration noise apart from sampling streams of the same seed.
-const CALIBRATION_DOMAIN: u64 = 0x6361_6c69_6200_0003;
+use crate::data::{Domain, true_samples};
 
 /// How to calibrate the activation ranges.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -328,7 +324,7 @@ fn calibration_input<const T: usize>(
 ) -> ([f32; 2], f32) {
     let t = i % T;
     let (signal, noise) = schedule.forward_coefs(t);
-    let z = NoiseStream::new(mix64(seed ^ CALIBRATION_DOMAIN), i as u64).gaussian_pair();
+    let z = NoiseStream::new(Domain::Calibration.key(seed), i as u64).gaussian_pair();
     let x = [0, 1].map(|c| signal * x0[c] + noise * z[c]);
     (x, t as f32 / T as f32)
 }

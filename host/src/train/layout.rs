@@ -5,7 +5,9 @@
 use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro128PlusPlus;
 use tinyddpm_core::Model;
-use tinyddpm_core::noise::{mix64, stream_seed};
+use tinyddpm_core::noise::stream_seed;
+
+use crate::data::Domain;
 
 /// Where one `Linear` layer lives in the flat vector: weight `[o × i]` (PyTorch layout,
 /// row-major) at `w`, bias `[o]` at `b`.
@@ -102,7 +104,7 @@ impl Layout {
     /// uniform in ±1/√fan_in (`kaiming_uniform_(a=√5)` reduces to exactly that bound).
     pub fn init(&self, seed: u64) -> Vec<f32> {
         let mut p = vec![0.0f32; self.len];
-        let mut rng = Xoshiro128PlusPlus::from_seed(stream_seed(mix64(seed ^ INIT_DOMAIN), 0));
+        let mut rng = Xoshiro128PlusPlus::from_seed(stream_seed(Domain::Init.key(seed), 0));
         for layer in self.layers() {
             let bound = 1.0 / (layer.i as f32).sqrt();
             for v in &mut p[layer.w..layer.b + layer.o] {
@@ -113,9 +115,6 @@ impl Layout {
         p
     }
 }
-
-/// Keeps the initialisation stream apart from the data streams of the same seed.
-const INIT_DOMAIN: u64 = 0x696e_6974_0000_0003;
 
 /// The model whose parameters, in file order, are `p`.
 pub(crate) fn to_model<const H: usize, const B: usize>(p: &[f32]) -> Box<Model<H, B>> {
