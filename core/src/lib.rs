@@ -5,8 +5,8 @@
 //! approximation ([`gelu`]), the lane arithmetic every formula is generic over ([`real`],
 //! [`lanes`]), the portable `ln`/`sin`/`cos` behind the Gaussian noise ([`math`], [`noise`]),
 //! the noise schedule ([`schedule`]), the reverse-process samplers ([`sampler`]), the reverse
-//! chain and the pure sampling function ([`sample()`], [`chain`]) and the model file
-//! ([`file`](mod@file)).
+//! chain and the pure sampling function ([`sample()`], [`chain`]), the file container
+//! ([`container`]) and the model file in it ([`file`](mod@file)).
 //!
 //! What must not: `std`, an allocator, `unsafe`, fused multiply-add, or any platform maths
 //! library whose last bit differs between machines. Every other crate of the project (host
@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod container;
 pub mod file;
 pub mod gelu;
 pub mod lanes;
@@ -27,6 +28,7 @@ pub mod sample;
 pub mod sampler;
 pub mod schedule;
 
+pub use container::ContainerError;
 pub use file::{FileError, Header};
 pub use lanes::Lanes;
 pub use linear::Linear;
