@@ -35,7 +35,8 @@ pub struct Format {
     pub magic: [u8; 8],
     /// The version this build reads and writes.
     pub version: u16,
-    /// Alignment of the payload within the file, in bytes (1: right after the header).
+    /// Alignment of the payload within the file, in bytes: at least 1 (1: right after the
+    /// header).
     pub align: usize,
 }
 
