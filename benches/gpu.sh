@@ -15,8 +15,8 @@
 # Env:   NVRTC_LIB_DIR        folder holding libnvrtc.so (default: the CUDA toolkit's lib64)
 #        TORCH_VENV           the PyTorch venv for step 5 (see benches/torch_env.sh); its torch
 #                             must be a CUDA build (PyPI's Linux wheel is)
-#        CARGO_TARGET_DIR     as usual; without cargo on the machine, set CUDA_TEST_BIN and
-#                             TINYDDPM_BIN to prebuilt release binaries instead
+#        CARGO_TARGET_DIR     as usual; without cargo on the machine, set CUDA_TEST_BIN,
+#                             CUDA_BENCH_BIN and TINYDDPM_BIN to prebuilt release binaries instead
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -69,7 +69,7 @@ if command -v compute-sanitizer >/dev/null; then
 fi
 
 echo "== GPU timings (seed jobs)"
-TINYDDPM_BENCH_DIR="$out" "$CUDA_TEST_BIN" --ignored --exact gpu_benchmark_seed_jobs --nocapture
+TINYDDPM_BENCH_DIR="$out" "${CUDA_BENCH_BIN:-$(cargo bench -p tinyddpm --bench cuda --no-run 2>&1 | sed -n 's/.*Executable .*(\(.*\))$/\1/p' | tail -1)}"
 
 echo "== quality: GPU-trained vs CPU-trained model (same seed, same CLI sampler)"
 "$tinyddpm" train --device cpu --steps 10000 --out "$out/cpu_model.tdm"

@@ -6,16 +6,17 @@
 //!
 //! With a GPU: sampling is bit-identical to the core for every sampler, and one training
 //! step (data, forward, loss, backward, Adam) agrees with CPU references to a tolerance.
-//! Without one these print "skipped: no CUDA device" and pass.
+//! Without one these print "skipped: no CUDA device" and pass. (The GPU's timings are
+//! `benches/cuda.rs`.)
 
 use std::process::Command;
 
 use rayon::prelude::*;
 
 use tinyddpm::batch::{Init, Request};
-use tinyddpm::cuda::{self, Gpu, GpuTrainer, TrainState};
+use tinyddpm::cuda::{self, Gpu, GpuTrainer};
 use tinyddpm::data::Examples;
-use tinyddpm::train::TrainConfig;
+use tinyddpm::train::{Adam, State, TrainConfig, Training, params_of};
 use tinyddpm_core::file::Header;
 use tinyddpm_core::noise::mix64;
 use tinyddpm_core::{Model, Sampler, Schedule, ScheduleKind, Spacing};
@@ -121,59 +122,16 @@ fn cli_device_cuda_without_a_gpu_fails_with_one_line() {
     assert!(!out.exists(), "no output file on failure");
 }
 
-/// The device maths of `common.cu`, built for the CPU with the system C++ compiler: the
-/// `__f*_rn` intrinsics become plain IEEE single-precision operations (SSE, contraction
-/// off), so each function computes exactly what the GPU computes.
-const HARNESS: &str = r#"
-#include <cmath>
-#include <cstdio>
-#include <cstring>
-#define __device__
-#define __forceinline__ inline
-static inline float __fadd_rn(float a, float b) { return a + b; }
-static inline float __fsub_rn(float a, float b) { return a - b; }
-static inline float __fmul_rn(float a, float b) { return a * b; }
-static inline float __fdiv_rn(float a, float b) { return a / b; }
-static inline float __fsqrt_rn(float a) { return std::sqrt(a); }
-static inline float __int2float_rn(int a) { return (float)a; }
-static inline float __uint2float_rn(unsigned a) { return (float)a; }
-static inline unsigned __float_as_uint(float f) { unsigned u; std::memcpy(&u, &f, 4); return u; }
-static inline float __uint_as_float(unsigned u) { float f; std::memcpy(&f, &u, 4); return f; }
-#include "common.cu"
-static unsigned bits(float f) { return __float_as_uint(f); }
-int main(int argc, char **argv) {
-    FILE *in = std::fopen(argv[1], "rb");
-    FILE *out = std::fopen(argv[2], "wb");
-    const u32 fallback[4] = {0, 0, 0, 0};
-    u32 w;
-    while (std::fread(&w, 4, 1, in) == 1) {
-        float x = __uint_as_float(w);
-        u32 r[10] = {0};
-        if (std::isfinite(x)) r[0] = bits(gelu(x));
-        if (std::isnormal(x) && x > 0) r[1] = bits(core_ln(x));
-        float c, s;
-        sincos_turns(w, &c, &s);
-        r[2] = bits(c); r[3] = bits(s);
-        box_muller(w >> 8, (w * 2654435761u) >> 8, &c, &s);
-        r[4] = bits(c); r[5] = bits(s);
-        Xoshiro128pp st = stream_new((u64)w * 0x9e3779b97f4a7c15ull, (u64)w ^ 0x5555, fallback);
-        gaussian_pair(&st, &c, &s); r[6] = bits(c); r[7] = bits(s);
-        gaussian_pair(&st, &c, &s); r[8] = bits(c); r[9] = bits(s);
-        std::fwrite(r, 4, 10, out);
-    }
-    std::fclose(out);
-    return 0;
-}
-"#;
-
 #[test]
 fn kernel_maths_built_for_the_cpu_matches_the_core_bit_for_bit() {
     use tinyddpm_core::noise::{NoiseStream, box_muller};
     use tinyddpm_core::{gelu::gelu, math};
     let dir = tempfile::tempdir().expect("temporary directory");
-    let common = include_str!("../host/src/cuda/kernels/common.cu");
-    std::fs::write(dir.path().join("common.cu"), common).expect("write common.cu");
-    std::fs::write(dir.path().join("harness.cpp"), HARNESS).expect("write harness");
+    // Beside common.cu, which it includes.
+    let harness = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/cuda/kernels/common_harness.cpp"
+    );
     let exe = dir.path().join("harness");
     let built = Command::new(std::env::var("CXX").unwrap_or_else(|_| "c++".into()))
         .args([
@@ -184,7 +142,7 @@ fn kernel_maths_built_for_the_cpu_matches_the_core_bit_for_bit() {
             "-o",
         ])
         .arg(&exe)
-        .arg(dir.path().join("harness.cpp"))
+        .arg(harness)
         .output();
     match built {
         Err(e) => {
@@ -405,13 +363,6 @@ fn gpu_sampling_handles_the_all_zero_stream_seed() {
     assert_eq!(got[0].map(f32::to_bits), want.map(f32::to_bits));
 }
 
-/// The parameters of `m` in file order.
-fn flat(m: &Seed) -> Vec<f32> {
-    let mut p = Vec::new();
-    m.for_each_param(|w| p.push(w));
-    p
-}
-
 /// Step `step`'s training batch under `seed`, as the CPU trainer draws it.
 fn batch_of(seed: u64, step: u64, batch: usize, s: &Schedule<1000>) -> Examples {
     let mut ex = Examples::with_len(batch);
@@ -439,7 +390,7 @@ fn gpu_training_step_matches_cpu_references() {
     let s = schedule();
     let (seed, batch, at) = (5, 128, 3);
     let m0 = model(10);
-    let p0 = flat(&m0);
+    let p0 = params_of(&m0);
     let n = p0.len();
     let config = TrainConfig {
         seed,
@@ -447,16 +398,15 @@ fn gpu_training_step_matches_cpu_references() {
         ema: Some(0.99),
         ..TrainConfig::default()
     };
-    let state = TrainState {
+    let state = State {
         config: config.clone(),
         schedule: ScheduleKind::SEED,
         step: at,
         params: p0.clone(),
-        adam_m: vec![0.0; n],
-        adam_v: vec![0.0; n],
+        adam: Adam::new(n),
         ema: Some(p0.clone()),
     };
-    let mut trainer = GpuTrainer::<128, 3, 1000>::from_state(&gpu, state, &s).expect("trainer");
+    let mut trainer = GpuTrainer::<128, 3, 1000>::from_state(&gpu, state).expect("trainer");
     let loss = trainer.step().expect("step");
 
     // Data + forward + loss: the CPU trainer's batch of that step through the core's pass.
@@ -467,7 +417,7 @@ fn gpu_training_step_matches_cpu_references() {
     let (cpu_loss, cpu_grad) = tinyddpm::train::loss_and_gradient(&*m0, &ex);
     assert_close("loss vs CPU trainer", &[loss], &[cpu_loss], 1e-6, 1e-4);
     let g = trainer.gradients().expect("gradients");
-    assert_close("gradient", &g, &flat(&cpu_grad), 1e-6, 1e-3);
+    assert_close("gradient", &g, &params_of(&cpu_grad), 1e-6, 1e-3);
 
     // Adam (zero moments, update number 4) and the EMA in the CPU trainer's f32 sequence,
     // from the GPU's own gradients.
@@ -491,20 +441,18 @@ fn gpu_training_step_matches_cpu_references() {
 #[test]
 fn gpu_training_keeps_the_state_before_a_non_finite_loss() {
     let Some(gpu) = gpu() else { return };
-    let s = schedule();
-    let mut p = flat(&model(11));
+    let mut p = params_of(&model(11));
     p[5] = f32::INFINITY;
     let n = p.len();
-    let state = TrainState {
+    let state = State {
         config: TrainConfig::default(),
         schedule: ScheduleKind::SEED,
         step: 0,
         params: p.clone(),
-        adam_m: vec![0.0; n],
-        adam_v: vec![0.0; n],
+        adam: Adam::new(n),
         ema: None,
     };
-    let mut trainer = GpuTrainer::<128, 3, 1000>::from_state(&gpu, state, &s).expect("trainer");
+    let mut trainer = GpuTrainer::<128, 3, 1000>::from_state(&gpu, state).expect("trainer");
     let err = trainer
         .step()
         .expect_err("an infinite weight gives a non-finite loss");
@@ -515,119 +463,4 @@ fn gpu_training_keeps_the_state_before_a_non_finite_loss() {
         after.params.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
         p.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
     );
-}
-
-/// The seed jobs timed on the GPU, for `benches/gpu.sh` (ignored by a plain `cargo test`):
-/// 10,000 training steps at batch 128 (graph replay, then 1,000 steps with plain launches
-/// for comparison), and 10,000 samples × 1,000 DDPM steps. Writes the GPU-trained model,
-/// its loss log and the GPU samples under `$TINYDDPM_BENCH_DIR` for `tinyddpm eval`.
-#[test]
-#[ignore = "GPU benchmark, run by benches/gpu.sh"]
-fn gpu_benchmark_seed_jobs() {
-    use std::time::Instant;
-    let Some(gpu) = gpu() else { return };
-    let dir = std::path::PathBuf::from(
-        std::env::var("TINYDDPM_BENCH_DIR").unwrap_or_else(|_| "gpu-bench".into()),
-    );
-    std::fs::create_dir_all(&dir).expect("bench directory");
-    let s = schedule();
-    println!("device: {} ({})", gpu.name(), gpu.arch());
-
-    let config = TrainConfig::default();
-    let steps = config.steps;
-    let mut trainer =
-        GpuTrainer::<128, 3, 1000>::new(&gpu, config.clone(), &s).expect("GPU trainer");
-    let mut losses = Vec::new();
-    let t0 = Instant::now();
-    trainer
-        .run(steps, &mut |_, loss| losses.push(loss))
-        .expect("GPU training");
-    let train_s = t0.elapsed().as_secs_f64();
-    println!(
-        "gpu-train steps={steps} batch={} graph=on seconds={train_s:.3} ms_per_step={:.4} \
-         loss_mean_last200={:.5}",
-        config.batch,
-        1e3 * train_s / steps as f64,
-        losses[losses.len() - 200..].iter().sum::<f32>() / 200.0
-    );
-    let log: String = losses
-        .iter()
-        .enumerate()
-        .map(|(i, l)| format!("{i},{l}\n"))
-        .collect();
-    std::fs::write(dir.join("gpu_losses.csv"), format!("step,loss\n{log}")).expect("losses");
-    let model = trainer.model().expect("model");
-    let header = Header::new::<128, 3, 1000>(ScheduleKind::SEED, Sampler::Ddpm);
-    tinyddpm::modelfile::save(&dir.join("gpu_model.tdm"), &*model, &header).expect("model file");
-
-    let mut plain = GpuTrainer::<128, 3, 1000>::new(&gpu, config, &s).expect("GPU trainer");
-    plain.use_graph(false);
-    let t0 = Instant::now();
-    plain.run(1000, &mut |_, _| {}).expect("GPU training");
-    let plain_s = t0.elapsed().as_secs_f64();
-    println!(
-        "gpu-train steps=1000 graph=off ms_per_step={:.4}",
-        1e3 * plain_s / 1000.0
-    );
-
-    let sampler = Sampler::Ddpm;
-    gpu.sample(
-        &Request {
-            model: &*model,
-            schedule: &s,
-            sampler: &sampler,
-            init: Init::Noise,
-            seed: 1,
-            first: 0,
-            count: 256,
-        },
-        &|_| {},
-    )
-    .expect("warm-up");
-    let count = 10_000;
-    let t0 = Instant::now();
-    let xs = gpu
-        .sample(
-            &Request {
-                model: &*model,
-                schedule: &s,
-                sampler: &sampler,
-                init: Init::Noise,
-                seed: 1,
-                first: 0,
-                count,
-            },
-            &|_| {},
-        )
-        .expect("GPU sampling");
-    let sample_s = t0.elapsed().as_secs_f64();
-    println!("gpu-sample-ddpm n={count} steps=1000 seconds={sample_s:.4}");
-    let t0 = Instant::now();
-    gpu.sample(
-        &Request {
-            model: &*model,
-            schedule: &s,
-            sampler: &Sampler::DDIM_DEFAULT,
-            init: Init::Noise,
-            seed: 1,
-            first: 0,
-            count,
-        },
-        &|_| {},
-    )
-    .expect("GPU sampling");
-    println!(
-        "gpu-sample-ddim50 n={count} seconds={:.4}",
-        t0.elapsed().as_secs_f64()
-    );
-    for i in (0..count).step_by(625) {
-        let want = tinyddpm_core::sample(&*model, &s, &sampler, 1, i as u64);
-        assert_eq!(
-            xs[i].map(f32::to_bits),
-            want.map(f32::to_bits),
-            "sample {i}"
-        );
-    }
-    let csv: String = xs.iter().map(|[x, y]| format!("{x},{y}\n")).collect();
-    std::fs::write(dir.join("gpu_samples.csv"), format!("x,y\n{csv}")).expect("samples");
 }

@@ -7,9 +7,10 @@ use std::path::Path;
 use tinyddpm::data::{Examples, forward_coefs};
 use tinyddpm::modelfile;
 use tinyddpm::train::{
-    CheckpointError, CheckpointFormatError, TrainConfig, TrainError, Trainer, loss_and_gradient,
-    predict_noise,
+    CheckpointError, CheckpointFormatError, TrainConfig, TrainError, Trainer, Training,
+    loss_and_gradient, predict_noise,
 };
+use tinyddpm_core::ContainerError;
 use tinyddpm_core::{Header, Model, Sampler, Schedule, ScheduleKind};
 
 fn schedule() -> Schedule<1000> {
@@ -279,7 +280,7 @@ fn bad_checkpoints_are_typed_errors() {
     assert!(matches!(
         resume_error(&flipped),
         CheckpointError::Format {
-            source: CheckpointFormatError::Checksum { .. },
+            source: CheckpointFormatError::Container(ContainerError::Checksum { .. }),
             ..
         }
     ));
@@ -288,7 +289,7 @@ fn bad_checkpoints_are_typed_errors() {
     assert!(matches!(
         resume_error(&model_file),
         CheckpointError::Format {
-            source: CheckpointFormatError::BadMagic,
+            source: CheckpointFormatError::Container(ContainerError::BadMagic),
             ..
         }
     ));

@@ -1,4 +1,5 @@
-//! The model file: a small postcard header, the weights, a CRC-32.
+//! The model file: a small postcard header, the weights, a CRC-32, in the project's
+//! [container](crate::container) ([`FORMAT`]).
 //!
 //! ```text
 //! offset 0   "TINYDDPM"            magic, 8 bytes
@@ -16,6 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::container::{ContainerError, Format};
 use crate::model::Model;
 use crate::sampler::{Sampler, SamplerError};
 use crate::schedule::{Schedule, ScheduleKind};
@@ -24,18 +26,19 @@ use crate::schedule::{Schedule, ScheduleKind};
 pub const MAGIC: [u8; 8] = *b"TINYDDPM";
 /// The format version this crate reads and writes.
 pub const VERSION: u16 = 1;
-/// Bytes before the postcard header.
-const PREAMBLE: usize = 12;
-/// Alignment of the weights within the file.
-const WEIGHT_ALIGN: usize = 16;
-/// Trailing CRC bytes.
-const CRC_LEN: usize = 4;
-/// Upper bound on the encoded header (its fields are all small).
-pub const MAX_HEADER: usize = 64;
-
-const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+/// The model file's container: the weights start 16-byte aligned.
+pub const FORMAT: Format = Format {
+    magic: MAGIC,
+    version: VERSION,
+    align: 16,
+};
+/// What the model file is called in its errors.
+const NAME: &str = "model file";
 
 /// What a model file says about its model.
+///
+/// A later payload kind (e.g. integer weights) is a new header of a new [`VERSION`] in the
+/// same container: the container does not depend on what the header holds.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Header {
     /// H, hidden width.
@@ -53,45 +56,12 @@ pub struct Header {
 /// Why bytes are not a usable model file.
 #[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
 pub enum FileError {
-    /// Shorter than its own structure says.
-    #[error("model file truncated: {len} bytes, at least {needed} needed")]
-    Truncated {
-        /// Bytes given.
-        len: usize,
-        /// Bytes the structure needs.
-        needed: usize,
-    },
-    /// Not a tinyddpm model file.
-    #[error("not a tinyddpm model file (bad magic)")]
-    BadMagic,
-    /// Another format version.
-    #[error("model file format version {found}, this build reads version {VERSION}")]
-    UnsupportedVersion {
-        /// The file's version.
-        found: u16,
-    },
-    /// Contents do not match the checksum.
-    #[error("model file corrupt: CRC-32 {found:#010x}, expected {expected:#010x}")]
-    Checksum {
-        /// Stored in the file.
-        expected: u32,
-        /// Computed over the contents.
-        found: u32,
-    },
-    /// The header does not decode or has out-of-range values.
-    #[error("model file header invalid")]
-    Header,
+    /// The container is damaged, foreign, of another version, or its header is invalid.
+    #[error("{}", .0.named(NAME))]
+    Container(ContainerError),
     /// The sampler stored in the header cannot run on its schedule.
     #[error("model file default sampler invalid: {0}")]
     Sampler(SamplerError),
-    /// Length does not match the header's shape.
-    #[error("model file length {found} does not match its shape ({expected} bytes expected)")]
-    Length {
-        /// Bytes the header implies.
-        expected: usize,
-        /// Bytes given.
-        found: usize,
-    },
     /// The file's model has another shape than the storage it is decoded into.
     #[error(
         "model shape H={hidden} B={blocks} T={timesteps}, this build expects H={want_hidden} B={want_blocks} T={want_timesteps}"
@@ -116,14 +86,12 @@ pub enum FileError {
         /// Position in file order.
         index: usize,
     },
-    /// The output buffer is too small.
-    #[error("output buffer of {len} bytes, {needed} needed")]
-    BufferTooSmall {
-        /// Bytes given.
-        len: usize,
-        /// Bytes needed.
-        needed: usize,
-    },
+}
+
+impl From<ContainerError> for FileError {
+    fn from(e: ContainerError) -> Self {
+        Self::Container(e)
+    }
 }
 
 /// Number of parameters of a model with hidden width `h` and `b` blocks, if it fits a usize.
@@ -135,10 +103,6 @@ pub fn param_count(h: u32, b: u32) -> Option<usize> {
     (7 * h as u128 + 2 + square as u128 + blocks as u128)
         .try_into()
         .ok()
-}
-
-fn weights_offset(header_len: usize) -> usize {
-    (PREAMBLE + header_len).div_ceil(WEIGHT_ALIGN) * WEIGHT_ALIGN
 }
 
 impl Header {
@@ -166,7 +130,7 @@ impl Header {
         if self.timesteps as usize != T {
             return Err(self.shape_error::<0, 0, T>(false));
         }
-        Schedule::new(self.schedule).ok_or(FileError::Header)
+        Schedule::new(self.schedule).ok_or(ContainerError::Header.into())
     }
 
     fn shape_error<const H: usize, const B: usize, const T: usize>(
@@ -187,16 +151,27 @@ impl Header {
             want_timesteps: if T == 0 { self.timesteps as usize } else { T },
         }
     }
+
+    /// Payload bytes of the model the header describes: its weights as f32, checked for
+    /// values a model file cannot hold.
+    fn payload_len(&self) -> Result<usize, FileError> {
+        if !self.schedule.is_valid() || self.timesteps < 2 {
+            return Err(ContainerError::Header.into());
+        }
+        self.sampler
+            .validate(self.timesteps as usize)
+            .map_err(FileError::Sampler)?;
+        self.params()
+            .and_then(|n| n.checked_mul(4))
+            .ok_or(ContainerError::Header.into())
+    }
 }
 
 /// Bytes of the file for a model described by `header`.
 pub fn encoded_len(header: &Header) -> Result<usize, FileError> {
-    let mut buf = [0u8; MAX_HEADER];
-    let n = postcard::to_slice(header, &mut buf)
-        .map_err(|_| FileError::Header)?
-        .len();
-    let params = header.params().ok_or(FileError::Header)?;
-    Ok(weights_offset(n) + 4 * params + CRC_LEN)
+    let params = header.params().ok_or(ContainerError::Header)?;
+    let weights = params.checked_mul(4).ok_or(ContainerError::Header)?;
+    Ok(FORMAT.sealed_len(header, weights)?)
 }
 
 /// Writes `model` with `header` into `out`; returns the bytes written.
@@ -208,79 +183,27 @@ pub fn encode<const H: usize, const B: usize>(
     if header.hidden as usize != H || header.blocks as usize != B {
         return Err(header.shape_error::<H, B, 0>(true));
     }
-    let needed = encoded_len(header)?;
-    if out.len() < needed {
-        return Err(FileError::BufferTooSmall {
-            len: out.len(),
-            needed,
+    let written = FORMAT.seal(header, 4 * Model::<H, B>::PARAMS, out, |weights| {
+        let mut chunks = weights.chunks_exact_mut(4);
+        model.for_each_param(|p| {
+            if let Some(c) = chunks.next() {
+                c.copy_from_slice(&p.to_le_bytes());
+            }
         });
-    }
-    let out = &mut out[..needed];
-    out.fill(0);
-    let n = postcard::to_slice(header, &mut out[PREAMBLE..])
-        .map_err(|_| FileError::Header)?
-        .len();
-    out[..8].copy_from_slice(&MAGIC);
-    out[8..10].copy_from_slice(&VERSION.to_le_bytes());
-    out[10..12].copy_from_slice(&(n as u16).to_le_bytes());
-    let mut chunks = out[weights_offset(n)..needed - CRC_LEN].chunks_exact_mut(4);
-    model.for_each_param(|p| {
-        if let Some(c) = chunks.next() {
-            c.copy_from_slice(&p.to_le_bytes());
-        }
-    });
-    let crc = CRC.checksum(&out[..needed - CRC_LEN]);
-    out[needed - CRC_LEN..].copy_from_slice(&crc.to_le_bytes());
-    Ok(needed)
+    })?;
+    Ok(written)
 }
 
 /// Checks everything but the model's shape; returns the header and the weight bytes.
 pub fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), FileError> {
-    let len = bytes.len();
-    let truncated = |needed| FileError::Truncated { len, needed };
-    let preamble = bytes.get(..PREAMBLE).ok_or(truncated(PREAMBLE + CRC_LEN))?;
-    if preamble[..8] != MAGIC {
-        return Err(FileError::BadMagic);
-    }
-    let version = u16::from_le_bytes([preamble[8], preamble[9]]);
-    if version != VERSION {
-        return Err(FileError::UnsupportedVersion { found: version });
-    }
-    let header_len = u16::from_le_bytes([preamble[10], preamble[11]]) as usize;
-    let offset = weights_offset(header_len);
-    if len < offset + CRC_LEN {
-        return Err(truncated(offset + CRC_LEN));
-    }
-    let (body, stored) = bytes.split_at(len - CRC_LEN);
-    let expected = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]);
-    let found = CRC.checksum(body);
-    if expected != found {
-        return Err(FileError::Checksum { expected, found });
-    }
-    let header_bytes = &body[PREAMBLE..PREAMBLE + header_len];
-    let header: Header = match postcard::take_from_bytes(header_bytes) {
-        Ok((h, [])) => h,
-        _ => return Err(FileError::Header),
-    };
-    if !header.schedule.is_valid() || header.timesteps < 2 {
-        return Err(FileError::Header);
-    }
-    header
-        .sampler
-        .validate(header.timesteps as usize)
-        .map_err(FileError::Sampler)?;
-    let params = header.params().ok_or(FileError::Header)?;
-    let expected_len = params
-        .checked_mul(4)
-        .and_then(|w| w.checked_add(offset + CRC_LEN))
-        .ok_or(FileError::Header)?;
-    if expected_len != len {
-        return Err(FileError::Length {
-            expected: expected_len,
-            found: len,
-        });
-    }
-    Ok((header, &body[offset..]))
+    FORMAT.open(bytes, Header::payload_len)
+}
+
+/// The length of the model file whose first bytes are `prefix`, once they hold its whole
+/// header (see [`Format::expected_len`]): how far a reader needs to read. Only the shape is
+/// looked at; the decoder judges the rest of the header.
+pub fn expected_len(prefix: &[u8]) -> Option<usize> {
+    FORMAT.expected_len(prefix, |h: &Header| h.params()?.checked_mul(4))
 }
 
 /// Decodes a whole file into `model` (caller-owned: a `static`, a `Box`, a stack slot).

@@ -6,8 +6,8 @@
 //! [`lanes`]), the portable `ln`/`sin`/`cos` behind the Gaussian noise ([`math`], [`noise`]),
 //! the noise schedule ([`schedule`]), the reverse-process samplers ([`sampler`], the multistep
 //! solvers in [`multistep`]), the reverse chain and the pure sampling function ([`sample()`],
-//! [`chain`]), the model file ([`file`](mod@file)) and the integer model with its exact
-//! arithmetic ([`quant`]).
+//! [`chain`]), the file container ([`container`]) and the model file in it
+//! ([`file`](mod@file)), and the integer model with its exact arithmetic ([`quant`]).
 //!
 //! What must not: `std`, an allocator, `unsafe`, fused multiply-add, or any platform maths
 //! library whose last bit differs between machines. Every other crate of the project (host
@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod container;
 pub mod file;
 pub mod gelu;
 pub mod lanes;
@@ -30,6 +31,7 @@ pub mod sample;
 pub mod sampler;
 pub mod schedule;
 
+pub use container::ContainerError;
 pub use file::{FileError, Header};
 pub use lanes::Lanes;
 pub use linear::Linear;

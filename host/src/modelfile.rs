@@ -1,14 +1,16 @@
 //! Model files on disk: the core's format ([`tinyddpm_core::file`]) read into a boxed model
 //! and written atomically.
 //!
-//! A file is read no further than its header allows ([`read_bytes`]): the preamble and the
-//! header come first, the core's [`file::encoded_len`] of that header bounds the rest, and
-//! a longer file (a model with junk appended, `/dev/zero`, a 2 GB video) is refused after
-//! reading that much, not read whole. The core's decoder then checks every byte.
+//! A file is read no further than its header allows ([`read_bytes`], through
+//! [`read_bounded`], which the training checkpoint shares): the preamble and the header come
+//! first, the length the header implies bounds the rest, and a longer file (a model with
+//! junk appended, `/dev/zero`, a 2 GB video) is refused after reading that much, not read
+//! whole. The core's decoder then checks every byte.
 
 use std::io::Read;
 use std::path::Path;
 
+use tinyddpm_core::container::{Format, PREAMBLE};
 use tinyddpm_core::file::{self, FileError, Header};
 use tinyddpm_core::{Model, Schedule};
 
@@ -17,9 +19,6 @@ use crate::batch::{self, Init, Request};
 /// The most bytes read from any file given as a model file, whatever its header says (the
 /// seed model's file is 466 KB; this allows shapes up to millions of parameters).
 pub const MAX_FILE_BYTES: u64 = 64 << 20;
-/// The core format's preamble: magic (8 bytes), version (u16 LE), header length (u16 LE),
-/// as laid out in [`tinyddpm_core::file`].
-const PREAMBLE: usize = 12;
 
 /// Why a model file could not be loaded or saved.
 #[derive(Debug, thiserror::Error)]
@@ -61,46 +60,73 @@ pub fn boxed_zero<const H: usize, const B: usize>() -> Box<Model<H, B>> {
     Box::new(Model::ZERO)
 }
 
-/// Reads a model file's bytes, no more than its header allows: the preamble and header
-/// first, then at most the length the core's [`file::encoded_len`] gives for that header
-/// (plus the header's own length, an upper bound on its padding), and never more than
-/// [`MAX_FILE_BYTES`]. Whatever was read is left to the core's decoder to judge.
-pub fn read_bytes(path: &Path) -> Result<Vec<u8>, ModelFileError> {
-    let name = || path.display().to_string();
-    let io = |source| ModelFileError::Io {
-        path: name(),
-        source,
-    };
-    let mut file = std::fs::File::open(path).map_err(io)?;
+/// Why [`read_bounded`] stopped.
+#[derive(Debug)]
+pub(crate) enum ReadError {
+    /// The file could not be read.
+    Io(std::io::Error),
+    /// The file goes on past `max` bytes: the length its header implies when `by_header`,
+    /// else the most read from any file of its kind.
+    TooLong {
+        /// Bytes read at most.
+        max: u64,
+        /// Whether `max` is the header's length (not the cap).
+        by_header: bool,
+    },
+}
+
+/// Reads a file of the container `format`, no more than its header allows: the preamble
+/// and the header first, then at most the length `expected_len` finds in them, and never
+/// more than `cap` bytes. A short, foreign or other-version file is returned as far as it
+/// was read, for the decoder to name; only a file longer than allowed is an error here.
+pub(crate) fn read_bounded(
+    path: &Path,
+    format: &Format,
+    cap: u64,
+    expected_len: impl FnOnce(&[u8]) -> Option<usize>,
+) -> Result<Vec<u8>, ReadError> {
+    let mut file = std::fs::File::open(path).map_err(ReadError::Io)?;
     let mut bytes = Vec::new();
     let mut read_to = |bytes: &mut Vec<u8>, len: u64| {
         let more = len.saturating_sub(bytes.len() as u64);
-        (&mut file).take(more).read_to_end(bytes).map_err(io)
+        (&mut file)
+            .take(more)
+            .read_to_end(bytes)
+            .map_err(ReadError::Io)
     };
     read_to(&mut bytes, PREAMBLE as u64)?;
-    if bytes.len() < PREAMBLE
-        || bytes[..8] != file::MAGIC
-        || bytes[8..10] != file::VERSION.to_le_bytes()
-    {
+    let Some(header_end) = format.header_end(&bytes) else {
         return Ok(bytes);
-    }
-    let header_len = u16::from_le_bytes([bytes[10], bytes[11]]) as u64;
-    read_to(&mut bytes, PREAMBLE as u64 + header_len)?;
-    let header = bytes
-        .get(PREAMBLE..)
-        .and_then(|b| postcard::take_from_bytes::<Header>(b).ok());
-    let max = header
-        .and_then(|(h, _)| file::encoded_len(&h).ok())
-        .map(|len| (len as u64 + header_len).min(MAX_FILE_BYTES));
-    let limit = max.unwrap_or(MAX_FILE_BYTES);
-    read_to(&mut bytes, limit + 1)?;
-    if bytes.len() as u64 > limit {
-        return Err(match max {
-            Some(max) if max < MAX_FILE_BYTES => ModelFileError::TooLong { path: name(), max },
-            _ => ModelFileError::TooLarge { path: name() },
+    };
+    read_to(&mut bytes, header_end as u64)?;
+    let by_header = expected_len(&bytes).map(|len| len as u64);
+    let max = by_header.map_or(cap, |len| len.min(cap));
+    read_to(&mut bytes, max + 1)?;
+    if bytes.len() as u64 > max {
+        return Err(ReadError::TooLong {
+            max,
+            by_header: by_header.is_some_and(|len| len < cap),
         });
     }
     Ok(bytes)
+}
+
+/// Reads a model file's bytes, no more than its header allows (the core's
+/// [`file::expected_len`]) and never more than [`MAX_FILE_BYTES`]. Whatever was read is left
+/// to the core's decoder to judge.
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>, ModelFileError> {
+    let name = || path.display().to_string();
+    read_bounded(path, &file::FORMAT, MAX_FILE_BYTES, file::expected_len).map_err(|e| match e {
+        ReadError::Io(source) => ModelFileError::Io {
+            path: name(),
+            source,
+        },
+        ReadError::TooLong {
+            max,
+            by_header: true,
+        } => ModelFileError::TooLong { path: name(), max },
+        ReadError::TooLong { .. } => ModelFileError::TooLarge { path: name() },
+    })
 }
 
 /// Reads a model file of shape `H`, `B`.

@@ -6,14 +6,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Args;
 use tinyddpm::modelfile;
-use tinyddpm::train::{CheckpointInfo, inspect_checkpoint};
+use tinyddpm::train::{CHECKPOINT_FORMAT, CheckpointInfo, inspect_checkpoint};
 use tinyddpm_core::file::{self, Header, VERSION};
 use tinyddpm_core::{Model, ScheduleKind};
 
 use super::{T, describe, dispatch};
-
-/// First bytes of a training checkpoint (a model file starts with "TINYDDPM").
-const CHECKPOINT_MAGIC: &[u8; 8] = b"TDDPMCKP";
 
 /// Options of `tinyddpm inspect`.
 #[derive(Args, Clone, Debug)]
@@ -28,7 +25,8 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     std::fs::File::open(&args.model)
         .and_then(|f| f.take(8).read_to_end(&mut magic))
         .with_context(|| format!("cannot read {}", args.model.display()))?;
-    if magic == CHECKPOINT_MAGIC {
+    // A checkpoint is told apart by its magic; anything else is judged as a model file.
+    if magic == CHECKPOINT_FORMAT.magic {
         let info = inspect_checkpoint(&args.model).context("cannot load the checkpoint")?;
         checkpoint(&args.model, &info);
         return Ok(());

@@ -1,8 +1,10 @@
-//! `tinyddpm train`: the seed notebook's training run on the CPU, with checkpoints and resume.
+//! `tinyddpm train`: the seed notebook's training run on the CPU or the GPU, with checkpoints
+//! and resume.
 //!
-//! The loss log is written as training goes, into the temporary file that becomes the log at
-//! the end (memory stays bounded however many steps), and Ctrl-C stops between steps with
-//! nothing partial written and the way to resume said.
+//! One loop ([`drive`]) runs either device's trainer through [`Training`]. The loss log is
+//! written as training goes, into the temporary file that becomes the log at the end (memory
+//! stays bounded however many steps), and Ctrl-C stops between steps with nothing partial
+//! written and the way to resume said.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -12,7 +14,9 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use tinyddpm::atomic::AtomicFile;
 use tinyddpm::cuda::{Gpu, GpuTrainer};
-use tinyddpm::train::{CHUNK, TrainConfig, Trainer, inspect_checkpoint};
+use tinyddpm::train::{
+    CHUNK, TrainConfig, Trainer, Training, inspect_checkpoint, write_checkpoint,
+};
 use tinyddpm::{csv, modelfile};
 use tinyddpm_core::{Header, Sampler, Schedule, ScheduleKind};
 
@@ -22,8 +26,6 @@ use super::{DeviceArg, T, device, dispatch, files, progress_bar};
 /// The largest batch: each chunk of [`CHUNK`] examples holds its activations and a whole
 /// gradient, about 1.2 MB for the seed model, so 65,536 examples take about 1.2 GB.
 pub const MAX_BATCH: u64 = 1 << 16;
-/// Steps the GPU runs between looks at Ctrl-C (its loss log holds 256).
-const GPU_STEPS_PER_CALL: u64 = 256;
 /// Steps the final loss averages.
 const LOSS_TAIL: usize = 200;
 
@@ -228,10 +230,35 @@ pub fn train_on(args: &TrainArgs, gpu: Option<&Gpu>) -> Result<Summary> {
         }
         None => args.shape(),
     };
+    dispatch!(hidden, blocks, train_shape(args, gpu))
+}
+
+/// Starts (or resumes) the run on its device and drives it.
+fn train_shape<const H: usize, const B: usize>(
+    args: &TrainArgs,
+    gpu: Option<&Gpu>,
+) -> Result<Summary> {
+    const RESUME: &str = "cannot resume training";
     let threads = files::threads(args.threads);
-    match gpu {
-        Some(gpu) => dispatch!(hidden, blocks, train_shape_gpu(args, gpu, threads)),
-        None => dispatch!(hidden, blocks, train_shape(args, threads)),
+    let seed_schedule =
+        || Schedule::<T>::new(ScheduleKind::SEED).context("the seed noise schedule is invalid");
+    match (gpu, &args.resume) {
+        (Some(gpu), Some(path)) => drive(
+            args,
+            GpuTrainer::<H, B, T>::resume(gpu, path).context(RESUME)?,
+        ),
+        (Some(gpu), None) => drive(
+            args,
+            GpuTrainer::<H, B, T>::new(gpu, new_config(args, threads), &seed_schedule()?)?,
+        ),
+        (None, Some(path)) => drive(
+            args,
+            Trainer::<H, B, T>::resume(path, Some(threads)).context(RESUME)?,
+        ),
+        (None, None) => drive(
+            args,
+            Trainer::<H, B, T>::new(new_config(args, threads), &seed_schedule()?)?,
+        ),
     }
 }
 
@@ -295,26 +322,20 @@ impl LastCheckpoint {
     }
 }
 
-/// Trains on the GPU: the same data streams, initialisation, Adam and checkpoint files as
-/// the CPU trainer; steps run in graph replays between checkpoints.
-fn train_shape_gpu<const H: usize, const B: usize>(
+/// Runs `trainer` to `--steps` as `args` say, on whichever device: the loss log, a
+/// checkpoint every `--checkpoint-every` steps and at the end, Ctrl-C between calls of
+/// [`Training::run`], divergence naming the intact checkpoint; then the model file.
+fn drive<const H: usize, const B: usize, R: Training<H, B>>(
     args: &TrainArgs,
-    gpu: &Gpu,
-    threads: usize,
+    mut trainer: R,
 ) -> Result<Summary> {
-    let mut trainer = match &args.resume {
-        Some(path) => GpuTrainer::<H, B, T>::resume(gpu, path).context("cannot resume training")?,
-        None => {
-            let schedule = Schedule::<T>::new(ScheduleKind::SEED)
-                .context("the seed noise schedule is invalid")?;
-            GpuTrainer::new(gpu, new_config(args, threads), &schedule)?
-        }
-    };
     let start = trainer.step_index();
     if start >= args.steps {
         bail!("the checkpoint is already at step {start}: ask for more --steps");
     }
+    trainer.set_steps(args.steps);
     let mut log = start_log(args, start)?;
+    // The checkpoint a failure leaves to resume from, and its step.
     let mut last = LastCheckpoint(args.resume.clone().map(|path| (path, start)));
     interrupt::watch()?;
     let bar = progress_bar(args.steps - start, "train");
@@ -331,36 +352,37 @@ fn train_shape_gpu<const H: usize, const B: usize>(
         };
         let steps = until_checkpoint
             .min(args.steps - step)
-            .min(GPU_STEPS_PER_CALL);
+            .min(R::STEPS_PER_CALL);
         let mut logged = Ok(());
         let run = trainer.run(steps, &mut |step, loss| {
             if logged.is_ok() {
                 logged = log.push(step, loss);
             }
             bar.inc(1);
+            if step % 20 == 0 {
+                bar.set_message(format!("loss {loss:.4}"));
+            }
         });
         logged?;
         if let Err(e) = run {
             bar.abandon();
-            bail!(
-                "GPU training failed: {e}; no model was written{}",
-                last.intact()
-            );
+            bail!("{e}; no model was written{}", last.intact());
         }
         let at = trainer.step_index();
         if let Some(path) = &args.checkpoint
             && (at % args.checkpoint_every == 0 || at == args.steps)
         {
-            trainer
-                .save_checkpoint(path)
-                .with_context(|| checkpoint_context(path, at))?;
+            let context = || checkpoint_context(path, at);
+            let state = trainer.state().with_context(context)?;
+            write_checkpoint(path, &state, (H, B, T)).with_context(context)?;
             last = LastCheckpoint(Some((path.clone(), at)));
         }
     }
     let seconds = begin.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let header = Header::new::<H, B, T>(trainer.schedule_kind(), Sampler::Ddpm);
-    modelfile::save(&args.out, &*trainer.model()?, &header).context("cannot write the model")?;
+    let model = trainer.model().context("cannot read the trained model")?;
+    modelfile::save(&args.out, &model, &header).context("cannot write the model")?;
     let final_loss = log.commit()?;
     Ok(Summary {
         steps: args.steps - start,
@@ -384,67 +406,6 @@ fn start_log(args: &TrainArgs, start: u64) -> Result<LossLog> {
         None => Vec::new(),
     };
     LossLog::create(&losses_path, &earlier)
-}
-
-fn train_shape<const H: usize, const B: usize>(
-    args: &TrainArgs,
-    threads: usize,
-) -> Result<Summary> {
-    let mut trainer = match &args.resume {
-        Some(path) => {
-            Trainer::<H, B, T>::resume(path, Some(threads)).context("cannot resume training")?
-        }
-        None => {
-            let schedule = Schedule::<T>::new(ScheduleKind::SEED)
-                .context("the seed noise schedule is invalid")?;
-            Trainer::new(new_config(args, threads), &schedule)?
-        }
-    };
-    let start = trainer.step_index();
-    if start >= args.steps {
-        bail!("the checkpoint is already at step {start}: ask for more --steps");
-    }
-    trainer.set_steps(args.steps);
-    let mut log = start_log(args, start)?;
-    // The checkpoint a failure leaves to resume from, and its step.
-    let mut last = LastCheckpoint(args.resume.clone().map(|path| (path, start)));
-    interrupt::watch()?;
-    let bar = progress_bar(args.steps - start, "train");
-    let begin = Instant::now();
-    while trainer.step_index() < args.steps {
-        let step = trainer.step_index();
-        if interrupt::requested() {
-            bar.abandon();
-            return Err(last.interrupted(step));
-        }
-        let loss = trainer.step().map_err(|e| {
-            bar.abandon();
-            anyhow::anyhow!("{e}; no model was written{}", last.intact())
-        })?;
-        log.push(step, loss)?;
-        bar.inc(1);
-        if step % 20 == 0 {
-            bar.set_message(format!("loss {loss:.4}"));
-        }
-        if let Some(path) = &args.checkpoint
-            && ((step + 1) % args.checkpoint_every == 0 || step + 1 == args.steps)
-        {
-            trainer
-                .save_checkpoint(path)
-                .with_context(|| checkpoint_context(path, step + 1))?;
-            last = LastCheckpoint(Some((path.clone(), step + 1)));
-        }
-    }
-    let seconds = begin.elapsed().as_secs_f64();
-    bar.finish_and_clear();
-    let header = Header::new::<H, B, T>(trainer.schedule_kind(), Sampler::Ddpm);
-    modelfile::save(&args.out, &trainer.model(), &header).context("cannot write the model")?;
-    let final_loss = log.commit()?;
-    Ok(Summary {
-        steps: args.steps - start,
-        seconds,
-        final_loss,
-    })
 }
 
 /// The loss log of the run being resumed, up to its checkpoint: continued, not restarted.

@@ -13,6 +13,7 @@
 //! return the core's bits ([`Gpu::sample_batch`]); training ([`GpuTrainer`]) agrees with the
 //! CPU trainer to rounding, and saves the same checkpoint and model files.
 
+mod launch;
 mod sample;
 mod train;
 
@@ -23,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream, DriverError, sys};
 use cudarc::nvrtc::{CompileError, CompileOptions, Ptx};
 
-pub use train::{GpuTrainer, TrainState};
+pub use train::GpuTrainer;
 
 /// Why the GPU cannot be used, in one line.
 #[derive(Debug, Clone)]

@@ -84,7 +84,7 @@ fn step_words(step: &Step) -> Option<[u32; STEP_WORDS]> {
 
 /// The model's parameters in file order, and its 2·B hidden layers transposed to [k][j].
 fn flatten<const H: usize, const B: usize>(model: &Model<H, B>) -> (Vec<f32>, Vec<f32>) {
-    let params = super::train::flat_params(model);
+    let params = crate::train::params_of(model);
     let mut wt = Vec::with_capacity(2 * B * H * H);
     for block in &model.blocks {
         for layer in [&block.first, &block.second] {

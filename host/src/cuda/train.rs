@@ -1,32 +1,38 @@
 //! GPU training: the CPU trainer's run (same initial weights, same per-example data
 //! streams, MSE, Adam with PyTorch's defaults, optional EMA) with every buffer on the device
-//! (kernels in `kernels/train.cu`).
+//! (kernels in `kernels/train.cu`), from and to the CPU trainer's [`State`] and checkpoints.
 //!
-//! One optimiser step is a fixed list of kernel launches ([`Launch`]) whose step-dependent
-//! inputs (the step number for the data streams and Adam's bias correction) are read from
-//! device memory. The list is captured once into a CUDA graph and replayed, which removes
-//! per-launch CPU overhead; losses are logged on the device and read back every
+//! One optimiser step is a fixed list of kernel launches, built as data by [`step_plan`] in
+//! the order of `train/net.rs` (each launch names the CPU function it mirrors). Its
+//! step-dependent inputs (the step number for the data streams and Adam's bias correction)
+//! are read from device memory, so the list is captured once into a CUDA graph and replayed,
+//! which removes per-launch CPU overhead; losses are logged on the device and read back every
 //! [`LOSS_LOG`] steps. A non-finite loss sets a device flag that turns every later update
 //! into a no-op, so the weights stay those from before the failing step.
 
-use std::path::Path;
 use std::sync::Arc;
 
-use cudarc::driver::{
-    CudaFunction, CudaGraph, CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg, sys,
-};
+use cudarc::driver::{CudaGraph, CudaStream, sys};
 use rand_core::SeedableRng;
 use rand_xoshiro::Xoshiro128PlusPlus;
 use tinyddpm_core::{Model, Schedule, ScheduleKind};
 
+use super::launch::{Arg, Buf, Launch, Loaded, Plan};
 use super::{CudaError, Gpu, TRAIN};
-use crate::train::adam::Adam;
-use crate::train::{self, TrainConfig, TrainError, Trainer, checkpoint};
+use crate::train::layout::{Dense, Layout, model_of};
+use crate::train::{self, State, TrainConfig, TrainError, Training, adam};
 
 /// Losses kept on the device between reads (steps per graph-replay chunk).
 const LOSS_LOG: usize = 256;
-/// Threads per block of the element-wise kernels.
+/// Threads per block of every kernel (`mse_loss` reduces over exactly this many).
 const THREADS: u32 = 256;
+/// Rows of the Adam table (update numbers 1 …). Later updates reuse the last row: from
+/// t = 20,000 on, β1^t and β2^t are below 2^-28 and both corrections round to exactly
+/// `(−lr, 1.0)` in f32, as the CPU trainer's f64 arithmetic then also gives.
+const ADAM_ROWS: usize = 20_000;
+/// The device counters (`ctr` in train.cu): steps done, losses logged since the last read,
+/// and the divergence flag (1: a loss, 2: a gradient was not finite).
+const COUNTERS: usize = 3;
 
 /// NVRTC `-D` options of `train.cu`.
 pub(super) fn defines(
@@ -37,132 +43,385 @@ pub(super) fn defines(
     vec![("HID", hidden), ("NBLK", blocks), ("NT", timesteps)]
 }
 
-/// Adam's per-step scalars for update number `t` (1-based), as the CPU trainer computes
-/// them (adam.rs): `(−lr/(1 − β1^t), √(1 − β2^t))`, in f64 rounded to f32.
-fn adam_coefs(lr: f32, t: u64) -> [f32; 2] {
-    let t = t as f64;
-    let bc1 = 1.0 - libm::pow(0.9, t);
-    let bc2 = 1.0 - libm::pow(0.999, t);
-    [-(f64::from(lr) / bc1) as f32, libm::sqrt(bc2) as f32]
-}
-
-/// Rows of the Adam table (update numbers 1 …). Later updates reuse the last row: from
-/// t = 20,000 on, β1^t and β2^t are below 2^-28 and both corrections round to exactly
-/// `(−lr, 1.0)` in f32, as the CPU trainer's f64 arithmetic then also gives.
-const ADAM_ROWS: usize = 20_000;
-
-/// The model's parameters in file order (weight row-major, then bias, layer by layer).
-pub(super) fn flat_params<const H: usize, const B: usize>(model: &Model<H, B>) -> Vec<f32> {
-    let mut p = Vec::with_capacity(Model::<H, B>::PARAMS);
-    model.for_each_param(|w| p.push(w));
-    p
-}
-
-/// The model whose parameters in file order are `p` (`p.len() == Model::PARAMS`).
-fn model_from<const H: usize, const B: usize>(p: &[f32]) -> Box<Model<H, B>> {
-    let mut model = crate::modelfile::boxed_zero::<H, B>();
-    let mut values = p.iter().copied();
-    model.for_each_param_mut(|w| *w = values.next().unwrap_or(0.0));
-    model
-}
-
-/// A dense layer `i → o` in the flat vector: weight at `w`, bias at `b`.
+/// The device buffers a run's state lives in, and the step's log.
 #[derive(Clone, Copy, Debug)]
-struct Dense {
-    i: usize,
-    o: usize,
-    w: usize,
-    b: usize,
+pub(crate) struct StateBuffers {
+    /// The weights, in file order.
+    pub params: Buf,
+    /// The last step's gradient, in file order.
+    pub grads: Buf,
+    /// Adam's first moment.
+    pub adam_m: Buf,
+    /// Adam's second moment.
+    pub adam_v: Buf,
+    /// The EMA weights (one unused float without an EMA).
+    pub ema: Buf,
+    /// The [`COUNTERS`], u64 each.
+    pub ctr: Buf,
+    /// The losses of the steps since the counters were last reset, [`LOSS_LOG`] floats.
+    pub losses: Buf,
 }
 
-/// Every layer's place in the flat vector, in file order.
-#[derive(Clone, Debug)]
-struct Layers {
-    time_in: Dense,
-    time_out: Dense,
-    input: Dense,
-    blocks: Vec<[Dense; 2]>,
-    output: Dense,
+/// A step's activations and their gradients on the device, `[n × H]` floats unless noted,
+/// named as in `train/net.rs` (`Chunk`). Where the CPU keeps GELU's derivative (`*_der`),
+/// the device keeps the pre-activation (`*_pre`) and differentiates in the backward kernels.
+struct Activations {
+    /// The batch (`data.rs`, `Examples`): x_t `[n × 2]`.
+    x_t: Buf,
+    /// t / T, `[n]`.
+    t_input: Buf,
+    /// ε, `[n × 2]`.
+    noise: Buf,
+    /// time_in(t), before GELU.
+    time_pre: Buf,
+    /// GELU(time_in(t)).
+    time_act: Buf,
+    /// The time embedding, time_out(time_act).
+    temb: Buf,
+    /// input(x_t), before GELU.
+    input_pre: Buf,
+    /// h_0 … h_B.
+    h: Vec<Buf>,
+    /// first_k(h_k) before GELU, per block.
+    u_pre: Vec<Buf>,
+    /// GELU(first_k(h_k)), per block.
+    u: Vec<Buf>,
+    /// second_k(u_k) before GELU, per block.
+    v_pre: Vec<Buf>,
+    /// ε̂, `[n × 2]`.
+    out: Buf,
+    /// ∂loss/∂ε̂, `[n × 2]` (net.rs overwrites `out` with it).
+    d_out: Buf,
+    /// ∂loss/∂h.
+    dh: Buf,
+    /// ∂loss/∂temb.
+    dtemb: Buf,
+    /// ∂loss/∂(second_k(u_k)), before GELU.
+    dv: Buf,
+    /// ∂loss/∂(first_k(h_k)), before GELU.
+    du: Buf,
+    /// ∂loss/∂(input(x_t)), before GELU (net.rs: `dh ⊙ input_der`, in place).
+    d_input: Buf,
+    /// ∂loss/∂(time_in(t)), before GELU (net.rs: `dv ⊙ time_der`, reusing `dv`).
+    d_time: Buf,
 }
 
-impl Layers {
-    fn of(hidden: usize, blocks: usize) -> Self {
-        let mut at = 0;
-        let mut dense = |i: usize, o: usize| {
-            let d = Dense {
-                i,
-                o,
-                w: at,
-                b: at + i * o,
-            };
-            at += i * o + o;
-            d
-        };
+impl Activations {
+    fn new(plan: &mut Plan, n: usize, hidden: usize, blocks: usize) -> Self {
+        let nh = n * hidden;
+        let mut layers = |count: usize| (0..count).map(|_| plan.zeros_f32(nh)).collect();
+        let (h, u_pre, u, v_pre) = (
+            layers(blocks + 1),
+            layers(blocks),
+            layers(blocks),
+            layers(blocks),
+        );
+        let [time_pre, time_act, temb, input_pre] = std::array::from_fn(|_| plan.zeros_f32(nh));
+        let [dh, dtemb, dv, du, d_input, d_time] = std::array::from_fn(|_| plan.zeros_f32(nh));
         Self {
-            time_in: dense(1, hidden),
-            time_out: dense(hidden, hidden),
-            input: dense(2, hidden),
-            blocks: (0..blocks)
-                .map(|_| [dense(hidden, hidden), dense(hidden, hidden)])
-                .collect(),
-            output: dense(hidden, 2),
+            x_t: plan.zeros_f32(2 * n),
+            t_input: plan.zeros_f32(n),
+            noise: plan.zeros_f32(2 * n),
+            time_pre,
+            time_act,
+            temb,
+            input_pre,
+            h,
+            u_pre,
+            u,
+            v_pre,
+            out: plan.zeros_f32(2 * n),
+            d_out: plan.zeros_f32(2 * n),
+            dh,
+            dtemb,
+            dv,
+            du,
+            d_input,
+            d_time,
         }
     }
 }
 
-/// Everything a training run is, as the CPU trainer checkpoints it: the configuration, the
-/// schedule, steps done, the weights, Adam's moments and the EMA weights (all in file order).
-/// The data streams need no state: step `s`'s batch is a function of the seed and `s`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TrainState {
-    /// The run's hyper-parameters.
-    pub config: TrainConfig,
-    /// The schedule the model is trained for.
-    pub schedule: ScheduleKind,
-    /// Optimiser steps done.
-    pub step: u64,
-    /// The raw weights.
-    pub params: Vec<f32>,
-    /// Adam's first moment.
-    pub adam_m: Vec<f32>,
-    /// Adam's second moment.
-    pub adam_v: Vec<f32>,
-    /// The EMA weights, when `config.ema` is set.
-    pub ema: Option<Vec<f32>>,
+/// The epilogue of a layer's forward product (`linear_fwd`'s modes): what is made of
+/// `y = x·Wᵀ + b` besides storing it.
+#[derive(Clone, Copy)]
+enum Forward {
+    /// Nothing.
+    Plain,
+    /// `act = GELU(y)`.
+    Gelu { act: Buf },
+    /// The input layer: `h0 = GELU(y) + temb`.
+    Input { h0: Buf, temb: Buf },
+    /// A block's second layer: `next = (GELU(y) + h + temb)/√2`.
+    Residual { next: Buf, h: Buf, temb: Buf },
 }
 
-/// A kernel argument of a recorded launch.
-#[derive(Clone, Copy, Debug)]
-enum Arg {
-    /// A device address (a buffer, or an offset into one).
-    Ptr(u64),
-    I32(i32),
-    U64(u64),
-    F32(f32),
+/// The epilogue of a layer's input gradient (`linear_bwd_input`'s modes), `v = dy·W`.
+#[derive(Clone, Copy)]
+enum Backward {
+    /// `dx = v`.
+    Plain,
+    /// `dx = v ⊙ GELU'(pre)`: through the GELU in front of the layer.
+    Gelu { pre: Buf },
+    /// `dx = v + dx/√2`, in place: a block's first layer adds to the skip path's gradient.
+    Residual,
 }
 
-/// One recorded kernel launch of a training step.
-struct Launch {
-    func: CudaFunction,
-    grid: (u32, u32),
-    block: u32,
-    args: Vec<Arg>,
+/// Builds one step's launches: the layer kernels over the batch of `rows`, with the
+/// parameters and gradients at the layout's offsets.
+struct Launches {
+    rows: usize,
+    params: Buf,
+    grads: Buf,
+    ctr: Buf,
+    list: Vec<Launch>,
 }
 
-/// The device buffers of a run. Kernels address them through raw device pointers recorded
-/// in the step's launch list, so they live exactly as long as the trainer.
-struct Buffers {
-    params: CudaSlice<f32>,
-    grads: CudaSlice<f32>,
-    adam_m: CudaSlice<f32>,
-    adam_v: CudaSlice<f32>,
-    ema: CudaSlice<f32>,
-    ctr: CudaSlice<u64>,
-    losses: CudaSlice<f32>,
-    /// Constant inputs: the forward-process coefficients and the zero-seed state.
-    consts: Vec<CudaSlice<u8>>,
-    /// Activations and their gradients.
-    scratch: Vec<CudaSlice<f32>>,
+impl Launches {
+    /// Grid of the 32 × 32 output tiles of an `m × cols` product.
+    fn tiles(m: usize, cols: usize) -> [u32; 3] {
+        [cols.div_ceil(32) as u32, m.div_ceil(32) as u32, 1]
+    }
+
+    fn push(&mut self, kernel: &'static str, grid: [u32; 3], args: Vec<Arg>) {
+        self.list.push(Launch {
+            kernel,
+            grid,
+            block: [THREADS, 1, 1],
+            shared_bytes: 0,
+            args,
+        });
+    }
+
+    /// An elementwise kernel over `count` elements.
+    fn elementwise(&mut self, kernel: &'static str, count: usize, args: Vec<Arg>) {
+        let grid = [count.div_ceil(THREADS as usize) as u32, 1, 1];
+        self.push(kernel, grid, args);
+    }
+
+    /// `y = x·Wᵀ + b` and its epilogue (net.rs `linear`, and what follows it).
+    fn linear(&mut self, d: Dense, x: Buf, y: Buf, epilogue: Forward) {
+        let (mode, out2, aux1, aux2) = match epilogue {
+            Forward::Plain => (0, Arg::Null, Arg::Null, Arg::Null),
+            Forward::Gelu { act } => (1, act.ptr(), Arg::Null, Arg::Null),
+            Forward::Residual { next, h, temb } => (2, next.ptr(), h.ptr(), temb.ptr()),
+            Forward::Input { h0, temb } => (3, h0.ptr(), Arg::Null, temb.ptr()),
+        };
+        let args = vec![
+            x.ptr(),
+            self.params.f32_at(d.w),
+            self.params.f32_at(d.b),
+            Arg::I32(self.rows as i32),
+            Arg::I32(d.o as i32),
+            Arg::I32(d.i as i32),
+            Arg::I32(mode),
+            y.ptr(),
+            out2,
+            aux1,
+            aux2,
+        ];
+        self.push("linear_fwd", Self::tiles(self.rows, d.o), args);
+    }
+
+    /// The layer's weight and bias gradients from its output gradient `dy` and input `x`
+    /// (net.rs `param_grads`); a non-finite one flags the step.
+    fn param_grads(&mut self, d: Dense, x: Buf, dy: Buf) {
+        let args = vec![
+            dy.ptr(),
+            x.ptr(),
+            Arg::I32(self.rows as i32),
+            Arg::I32(d.o as i32),
+            Arg::I32(d.i as i32),
+            self.grads.f32_at(d.w),
+            self.grads.f32_at(d.b),
+            self.ctr.ptr(),
+        ];
+        self.push("linear_wgrad", Self::tiles(d.o, d.i + 1), args);
+    }
+
+    /// `dx = dy·W` and its epilogue (net.rs `input_grad`, and what follows it).
+    fn input_grad(&mut self, d: Dense, dy: Buf, dx: Buf, epilogue: Backward) {
+        let (mode, aux) = match epilogue {
+            Backward::Plain => (0, Arg::Null),
+            Backward::Gelu { pre } => (1, pre.ptr()),
+            Backward::Residual => (2, dx.ptr()),
+        };
+        let args = vec![
+            dy.ptr(),
+            self.params.f32_at(d.w),
+            Arg::I32(self.rows as i32),
+            Arg::I32(d.o as i32),
+            Arg::I32(d.i as i32),
+            Arg::I32(mode),
+            dx.ptr(),
+            aux,
+        ];
+        self.push("linear_bwd_input", Self::tiles(self.rows, d.i), args);
+    }
+
+    /// net.rs `forward_impl`, from the batch to ε̂.
+    fn forward(&mut self, lay: &Layout, a: &Activations) {
+        // linear(time_in), GELU; linear(time_out).
+        let act = a.time_act;
+        self.linear(lay.time_in, a.t_input, a.time_pre, Forward::Gelu { act });
+        self.linear(lay.time_out, a.time_act, a.temb, Forward::Plain);
+        // linear(input), GELU, + temb.
+        let (h0, temb) = (a.h[0], a.temb);
+        self.linear(lay.input, a.x_t, a.input_pre, Forward::Input { h0, temb });
+        for (k, [first, second]) in lay.blocks.iter().enumerate() {
+            // linear(first_k), GELU: u_k.
+            let act = a.u[k];
+            self.linear(*first, a.h[k], a.u_pre[k], Forward::Gelu { act });
+            // linear(second_k), GELU, then (v + h_k + temb)/√2: h_{k+1}.
+            let (next, h) = (a.h[k + 1], a.h[k]);
+            let residual = Forward::Residual { next, h, temb };
+            self.linear(*second, a.u[k], a.v_pre[k], residual);
+        }
+        self.linear(lay.output, a.h[lay.blocks.len()], a.out, Forward::Plain);
+    }
+
+    /// net.rs `forward_backward_impl` after the loss: every layer's gradients, last layer
+    /// first, from ∂loss/∂ε̂.
+    fn backward(&mut self, lay: &Layout, a: &Activations) {
+        let nh = self.rows * lay.hidden;
+        // param_grads(output); input_grad(output) into dh.
+        self.param_grads(lay.output, a.h[lay.blocks.len()], a.d_out);
+        self.input_grad(lay.output, a.d_out, a.dh, Backward::Plain);
+        for (k, [first, second]) in lay.blocks.iter().enumerate().rev() {
+            // dh /= √2; dtemb += dh (written by the last block); dv = dh ⊙ v_der.
+            let last_block = Arg::I32(i32::from(k + 1 == lay.blocks.len()));
+            let residual_args = vec![
+                a.dh.ptr(),
+                a.v_pre[k].ptr(),
+                Arg::I32(nh as i32),
+                last_block,
+                a.dv.ptr(),
+                a.dtemb.ptr(),
+            ];
+            self.elementwise("residual_grad", nh, residual_args);
+            // param_grads(second_k); input_grad(second_k) ⊙ u_der: du.
+            self.param_grads(*second, a.u[k], a.dv);
+            let pre = a.u_pre[k];
+            self.input_grad(*second, a.dv, a.du, Backward::Gelu { pre });
+            // param_grads(first_k); input_grad(first_k) with beta = 1: dh = du·W + dh/√2.
+            self.param_grads(*first, a.h[k], a.du);
+            self.input_grad(*first, a.du, a.dh, Backward::Residual);
+        }
+        // dtemb += dh (written when there are no blocks); dh ⊙ input_der.
+        let input_args = vec![
+            a.dh.ptr(),
+            a.input_pre.ptr(),
+            Arg::I32(nh as i32),
+            Arg::I32(i32::from(lay.blocks.is_empty())),
+            a.d_input.ptr(),
+            a.dtemb.ptr(),
+        ];
+        self.elementwise("input_grad", nh, input_args);
+        // param_grads(input); param_grads(time_out); input_grad(time_out) ⊙ time_der;
+        // param_grads(time_in).
+        self.param_grads(lay.input, a.x_t, a.d_input);
+        self.param_grads(lay.time_out, a.time_act, a.dtemb);
+        let pre = a.time_pre;
+        self.input_grad(lay.time_out, a.dtemb, a.d_time, Backward::Gelu { pre });
+        self.param_grads(lay.time_in, a.t_input, a.d_time);
+    }
+}
+
+/// One training step of a `Model<H, B>` as data: the buffers (the state's contents, the
+/// constants, the activations) and the kernel launches in the order of `train/net.rs`, each
+/// commented with the CPU function it mirrors. The GPU trainer runs it through cudarc; the
+/// same plan is what a CPU emulation of the kernels would run.
+pub(crate) fn step_plan<const H: usize, const B: usize, const T: usize>(
+    state: &State,
+    schedule: &Schedule<T>,
+) -> (Plan, StateBuffers) {
+    let n = state.config.batch;
+    let len = state.params.len();
+    let mut plan = Plan::default();
+    let fallback = Xoshiro128PlusPlus::from_seed([0; 16]).state();
+    let coefs: Vec<f32> = (0..T)
+        .flat_map(|t| <[f32; 2]>::from(schedule.forward_coefs(t)))
+        .collect();
+    let adam_table: Vec<f32> = (1..=ADAM_ROWS as u64)
+        .flat_map(|t| adam::step_scalars(state.config.lr, t))
+        .collect();
+    let counters: [u64; COUNTERS] = [state.step, 0, 0];
+    let bufs = StateBuffers {
+        params: plan.f32s(&state.params),
+        grads: plan.zeros_f32(len),
+        adam_m: plan.f32s(&state.adam.m),
+        adam_v: plan.f32s(&state.adam.v),
+        ema: plan.f32s(state.ema.as_deref().unwrap_or(&[0.0])),
+        ctr: plan.buffer(counters.iter().flat_map(|c| c.to_le_bytes()).collect()),
+        losses: plan.zeros_f32(LOSS_LOG),
+    };
+    let coefs = plan.f32s(&coefs);
+    let zero_seed = plan.buffer(fallback.to_vec());
+    let adam_table = plan.f32s(&adam_table);
+    let a = Activations::new(&mut plan, n, H, B);
+    let lay = Layout::of::<H, B>();
+    let rows = Arg::I32(n as i32);
+    let mut l = Launches {
+        rows: n,
+        params: bufs.params,
+        grads: bufs.grads,
+        ctr: bufs.ctr,
+        list: Vec::new(),
+    };
+
+    // data.rs `Examples::fill`: the step's batch from its streams.
+    let key = crate::data::train_stream_key(state.config.seed);
+    let batch_args = vec![
+        Arg::U64(key),
+        bufs.ctr.ptr(),
+        rows,
+        coefs.ptr(),
+        zero_seed.ptr(),
+        a.x_t.ptr(),
+        a.t_input.ptr(),
+        a.noise.ptr(),
+    ];
+    l.elementwise("make_batch", n, batch_args);
+
+    l.forward(&lay, &a);
+
+    // net.rs `forward_backward_impl`: the loss (logged) and ∂loss/∂ε̂ = 2(ε̂ − ε)/count.
+    let loss_args = vec![
+        a.out.ptr(),
+        a.noise.ptr(),
+        rows,
+        a.d_out.ptr(),
+        bufs.ctr.ptr(),
+        bufs.losses.ptr(),
+    ];
+    l.push("mse_loss", [1, 1, 1], loss_args);
+    l.backward(&lay, &a);
+
+    // adam.rs `Adam::update` and `ema_update` (skipped once the step diverged).
+    let adam_args = vec![
+        bufs.params.ptr(),
+        bufs.grads.ptr(),
+        bufs.adam_m.ptr(),
+        bufs.adam_v.ptr(),
+        bufs.ema.ptr(),
+        Arg::I32(len as i32),
+        Arg::F32(state.config.ema.unwrap_or(-1.0)),
+        adam_table.ptr(),
+        Arg::I32(ADAM_ROWS as i32),
+        bufs.ctr.ptr(),
+    ];
+    l.elementwise("adam", len, adam_args);
+    // `Trainer::step`'s `step += 1`, and the loss log's.
+    l.list.push(Launch {
+        kernel: "advance",
+        grid: [1, 1, 1],
+        block: [1, 1, 1],
+        shared_bytes: 0,
+        args: vec![bufs.ctr.ptr()],
+    });
+
+    plan.launches = l.list;
+    (plan, bufs)
 }
 
 /// Adam training on the GPU; see the module docs.
@@ -171,8 +430,8 @@ pub struct GpuTrainer<const H: usize, const B: usize, const T: usize> {
     config: TrainConfig,
     schedule: ScheduleKind,
     step: u64,
-    buffers: Buffers,
-    launches: Vec<Launch>,
+    buffers: StateBuffers,
+    loaded: Loaded,
     /// Whether steps replay a captured CUDA graph (the default) or launch each kernel.
     use_graph: bool,
     graph: Option<CudaGraph>,
@@ -181,380 +440,51 @@ pub struct GpuTrainer<const H: usize, const B: usize, const T: usize> {
 impl<const H: usize, const B: usize, const T: usize> GpuTrainer<H, B, T> {
     /// A fresh run with the CPU trainer's initial weights for `config.seed`.
     pub fn new(gpu: &Gpu, config: TrainConfig, schedule: &Schedule<T>) -> Result<Self, CudaError> {
-        let cpu = Trainer::<H, B, T>::new(config.clone(), schedule)?;
-        let params = flat_params(&*cpu.weights());
-        let len = params.len();
-        let state = TrainState {
-            ema: config.ema.map(|_| params.clone()),
-            config,
-            schedule: schedule.kind,
-            step: 0,
-            params,
-            adam_m: vec![0.0; len],
-            adam_v: vec![0.0; len],
-        };
-        Self::from_state(gpu, state, schedule)
+        Self::from_state(gpu, State::new::<H, B>(config, schedule.kind))
     }
 
-    /// Continues the run `state` (e.g. read from a CPU trainer's checkpoint) on the GPU.
-    pub fn from_state(
-        gpu: &Gpu,
-        state: TrainState,
-        schedule: &Schedule<T>,
-    ) -> Result<Self, CudaError> {
-        let len = Model::<H, B>::PARAMS;
+    /// Continues on the GPU the run a checkpoint file (from either trainer) holds.
+    pub fn resume(gpu: &Gpu, path: &std::path::Path) -> Result<Self, CudaError> {
+        Self::from_state(gpu, train::read_checkpoint(path, (H, B, T))?)
+    }
+
+    /// Continues the run `state` (e.g. a CPU trainer's) on the GPU.
+    pub fn from_state(gpu: &Gpu, state: State) -> Result<Self, CudaError> {
+        let schedule = state.check::<H, B, T>()?;
         let n = state.config.batch;
-        let lens_ok = [&state.params, &state.adam_m, &state.adam_v]
-            .into_iter()
-            .chain(state.ema.as_ref())
-            .all(|v| v.len() == len);
-        if !lens_ok || state.ema.is_some() != state.config.ema.is_some() {
-            return Err(CudaError::Unsupported(
-                "training state does not match the model's shape".into(),
-            ));
-        }
-        if n == 0 || i32::try_from(n * H.max(2)).is_err() {
+        if i32::try_from(n * H.max(2)).is_err() {
             return Err(CudaError::Unsupported(format!("batch size {n}")));
         }
         let module = gpu.module(TRAIN, defines(H, B, T))?;
-        let f = |name| Gpu::function(&module, name);
-        let s = gpu.stream.clone();
-        let driver = CudaError::driver;
-
-        let coefs: Vec<f32> = (0..T)
-            .flat_map(|t| {
-                let (a, b) = schedule.forward_coefs(t);
-                [a, b]
-            })
-            .collect();
-        let fallback = Xoshiro128PlusPlus::from_seed([0; 16]).state();
-        let coef_bytes: Vec<u8> = coefs.iter().flat_map(|c| c.to_le_bytes()).collect();
-        let adam_bytes: Vec<u8> = (0..ADAM_ROWS as u64)
-            .flat_map(|t| adam_coefs(state.config.lr, t + 1))
-            .flat_map(f32::to_le_bytes)
-            .collect();
-        let consts = vec![
-            s.clone_htod(&coef_bytes).map_err(driver("upload"))?,
-            s.clone_htod(&fallback).map_err(driver("upload"))?,
-            s.clone_htod(&adam_bytes).map_err(driver("upload"))?,
-        ];
-        let ema_init = state.ema.clone().unwrap_or_else(|| vec![0.0; 1]);
-        let mut buffers = Buffers {
-            params: s.clone_htod(&state.params).map_err(driver("upload"))?,
-            grads: s.alloc_zeros(len).map_err(driver("allocation"))?,
-            adam_m: s.clone_htod(&state.adam_m).map_err(driver("upload"))?,
-            adam_v: s.clone_htod(&state.adam_v).map_err(driver("upload"))?,
-            ema: s.clone_htod(&ema_init).map_err(driver("upload"))?,
-            ctr: s
-                .clone_htod(&[state.step, 0, 0])
-                .map_err(driver("upload"))?,
-            losses: s.alloc_zeros(LOSS_LOG).map_err(driver("allocation"))?,
-            consts,
-            scratch: Vec::new(),
-        };
-
-        // Activations: x, t/T, ε (2n, n, 2n); per layer [n × H]; out and d/d(out) (2n).
-        let mut alloc = |count: usize| -> Result<u64, CudaError> {
-            let buf: CudaSlice<f32> = s.alloc_zeros(count).map_err(driver("allocation"))?;
-            let p = ptr(&buf, &s);
-            buffers.scratch.push(buf);
-            Ok(p)
-        };
-        let nh = n * H;
-        let (x, tin, eps) = (alloc(2 * n)?, alloc(n)?, alloc(2 * n)?);
-        let (zt, ht, temb, z0) = (alloc(nh)?, alloc(nh)?, alloc(nh)?, alloc(nh)?);
-        let hs: Vec<u64> = (0..=B).map(|_| alloc(nh)).collect::<Result<_, _>>()?;
-        let za: Vec<u64> = (0..B).map(|_| alloc(nh)).collect::<Result<_, _>>()?;
-        let us: Vec<u64> = (0..B).map(|_| alloc(nh)).collect::<Result<_, _>>()?;
-        let zc: Vec<u64> = (0..B).map(|_| alloc(nh)).collect::<Result<_, _>>()?;
-        let (out, dout) = (alloc(2 * n)?, alloc(2 * n)?);
-        let (dh, dc, da, dz0, dtemb, dzt) = (
-            alloc(nh)?,
-            alloc(nh)?,
-            alloc(nh)?,
-            alloc(nh)?,
-            alloc(nh)?,
-            alloc(nh)?,
-        );
-
-        let p = ptr(&buffers.params, &s);
-        let g = ptr(&buffers.grads, &s);
-        let ctr = ptr(&buffers.ctr, &s);
-        let losses = ptr(&buffers.losses, &s);
-        let coef_ptr = ptr(&buffers.consts[0], &s);
-        let fallback_ptr = ptr(&buffers.consts[1], &s);
-        let adam_ptr = ptr(&buffers.consts[2], &s);
-        let at = |base: u64, offset: usize| Arg::Ptr(base + 4 * offset as u64);
-        let layers = Layers::of(H, B);
-        let rows = n as i32;
-        let elems = |count: usize| (count.div_ceil(THREADS as usize) as u32, 1);
-        let tiles = |m: usize, cols: usize| (cols.div_ceil(32) as u32, m.div_ceil(32) as u32);
-        use Arg::{F32, I32, Ptr, U64};
-
-        let fwd_fn = f("linear_fwd")?;
-        let bwd_fn = f("linear_bwd_input")?;
-        let wgrad_fn = f("linear_wgrad")?;
-        let resid_fn = f("residual_grad")?;
-        let fwd =
-            |d: Dense, x: u64, mode: i32, out1: u64, out2: u64, aux1: u64, aux2: u64| Launch {
-                func: fwd_fn.clone(),
-                grid: tiles(n, d.o),
-                block: THREADS,
-                args: vec![
-                    Ptr(x),
-                    at(p, d.w),
-                    at(p, d.b),
-                    I32(rows),
-                    I32(d.o as i32),
-                    I32(d.i as i32),
-                    I32(mode),
-                    Ptr(out1),
-                    Ptr(out2),
-                    Ptr(aux1),
-                    Ptr(aux2),
-                ],
-            };
-        let bwd = |d: Dense, dy: u64, mode: i32, dx: u64, aux: u64| Launch {
-            func: bwd_fn.clone(),
-            grid: tiles(n, d.i),
-            block: THREADS,
-            args: vec![
-                Ptr(dy),
-                at(p, d.w),
-                I32(rows),
-                I32(d.o as i32),
-                I32(d.i as i32),
-                I32(mode),
-                Ptr(dx),
-                Ptr(aux),
-            ],
-        };
-        let wgrad = |d: Dense, dy: u64, x: u64| Launch {
-            func: wgrad_fn.clone(),
-            grid: tiles(d.o, d.i + 1),
-            block: THREADS,
-            args: vec![
-                Ptr(dy),
-                Ptr(x),
-                I32(rows),
-                I32(d.o as i32),
-                I32(d.i as i32),
-                at(g, d.w),
-                at(g, d.b),
-                Ptr(ctr),
-            ],
-        };
-        // Epilogue modes of train.cu.
-        const FWD_PLAIN: i32 = 0;
-        const FWD_GELU: i32 = 1;
-        const FWD_RESIDUAL: i32 = 2;
-        const FWD_INPUT: i32 = 3;
-        const BWD_PLAIN: i32 = 0;
-        const BWD_GELU: i32 = 1;
-        const BWD_RESIDUAL: i32 = 2;
-        const NONE: u64 = 0;
-
-        let mut l = vec![Launch {
-            func: f("make_batch")?,
-            grid: elems(n),
-            block: THREADS,
-            args: vec![
-                U64(crate::data::train_stream_key(state.config.seed)),
-                Ptr(ctr),
-                I32(rows),
-                Ptr(coef_ptr),
-                Ptr(fallback_ptr),
-                Ptr(x),
-                Ptr(tin),
-                Ptr(eps),
-            ],
-        }];
-        // Forward.
-        l.push(fwd(layers.time_in, tin, FWD_GELU, zt, ht, NONE, NONE));
-        l.push(fwd(layers.time_out, ht, FWD_PLAIN, temb, NONE, NONE, NONE));
-        l.push(fwd(layers.input, x, FWD_INPUT, z0, hs[0], NONE, temb));
-        for (b, [first, second]) in layers.blocks.iter().enumerate() {
-            l.push(fwd(*first, hs[b], FWD_GELU, za[b], us[b], NONE, NONE));
-            l.push(fwd(
-                *second,
-                us[b],
-                FWD_RESIDUAL,
-                zc[b],
-                hs[b + 1],
-                hs[b],
-                temb,
-            ));
-        }
-        l.push(fwd(layers.output, hs[B], FWD_PLAIN, out, NONE, NONE, NONE));
-        l.push(Launch {
-            func: f("mse_loss")?,
-            grid: (1, 1),
-            block: THREADS,
-            args: vec![
-                Ptr(out),
-                Ptr(eps),
-                I32(rows),
-                Ptr(dout),
-                Ptr(ctr),
-                Ptr(losses),
-            ],
-        });
-        // Backward, last layer first.
-        l.push(wgrad(layers.output, dout, hs[B]));
-        l.push(bwd(layers.output, dout, BWD_PLAIN, dh, NONE));
-        for (b, [first, second]) in layers.blocks.iter().enumerate().rev() {
-            l.push(Launch {
-                func: resid_fn.clone(),
-                grid: elems(nh),
-                block: THREADS,
-                args: vec![
-                    Ptr(dh),
-                    Ptr(zc[b]),
-                    I32(nh as i32),
-                    I32(i32::from(b + 1 == B)),
-                    Ptr(dc),
-                    Ptr(dtemb),
-                ],
-            });
-            l.push(wgrad(*second, dc, us[b]));
-            l.push(bwd(*second, dc, BWD_GELU, da, za[b]));
-            l.push(wgrad(*first, da, hs[b]));
-            l.push(bwd(*first, da, BWD_RESIDUAL, dh, dh));
-        }
-        l.push(Launch {
-            func: f("input_grad")?,
-            grid: elems(nh),
-            block: THREADS,
-            args: vec![
-                Ptr(dh),
-                Ptr(z0),
-                I32(nh as i32),
-                I32(i32::from(B == 0)),
-                Ptr(dz0),
-                Ptr(dtemb),
-            ],
-        });
-        l.push(wgrad(layers.input, dz0, x));
-        l.push(wgrad(layers.time_out, dtemb, ht));
-        l.push(bwd(layers.time_out, dtemb, BWD_GELU, dzt, zt));
-        l.push(wgrad(layers.time_in, dzt, tin));
-        // Update.
-        l.push(Launch {
-            func: f("adam")?,
-            grid: elems(len),
-            block: THREADS,
-            args: vec![
-                Ptr(p),
-                Ptr(g),
-                Ptr(ptr(&buffers.adam_m, &s)),
-                Ptr(ptr(&buffers.adam_v, &s)),
-                Ptr(ptr(&buffers.ema, &s)),
-                I32(len as i32),
-                F32(state.config.ema.unwrap_or(-1.0)),
-                Ptr(adam_ptr),
-                I32(ADAM_ROWS as i32),
-                Ptr(ctr),
-            ],
-        });
-        l.push(Launch {
-            func: f("advance")?,
-            grid: (1, 1),
-            block: 1,
-            args: vec![Ptr(ctr)],
-        });
-
+        let (plan, buffers) = step_plan::<H, B, T>(&state, &schedule);
+        let loaded = Loaded::new(&plan, &module, &gpu.stream)?;
         Ok(Self {
-            stream: s,
+            stream: gpu.stream.clone(),
             config: state.config,
             schedule: state.schedule,
             step: state.step,
             buffers,
-            launches: l,
+            loaded,
             use_graph: true,
             graph: None,
         })
     }
 
-    /// Enqueues one step's launches on the stream.
-    fn enqueue_step(&self) -> Result<(), CudaError> {
-        for launch in &self.launches {
-            let mut b = self.stream.launch_builder(&launch.func);
-            for arg in &launch.args {
-                match arg {
-                    Arg::Ptr(v) | Arg::U64(v) => b.arg(v),
-                    Arg::I32(v) => b.arg(v),
-                    Arg::F32(v) => b.arg(v),
-                };
-            }
-            // SAFETY: every pointer argument addresses a buffer owned by `self.buffers`
-            // (alive as long as `self`), at an offset and for a length computed in
-            // `from_state` from the same sizes the buffers were allocated with; the
-            // argument list matches the kernel's signature in train.cu (same order and
-            // types: 8-byte pointers/u64, 4-byte int/float).
-            unsafe {
-                b.launch(LaunchConfig {
-                    grid_dim: (launch.grid.0, launch.grid.1, 1),
-                    block_dim: (launch.block, 1, 1),
-                    shared_mem_bytes: 0,
-                })
-            }
-            .map_err(CudaError::driver("launch"))?;
-        }
-        Ok(())
-    }
-
-    /// Runs `steps` optimiser steps (graph replays), calling `on_loss(step, loss)` for each
-    /// in order. Stops at a non-finite loss with [`TrainError::NonFinite`], the weights
-    /// then being those before that step.
-    pub fn run(&mut self, steps: u64, on_loss: &mut dyn FnMut(u64, f32)) -> Result<(), CudaError> {
+    /// Captures one step's launches into a CUDA graph, once.
+    fn capture(&mut self) -> Result<(), CudaError> {
         let driver = CudaError::driver;
-        if self.use_graph && self.graph.is_none() {
-            self.stream
-                .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
-                .map_err(driver("graph capture"))?;
-            let enqueued = self.enqueue_step();
-            let graph = self
-                .stream
-                .end_capture(
-                    sys::CUgraphInstantiate_flags::CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH,
-                )
-                .map_err(driver("graph capture"));
-            enqueued?;
-            self.graph = graph?;
-        }
-        let mut left = steps;
-        while left > 0 {
-            let chunk = left.min(LOSS_LOG as u64);
-            for _ in 0..chunk {
-                match &self.graph {
-                    Some(g) => g.launch().map_err(driver("graph launch"))?,
-                    None => self.enqueue_step()?,
-                }
-            }
-            let ctr = self
-                .stream
-                .clone_dtoh(&self.buffers.ctr)
-                .map_err(driver("download"))?;
-            let losses = self
-                .stream
-                .clone_dtoh(&self.buffers.losses)
-                .map_err(driver("download"))?;
-            let logged = ctr[1] as usize;
-            for (i, &loss) in losses[..logged].iter().enumerate() {
-                on_loss(self.step + i as u64, loss);
-            }
-            self.step = ctr[0];
-            let (step, loss) = (self.step, losses[logged]);
-            match ctr[2] {
-                0 => {}
-                1 => return Err(TrainError::NonFinite { step, loss }.into()),
-                _ => return Err(TrainError::NonFiniteGradient { step, loss }.into()),
-            }
-            self.stream
-                .memcpy_htod(&[self.step, 0, 0], &mut self.buffers.ctr)
-                .map_err(driver("upload"))?;
-            left -= chunk;
-        }
+        self.stream
+            .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
+            .map_err(driver("graph capture"))?;
+        let enqueued = self.loaded.enqueue(&self.stream);
+        let graph = self
+            .stream
+            .end_capture(
+                sys::CUgraphInstantiate_flags::CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH,
+            )
+            .map_err(driver("graph capture"));
+        enqueued?;
+        self.graph = graph?;
         Ok(())
     }
 
@@ -574,112 +504,110 @@ impl<const H: usize, const B: usize, const T: usize> GpuTrainer<H, B, T> {
         Ok(last)
     }
 
-    /// Steps done so far.
-    pub fn step_index(&self) -> u64 {
+    /// The raw (non-averaged) weights.
+    pub fn weights(&self) -> Result<Box<Model<H, B>>, CudaError> {
+        let p = self.loaded.read_f32(&self.stream, self.buffers.params)?;
+        Ok(model_of(&p))
+    }
+
+    /// The gradient of the last step's loss, in file order (for checks against the CPU).
+    pub fn gradients(&self) -> Result<Vec<f32>, CudaError> {
+        self.loaded.read_f32(&self.stream, self.buffers.grads)
+    }
+}
+
+impl<const H: usize, const B: usize, const T: usize> Training<H, B> for GpuTrainer<H, B, T> {
+    type Error = CudaError;
+
+    const STEPS_PER_CALL: u64 = LOSS_LOG as u64;
+
+    /// Graph replays, read back every [`LOSS_LOG`] steps. Stops at a non-finite loss with
+    /// [`TrainError::NonFinite`], the weights then being those before that step.
+    fn run(&mut self, steps: u64, on_loss: &mut dyn FnMut(u64, f32)) -> Result<(), CudaError> {
+        if self.use_graph && self.graph.is_none() {
+            self.capture()?;
+        }
+        let mut left = steps;
+        while left > 0 {
+            let chunk = left.min(LOSS_LOG as u64);
+            for _ in 0..chunk {
+                match &self.graph {
+                    Some(g) => g.launch().map_err(CudaError::driver("graph launch"))?,
+                    None => self.loaded.enqueue(&self.stream)?,
+                }
+            }
+            let ctr: Vec<u64> = self
+                .loaded
+                .read(&self.stream, self.buffers.ctr)?
+                .chunks_exact(8)
+                .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+                .collect();
+            let losses = self.loaded.read_f32(&self.stream, self.buffers.losses)?;
+            let logged = ctr[1] as usize;
+            for (i, &loss) in losses[..logged].iter().enumerate() {
+                on_loss(self.step + i as u64, loss);
+            }
+            self.step = ctr[0];
+            if ctr[2] != 0 {
+                // The failing step's loss follows the logged ones (a full log has no failure).
+                let (step, loss) = (self.step, losses.get(logged).copied().unwrap_or(f32::NAN));
+                return Err(match ctr[2] {
+                    1 => TrainError::NonFinite { step, loss },
+                    _ => TrainError::NonFiniteGradient { step, loss },
+                }
+                .into());
+            }
+            let reset: Vec<u8> = [self.step, 0, 0]
+                .iter()
+                .flat_map(|c| c.to_le_bytes())
+                .collect();
+            self.loaded.write(&self.stream, self.buffers.ctr, &reset)?;
+            left -= chunk;
+        }
+        Ok(())
+    }
+
+    fn step_index(&self) -> u64 {
         self.step
     }
 
-    /// The run's configuration.
-    pub fn config(&self) -> &TrainConfig {
+    fn config(&self) -> &TrainConfig {
         &self.config
     }
 
-    /// The noise schedule the run trains for.
-    pub fn schedule_kind(&self) -> ScheduleKind {
+    fn set_steps(&mut self, steps: u64) {
+        self.config.steps = steps;
+    }
+
+    fn schedule_kind(&self) -> ScheduleKind {
         self.schedule
     }
 
-    /// Writes the whole training state to `path` in the CPU trainer's checkpoint format,
-    /// atomically: either trainer resumes from it.
-    pub fn save_checkpoint(&self, path: &Path) -> Result<(), CudaError> {
-        let state = self.state()?;
-        let state = checkpoint::State {
-            config: state.config,
-            schedule: state.schedule,
-            step: state.step,
-            params: state.params,
-            adam: Adam {
-                m: state.adam_m,
-                v: state.adam_v,
-            },
-            ema: state.ema,
-        };
-        Ok(train::write_checkpoint(path, &state, (H, B, T))?)
-    }
-
-    /// Continues on the GPU the run a checkpoint file (from either trainer) holds.
-    pub fn resume(gpu: &Gpu, path: &Path) -> Result<Self, CudaError> {
-        let state = train::read_checkpoint(path, (H, B, T))?;
-        let schedule = Schedule::<T>::new(state.schedule).ok_or_else(|| {
-            CudaError::Unsupported("the checkpoint's noise schedule is invalid".into())
-        })?;
-        let state = TrainState {
-            config: state.config,
-            schedule: state.schedule,
-            step: state.step,
-            params: state.params,
-            adam_m: state.adam.m,
-            adam_v: state.adam.v,
-            ema: state.ema,
-        };
-        Self::from_state(gpu, state, &schedule)
-    }
-
-    /// The whole training state, for the CPU trainer's checkpoint.
-    pub fn state(&self) -> Result<TrainState, CudaError> {
-        let get = |b: &CudaSlice<f32>| {
-            self.stream
-                .clone_dtoh(b)
-                .map_err(CudaError::driver("download"))
-        };
-        Ok(TrainState {
+    fn state(&self) -> Result<State, CudaError> {
+        let read = |buf| self.loaded.read_f32(&self.stream, buf);
+        Ok(State {
             config: self.config.clone(),
             schedule: self.schedule,
             step: self.step,
-            params: get(&self.buffers.params)?,
-            adam_m: get(&self.buffers.adam_m)?,
-            adam_v: get(&self.buffers.adam_v)?,
+            params: read(self.buffers.params)?,
+            adam: train::Adam {
+                m: read(self.buffers.adam_m)?,
+                v: read(self.buffers.adam_v)?,
+            },
             ema: match self.config.ema {
-                Some(_) => Some(get(&self.buffers.ema)?),
+                Some(_) => Some(read(self.buffers.ema)?),
                 None => None,
             },
         })
     }
 
-    /// The raw (non-averaged) weights.
-    pub fn weights(&self) -> Result<Box<Model<H, B>>, CudaError> {
-        let p = self
-            .stream
-            .clone_dtoh(&self.buffers.params)
-            .map_err(CudaError::driver("download"))?;
-        Ok(model_from(&p))
-    }
-
-    /// The model to save: the EMA weights when `ema` is set, the raw weights otherwise.
-    pub fn model(&self) -> Result<Box<Model<H, B>>, CudaError> {
+    fn model(&self) -> Result<Box<Model<H, B>>, CudaError> {
         let src = match self.config.ema {
-            Some(_) => &self.buffers.ema,
-            None => &self.buffers.params,
+            Some(_) => self.buffers.ema,
+            None => self.buffers.params,
         };
-        let p = self
-            .stream
-            .clone_dtoh(src)
-            .map_err(CudaError::driver("download"))?;
-        Ok(model_from(&p))
+        Ok(model_of(&self.loaded.read_f32(&self.stream, src)?))
     }
-
-    /// The gradient of the last step's loss, in file order (for checks against the CPU).
-    pub fn gradients(&self) -> Result<Vec<f32>, CudaError> {
-        self.stream
-            .clone_dtoh(&self.buffers.grads)
-            .map_err(CudaError::driver("download"))
-    }
-}
-
-/// The raw device address of `buf`. Event tracking is off (one stream orders everything),
-/// so the returned guard has nothing to record.
-fn ptr<T>(buf: &CudaSlice<T>, stream: &CudaStream) -> u64 {
-    buf.device_ptr(stream).0
 }
 
 #[cfg(test)]
@@ -709,9 +637,88 @@ mod tests {
         }
     }
 
+    /// The kernels' parameter lists in train.cu, as the kinds of [`Arg`] they take.
+    fn signatures() -> Vec<(String, Vec<&'static str>)> {
+        let source = super::super::TRAIN.text;
+        source
+            .split("extern \"C\" __global__ void ")
+            .skip(1)
+            .map(|rest| {
+                let (name, rest) = rest.split_once('(').expect("a parameter list");
+                let (params, _) = rest.split_once(')').expect("a closed parameter list");
+                let kinds = params
+                    .split(',')
+                    .map(|p| match p.trim() {
+                        p if p.contains('*') => "pointer",
+                        p if p.starts_with("int ") => "int",
+                        p if p.starts_with("u64 ") => "u64",
+                        p if p.starts_with("float ") => "float",
+                        p => panic!("{name}: parameter {p:?}"),
+                    })
+                    .collect();
+                (name.trim().to_string(), kinds)
+            })
+            .collect()
+    }
+
+    /// Every launch of the step names a kernel of train.cu and passes its parameters in its
+    /// order and types, with every pointer inside its buffer.
+    #[test]
+    fn the_step_plan_matches_the_kernels_signatures() {
+        let schedule = Schedule::<1000>::new(ScheduleKind::SEED).expect("schedule");
+        let config = TrainConfig {
+            batch: 100,
+            ema: Some(0.9),
+            ..TrainConfig::default()
+        };
+        let kernels = signatures();
+        assert_eq!(kernels.len(), 9, "{kernels:?}");
+        for blocks in [0, 1, 3] {
+            let state = match blocks {
+                0 => State::new::<16, 0>(config.clone(), schedule.kind),
+                1 => State::new::<16, 1>(config.clone(), schedule.kind),
+                _ => State::new::<16, 3>(config.clone(), schedule.kind),
+            };
+            let (plan, _) = match blocks {
+                0 => step_plan::<16, 0, 1000>(&state, &schedule),
+                1 => step_plan::<16, 1, 1000>(&state, &schedule),
+                _ => step_plan::<16, 3, 1000>(&state, &schedule),
+            };
+            // batch, 3 forward products, 2 per block, output, loss, 2 backward launches
+            // for the output, 5 per block, input grad, 5 for the first three layers, Adam,
+            // advance
+            assert_eq!(
+                plan.launches.len(),
+                1 + 4 + 2 * blocks + 1 + 2 + 5 * blocks + 5 + 2
+            );
+            for launch in &plan.launches {
+                let (_, params) = kernels
+                    .iter()
+                    .find(|(name, _)| name == launch.kernel)
+                    .unwrap_or_else(|| panic!("no kernel {}", launch.kernel));
+                let kinds: Vec<&str> = launch
+                    .args
+                    .iter()
+                    .map(|arg| match *arg {
+                        Arg::Ptr { buf, offset } => {
+                            let len = plan.buffers[buf.index()].len();
+                            assert!(offset < len, "{}: offset {offset} of {len}", launch.kernel);
+                            "pointer"
+                        }
+                        Arg::Null => "pointer",
+                        Arg::I32(_) => "int",
+                        Arg::U64(_) => "u64",
+                        Arg::F32(_) => "float",
+                    })
+                    .collect();
+                assert_eq!(&kinds, params, "{}", launch.kernel);
+            }
+        }
+    }
+
     #[test]
     fn adam_rows_reach_their_limit_by_the_last_row() {
-        assert_eq!(adam_coefs(1e-3, ADAM_ROWS as u64), [-1e-3, 1.0]);
-        assert_ne!(adam_coefs(1e-3, 10_000)[1], 1.0);
+        assert_eq!(adam::step_scalars(1e-3, ADAM_ROWS as u64), [-1e-3, 1.0]);
+        assert_ne!(adam::step_scalars(1e-3, 10_000)[1], 1.0);
     }
 }

@@ -21,9 +21,9 @@ const EPS: f32 = 1e-8;
 /// keep the per-piece overhead negligible.
 const PIECE: usize = 8192;
 
-/// Adam's moment estimates.
+/// Adam's moment estimates, in the model file's parameter order.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Adam {
+pub struct Adam {
     /// First moment (exp_avg).
     pub m: Vec<f32>,
     /// Second moment (exp_avg_sq).
@@ -40,17 +40,28 @@ struct Coefs {
     bias_correction2_sqrt: f32,
 }
 
+/// The scalars of update number `t` (1-based) that depend on `t`:
+/// `(−lr/(1 − β1^t), √(1 − β2^t))`, in f64 rounded to f32 as PyTorch's Python floats are
+/// (the GPU trainer tabulates the same pair).
+pub(crate) fn step_scalars(lr: f32, t: u64) -> [f32; 2] {
+    let t = t as f64;
+    let bias_correction1 = 1.0 - libm::pow(BETA1, t);
+    let bias_correction2 = 1.0 - libm::pow(BETA2, t);
+    [
+        -(f64::from(lr) / bias_correction1) as f32,
+        libm::sqrt(bias_correction2) as f32,
+    ]
+}
+
 impl Coefs {
     fn new(lr: f32, t: u64) -> Self {
-        let t = t as f64;
-        let bias_correction1 = 1.0 - libm::pow(BETA1, t);
-        let bias_correction2 = 1.0 - libm::pow(BETA2, t);
+        let [neg_step_size, bias_correction2_sqrt] = step_scalars(lr, t);
         Self {
             one_minus_beta1: (1.0 - BETA1) as f32,
             beta2: BETA2 as f32,
             one_minus_beta2: (1.0 - BETA2) as f32,
-            neg_step_size: -(f64::from(lr) / bias_correction1) as f32,
-            bias_correction2_sqrt: libm::sqrt(bias_correction2) as f32,
+            neg_step_size,
+            bias_correction2_sqrt,
         }
     }
 }
@@ -67,7 +78,14 @@ impl Adam {
     /// Update number `t` (1-based) of `p` with learning rate `lr`. The gradient is the sum,
     /// in order, of `grad` and every slice of `more` (one per batch chunk); `grad` is
     /// overwritten with that sum.
-    pub fn update(&mut self, p: &mut [f32], grad: &mut [f32], more: &[&[f32]], lr: f32, t: u64) {
+    pub(crate) fn update(
+        &mut self,
+        p: &mut [f32],
+        grad: &mut [f32],
+        more: &[&[f32]],
+        lr: f32,
+        t: u64,
+    ) {
         let c = Coefs::new(lr, t);
         p.par_chunks_mut(PIECE)
             .zip(grad.par_chunks_mut(PIECE))

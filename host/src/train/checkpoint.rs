@@ -1,8 +1,9 @@
-//! The training checkpoint: everything a run needs to continue bit for bit.
+//! The training checkpoint: everything a run needs to continue bit for bit, in the core's
+//! container ([`tinyddpm_core::container`], [`FORMAT`]).
 //!
 //! ```text
 //! offset 0   "TDDPMCKP"              magic, 8 bytes
-//!        8   version                 u16 LE (= VERSION)
+//!        8   version                 u16 LE (= 1)
 //!       10   header length n         u16 LE
 //!       12   CheckpointHeader        postcard, n bytes: shape, schedule, config, step
 //!            weights, m, v [, EMA]   f32 LE, each in the model file's parameter order
@@ -14,24 +15,24 @@
 //! A file is read no further than its header allows ([`read_bytes`]), so a foreign or
 //! endless file given as a checkpoint is refused without being read whole.
 
-use std::io::Read;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use tinyddpm_core::ScheduleKind;
+use tinyddpm_core::container::{ContainerError, Format};
 
 use super::adam::Adam;
-use super::{CheckpointError, TrainConfig};
+use super::{CheckpointError, State, TrainConfig};
+use crate::modelfile::{ReadError, read_bounded};
 
-/// First eight bytes of every checkpoint.
-const MAGIC: [u8; 8] = *b"TDDPMCKP";
-/// The checkpoint format this build writes and reads.
-pub const VERSION: u16 = 1;
-/// Bytes before the postcard header.
-const PREAMBLE: usize = 12;
-/// Trailing CRC bytes.
-const CRC_LEN: usize = 4;
-const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+/// The checkpoint's container: the arrays follow the header directly (no alignment).
+pub const FORMAT: Format = Format {
+    magic: *b"TDDPMCKP",
+    version: 1,
+    align: 1,
+};
+/// What the checkpoint is called in its errors.
+const NAME: &str = "training checkpoint";
 /// The most bytes read from any file given as a checkpoint: its four arrays (weights, Adam's
 /// two moments, EMA) of the largest model file read.
 pub const MAX_FILE_BYTES: u64 = 4 * crate::modelfile::MAX_FILE_BYTES;
@@ -39,34 +40,12 @@ pub const MAX_FILE_BYTES: u64 = 4 * crate::modelfile::MAX_FILE_BYTES;
 /// Why bytes are not a usable checkpoint.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum CheckpointFormatError {
-    /// Shorter than its own structure says.
-    #[error("checkpoint truncated: {len} bytes, at least {needed} needed")]
-    Truncated {
-        /// Bytes given.
-        len: usize,
-        /// Bytes the structure needs.
-        needed: usize,
-    },
-    /// Not a tinyddpm training checkpoint.
-    #[error("not a tinyddpm training checkpoint (bad magic)")]
-    BadMagic,
-    /// Another format version.
-    #[error("checkpoint format version {found}, this build reads version {VERSION}")]
-    UnsupportedVersion {
-        /// The file's version.
-        found: u16,
-    },
-    /// Contents do not match the checksum.
-    #[error("checkpoint corrupt: CRC-32 {found:#010x}, expected {expected:#010x}")]
-    Checksum {
-        /// Stored in the file.
-        expected: u32,
-        /// Computed over the contents.
-        found: u32,
-    },
-    /// The header does not decode or holds an invalid configuration.
+    /// The container is damaged, foreign, of another version, or its header does not decode.
+    #[error("{}", .0.named(NAME))]
+    Container(ContainerError),
+    /// The header decodes but holds a value out of range.
     #[error("checkpoint header invalid: {0}")]
-    Header(String),
+    Invalid(String),
     /// The checkpoint is of another model shape.
     #[error(
         "checkpoint of a model H={hidden} B={blocks} T={timesteps}, this run trains H={want_hidden} B={want_blocks} T={want_timesteps}"
@@ -85,20 +64,18 @@ pub enum CheckpointFormatError {
         /// Expected T.
         want_timesteps: usize,
     },
-    /// Length does not match the header.
-    #[error("checkpoint length {found} does not match its header ({expected} bytes expected)")]
-    Length {
-        /// Bytes the header implies.
-        expected: usize,
-        /// Bytes given.
-        found: usize,
-    },
     /// A weight is NaN or infinite.
     #[error("checkpoint weight {index} is not finite")]
     NonFinite {
         /// Position in parameter order.
         index: usize,
     },
+}
+
+impl From<ContainerError> for CheckpointFormatError {
+    fn from(e: ContainerError) -> Self {
+        Self::Container(e)
+    }
 }
 
 /// What the postcard header holds.
@@ -117,21 +94,28 @@ struct CheckpointHeader {
     ema: Option<f32>,
 }
 
-/// The state a checkpoint carries.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct State {
-    /// The run's configuration (`threads` is not saved: the results do not depend on it).
-    pub config: TrainConfig,
-    /// The schedule the run trains for.
-    pub schedule: ScheduleKind,
-    /// Steps done.
-    pub step: u64,
-    /// Weights in parameter order.
-    pub params: Vec<f32>,
-    /// Adam's moments.
-    pub adam: Adam,
-    /// EMA weights, when the run keeps them.
-    pub ema: Option<Vec<f32>>,
+impl CheckpointHeader {
+    /// Bytes of the arrays the header announces, if that fits a `usize`.
+    fn payload_len(&self) -> Option<usize> {
+        let arrays = 3 + usize::from(self.ema.is_some());
+        usize::try_from(self.params).ok()?.checked_mul(4 * arrays)
+    }
+
+    /// The run's configuration, checked (`threads` is not saved: the results do not depend
+    /// on it).
+    fn config(&self) -> Result<TrainConfig, CheckpointFormatError> {
+        use CheckpointFormatError as E;
+        let config = TrainConfig {
+            steps: self.steps,
+            batch: usize::try_from(self.batch).map_err(|_| E::Invalid("batch too large".into()))?,
+            lr: self.lr,
+            seed: self.seed,
+            ema: self.ema,
+            threads: 0,
+        };
+        config.validate().map_err(E::Invalid)?;
+        Ok(config)
+    }
 }
 
 /// The model shape a checkpoint is checked against: (H, B, T).
@@ -153,143 +137,75 @@ pub(crate) fn encode(state: &State, shape: Shape) -> Vec<u8> {
         seed: c.seed,
         ema: c.ema,
     };
-    let head = postcard::to_allocvec(&header).expect("a fixed-size header always encodes");
     let arrays = [&state.params, &state.adam.m, &state.adam.v]
         .into_iter()
         .chain(&state.ema);
-    let mut out = Vec::with_capacity(PREAMBLE + head.len() + 16 * state.params.len() + CRC_LEN);
-    out.extend_from_slice(&MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&(head.len() as u16).to_le_bytes());
-    out.extend_from_slice(&head);
-    for array in arrays {
-        out.extend(array.iter().flat_map(|v| v.to_le_bytes()));
-    }
-    let crc = CRC.checksum(&out);
-    out.extend_from_slice(&crc.to_le_bytes());
+    let payload_len = 4 * arrays.clone().map(Vec::len).sum::<usize>();
+    // The header is a few fixed-size fields: it always encodes, well within the u16 length.
+    let len = FORMAT
+        .sealed_len(&header, payload_len)
+        .expect("a checkpoint header encodes");
+    let mut out = vec![0u8; len];
+    FORMAT
+        .seal(&header, payload_len, &mut out, |payload| {
+            for (bytes, v) in payload.chunks_exact_mut(4).zip(arrays.flatten()) {
+                bytes.copy_from_slice(&v.to_le_bytes());
+            }
+        })
+        .expect("a checkpoint header encodes, into a buffer of its sealed length");
     out
 }
 
-/// Checks the magic, version and CRC, and decodes the header; returns it and its length.
-fn frame(bytes: &[u8]) -> Result<(CheckpointHeader, usize), CheckpointFormatError> {
-    use CheckpointFormatError as E;
-    let truncated = |needed| E::Truncated {
-        len: bytes.len(),
-        needed,
-    };
-    // A foreign file is named as such even when it is short (read_bytes stops after the
-    // preamble of one).
-    if bytes.get(..8).is_some_and(|m| m != MAGIC) {
-        return Err(E::BadMagic);
-    }
-    if let Some(&[a, b]) = bytes.get(8..10)
-        && u16::from_le_bytes([a, b]) != VERSION
-    {
-        return Err(E::UnsupportedVersion {
-            found: u16::from_le_bytes([a, b]),
-        });
-    }
-    if bytes.len() < PREAMBLE + CRC_LEN {
-        return Err(truncated(PREAMBLE + CRC_LEN));
-    }
-    let (body, tail) = bytes.split_at(bytes.len() - CRC_LEN);
-    let expected = u32::from_le_bytes(tail.try_into().expect("four bytes"));
-    let found = CRC.checksum(body);
-    if expected != found {
-        return Err(E::Checksum { expected, found });
-    }
-    let head_len = usize::from(u16::from_le_bytes([bytes[10], bytes[11]]));
-    let head = body
-        .get(PREAMBLE..PREAMBLE + head_len)
-        .ok_or(truncated(PREAMBLE + head_len + CRC_LEN))?;
-    let h: CheckpointHeader =
-        postcard::from_bytes(head).map_err(|e| E::Header(format!("does not decode ({e})")))?;
-    Ok((h, head_len))
-}
-
-/// The length of the checkpoint `h` describes, with a header of `head_len` bytes.
-fn expected_len(h: &CheckpointHeader, head_len: usize) -> Option<usize> {
-    let arrays = 3 + usize::from(h.ema.is_some());
-    usize::try_from(h.params)
-        .ok()?
-        .checked_mul(4 * arrays)?
-        .checked_add(PREAMBLE + head_len + CRC_LEN)
-}
-
-/// Checks that `bytes` are as long as header `h` says.
-fn check_len(
-    bytes: &[u8],
-    h: &CheckpointHeader,
-    head_len: usize,
-) -> Result<(), CheckpointFormatError> {
-    let expected =
-        expected_len(h, head_len).ok_or(CheckpointFormatError::Header("parameter count".into()))?;
-    if bytes.len() != expected {
-        return Err(CheckpointFormatError::Length {
-            expected,
-            found: bytes.len(),
-        });
-    }
-    Ok(())
+/// The f32 values of a checkpoint's payload, in file order.
+fn values(payload: &[u8]) -> impl Iterator<Item = f32> + '_ {
+    payload
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// Reads a checkpoint file's bytes, no more than its header allows (and never more than
 /// [`MAX_FILE_BYTES`]); [`decode`] or [`inspect`] then judge them.
 pub(crate) fn read_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut file = std::fs::File::open(path)?;
-    let mut bytes = Vec::new();
-    let mut read_to = |bytes: &mut Vec<u8>, len: u64| {
-        let more = len.saturating_sub(bytes.len() as u64);
-        (&mut file).take(more).read_to_end(bytes)
-    };
-    read_to(&mut bytes, PREAMBLE as u64)?;
-    if bytes.len() < PREAMBLE || bytes[..8] != MAGIC || bytes[8..10] != VERSION.to_le_bytes() {
-        return Ok(bytes);
-    }
-    let head_len = u16::from_le_bytes([bytes[10], bytes[11]]) as usize;
-    read_to(&mut bytes, (PREAMBLE + head_len) as u64)?;
-    let limit = postcard::from_bytes::<CheckpointHeader>(&bytes[PREAMBLE..])
-        .ok()
-        .and_then(|h| expected_len(&h, head_len))
-        .map_or(MAX_FILE_BYTES, |len| (len as u64).min(MAX_FILE_BYTES));
-    read_to(&mut bytes, limit + 1)?;
-    if bytes.len() as u64 > limit {
-        return Err(std::io::Error::new(
+    let expected_len = |prefix: &[u8]| FORMAT.expected_len(prefix, CheckpointHeader::payload_len);
+    read_bounded(path, &FORMAT, MAX_FILE_BYTES, expected_len).map_err(|e| match e {
+        ReadError::Io(e) => e,
+        ReadError::TooLong { max, .. } => std::io::Error::new(
             std::io::ErrorKind::InvalidData,
-            format!("longer than a checkpoint can be ({limit} bytes at most)"),
-        ));
-    }
-    Ok(bytes)
+            format!("longer than a checkpoint can be ({max} bytes at most)"),
+        ),
+    })
 }
 
 /// Decodes a checkpoint of a model of `shape`, checking every field before trusting it.
 pub(crate) fn decode(bytes: &[u8], shape: Shape) -> Result<State, CheckpointFormatError> {
     use CheckpointFormatError as E;
-    let (h, head_len) = frame(bytes)?;
-    if (h.hidden as usize, h.blocks as usize, h.timesteps as usize) != shape {
-        return Err(E::Shape {
-            hidden: h.hidden,
-            blocks: h.blocks,
-            timesteps: h.timesteps,
-            want_hidden: shape.0,
-            want_blocks: shape.1,
-            want_timesteps: shape.2,
-        });
-    }
-    let config = TrainConfig {
-        steps: h.steps,
-        batch: usize::try_from(h.batch).map_err(|_| E::Header("batch too large".into()))?,
-        lr: h.lr,
-        seed: h.seed,
-        ema: h.ema,
-        threads: 0,
+    let judge = |h: &CheckpointHeader| {
+        if (h.hidden as usize, h.blocks as usize, h.timesteps as usize) != shape {
+            return Err(E::Shape {
+                hidden: h.hidden,
+                blocks: h.blocks,
+                timesteps: h.timesteps,
+                want_hidden: shape.0,
+                want_blocks: shape.1,
+                want_timesteps: shape.2,
+            });
+        }
+        let params = tinyddpm_core::file::param_count(h.hidden, h.blocks);
+        if params.map(|n| n as u64) != Some(h.params) {
+            return Err(E::Invalid(format!(
+                "{} parameters for this shape",
+                h.params
+            )));
+        }
+        if !h.schedule.is_valid() {
+            return Err(E::Invalid("schedule parameters out of range".into()));
+        }
+        h.config()?;
+        h.payload_len().ok_or(ContainerError::Header.into())
     };
-    config.validate().map_err(E::Header)?;
-    check_len(bytes, &h, head_len)?;
+    let (h, payload) = FORMAT.open(bytes, judge)?;
     let n = h.params as usize;
-    let mut values = bytes[PREAMBLE + head_len..bytes.len() - CRC_LEN]
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().expect("four bytes")));
+    let mut values = values(payload);
     let mut take = || -> Result<Vec<f32>, E> {
         let array: Vec<f32> = values.by_ref().take(n).collect();
         match array.iter().position(|v| !v.is_finite()) {
@@ -303,13 +219,9 @@ pub(crate) fn decode(bytes: &[u8], shape: Shape) -> Result<State, CheckpointForm
         v: take()?,
     };
     let ema = if h.ema.is_some() { Some(take()?) } else { None };
-    let schedule = h.schedule;
-    if !schedule.is_valid() {
-        return Err(E::Header("schedule parameters out of range".into()));
-    }
     Ok(State {
-        config,
-        schedule,
+        config: h.config()?,
+        schedule: h.schedule,
         step: h.step,
         params,
         adam,
@@ -363,13 +275,12 @@ pub fn inspect(path: &Path) -> Result<CheckpointInfo, CheckpointError> {
         path: name(),
         source,
     };
-    let (h, head_len) = frame(&bytes).map_err(format)?;
-    check_len(&bytes, &h, head_len).map_err(format)?;
-    let values = bytes[PREAMBLE + head_len..bytes.len() - CRC_LEN]
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().expect("four bytes")));
+    let any_shape = |h: &CheckpointHeader| h.payload_len().ok_or(ContainerError::Header);
+    let (h, payload) = FORMAT
+        .open(&bytes, any_shape)
+        .map_err(|e| format(e.into()))?;
     let mut non_finite: Option<(usize, usize)> = None;
-    for (i, v) in values.enumerate() {
+    for (i, v) in values(payload).enumerate() {
         if !v.is_finite() {
             let (count, first) = non_finite.unwrap_or((0, i));
             non_finite = Some((count + 1, first));
@@ -377,7 +288,7 @@ pub fn inspect(path: &Path) -> Result<CheckpointInfo, CheckpointError> {
     }
     Ok(CheckpointInfo {
         len: bytes.len(),
-        version: VERSION,
+        version: FORMAT.version,
         hidden: h.hidden,
         blocks: h.blocks,
         timesteps: h.timesteps,
@@ -395,10 +306,16 @@ pub fn inspect(path: &Path) -> Result<CheckpointInfo, CheckpointError> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+    use tinyddpm_core::Model;
+
     use super::*;
 
+    /// The shape the tests' checkpoints are of, and its parameter count.
+    const SHAPE: Shape = (1, 2, 3);
+    const N: usize = Model::<1, 2>::PARAMS;
+
     fn state(ema: bool) -> State {
-        let n = 10;
         State {
             config: TrainConfig {
                 ema: ema.then_some(0.99),
@@ -406,12 +323,12 @@ mod tests {
             },
             schedule: ScheduleKind::SEED,
             step: 77,
-            params: (0..n).map(|i| i as f32 * 0.5).collect(),
+            params: (0..N).map(|i| i as f32 * 0.5).collect(),
             adam: Adam {
-                m: vec![0.25; n],
-                v: vec![1e-3; n],
+                m: vec![0.25; N],
+                v: vec![1e-3; N],
             },
-            ema: ema.then(|| vec![-1.0; n]),
+            ema: ema.then(|| vec![-1.0; N]),
         }
     }
 
@@ -419,21 +336,54 @@ mod tests {
     fn round_trips_with_and_without_ema() {
         for ema in [false, true] {
             let s = state(ema);
-            let bytes = encode(&s, (1, 2, 3));
-            assert_eq!(decode(&bytes, (1, 2, 3)).unwrap(), s);
+            let bytes = encode(&s, SHAPE);
+            assert_eq!(decode(&bytes, SHAPE).unwrap(), s);
         }
+    }
+
+    /// The layout spelled out byte by byte, independently of the encoder: checkpoints
+    /// written before the container was shared with the model file read the same.
+    #[test]
+    fn encoding_is_the_documented_layout() {
+        let s = state(true);
+        let header = CheckpointHeader {
+            hidden: 1,
+            blocks: 2,
+            timesteps: 3,
+            schedule: ScheduleKind::SEED,
+            params: N as u64,
+            step: 77,
+            steps: 10_000,
+            batch: 128,
+            lr: 1e-3,
+            seed: 42,
+            ema: Some(0.99),
+        };
+        let head = postcard::to_allocvec(&header).unwrap();
+        let mut want = b"TDDPMCKP".to_vec();
+        want.extend_from_slice(&1u16.to_le_bytes());
+        want.extend_from_slice(&(head.len() as u16).to_le_bytes());
+        want.extend_from_slice(&head);
+        for array in [&s.params, &s.adam.m, &s.adam.v, s.ema.as_ref().unwrap()] {
+            want.extend(array.iter().flat_map(|v| v.to_le_bytes()));
+        }
+        let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(&want);
+        want.extend_from_slice(&crc.to_le_bytes());
+        assert_eq!(encode(&s, SHAPE), want);
     }
 
     #[test]
     fn every_truncation_and_bit_flip_is_a_typed_error() {
-        let bytes = encode(&state(true), (1, 2, 3));
+        let bytes = encode(&state(true), SHAPE);
         for len in 0..bytes.len() {
-            assert!(decode(&bytes[..len], (1, 2, 3)).is_err(), "length {len}");
+            assert!(decode(&bytes[..len], SHAPE).is_err(), "length {len}");
         }
         for i in 0..bytes.len() {
-            let mut bad = bytes.clone();
-            bad[i] ^= 0x10;
-            assert!(decode(&bad, (1, 2, 3)).is_err(), "flip at {i}");
+            for bit in 0..8 {
+                let mut bad = bytes.clone();
+                bad[i] ^= 1 << bit;
+                assert!(decode(&bad, SHAPE).is_err(), "byte {i} bit {bit}");
+            }
         }
         assert!(matches!(
             decode(&bytes, (1, 2, 4)),
@@ -445,7 +395,7 @@ mod tests {
     fn a_longer_file_is_read_no_further_than_its_header_allows() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.ckpt");
-        let bytes = encode(&state(true), (1, 2, 3));
+        let bytes = encode(&state(true), SHAPE);
         std::fs::write(&path, &bytes).unwrap();
         assert_eq!(read_bytes(&path).unwrap(), bytes);
         let mut longer = bytes.clone();
@@ -460,7 +410,41 @@ mod tests {
             std::fs::write(&path, &bytes).unwrap();
             inspect(&path).unwrap()
         };
-        assert_eq!((info.step, info.params, info.ema), (77, 10, Some(0.99)));
+        assert_eq!(
+            (info.step, info.params, info.ema),
+            (77, N as u64, Some(0.99))
+        );
         assert_eq!(info.non_finite, None);
+    }
+
+    /// Re-seals `bytes` with a correct CRC, so a test reaches the checks behind it.
+    fn reseal(bytes: &mut [u8]) {
+        let n = bytes.len() - 4;
+        let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(&bytes[..n]);
+        bytes[n..].copy_from_slice(&crc.to_le_bytes());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5_000))]
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = decode(&bytes, SHAPE);
+        }
+
+        /// Past the magic, version and CRC: arbitrary headers and payloads, correctly sealed.
+        #[test]
+        fn arbitrary_sealed_bodies_never_panic(
+            body in proptest::collection::vec(any::<u8>(), 0..400),
+            header_len in 0u16..80,
+        ) {
+            let mut bytes = FORMAT.magic.to_vec();
+            bytes.extend_from_slice(&FORMAT.version.to_le_bytes());
+            bytes.extend_from_slice(&header_len.to_le_bytes());
+            bytes.extend_from_slice(&body);
+            bytes.extend_from_slice(&[0; 4]);
+            reseal(&mut bytes);
+            let _ = decode(&bytes, SHAPE);
+        }
     }
 }

@@ -116,16 +116,17 @@ impl Layout {
     }
 }
 
-/// The model whose parameters, in file order, are `p`.
-pub(crate) fn to_model<const H: usize, const B: usize>(p: &[f32]) -> Box<Model<H, B>> {
+/// The model whose parameters, in file order, are `p` (`p.len() == Model::<H, B>::PARAMS`).
+pub(crate) fn model_of<const H: usize, const B: usize>(p: &[f32]) -> Box<Model<H, B>> {
     let mut model = Box::new(Model::<H, B>::ZERO);
     let mut values = p.iter();
     model.for_each_param_mut(|w| *w = *values.next().expect("layout matches the model"));
     model
 }
 
-/// The parameters of `model` in file order.
-pub(crate) fn from_model<const H: usize, const B: usize>(model: &Model<H, B>) -> Vec<f32> {
+/// The parameters of `model` in file order: the flat vector every trainer, checkpoint and
+/// device buffer holds.
+pub fn params_of<const H: usize, const B: usize>(model: &Model<H, B>) -> Vec<f32> {
     let mut p = Vec::with_capacity(Model::<H, B>::PARAMS);
     model.for_each_param(|w| p.push(w));
     p
@@ -143,12 +144,12 @@ mod tests {
         model.blocks[1].second.weight[3][5] = 1.0;
         model.output.bias[1] = 2.0;
         model.time_in.weight[4][0] = 3.0;
-        let p = from_model(&model);
+        let p = params_of(&model);
         let lay = Layout::of::<8, 2>();
         assert_eq!(p[lay.blocks[1][1].w + 3 * 8 + 5], 1.0);
         assert_eq!(p[lay.output.b + 1], 2.0);
         assert_eq!(p[lay.time_in.w + 4], 3.0);
-        assert_eq!(*to_model::<8, 2>(&p), *model);
+        assert_eq!(*model_of::<8, 2>(&p), *model);
     }
 
     #[test]

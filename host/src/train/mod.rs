@@ -2,7 +2,7 @@
 //! Adam, optional EMA, and checkpoints that resume bit for bit.
 //!
 //! ```no_run
-//! # use tinyddpm::train::{TrainConfig, Trainer};
+//! # use tinyddpm::train::{TrainConfig, Trainer, Training};
 //! # use tinyddpm_core::{Schedule, ScheduleKind};
 //! # fn main() -> anyhow::Result<()> {
 //! # let ckpt = std::path::Path::new("run.ckpt");
@@ -18,6 +18,10 @@
 //! # Ok(()) }
 //! ```
 //!
+//! [`Training`] is what a training loop needs of a trainer on any device: this CPU
+//! [`Trainer`] and the GPU's [`GpuTrainer`](crate::cuda::GpuTrainer) both implement it, from
+//! and to the same [`State`] and checkpoint files.
+//!
 //! A step: the batch is cut into chunks of [`CHUNK`] examples; the cores run the chunks'
 //! forward and backward passes side by side (`net`), then Adam (`adam`) sums the chunks'
 //! gradients in chunk order and updates the weights, split over the cores by element. The
@@ -25,9 +29,9 @@
 
 mod act;
 pub(crate) mod adam;
-pub(crate) mod checkpoint;
+mod checkpoint;
 mod gemm;
-mod layout;
+pub(crate) mod layout;
 mod net;
 
 use std::path::Path;
@@ -35,12 +39,15 @@ use std::path::Path;
 use rayon::prelude::*;
 use tinyddpm_core::{Model, Schedule, ScheduleKind};
 
-pub use checkpoint::{CheckpointFormatError, CheckpointInfo, inspect as inspect_checkpoint};
+pub use adam::Adam;
+pub use checkpoint::{
+    CheckpointFormatError, CheckpointInfo, FORMAT as CHECKPOINT_FORMAT,
+    inspect as inspect_checkpoint,
+};
+pub use layout::params_of;
 
 use crate::data::{Examples, forward_coefs};
-use adam::Adam;
-use checkpoint::State;
-use layout::{Layout, from_model, to_model};
+use layout::{Layout, model_of};
 use net::Chunk;
 
 /// Examples per chunk: each core's share of the seed batch of 128, and a size at which the
@@ -151,6 +158,102 @@ pub enum CheckpointError {
     },
 }
 
+/// Everything a training run is, on any device and in its checkpoint: the configuration,
+/// the schedule, the steps done, the weights, Adam's moments and the EMA weights (all in the
+/// model file's parameter order). The data need no state: step `s`'s batch is a function of
+/// the seed and `s` (see [`crate::data`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct State {
+    /// The run's configuration (`threads` is not saved: the results do not depend on it).
+    pub config: TrainConfig,
+    /// The schedule the run trains for.
+    pub schedule: ScheduleKind,
+    /// Optimiser steps done.
+    pub step: u64,
+    /// The raw weights.
+    pub params: Vec<f32>,
+    /// Adam's moments.
+    pub adam: Adam,
+    /// The EMA weights, when `config.ema` is set.
+    pub ema: Option<Vec<f32>>,
+}
+
+impl State {
+    /// A fresh run of a `Model<H, B>`: PyTorch-default initial weights drawn from
+    /// `config.seed` (see [`pytorch_init`]), zero moments, the EMA starting at the weights.
+    pub fn new<const H: usize, const B: usize>(
+        config: TrainConfig,
+        schedule: ScheduleKind,
+    ) -> Self {
+        let params = Layout::of::<H, B>().init(config.seed);
+        Self {
+            ema: config.ema.map(|_| params.clone()),
+            adam: Adam::new(params.len()),
+            params,
+            schedule,
+            step: 0,
+            config,
+        }
+    }
+
+    /// Checks that the state can go on training a `Model<H, B>` on a `T`-step schedule: the
+    /// configuration in range, every array of the model's length, an EMA exactly when the
+    /// configuration keeps one, a valid schedule (returned).
+    pub fn check<const H: usize, const B: usize, const T: usize>(
+        &self,
+    ) -> Result<Schedule<T>, TrainError> {
+        self.config.validate().map_err(TrainError::Config)?;
+        let arrays_fit = [&self.params, &self.adam.m, &self.adam.v]
+            .into_iter()
+            .chain(&self.ema)
+            .all(|a| a.len() == Model::<H, B>::PARAMS);
+        if !arrays_fit || self.ema.is_some() != self.config.ema.is_some() {
+            return Err(TrainError::Config(
+                "training state does not match the model's shape".into(),
+            ));
+        }
+        Schedule::new(self.schedule)
+            .ok_or_else(|| TrainError::Config("invalid noise schedule".into()))
+    }
+}
+
+/// What a training loop needs of a trainer, whatever the device: run steps with a loss
+/// callback, say where the run stands, and hand over its state and model. The CPU
+/// [`Trainer`] and the GPU's [`GpuTrainer`](crate::cuda::GpuTrainer) implement it, so one
+/// loop (`tinyddpm train`'s) drives both: checkpoints, the loss log, Ctrl-C, divergence.
+pub trait Training<const H: usize, const B: usize> {
+    /// Why a call fails: a diverged step ([`TrainError`]), or the device.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// The most steps one [`Training::run`] should be asked for: a caller that looks at
+    /// Ctrl-C between calls reacts within that many steps. (The GPU's steps are replays of
+    /// one captured graph, whose losses are read back in batches of this size.)
+    const STEPS_PER_CALL: u64;
+
+    /// Runs `steps` optimiser steps, calling `on_loss(step, loss)` for each in order. A
+    /// non-finite loss or gradient stops the run with its state from before that step and an
+    /// error naming it.
+    fn run(&mut self, steps: u64, on_loss: &mut dyn FnMut(u64, f32)) -> Result<(), Self::Error>;
+
+    /// Steps done so far.
+    fn step_index(&self) -> u64;
+
+    /// The run's configuration.
+    fn config(&self) -> &TrainConfig;
+
+    /// Changes the run's total step count (e.g. to extend a resumed run); checkpoints record it.
+    fn set_steps(&mut self, steps: u64);
+
+    /// The noise schedule the run trains for (for the model file's header).
+    fn schedule_kind(&self) -> ScheduleKind;
+
+    /// The whole training state, as a checkpoint holds it (see [`write_checkpoint`]).
+    fn state(&self) -> Result<State, Self::Error>;
+
+    /// The model to save: the EMA weights when `ema` is set, the raw weights otherwise.
+    fn model(&self) -> Result<Box<Model<H, B>>, Self::Error>;
+}
+
 /// Adam training of a `Model<H, B>` on Swiss-roll batches, schedule of `T` steps.
 pub struct Trainer<const H: usize, const B: usize, const T: usize> {
     config: TrainConfig,
@@ -169,17 +272,7 @@ pub struct Trainer<const H: usize, const B: usize, const T: usize> {
 impl<const H: usize, const B: usize, const T: usize> Trainer<H, B, T> {
     /// A fresh run: PyTorch-default initial weights drawn from `config.seed`.
     pub fn new(config: TrainConfig, schedule: &Schedule<T>) -> Result<Self, TrainError> {
-        let layout = Layout::of::<H, B>();
-        let params = layout.init(config.seed);
-        let state = State {
-            ema: config.ema.map(|_| params.clone()),
-            adam: Adam::new(params.len()),
-            params,
-            schedule: schedule.kind,
-            step: 0,
-            config,
-        };
-        Self::from_state(state, layout)
+        Self::from_state(State::new::<H, B>(config, schedule.kind))
     }
 
     /// Continues the run saved in `path` on `threads` worker threads (`None` or 0: one per
@@ -187,17 +280,17 @@ impl<const H: usize, const B: usize, const T: usize> Trainer<H, B, T> {
     pub fn resume(path: &Path, threads: Option<usize>) -> Result<Self, CheckpointError> {
         let mut state = read_checkpoint(path, (H, B, T))?;
         state.config.threads = threads.unwrap_or(0);
-        Self::from_state(state, Layout::of::<H, B>()).map_err(|source| CheckpointError::Train {
+        Self::from_state(state).map_err(|source| CheckpointError::Train {
             path: path.display().to_string(),
             source,
         })
     }
 
-    fn from_state(state: State, layout: Layout) -> Result<Self, TrainError> {
+    /// Continues the run `state` (e.g. a GPU trainer's) on the CPU.
+    pub fn from_state(state: State) -> Result<Self, TrainError> {
+        let schedule = state.check::<H, B, T>()?;
         let config = state.config;
-        config.validate().map_err(TrainError::Config)?;
-        let schedule = Schedule::<T>::new(state.schedule)
-            .ok_or_else(|| TrainError::Config("invalid noise schedule".into()))?;
+        let layout = Layout::of::<H, B>();
         let threads = match config.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -268,47 +361,31 @@ impl<const H: usize, const B: usize, const T: usize> Trainer<H, B, T> {
         Ok(loss)
     }
 
-    /// Steps done so far.
-    pub fn step_index(&self) -> u64 {
-        self.step
-    }
-
-    /// The run's configuration.
-    pub fn config(&self) -> &TrainConfig {
-        &self.config
-    }
-
-    /// Changes the run's total step count (e.g. to extend a resumed run).
-    pub fn set_steps(&mut self, steps: u64) {
-        self.config.steps = steps;
-    }
-
-    /// The schedule the model is trained for (for the model file's header).
-    pub fn schedule_kind(&self) -> ScheduleKind {
-        self.schedule
-    }
-
     /// The model to save: the EMA weights when `ema` is set, the raw weights otherwise.
     pub fn model(&self) -> Box<Model<H, B>> {
-        to_model(self.ema.as_ref().unwrap_or(&self.params))
+        model_of(self.ema.as_ref().unwrap_or(&self.params))
     }
 
     /// The raw (non-averaged) weights.
     pub fn weights(&self) -> Box<Model<H, B>> {
-        to_model(&self.params)
+        model_of(&self.params)
     }
 
-    /// Writes the whole training state to `path` atomically (temporary file + rename).
-    pub fn save_checkpoint(&self, path: &Path) -> Result<(), CheckpointError> {
-        let state = State {
+    /// The whole training state (a copy), as [`Trainer::save_checkpoint`] writes it.
+    pub fn state(&self) -> State {
+        State {
             config: self.config.clone(),
             schedule: self.schedule,
             step: self.step,
             params: self.params.clone(),
             adam: self.adam.clone(),
             ema: self.ema.clone(),
-        };
-        write_checkpoint(path, &state, (H, B, T))
+        }
+    }
+
+    /// Writes the whole training state to `path` atomically (temporary file + rename).
+    pub fn save_checkpoint(&self, path: &Path) -> Result<(), CheckpointError> {
+        write_checkpoint(path, &self.state(), (H, B, T))
     }
 
     /// Overwrites one weight (in the model file's parameter order): a fault-injection hook
@@ -319,11 +396,50 @@ impl<const H: usize, const B: usize, const T: usize> Trainer<H, B, T> {
     }
 }
 
+impl<const H: usize, const B: usize, const T: usize> Training<H, B> for Trainer<H, B, T> {
+    type Error = TrainError;
+
+    /// One step per call, as [`Trainer::step`]: nothing is gained by batching them.
+    const STEPS_PER_CALL: u64 = 1;
+
+    fn run(&mut self, steps: u64, on_loss: &mut dyn FnMut(u64, f32)) -> Result<(), TrainError> {
+        for _ in 0..steps {
+            let step = self.step;
+            on_loss(step, self.step()?);
+        }
+        Ok(())
+    }
+
+    fn step_index(&self) -> u64 {
+        self.step
+    }
+
+    fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    fn set_steps(&mut self, steps: u64) {
+        self.config.steps = steps;
+    }
+
+    fn schedule_kind(&self) -> ScheduleKind {
+        self.schedule
+    }
+
+    fn state(&self) -> Result<State, TrainError> {
+        Ok(Trainer::state(self))
+    }
+
+    fn model(&self) -> Result<Box<Model<H, B>>, TrainError> {
+        Ok(Trainer::model(self))
+    }
+}
+
 /// A model with PyTorch's default `nn.Linear` initialisation drawn from `seed` (weights and
 /// biases uniform in ±1/√fan_in): the trainer's starting point, and a realistic untrained
 /// model for tests and benchmarks.
 pub fn pytorch_init<const H: usize, const B: usize>(seed: u64) -> Box<Model<H, B>> {
-    to_model(&Layout::of::<H, B>().init(seed))
+    model_of(&Layout::of::<H, B>().init(seed))
 }
 
 /// The batched forward pass: ε̂ for the examples' `x_t` and `t_input` (`[n × 2]`, row-major),
@@ -335,7 +451,7 @@ pub fn predict_noise<const H: usize, const B: usize>(
     let layout = Layout::of::<H, B>();
     let mut chunk = Chunk::new(&layout, 0, examples.len());
     chunk.examples.clone_from(examples);
-    chunk.forward(&from_model(model), &layout);
+    chunk.forward(&params_of(model), &layout);
     chunk.prediction().to_vec()
 }
 
@@ -349,10 +465,10 @@ pub fn loss_and_gradient<const H: usize, const B: usize>(
     let layout = Layout::of::<H, B>();
     let mut chunk = Chunk::new(&layout, 0, examples.len());
     chunk.examples.clone_from(examples);
-    let (sse, _) = chunk.forward_backward(&from_model(model), &layout, 2 * examples.len());
+    let (sse, _) = chunk.forward_backward(&params_of(model), &layout, 2 * examples.len());
     (
         (sse / (2 * examples.len()) as f64) as f32,
-        to_model(&chunk.grad),
+        model_of(&chunk.grad),
     )
 }
 
@@ -367,24 +483,18 @@ pub(crate) fn read_checkpoint(
         path: name(),
         source,
     })?;
-    let format = |source| CheckpointError::Format {
+    checkpoint::decode(&bytes, shape).map_err(|source| CheckpointError::Format {
         path: name(),
         source,
-    };
-    let state = checkpoint::decode(&bytes, shape).map_err(format)?;
-    let params = tinyddpm_core::file::param_count(shape.0 as u32, shape.1 as u32);
-    if Some(state.params.len()) != params {
-        let why = format!("{} parameters for this shape", state.params.len());
-        return Err(format(CheckpointFormatError::Header(why)));
-    }
-    Ok(state)
+    })
 }
 
-/// Writes `state` of a model of `shape` as a checkpoint, atomically (temporary file + rename).
-pub(crate) fn write_checkpoint(
+/// Writes `state` of a model of `shape` (H, B, T) as a checkpoint at `path`, atomically
+/// (temporary file + rename): the one format every trainer resumes from.
+pub fn write_checkpoint(
     path: &Path,
     state: &State,
-    shape: checkpoint::Shape,
+    shape: (usize, usize, usize),
 ) -> Result<(), CheckpointError> {
     let bytes = checkpoint::encode(state, shape);
     crate::atomic::write(path, &bytes).map_err(|source| CheckpointError::Io {
