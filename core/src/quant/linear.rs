@@ -62,11 +62,60 @@ impl<const I: usize, const O: usize> QLinear<I, O> {
         acc
     }
 
-    /// Output `j` for N samples: [`QLinear::accumulate`], then each lane requantized with
-    /// channel `j`'s multiplier and shift.
+    /// Output `j` for N samples: [`QLinear::accumulate`], then [`QLinear::requantize`].
     #[inline(always)]
     pub fn output<const N: usize>(&self, j: usize, x: &[[i16; N]; I]) -> [i16; N] {
+        self.requantize(j, self.accumulate(j, x))
+    }
+
+    /// Output `j`'s sums (one per lane) requantized with channel `j`'s multiplier and shift.
+    #[inline(always)]
+    pub fn requantize<const N: usize>(&self, j: usize, sums: [i32; N]) -> [i16; N] {
         let (m, s) = (self.multiplier[j], self.shift[j]);
-        self.accumulate(j, x).map(|a| requantize(a, m, s))
+        sums.map(|a| requantize(a, m, s))
+    }
+}
+
+/// How a dense layer's sums are computed: the one step of the integer network a board or a
+/// backend may do its own way (a DSP multiply-accumulate, registers blocked for its core),
+/// because integer sums are exact in any order. Everything around it — requantization, GELU,
+/// the residual, the wiring of the layers — stays [`QModel`](super::QModel)'s, so a kernel
+/// cannot change anything but the speed of the result.
+/// [`QModel::forward_with`](super::QModel::forward_with) calls it once per layer; the default
+/// method is the portable loop ([`Portable`]).
+pub trait Accumulate {
+    /// `sums[j][n] = bias[j] + Σ_k weight[j][k]·x[k][n]` for every output `j` and lane `n`,
+    /// modulo 2^32 (exact on a valid layer), in any order: the value of
+    /// [`QLinear::accumulate`] for every `j`.
+    #[inline(always)]
+    fn accumulate<const I: usize, const O: usize, const N: usize>(
+        &self,
+        layer: &QLinear<I, O>,
+        x: &[[i16; N]; I],
+        sums: &mut [[i32; N]; O],
+    ) {
+        for (j, s) in sums.iter_mut().enumerate() {
+            *s = layer.accumulate(j, x);
+        }
+    }
+}
+
+/// The portable kernel: [`QLinear::accumulate`] output by output, what every target runs
+/// unless it brings its own.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Portable;
+
+impl Accumulate for Portable {}
+
+/// A kernel by reference (one a caller keeps, to look at it afterwards).
+impl<K: Accumulate> Accumulate for &K {
+    #[inline(always)]
+    fn accumulate<const I: usize, const O: usize, const N: usize>(
+        &self,
+        layer: &QLinear<I, O>,
+        x: &[[i16; N]; I],
+        sums: &mut [[i32; N]; O],
+    ) {
+        K::accumulate(self, layer, x, sums);
     }
 }

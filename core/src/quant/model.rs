@@ -3,7 +3,7 @@
 
 use super::boundary::{from_i16, to_i16};
 use super::gelu::Gelu;
-use super::linear::QLinear;
+use super::linear::{Accumulate, Portable, QLinear};
 use super::requant::{SQRT_HALF_MULTIPLIER, SQRT_HALF_SHIFT, requantize, sat16};
 use crate::lanes::Lanes;
 use crate::model::Layer;
@@ -185,40 +185,71 @@ impl<const H: usize, const B: usize> QModel<H, B> {
     /// The time embedding at the stream's exponent for network input `t_input` (= t/T),
     /// shared by every sample of a step.
     pub fn time_embedding(&self, t_input: f32) -> [i16; H] {
+        self.time_embedding_with(&Portable, t_input)
+    }
+
+    /// [`QModel::time_embedding`] with `kernel`'s dense layers (the same result).
+    #[inline(always)]
+    pub fn time_embedding_with<K: Accumulate>(&self, kernel: &K, t_input: f32) -> [i16; H] {
         let t = [[to_i16(t_input, TIME_EXP)]];
+        let mut sums = [[0i32; 1]; H];
+        kernel.accumulate(&self.time_in, &t, &mut sums);
         let mut hidden = [[0i16; 1]; H];
-        for (j, hj) in hidden.iter_mut().enumerate() {
-            *hj = self.time_in.output(j, &t).map(|u| self.time_act.apply(u));
+        for (j, (hj, &s)) in hidden.iter_mut().zip(&sums).enumerate() {
+            *hj = self
+                .time_in
+                .requantize(j, s)
+                .map(|u| self.time_act.apply(u));
         }
-        core::array::from_fn(|j| self.time_out.output(j, &hidden)[0])
+        kernel.accumulate(&self.time_out, &hidden, &mut sums);
+        core::array::from_fn(|j| self.time_out.requantize(j, sums[j])[0])
     }
 
     /// ε̂ at `output_exp` for N samples given as activations at `input_exp` (lane n of each
     /// unit is sample n), with that step's time embedding.
     pub fn forward<const N: usize>(&self, x: &[[i16; N]; 2], temb: &[i16; H]) -> [[i16; N]; 2] {
+        self.forward_with(&Portable, x, temb)
+    }
+
+    /// [`QModel::forward`] with `kernel`'s dense layers: the same result (a kernel computes
+    /// exact sums, in any order), at the speed of the kernel.
+    #[inline(always)]
+    pub fn forward_with<K: Accumulate, const N: usize>(
+        &self,
+        kernel: &K,
+        x: &[[i16; N]; 2],
+        temb: &[i16; H],
+    ) -> [[i16; N]; 2] {
+        // One buffer of sums for every H-wide layer, requantized from before it is refilled.
+        let mut sums = [[0i32; N]; H];
         let mut h = [[0i16; N]; H];
         let act = self.input_act();
-        for (j, (hj, &tj)) in h.iter_mut().zip(temb).enumerate() {
-            let u = self.input.output(j, x);
+        kernel.accumulate(&self.input, x, &mut sums);
+        for (j, ((hj, &tj), &s)) in h.iter_mut().zip(temb).zip(&sums).enumerate() {
+            let u = self.input.requantize(j, s);
             for (hv, uv) in hj.iter_mut().zip(u) {
                 *hv = sat16(i64::from(act.apply(uv)) + i64::from(tj));
             }
         }
         let mut v = [[0i16; N]; H];
         for block in &self.blocks {
-            for (j, vj) in v.iter_mut().enumerate() {
-                *vj = block.first.output(j, &h).map(|u| block.act.apply(u));
+            kernel.accumulate(&block.first, &h, &mut sums);
+            for (j, (vj, &s)) in v.iter_mut().zip(&sums).enumerate() {
+                *vj = block.first.requantize(j, s).map(|u| block.act.apply(u));
             }
             let act = self.second_act(block);
-            for (j, (hj, &tj)) in h.iter_mut().zip(temb).enumerate() {
-                let u = block.second.output(j, &v);
+            kernel.accumulate(&block.second, &v, &mut sums);
+            for (j, ((hj, &tj), &s)) in h.iter_mut().zip(temb).zip(&sums).enumerate() {
+                let u = block.second.requantize(j, s);
                 for (hv, uv) in hj.iter_mut().zip(u) {
                     let sum = i32::from(act.apply(uv)) + i32::from(*hv) + i32::from(tj);
                     *hv = requantize(sum, SQRT_HALF_MULTIPLIER, SQRT_HALF_SHIFT);
                 }
             }
         }
-        [0, 1].map(|c| self.output.output(c, &h))
+        let mut out = [[0i32; N]; 2];
+        kernel.accumulate(&self.output, &h, &mut out);
+        [0, 1].map(|c| self.output.requantize(c, out[c]))
     }
 
     /// ε̂ for N samples of f32 coordinates (`x[c][n]`: coordinate c of sample n): each
@@ -228,27 +259,218 @@ impl<const H: usize, const B: usize> QModel<H, B> {
         x: [[f32; N]; 2],
         temb: &[i16; H],
     ) -> [[f32; N]; 2] {
+        self.predict_noise_with(&Portable, x, temb)
+    }
+
+    /// [`QModel::predict_noise`] with `kernel`'s dense layers (the same result).
+    #[inline(always)]
+    pub fn predict_noise_with<K: Accumulate, const N: usize>(
+        &self,
+        kernel: &K,
+        x: [[f32; N]; 2],
+        temb: &[i16; H],
+    ) -> [[f32; N]; 2] {
         let xq = x.map(|c| c.map(|v| to_i16(v, self.input_exp)));
-        self.forward(&xq, temb)
+        self.forward_with(kernel, &xq, temb)
             .map(|c| c.map(|q| from_i16(q, self.output_exp)))
+    }
+
+    /// This model evaluated with `kernel`'s dense layers, as a noise predictor for the core's
+    /// [`chain`](crate::chain): how a board runs the sampler with its own kernel.
+    pub fn with_kernel<K: Accumulate>(&self, kernel: K) -> WithKernel<'_, K, H, B> {
+        WithKernel {
+            model: self,
+            kernel,
+        }
     }
 }
 
+/// A [`QModel`] and the [`Accumulate`] kernel that computes its dense layers
+/// ([`QModel::with_kernel`]); it predicts the noise exactly as the model alone does.
+#[derive(Clone, Copy, Debug)]
+pub struct WithKernel<'a, K, const H: usize, const B: usize> {
+    /// The model.
+    pub model: &'a QModel<H, B>,
+    /// Its dense layers' kernel.
+    pub kernel: K,
+}
+
 /// One sample: the step's integer time embedding, then the integer network.
-impl<const H: usize, const B: usize> PredictNoise<f32> for &QModel<H, B> {
+impl<K: Accumulate, const H: usize, const B: usize> PredictNoise<f32> for WithKernel<'_, K, H, B> {
     #[inline]
     fn predict_noise(&mut self, _k: usize, step: &Step, x: [f32; 2]) -> [f32; 2] {
-        let eps = QModel::predict_noise(self, x.map(|v| [v]), &self.time_embedding(step.t_input));
-        eps.map(|[v]| v)
+        let (m, kernel) = (self.model, &self.kernel);
+        let temb = m.time_embedding_with(kernel, step.t_input);
+        m.predict_noise_with(kernel, x.map(|v| [v]), &temb)
+            .map(|[v]| v)
     }
 }
 
 /// N samples, one per lane, sharing each weight load and the step's time embedding; lane n
 /// gets the bits the scalar implementation gives sample n.
-impl<const H: usize, const B: usize, const N: usize> PredictNoise<Lanes<N>> for &QModel<H, B> {
+impl<K: Accumulate, const H: usize, const B: usize, const N: usize> PredictNoise<Lanes<N>>
+    for WithKernel<'_, K, H, B>
+{
     #[inline]
     fn predict_noise(&mut self, _k: usize, step: &Step, x: [Lanes<N>; 2]) -> [Lanes<N>; 2] {
-        let eps = QModel::predict_noise(self, x.map(|c| c.0), &self.time_embedding(step.t_input));
-        eps.map(Lanes)
+        let (m, kernel) = (self.model, &self.kernel);
+        let temb = m.time_embedding_with(kernel, step.t_input);
+        m.predict_noise_with(kernel, x.map(|c| c.0), &temb)
+            .map(Lanes)
+    }
+}
+
+/// One sample, the model alone: [`WithKernel`] with the [`Portable`] kernel.
+impl<const H: usize, const B: usize> PredictNoise<f32> for &QModel<H, B> {
+    #[inline]
+    fn predict_noise(&mut self, k: usize, step: &Step, x: [f32; 2]) -> [f32; 2] {
+        self.with_kernel(Portable).predict_noise(k, step, x)
+    }
+}
+
+/// N samples, the model alone: [`WithKernel`] with the [`Portable`] kernel.
+impl<const H: usize, const B: usize, const N: usize> PredictNoise<Lanes<N>> for &QModel<H, B> {
+    #[inline]
+    fn predict_noise(&mut self, k: usize, step: &Step, x: [Lanes<N>; 2]) -> [Lanes<N>; 2] {
+        self.with_kernel(Portable).predict_noise(k, step, x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use core::cell::Cell;
+
+    use super::*;
+
+    /// A kernel that sums in another order (last input first, last output first) and counts
+    /// its calls.
+    #[derive(Default)]
+    struct Reversed {
+        calls: Cell<usize>,
+    }
+
+    impl Accumulate for Reversed {
+        fn accumulate<const I: usize, const O: usize, const N: usize>(
+            &self,
+            layer: &QLinear<I, O>,
+            x: &[[i16; N]; I],
+            sums: &mut [[i32; N]; O],
+        ) {
+            self.calls.set(self.calls.get() + 1);
+            for j in (0..O).rev() {
+                let mut acc = [layer.bias[j]; N];
+                for k in (0..I).rev() {
+                    for (a, &v) in acc.iter_mut().zip(&x[k]) {
+                        *a = a.wrapping_add(i32::from(layer.weight[j][k]) * i32::from(v));
+                    }
+                }
+                sums[j] = acc;
+            }
+        }
+    }
+
+    /// A kernel whose sums are off by one: the model must use what a kernel returns.
+    struct OffByOne;
+
+    impl Accumulate for OffByOne {
+        fn accumulate<const I: usize, const O: usize, const N: usize>(
+            &self,
+            layer: &QLinear<I, O>,
+            x: &[[i16; N]; I],
+            sums: &mut [[i32; N]; O],
+        ) {
+            Portable.accumulate(layer, x, sums);
+            for s in sums.as_flattened_mut() {
+                *s += 1 << 16;
+            }
+        }
+    }
+
+    /// A deterministic valid model with full-range weights (a 64-bit LCG, top bits).
+    fn model<const H: usize, const B: usize>() -> QModel<H, B> {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |lo: i64, hi: i64| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            lo + ((state >> 33) as i64).rem_euclid(hi - lo + 1)
+        };
+        fn fill<const I: usize, const O: usize>(
+            l: &mut QLinear<I, O>,
+            next: &mut impl FnMut(i64, i64) -> i64,
+        ) {
+            for w in l.weight.as_flattened_mut() {
+                *w = next(-127, 127) as i8;
+            }
+            for j in 0..O {
+                l.bias[j] = next(-(1 << 20), 1 << 20) as i32;
+                l.multiplier[j] = next(1 << 30, (1 << 31) - 1) as i32;
+                l.shift[j] = next(36, 44) as u8;
+            }
+        }
+        let mut m = QModel::<H, B>::ZERO;
+        let gelu = Gelu {
+            pre_exp: 10,
+            post_exp: 12,
+        };
+        (m.time_act, m.input_exp, m.input_pre_exp, m.stream_exp) = (gelu, 12, 10, 12);
+        m.output_exp = 12;
+        fill(&mut m.time_in, &mut next);
+        fill(&mut m.time_out, &mut next);
+        fill(&mut m.input, &mut next);
+        for b in &mut m.blocks {
+            (b.act, b.second_pre_exp) = (gelu, 10);
+            fill(&mut b.first, &mut next);
+            fill(&mut b.second, &mut next);
+        }
+        fill(&mut m.output, &mut next);
+        m.validate().expect("a valid model");
+        m
+    }
+
+    #[test]
+    fn a_kernel_summing_in_another_order_gives_the_same_bits() {
+        let m = model::<16, 2>();
+        let kernel = Reversed::default();
+        for t in [0.0, 0.3, 0.999] {
+            let temb = m.time_embedding(t);
+            assert_eq!(m.time_embedding_with(&kernel, t), temb);
+            let x = [[-32768, -700, 0, 5, 32767], [32767, 12, -1, 3000, -32768]];
+            let want = m.forward(&x, &temb);
+            assert_eq!(m.forward_with(&kernel, &x, &temb), want);
+            let one = m.forward_with(&kernel, &[[x[0][1]], [x[1][1]]], &temb);
+            assert_eq!(one, [[want[0][1]], [want[1][1]]]);
+        }
+    }
+
+    #[test]
+    fn every_dense_layer_goes_through_the_kernel() {
+        let m = model::<16, 2>();
+        let kernel = Reversed::default();
+        let step = Step {
+            t: 10,
+            t_input: 0.01,
+            update: crate::Update::Ddpm {
+                c_eps: 0.5,
+                c_x: 1.0,
+            },
+            sigma: 0.0,
+        };
+        let mut p = m.with_kernel(&kernel);
+        let x = [0.25f32, -1.5];
+        let eps = p.predict_noise(0, &step, x);
+        // time_in, time_out, input, 2 per block, output
+        assert_eq!(kernel.calls.get(), 3 + 2 * 2 + 1);
+        assert_eq!(
+            eps,
+            PredictNoise::<f32>::predict_noise(&mut &m, 0, &step, x)
+        );
+        let lanes = [Lanes([0.25, 2.0]), Lanes([-1.5, 0.0])];
+        let eps3 = p.predict_noise(0, &step, lanes);
+        assert_eq!([eps3[0].0[0], eps3[1].0[0]], eps);
+        // and what it returns is what the model uses
+        let temb = m.time_embedding(0.5);
+        let xq = [[100], [-100]];
+        assert_ne!(m.forward_with(&OffByOne, &xq, &temb), m.forward(&xq, &temb));
     }
 }
