@@ -31,11 +31,50 @@ use std::path::{Path, PathBuf};
 use tinyddpm_core::file::{self, Header};
 use tinyddpm_core::{ChoiceError, Linear, Model, Sampler, SamplerChoice, Schedule, Update};
 
-/// Memory map of the Cortex-M4F build: the size of a common 1 MiB / 256 KiB part (QEMU's
-/// `mps2-an386` has 4 MiB of each and would not fault on an overflow; the linker will).
-const MEMORY_M4F: &str = "MEMORY\n{\n  FLASH : ORIGIN = 0x00000000, LENGTH = 1024K\n  RAM : ORIGIN = 0x20000000, LENGTH = 256K\n}\n";
-/// Memory map of the Cortex-M0 build: the nRF51822 of QEMU's `microbit`.
-const MEMORY_M0: &str = "MEMORY\n{\n  FLASH : ORIGIN = 0x00000000, LENGTH = 256K\n  RAM : ORIGIN = 0x20000000, LENGTH = 16K\n}\n";
+/// A core this firmware builds for: its memory map, default model and clocks.
+struct Chip {
+    /// `memory.x`: the sizes of a real part of the class, so that the linker, not QEMU
+    /// (whose MPS2 machines have 4 MiB of each), catches an overflow.
+    memory: &'static str,
+    /// Model file used when `TINYDDPM_MODEL` is not set, relative to the crate.
+    default_model: &'static str,
+    /// SysTick's clock on the QEMU machine (measured with a NOP loop under `-icount`).
+    qemu_systick_hz: u32,
+    /// Core clock of a typical chip of the class, for the time estimates.
+    chip_hz: u32,
+    /// The integer model's dense-layer kernel (`src/kernel/`), as the `kernel` cfg.
+    kernel: &'static str,
+}
+
+/// Cortex-M4F on QEMU's `mps2-an386`, memory of a 1 MiB / 256 KiB part (STM32F407).
+const M4F: Chip = Chip {
+    memory: "MEMORY\n{\n  FLASH : ORIGIN = 0x00000000, LENGTH = 1024K\n  RAM : ORIGIN = 0x20000000, LENGTH = 256K\n}\n",
+    default_model: "models/seed.tdm",
+    qemu_systick_hz: 25_000_000,
+    chip_hz: 168_000_000,
+    kernel: "dsp",
+};
+
+/// Cortex-M0: the nRF51822 of QEMU's `microbit` (256 KiB flash, 16 KiB RAM).
+const M0: Chip = Chip {
+    memory: "MEMORY\n{\n  FLASH : ORIGIN = 0x00000000, LENGTH = 256K\n  RAM : ORIGIN = 0x20000000, LENGTH = 16K\n}\n",
+    default_model: "models/tiny-h32-b2.tdm",
+    qemu_systick_hz: 16_000_000,
+    chip_hz: 16_000_000,
+    kernel: "thumb1",
+};
+
+/// Cortex-M33 on QEMU's `mps2-an505`, which boots in the Secure state from its
+/// secure-alias SRAMs (code at 0x1000_0000, where the SSE-200's initial secure vector
+/// table is, data at 0x2800_0000); sizes of a 1 MiB / 256 KiB part. Estimates at the
+/// M4F's 168 MHz, so that both are held to one table.
+const M33: Chip = Chip {
+    memory: "MEMORY\n{\n  FLASH : ORIGIN = 0x10000000, LENGTH = 1024K\n  RAM : ORIGIN = 0x28000000, LENGTH = 256K\n}\n",
+    default_model: "models/seed.tdm",
+    qemu_systick_hz: 25_000_000,
+    chip_hz: 168_000_000,
+    kernel: "dsp",
+};
 
 /// Variables this script reads.
 const SETTINGS: [&str; 5] = [
@@ -60,20 +99,26 @@ fn run() -> Result<(), String> {
     println!("cargo:rerun-if-changed=build.rs");
     let out = PathBuf::from(env::var("OUT_DIR").map_err(|e| e.to_string())?);
     let manifest = PathBuf::from(env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
-    let m0 = env::var("TARGET").is_ok_and(|t| t.starts_with("thumbv6m"));
-
-    let memory = if m0 { MEMORY_M0 } else { MEMORY_M4F };
-    write(&out.join("memory.x"), memory)?;
+    let target = env::var("TARGET").map_err(|e| e.to_string())?;
+    let chip = match target.split('-').next() {
+        Some("thumbv6m") => M0,
+        Some("thumbv7em") => M4F,
+        Some("thumbv8m.main") => M33,
+        _ => {
+            return Err(format!(
+                "target {target}: this firmware builds for thumbv6m (Cortex-M0), thumbv7em \
+                 (Cortex-M4F) and thumbv8m.main (Cortex-M33)"
+            ));
+        }
+    };
+    println!("cargo::rustc-check-cfg=cfg(kernel, values(\"dsp\", \"thumb1\"))");
+    println!("cargo::rustc-cfg=kernel=\"{}\"", chip.kernel);
+    write(&out.join("memory.x"), chip.memory)?;
     println!("cargo:rustc-link-search={}", out.display());
 
-    let default_model = if m0 {
-        "models/tiny-h32-b2.tdm"
-    } else {
-        "models/seed.tdm"
-    };
     let model_path = match setting("TINYDDPM_MODEL") {
         Some(p) => PathBuf::from(p),
-        None => manifest.join(default_model),
+        None => manifest.join(chip.default_model),
     };
     println!("cargo:rerun-if-changed={}", model_path.display());
     let bytes = fs::read(&model_path).map_err(|e| format!("{}: {e}", model_path.display()))?;
@@ -99,11 +144,7 @@ fn run() -> Result<(), String> {
     writeln!(src, "pub const SAMPLER: &str = {described:?};").unwrap();
     writeln!(src, "/// T of the model's schedule.").unwrap();
     writeln!(src, "pub const TIMESTEPS: usize = {};", header.timesteps).unwrap();
-    let (systick_hz, chip_hz) = if m0 {
-        (16_000_000, 16_000_000)
-    } else {
-        (25_000_000, 168_000_000)
-    };
+    let (systick_hz, chip_hz) = (chip.qemu_systick_hz, chip.chip_hz);
     writeln!(
         src,
         "/// SysTick's clock on the QEMU machine of this target."
@@ -116,6 +157,7 @@ fn run() -> Result<(), String> {
     )
     .unwrap();
     writeln!(src, "pub const CHIP_HZ: u32 = {chip_hz};").unwrap();
+    println!("cargo::rustc-check-cfg=cfg(integer)");
     model_source(&header, &bytes, &mut src)?;
     steps_source(&header, &sampler, &mut src)?;
     write(&out.join("embedded.rs"), &src)
@@ -198,6 +240,7 @@ fn emit_model<const H: usize, const B: usize>(
 ) -> Result<(), String> {
     let mut model: Box<Model<H, B>> = Box::new(Model::ZERO);
     file::decode_into(bytes, &mut model).map_err(|e| e.to_string())?;
+    src.push_str("use tinyddpm_core::{Block, Linear, Model};\n");
     writeln!(src, "/// H, hidden width of the embedded model.").unwrap();
     writeln!(src, "pub const H: usize = {H};").unwrap();
     writeln!(src, "/// B, residual blocks of the embedded model.").unwrap();
@@ -267,6 +310,7 @@ fn emit_steps<const T: usize>(
         let elements: Vec<String> = values.iter().map(|&v| bits(v)).collect();
         format!("[{}]", elements.join(", "))
     };
+    src.push_str("use tinyddpm_core::{Step, Update};\n");
     writeln!(src, "/// The sampler's reverse steps, noisiest first.").unwrap();
     writeln!(src, "pub static STEPS: [Step; {count}] = [").unwrap();
     for step in sampler.steps(&schedule) {

@@ -15,12 +15,12 @@
 #![deny(unsafe_code)]
 
 mod clock;
+#[cfg(integer)]
+mod kernel;
 mod memory;
 
 /// What `build.rs` generated from the model file and the settings.
 mod embedded {
-    use tinyddpm_core::{Block, Linear, Model, Step, Update};
-
     include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 }
 
@@ -28,16 +28,20 @@ use cortex_m as _;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::{debug, hprintln};
 use panic_semihosting as _;
-use tinyddpm_core::{Lanes, NoiseStream, Real, chain, gaussian_lanes};
+use tinyddpm_core::{Lanes, NoiseStream, PredictNoise, Real, chain, gaussian_lanes};
 
 use clock::{Clock, Meter};
 use embedded::{B, H, MODEL, SAMPLES, SEED, STEPS};
 
-/// Samples per batch on the batched path. The core's layers keep 8 outputs in flight, so a
-/// batch holds 8·LANES accumulators: 3 lanes (24) leave room in the M4F's 32 float registers
-/// for the inputs and a weight, 4 lanes spill in the inner loop. Measured on the whole step:
-/// 2.83 instructions per multiply-add with 2 lanes, 2.49 with 3, 3.12 with 4.
+/// Samples per batch on the batched path, float model. The core's layers keep 8 outputs in
+/// flight, so a batch holds 8·LANES accumulators: 3 lanes (24) leave room in the M4F's 32
+/// float registers for the inputs and a weight, 4 lanes spill in the inner loop. Measured on
+/// the whole step: 2.83 instructions per multiply-add with 2 lanes, 2.49 with 3, 3.12 with 4.
+#[cfg(not(integer))]
 const LANES: usize = 3;
+/// Samples per batch on the batched path, integer model: what the core's kernel takes.
+#[cfg(integer)]
+const LANES: usize = kernel::LANES;
 
 /// Multiply-adds of the time embedding (`Linear(1,H)`, `Linear(H,H)`), once per step.
 const TIME_MACS: u64 = (H + H * H) as u64;
@@ -111,18 +115,38 @@ fn sample_lanes<R: Real, const N: usize>(
     first: u64,
     clock: &Clock,
     meter: &mut Meter,
-) -> [[f32; 2]; N] {
+) -> [[f32; 2]; N]
+where
+    Predictor: PredictNoise<R>,
+{
     let mut noise: [NoiseStream; N] =
         core::array::from_fn(|i| NoiseStream::new(SEED, first + i as u64));
     let x = gaussian_lanes::<R>(&mut noise);
     let mut started = None;
-    let x = chain(&MODEL, STEPS.iter().copied(), x, &mut noise, |_, _| {
+    let x = chain(predictor(), STEPS.iter().copied(), x, &mut noise, |_, _| {
         if let Some(start) = started {
             meter.add(clock.ticks_since(start));
         }
         started = Some(clock.now());
     });
     core::array::from_fn(|i| [x[0].lane(i), x[1].lane(i)])
+}
+
+/// What predicts the noise: the float model itself ...
+#[cfg(not(integer))]
+type Predictor = &'static tinyddpm_core::Model<H, B>;
+/// ... or the integer model with this core's kernel for its dense layers.
+#[cfg(integer)]
+type Predictor = tinyddpm_core::quant::WithKernel<'static, kernel::Board, H, B>;
+
+#[cfg(not(integer))]
+fn predictor() -> Predictor {
+    &MODEL
+}
+
+#[cfg(integer)]
+fn predictor() -> Predictor {
+    MODEL.with_kernel(kernel::Board)
 }
 
 /// The budget lines: image sizes, RAM, and work per step.

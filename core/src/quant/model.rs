@@ -189,7 +189,7 @@ impl<const H: usize, const B: usize> QModel<H, B> {
     }
 
     /// [`QModel::time_embedding`] with `kernel`'s dense layers (the same result).
-    #[inline(always)]
+    #[inline]
     pub fn time_embedding_with<K: Accumulate>(&self, kernel: &K, t_input: f32) -> [i16; H] {
         let t = [[to_i16(t_input, TIME_EXP)]];
         let mut sums = [[0i32; 1]; H];
@@ -213,7 +213,7 @@ impl<const H: usize, const B: usize> QModel<H, B> {
 
     /// [`QModel::forward`] with `kernel`'s dense layers: the same result (a kernel computes
     /// exact sums, in any order), at the speed of the kernel.
-    #[inline(always)]
+    #[inline]
     pub fn forward_with<K: Accumulate, const N: usize>(
         &self,
         kernel: &K,
@@ -263,7 +263,7 @@ impl<const H: usize, const B: usize> QModel<H, B> {
     }
 
     /// [`QModel::predict_noise`] with `kernel`'s dense layers (the same result).
-    #[inline(always)]
+    #[inline]
     pub fn predict_noise_with<K: Accumulate, const N: usize>(
         &self,
         kernel: &K,
