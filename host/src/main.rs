@@ -1,4 +1,5 @@
-//! `tinyddpm`: train, sample, evaluate, plot, import and export the Swiss-roll diffusion model.
+//! `tinyddpm`: train, sample, evaluate, plot, import, export and quantize the Swiss-roll
+//! diffusion model.
 //!
 //! This file holds the command line (clap) and the error edge: every failure becomes one line
 //! on stderr and a non-zero exit status (2 for a usage error, 130 after Ctrl-C, 1 otherwise).
@@ -38,6 +39,9 @@ enum Command {
     Import(cli::convert::ImportArgs),
     /// Write a model file's weights as a PyTorch state dict (safetensors).
     Export(cli::convert::ExportArgs),
+    /// Quantize a float model file to an integer one (int8 weights), calibrated on
+    /// forward-process samples; prints each layer's scales and clipping.
+    Quantize(cli::quantize::QuantizeArgs),
     /// The whole job in one go: train, sample, evaluate and draw every figure into one folder.
     Demo(cli::demo::DemoArgs),
 }
@@ -118,6 +122,7 @@ fn main() -> ExitCode {
         Command::Inspect(args) => cli::inspect::run(&args),
         Command::Import(args) => cli::convert::import(&args),
         Command::Export(args) => cli::convert::export(&args),
+        Command::Quantize(args) => cli::quantize::run(&args),
         Command::Demo(args) => cli::demo::run(&args),
     };
     match result {

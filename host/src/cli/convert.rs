@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use tinyddpm::{atomic, convert, modelfile};
-use tinyddpm_core::file::param_count;
+use tinyddpm_core::file::{Kind, param_count};
 use tinyddpm_core::{Header, Sampler, ScheduleKind};
 
 use super::{DefaultSamplerArgs, T, dispatch, files};
@@ -91,10 +91,20 @@ fn import_shape<const H: usize, const B: usize>(
     Ok(modelfile::save(&args.out, &model, &header)?)
 }
 
-/// Runs `tinyddpm export`.
+/// Runs `tinyddpm export`. An integer model is refused: a state dict of its dequantized
+/// weights would run in PyTorch as a float model that is neither the integer model (whose
+/// int16 activations, requantization and table GELU PyTorch does not do) nor the float
+/// model it came from, which is the one to export.
 pub fn export(args: &ExportArgs) -> Result<()> {
     files::check(&[("--model", &args.model)], &[("--out", &args.out)], &[])?;
-    let header = modelfile::read_header(&args.model).context("cannot load the model")?;
+    let (kind, header) = modelfile::read_kind(&args.model).context("cannot load the model")?;
+    if kind == Kind::Integer {
+        bail!(
+            "{} holds an integer model: export writes float models only; export the float \
+             model it was quantized from",
+            args.model.display()
+        );
+    }
     let bytes = dispatch!(header.hidden, header.blocks, export_shape(args))?;
     atomic::write(&args.out, &bytes)
         .with_context(|| format!("cannot write {}", args.out.display()))?;

@@ -8,6 +8,7 @@ pub mod files;
 pub mod inspect;
 pub mod interrupt;
 pub mod plot;
+pub mod quantize;
 pub mod sample;
 pub mod train;
 
