@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tinyddpm::batch::{self, Init, Request};
 use tinyddpm::quantize::{Calibration, layer_name, quantize};
-use tinyddpm::{convert, csv, data, modelfile};
+use tinyddpm::{csv, data, modelfile, state_dict};
 use tinyddpm_core::{
     Header, Sampler, Schedule, ScheduleKind, SeedModel, Solver, Spacing, sample, sample_from,
 };
@@ -1832,7 +1832,11 @@ fn models_that_overflow_import_and_inspect_with_a_warning() {
     let d = dir.path();
     let mut huge = Box::new(SeedModel::ZERO);
     tinyddpm_core::file::decode_into(&huge_bias_model(), &mut huge).unwrap();
-    std::fs::write(d.join("huge.safetensors"), convert::export(&huge).unwrap()).unwrap();
+    std::fs::write(
+        d.join("huge.safetensors"),
+        state_dict::export(&huge).unwrap(),
+    )
+    .unwrap();
     for args in [
         &["import", "--from", "huge.safetensors", "--out", "h.tdm"][..],
         &["inspect", "h.tdm"],

@@ -20,8 +20,8 @@ fn fixture(name: &str) -> std::path::PathBuf {
 /// The trained PyTorch model of the fixtures, read by the CLI's importer.
 fn torch_model() -> Box<SeedModel> {
     let bytes = std::fs::read(fixture("torch_model_3k.safetensors")).expect("fixture model");
-    let tensors = tinyddpm::convert::parse(&bytes).expect("safetensors");
-    tinyddpm::convert::import(&tensors).expect("the notebook's state dict")
+    let tensors = tinyddpm::state_dict::parse(&bytes).expect("safetensors");
+    tinyddpm::state_dict::import(&tensors).expect("the notebook's state dict")
 }
 
 fn schedule() -> Schedule<1000> {

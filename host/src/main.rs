@@ -36,9 +36,9 @@ enum Command {
     /// Show a model file's header, parameter count and size.
     Inspect(cli::inspect::InspectArgs),
     /// Convert a PyTorch state dict (safetensors) of the seed notebook's model to a model file.
-    Import(cli::convert::ImportArgs),
+    Import(cli::state_dict::ImportArgs),
     /// Write a model file's weights as a PyTorch state dict (safetensors).
-    Export(cli::convert::ExportArgs),
+    Export(cli::state_dict::ExportArgs),
     /// Quantize a float model file to an integer one (int8 weights), calibrated on
     /// forward-process samples; prints each layer's scales and clipping.
     Quantize(cli::quantize::QuantizeArgs),
@@ -120,8 +120,8 @@ fn main() -> ExitCode {
         Command::Eval(args) => cli::eval::run(&args),
         Command::Plot(command) => cli::plot::run(&command),
         Command::Inspect(args) => cli::inspect::run(&args),
-        Command::Import(args) => cli::convert::import(&args),
-        Command::Export(args) => cli::convert::export(&args),
+        Command::Import(args) => cli::state_dict::import(&args),
+        Command::Export(args) => cli::state_dict::export(&args),
         Command::Quantize(args) => cli::quantize::run(&args),
         Command::Demo(args) => cli::demo::run(&args),
     };
