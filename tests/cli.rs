@@ -12,7 +12,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use tinyddpm::batch::{self, Init, Request};
-use tinyddpm::{convert, csv, data, modelfile};
+use tinyddpm::quantize::{Calibration, layer_name, quantize};
+use tinyddpm::{csv, data, modelfile, state_dict};
 use tinyddpm_core::{
     Header, Sampler, Schedule, ScheduleKind, SeedModel, Solver, Spacing, sample, sample_from,
 };
@@ -77,7 +78,7 @@ fn help_works_for_every_command() {
     let dir = tempfile::tempdir().unwrap();
     assert!(ok(dir.path(), &["--help"]).contains("Usage: tinyddpm"));
     for command in [
-        "train", "sample", "eval", "inspect", "import", "export", "demo", "plot",
+        "train", "sample", "eval", "inspect", "import", "export", "quantize", "demo", "plot",
     ] {
         assert!(ok(dir.path(), &[command, "--help"]).contains("Usage:"));
     }
@@ -437,6 +438,40 @@ fn model_bytes() -> &'static [u8] {
     BYTES.get_or_init(|| {
         let dir = with_model();
         std::fs::read(dir.path().join("m.tdm")).unwrap()
+    })
+}
+
+/// Bytes of `q.tdm`, `m.tdm` quantized (made once, by the binary).
+fn q_model_bytes() -> &'static [u8] {
+    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+    BYTES.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("m.tdm"), model_bytes()).unwrap();
+        let args = ["--calibration", "2000", "--out", "q.tdm"];
+        ok(
+            dir.path(),
+            &[&["quantize", "--model", "m.tdm"][..], &args].concat(),
+        );
+        std::fs::read(dir.path().join("q.tdm")).unwrap()
+    })
+}
+
+/// `q.tdm` with `edit` applied to its bytes and the CRC recomputed.
+fn edited_q_model(edit: impl FnOnce(&mut [u8])) -> Vec<u8> {
+    let mut bytes = q_model_bytes().to_vec();
+    edit(&mut bytes);
+    let n = bytes.len() - 4;
+    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(&bytes[..n]);
+    bytes[n..].copy_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
+/// `q.tdm` whose last shift (the output layer's second channel, just before the 15
+/// exponents and the CRC) is 63, one above the format's limit.
+fn bad_shift_q_model() -> Vec<u8> {
+    edited_q_model(|b| {
+        let at = b.len() - 4 - 15 - 1;
+        b[at] = 63;
     })
 }
 
@@ -1391,14 +1426,14 @@ fn failure_cases() -> Vec<Case> {
         },
         // Model files of another version, corrupt, short or foreign.
         Case {
-            setup: &[Make("v2.tdm", || {
+            setup: &[Make("v3.tdm", || {
                 let mut b = model_bytes().to_vec();
-                b[8..10].copy_from_slice(&2u16.to_le_bytes());
+                b[8..10].copy_from_slice(&3u16.to_le_bytes());
                 b
             })],
-            args: &["sample", "--model", "v2.tdm", "-n", "2", "--out", "s.csv"],
+            args: &["sample", "--model", "v3.tdm", "-n", "2", "--out", "s.csv"],
             code: 1,
-            message: "model file format version 2, this build reads version 1",
+            message: "model file format version 3, this build reads versions 1 and 2",
             ..Case::default()
         },
         Case {
@@ -1461,6 +1496,147 @@ fn failure_cases() -> Vec<Case> {
             args: &["import", "--from", "junk.safetensors", "--out", "n.tdm"],
             code: 1,
             message: "not a safetensors file",
+            ..Case::default()
+        },
+        // Quantization, and integer model files where float ones are read.
+        Case {
+            args: &["quantize", "--model", "m.tdm", "--out", "m.tdm"],
+            code: 1,
+            message: "--out m.tdm is the same file as --model: refusing to overwrite an input",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Symlink("link.tdm", "m.tdm")],
+            args: &["quantize", "--model", "m.tdm", "--out", "link.tdm"],
+            code: 1,
+            message: "--out link.tdm is the same file as --model",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Dir("folder")],
+            args: &["quantize", "--model", "m.tdm", "--out", "folder/"],
+            code: 1,
+            message: "names a folder (ends with /), not a file",
+            ..Case::default()
+        },
+        Case {
+            args: &["quantize", "--model", "nope.tdm", "--out", "q.tdm"],
+            code: 1,
+            message: "cannot load the model: nope.tdm: No such file or directory",
+            ..Case::default()
+        },
+        Case {
+            setup: &[File("text.tdm", b"hello, world\n")],
+            args: &["quantize", "--model", "text.tdm", "--out", "q.tdm"],
+            code: 1,
+            message: "text.tdm: not a tinyddpm model file (bad magic)",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Make("flip.tdm", flipped_model)],
+            args: &["quantize", "--model", "flip.tdm", "--out", "q.tdm"],
+            code: 1,
+            message: "flip.tdm: model file corrupt: CRC-32",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Make("nan.tdm", nan_weight_model)],
+            args: &["quantize", "--model", "nan.tdm", "--out", "q.tdm"],
+            code: 1,
+            message: "nan.tdm: model file weight 116481 is not finite",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Make("huge.tdm", huge_bias_model)],
+            args: &["quantize", "--model", "huge.tdm", "--out", "q.tdm"],
+            code: 1,
+            message: "cannot quantize huge.tdm: ",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Make("q.tdm", || q_model_bytes().to_vec())],
+            args: &["quantize", "--model", "q.tdm", "--out", "qq.tdm"],
+            code: 1,
+            message: "cannot load the model: q.tdm holds an integer model (made by `tinyddpm \
+                      quantize`); this command reads float models only",
+            ..Case::default()
+        },
+        Case {
+            args: &[
+                "quantize",
+                "--model",
+                "m.tdm",
+                "--out",
+                "q.tdm",
+                "--calibration",
+                "0",
+            ],
+            code: 2,
+            message: "invalid value '0' for '--calibration <CALIBRATION>'",
+            ..Case::default()
+        },
+        Case {
+            args: &[
+                "quantize",
+                "--model",
+                "m.tdm",
+                "--out",
+                "q.tdm",
+                "--calibration",
+                U64_MAX,
+            ],
+            code: 1,
+            message: "--calibration 18446744073709551615: at most 1000000 inputs",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Make("q.tdm", || q_model_bytes().to_vec())],
+            args: &["export", "--model", "q.tdm", "--out", "q.safetensors"],
+            code: 1,
+            message: "q.tdm holds an integer model: export writes float models only; export \
+                      the float model it was quantized from",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Make("q.tdm", || q_model_bytes().to_vec())],
+            args: &["sample", "--model", "q.tdm", "-n", "2", "--out", "s.csv"],
+            code: 1,
+            message: "q.tdm holds an integer model (made by `tinyddpm quantize`); this command \
+                      reads float models only",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Make("q.tdm", || q_model_bytes().to_vec())],
+            args: &[
+                "plot", "reverse", "--model", "q.tdm", "-n", "2", "--out", "r.png",
+            ],
+            code: 1,
+            message: "q.tdm holds an integer model",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Make("q.tdm", bad_shift_q_model)],
+            args: &["sample", "--model", "q.tdm", "-n", "2", "--out", "s.csv"],
+            code: 1,
+            message: "q.tdm holds an integer model",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Make("qflip.tdm", || {
+                let mut b = q_model_bytes().to_vec();
+                b[5000] ^= 0x04;
+                b
+            })],
+            args: &["inspect", "qflip.tdm"],
+            code: 1,
+            message: "qflip.tdm: model file corrupt: CRC-32",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Make("qshort.tdm", || q_model_bytes()[..5000].to_vec())],
+            args: &["inspect", "qshort.tdm"],
+            code: 1,
+            message: "qshort.tdm: model file",
             ..Case::default()
         },
         // Training that diverges keeps its last checkpoint and writes no model or log.
@@ -1656,7 +1832,11 @@ fn models_that_overflow_import_and_inspect_with_a_warning() {
     let d = dir.path();
     let mut huge = Box::new(SeedModel::ZERO);
     tinyddpm_core::file::decode_into(&huge_bias_model(), &mut huge).unwrap();
-    std::fs::write(d.join("huge.safetensors"), convert::export(&huge).unwrap()).unwrap();
+    std::fs::write(
+        d.join("huge.safetensors"),
+        state_dict::export(&huge).unwrap(),
+    )
+    .unwrap();
     for args in [
         &["import", "--from", "huge.safetensors", "--out", "h.tdm"][..],
         &["inspect", "h.tdm"],
@@ -1679,6 +1859,103 @@ fn models_that_overflow_import_and_inspect_with_a_warning() {
         "{stdout}"
     );
     assert!(text(&out.stderr).contains("warning: nan.tdm has weights that are not finite"));
+}
+
+/// `quantize` writes exactly the library's integer model for the same calibration, keeps the
+/// float model's header, and prints the library's report; `inspect` shows each layer's
+/// exponents and weight scales as the quantizer chose them.
+#[test]
+fn quantize_writes_the_librarys_model_and_inspect_shows_its_scales() {
+    let dir = with_model();
+    let d = dir.path();
+    let calibration = ["--calibration", "3000", "--seed", "5"];
+    let args = [
+        &["quantize", "--model", "m.tdm", "--out", "q.tdm"][..],
+        &calibration,
+    ];
+    let printed = ok(d, &args.concat());
+    let (model, header) = modelfile::load::<128, 3>(&d.join("m.tdm")).unwrap();
+    let calibration = Calibration {
+        samples: 3000,
+        seed: 5,
+    };
+    let (want, report) = quantize(&*model, &schedule(), &calibration).unwrap();
+    assert!(printed.contains(&report.to_string()), "{printed}");
+    let (got, got_header) = modelfile::load_quant::<128, 3>(&d.join("q.tdm")).unwrap();
+    assert!(
+        *got == *want,
+        "the file holds another model than the library's"
+    );
+    assert_eq!(
+        got_header, header,
+        "T, schedule and default sampler are the float model's"
+    );
+
+    let shown = ok(d, &["inspect", "q.tdm"]);
+    let len = std::fs::read(d.join("q.tdm")).unwrap().len();
+    // H = 128, B = 3: weights 1·H + H·H + 2·H + 6·H·H + H·2; channels 3·H + 6·H + 2
+    let (weights, channels) = (128 + 7 * 128 * 128 + 4 * 128, 9 * 128 + 2);
+    for line in [
+        format!("q.tdm ({len} bytes)"),
+        "tinyddpm model file, version 2, CRC-32 ok\n".to_string(),
+        "kind             integer".to_string(),
+        format!(
+            "{weights} int8 weights ({weights} bytes), {channels} channels ({} bytes",
+            9 * channels
+        ),
+        "default sampler  DDPM".to_string(),
+        format!(
+            "residual stream 2^-{}, predicted noise 2^-{}",
+            report.stream.exp, report.output.exp
+        ),
+    ] {
+        assert!(shown.contains(&line), "{shown} lacks {line:?}");
+    }
+    let row = |name: String| -> Vec<String> {
+        let line = shown.lines().find(|l| l.starts_with(&format!("{name} ")));
+        let line = line.unwrap_or_else(|| panic!("{shown} lacks {name}"));
+        line.split_whitespace().map(String::from).collect()
+    };
+    for l in &report.layers {
+        let fields = row(layer_name(l.layer));
+        assert_eq!(fields[1], format!("2^-{}", l.input.exp), "{fields:?}");
+        for (k, field) in [4, 6].into_iter().enumerate() {
+            let shown: f64 = fields[field].parse().unwrap();
+            let chosen = l.weight_scale[k];
+            assert!(
+                (shown / chosen - 1.0).abs() < 1e-3,
+                "{fields:?} vs {chosen}"
+            );
+        }
+    }
+    for g in &report.gelus {
+        let fields = row(layer_name(g.after));
+        assert_eq!(fields[2], format!("2^-{}", g.pre.exp), "{fields:?}");
+        assert_eq!(fields[3], format!("2^-{}", g.post_exp), "{fields:?}");
+    }
+}
+
+#[test]
+fn an_integer_model_out_of_range_inspects_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("q.tdm"), bad_shift_q_model()).unwrap();
+    let out = tinyddpm(d, &["inspect", "q.tdm"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains(
+            "CRC-32 ok; model file holds an invalid integer model: Output has a weight of \
+             -128, a bias beyond 2^30 or a shift above 62: it cannot be used"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("weight scales"),
+        "no layers of an invalid model: {stdout}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("warning: q.tdm holds parameters out of their range"));
 }
 
 #[test]

@@ -1,15 +1,16 @@
 //! The integer model made from the trained PyTorch fixture (`tinyddpm::quantize`) against the
 //! float model it came from: the quantizer's report, the noise-prediction error on a grid,
 //! the lane/scalar bit identity of the integer chain, DDIM-50 from the fixture's starting
-//! points, and (ignored: minutes) a 10,000-sample DDPM-1000 quality probe.
+//! points, the round trip through the model file, and (ignored: minutes) a 10,000-sample
+//! DDPM-1000 quality probe.
 
 use rayon::prelude::*;
 use tinyddpm::batch::{self, Init, Request};
 use tinyddpm::quantize::{Calibration, Report, TensorReport, quantize};
 use tinyddpm_core::quant::{Gelu, TIME_EXP};
 use tinyddpm_core::{
-    Lanes, Linear, NoiseStream, QLinear, QSeedModel, Sampler, Schedule, ScheduleKind, SeedModel,
-    chain, gaussian_lanes,
+    Header, Lanes, Linear, NoiseStream, QLinear, QSeedModel, Sampler, Schedule, ScheduleKind,
+    SeedModel, chain, gaussian_lanes,
 };
 
 fn fixture(name: &str) -> std::path::PathBuf {
@@ -19,8 +20,8 @@ fn fixture(name: &str) -> std::path::PathBuf {
 /// The trained PyTorch model of the fixtures, read by the CLI's importer.
 fn torch_model() -> Box<SeedModel> {
     let bytes = std::fs::read(fixture("torch_model_3k.safetensors")).expect("fixture model");
-    let tensors = tinyddpm::convert::parse(&bytes).expect("safetensors");
-    tinyddpm::convert::import(&tensors).expect("the notebook's state dict")
+    let tensors = tinyddpm::state_dict::parse(&bytes).expect("safetensors");
+    tinyddpm::state_dict::import(&tensors).expect("the notebook's state dict")
 }
 
 fn schedule() -> Schedule<1000> {
@@ -85,6 +86,27 @@ fn fixture_quantizes_without_clipping_and_reports_each_layer() {
         QSeedModel::BYTES,
         std::mem::size_of::<SeedModel>()
     );
+}
+
+/// The fixture's integer model through its file: the same model bit for bit, the float
+/// model's header kept, and the file a quarter of the float one's size.
+#[test]
+fn integer_model_file_round_trip_is_exact() {
+    let model = torch_model();
+    let (q, _) = quantized(&model);
+    let header = Header::new::<128, 3, 1000>(ScheduleKind::SEED, Sampler::DDIM_DEFAULT);
+    let bytes = tinyddpm::modelfile::encode_quant(&q, &header).expect("encodes");
+    let mut back = Box::new(QSeedModel::ZERO);
+    let got = tinyddpm_core::file::decode_quant_into(&bytes, &mut back).expect("decodes");
+    assert_eq!(got, header);
+    assert!(*back == *q, "decoded model differs");
+    let float = tinyddpm::modelfile::encode(&model, &header).expect("encodes");
+    println!(
+        "integer file {} bytes, float file {} bytes",
+        bytes.len(),
+        float.len()
+    );
+    assert!(bytes.len() * 3 < float.len());
 }
 
 /// The float layer whose weights and bias are exactly what `q` stores, in real units:

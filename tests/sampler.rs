@@ -41,8 +41,8 @@ fn torch_model() -> Box<SeedModel> {
         "/../tests/fixtures/torch_model_3k.safetensors"
     );
     let bytes = std::fs::read(path).expect("fixture model");
-    let tensors = tinyddpm::convert::parse(&bytes).expect("safetensors");
-    tinyddpm::convert::import(&tensors).expect("the notebook's state dict")
+    let tensors = tinyddpm::state_dict::parse(&bytes).expect("safetensors");
+    tinyddpm::state_dict::import(&tensors).expect("the notebook's state dict")
 }
 
 fn bits(xs: &[[f32; 2]]) -> Vec<[u32; 2]> {

@@ -1,44 +1,76 @@
-//! The model file: a small postcard header, the weights, a CRC-32, in the project's
-//! [container](crate::container) ([`FORMAT`]).
+//! The model file: a small postcard header, the model's parameters, a CRC-32, in the
+//! project's [container](crate::container). It holds a float [`Model`] or an integer
+//! [`QModel`] (its [`Kind`]).
 //!
 //! ```text
 //! offset 0   "TINYDDPM"            magic, 8 bytes
-//!        8   version               u16 LE (= VERSION)
+//!        8   version               u16 LE: 1 or 2
 //!       10   header length n       u16 LE
-//!       12   Header                postcard, n bytes
-//!            zero padding          to a multiple of 16 (weights start aligned)
-//!            weights               f32 LE, Model::for_each_param order (PyTorch state_dict
-//!                                  order; identical to postcard's encoding of the arrays)
+//!       12   header                postcard, n bytes
+//!                                    version 1: Header                (a float model)
+//!                                    version 2: Kind (0 float, 1 integer), then Header
+//!            zero padding          to a multiple of 16 (the payload starts aligned)
+//!            payload               the parameters, by kind (below)
 //!   len − 4  CRC-32/ISO-HDLC       u32 LE, over every byte before it
 //! ```
+//!
+//! **Float payload**: the weights as f32 LE, [`Model::for_each_param`] order (PyTorch
+//! state_dict order; identical to postcard's encoding of the arrays).
+//!
+//! **Integer payload**, for C = (3 + 2B)·H + 2 output channels, W = [`param_count`]`(H, B)`
+//! − C weights and 6 + 3B exponents; layers in [`QModel::for_each_layer`] order (the same
+//! state_dict order), channels in order within a layer:
+//!
+//! ```text
+//!   biases        i32 LE × C       every layer's, channel by channel
+//!   multipliers   i32 LE × C       requantization multipliers M, likewise
+//!   weights       i8 × W           every layer's, [out][in] row-major
+//!   shifts        u8 × C           requantization shifts s, likewise
+//!   exponents     u8 × (6 + 3B)    QModel::for_each_exponent order
+//! ```
+//! The 32-bit sections come first, so every i32 is 4-byte aligned in the file without any
+//! padding; the weights start 16-byte aligned whenever H is even.
+//!
+//! **Versions.** Version 1 is the header of every float file written before integer models.
+//! Float models are still written as version 1: those files keep their bytes (decoding and
+//! encoding again gives them back) and every reader of them keeps working. Version 2 puts the
+//! kind in front of the same fields and holds integer models; a version 2 file of kind float
+//! (same payload as version 1) is read too.
+//!
 //! Decoding needs no allocator and writes into caller-owned storage; every malformed input
-//! (truncated, bit-flipped, foreign, wrong shape, non-finite weights) is a [`FileError`],
-//! never a panic, and the destination is written only after every check has passed.
+//! (truncated, bit-flipped, foreign, of another kind or shape, non-finite weights, integer
+//! parameters out of their range) is a [`FileError`], never a panic, and the destination is
+//! written only after every check has passed.
+
+use core::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use crate::container::{ContainerError, Format};
 use crate::model::Model;
+use crate::quant::{QModel, QuantError, bias_in_range, shift_in_range, weight_in_range};
 use crate::sampler::{Sampler, SamplerError};
 use crate::schedule::{Schedule, ScheduleKind};
 
 /// First eight bytes of every model file.
 pub const MAGIC: [u8; 8] = *b"TINYDDPM";
-/// The format version this crate reads and writes.
-pub const VERSION: u16 = 1;
-/// The model file's container: the weights start 16-byte aligned.
-pub const FORMAT: Format = Format {
+/// Version 1 of the model file: the float model's [`Header`]; the payload starts 16-byte
+/// aligned.
+pub const FORMAT_V1: Format = Format {
     magic: MAGIC,
-    version: VERSION,
+    version: 1,
+    align: 16,
+};
+/// Version 2: the [`Kind`], then the same [`Header`]; the payload starts 16-byte aligned.
+pub const FORMAT_V2: Format = Format {
+    magic: MAGIC,
+    version: 2,
     align: 16,
 };
 /// What the model file is called in its errors.
 const NAME: &str = "model file";
 
 /// What a model file says about its model.
-///
-/// A later payload kind (e.g. integer weights) is a new header of a new [`VERSION`] in the
-/// same container: the container does not depend on what the header holds.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Header {
     /// H, hidden width.
@@ -53,12 +85,74 @@ pub struct Header {
     pub sampler: Sampler,
 }
 
+/// Which model a file holds, and so how its payload reads (module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kind {
+    /// A [`Model`]: f32 weights.
+    Float,
+    /// A [`QModel`]: int8 weights, int32 biases, requantization multipliers and shifts,
+    /// activation exponents.
+    Integer,
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Kind::Float => "float",
+            Kind::Integer => "integer",
+        })
+    }
+}
+
+impl Kind {
+    /// "a float model", "an integer model".
+    fn a_model(self) -> &'static str {
+        match self {
+            Kind::Float => "a float model",
+            Kind::Integer => "an integer model",
+        }
+    }
+
+    /// Bytes of the payload of a model of this kind with `h` hidden units and `b` blocks,
+    /// if that fits a usize.
+    pub fn payload_len(self, h: u32, b: u32) -> Option<usize> {
+        match self {
+            Kind::Float => param_count(h, b)?.checked_mul(4),
+            Kind::Integer => QuantSizes::new(h, b)?
+                .lens()
+                .into_iter()
+                .try_fold(0usize, usize::checked_add),
+        }
+    }
+}
+
+/// The version 2 header: the kind, then the version 1 fields.
+#[derive(Serialize, Deserialize)]
+struct KindHeader {
+    kind: Kind,
+    header: Header,
+}
+
 /// Why bytes are not a usable model file.
 #[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
 pub enum FileError {
-    /// The container is damaged, foreign, of another version, or its header is invalid.
+    /// The container is damaged, foreign, or its header is invalid.
     #[error("{}", .0.named(NAME))]
     Container(ContainerError),
+    /// A version of the format this build does not read.
+    #[error("model file format version {found}, this build reads versions 1 and 2")]
+    Version {
+        /// The file's version.
+        found: u16,
+    },
+    /// The file holds another kind of model than the one asked for.
+    #[error("model file holds {}, not {}", .found.a_model(), .expected.a_model())]
+    Kind {
+        /// The file's kind.
+        found: Kind,
+        /// The kind asked for.
+        expected: Kind,
+    },
     /// The sampler stored in the header cannot run on its schedule.
     #[error("model file default sampler invalid: {0}")]
     Sampler(SamplerError),
@@ -86,6 +180,10 @@ pub enum FileError {
         /// Position in file order.
         index: usize,
     },
+    /// An integer model's parameter or exponent is out of its range
+    /// ([`QModel::validate`]).
+    #[error("model file holds an invalid integer model: {0}")]
+    Quant(QuantError),
 }
 
 impl From<ContainerError> for FileError {
@@ -105,8 +203,70 @@ pub fn param_count(h: u32, b: u32) -> Option<usize> {
         .ok()
 }
 
+/// What an integer payload holds (module docs), for a model of any shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuantSizes {
+    /// Output channels C: an i32 bias, an i32 multiplier and a u8 shift each.
+    pub channels: usize,
+    /// Weights W, one byte each.
+    pub weights: usize,
+    /// Activation exponents, one byte each.
+    pub exponents: usize,
+}
+
+impl QuantSizes {
+    /// The sizes for `h` hidden units and `b` blocks, if they fit a usize.
+    pub fn new(h: u32, b: u32) -> Option<Self> {
+        let (hu, bu) = (h as usize, b as usize);
+        // time_in, time_out, input: H each; 2B block layers of H; output: 2
+        let channels = bu
+            .checked_mul(2)?
+            .checked_add(3)?
+            .checked_mul(hu)?
+            .checked_add(2)?;
+        Some(Self {
+            channels,
+            weights: param_count(h, b)? - channels,
+            exponents: bu.checked_mul(3)?.checked_add(6)?,
+        })
+    }
+
+    /// Bytes of each section, in file order: biases, multipliers, weights, shifts,
+    /// exponents.
+    fn lens(self) -> [usize; 5] {
+        let c = self.channels;
+        // An overflow saturates, and the sum of the lengths then fails its checked add.
+        let words = c.saturating_mul(4);
+        [words, words, self.weights, c, self.exponents]
+    }
+}
+
+/// `bytes` cut into consecutive pieces of `lens` bytes (the rest ignored), if long enough.
+fn pieces<const N: usize>(bytes: &[u8], lens: [usize; N]) -> Option<[&[u8]; N]> {
+    let mut rest = bytes;
+    let mut out = [&[][..]; N];
+    for (piece, len) in out.iter_mut().zip(lens) {
+        (*piece, rest) = rest.split_at_checked(len)?;
+    }
+    Some(out)
+}
+
+/// [`pieces`], writable.
+fn pieces_mut<const N: usize>(bytes: &mut [u8], lens: [usize; N]) -> Option<[&mut [u8]; N]> {
+    let mut rest = bytes;
+    let mut out: [&mut [u8]; N] = core::array::from_fn(|_| Default::default());
+    for (piece, len) in out.iter_mut().zip(lens) {
+        (*piece, rest) = core::mem::take(&mut rest).split_at_mut_checked(len)?;
+    }
+    Some(out)
+}
+
+fn le_i32(c: &[u8]) -> i32 {
+    i32::from_le_bytes([c[0], c[1], c[2], c[3]])
+}
+
 impl Header {
-    /// A header describing `Model<H, B>` on a `T`-step schedule.
+    /// A header describing `Model<H, B>` (or `QModel<H, B>`) on a `T`-step schedule.
     pub fn new<const H: usize, const B: usize, const T: usize>(
         schedule: ScheduleKind,
         sampler: Sampler,
@@ -152,38 +312,117 @@ impl Header {
         }
     }
 
-    /// Payload bytes of the model the header describes: its weights as f32, checked for
-    /// values a model file cannot hold.
-    fn payload_len(&self) -> Result<usize, FileError> {
+    /// Fails unless the header describes `H`, `B`.
+    fn check_shape<const H: usize, const B: usize>(&self) -> Result<(), FileError> {
+        match self.hidden as usize == H && self.blocks as usize == B {
+            true => Ok(()),
+            false => Err(self.shape_error::<H, B, 0>(true)),
+        }
+    }
+
+    /// Payload bytes of a `kind` model the header describes, checked for values a model
+    /// file cannot hold.
+    fn payload_len(&self, kind: Kind) -> Result<usize, FileError> {
         if !self.schedule.is_valid() || self.timesteps < 2 {
             return Err(ContainerError::Header.into());
         }
         self.sampler
             .validate(self.timesteps as usize)
             .map_err(FileError::Sampler)?;
-        self.params()
-            .and_then(|n| n.checked_mul(4))
+        kind.payload_len(self.hidden, self.blocks)
             .ok_or(ContainerError::Header.into())
     }
 }
 
-/// Bytes of the file for a model described by `header`.
-pub fn encoded_len(header: &Header) -> Result<usize, FileError> {
-    let params = header.params().ok_or(ContainerError::Header)?;
-    let weights = params.checked_mul(4).ok_or(ContainerError::Header)?;
-    Ok(FORMAT.sealed_len(header, weights)?)
+/// A model file checked up to its payload's values: everything but the shape, non-finite
+/// weights and integer parameter ranges, which the decoders judge.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Contents<'a> {
+    /// The format version: 1 or 2.
+    pub version: u16,
+    /// What the payload holds.
+    pub kind: Kind,
+    /// The header.
+    pub header: Header,
+    /// The payload: the parameters, laid out as the module docs say for `kind`.
+    pub payload: &'a [u8],
 }
 
-/// Writes `model` with `header` into `out`; returns the bytes written.
+impl Contents<'_> {
+    fn expect(self, expected: Kind) -> Result<Self, FileError> {
+        match self.kind == expected {
+            true => Ok(self),
+            false => Err(FileError::Kind {
+                found: self.kind,
+                expected,
+            }),
+        }
+    }
+}
+
+/// The format a file's version names; a file too short or foreign to tell goes to the
+/// current one, whose container names what is wrong.
+fn format_of(bytes: &[u8]) -> Result<&'static Format, FileError> {
+    match (bytes.get(..8), bytes.get(8..10)) {
+        (Some(magic), Some(&[lo, hi])) if magic == MAGIC => match u16::from_le_bytes([lo, hi]) {
+            1 => Ok(&FORMAT_V1),
+            2 => Ok(&FORMAT_V2),
+            found => Err(FileError::Version { found }),
+        },
+        _ => Ok(&FORMAT_V2),
+    }
+}
+
+/// Checks the magic, version, CRC, length and header of a model file of either kind.
+pub fn open(bytes: &[u8]) -> Result<Contents<'_>, FileError> {
+    let format = format_of(bytes)?;
+    let (kind, header, payload) = if *format == FORMAT_V1 {
+        let (header, payload) = format.open(bytes, |h: &Header| h.payload_len(Kind::Float))?;
+        (Kind::Float, header, payload)
+    } else {
+        let (h, payload) = format.open(bytes, |h: &KindHeader| h.header.payload_len(h.kind))?;
+        (h.kind, h.header, payload)
+    };
+    Ok(Contents {
+        version: format.version,
+        kind,
+        header,
+        payload,
+    })
+}
+
+/// Bytes of the file for a float model described by `header`.
+pub fn encoded_len(header: &Header) -> Result<usize, FileError> {
+    let weights = Kind::Float
+        .payload_len(header.hidden, header.blocks)
+        .ok_or(ContainerError::Header)?;
+    Ok(FORMAT_V1.sealed_len(header, weights)?)
+}
+
+/// Bytes of the file for an integer model described by `header`.
+pub fn encoded_quant_len(header: &Header) -> Result<usize, FileError> {
+    let len = Kind::Integer
+        .payload_len(header.hidden, header.blocks)
+        .ok_or(ContainerError::Header)?;
+    Ok(FORMAT_V2.sealed_len(&integer(header), len)?)
+}
+
+fn integer(header: &Header) -> KindHeader {
+    KindHeader {
+        kind: Kind::Integer,
+        header: *header,
+    }
+}
+
+/// Writes the float `model` with `header` into `out` (version 1); returns the bytes
+/// written.
 pub fn encode<const H: usize, const B: usize>(
     model: &Model<H, B>,
     header: &Header,
     out: &mut [u8],
 ) -> Result<usize, FileError> {
-    if header.hidden as usize != H || header.blocks as usize != B {
-        return Err(header.shape_error::<H, B, 0>(true));
-    }
-    let written = FORMAT.seal(header, 4 * Model::<H, B>::PARAMS, out, |weights| {
+    header.check_shape::<H, B>()?;
+    let written = FORMAT_V1.seal(header, 4 * Model::<H, B>::PARAMS, out, |weights| {
         let mut chunks = weights.chunks_exact_mut(4);
         model.for_each_param(|p| {
             if let Some(c) = chunks.next() {
@@ -194,28 +433,93 @@ pub fn encode<const H: usize, const B: usize>(
     Ok(written)
 }
 
-/// Checks everything but the model's shape; returns the header and the weight bytes.
+/// Writes the integer `model` with `header` into `out` (version 2, kind integer); returns
+/// the bytes written. A model that does not [validate](QModel::validate) is refused: no
+/// decoder would read it.
+pub fn encode_quant<const H: usize, const B: usize>(
+    model: &QModel<H, B>,
+    header: &Header,
+    out: &mut [u8],
+) -> Result<usize, FileError> {
+    header.check_shape::<H, B>()?;
+    model.validate().map_err(FileError::Quant)?;
+    let sizes = QuantSizes::new(H as u32, B as u32).ok_or(ContainerError::Header)?;
+    let len = Kind::Integer
+        .payload_len(header.hidden, header.blocks)
+        .ok_or(ContainerError::Header)?;
+    let written = FORMAT_V2.seal(&integer(header), len, out, |payload| {
+        // The payload is exactly the sections' length: every piece is there.
+        let Some([biases, multipliers, weights, shifts, exponents]) =
+            pieces_mut(payload, sizes.lens())
+        else {
+            return;
+        };
+        let (mut bias, mut mult) = (biases.chunks_exact_mut(4), multipliers.chunks_exact_mut(4));
+        let (mut weight, mut shift) = (weights.iter_mut(), shifts.iter_mut());
+        // Each zip runs over the layer's slice first, so it takes exactly that many from the
+        // section.
+        model.for_each_layer(|l| {
+            for (v, c) in l.bias.iter().zip(bias.by_ref()) {
+                c.copy_from_slice(&v.to_le_bytes());
+            }
+            for (v, c) in l.multiplier.iter().zip(mult.by_ref()) {
+                c.copy_from_slice(&v.to_le_bytes());
+            }
+            for (v, c) in l.weight.iter().zip(weight.by_ref()) {
+                *c = v.to_le_bytes()[0];
+            }
+            for (v, c) in l.shift.iter().zip(shift.by_ref()) {
+                *c = *v;
+            }
+        });
+        let mut exponent = exponents.iter_mut();
+        model.for_each_exponent(|e| {
+            if let Some(c) = exponent.next() {
+                *c = e;
+            }
+        });
+    })?;
+    Ok(written)
+}
+
+/// Checks everything but the model's shape of a float model file; returns the header and
+/// the weight bytes. An integer file is a [`FileError::Kind`].
 pub fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), FileError> {
-    FORMAT.open(bytes, Header::payload_len)
+    let c = open(bytes)?.expect(Kind::Float)?;
+    Ok((c.header, c.payload))
+}
+
+/// Where the header of a model file starting with `prefix` ends, once `prefix` holds its
+/// preamble (see [`Format::header_end`]); `None` for a shorter prefix, a foreign file or an
+/// unknown version.
+pub fn header_end(prefix: &[u8]) -> Option<usize> {
+    format_of(prefix).ok()?.header_end(prefix)
 }
 
 /// The length of the model file whose first bytes are `prefix`, once they hold its whole
-/// header (see [`Format::expected_len`]): how far a reader needs to read. Only the shape is
-/// looked at; the decoder judges the rest of the header.
+/// header (see [`Format::expected_len`]): how far a reader needs to read. Only the kind and
+/// the shape are looked at; the decoder judges the rest of the header.
 pub fn expected_len(prefix: &[u8]) -> Option<usize> {
-    FORMAT.expected_len(prefix, |h: &Header| h.params()?.checked_mul(4))
+    let format = format_of(prefix).ok()?;
+    if *format == FORMAT_V1 {
+        format.expected_len(prefix, |h: &Header| {
+            Kind::Float.payload_len(h.hidden, h.blocks)
+        })
+    } else {
+        format.expected_len(prefix, |h: &KindHeader| {
+            h.kind.payload_len(h.header.hidden, h.header.blocks)
+        })
+    }
 }
 
-/// Decodes a whole file into `model` (caller-owned: a `static`, a `Box`, a stack slot).
-/// `model` is untouched unless the result is `Ok`.
+/// Decodes a whole float model file into `model` (caller-owned: a `static`, a `Box`, a
+/// stack slot). `model` is untouched unless the result is `Ok`.
 pub fn decode_into<const H: usize, const B: usize>(
     bytes: &[u8],
     model: &mut Model<H, B>,
 ) -> Result<Header, FileError> {
     let (header, weights) = read_header(bytes)?;
-    if header.hidden as usize != H || header.blocks as usize != B {
-        return Err(header.shape_error::<H, B, 0>(true));
-    }
+    header.check_shape::<H, B>()?;
     let value = |c: &[u8]| f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
     if let Some(index) = weights.chunks_exact(4).position(|c| !value(c).is_finite()) {
         return Err(FileError::NonFinite { index });
@@ -227,4 +531,85 @@ pub fn decode_into<const H: usize, const B: usize>(
         }
     });
     Ok(header)
+}
+
+/// Decodes a whole integer model file into `model` (caller-owned, as for
+/// [`decode_into`]). Every check, [`QModel::validate`]'s included, runs on the bytes
+/// before anything is written: `model` is untouched unless the result is `Ok`, and then
+/// it validates.
+pub fn decode_quant_into<const H: usize, const B: usize>(
+    bytes: &[u8],
+    model: &mut QModel<H, B>,
+) -> Result<Header, FileError> {
+    let c = open(bytes)?.expect(Kind::Integer)?;
+    c.header.check_shape::<H, B>()?;
+    let sizes = QuantSizes::new(H as u32, B as u32).ok_or(ContainerError::Header)?;
+    // open() checked the length against the header, whose shape is H, B.
+    let sections = pieces(c.payload, sizes.lens()).ok_or(ContainerError::Header)?;
+    check_quant(model, sections).map_err(FileError::Quant)?;
+    let [biases, multipliers, weights, shifts, exponents] = sections;
+    let (mut bias, mut mult) = (biases.chunks_exact(4), multipliers.chunks_exact(4));
+    let (mut weight, mut shift) = (weights.iter(), shifts.iter());
+    model.for_each_layer_mut(|l| {
+        for (v, c) in l.bias.iter_mut().zip(bias.by_ref()) {
+            *v = le_i32(c);
+        }
+        for (v, c) in l.multiplier.iter_mut().zip(mult.by_ref()) {
+            *v = le_i32(c);
+        }
+        for (v, c) in l.weight.iter_mut().zip(weight.by_ref()) {
+            *v = i8::from_le_bytes([*c]);
+        }
+        for (v, c) in l.shift.iter_mut().zip(shift.by_ref()) {
+            *v = *c;
+        }
+    });
+    set_exponents(model, exponents);
+    Ok(c.header)
+}
+
+fn set_exponents<const H: usize, const B: usize>(model: &mut QModel<H, B>, bytes: &[u8]) {
+    let mut byte = bytes.iter();
+    model.for_each_exponent_mut(|e| {
+        if let Some(&b) = byte.next() {
+            *e = b;
+        }
+    });
+}
+
+/// [`QModel::validate`] on an integer payload's sections, before they are decoded: the
+/// same checks in the same order, so the same error. `shapes` (the destination, not yet
+/// written) gives each layer's name and sizes.
+fn check_quant<const H: usize, const B: usize>(
+    shapes: &QModel<H, B>,
+    [biases, _, weights, shifts, exponents]: [&[u8]; 5],
+) -> Result<(), QuantError> {
+    // The exponents are checked by validate() itself, on a model of no units: it holds
+    // every exponent and no parameters (H = 0), so it fits any stack.
+    let mut exps = QModel::<0, B>::ZERO;
+    set_exponents(&mut exps, exponents);
+    exps.validate()?;
+    let (mut bias, mut weight, mut shift) = (biases.chunks_exact(4), weights.iter(), shifts.iter());
+    let mut result = Ok(());
+    shapes.for_each_layer(|l| {
+        // Every layer before the first bad one reads its whole share of each section; from
+        // the first bad value on, nothing more is judged.
+        if result.is_ok()
+            && !(bias
+                .by_ref()
+                .take(l.bias.len())
+                .all(|c| bias_in_range(le_i32(c)))
+                && weight
+                    .by_ref()
+                    .take(l.weight.len())
+                    .all(|&w| weight_in_range(i8::from_le_bytes([w])))
+                && shift
+                    .by_ref()
+                    .take(l.shift.len())
+                    .all(|&s| shift_in_range(s)))
+        {
+            result = Err(QuantError::Parameters { layer: l.layer });
+        }
+    });
+    result
 }

@@ -1,11 +1,13 @@
-//! The model file decoder against every malformed input we can enumerate: each truncation,
-//! each single-bit flip, foreign magic/version/shape, non-finite weights, arbitrary bytes.
-//! It must return a typed error — never panic, never a silently different model.
+//! The model file decoders, float and integer, against every malformed input we can
+//! enumerate: each truncation, each single-bit flip, foreign magic/version/kind/shape,
+//! non-finite weights, integer parameters and exponents out of range, arbitrary bytes. They
+//! must return a typed error — never panic, never a silently different model.
 
 use proptest::prelude::*;
 use tinyddpm_core::ContainerError as C;
-use tinyddpm_core::file::{self, FileError, Header, MAGIC};
-use tinyddpm_core::{Model, Sampler, ScheduleKind, Spacing};
+use tinyddpm_core::file::{self, FileError, Header, Kind, MAGIC};
+use tinyddpm_core::quant::{Gelu, QBlock, QLinear};
+use tinyddpm_core::{Layer, Model, QModel, QuantError, Sampler, ScheduleKind, Spacing};
 
 type Small = Model<4, 1>;
 
@@ -141,13 +143,21 @@ fn foreign_magic_version_shape_and_weights_get_their_own_errors() {
     );
 
     let mut bad = good.clone();
-    bad[8] = 2;
+    bad[8] = 3;
     assert_eq!(
         file::decode_into(&bad, &mut dst),
-        Err(FileError::Container(C::UnsupportedVersion {
-            found: 2,
-            supported: 1
-        }))
+        Err(FileError::Version { found: 3 })
+    );
+    assert_eq!(
+        FileError::Version { found: 3 }.to_string(),
+        "model file format version 3, this build reads versions 1 and 2"
+    );
+    // A version 1 header read as version 2: its first field is no kind.
+    bad[8] = 2;
+    reseal(&mut bad);
+    assert_eq!(
+        file::decode_into(&bad, &mut dst),
+        Err(FileError::Container(C::Header))
     );
 
     let mut wrong_shape = Model::<4, 2>::ZERO;
@@ -249,7 +259,15 @@ fn committed_model_files_encode_to_the_same_bytes() {
             other => panic!("{name}: unexpected shape {other:?}"),
         };
         assert!(again == bytes, "{name} encodes differently");
+        assert_eq!(file::open(&bytes).unwrap().version, 1, "{name}");
     }
+    // The fuzzer's integer seed, likewise.
+    let bytes = std::fs::read(format!("{root}/core/fuzz/seeds/decode/tiny-4x1-int.tdm")).unwrap();
+    let mut model = QModel::<4, 1>::ZERO;
+    let header = file::decode_quant_into(&bytes, &mut model).unwrap();
+    let mut again = vec![0u8; file::encoded_quant_len(&header).unwrap()];
+    file::encode_quant(&model, &header, &mut again).unwrap();
+    assert!(again == bytes, "the integer seed encodes differently");
 }
 
 /// A second format in the container, as the trainer's checkpoint uses it: payload right
@@ -400,5 +418,498 @@ proptest! {
             prop_assert_eq!(dst, Small::ZERO);
         }
         let _ = file::read_header(&bytes);
+    }
+}
+
+/// Integer model files: version 2, kind integer, the payload of the module docs.
+mod integer {
+    use super::*;
+
+    type SmallQ = QModel<4, 1>;
+
+    /// A valid model whose every parameter differs from its neighbours (so a field read at
+    /// the wrong place shows), with the extreme values the format allows.
+    fn small_qmodel() -> SmallQ {
+        let mut m = SmallQ::ZERO;
+        let mut i = 0i64;
+        let mut next = || {
+            i += 1;
+            i
+        };
+        m.for_each_layer_mut(|l| {
+            for w in l.weight.iter_mut() {
+                *w = (next() * 37 % 255 - 127) as i8;
+            }
+            for b in l.bias.iter_mut() {
+                *b = ((next() * 7_654_321) % (2 << 30) - (1 << 30)) as i32;
+            }
+            for m in l.multiplier.iter_mut() {
+                *m = (1 << 30) + (next() * 1_234_567) as i32;
+            }
+            for s in l.shift.iter_mut() {
+                *s = (next() % 63) as u8;
+            }
+        });
+        m.time_in.weight[0][0] = -127;
+        m.time_out.bias[1] = -(1 << 30);
+        m.input.bias[2] = 1 << 30;
+        m.output.shift[1] = 62;
+        m.output.multiplier[0] = i32::MIN;
+        m.input_exp = 12;
+        m.stream_exp = 10;
+        m.output_exp = 13;
+        m.time_act = Gelu {
+            pre_exp: 11,
+            post_exp: 14,
+        };
+        m.input_pre_exp = 9;
+        m.blocks[0].act = Gelu {
+            pre_exp: 8,
+            post_exp: 20,
+        };
+        m.blocks[0].second_pre_exp = 7;
+        m.validate().unwrap();
+        m
+    }
+
+    fn encoded_q(m: &SmallQ) -> Vec<u8> {
+        let h = header::<4, 1>();
+        let mut out = vec![0u8; file::encoded_quant_len(&h).unwrap()];
+        assert_eq!(file::encode_quant(m, &h, &mut out).unwrap(), out.len());
+        out
+    }
+
+    /// A layer's weights, biases, multipliers and shifts.
+    type Parts<'a> = (&'a [i8], &'a [i32], &'a [i32], &'a [u8]);
+
+    /// Every layer's parts in state_dict order, spelled out field by field.
+    fn layers<const H: usize, const B: usize>(m: &QModel<H, B>) -> Vec<Parts<'_>> {
+        fn parts<const I: usize, const O: usize>(l: &QLinear<I, O>) -> Parts<'_> {
+            (l.weight.as_flattened(), &l.bias, &l.multiplier, &l.shift)
+        }
+        let mut all = vec![parts(&m.time_in), parts(&m.time_out), parts(&m.input)];
+        for b in &m.blocks {
+            all.extend([parts(&b.first), parts(&b.second)]);
+        }
+        all.push(parts(&m.output));
+        all
+    }
+
+    /// The documented layout written out field by field, independently of the encoder (and
+    /// of any check: corrupt models are written with it too).
+    fn documented<const H: usize, const B: usize>(m: &QModel<H, B>, h: &Header) -> Vec<u8> {
+        let mut head = [0u8; 64];
+        let head = postcard::to_slice(&(Kind::Integer, *h), &mut head).unwrap();
+        assert_eq!(head[0], 1, "kind integer is the varint 1");
+        let mut out = b"TINYDDPM".to_vec();
+        out.extend_from_slice(&2u16.to_le_bytes());
+        out.extend_from_slice(&(head.len() as u16).to_le_bytes());
+        out.extend_from_slice(head);
+        out.resize(out.len().next_multiple_of(16), 0);
+        let layers = layers(m);
+        for (_, b, _, _) in &layers {
+            b.iter()
+                .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+        }
+        for (_, _, mul, _) in &layers {
+            mul.iter()
+                .for_each(|v| out.extend_from_slice(&v.to_le_bytes()));
+        }
+        for (w, _, _, _) in &layers {
+            out.extend(w.iter().map(|&v| v as u8));
+        }
+        for (_, _, _, s) in &layers {
+            out.extend_from_slice(s);
+        }
+        out.extend([m.input_exp, m.stream_exp, m.output_exp]);
+        out.extend([m.time_act.pre_exp, m.time_act.post_exp, m.input_pre_exp]);
+        for b in &m.blocks {
+            out.extend([b.act.pre_exp, b.act.post_exp, b.second_pre_exp]);
+        }
+        let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC).checksum(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn round_trip_is_exact_and_the_encoding_is_the_documented_layout() {
+        let m = small_qmodel();
+        let bytes = encoded_q(&m);
+        assert_eq!(bytes, documented(&m, &header::<4, 1>()));
+        let mut back = SmallQ::ZERO;
+        assert_eq!(
+            file::decode_quant_into(&bytes, &mut back).unwrap(),
+            header::<4, 1>()
+        );
+        assert_eq!(back, m);
+        let c = file::open(&bytes).unwrap();
+        assert_eq!((c.version, c.kind), (2, Kind::Integer));
+        assert_eq!(c.payload.len(), SmallQ::BYTES + SmallQ::EXPONENTS);
+        // the biases start the 16-byte aligned payload
+        let start = bytes.len() - 4 - c.payload.len();
+        assert_eq!(start % 16, 0);
+        assert_eq!(bytes[start..start + 4], m.time_in.bias[0].to_le_bytes());
+        assert_eq!(file::expected_len(&bytes), Some(bytes.len()));
+        let header_len = usize::from(u16::from_le_bytes([bytes[10], bytes[11]]));
+        assert_eq!(file::header_end(&bytes), Some(12 + header_len));
+        assert_eq!(start, (12 + header_len).next_multiple_of(16));
+    }
+
+    #[test]
+    fn payload_sizes_are_the_models() {
+        fn check<const H: usize, const B: usize>() {
+            assert_eq!(
+                Kind::Integer.payload_len(H as u32, B as u32),
+                Some(QModel::<H, B>::BYTES + QModel::<H, B>::EXPONENTS),
+                "H={H} B={B}"
+            );
+            let mut n = 0;
+            QModel::<H, B>::ZERO.for_each_exponent(|_| n += 1);
+            assert_eq!(n, QModel::<H, B>::EXPONENTS);
+        }
+        check::<4, 1>();
+        check::<32, 2>();
+        check::<128, 3>();
+        check::<7, 0>();
+        assert_eq!(Kind::Integer.payload_len(u32::MAX, u32::MAX), None);
+        assert_eq!(
+            Kind::Integer.payload_len(0, u32::MAX).map(|n| n > 0),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn seed_sized_integer_model_round_trips() {
+        let mut m = Box::new(tinyddpm_core::QSeedModel::ZERO);
+        *m = QModel {
+            time_act: small_qmodel().time_act,
+            input_exp: 12,
+            input_pre_exp: 9,
+            stream_exp: 10,
+            output_exp: 13,
+            ..tinyddpm_core::QSeedModel::ZERO
+        };
+        let mut i = 0u32;
+        m.for_each_layer_mut(|l| {
+            for w in l.weight.iter_mut() {
+                i = i.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                *w = ((i >> 24) as u8 as i8).max(-127);
+            }
+            l.multiplier.fill(1 << 30);
+            l.shift.fill(40);
+        });
+        for b in m.blocks.iter_mut() {
+            *b = QBlock {
+                act: small_qmodel().blocks[0].act,
+                second_pre_exp: 7,
+                ..b.clone()
+            };
+        }
+        let h = header::<128, 3>();
+        let mut bytes = vec![0u8; file::encoded_quant_len(&h).unwrap()];
+        file::encode_quant(&*m, &h, &mut bytes).unwrap();
+        assert!(bytes.len() > tinyddpm_core::QSeedModel::BYTES);
+        assert!(bytes == documented(&*m, &h));
+        let mut back = Box::new(tinyddpm_core::QSeedModel::ZERO);
+        file::decode_quant_into(&bytes, &mut back).unwrap();
+        assert!(*back == *m);
+        for cut in [0, 11, 12, 100, 4096, bytes.len() / 2, bytes.len() - 1] {
+            assert!(file::decode_quant_into(&bytes[..cut], &mut back).is_err());
+        }
+    }
+
+    #[test]
+    fn every_truncation_and_bit_flip_is_an_error_and_leaves_the_model_untouched() {
+        let good = encoded_q(&small_qmodel());
+        for len in 0..good.len() {
+            let mut dst = SmallQ::ZERO;
+            let err = file::decode_quant_into(&good[..len], &mut dst).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    FileError::Container(C::Truncated { .. } | C::Checksum { .. } | C::BadMagic)
+                ),
+                "len {len}: {err:?}"
+            );
+            assert_eq!(dst, SmallQ::ZERO, "len {len}");
+        }
+        for byte in 0..good.len() {
+            for bit in 0..8 {
+                let mut bad = good.clone();
+                bad[byte] ^= 1 << bit;
+                let mut dst = SmallQ::ZERO;
+                assert!(
+                    file::decode_quant_into(&bad, &mut dst).is_err(),
+                    "byte {byte} bit {bit}"
+                );
+                assert_eq!(dst, SmallQ::ZERO);
+            }
+        }
+    }
+
+    /// A corrupt model written in the documented layout with a correct CRC: the decoder
+    /// must give the error `validate()` gives for it, named, and write nothing.
+    fn rejected(edit: impl FnOnce(&mut SmallQ)) -> QuantError {
+        let mut m = small_qmodel();
+        edit(&mut m);
+        let want = m.validate().unwrap_err();
+        let mut dst = SmallQ::ZERO;
+        let got = file::decode_quant_into(&documented(&m, &header::<4, 1>()), &mut dst);
+        assert_eq!(got, Err(FileError::Quant(want)));
+        assert_eq!(dst, SmallQ::ZERO);
+        let mut buf = vec![0u8; 4096];
+        assert_eq!(
+            file::encode_quant(&m, &header::<4, 1>(), &mut buf),
+            Err(FileError::Quant(want)),
+            "the encoder refuses it too"
+        );
+        want
+    }
+
+    #[test]
+    fn parameters_and_exponents_out_of_range_are_typed_errors() {
+        let layer = |e| match e {
+            QuantError::Parameters { layer } => layer,
+            other => panic!("{other:?}"),
+        };
+        let block = |i| Layer::BlockSecond(i);
+        assert_eq!(
+            layer(rejected(|m| m.blocks[0].second.weight[1][2] = -128)),
+            block(0)
+        );
+        assert_eq!(
+            layer(rejected(|m| m.time_in.weight[3][0] = -128)),
+            Layer::TimeIn
+        );
+        assert_eq!(layer(rejected(|m| m.output.shift[1] = 63)), Layer::Output);
+        assert_eq!(layer(rejected(|m| m.input.shift[0] = 255)), Layer::Input);
+        assert_eq!(
+            layer(rejected(|m| m.time_out.bias[3] = (1 << 30) + 1)),
+            Layer::TimeOut
+        );
+        assert_eq!(
+            layer(rejected(|m| m.blocks[0].first.bias[0] = i32::MIN)),
+            Layer::BlockFirst(0)
+        );
+        // the first bad layer is named, wherever its bad value lies in the file
+        let two = rejected(|m| {
+            m.output.weight[0][0] = -128;
+            m.input.shift[3] = 99;
+        });
+        assert_eq!(layer(two), Layer::Input);
+        assert_eq!(
+            rejected(|m| m.input_exp = 25),
+            QuantError::Exponent {
+                name: "input_exp",
+                value: 25
+            }
+        );
+        assert_eq!(
+            rejected(|m| m.output_exp = 255),
+            QuantError::Exponent {
+                name: "output_exp",
+                value: 255
+            }
+        );
+        assert!(matches!(
+            rejected(|m| m.time_act.pre_exp = 5),
+            QuantError::Gelu {
+                layer: Layer::TimeIn,
+                pre_exp: 5,
+                ..
+            }
+        ));
+        assert!(matches!(
+            rejected(|m| m.blocks[0].act.post_exp = 21),
+            QuantError::Gelu {
+                layer: Layer::BlockFirst(0),
+                pre_exp: 8,
+                post_exp: 21
+            }
+        ));
+        // the stream's exponent pairs with the second layer's pre-activation
+        assert!(matches!(
+            rejected(|m| m.blocks[0].second_pre_exp = 11),
+            QuantError::Gelu {
+                layer: Layer::BlockSecond(0),
+                ..
+            }
+        ));
+        let e = FileError::Quant(QuantError::Parameters {
+            layer: Layer::Output,
+        });
+        assert!(
+            e.to_string()
+                .starts_with("model file holds an invalid integer model: Output has"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_decoder_of_one_kind_names_the_other() {
+        let int = encoded_q(&small_qmodel());
+        let float = encoded(&small_model());
+        let (mut f, mut q) = (Small::ZERO, SmallQ::ZERO);
+        let want = FileError::Kind {
+            found: Kind::Integer,
+            expected: Kind::Float,
+        };
+        assert_eq!(file::decode_into(&int, &mut f), Err(want));
+        assert_eq!(file::read_header(&int), Err(want));
+        assert_eq!(
+            want.to_string(),
+            "model file holds an integer model, not a float model"
+        );
+        let want = FileError::Kind {
+            found: Kind::Float,
+            expected: Kind::Integer,
+        };
+        assert_eq!(file::decode_quant_into(&float, &mut q), Err(want));
+        assert_eq!(
+            want.to_string(),
+            "model file holds a float model, not an integer model"
+        );
+        assert_eq!((f, q), (Small::ZERO, SmallQ::ZERO));
+        let c = file::open(&float).unwrap();
+        assert_eq!((c.version, c.kind), (1, Kind::Float));
+    }
+
+    /// Headers edited under a correct CRC: kind, version, shape.
+    #[test]
+    fn corrupt_headers_are_rejected() {
+        let good = encoded_q(&small_qmodel());
+        let mut dst = SmallQ::ZERO;
+        // the kind (the header's first byte): float, with an integer payload's length
+        let mut bad = good.clone();
+        bad[12] = 0;
+        reseal(&mut bad);
+        assert!(matches!(
+            file::decode_quant_into(&bad, &mut dst),
+            Err(FileError::Container(C::Length { .. }))
+        ));
+        // no such kind
+        bad[12] = 2;
+        reseal(&mut bad);
+        assert_eq!(
+            file::decode_quant_into(&bad, &mut dst),
+            Err(FileError::Container(C::Header))
+        );
+        // an integer file read as version 1: the kind byte becomes H
+        let mut bad = good.clone();
+        bad[8] = 1;
+        reseal(&mut bad);
+        assert!(file::decode_quant_into(&bad, &mut dst).is_err());
+        let mut bad = good.clone();
+        bad[8] = 7;
+        assert_eq!(
+            file::decode_quant_into(&bad, &mut dst),
+            Err(FileError::Version { found: 7 })
+        );
+        // another shape
+        let mut other = QModel::<4, 2>::ZERO;
+        assert!(matches!(
+            file::decode_quant_into(&good, &mut other),
+            Err(FileError::Shape {
+                blocks: 1,
+                want_blocks: 2,
+                ..
+            })
+        ));
+        let mut buf = vec![0u8; 8192];
+        assert!(matches!(
+            file::encode_quant(&small_qmodel(), &header::<8, 1>(), &mut buf),
+            Err(FileError::Shape { .. })
+        ));
+        assert!(matches!(
+            file::encode_quant(&small_qmodel(), &header::<4, 1>(), &mut buf[..100]),
+            Err(FileError::Container(C::BufferTooSmall { .. }))
+        ));
+        // a header a float file would be refused for: a sampler its schedule cannot run
+        let mut h = header::<4, 1>();
+        h.sampler = Sampler::Ddim {
+            steps: 5000,
+            eta: 0.0,
+            spacing: Spacing::Linspace,
+            clip: false,
+        };
+        assert!(matches!(
+            file::decode_quant_into(&documented(&small_qmodel(), &h), &mut dst),
+            Err(FileError::Sampler(_))
+        ));
+        assert_eq!(dst, SmallQ::ZERO);
+    }
+
+    /// Version 2 can say "float": the same payload as version 1, the same model.
+    #[test]
+    fn a_version_2_float_file_reads_as_its_version_1_twin() {
+        use tinyddpm_core::container::Format;
+        let m = small_model();
+        let h = header::<4, 1>();
+        let v2 = Format {
+            magic: MAGIC,
+            version: 2,
+            align: 16,
+        };
+        let mut bytes = vec![0u8; 4096];
+        let n = v2
+            .seal(&(Kind::Float, h), 4 * Small::PARAMS, &mut bytes, |p| {
+                let mut chunks = p.chunks_exact_mut(4);
+                m.for_each_param(|v| chunks.next().unwrap().copy_from_slice(&v.to_le_bytes()));
+            })
+            .unwrap();
+        bytes.truncate(n);
+        let mut back = Small::ZERO;
+        assert_eq!(file::decode_into(&bytes, &mut back), Ok(h));
+        assert_eq!(back, m);
+        assert_eq!(file::open(&bytes).unwrap().version, 2);
+        assert_eq!(file::expected_len(&bytes), Some(bytes.len()));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+
+        /// Version 2 bodies, correctly sealed: arbitrary headers, kinds and payloads.
+        #[test]
+        fn arbitrary_sealed_version_2_bodies_never_panic(
+            body in proptest::collection::vec(any::<u8>(), 0..700),
+            header_len in 0u16..80,
+        ) {
+            let mut bytes = MAGIC.to_vec();
+            bytes.extend_from_slice(&2u16.to_le_bytes());
+            bytes.extend_from_slice(&header_len.to_le_bytes());
+            bytes.extend_from_slice(&body);
+            bytes.extend_from_slice(&[0; 4]);
+            reseal(&mut bytes);
+            let mut dst = SmallQ::ZERO;
+            if file::decode_quant_into(&bytes, &mut dst).is_err() {
+                prop_assert_eq!(dst, SmallQ::ZERO);
+            }
+            let mut f = Small::ZERO;
+            let _ = file::decode_into(&bytes, &mut f);
+            let _ = file::open(&bytes);
+            let _ = file::expected_len(&bytes);
+        }
+
+        /// A valid integer file with arbitrary payload bytes (sealed): decodes to a model
+        /// that validates, or is refused with the model untouched.
+        #[test]
+        fn arbitrary_integer_payloads_decode_valid_or_not_at_all(
+            seed in proptest::collection::vec(any::<u8>(), 0..40),
+            at in 0usize..200,
+        ) {
+            let mut bytes = encoded_q(&small_qmodel());
+            let start = bytes.len() - 4 - SmallQ::BYTES - SmallQ::EXPONENTS;
+            for (i, b) in seed.iter().enumerate() {
+                let k = start + (at + i * 7) % (bytes.len() - 4 - start);
+                bytes[k] = *b;
+            }
+            reseal(&mut bytes);
+            let mut dst = SmallQ::ZERO;
+            match file::decode_quant_into(&bytes, &mut dst) {
+                Ok(_) => prop_assert_eq!(dst.validate(), Ok(())),
+                Err(FileError::Quant(_)) => prop_assert_eq!(dst, SmallQ::ZERO),
+                Err(e) => prop_assert!(false, "{e:?}"),
+            }
+        }
     }
 }

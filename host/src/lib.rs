@@ -4,7 +4,6 @@
 
 pub mod atomic;
 pub mod batch;
-pub mod convert;
 pub mod csv;
 pub mod cuda;
 pub mod data;
@@ -12,4 +11,5 @@ pub mod eval;
 pub mod modelfile;
 pub mod plot;
 pub mod quantize;
+pub mod state_dict;
 pub mod train;

@@ -1,4 +1,5 @@
-//! `tinyddpm`: train, sample, evaluate, plot, import and export the Swiss-roll diffusion model.
+//! `tinyddpm`: train, sample, evaluate, plot, import, export and quantize the Swiss-roll
+//! diffusion model.
 //!
 //! This file holds the command line (clap) and the error edge: every failure becomes one line
 //! on stderr and a non-zero exit status (2 for a usage error, 130 after Ctrl-C, 1 otherwise).
@@ -35,9 +36,12 @@ enum Command {
     /// Show a model file's header, parameter count and size.
     Inspect(cli::inspect::InspectArgs),
     /// Convert a PyTorch state dict (safetensors) of the seed notebook's model to a model file.
-    Import(cli::convert::ImportArgs),
+    Import(cli::state_dict::ImportArgs),
     /// Write a model file's weights as a PyTorch state dict (safetensors).
-    Export(cli::convert::ExportArgs),
+    Export(cli::state_dict::ExportArgs),
+    /// Quantize a float model file to an integer one (int8 weights), calibrated on
+    /// forward-process samples; prints each layer's scales and clipping.
+    Quantize(cli::quantize::QuantizeArgs),
     /// The whole job in one go: train, sample, evaluate and draw every figure into one folder.
     Demo(cli::demo::DemoArgs),
 }
@@ -116,8 +120,9 @@ fn main() -> ExitCode {
         Command::Eval(args) => cli::eval::run(&args),
         Command::Plot(command) => cli::plot::run(&command),
         Command::Inspect(args) => cli::inspect::run(&args),
-        Command::Import(args) => cli::convert::import(&args),
-        Command::Export(args) => cli::convert::export(&args),
+        Command::Import(args) => cli::state_dict::import(&args),
+        Command::Export(args) => cli::state_dict::export(&args),
+        Command::Quantize(args) => cli::quantize::run(&args),
         Command::Demo(args) => cli::demo::run(&args),
     };
     match result {

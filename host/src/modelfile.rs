@@ -1,5 +1,5 @@
-//! Model files on disk: the core's format ([`tinyddpm_core::file`]) read into a boxed model
-//! and written atomically.
+//! Model files on disk: the core's format ([`tinyddpm_core::file`]) read into a boxed model,
+//! float or integer, and written atomically.
 //!
 //! A file is read no further than its header allows ([`read_bytes`], through
 //! [`read_bounded`], which the training checkpoint shares): the preamble and the header come
@@ -11,8 +11,8 @@ use std::io::Read;
 use std::path::Path;
 
 use tinyddpm_core::container::{Format, PREAMBLE};
-use tinyddpm_core::file::{self, FileError, Header};
-use tinyddpm_core::{Model, Schedule};
+use tinyddpm_core::file::{self, FileError, Header, Kind};
+use tinyddpm_core::{Model, QModel, Schedule};
 
 use crate::batch::{self, Init, Request};
 
@@ -45,7 +45,7 @@ pub enum ModelFileError {
         /// The file.
         path: String,
     },
-    /// The bytes are not a valid model of the expected shape.
+    /// The bytes are not a valid model of the expected kind and shape.
     #[error("{path}: {source}")]
     Format {
         /// The file.
@@ -53,6 +53,28 @@ pub enum ModelFileError {
         /// What the core's decoder found.
         source: FileError,
     },
+    /// An integer model where a float one is read.
+    #[error(
+        "{path} holds an integer model (made by `tinyddpm quantize`); this command reads float models only"
+    )]
+    Integer {
+        /// The file.
+        path: String,
+    },
+}
+
+impl ModelFileError {
+    /// The core's error about the file at `path`.
+    fn format(path: &Path, source: FileError) -> Self {
+        let path = path.display().to_string();
+        match source {
+            FileError::Kind {
+                found: Kind::Integer,
+                expected: Kind::Float,
+            } => Self::Integer { path },
+            source => Self::Format { path, source },
+        }
+    }
 }
 
 /// A zeroed model on the heap (466 KB for the seed size: too big for small stacks).
@@ -85,6 +107,17 @@ pub(crate) fn read_bounded(
     cap: u64,
     expected_len: impl FnOnce(&[u8]) -> Option<usize>,
 ) -> Result<Vec<u8>, ReadError> {
+    read_bounded_by(path, |p| format.header_end(p), cap, expected_len)
+}
+
+/// [`read_bounded`] for a file whose header ends where `header_end` finds it (a format of
+/// several versions).
+fn read_bounded_by(
+    path: &Path,
+    header_end: impl FnOnce(&[u8]) -> Option<usize>,
+    cap: u64,
+    expected_len: impl FnOnce(&[u8]) -> Option<usize>,
+) -> Result<Vec<u8>, ReadError> {
     let mut file = std::fs::File::open(path).map_err(ReadError::Io)?;
     let mut bytes = Vec::new();
     let mut read_to = |bytes: &mut Vec<u8>, len: u64| {
@@ -95,7 +128,7 @@ pub(crate) fn read_bounded(
             .map_err(ReadError::Io)
     };
     read_to(&mut bytes, PREAMBLE as u64)?;
-    let Some(header_end) = format.header_end(&bytes) else {
+    let Some(header_end) = header_end(&bytes) else {
         return Ok(bytes);
     };
     read_to(&mut bytes, header_end as u64)?;
@@ -116,7 +149,8 @@ pub(crate) fn read_bounded(
 /// to the core's decoder to judge.
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>, ModelFileError> {
     let name = || path.display().to_string();
-    read_bounded(path, &file::FORMAT, MAX_FILE_BYTES, file::expected_len).map_err(|e| match e {
+    let read = read_bounded_by(path, file::header_end, MAX_FILE_BYTES, file::expected_len);
+    read.map_err(|e| match e {
         ReadError::Io(source) => ModelFileError::Io {
             path: name(),
             source,
@@ -129,29 +163,49 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>, ModelFileError> {
     })
 }
 
-/// Reads a model file of shape `H`, `B`.
+/// Reads a float model file of shape `H`, `B`.
 pub fn load<const H: usize, const B: usize>(
     path: &Path,
 ) -> Result<(Box<Model<H, B>>, Header), ModelFileError> {
     let bytes = read_bytes(path)?;
     let mut model = boxed_zero::<H, B>();
     let header =
-        file::decode_into(&bytes, &mut model).map_err(|source| ModelFileError::Format {
-            path: path.display().to_string(),
-            source,
-        })?;
+        file::decode_into(&bytes, &mut model).map_err(|e| ModelFileError::format(path, e))?;
     Ok((model, header))
 }
 
-/// Reads only a model file's header (any shape), after the core has checked the whole file.
-pub fn read_header(path: &Path) -> Result<Header, ModelFileError> {
+/// Reads an integer model file of shape `H`, `B`.
+pub fn load_quant<const H: usize, const B: usize>(
+    path: &Path,
+) -> Result<(Box<QModel<H, B>>, Header), ModelFileError> {
     let bytes = read_bytes(path)?;
-    file::read_header(&bytes)
-        .map(|(h, _)| h)
-        .map_err(|source| ModelFileError::Format {
-            path: path.display().to_string(),
-            source,
-        })
+    let mut model = Box::new(QModel::ZERO);
+    let header =
+        file::decode_quant_into(&bytes, &mut model).map_err(|e| ModelFileError::format(path, e))?;
+    Ok((model, header))
+}
+
+/// Reads only a float model file's header (any shape), after the core has checked the whole
+/// file.
+pub fn read_header(path: &Path) -> Result<Header, ModelFileError> {
+    match read_kind(path)? {
+        (Kind::Float, header) => Ok(header),
+        (found, _) => Err(ModelFileError::format(
+            path,
+            FileError::Kind {
+                found,
+                expected: Kind::Float,
+            },
+        )),
+    }
+}
+
+/// Reads a model file's kind and header (any kind, any shape), after the core has checked
+/// the whole file but its parameters' values.
+pub fn read_kind(path: &Path) -> Result<(Kind, Header), ModelFileError> {
+    let bytes = read_bytes(path)?;
+    let contents = file::open(&bytes).map_err(|e| ModelFileError::format(path, e))?;
+    Ok((contents.kind, contents.header))
 }
 
 /// Where a model's output is not finite, if anywhere it is probed: ε̂ at a few inputs (the
@@ -207,16 +261,37 @@ pub fn encode<const H: usize, const B: usize>(
     Ok(bytes)
 }
 
-/// Writes a model file atomically (temporary file + rename).
+/// Encodes an integer model with its header into bytes.
+pub fn encode_quant<const H: usize, const B: usize>(
+    model: &QModel<H, B>,
+    header: &Header,
+) -> Result<Vec<u8>, FileError> {
+    let mut bytes = vec![0u8; file::encoded_quant_len(header)?];
+    let n = file::encode_quant(model, header, &mut bytes)?;
+    bytes.truncate(n);
+    Ok(bytes)
+}
+
+/// Writes a float model file atomically (temporary file + rename).
 pub fn save<const H: usize, const B: usize>(
     path: &Path,
     model: &Model<H, B>,
     header: &Header,
 ) -> Result<(), ModelFileError> {
-    let bytes = encode(model, header).map_err(|source| ModelFileError::Format {
-        path: path.display().to_string(),
-        source,
-    })?;
+    write(path, encode(model, header))
+}
+
+/// Writes an integer model file atomically.
+pub fn save_quant<const H: usize, const B: usize>(
+    path: &Path,
+    model: &QModel<H, B>,
+    header: &Header,
+) -> Result<(), ModelFileError> {
+    write(path, encode_quant(model, header))
+}
+
+fn write(path: &Path, bytes: Result<Vec<u8>, FileError>) -> Result<(), ModelFileError> {
+    let bytes = bytes.map_err(|e| ModelFileError::format(path, e))?;
     crate::atomic::write(path, &bytes).map_err(|source| ModelFileError::Io {
         path: path.display().to_string(),
         source,
@@ -253,6 +328,53 @@ mod tests {
         );
         std::fs::write(&path, &bytes[..7]).unwrap();
         assert_eq!(read_bytes(&path).unwrap(), &bytes[..7]);
+    }
+
+    /// A valid integer model: every exponent 6 (each GELU 2^-6 → 2^-6), parameters 1.
+    fn small_qmodel() -> Box<QModel<4, 1>> {
+        let mut q = Box::new(QModel::<4, 1>::ZERO);
+        q.for_each_exponent_mut(|e| *e = 6);
+        q.for_each_layer_mut(|l| {
+            l.weight.fill(1);
+            l.multiplier.fill(1 << 30);
+            l.shift.fill(31);
+        });
+        q.validate().unwrap();
+        q
+    }
+
+    #[test]
+    fn an_integer_model_file_is_read_exactly_and_by_its_own_loader_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.tdm");
+        let header = Header::new::<4, 1, 10>(ScheduleKind::SEED, Sampler::Ddpm);
+        let q = small_qmodel();
+        save_quant(&path, &q, &header).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(read_bytes(&path).unwrap(), bytes);
+        let (back, h) = load_quant::<4, 1>(&path).unwrap();
+        assert_eq!((back, h), (q, header));
+        assert_eq!(read_kind(&path).unwrap(), (Kind::Integer, header));
+        let e = load::<4, 1>(&path).unwrap_err();
+        assert!(matches!(e, ModelFileError::Integer { .. }), "{e}");
+        let e = read_header(&path).unwrap_err().to_string();
+        assert!(e.ends_with("q.tdm holds an integer model (made by `tinyddpm quantize`); this command reads float models only"), "{e}");
+        let (float, _) = model_file(dir.path());
+        let e = load_quant::<4, 1>(&float).unwrap_err().to_string();
+        assert!(
+            e.ends_with("m.tdm: model file holds a float model, not an integer model"),
+            "{e}"
+        );
+        // no further than its header allows
+        let mut longer = bytes.clone();
+        longer.extend(std::iter::repeat_n(0u8, 1 << 20));
+        std::fs::write(&path, &longer).unwrap();
+        let e = read_bytes(&path).unwrap_err();
+        let n = bytes.len() as u64;
+        assert!(
+            matches!(e, ModelFileError::TooLong { max, .. } if max == n),
+            "{e}"
+        );
     }
 
     #[cfg(unix)]

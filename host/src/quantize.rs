@@ -25,8 +25,8 @@ use std::fmt;
 use rayon::prelude::*;
 use tinyddpm_core::gelu::gelu;
 use tinyddpm_core::quant::{
-    Gelu, MAX_BIAS, MAX_EXP, MAX_GAP, MAX_PRE_EXP, MAX_SHIFT, MIN_PRE_EXP, QBlock, TABLE_END,
-    TIME_EXP,
+    Gelu, MAX_BIAS, MAX_EXP, MAX_GAP, MAX_PRE_EXP, MAX_SHIFT, MIN_PRE_EXP, QBlock, QLayer,
+    TABLE_END, TIME_EXP,
 };
 use tinyddpm_core::{
     Layer, Linear, Model, NoiseStream, QLinear, QModel, QuantError, Schedule, Tap, TensorName,
@@ -149,9 +149,24 @@ impl Report {
 }
 
 /// A layer's PyTorch name (`hidden_layers.1.0`).
-fn layer_name(layer: Layer) -> String {
+pub fn layer_name(layer: Layer) -> String {
     let name = TensorName { layer, bias: true }.to_string();
     name.trim_end_matches(".bias").to_owned()
+}
+
+/// The smallest and largest per-channel weight scale of a quantized layer, recovered from
+/// its requantization: [`quantize`] folds `s_w` into `M·2^−s = s_w·2^(e_out − e_in)`, so
+/// `s_w = M·2^(e_in − e_out − s)` (exact in f64 but for the rounding of M, 2^−31 relative).
+pub fn weight_scales(layer: &QLayer<'_>) -> [f64; 2] {
+    let exp = i32::from(layer.in_exp) - i32::from(layer.out_exp);
+    let scales = layer
+        .multiplier
+        .iter()
+        .zip(layer.shift)
+        .map(|(&m, &s)| f64::from(m) * 2f64.powi(exp - i32::from(s)));
+    scales.fold([f64::INFINITY, f64::NEG_INFINITY], |[lo, hi], s| {
+        [lo.min(s), hi.max(s)]
+    })
 }
 
 impl fmt::Display for TensorReport {
@@ -792,6 +807,33 @@ mod tests {
         assert_eq!(big, (1e-15 * 2f64.powi(62)).round() as i32);
         assert_eq!(multiplier(0.0, Layer::Output), Ok((0, 0)));
         assert!(multiplier(3e9, Layer::Output).is_err());
+    }
+
+    /// The scales recovered from the integer layers are the ones the quantizer chose.
+    #[test]
+    fn weight_scales_undo_the_fold() {
+        let schedule = Schedule::<1000>::new(ScheduleKind::SEED).unwrap();
+        let model = pytorch_init::<8, 2>(5);
+        let calibration = Calibration {
+            samples: 500,
+            seed: 1,
+        };
+        let (q, report) = quantize(&*model, &schedule, &calibration).unwrap();
+        let mut i = 0;
+        q.for_each_layer(|l| {
+            let want = report.layers[i].weight_scale;
+            assert_eq!(l.layer, report.layers[i].layer);
+            let got = weight_scales(&l);
+            for k in 0..2 {
+                assert!(
+                    (got[k] / want[k] - 1.0).abs() < 1e-9,
+                    "{:?}: {got:?} {want:?}",
+                    l.layer
+                );
+            }
+            i += 1;
+        });
+        assert_eq!(i, report.layers.len());
     }
 
     #[test]

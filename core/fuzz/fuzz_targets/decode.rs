@@ -1,23 +1,32 @@
-//! Any byte string handed to the model-file decoder is an `Ok` or a `FileError`, never a
-//! panic; and a file that decodes can be sampled with the sampler its header names.
+//! Any byte string handed to the model-file decoders, float and integer, is an `Ok` or a
+//! `FileError`, never a panic; a float file that decodes can be sampled with the sampler its
+//! header names, and an integer one validates and can be sampled too.
 //!
 //! Each input is tried twice: as given (magic, version, lengths and CRC as the fuzzer made
-//! them), and re-sealed with a correct CRC-32, so that mutations reach the header, shape,
-//! schedule, sampler and weight checks behind the checksum.
+//! them), and re-sealed with a correct CRC-32, so that mutations reach the header, kind,
+//! shape, schedule, sampler, weight and integer-range checks behind the checksum.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tinyddpm_core::{Model, SeedModel, file, sample};
+use tinyddpm_core::{
+    Model, NoiseStream, QModel, QSeedModel, SeedModel, chain, file, gaussian_lanes, sample,
+};
 
-/// The shape of the seed corpus's file: small enough to sample 1,000 steps per input.
+/// The shape of the seed corpus's files: small enough to sample 1,000 steps per input.
 type Tiny = Model<4, 1>;
+type TinyQ = QModel<4, 1>;
 
 fuzz_target!(|data: &[u8]| {
     let mut seed_sized = Box::new(SeedModel::ZERO);
     let _ = file::decode_into(data, &mut seed_sized);
+    let mut seed_sized = Box::new(QSeedModel::ZERO);
+    let _ = file::decode_quant_into(data, &mut seed_sized);
     let mut tiny = Tiny::ZERO;
     let _ = file::decode_into(data, &mut tiny);
+    let mut tiny = TinyQ::ZERO;
+    let _ = file::decode_quant_into(data, &mut tiny);
+    let _ = file::expected_len(data);
 
     if data.len() < 4 {
         return;
@@ -31,5 +40,18 @@ fuzz_target!(|data: &[u8]| {
         && let Ok(schedule) = header.schedule::<1000>()
     {
         std::hint::black_box(sample(&tiny, &schedule, &header.sampler, 7, 3));
+    }
+    let mut tiny = TinyQ::ZERO;
+    match file::decode_quant_into(&sealed, &mut tiny) {
+        Ok(header) => {
+            assert_eq!(tiny.validate(), Ok(()), "a decoded integer model validates");
+            if let Ok(schedule) = header.schedule::<1000>() {
+                let mut noise = [NoiseStream::new(7, 3)];
+                let x = gaussian_lanes::<f32>(&mut noise);
+                let steps = header.sampler.steps(&schedule);
+                std::hint::black_box(chain(&tiny, steps, x, &mut noise, |_, _| ()));
+            }
+        }
+        Err(_) => assert!(tiny == TinyQ::ZERO, "a refused file leaves the model untouched"),
     }
 });

@@ -8,6 +8,22 @@ pub const MAX_INPUTS: usize = 256;
 /// The largest bias magnitude, 2^30.
 pub const MAX_BIAS: i32 = 1 << 30;
 
+/// Whether a weight is in `[−127, 127]`: −128 could make a sum reach 2^31 (module docs,
+/// bounds).
+pub const fn weight_in_range(w: i8) -> bool {
+    w != i8::MIN
+}
+
+/// Whether a bias is within ±[`MAX_BIAS`].
+pub const fn bias_in_range(b: i32) -> bool {
+    b.unsigned_abs() <= MAX_BIAS.unsigned_abs()
+}
+
+/// Whether a requantization shift is at most [`MAX_SHIFT`].
+pub const fn shift_in_range(s: u8) -> bool {
+    s <= MAX_SHIFT
+}
+
 /// `acc_j = b_j + Σ_k w_jk·x_k`, then `requantize(acc_j, multiplier[j], shift[j])`.
 /// Weights are stored `[out][in]` as in the float [`Linear`](crate::Linear).
 #[derive(Clone, Debug, PartialEq)]
@@ -37,12 +53,12 @@ impl<const I: usize, const O: usize> QLinear<I, O> {
     /// Whether every weight, bias and shift is in range (the input count is checked at
     /// compile time by [`QLinear::accumulate`]).
     pub fn is_valid(&self) -> bool {
-        self.weight.as_flattened().iter().all(|&w| w != i8::MIN)
-            && self
-                .bias
-                .iter()
-                .all(|b| b.unsigned_abs() <= MAX_BIAS.unsigned_abs())
-            && self.shift.iter().all(|&s| s <= MAX_SHIFT)
+        self.weight
+            .as_flattened()
+            .iter()
+            .all(|&w| weight_in_range(w))
+            && self.bias.iter().all(|&b| bias_in_range(b))
+            && self.shift.iter().all(|&s| shift_in_range(s))
     }
 
     /// Output `j`'s sum for N samples: `bias[j] + Σ_k weight[j][k]·x[k][n]` per lane `n`,

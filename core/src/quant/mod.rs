@@ -140,8 +140,11 @@ mod requant;
 
 pub use boundary::{from_i16, to_i16};
 pub use gelu::{GELU_TABLE, Gelu, MAX_GAP, MAX_PRE_EXP, MIN_PRE_EXP, TABLE_END};
-pub use linear::{Accumulate, Portable};
-pub use linear::{MAX_BIAS, MAX_INPUTS, QLinear};
-pub use model::WithKernel;
-pub use model::{MAX_EXP, QBlock, QModel, QSeedModel, QuantError, TIME_EXP};
+pub use linear::{
+    Accumulate, MAX_BIAS, MAX_INPUTS, Portable, QLinear, bias_in_range, shift_in_range,
+    weight_in_range,
+};
+pub use model::{
+    MAX_EXP, QBlock, QLayer, QLayerMut, QModel, QSeedModel, QuantError, TIME_EXP, WithKernel,
+};
 pub use requant::{MAX_SHIFT, SQRT_HALF_MULTIPLIER, SQRT_HALF_SHIFT, requantize, sat16};

@@ -68,6 +68,69 @@ pub struct QModel<const H: usize, const B: usize> {
     pub output_exp: u8,
 }
 
+/// One dense layer of a [`QModel`] as [`QModel::for_each_layer`] shows it: its parameters
+/// (weights `[out][in]`, flattened) and where it sits between the activation exponents.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct QLayer<'a> {
+    /// The layer.
+    pub layer: Layer,
+    /// Its weights, `[out][in]` flattened: `weight[j·I + k]` multiplies input `k` into output
+    /// `j`, with `I = weight.len() / bias.len()` inputs.
+    pub weight: &'a [i8],
+    /// Per output channel.
+    pub bias: &'a [i32],
+    /// Per output channel.
+    pub multiplier: &'a [i32],
+    /// Per output channel.
+    pub shift: &'a [u8],
+    /// Exponent of its input.
+    pub in_exp: u8,
+    /// Exponent of its output (the pre-activation of `act`, where there is one).
+    pub out_exp: u8,
+    /// The GELU its output goes through, if any.
+    pub act: Option<Gelu>,
+}
+
+/// A [`QLayer`]'s parameters, writable ([`QModel::for_each_layer_mut`]).
+#[derive(Debug, PartialEq)]
+pub struct QLayerMut<'a> {
+    /// The layer.
+    pub layer: Layer,
+    /// Its weights, `[out][in]` flattened.
+    pub weight: &'a mut [i8],
+    /// Per output channel.
+    pub bias: &'a mut [i32],
+    /// Per output channel.
+    pub multiplier: &'a mut [i32],
+    /// Per output channel.
+    pub shift: &'a mut [u8],
+}
+
+impl<const I: usize, const O: usize> QLinear<I, O> {
+    fn layer(&self, layer: Layer, in_exp: u8, out_exp: u8, act: Option<Gelu>) -> QLayer<'_> {
+        QLayer {
+            layer,
+            weight: self.weight.as_flattened(),
+            bias: &self.bias,
+            multiplier: &self.multiplier,
+            shift: &self.shift,
+            in_exp,
+            out_exp,
+            act,
+        }
+    }
+
+    fn layer_mut(&mut self, layer: Layer) -> QLayerMut<'_> {
+        QLayerMut {
+            layer,
+            weight: self.weight.as_flattened_mut(),
+            bias: &mut self.bias,
+            multiplier: &mut self.multiplier,
+            shift: &mut self.shift,
+        }
+    }
+}
+
 /// The seed notebook's size on integers: 125,714 bytes of parameters (the f32 model: 465,928).
 pub type QSeedModel = QModel<128, 3>;
 
@@ -125,6 +188,94 @@ impl<const H: usize, const B: usize> QModel<H, B> {
         + QLinear::<2, H>::BYTES
         + B * 2 * QLinear::<H, H>::BYTES
         + QLinear::<H, 2>::BYTES;
+
+    /// Activation exponents the model holds ([`QModel::for_each_exponent`]).
+    pub const EXPONENTS: usize = 6 + 3 * B;
+
+    /// Every dense layer in PyTorch `state_dict` order (the float model's
+    /// [`for_each_tensor`](crate::Model::for_each_tensor) order), with its input and output
+    /// exponents and its GELU.
+    pub fn for_each_layer(&self, mut f: impl FnMut(QLayer<'_>)) {
+        let (stream, time) = (self.stream_exp, self.time_act);
+        f(self
+            .time_in
+            .layer(Layer::TimeIn, TIME_EXP, time.pre_exp, Some(time)));
+        f(self
+            .time_out
+            .layer(Layer::TimeOut, time.post_exp, stream, None));
+        let input = self.input_act();
+        f(self
+            .input
+            .layer(Layer::Input, self.input_exp, input.pre_exp, Some(input)));
+        for (i, b) in self.blocks.iter().enumerate() {
+            f(b.first
+                .layer(Layer::BlockFirst(i), stream, b.act.pre_exp, Some(b.act)));
+            let act = self.second_act(b);
+            f(b.second.layer(
+                Layer::BlockSecond(i),
+                b.act.post_exp,
+                act.pre_exp,
+                Some(act),
+            ));
+        }
+        f(self
+            .output
+            .layer(Layer::Output, stream, self.output_exp, None));
+    }
+
+    /// [`QModel::for_each_layer`]'s parameters, writable, in the same order.
+    pub fn for_each_layer_mut(&mut self, mut f: impl FnMut(QLayerMut<'_>)) {
+        f(self.time_in.layer_mut(Layer::TimeIn));
+        f(self.time_out.layer_mut(Layer::TimeOut));
+        f(self.input.layer_mut(Layer::Input));
+        for (i, b) in self.blocks.iter_mut().enumerate() {
+            f(b.first.layer_mut(Layer::BlockFirst(i)));
+            f(b.second.layer_mut(Layer::BlockSecond(i)));
+        }
+        f(self.output.layer_mut(Layer::Output));
+    }
+
+    /// Every activation exponent the model holds, in this order: `input_exp`, `stream_exp`,
+    /// `output_exp`, `time_act.pre_exp`, `time_act.post_exp`, `input_pre_exp`, then per
+    /// block `act.pre_exp`, `act.post_exp`, `second_pre_exp`.
+    pub fn for_each_exponent(&self, mut f: impl FnMut(u8)) {
+        let t = self.time_act;
+        for e in [self.input_exp, self.stream_exp, self.output_exp] {
+            f(e);
+        }
+        for e in [t.pre_exp, t.post_exp, self.input_pre_exp] {
+            f(e);
+        }
+        for b in &self.blocks {
+            for e in [b.act.pre_exp, b.act.post_exp, b.second_pre_exp] {
+                f(e);
+            }
+        }
+    }
+
+    /// [`QModel::for_each_exponent`], writable, in the same order.
+    pub fn for_each_exponent_mut(&mut self, mut f: impl FnMut(&mut u8)) {
+        let t = &mut self.time_act;
+        for e in [
+            &mut self.input_exp,
+            &mut self.stream_exp,
+            &mut self.output_exp,
+        ] {
+            f(e);
+        }
+        for e in [&mut t.pre_exp, &mut t.post_exp, &mut self.input_pre_exp] {
+            f(e);
+        }
+        for b in &mut self.blocks {
+            for e in [
+                &mut b.act.pre_exp,
+                &mut b.act.post_exp,
+                &mut b.second_pre_exp,
+            ] {
+                f(e);
+            }
+        }
+    }
 
     /// The GELU after `input`, into the stream.
     fn input_act(&self) -> Gelu {

@@ -1,4 +1,5 @@
-//! `tinyddpm inspect`: what a model file or a training checkpoint holds, without running it.
+//! `tinyddpm inspect`: what a model file (float or integer) or a training checkpoint holds,
+//! without running it.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -6,9 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Args;
 use tinyddpm::modelfile;
+use tinyddpm::quantize::{layer_name, weight_scales};
 use tinyddpm::train::{CHECKPOINT_FORMAT, CheckpointInfo, inspect_checkpoint};
-use tinyddpm_core::file::{self, Header, VERSION};
-use tinyddpm_core::{Model, ScheduleKind};
+use tinyddpm_core::file::{self, Contents, FileError, Header, Kind, QuantSizes};
+use tinyddpm_core::{Model, QModel, ScheduleKind};
 
 use super::{T, describe, dispatch};
 
@@ -58,9 +60,43 @@ fn non_finite(found: Option<(usize, usize)>, what: &str) -> String {
 fn model(path: &Path) -> Result<()> {
     let name = path.display();
     let bytes = modelfile::read_bytes(path).context("cannot load the model")?;
-    // read_header checks magic, version, CRC and length before anything is shown.
-    let (header, weights) =
-        file::read_header(&bytes).with_context(|| format!("cannot load the model: {name}"))?;
+    // open() checks magic, version, CRC, length and header before anything is shown.
+    let contents = file::open(&bytes).with_context(|| format!("cannot load the model: {name}"))?;
+    match contents.kind {
+        Kind::Float => float_model(path, &bytes, &contents),
+        Kind::Integer => integer_model(path, &bytes, &contents),
+    }
+    Ok(())
+}
+
+/// The lines every model file has: the file, its format and kind, the model's shape.
+fn head(path: &Path, bytes: &[u8], contents: &Contents<'_>, format_note: &str, kind: &str) {
+    let header = &contents.header;
+    println!(
+        "file             {} ({} bytes)",
+        path.display(),
+        bytes.len()
+    );
+    println!(
+        "format           tinyddpm model file, version {}, CRC-32 ok{format_note}",
+        contents.version
+    );
+    println!("kind             {kind}");
+    println!(
+        "model            H = {}, B = {} residual blocks",
+        header.hidden, header.blocks
+    );
+}
+
+/// The lines after the parameters: what the header says about sampling.
+fn tail(header: &Header) {
+    println!("timesteps        T = {}", header.timesteps);
+    println!("schedule         {}", schedule(&header.schedule));
+    println!("default sampler  {}", describe(&header.sampler));
+}
+
+fn float_model(path: &Path, bytes: &[u8], contents: &Contents<'_>) {
+    let (header, weights) = (&contents.header, contents.payload);
     let params = weights.len() / 4;
     let mut bad = None;
     for (i, c) in weights.chunks_exact(4).enumerate() {
@@ -69,29 +105,22 @@ fn model(path: &Path) -> Result<()> {
             bad = Some((count + 1, first));
         }
     }
-    println!("file             {name} ({} bytes)", bytes.len());
-    println!(
-        "format           tinyddpm model file, version {VERSION}, CRC-32 ok{}",
-        non_finite(bad, "weight")
-    );
-    println!(
-        "model            H = {}, B = {} residual blocks",
-        header.hidden, header.blocks
-    );
+    let note = non_finite(bad, "weight");
+    head(path, bytes, contents, &note, "float (f32 weights)");
     println!(
         "parameters       {params} ({} bytes of f32 weights)",
         4 * params
     );
-    println!("timesteps        T = {}", header.timesteps);
-    println!("schedule         {}", schedule(&header.schedule));
-    println!("default sampler  {}", describe(&header.sampler));
+    tail(header);
     if bad.is_some() {
-        eprintln!("warning: {name} has weights that are not finite; no command will load it");
+        eprintln!(
+            "warning: {} has weights that are not finite; no command will load it",
+            path.display()
+        );
     } else if header.timesteps as usize == T {
         // Shapes this build cannot run are shown, not probed.
-        let _ = dispatch!(header.hidden, header.blocks, probe(&bytes, &header, path));
+        let _ = dispatch!(header.hidden, header.blocks, probe(bytes, header, path));
     }
-    Ok(())
 }
 
 /// Warns (one line on stderr) when the model's output is not finite where probed.
@@ -105,6 +134,79 @@ fn probe<const H: usize, const B: usize>(bytes: &[u8], header: &Header, path: &P
         );
     }
     Ok(())
+}
+
+fn integer_model(path: &Path, bytes: &[u8], contents: &Contents<'_>) {
+    let header = &contents.header;
+    // Shapes this build cannot decode are shown without their layers.
+    let layers = dispatch!(header.hidden, header.blocks, layer_table(bytes));
+    let note = match &layers {
+        Ok(Err(e)) => format!("; {e}: it cannot be used"),
+        _ => String::new(),
+    };
+    head(
+        path,
+        bytes,
+        contents,
+        &note,
+        "integer (int8 weights, int32 sums, int16 activations)",
+    );
+    // open() checked the payload's length, so the sizes exist.
+    if let Some(QuantSizes {
+        channels,
+        weights,
+        exponents,
+    }) = QuantSizes::new(header.hidden, header.blocks)
+    {
+        println!(
+            "parameters       {weights} int8 weights ({weights} bytes), {channels} channels \
+             ({} bytes of i32 biases, i32 multipliers, u8 shifts), {exponents} exponents",
+            9 * channels
+        );
+    }
+    tail(header);
+    match layers {
+        Ok(Ok(table)) => print!("{table}"),
+        Ok(Err(_)) => eprintln!(
+            "warning: {} holds parameters out of their range; no command will load it",
+            path.display()
+        ),
+        Err(e) => println!("layers           not shown: {e}"),
+    }
+}
+
+/// The integer model's layers: each one's input and output exponents, its GELU's output
+/// exponent and its range of weight scales (activations are `q·2^−e`); or why the file's
+/// parameters are not a valid model.
+fn layer_table<const H: usize, const B: usize>(bytes: &[u8]) -> Result<Result<String, FileError>> {
+    let mut model = Box::new(QModel::<H, B>::ZERO);
+    if let Err(e) = file::decode_quant_into(bytes, &mut model) {
+        return Ok(Err(e));
+    }
+    let mut table = String::new();
+    let exp = |e: u8| format!("2^-{e}");
+    table += &format!(
+        "activations      x_t {}, residual stream {}, predicted noise {} (value q·2^-e)\n",
+        exp(model.input_exp),
+        exp(model.stream_exp),
+        exp(model.output_exp)
+    );
+    table += &format!(
+        "{:<22} {:>6} {:>6} {:>9}  weight scales\n",
+        "layer", "input", "output", "GELU out"
+    );
+    model.for_each_layer(|l| {
+        let [lo, hi] = weight_scales(&l);
+        let act = l.act.map_or_else(|| "-".to_owned(), |g| exp(g.post_exp));
+        table += &format!(
+            "{:<22} {:>6} {:>6} {:>9}  {lo:.3e} .. {hi:.3e}\n",
+            layer_name(l.layer),
+            exp(l.in_exp),
+            exp(l.out_exp),
+            act
+        );
+    });
+    Ok(Ok(table))
 }
 
 fn checkpoint(path: &Path, info: &CheckpointInfo) {

@@ -1,14 +1,16 @@
 //! The commands of the `tinyddpm` binary, one module each, and what they share: the device
 //! choice, the sampler options, the model-shape dispatch and the progress bars.
 
-pub mod convert;
 pub mod demo;
 pub mod eval;
 pub mod files;
 pub mod inspect;
 pub mod interrupt;
 pub mod plot;
+pub mod quantize;
 pub mod sample;
+pub mod shapes;
+pub mod state_dict;
 pub mod train;
 
 use std::time::Duration;
@@ -23,21 +25,7 @@ use tinyddpm_core::{ChoiceError, Sampler, SamplerChoice, Spacing};
 /// Diffusion timesteps of every model this build runs (the seed's T).
 pub const T: usize = 1000;
 
-/// Runs `$f::<H, B>(args…)` for the model shapes this build supports: the seed's H = 128,
-/// B = 3 and the microcontroller's H = 32, B = 2 (const generics need the shape at compile
-/// time, so each supported shape is one instantiation).
-macro_rules! dispatch {
-    ($hidden:expr, $blocks:expr, $f:ident($($arg:expr),* $(,)?)) => {
-        match ($hidden as usize, $blocks as usize) {
-            (128, 3) => $f::<128, 3>($($arg),*),
-            (32, 2) => $f::<32, 2>($($arg),*),
-            (h, b) => Err(anyhow::anyhow!(
-                "model shape H={h} B={b} is not supported (this build runs H=128 B=3 and H=32 B=2)"
-            )),
-        }
-    };
-}
-pub(crate) use dispatch;
+pub(crate) use shapes::dispatch;
 
 /// Where to compute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

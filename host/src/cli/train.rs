@@ -83,13 +83,7 @@ pub struct TrainArgs {
 impl TrainArgs {
     /// The model shape asked for, one of H and B completing the other to a supported pair.
     fn shape(&self) -> (usize, usize) {
-        match (self.hidden, self.blocks) {
-            (Some(h), Some(b)) => (h, b),
-            (Some(32), None) | (None, Some(2)) => (32, 2),
-            (Some(h), None) => (h, 3),
-            (None, Some(b)) => (128, b),
-            (None, None) => (128, 3),
-        }
+        super::shapes::complete(self.hidden, self.blocks)
     }
 
     /// The loss log's path.

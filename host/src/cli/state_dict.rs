@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use tinyddpm::{atomic, convert, modelfile};
-use tinyddpm_core::file::param_count;
+use tinyddpm::{atomic, modelfile, state_dict};
+use tinyddpm_core::file::Kind;
 use tinyddpm_core::{Header, Sampler, ScheduleKind};
 
-use super::{DefaultSamplerArgs, T, dispatch, files};
+use super::{DefaultSamplerArgs, T, dispatch, files, shapes};
 
-/// The most bytes read from a state dict: the largest supported model's float32 weights
-/// (H = 128, B = 3) and 1 MiB for the safetensors header (its JSON is about 2 kB).
+/// Bytes a state dict may hold beyond the largest supported model's float32 weights: its
+/// safetensors header (JSON, about 2 kB), generously.
 const MAX_STATE_DICT: u64 = 1 << 20;
 
 /// Options of `tinyddpm import`.
@@ -47,8 +47,8 @@ pub fn import(args: &ImportArgs) -> Result<()> {
     let name = args.from.display();
     let bytes = read_state_dict(&args.from).with_context(|| format!("cannot read {name}"))?;
     let context = || format!("cannot import {name}");
-    let tensors = convert::parse(&bytes).with_context(context)?;
-    let (hidden, blocks) = convert::shape(&tensors).with_context(context)?;
+    let tensors = state_dict::parse(&bytes).with_context(context)?;
+    let (hidden, blocks) = state_dict::shape(&tensors).with_context(context)?;
     dispatch!(hidden, blocks, import_shape(args, &tensors, sampler)).with_context(context)?;
     println!(
         "imported H = {hidden}, B = {blocks} from {name} into {}",
@@ -59,7 +59,7 @@ pub fn import(args: &ImportArgs) -> Result<()> {
 
 /// The state dict's bytes, at most [`MAX_STATE_DICT`] plus the largest supported weights.
 fn read_state_dict(path: &Path) -> Result<Vec<u8>> {
-    let weights = 4 * param_count(128, 3).unwrap_or(0) as u64;
+    let weights = 4 * shapes::max_params() as u64;
     let limit = weights + MAX_STATE_DICT;
     let mut bytes = Vec::new();
     std::fs::File::open(path)?
@@ -67,8 +67,8 @@ fn read_state_dict(path: &Path) -> Result<Vec<u8>> {
         .read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {
         bail!(
-            "larger than {limit} bytes, more than a state dict of any supported model \
-             (H=128 B=3 or H=32 B=2)"
+            "larger than {limit} bytes, more than a state dict of any supported model ({})",
+            shapes::listed()
         );
     }
     Ok(bytes)
@@ -79,7 +79,7 @@ fn import_shape<const H: usize, const B: usize>(
     tensors: &safetensors::SafeTensors<'_>,
     sampler: Sampler,
 ) -> Result<()> {
-    let model = convert::import::<H, B>(tensors)?;
+    let model = state_dict::import::<H, B>(tensors)?;
     // PyTorch state dicts carry no schedule: the seed notebook's is the one they were
     // trained with.
     let header = Header::new::<H, B, T>(ScheduleKind::SEED, sampler);
@@ -91,10 +91,20 @@ fn import_shape<const H: usize, const B: usize>(
     Ok(modelfile::save(&args.out, &model, &header)?)
 }
 
-/// Runs `tinyddpm export`.
+/// Runs `tinyddpm export`. An integer model is refused: a state dict of its dequantized
+/// weights would run in PyTorch as a float model that is neither the integer model (whose
+/// int16 activations, requantization and table GELU PyTorch does not do) nor the float
+/// model it came from, which is the one to export.
 pub fn export(args: &ExportArgs) -> Result<()> {
     files::check(&[("--model", &args.model)], &[("--out", &args.out)], &[])?;
-    let header = modelfile::read_header(&args.model).context("cannot load the model")?;
+    let (kind, header) = modelfile::read_kind(&args.model).context("cannot load the model")?;
+    if kind == Kind::Integer {
+        bail!(
+            "{} holds an integer model: export writes float models only; export the float \
+             model it was quantized from",
+            args.model.display()
+        );
+    }
     let bytes = dispatch!(header.hidden, header.blocks, export_shape(args))?;
     atomic::write(&args.out, &bytes)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
@@ -108,5 +118,5 @@ pub fn export(args: &ExportArgs) -> Result<()> {
 
 fn export_shape<const H: usize, const B: usize>(args: &ExportArgs) -> Result<Vec<u8>> {
     let (model, _) = modelfile::load::<H, B>(&args.model).context("cannot load the model")?;
-    Ok(convert::export(&model)?)
+    Ok(state_dict::export(&model)?)
 }

@@ -1,4 +1,4 @@
-//! PyTorch interchange: the seed notebook's `state_dict` as safetensors, in and out.
+//! The PyTorch `state_dict` bridge: the seed notebook's weights as safetensors, in and out.
 //!
 //! Keys and shapes are the notebook's (`time_embed.embed.{0,2}`, `input_layer.0`,
 //! `hidden_layers.{i}.{0,2}`, `output_layer`, each `.weight` `[out, in]` and `.bias` `[out]`),
