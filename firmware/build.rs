@@ -28,8 +28,9 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use tinyddpm_core::file::{self, Header};
-use tinyddpm_core::{ChoiceError, Linear, Model, Sampler, SamplerChoice, Schedule, Update};
+use tinyddpm_core::file::{self, Header, Kind};
+use tinyddpm_core::quant::{Gelu, QLinear, QModel};
+use tinyddpm_core::{ChoiceError, Linear, Model, Sampler, SamplerChoice, Schedule, Step, Update};
 
 /// A core this firmware builds for: its memory map, default model and clocks.
 struct Chip {
@@ -71,7 +72,7 @@ const M0: Chip = Chip {
 const M33: Chip = Chip {
     memory: "MEMORY\n{\n  FLASH : ORIGIN = 0x10000000, LENGTH = 1024K\n  RAM : ORIGIN = 0x28000000, LENGTH = 256K\n}\n",
     default_model: "models/seed.tdm",
-    qemu_systick_hz: 25_000_000,
+    qemu_systick_hz: 20_000_000,
     chip_hz: 168_000_000,
     kernel: "dsp",
 };
@@ -122,8 +123,8 @@ fn run() -> Result<(), String> {
     };
     println!("cargo:rerun-if-changed={}", model_path.display());
     let bytes = fs::read(&model_path).map_err(|e| format!("{}: {e}", model_path.display()))?;
-    let (header, _) =
-        file::read_header(&bytes).map_err(|e| format!("{}: {e}", model_path.display()))?;
+    let contents = file::open(&bytes).map_err(|e| format!("{}: {e}", model_path.display()))?;
+    let (kind, header) = (contents.kind, contents.header);
 
     let seed = number::<u64>("TINYDDPM_SEED")?.unwrap_or(42);
     let samples = number::<u64>("TINYDDPM_SAMPLES")?.unwrap_or(8);
@@ -158,7 +159,12 @@ fn run() -> Result<(), String> {
     .unwrap();
     writeln!(src, "pub const CHIP_HZ: u32 = {chip_hz};").unwrap();
     println!("cargo::rustc-check-cfg=cfg(integer)");
-    model_source(&header, &bytes, &mut src)?;
+    println!("cargo::rustc-check-cfg=cfg(integer)");
+    if kind == Kind::Integer {
+        println!("cargo::rustc-cfg=integer");
+    }
+    model_source(kind, &header, &bytes, &mut src)
+        .map_err(|e| format!("{}: {e}", model_path.display()))?;
     steps_source(&header, &sampler, &mut src)?;
     write(&out.join("embedded.rs"), &src)
 }
@@ -209,27 +215,36 @@ fn sampler(header: &Header) -> Result<Sampler, String> {
 }
 
 /// Monomorphises the emitter for the file's shape; these are the shapes a build supports.
-fn model_source(header: &Header, bytes: &[u8], src: &mut String) -> Result<(), String> {
+fn model_source(kind: Kind, header: &Header, bytes: &[u8], src: &mut String) -> Result<(), String> {
     match header.hidden {
-        8 => with_blocks::<8>(header.blocks, bytes, src),
-        16 => with_blocks::<16>(header.blocks, bytes, src),
-        32 => with_blocks::<32>(header.blocks, bytes, src),
-        64 => with_blocks::<64>(header.blocks, bytes, src),
-        128 => with_blocks::<128>(header.blocks, bytes, src),
-        256 => with_blocks::<256>(header.blocks, bytes, src),
+        8 => with_blocks::<8>(kind, header.blocks, bytes, src),
+        16 => with_blocks::<16>(kind, header.blocks, bytes, src),
+        32 => with_blocks::<32>(kind, header.blocks, bytes, src),
+        64 => with_blocks::<64>(kind, header.blocks, bytes, src),
+        128 => with_blocks::<128>(kind, header.blocks, bytes, src),
+        256 => with_blocks::<256>(kind, header.blocks, bytes, src),
         h => Err(format!(
             "H={h}: this build script supports H in [8, 16, 32, 64, 128, 256]"
         )),
     }
 }
 
-fn with_blocks<const H: usize>(blocks: u32, bytes: &[u8], src: &mut String) -> Result<(), String> {
-    match blocks {
-        1 => emit_model::<H, 1>(bytes, src),
-        2 => emit_model::<H, 2>(bytes, src),
-        3 => emit_model::<H, 3>(bytes, src),
-        4 => emit_model::<H, 4>(bytes, src),
-        b => Err(format!("B={b}: this build script supports 1 to 4 blocks")),
+fn with_blocks<const H: usize>(
+    kind: Kind,
+    blocks: u32,
+    bytes: &[u8],
+    src: &mut String,
+) -> Result<(), String> {
+    match (kind, blocks) {
+        (Kind::Float, 1) => emit_model::<H, 1>(bytes, src),
+        (Kind::Float, 2) => emit_model::<H, 2>(bytes, src),
+        (Kind::Float, 3) => emit_model::<H, 3>(bytes, src),
+        (Kind::Float, 4) => emit_model::<H, 4>(bytes, src),
+        (Kind::Integer, 1) => emit_qmodel::<H, 1>(bytes, src),
+        (Kind::Integer, 2) => emit_qmodel::<H, 2>(bytes, src),
+        (Kind::Integer, 3) => emit_qmodel::<H, 3>(bytes, src),
+        (Kind::Integer, 4) => emit_qmodel::<H, 4>(bytes, src),
+        (_, b) => Err(format!("B={b}: this build script supports 1 to 4 blocks")),
     }
 }
 
@@ -284,6 +299,69 @@ fn emit_floats(values: &[f32], src: &mut String) {
     }
 }
 
+/// The integer model: decoded with the core (which checks every parameter's range), written
+/// as `static MODEL: QModel<H, B>` with its int8 weights as literals.
+fn emit_qmodel<const H: usize, const B: usize>(
+    bytes: &[u8],
+    src: &mut String,
+) -> Result<(), String> {
+    let mut q: Box<QModel<H, B>> = Box::new(QModel::ZERO);
+    file::decode_quant_into(bytes, &mut q).map_err(|e| e.to_string())?;
+    src.push_str("use tinyddpm_core::quant::{Gelu, QBlock, QLinear, QModel};\n");
+    writeln!(src, "/// H, hidden width of the embedded model.").unwrap();
+    writeln!(src, "pub const H: usize = {H};").unwrap();
+    writeln!(src, "/// B, residual blocks of the embedded model.").unwrap();
+    writeln!(src, "pub const B: usize = {B};").unwrap();
+    writeln!(src, "/// The integer model, in flash.").unwrap();
+    let gelu = |g: Gelu| {
+        format!(
+            "Gelu {{ pre_exp: {}, post_exp: {} }}",
+            g.pre_exp, g.post_exp
+        )
+    };
+    src.push_str("pub static MODEL: QModel<H, B> = QModel {\n    time_in: ");
+    emit_qlinear(&q.time_in, src);
+    writeln!(
+        src,
+        ",\n    time_act: {},\n    time_out: ",
+        gelu(q.time_act)
+    )
+    .unwrap();
+    emit_qlinear(&q.time_out, src);
+    writeln!(src, ",\n    input_exp: {},\n    input: ", q.input_exp).unwrap();
+    emit_qlinear(&q.input, src);
+    writeln!(
+        src,
+        ",\n    input_pre_exp: {},\n    stream_exp: {},\n    blocks: [",
+        q.input_pre_exp, q.stream_exp
+    )
+    .unwrap();
+    for b in &q.blocks {
+        src.push_str("        QBlock { first: ");
+        emit_qlinear(&b.first, src);
+        write!(src, ", act: {}, second: ", gelu(b.act)).unwrap();
+        emit_qlinear(&b.second, src);
+        writeln!(src, ", second_pre_exp: {} }},", b.second_pre_exp).unwrap();
+    }
+    src.push_str("    ],\n    output: ");
+    emit_qlinear(&q.output, src);
+    writeln!(src, ",\n    output_exp: {},\n}};", q.output_exp).unwrap();
+    Ok(())
+}
+
+fn emit_qlinear<const I: usize, const O: usize>(layer: &QLinear<I, O>, src: &mut String) {
+    src.push_str("QLinear { weight: [");
+    for row in &layer.weight {
+        writeln!(src, "{row:?},").unwrap();
+    }
+    write!(
+        src,
+        "], bias: {:?}, multiplier: {:?}, shift: {:?} }}",
+        layer.bias, layer.multiplier, layer.shift
+    )
+    .unwrap();
+}
+
 fn steps_source(header: &Header, sampler: &Sampler, src: &mut String) -> Result<(), String> {
     match header.timesteps {
         100 => emit_steps::<100>(header, sampler, src),
@@ -311,6 +389,12 @@ fn emit_steps<const T: usize>(
         format!("[{}]", elements.join(", "))
     };
     src.push_str("use tinyddpm_core::{Step, Update};\n");
+    if sampler
+        .steps(&schedule)
+        .all(|s| matches!(s.update, Update::Ddpm { .. }))
+    {
+        return emit_ddpm_steps(sampler.steps(&schedule), count, src);
+    }
     writeln!(src, "/// The sampler's reverse steps, noisiest first.").unwrap();
     writeln!(src, "pub static STEPS: [Step; {count}] = [").unwrap();
     for step in sampler.steps(&schedule) {
@@ -367,6 +451,36 @@ fn emit_steps<const T: usize>(
         .unwrap();
     }
     src.push_str("];\n");
+    src.push_str("/// A table entry as the core's `Step`.\n");
+    src.push_str("pub fn step(s: &Step) -> Step {\n    *s\n}\n");
+    Ok(())
+}
+
+/// A DDPM chain (T steps) as `(t, t_input, sigma, c_eps, c_x)`: 20 bytes a step, where a
+/// `Step` takes 52 (room for the other updates' coefficients) — DDPM-1000's table then fits
+/// the M0's flash budget.
+fn emit_ddpm_steps(
+    steps: impl Iterator<Item = Step>,
+    count: usize,
+    src: &mut String,
+) -> Result<(), String> {
+    src.push_str("/// A DDPM step: `(t, t_input, sigma, c_eps, c_x)`.\n");
+    src.push_str("pub type DdpmStep = (u32, f32, f32, f32, f32);\n");
+    writeln!(src, "/// The sampler's reverse steps, noisiest first.").unwrap();
+    writeln!(src, "pub static STEPS: [DdpmStep; {count}] = [").unwrap();
+    for step in steps {
+        let Update::Ddpm { c_eps, c_x } = step.update else {
+            return Err("a DDPM chain with another update".into());
+        };
+        let [t_input, sigma, c_eps, c_x] = [step.t_input, step.sigma, c_eps, c_x].map(bits);
+        writeln!(src, "    ({}, {t_input}, {sigma}, {c_eps}, {c_x}),", step.t).unwrap();
+    }
+    src.push_str("];\n");
+    src.push_str("/// A table entry as the core's `Step`.\n");
+    src.push_str(
+        "pub fn step(&(t, t_input, sigma, c_eps, c_x): &DdpmStep) -> Step {\n    \
+         Step { t, t_input, update: Update::Ddpm { c_eps, c_x }, sigma }\n}\n",
+    );
     Ok(())
 }
 

@@ -123,7 +123,8 @@ where
         core::array::from_fn(|i| NoiseStream::new(SEED, first + i as u64));
     let x = gaussian_lanes::<R>(&mut noise);
     let mut started = None;
-    let x = chain(predictor(), STEPS.iter().copied(), x, &mut noise, |_, _| {
+    let steps = STEPS.iter().map(embedded::step);
+    let x = chain(predictor(), steps, x, &mut noise, |_, _| {
         if let Some(start) = started {
             meter.add(clock.ticks_since(start));
         }
@@ -166,12 +167,13 @@ fn report(single: &Meter, batched: &Meter) {
         SEED
     );
     hprintln!(
-        "# flash: {} B code, {} B weights, {} B step table, {} B other constants, {} B .data image",
+        "# flash: {} B code, {} B weights, {} B step table, {} B other constants, {} B .data image, {} B in flash",
         sections.code,
         weights,
         steps,
         sections.rodata - weights - steps,
-        sections.data
+        sections.data,
+        sections.flash()
     );
     hprintln!(
         "# ram: {} B statics (.data {} + .bss {}), {} B stack high-water, {} B statics + stack",

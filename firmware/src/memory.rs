@@ -49,6 +49,11 @@ impl Sections {
         }
     }
 
+    /// Bytes in flash: code, constants and the initial values of `.data`.
+    pub fn flash(&self) -> usize {
+        self.code + self.rodata + self.data
+    }
+
     /// Statics in RAM.
     pub fn static_ram(&self) -> usize {
         self.data + self.bss

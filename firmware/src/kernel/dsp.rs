@@ -115,17 +115,16 @@ impl Accumulate for Dsp {
     ) {
         // The 1- and 2-input layers (time and coordinates in) and the 2-output one are a few
         // hundred multiply-adds a step, and only the firmware's lane counts have a loop here.
-        if I % (4 * UNROLL) != 0 || O % ROWS != 0 || (N != 1 && N != LANES) {
+        if !I.is_multiple_of(4 * UNROLL) || !O.is_multiple_of(ROWS) || (N != 1 && N != LANES) {
             return Portable.accumulate(layer, x, sums);
         }
         // x as SMLAD operands: for group g of four inputs and lane n, the halfwords
         // x[4g][n], x[4g+2][n], x[4g+1][n], x[4g+3][n] (I·N halfwords: x's own size).
         let mut pairs = Aligned([[0i16; N]; I]);
-        let flat = pairs.0.as_flattened_mut();
-        for (g, quad) in x.as_chunks::<4>().0.iter().enumerate() {
-            for n in 0..N {
-                let at = 4 * (g * N + n);
-                flat[at..at + 4].copy_from_slice(&[quad[0][n], quad[2][n], quad[1][n], quad[3][n]]);
+        let groups = pairs.0.as_flattened_mut().as_chunks_mut::<4>().0;
+        for (quad, lanes) in x.as_chunks::<4>().0.iter().zip(groups.chunks_exact_mut(N)) {
+            for (n, pair) in lanes.iter_mut().enumerate() {
+                *pair = [quad[0][n], quad[2][n], quad[1][n], quad[3][n]];
             }
         }
         let pairs = pairs.0.as_flattened();
@@ -156,7 +155,7 @@ fn rows4<const I: usize, const O: usize>(
     j: usize,
 ) -> [i32; ROWS] {
     // Hold wherever it is called (constants there): what the block below relies on.
-    assert!(pairs.len() == I && I % (4 * UNROLL) == 0 && I > 0 && j + ROWS <= O);
+    assert!(pairs.len() == I && I.is_multiple_of(4 * UNROLL) && I > 0 && j + ROWS <= O);
     let [mut a0, mut a1, mut a2, mut a3] = [0, 1, 2, 3].map(|r| bias[j + r]);
     let wp = weight.as_flattened()[j * I..].as_ptr();
     let xs = pairs.as_ptr();
@@ -198,7 +197,7 @@ fn rows4<const I: usize, const O: usize>(
 #[allow(unsafe_code)]
 fn lanes<const I: usize>(pairs: &[i16], row: &[i8; I], bias: i32) -> [i32; LANES] {
     // Hold wherever it is called (constants there): what the block below relies on.
-    assert!(pairs.len() == LANES * I && I % (4 * UNROLL) == 0 && I > 0);
+    assert!(pairs.len() == LANES * I && I.is_multiple_of(4 * UNROLL) && I > 0);
     let [mut a0, mut a1, mut a2, mut a3] = [bias; LANES];
     let xs = pairs.as_ptr();
     let end = xs.wrapping_add(LANES * I);

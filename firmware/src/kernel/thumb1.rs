@@ -113,7 +113,7 @@ impl Accumulate for Thumb1 {
     ) {
         // The 1- and 2-input layers, a few hundred multiply-adds a step, and any other lane
         // count than the firmware's two, run the portable loop.
-        if I % CHUNK != 0 || (N != 1 && N != LANES) {
+        if !I.is_multiple_of(CHUNK) || (N != 1 && N != LANES) {
             return Portable.accumulate(layer, x, sums);
         }
         let wide: [[i32; N]; I] = x.map(|xk| xk.map(i32::from));
@@ -144,7 +144,7 @@ impl Accumulate for Thumb1 {
 #[allow(unsafe_code)]
 fn rows3<const I: usize>(x: &[i32], rows: [&[i8; I]; ROWS]) -> [i32; ROWS] {
     // Both hold wherever it is called (constants there): what the block below relies on.
-    assert!(x.len() == I && I % CHUNK == 0 && I > 0);
+    assert!(x.len() == I && I.is_multiple_of(CHUNK) && I > 0);
     let xs = x.as_ptr();
     let end = xs.wrapping_add(I);
     let [w0, w1, w2] = rows.map(|r| r.as_ptr());
@@ -196,7 +196,7 @@ fn rows3<const I: usize>(x: &[i32], rows: [&[i8; I]; ROWS]) -> [i32; ROWS] {
 #[allow(unsafe_code)]
 fn lanes<const I: usize>(x: &[i32], row: &[i8; I]) -> [i32; LANES] {
     // Both hold wherever it is called (constants there): what the block below relies on.
-    assert!(x.len() == LANES * I && I % LANE_CHUNK == 0 && I > 0);
+    assert!(x.len() == LANES * I && I.is_multiple_of(LANE_CHUNK) && I > 0);
     let xs = x.as_ptr();
     let end = xs.wrapping_add(LANES * I);
     let (s0, s1, s2): (u32, u32, u32);
