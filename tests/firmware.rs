@@ -6,7 +6,7 @@
 //! the host: `tinyddpm sample` for a float model file; for an integer one (which that command
 //! does not read yet) the core's reverse chain on the host, which is what every host path of
 //! the integer model runs. The counts are chosen so that both firmware paths run (sample 0
-//! alone, then batches: 3 lanes for the float model and on the M0, 4 for the integer model on
+//! alone, then batches: 3 lanes for the float model and on the M0, 5 for the integer model on
 //! the DSP cores). It also guards the budgets the firmware prints: RAM, flash, and
 //! instructions per multiply-add, with headroom for codegen drift between compilers.
 //!
@@ -87,13 +87,13 @@ fn m4f_unipc_matches_host() {
 
 #[test]
 fn m4f_integer_ddpm_1000_matches_host() {
-    let run = check(&M4F, SEED_MODEL_INT, "ddpm", 5);
+    let run = check(&M4F, SEED_MODEL_INT, "ddpm", 6);
     guard_work(&run, INT_DSP_SINGLE, INT_DSP_BATCHED);
 }
 
 #[test]
 fn m4f_integer_dpmpp_2m_sde_matches_host() {
-    let run = check(&M4F, SEED_MODEL_INT, "dpmpp-2m-sde", 5);
+    let run = check(&M4F, SEED_MODEL_INT, "dpmpp-2m-sde", 6);
     guard_work(&run, INT_DSP_SINGLE, INT_DSP_BATCHED);
 }
 
@@ -112,13 +112,13 @@ fn m33_dpmpp_2m_sde_matches_host() {
 
 #[test]
 fn m33_integer_ddpm_1000_matches_host() {
-    let run = check(&M33, SEED_MODEL_INT, "ddpm", 5);
+    let run = check(&M33, SEED_MODEL_INT, "ddpm", 6);
     guard_work(&run, INT_DSP_SINGLE, INT_DSP_BATCHED);
 }
 
 #[test]
 fn m33_integer_dpmpp_2m_sde_matches_host() {
-    let run = check(&M33, SEED_MODEL_INT, "dpmpp-2m-sde", 5);
+    let run = check(&M33, SEED_MODEL_INT, "dpmpp-2m-sde", 6);
     guard_work(&run, INT_DSP_SINGLE, INT_DSP_BATCHED);
 }
 
@@ -155,9 +155,11 @@ fn m0_integer_dpmpp_2m_sde_matches_host() {
 }
 
 /// Regression guards on the integer model's instructions per multiply-add (single,
-/// batched): on the DSP cores, budgets 2.0 and 1.5; on the M0, 6 (measured: firmware/README.md).
-const INT_DSP_SINGLE: f64 = 2.5;
-const INT_DSP_BATCHED: f64 = 2.0;
+/// batched). The budgets are 2.0 and 1.5 on the DSP cores (measured 1.99 and 1.48 on the
+/// M4F, 1.97 and 1.47 on the M33, rustc 1.95) and 6 on the M0 (measured 5.41 and 5.36); the
+/// guards leave headroom for codegen drift and catch a real regression.
+const INT_DSP_SINGLE: f64 = 2.3;
+const INT_DSP_BATCHED: f64 = 1.75;
 const INT_M0: f64 = 6.5;
 
 /// Asserts the instructions per multiply-add of both paths (where they ran).
