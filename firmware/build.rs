@@ -1,16 +1,18 @@
 //! Build-time embedding: the model file becomes a `static` in flash, the sampler a step table.
 //!
 //! The model file named by `TINYDDPM_MODEL` is checked with the core's decoder on the build
-//! host (magic, version, CRC, shape, finite weights) and written out as Rust source:
-//! `static MODEL: Model<H, B> = Model { … }` with every weight as `f32::from_bits(…)` (exact
-//! by construction, no decimal round trip), and `static STEPS: [Step; K]` computed here by
+//! host (magic, version, CRC, shape, and finite weights or integer parameters in range) and
+//! written out as Rust source: a float model as `static MODEL: Model<H, B> = Model { … }` with
+//! every weight as `f32::from_bits(…)` (exact by construction, no decimal round trip), an
+//! integer model (from `tinyddpm quantize`) as `static MODEL: QModel<H, B> = QModel { … }`
+//! with its int8 weights, and the `integer` cfg set; then `static STEPS` computed here by
 //! `Sampler::step` from the core's f64 schedule, which is too big (16 KB) and too slow
 //! (software f64) to build on the MCU. The firmware then needs neither a decoder, nor a copy of
 //! the weights in RAM, nor `unsafe` to reinterpret bytes.
 //!
 //! Settings (each change rebuilds):
-//! - `TINYDDPM_MODEL`: model file; default `models/seed.tdm`, or `models/tiny-h32-b2.tdm` for
-//!   the Cortex-M0 target.
+//! - `TINYDDPM_MODEL`: model file; default `models/seed.tdm` (Cortex-M4F, Cortex-M33), or
+//!   `models/seed.q.tdm`, the seed model on integers, for the Cortex-M0.
 //! - `TINYDDPM_SEED` (default 42), `TINYDDPM_SAMPLES` (default 8): samples `0 .. SAMPLES` of
 //!   the seed, as `tinyddpm sample -n SAMPLES --seed SEED` draws them.
 //! - `TINYDDPM_SAMPLER`: a sampler name as the CLI's `--sampler` takes it (`ddpm`, the seed's
@@ -20,8 +22,9 @@
 //! - `TINYDDPM_STEPS`: K of DDIM (default 50) or of a multistep solver (`dpmpp-2m`,
 //!   `dpmpp-3m`, `dpmpp-2m-sde`, `unipc`; default 20, log-SNR placement).
 //!
-//! The target picks the memory map (`memory.x` is generated into `OUT_DIR`): a 1 MiB-flash,
-//! 256 KiB-RAM Cortex-M4F chip class, or the 256 KiB / 16 KiB nRF51 of QEMU's `microbit`.
+//! The target picks the core ([`Chip`]): its memory map (`memory.x` is generated into
+//! `OUT_DIR`: the QEMU machine's, or with the `rtt` feature the board's), the default model,
+//! the clocks and the integer kernel (the `kernel` cfg).
 
 use std::env;
 use std::fmt::Write as _;
@@ -34,9 +37,11 @@ use tinyddpm_core::{ChoiceError, Linear, Model, Sampler, SamplerChoice, Schedule
 
 /// A core this firmware builds for: its memory map, default model and clocks.
 struct Chip {
-    /// `memory.x`: the sizes of a real part of the class, so that the linker, not QEMU
-    /// (whose MPS2 machines have 4 MiB of each), catches an overflow.
+    /// `memory.x` under QEMU: the sizes of a real part of the class, so that the linker, not
+    /// QEMU (whose MPS2 machines have 4 MiB of each), catches an overflow.
     memory: &'static str,
+    /// `memory.x` with the `rtt` feature: the board named in `.cargo/config.toml`.
+    board_memory: &'static str,
     /// Model file used when `TINYDDPM_MODEL` is not set, relative to the crate.
     default_model: &'static str,
     /// SysTick's clock on the QEMU machine (measured with a NOP loop under `-icount`).
@@ -47,30 +52,42 @@ struct Chip {
     kernel: &'static str,
 }
 
-/// Cortex-M4F on QEMU's `mps2-an386`, memory of a 1 MiB / 256 KiB part (STM32F407).
+/// 1 MiB of flash at 0, 256 KiB of RAM: the nRF52840, and the sizes of an STM32F407.
+const MEMORY_1M_256K: &str = "MEMORY\n{\n  FLASH : ORIGIN = 0x00000000, LENGTH = 1024K\n  RAM : ORIGIN = 0x20000000, LENGTH = 256K\n}\n";
+
+/// Cortex-M4F on QEMU's `mps2-an386`; on a board, the nRF52840 (nRF52840-DK). Estimates at
+/// 168 MHz (an STM32F407; the nRF52840 runs at 64 MHz).
 const M4F: Chip = Chip {
-    memory: "MEMORY\n{\n  FLASH : ORIGIN = 0x00000000, LENGTH = 1024K\n  RAM : ORIGIN = 0x20000000, LENGTH = 256K\n}\n",
+    memory: MEMORY_1M_256K,
+    board_memory: MEMORY_1M_256K,
     default_model: "models/seed.tdm",
     qemu_systick_hz: 25_000_000,
     chip_hz: 168_000_000,
     kernel: "dsp",
 };
 
-/// Cortex-M0: the nRF51822 of QEMU's `microbit` (256 KiB flash, 16 KiB RAM).
+/// Cortex-M0: the nRF51822 (256 KiB flash, 16 KiB RAM) of QEMU's `microbit` and of the
+/// BBC micro:bit v1.
 const M0: Chip = Chip {
-    memory: "MEMORY\n{\n  FLASH : ORIGIN = 0x00000000, LENGTH = 256K\n  RAM : ORIGIN = 0x20000000, LENGTH = 16K\n}\n",
-    default_model: "models/tiny-h32-b2.tdm",
+    memory: MEMORY_NRF51,
+    board_memory: MEMORY_NRF51,
+    default_model: "models/seed.q.tdm",
     qemu_systick_hz: 16_000_000,
     chip_hz: 16_000_000,
     kernel: "thumb1",
 };
 
+/// The nRF51822's memory.
+const MEMORY_NRF51: &str = "MEMORY\n{\n  FLASH : ORIGIN = 0x00000000, LENGTH = 256K\n  RAM : ORIGIN = 0x20000000, LENGTH = 16K\n}\n";
+
 /// Cortex-M33 on QEMU's `mps2-an505`, which boots in the Secure state from its
 /// secure-alias SRAMs (code at 0x1000_0000, where the SSE-200's initial secure vector
-/// table is, data at 0x2800_0000); sizes of a 1 MiB / 256 KiB part. Estimates at the
-/// M4F's 168 MHz, so that both are held to one table.
+/// table is, data at 0x2800_0000), with the sizes of a 1 MiB / 256 KiB part; on a board, the
+/// nRF5340's application core (nRF5340-DK: 1 MiB of flash at 0, 512 KiB of RAM). Estimates
+/// at the M4F's 168 MHz, so that both are held to one table.
 const M33: Chip = Chip {
     memory: "MEMORY\n{\n  FLASH : ORIGIN = 0x10000000, LENGTH = 1024K\n  RAM : ORIGIN = 0x28000000, LENGTH = 256K\n}\n",
+    board_memory: "MEMORY\n{\n  FLASH : ORIGIN = 0x00000000, LENGTH = 1024K\n  RAM : ORIGIN = 0x20000000, LENGTH = 512K\n}\n",
     default_model: "models/seed.tdm",
     qemu_systick_hz: 20_000_000,
     chip_hz: 168_000_000,
@@ -114,7 +131,17 @@ fn run() -> Result<(), String> {
     };
     println!("cargo::rustc-check-cfg=cfg(kernel, values(\"dsp\", \"thumb1\"))");
     println!("cargo::rustc-cfg=kernel=\"{}\"", chip.kernel);
-    write(&out.join("memory.x"), chip.memory)?;
+    let board = env::var_os("CARGO_FEATURE_RTT").is_some();
+    if board {
+        // defmt's linker script: where the format strings go.
+        println!("cargo:rustc-link-arg=-Tdefmt.x");
+    }
+    let memory = if board {
+        chip.board_memory
+    } else {
+        chip.memory
+    };
+    write(&out.join("memory.x"), memory)?;
     println!("cargo:rustc-link-search={}", out.display());
 
     let model_path = match setting("TINYDDPM_MODEL") {

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Installs what the firmware build and its QEMU test (tests/firmware.rs) need: the two Cortex-M
-# Rust targets, llvm-tools (for `llvm-size` / `llvm-objdump` on the image), and QEMU's ARM
-# system emulator. Idempotent: each step is skipped when already done.
+# Installs what the firmware build and its QEMU test (tests/firmware.rs) need: the Cortex-M
+# Rust targets (M4F, M0, M33), llvm-tools (for `llvm-size` / `llvm-objdump` on the image), and
+# QEMU's ARM system emulator. Idempotent: each step is skipped when already done.
 set -euo pipefail
 
-targets=(thumbv7em-none-eabihf thumbv6m-none-eabi)
+targets=(thumbv7em-none-eabihf thumbv6m-none-eabi thumbv8m.main-none-eabihf)
 installed=$(rustup target list --installed)
 for target in "${targets[@]}"; do
     if ! grep -qx "$target" <<<"$installed"; then

@@ -1,15 +1,17 @@
 //! tinyddpm on a Cortex-M: draws diffusion samples on the device, bit for bit the host's.
 //!
-//! The model and the sampler's step table are `static`s in flash, generated at build time by
-//! `build.rs` from a model file (see there for the settings). The firmware draws samples
-//! `0 .. SAMPLES` of `SEED` with the core's arithmetic, prints them over semihosting as
-//! `index,x,y` (floats in Rust's shortest round-trip form, like the host CLI's CSV), then its
-//! budgets as `# ` lines, and exits with status 0.
+//! The model (float, or integer from `tinyddpm quantize`: whichever the model file holds) and
+//! the sampler's step table are `static`s in flash, generated at build time by `build.rs`
+//! from a model file (see there for the settings). The firmware draws samples
+//! `0 .. SAMPLES` of `SEED` with the core's arithmetic, prints them as `index,x,y` (floats in
+//! Rust's shortest round-trip form, like the host CLI's CSV) over semihosting, or over RTT on
+//! a board ([`out`]), then its budgets as `# ` lines, and ends (QEMU exits with status 0).
 //!
 //! Two paths, both the core's reverse chain ([`tinyddpm_core::chain`]) and checked against the
 //! host by `tests/firmware.rs`: sample 0 (and any remainder short of a batch) runs alone, as
 //! `f32`; the rest run [`LANES`] at a time as the core's [`Lanes`], so each weight read from
-//! flash serves several samples.
+//! flash serves several samples. The integer model's dense layers run this core's kernel
+//! (`src/kernel/`); everything else is the core's code.
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
@@ -18,6 +20,7 @@ mod clock;
 #[cfg(integer)]
 mod kernel;
 mod memory;
+mod out;
 
 /// What `build.rs` generated from the model file and the settings.
 mod embedded {
@@ -26,12 +29,11 @@ mod embedded {
 
 use cortex_m as _;
 use cortex_m_rt::entry;
-use cortex_m_semihosting::{debug, hprintln};
-use panic_semihosting as _;
 use tinyddpm_core::{Lanes, NoiseStream, PredictNoise, Real, chain, gaussian_lanes};
 
 use clock::{Clock, Meter};
 use embedded::{B, H, MODEL, SAMPLES, SEED, STEPS};
+use out::say;
 
 /// Samples per batch on the batched path, float model. The core's layers keep 8 outputs in
 /// flight, so a batch holds 8·LANES accumulators: 3 lanes (24) leave room in the M4F's 32
@@ -55,24 +57,23 @@ fn main() -> ! {
     let clock = Clock::start(peripherals.SYST);
     let (mut single, mut batched) = (Meter::default(), Meter::default());
 
-    hprintln!("index,x,y");
+    say!("index,x,y");
     let mut index = 0;
     while index < SAMPLES {
         if index > 0 && SAMPLES - index >= LANES as u64 {
             let points = sample_batch::<LANES>(index, &clock, &mut batched);
             for (i, point) in (index..).zip(&points) {
-                hprintln!("{},{},{}", i, point[0], point[1]);
+                say!("{},{},{}", i, point[0], point[1]);
             }
             index += LANES as u64;
         } else {
             let point = sample_one(index, &clock, &mut single);
-            hprintln!("{},{},{}", index, point[0], point[1]);
+            say!("{},{},{}", index, point[0], point[1]);
             index += 1;
         }
     }
     report(&single, &batched);
-    debug::exit(debug::EXIT_SUCCESS);
-    unreachable!("semihosting exit returned")
+    out::finish()
 }
 
 /// FPSCR = 0: round to nearest, subnormals kept (no flush-to-zero), no default NaN — the
@@ -156,7 +157,7 @@ fn report(single: &Meter, batched: &Meter) {
     let stack = memory::stack_high_water();
     let weights = size_of_val(&MODEL);
     let steps = size_of_val(&STEPS);
-    hprintln!(
+    say!(
         "# model: {} (H={}, B={}, T={}), sampler: {}, {} steps, seed {}",
         embedded::MODEL_FILE,
         H,
@@ -166,7 +167,7 @@ fn report(single: &Meter, batched: &Meter) {
         STEPS.len(),
         SEED
     );
-    hprintln!(
+    say!(
         "# flash: {} B code, {} B weights, {} B step table, {} B other constants, {} B .data image, {} B in flash",
         sections.code,
         weights,
@@ -175,7 +176,7 @@ fn report(single: &Meter, batched: &Meter) {
         sections.data,
         sections.flash()
     );
-    hprintln!(
+    say!(
         "# ram: {} B statics (.data {} + .bss {}), {} B stack high-water, {} B statics + stack",
         sections.static_ram(),
         sections.data,
@@ -191,7 +192,7 @@ fn report(single: &Meter, batched: &Meter) {
 /// chip of this class (a 168 MHz Cortex-M4F, the 16 MHz nRF51 Cortex-M0).
 fn work(path: &str, lanes: u64, meter: &Meter) {
     if meter.steps == 0 {
-        hprintln!("# {}: not run (too few samples for a batch)", path);
+        say!("# {}: not run (too few samples for a batch)", path);
         return;
     }
     let per_tick = 1e9 / embedded::QEMU_SYSTICK_HZ as f32;
@@ -199,7 +200,7 @@ fn work(path: &str, lanes: u64, meter: &Meter) {
     let per_sample_step = ticks_per_step * per_tick / lanes as f32;
     // The time embedding is computed once per step for the whole batch.
     let macs = (TIME_MACS + lanes * NET_MACS) as f32 / lanes as f32;
-    hprintln!(
+    say!(
         "# {} ({} per batch): {} steps timed, {:.1} SysTick ticks per step; under QEMU -icount shift=0 ({} instructions per tick) {:.0} instructions and {:.0} multiply-adds per sample-step, {:.2} instructions per multiply-add",
         path,
         lanes,
@@ -211,7 +212,7 @@ fn work(path: &str, lanes: u64, meter: &Meter) {
         per_sample_step / macs
     );
     let seconds = |steps: f32| per_sample_step * steps / embedded::CHIP_HZ as f32;
-    hprintln!(
+    say!(
         "# {} estimate at {} MHz and one instruction per cycle: {:.4} s per sample for this sampler ({} steps), {:.3} s for DDPM-1000",
         path,
         embedded::CHIP_HZ / 1_000_000,
