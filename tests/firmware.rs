@@ -4,10 +4,10 @@
 //! count (the firmware's build-time settings), runs the image in QEMU with `-icount shift=0`
 //! under a timeout, its output in a file, and compares every `index,x,y` line bit for bit with
 //! the host: `tinyddpm sample` for a float model file; for an integer one (which that command
-//! does not read yet) the core's reverse chain on the host, which is what every host path of
-//! the integer model runs. The counts are chosen so that both firmware paths run (sample 0
+//! does not read yet) the core's reverse chain on the host, whose bits every host path of the
+//! integer model reproduces. The counts are chosen so that both firmware paths run (sample 0
 //! alone, then batches: 3 lanes for the float model and on the M0, 5 for the integer model on
-//! the DSP cores). It also guards the budgets the firmware prints: RAM, flash, and
+//! the DSP cores), except DDPM-1000 on the M0, one sample. It also guards the budgets the firmware prints: RAM, flash, and
 //! instructions per multiply-add, with headroom for codegen drift between compilers.
 //!
 //! Needs `qemu-system-arm` and the Rust targets `thumbv7em-none-eabihf`, `thumbv6m-none-eabi`
