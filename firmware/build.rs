@@ -94,6 +94,11 @@ const M33: Chip = Chip {
     kernel: "dsp",
 };
 
+/// The largest table of time embeddings the integer model's build embeds: 16 KiB, 64 steps
+/// at H = 128 (a few-step sampler's 20 take 5 KB; DDPM-1000's would take 256 KB, so it
+/// computes them on the device).
+const TIME_TABLE_MAX: usize = 16 * 1024;
+
 /// Variables this script reads.
 const SETTINGS: [&str; 5] = [
     "TINYDDPM_MODEL",
@@ -186,13 +191,13 @@ fn run() -> Result<(), String> {
     .unwrap();
     writeln!(src, "pub const CHIP_HZ: u32 = {chip_hz};").unwrap();
     println!("cargo::rustc-check-cfg=cfg(integer)");
-    println!("cargo::rustc-check-cfg=cfg(integer)");
+    println!("cargo::rustc-check-cfg=cfg(time_table)");
     if kind == Kind::Integer {
         println!("cargo::rustc-cfg=integer");
     }
-    model_source(kind, &header, &bytes, &mut src)
+    let t_inputs = steps_source(&header, &sampler, &mut src)?;
+    model_source(kind, &header, &bytes, &t_inputs, &mut src)
         .map_err(|e| format!("{}: {e}", model_path.display()))?;
-    steps_source(&header, &sampler, &mut src)?;
     write(&out.join("embedded.rs"), &src)
 }
 
@@ -241,15 +246,23 @@ fn sampler(header: &Header) -> Result<Sampler, String> {
         })
 }
 
-/// Monomorphises the emitter for the file's shape; these are the shapes a build supports.
-fn model_source(kind: Kind, header: &Header, bytes: &[u8], src: &mut String) -> Result<(), String> {
+/// Monomorphises the emitter for the file's kind and shape; these are the shapes a build
+/// supports. `t_inputs` are the steps' network time inputs (for the integer model's table).
+fn model_source(
+    kind: Kind,
+    header: &Header,
+    bytes: &[u8],
+    t_inputs: &[f32],
+    src: &mut String,
+) -> Result<(), String> {
+    let blocks = header.blocks;
     match header.hidden {
-        8 => with_blocks::<8>(kind, header.blocks, bytes, src),
-        16 => with_blocks::<16>(kind, header.blocks, bytes, src),
-        32 => with_blocks::<32>(kind, header.blocks, bytes, src),
-        64 => with_blocks::<64>(kind, header.blocks, bytes, src),
-        128 => with_blocks::<128>(kind, header.blocks, bytes, src),
-        256 => with_blocks::<256>(kind, header.blocks, bytes, src),
+        8 => with_blocks::<8>(kind, blocks, bytes, t_inputs, src),
+        16 => with_blocks::<16>(kind, blocks, bytes, t_inputs, src),
+        32 => with_blocks::<32>(kind, blocks, bytes, t_inputs, src),
+        64 => with_blocks::<64>(kind, blocks, bytes, t_inputs, src),
+        128 => with_blocks::<128>(kind, blocks, bytes, t_inputs, src),
+        256 => with_blocks::<256>(kind, blocks, bytes, t_inputs, src),
         h => Err(format!(
             "H={h}: this build script supports H in [8, 16, 32, 64, 128, 256]"
         )),
@@ -260,6 +273,7 @@ fn with_blocks<const H: usize>(
     kind: Kind,
     blocks: u32,
     bytes: &[u8],
+    t_inputs: &[f32],
     src: &mut String,
 ) -> Result<(), String> {
     match (kind, blocks) {
@@ -267,10 +281,10 @@ fn with_blocks<const H: usize>(
         (Kind::Float, 2) => emit_model::<H, 2>(bytes, src),
         (Kind::Float, 3) => emit_model::<H, 3>(bytes, src),
         (Kind::Float, 4) => emit_model::<H, 4>(bytes, src),
-        (Kind::Integer, 1) => emit_qmodel::<H, 1>(bytes, src),
-        (Kind::Integer, 2) => emit_qmodel::<H, 2>(bytes, src),
-        (Kind::Integer, 3) => emit_qmodel::<H, 3>(bytes, src),
-        (Kind::Integer, 4) => emit_qmodel::<H, 4>(bytes, src),
+        (Kind::Integer, 1) => emit_qmodel::<H, 1>(bytes, t_inputs, src),
+        (Kind::Integer, 2) => emit_qmodel::<H, 2>(bytes, t_inputs, src),
+        (Kind::Integer, 3) => emit_qmodel::<H, 3>(bytes, t_inputs, src),
+        (Kind::Integer, 4) => emit_qmodel::<H, 4>(bytes, t_inputs, src),
         (_, b) => Err(format!("B={b}: this build script supports 1 to 4 blocks")),
     }
 }
@@ -330,6 +344,7 @@ fn emit_floats(values: &[f32], src: &mut String) {
 /// as `static MODEL: QModel<H, B>` with its int8 weights as literals.
 fn emit_qmodel<const H: usize, const B: usize>(
     bytes: &[u8],
+    t_inputs: &[f32],
     src: &mut String,
 ) -> Result<(), String> {
     let mut q: Box<QModel<H, B>> = Box::new(QModel::ZERO);
@@ -373,6 +388,18 @@ fn emit_qmodel<const H: usize, const B: usize>(
     src.push_str("    ],\n    output: ");
     emit_qlinear(&q.output, src);
     writeln!(src, ",\n    output_exp: {},\n}};", q.output_exp).unwrap();
+    if size_of::<[i16; H]>() * t_inputs.len() <= TIME_TABLE_MAX {
+        // Each step's time embedding, by the core's own code: the firmware looks it up
+        // instead of computing it (16,500 multiply-adds a step for H = 128).
+        println!("cargo::rustc-cfg=time_table");
+        writeln!(src, "/// Each step's time embedding, noisiest step first.").unwrap();
+        let count = t_inputs.len();
+        writeln!(src, "pub static TIME_EMBEDDINGS: [[i16; H]; {count}] = [").unwrap();
+        for &t in t_inputs {
+            writeln!(src, "    {:?},", q.time_embedding(t)).unwrap();
+        }
+        src.push_str("];\n");
+    }
     Ok(())
 }
 
@@ -389,7 +416,8 @@ fn emit_qlinear<const I: usize, const O: usize>(layer: &QLinear<I, O>, src: &mut
     .unwrap();
 }
 
-fn steps_source(header: &Header, sampler: &Sampler, src: &mut String) -> Result<(), String> {
+/// Emits the step table; returns the steps' network time inputs.
+fn steps_source(header: &Header, sampler: &Sampler, src: &mut String) -> Result<Vec<f32>, String> {
     match header.timesteps {
         100 => emit_steps::<100>(header, sampler, src),
         250 => emit_steps::<250>(header, sampler, src),
@@ -407,9 +435,10 @@ fn emit_steps<const T: usize>(
     header: &Header,
     sampler: &Sampler,
     src: &mut String,
-) -> Result<(), String> {
+) -> Result<Vec<f32>, String> {
     let schedule: Box<Schedule<T>> = Box::new(header.schedule().map_err(|e| e.to_string())?);
     let count = sampler.num_steps(T);
+    let t_inputs = sampler.steps(&schedule).map(|s| s.t_input).collect();
     // An `[f32; N]` literal, each element by its bits.
     let bits_array = |values: &[f32]| {
         let elements: Vec<String> = values.iter().map(|&v| bits(v)).collect();
@@ -420,7 +449,8 @@ fn emit_steps<const T: usize>(
         .steps(&schedule)
         .all(|s| matches!(s.update, Update::Ddpm { .. }))
     {
-        return emit_ddpm_steps(sampler.steps(&schedule), count, src);
+        emit_ddpm_steps(sampler.steps(&schedule), count, src)?;
+        return Ok(t_inputs);
     }
     writeln!(src, "/// The sampler's reverse steps, noisiest first.").unwrap();
     writeln!(src, "pub static STEPS: [Step; {count}] = [").unwrap();
@@ -480,7 +510,7 @@ fn emit_steps<const T: usize>(
     src.push_str("];\n");
     src.push_str("/// A table entry as the core's `Step`.\n");
     src.push_str("pub fn step(s: &Step) -> Step {\n    *s\n}\n");
-    Ok(())
+    Ok(t_inputs)
 }
 
 /// A DDPM chain (T steps) as `(t, t_input, sigma, c_eps, c_x)`: 20 bytes a step, where a
