@@ -193,6 +193,19 @@ fn chains_longer_than_one_launch_give_the_cores_bits() {
     }
 }
 
+/// More samples than one `sample_init` block (1,024) and ten waves of `sample_steps`.
+#[test]
+fn many_waves_give_the_cores_bits() {
+    let (m, s) = (small_model(), short());
+    let sampler = Sampler::Ddim {
+        steps: 3,
+        eta: 1.0,
+        spacing: Spacing::Trailing,
+        clip: false,
+    };
+    assert_bit_identical(&*m, &s, &sampler, &[2500]);
+}
+
 /// The seed model's shape (H = 128, B = 3), at the tile size an H200 runs it with.
 #[test]
 fn the_seed_model_gives_the_cores_bits() {

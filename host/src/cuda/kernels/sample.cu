@@ -80,12 +80,14 @@ KERNEL void sample_init(u64 seed, u64 first_index, int count, int has_init,
     Xoshiro128pp st = stream_new(seed, first_index + (u64)i, zero_fallback);
     float z0, z1;
     gaussian_pair(&st, &z0, &z1);
-    xs[2 * i] = has_init ? x_init[2 * i] : z0;
-    xs[2 * i + 1] = has_init ? x_init[2 * i + 1] : z1;
-    rng[4 * i] = st.s0;
-    rng[4 * i + 1] = st.s1;
-    rng[4 * i + 2] = st.s2;
-    rng[4 * i + 3] = st.s3;
+    // Indices in 64 bits: 4·i overflows an int from 2^29 samples on.
+    const u64 at = (u64)i;
+    xs[2 * at] = has_init ? x_init[2 * at] : z0;
+    xs[2 * at + 1] = has_init ? x_init[2 * at + 1] : z1;
+    rng[4 * at] = st.s0;
+    rng[4 * at + 1] = st.s1;
+    rng[4 * at + 2] = st.s2;
+    rng[4 * at + 3] = st.s3;
 }
 
 // Coefficient i of a step table row.
@@ -203,18 +205,21 @@ sample_steps(const float *__restrict__ params, const float *__restrict__ wt,
     const bool owner = tid < spb;
     const bool valid = owner && first + tid < base + count;
     const int me = first + tid;
+    // Sample me's place in xs, rng and hist, in 64 bits: HIST_WORDS·me overflows an int from
+    // 358 million samples on, which fit in a large GPU's memory.
+    const u64 at = (u64)me;
     float x0 = 0.0f, x1 = 0.0f;
     Xoshiro128pp st = {0u, 0u, 0u, 0u};
     History h0 = {{0.0f, 0.0f}, 0.0f};
     History h1 = h0;
     if (valid) {
-        x0 = xs[2 * me];
-        x1 = xs[2 * me + 1];
-        st.s0 = rng[4 * me];
-        st.s1 = rng[4 * me + 1];
-        st.s2 = rng[4 * me + 2];
-        st.s3 = rng[4 * me + 3];
-        const float *hm = hist + HIST_WORDS * me;
+        x0 = xs[2 * at];
+        x1 = xs[2 * at + 1];
+        st.s0 = rng[4 * at];
+        st.s1 = rng[4 * at + 1];
+        st.s2 = rng[4 * at + 2];
+        st.s3 = rng[4 * at + 3];
+        const float *hm = hist + HIST_WORDS * at;
         h0 = {{hm[0], hm[1]}, hm[2]};
         h1 = {{hm[3], hm[4]}, hm[5]};
     }
@@ -313,13 +318,13 @@ sample_steps(const float *__restrict__ params, const float *__restrict__ wt,
     }
 
     if (valid) {
-        xs[2 * me] = x0;
-        xs[2 * me + 1] = x1;
-        rng[4 * me] = st.s0;
-        rng[4 * me + 1] = st.s1;
-        rng[4 * me + 2] = st.s2;
-        rng[4 * me + 3] = st.s3;
-        float *hm = hist + HIST_WORDS * me;
+        xs[2 * at] = x0;
+        xs[2 * at + 1] = x1;
+        rng[4 * at] = st.s0;
+        rng[4 * at + 1] = st.s1;
+        rng[4 * at + 2] = st.s2;
+        rng[4 * at + 3] = st.s3;
+        float *hm = hist + HIST_WORDS * at;
         hm[0] = h0.x0[0];
         hm[1] = h0.x0[1];
         hm[2] = h0.x;
