@@ -121,8 +121,11 @@ fn main() {
         .collect();
     writeln!(
         table,
-        "extern \"C\" const ::emu::Module *const emu_modules[] = {{{}}};\n\
-         extern \"C\" const size_t emu_module_count = {};",
+        "static const ::emu::Module *const modules[] = {{{}}};\n\
+         // Module i, or null past the last.\n\
+         extern \"C\" const ::emu::Module *emu_module_at(size_t i) {{\n\
+         \x20   return i < {} ? modules[i] : nullptr;\n\
+         }}",
         all.join(", "),
         MODULES.len()
     )

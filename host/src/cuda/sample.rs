@@ -143,7 +143,7 @@ pub struct Wave {
 
 /// The launch list of `request` on `device`: the step table and the time embedding of every
 /// step, each sample's stream and x_T (`sample_init`), then the reverse steps
-/// (`sample_steps`), [`STEPS_PER_LAUNCH`] per launch, in waves that fill every multiprocessor
+/// (`sample_steps`), 100 steps per launch, in waves that fill every multiprocessor
 /// of the device once. Refuses a sampler invalid for T and a given start of the wrong length.
 pub fn sample_plan<const H: usize, const B: usize, const T: usize>(
     device: &dyn Device,

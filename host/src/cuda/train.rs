@@ -51,9 +51,9 @@ pub struct StateBuffers {
     pub adam_v: Buf,
     /// The EMA weights (one unused float without an EMA).
     pub ema: Buf,
-    /// The [`COUNTERS`], u64 each.
+    /// The step counters (steps done, losses logged, divergence), u64 each.
     pub ctr: Buf,
-    /// The losses of the steps since the counters were last reset, [`LOSS_LOG`] floats.
+    /// The losses of the steps since the counters were last reset, 256 floats.
     pub losses: Buf,
 }
 
@@ -496,8 +496,9 @@ impl<const H: usize, const B: usize, const T: usize> Training<H, B> for GpuTrain
 
     const STEPS_PER_CALL: u64 = LOSS_LOG as u64;
 
-    /// Graph replays, read back every [`LOSS_LOG`] steps. Stops at a non-finite loss with
-    /// [`TrainError::NonFinite`], the weights then being those before that step.
+    /// Graph replays, read back every [`Training::STEPS_PER_CALL`] steps. Stops at a
+    /// non-finite loss with [`TrainError::NonFinite`], the weights then being those before
+    /// that step.
     fn run(&mut self, steps: u64, on_loss: &mut dyn FnMut(u64, f32)) -> Result<(), CudaError> {
         let mut left = steps;
         while left > 0 {

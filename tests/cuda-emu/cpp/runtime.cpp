@@ -43,23 +43,30 @@ void switched_in(void *fake_stack, const void **bottom_old, size_t *size_old) {
 #endif
 }
 
+// An inaccessible page below each stack: a kernel that overflows its stack faults at once.
+constexpr size_t GUARD_BYTES = 4096;
+
 // Stacks for the fibers, kept per OS thread and reused by every block.
 struct Stacks {
-    std::vector<void *> stacks;
+    std::vector<char *> stacks;
     void *get(size_t i) {
         while (stacks.size() <= i) {
-            void *s = mmap(nullptr, STACK_BYTES, PROT_READ | PROT_WRITE,
+            void *s = mmap(nullptr, GUARD_BYTES + STACK_BYTES, PROT_READ | PROT_WRITE,
                            MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
             if (s == MAP_FAILED) {
                 return nullptr;
             }
-            stacks.push_back(s);
+            if (mprotect(s, GUARD_BYTES, PROT_NONE) != 0) {
+                munmap(s, GUARD_BYTES + STACK_BYTES);
+                return nullptr;
+            }
+            stacks.push_back(static_cast<char *>(s));
         }
-        return stacks[i];
+        return stacks[i] + GUARD_BYTES;
     }
     ~Stacks() {
-        for (void *s : stacks) {
-            munmap(s, STACK_BYTES);
+        for (char *s : stacks) {
+            munmap(s, GUARD_BYTES + STACK_BYTES);
         }
     }
 };
