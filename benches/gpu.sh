@@ -13,7 +13,7 @@
 #   6. times PyTorch's notebook code on the same GPU for the ratios
 #      (`benches/reference/ddpm.py gpu-bench`).
 #
-# Every step runs whatever happened before it, under a time limit taken from one deadline, so
+# Every step runs whatever the earlier ones gave, under a time limit taken from one deadline, so
 # the whole script ends within 8 minutes on one H200 (builds included) and closes with a
 # verdict: each check passed, failed or skipped, with why, and each timing against its target.
 # It exits 1 when a check failed.
@@ -22,8 +22,10 @@
 # Env:   NVRTC_LIB_DIR        folder holding libnvrtc.so (default: the CUDA toolkit's lib64)
 #        TORCH_VENV           the PyTorch venv for step 6 (see benches/torch_env.sh); its torch
 #                             must be a CUDA build (PyPI's Linux wheel is)
-#        CARGO_TARGET_DIR     as usual; without cargo on the machine, set CUDA_TEST_BIN,
-#                             CUDA_BENCH_BIN and TINYDDPM_BIN to prebuilt release binaries instead
+#        CARGO_TARGET_DIR     as usual
+#        CUDA_TEST_BIN, CUDA_BENCH_BIN, TINYDDPM_BIN
+#                             prebuilt release binaries (the cuda test, the cuda benchmark, the
+#                             CLI) to use instead of building: needed without cargo
 #        GPU_SH_SECONDS       the deadline (default 470: 8 minutes less a margin)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
