@@ -5,6 +5,9 @@
 //! (`Sampler::step`) — and uploads it with the weights; the device computes the time
 //! embedding of every step (the core's arithmetic), seeds each sample's stream from
 //! `(seed, index)`, and runs the reverse steps with one thread block per group of samples.
+//! Each sample's state — x, its noise stream and the multistep solvers' history — lives in
+//! buffers between launches. The whole run is one launch list ([`sample_plan`]), which the
+//! GPU and the test suite's CPU emulation of the kernels run alike ([`sample_on`]).
 
 use std::ops::Range;
 

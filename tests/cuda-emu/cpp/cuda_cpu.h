@@ -29,9 +29,14 @@
 //
 // What it cannot model: warp-synchronous code (__shfl, __ballot, warp-sized implicit
 // lock-step, __syncwarp) and atomics between threads that run at the same time (a thread
-// runs alone until its next barrier), timing and occupancy, the GPU's own maths library
-// (expf, cosf, sinf are the C library's here), the read-only cache of __ldg, and memory
-// that blocks of one launch share while running (blocks run one after another).
+// runs alone until its next barrier; neither is declared here, so a kernel using them does
+// not build), interleavings finer than one thread's run between two barriers, timing and
+// occupancy, the GPU's own maths library (expf, cosf, sinf are the C library's here), the
+// read-only cache of __ldg (a kernel reading with __ldg what the same launch writes works
+// here), and blocks of one launch running at the same time (they run one after another; the
+// race test reverses their order). With AddressSanitizer, an overrun of a kernel's local
+// array is caught by the bounds check (UndefinedBehaviorSanitizer) rather than by
+// AddressSanitizer, whose record of a fiber's stack is cleared at every switch.
 #pragma once
 
 #include <math.h>
