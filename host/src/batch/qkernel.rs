@@ -16,16 +16,23 @@ use tinyddpm_core::{NoiseStream, PredictNoise, Real, Step, chain};
 
 use super::lanes::{Lane, Tile};
 use super::qlanes::ILane;
-use super::qpacked::{QLayers, QPacked, Requant, pair};
+use super::qpacked::{QGelu, QLayers, QPacked, pair};
+
+/// What a layer does with its sums, per pair of outputs `j`, `j + 1` (`j` even): a trait with
+/// inlined methods, not a closure, because a closure is compiled without the caller's target
+/// feature and its vector operations are left as calls when it is not inlined.
+trait Finish<L: ILane, const S: usize> {
+    /// The sums of outputs `j` and `j + 1`, for each of `S` sample vectors.
+    fn finish(&mut self, j: usize, lo: &[L; S], hi: &[L; S]);
+}
 
 /// `acc_j = b_j + Σ_k w_jk·x_k` for a tile: `x` has one row of `S` pair vectors per input
-/// pair; `finish(j, lo, hi)` receives the sums of outputs `j` and `j + 1` (`j` even) once per
-/// output pair holding a real output.
+/// pair; `out` receives the sums once per output pair holding a real output.
 #[inline(always)]
 fn dense<L: ILane, const S: usize, const J: usize>(
     layer: &QPacked,
     x: &[[L; S]],
-    mut finish: impl FnMut(usize, [L; S], [L; S]),
+    out: &mut impl Finish<L, S>,
 ) {
     assert!(layer.width == J && J.is_multiple_of(2) && x.len() == layer.pairs);
     let blocks = layer.weight.chunks_exact(layer.pairs * J);
@@ -45,19 +52,102 @@ fn dense<L: ILane, const S: usize, const J: usize>(
         for jj in (0..J).step_by(2) {
             let j = block * J + jj;
             if j < layer.outputs {
-                finish(j, acc[jj], acc[jj + 1]);
+                out.finish(j, &acc[jj], &acc[jj + 1]);
             }
         }
     }
 }
 
-/// `f` on each of `S` vectors.
-#[inline(always)]
-fn each<L: ILane, const S: usize>(mut v: [L; S], f: impl Fn(L) -> L) -> [L; S] {
-    for x in &mut v {
-        *x = f(*x);
+/// The input layer into the stream: `h = sat16(GELU(requantize(acc)) + temb)`.
+struct IntoStream<'a, L, const S: usize> {
+    layer: &'a QPacked,
+    act: &'a QGelu,
+    temb: &'a [i16],
+    h: &'a mut [[L; S]],
+}
+
+impl<L: ILane, const S: usize> Finish<L, S> for IntoStream<'_, L, S> {
+    #[inline(always)]
+    fn finish(&mut self, j: usize, lo: &[L; S], hi: &[L; S]) {
+        let (qlo, qhi) = (&self.layer.requant[j], &self.layer.requant[j + 1]);
+        let (tlo, thi) = (
+            L::splat(self.temb[j].into()),
+            L::splat(self.temb[j + 1].into()),
+        );
+        let h = &mut self.h[j / 2];
+        for s in 0..S {
+            let (l, hh) = L::gelu2(lo[s].requantize(qlo), hi[s].requantize(qhi), self.act);
+            h[s] = L::pack(l.sat16().add(tlo), hh.sat16().add(thi));
+        }
     }
-    v
+}
+
+/// A block's first layer: `v = GELU(requantize(acc))`.
+struct Inner<'a, L, const S: usize> {
+    layer: &'a QPacked,
+    act: &'a QGelu,
+    v: &'a mut [[L; S]],
+}
+
+impl<L: ILane, const S: usize> Finish<L, S> for Inner<'_, L, S> {
+    #[inline(always)]
+    fn finish(&mut self, j: usize, lo: &[L; S], hi: &[L; S]) {
+        let (qlo, qhi) = (&self.layer.requant[j], &self.layer.requant[j + 1]);
+        let v = &mut self.v[j / 2];
+        for s in 0..S {
+            let (l, h) = L::gelu2(lo[s].requantize(qlo), hi[s].requantize(qhi), self.act);
+            v[s] = L::pack(l, h);
+        }
+    }
+}
+
+/// A block's second layer and the residual:
+/// `h = requantize(GELU(requantize(acc)) + h + temb, 1/√2)`, the old `h` read from the
+/// same pair it is written to.
+struct Residual<'a, L, const S: usize> {
+    layer: &'a QPacked,
+    act: &'a QGelu,
+    temb: &'a [i16],
+    h: &'a mut [[L; S]],
+}
+
+impl<L: ILane, const S: usize> Finish<L, S> for Residual<'_, L, S> {
+    #[inline(always)]
+    fn finish(&mut self, j: usize, lo: &[L; S], hi: &[L; S]) {
+        let (qlo, qhi) = (&self.layer.requant[j], &self.layer.requant[j + 1]);
+        let (tlo, thi) = (
+            L::splat(self.temb[j].into()),
+            L::splat(self.temb[j + 1].into()),
+        );
+        let h = &mut self.h[j / 2];
+        for s in 0..S {
+            let (l, hh) = L::gelu2(lo[s].requantize(qlo), hi[s].requantize(qhi), self.act);
+            let l = l.sat16().add(h[s].low()).add(tlo);
+            let hh = hh.sat16().add(h[s].high()).add(thi);
+            h[s] = L::pack(l.residual(), hh.residual());
+        }
+    }
+}
+
+/// The output layer: ε̂'s two coordinates requantized, each written to `eps[c]` (i32 lanes,
+/// sample vector `s` at `s·LANES`).
+struct Output<'a> {
+    layer: &'a QPacked,
+    eps: [&'a mut [i32]; 2],
+}
+
+impl<L: ILane, const S: usize> Finish<L, S> for Output<'_> {
+    #[inline(always)]
+    fn finish(&mut self, _: usize, lo: &[L; S], hi: &[L; S]) {
+        for (c, a) in [lo, hi].into_iter().enumerate() {
+            let q = &self.layer.requant[c];
+            for (s, a) in a.iter().enumerate() {
+                a.requantize(q)
+                    .sat16()
+                    .store(&mut self.eps[c][s * L::LANES..]);
+            }
+        }
+    }
 }
 
 /// Scratch of one tile: the stream `h` and a block's inner activations `v`, as pairs, and the
@@ -65,7 +155,7 @@ fn each<L: ILane, const S: usize>(mut v: [L; S], f: impl Fn(L) -> L) -> [L; S] {
 pub(crate) struct QTileBuffers<L, const S: usize> {
     h: Vec<[L; S]>,
     v: Vec<[L; S]>,
-    ints: Vec<i32>,
+    ints: [Vec<i32>; 2],
     floats: Vec<f32>,
 }
 
@@ -76,7 +166,7 @@ impl<L: ILane, const S: usize> QTileBuffers<L, S> {
         Self {
             h: vec![[L::splat(0); S]; pairs],
             v: vec![[L::splat(0); S]; pairs],
-            ints: vec![0; S * L::LANES],
+            ints: [vec![0; S * L::LANES], vec![0; S * L::LANES]],
             floats: vec![0.0; S * L::LANES],
         }
     }
@@ -94,74 +184,58 @@ pub(crate) fn predict_noise_tile<L: ILane, const S: usize, const J: usize>(
     let QTileBuffers { h, v, ints, floats } = buf;
     let lanes = L::LANES;
     // Boundary in, per sample (the core's `to_i16`): the pair (x, y), one input pair.
-    let mut xq = [L::splat(0); S];
+    let [xy, _] = ints;
     for (c, xc) in x.iter().enumerate() {
         for (s, xs) in xc.0.iter().enumerate() {
             xs.store(&mut floats[s * lanes..]);
         }
-        for (q, &f) in ints.iter_mut().zip(floats.iter()) {
+        for (q, &f) in xy.iter_mut().zip(floats.iter()) {
             let v = to_i16(f, layers.input_exp);
             *q = if c == 0 { v.into() } else { pair(*q as i16, v) };
         }
     }
+    let mut xq = [L::splat(0); S];
     for (s, q) in xq.iter_mut().enumerate() {
-        *q = L::load(&ints[s * lanes..]);
+        *q = L::load(&xy[s * lanes..]);
     }
-    let t = |j: usize| L::splat(temb[j].into());
-    // A unit into the stream: h = sat16(GELU(u) + temb).
-    let act = &layers.input_act;
-    dense::<L, S, J>(&layers.input, &[xq], |j, lo, hi| {
-        let input = |a: [L; S], j: usize| {
-            let (q, t) = (&layers.input.requant[j], t(j));
-            each(a, |a| a.requantize(q).gelu(act).add(t).sat16())
-        };
-        let (lo, hi) = (input(lo, j), input(hi, j + 1));
-        for (hs, (l, h)) in h[j / 2].iter_mut().zip(lo.into_iter().zip(hi)) {
-            *hs = L::pair(l, h);
-        }
-    });
+    let input = &mut IntoStream {
+        layer: &layers.input,
+        act: &layers.input_act,
+        temb,
+        h,
+    };
+    dense::<L, S, J>(&layers.input, &[xq], input);
     for block in &layers.blocks {
-        dense::<L, S, J>(&block.first, h, |j, lo, hi| {
-            let unit = |a: [L; S], j: usize| {
-                let q = &block.first.requant[j];
-                each(a, |a| a.requantize(q).gelu(&block.act))
-            };
-            let (lo, hi) = (unit(lo, j), unit(hi, j + 1));
-            for (vs, (l, h)) in v[j / 2].iter_mut().zip(lo.into_iter().zip(hi)) {
-                *vs = L::pair(l, h);
-            }
-        });
-        // h = requantize(GELU(u) + h + temb, 1/√2), the old h read from the same pair.
-        let act = &block.second_act;
-        dense::<L, S, J>(&block.second, v, |j, lo, hi| {
-            let (qlo, qhi) = (&block.second.requant[j], &block.second.requant[j + 1]);
-            let (tlo, thi) = (t(j), t(j + 1));
-            for (hs, (l, hh)) in h[j / 2].iter_mut().zip(lo.into_iter().zip(hi)) {
-                let l = l.requantize(qlo).gelu(act).add(hs.low()).add(tlo);
-                let hh = hh.requantize(qhi).gelu(act).add(hs.high()).add(thi);
-                *hs = L::pair(
-                    l.requantize(&Requant::SQRT_HALF),
-                    hh.requantize(&Requant::SQRT_HALF),
-                );
-            }
-        });
+        let inner = &mut Inner {
+            layer: &block.first,
+            act: &block.act,
+            v,
+        };
+        dense::<L, S, J>(&block.first, h, inner);
+        let residual = &mut Residual {
+            layer: &block.second,
+            act: &block.second_act,
+            temb,
+            h,
+        };
+        dense::<L, S, J>(&block.second, v, residual);
     }
     // Boundary out, per sample (the core's `from_i16`).
+    let [e0, e1] = ints;
+    let out = &mut Output {
+        layer: &layers.output,
+        eps: [e0, e1],
+    };
+    dense::<L, S, 2>(&layers.output, h, out);
     let mut eps = [Tile([L::F::splat(0.0); S]); 2];
-    dense::<L, S, 2>(&layers.output, h, |_, lo, hi| {
-        for (c, a) in [lo, hi].into_iter().enumerate() {
-            let q = &layers.output.requant[c];
-            for (s, a) in a.into_iter().enumerate() {
-                a.requantize(q).store(&mut ints[s * lanes..]);
-            }
-            for (f, &q) in floats.iter_mut().zip(ints.iter()) {
-                *f = from_i16(q as i16, layers.output_exp);
-            }
-            for (s, e) in eps[c].0.iter_mut().enumerate() {
-                *e = L::F::load(&floats[s * lanes..]);
-            }
+    for (e, q) in eps.iter_mut().zip(ints.iter()) {
+        for (f, &q) in floats.iter_mut().zip(q) {
+            *f = from_i16(q as i16, layers.output_exp);
         }
-    });
+        for (s, e) in e.0.iter_mut().enumerate() {
+            *e = L::F::load(&floats[s * lanes..]);
+        }
+    }
     eps
 }
 

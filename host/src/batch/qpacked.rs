@@ -15,12 +15,16 @@
 
 use tinyddpm_core::QModel;
 use tinyddpm_core::quant::{
-    GELU_TABLE, Gelu, MAX_GAP, MAX_PRE_EXP, MAX_SHIFT, MIN_PRE_EXP, QLinear, SQRT_HALF_MULTIPLIER,
-    SQRT_HALF_SHIFT,
+    GELU_TABLE, Gelu, MAX_GAP, MAX_PRE_EXP, MAX_SHIFT, MIN_PRE_EXP, QLinear,
 };
 
 /// One output channel's requantization `sat16(⌊(acc·M + ⌊2^s/2⌋) / 2^s⌋)`, the shift
 /// already clamped to [`MAX_SHIFT`] as the core does.
+///
+/// For `s ≥ 33` the vector paths need only the high 32 bits of the product: with
+/// `acc·M = hi·2^32 + lo`, `0 ≤ lo < 2^32`, and `2^(s−1) = 2^(s−33)·2^32`,
+/// `⌊(acc·M + 2^(s−1)) / 2^s⌋ = ⌊(hi + 2^(s−33)) / 2^(s−32)⌋` (the fraction `lo/2^32 < 1`
+/// cannot carry across a multiple of `2^(s−32)`), all in `i32` (`|hi| ≤ 2^30`).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Requant {
     /// M.
@@ -29,27 +33,35 @@ pub(crate) struct Requant {
     pub shift: u8,
     /// `⌊2^s/2⌋`.
     pub round: i64,
+    /// Whether `s ≥ 33`, so that the high-half form applies.
+    pub high: bool,
+    /// `2^(s−33)` (high-half form).
+    pub high_round: i32,
+    /// `s − 32` (high-half form).
+    pub high_shift: u32,
 }
 
 impl Requant {
     /// Channel `(multiplier, shift)`, clamped like `tinyddpm_core::quant::requantize`.
     pub const fn new(multiplier: i32, shift: u8) -> Self {
         let shift = if shift > MAX_SHIFT { MAX_SHIFT } else { shift };
+        let high = shift >= 33;
         Self {
             multiplier,
             shift,
             round: (1i64 << shift) >> 1,
+            high,
+            high_round: if high { 1 << (shift - 33) } else { 0 },
+            high_shift: if high { shift as u32 - 32 } else { 0 },
         }
     }
-
-    /// The residual's division by √2.
-    pub const SQRT_HALF: Self = Self::new(SQRT_HALF_MULTIPLIER, SQRT_HALF_SHIFT);
 }
 
 /// One GELU's shifts, from the exponents clamped as the core clamps them (`6 ≤ p ≤ 21`,
-/// `p ≤ o ≤ p + 12`): with `a = |u|`, `i = min(a >> step, 320)`, `f = a − (i << step)` and
-/// `c = C[i]·2^step + (C[i+1] − C[i])·f` (the specification's interpolation, regrouped:
-/// the same integer), the output is `sat16((max(u, 0) << up) − ((c + half) >> round))`.
+/// `p ≤ o ≤ p + 12`): with `a = |u|`, `i = a >> d`, `f = a − (i << d)` and
+/// `c = C[i]·2^d + (C[i+1] − C[i])·f` for `i < 320`, else 0 (the specification's
+/// interpolation, regrouped: the same integer), the output is
+/// `sat16((max(u, 0) << up) − ((c + half) >> round))`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct QGelu {
     /// The core's GELU (the portable path applies it per lane).
@@ -62,20 +74,30 @@ pub(crate) struct QGelu {
     pub half: i32,
     /// `o − p`.
     pub up: u32,
+    /// `16384·2^d + ⌊2^r/2⌋`: the rounding term plus what the table of `C[i] − 16384`
+    /// ([`GELU_C16`]) leaves out.
+    pub offset: i32,
+    /// Whether some `|u| ≤ 32768` reaches `i ≥ 320` (`d ≤ 6`).
+    pub past_table: bool,
 }
 
 impl QGelu {
+    /// The shifts of `gelu`.
     pub fn new(gelu: Gelu) -> Self {
         let p = gelu.pre_exp.clamp(MIN_PRE_EXP, MAX_PRE_EXP);
         let o = gelu.post_exp.clamp(p, p + MAX_GAP);
         let (p, o) = (u32::from(p), u32::from(o));
         let round = p + u32::from(MAX_GAP) - o;
+        let step = p - u32::from(MIN_PRE_EXP);
+        let half = (1 << round) >> 1;
         Self {
             gelu,
-            step: p - u32::from(MIN_PRE_EXP),
+            step,
             round,
-            half: (1 << round) >> 1,
+            half,
             up: o - p,
+            offset: (16384 << step) + half,
+            past_table: (32768 >> step) >= GELU_LAST,
         }
     }
 }
@@ -83,20 +105,50 @@ impl QGelu {
 /// The last interval's start: indices from here on read `c = 0`.
 pub(crate) const GELU_LAST: i32 = (GELU_TABLE.len() - 1) as i32;
 
-/// The GELU table for the vector paths, one `i32` per index: `C[i]` in the low 16 bits
-/// (unsigned, up to 44,557), `C[i+1] − C[i]` in the high 16 bits (signed, |·| ≤ 2,022); the
-/// last entry is 0, so a clamped index `min(i, 320)` gives `c = 0` as the specification's
-/// `i ≥ 320` does.
+/// The GELU table for gathers, one `i32` per index: `C[i]` in the low 16 bits (unsigned, up
+/// to 44,557), `C[i+1] − C[i]` in the high 16 bits (signed, |·| ≤ 2,022); the last entry is 0,
+/// so a clamped index `min(i, 320)` gives `c = 0` as the specification's `i ≥ 320` does.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) static GELU_PAIRS: [i32; GELU_TABLE.len()] = {
     let mut t = [0i32; GELU_TABLE.len()];
     let mut i = 0;
-    while i + 1 < GELU_TABLE.len() {
+    while i < GELU_LAST as usize {
         let diff = GELU_TABLE[i + 1] as i32 - GELU_TABLE[i] as i32;
         t[i] = GELU_TABLE[i] as i32 | (diff << 16);
         i += 1;
     }
     t
 };
+
+/// `C[i] − 16384` for `i < 320` (in `[−16384, 28173]`: a signed 16-bit operand of
+/// `vpmaddwd`), as 16-bit words for in-register lookups (`vpermt2w`: 64 per instruction),
+/// aligned for whole-vector loads.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) static GELU_C16: Words = {
+    let mut t = [0u16; GELU_LAST as usize];
+    let mut i = 0;
+    while i < t.len() {
+        t[i] = (GELU_TABLE[i] as i32 - 16384) as u16;
+        i += 1;
+    }
+    Words(t)
+};
+
+/// `C[i+1] − C[i]` for `i < 320`, as [`GELU_C16`].
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) static GELU_DIFF: Words = {
+    let mut t = [0u16; GELU_LAST as usize];
+    let mut i = 0;
+    while i < t.len() {
+        t[i] = (GELU_TABLE[i + 1] as i32 - GELU_TABLE[i] as i32) as u16;
+        i += 1;
+    }
+    Words(t)
+};
+
+/// 320 table words, cache-line aligned.
+#[repr(C, align(64))]
+pub(crate) struct Words(pub [u16; GELU_LAST as usize]);
 
 /// Two int16 values as one `i32` lane: `lo` in the low half, `hi` in the high half.
 #[inline(always)]
