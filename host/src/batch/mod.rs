@@ -14,7 +14,8 @@
 //! - [`frames`]: the states of the chain at chosen steps, for the reverse-process figure.
 //! - [`Batch1`]: latency for one sample, lanes = outputs of each layer.
 //! - [`Simd`]: which instruction set runs; [`Simd::detect`] picks the widest one the CPU has
-//!   (AVX-512F, AVX2, else portable Rust), and every path can be forced (the tests run all).
+//!   (AVX-512 with VNNI, AVX-512F/BW, AVX2, else portable Rust), and every path can be forced
+//!   (the tests run all).
 //!
 //! Identity with the core holds because each lane performs the scalar sequence: the dense
 //! layers vectorise across samples or outputs, never across the summation index, multiply
@@ -184,6 +185,15 @@ impl Simd {
         }
     }
 
+    /// Outputs per throughput tile (`J`), the block width of the packed layers.
+    fn tile_outputs(self) -> usize {
+        match self {
+            Simd::Avx512Vnni | Simd::Avx512 => AVX512_J,
+            Simd::Avx2 => AVX2_J,
+            Simd::Portable => PORTABLE_J,
+        }
+    }
+
     fn require(self) {
         assert!(self.is_available(), "{self:?} is not available on this CPU");
     }
@@ -235,14 +245,9 @@ mod sealed {
                 .par_iter()
                 .map(|s| self.time_embedding(s.t_input))
                 .collect();
-            let width = match simd {
-                Simd::Avx512Vnni | Simd::Avx512 => AVX512_J,
-                Simd::Avx2 => AVX2_J,
-                Simd::Portable => PORTABLE_J,
-            };
             Float {
                 simd,
-                layers: Layers::new(self, width, 2),
+                layers: Layers::new(self, simd.tile_outputs(), 2),
                 tembs: tembs.into_flattened(),
             }
         }
@@ -273,14 +278,9 @@ mod sealed {
                 .par_chunks_mut(stride)
                 .zip(steps)
                 .for_each(|(t, s)| t[..H].copy_from_slice(&self.time_embedding(s.t_input)));
-            let width = match simd {
-                Simd::Avx512Vnni | Simd::Avx512 => AVX512_J,
-                Simd::Avx2 => AVX2_J,
-                Simd::Portable => PORTABLE_J,
-            };
             Integer {
                 simd,
-                layers: QLayers::new(self, width),
+                layers: QLayers::new(self, simd.tile_outputs()),
                 tembs,
                 stride,
             }
