@@ -58,7 +58,7 @@ impl Requant {
 }
 
 /// One GELU's shifts, from the exponents clamped as the core clamps them (`6 ≤ p ≤ 21`,
-/// `p ≤ o ≤ p + 12`): with `a = |u|`, `i = a >> d`, `f = a − (i << d)` and
+/// `p ≤ o ≤ p + 12`; the core keeps its clamping private, so it is restated here): with `a = |u|`, `i = a >> d`, `f = a − (i << d)` and
 /// `c = C[i]·2^d + (C[i+1] − C[i])·f` for `i < 320`, else 0 (the specification's
 /// interpolation, regrouped: the same integer), the output is
 /// `sat16((max(u, 0) << up) − ((c + half) >> round))`.
@@ -209,8 +209,9 @@ pub(crate) struct QLayers {
     pub input_exp: u8,
     /// Exponent of ε̂.
     pub output_exp: u8,
-    /// `input_layer.0` and the GELU into the stream.
+    /// `input_layer.0`.
     pub input: QPacked,
+    /// Its GELU into the stream (the core's `QModel` wires it the same way).
     pub input_act: QGelu,
     /// Per block: `first`, its GELU, `second`, its GELU into the stream.
     pub blocks: Vec<QBlockPacked>,
@@ -221,9 +222,13 @@ pub(crate) struct QLayers {
 /// One residual block, packed.
 #[derive(Clone, Debug)]
 pub(crate) struct QBlockPacked {
+    /// `hidden_layers.i.0`.
     pub first: QPacked,
+    /// Its GELU.
     pub act: QGelu,
+    /// `hidden_layers.i.2`.
     pub second: QPacked,
+    /// Its GELU into the stream.
     pub second_act: QGelu,
 }
 
