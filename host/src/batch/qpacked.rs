@@ -14,9 +14,7 @@
 //! of the specification (`tinyddpm_core::quant`) already applied.
 
 use tinyddpm_core::QModel;
-use tinyddpm_core::quant::{
-    GELU_TABLE, Gelu, MAX_GAP, MAX_PRE_EXP, MAX_SHIFT, MIN_PRE_EXP, QLinear,
-};
+use tinyddpm_core::quant::{GELU_TABLE, Gelu, MAX_GAP, MAX_SHIFT, MIN_PRE_EXP, QLinear};
 
 /// One output channel's requantization `sat16(⌊(acc·M + ⌊2^s/2⌋) / 2^s⌋)`, the shift
 /// already clamped to [`MAX_SHIFT`] as the core does.
@@ -57,8 +55,8 @@ impl Requant {
     }
 }
 
-/// One GELU's shifts, from the exponents clamped as the core clamps them (`6 ≤ p ≤ 21`,
-/// `p ≤ o ≤ p + 12`; the core keeps its clamping private, so it is restated here): with `a = |u|`, `i = a >> d`, `f = a − (i << d)` and
+/// One GELU's shifts, from the exponents clamped by the core ([`Gelu::clamped`]): with
+/// `a = |u|`, `i = a >> d`, `f = a − (i << d)` and
 /// `c = C[i]·2^d + (C[i+1] − C[i])·f` for `i < 320`, else 0 (the specification's
 /// interpolation, regrouped: the same integer), the output is
 /// `sat16((max(u, 0) << up) − ((c + half) >> round))`.
@@ -84,9 +82,7 @@ pub(crate) struct QGelu {
 impl QGelu {
     /// The shifts of `gelu`.
     pub fn new(gelu: Gelu) -> Self {
-        let p = gelu.pre_exp.clamp(MIN_PRE_EXP, MAX_PRE_EXP);
-        let o = gelu.post_exp.clamp(p, p + MAX_GAP);
-        let (p, o) = (u32::from(p), u32::from(o));
+        let (p, o) = gelu.clamped();
         let round = p + u32::from(MAX_GAP) - o;
         let step = p - u32::from(MIN_PRE_EXP);
         let half = (1 << round) >> 1;
@@ -211,7 +207,7 @@ pub(crate) struct QLayers {
     pub output_exp: u8,
     /// `input_layer.0`.
     pub input: QPacked,
-    /// Its GELU into the stream (the core's `QModel` wires it the same way).
+    /// Its GELU into the stream.
     pub input_act: QGelu,
     /// Per block: `first`, its GELU, `second`, its GELU into the stream.
     pub blocks: Vec<QBlockPacked>,
@@ -235,17 +231,11 @@ pub(crate) struct QBlockPacked {
 impl QLayers {
     /// `model` with H-output layers blocked by `width`, the 2-output layer by 2.
     pub fn new<const H: usize, const B: usize>(model: &QModel<H, B>, width: usize) -> Self {
-        let into_stream = |pre_exp| {
-            QGelu::new(Gelu {
-                pre_exp,
-                post_exp: model.stream_exp,
-            })
-        };
         Self {
             input_exp: model.input_exp,
             output_exp: model.output_exp,
             input: QPacked::new(&model.input, width),
-            input_act: into_stream(model.input_pre_exp),
+            input_act: QGelu::new(model.input_act()),
             blocks: model
                 .blocks
                 .iter()
@@ -253,7 +243,7 @@ impl QLayers {
                     first: QPacked::new(&b.first, width),
                     act: QGelu::new(b.act),
                     second: QPacked::new(&b.second, width),
-                    second_act: into_stream(b.second_pre_exp),
+                    second_act: QGelu::new(model.second_act(b)),
                 })
                 .collect(),
             output: QPacked::new(&model.output, 2),
