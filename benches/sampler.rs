@@ -3,7 +3,9 @@
 //!
 //! Criterion measures each job; a summary then times the same jobs directly (best of a few
 //! runs) and prints GFLOP/s = 2 × multiply-adds / time against this machine's unfused
-//! multiply-then-add peak, measured in the same process (`peak.rs`). The DDPM job is measured on
+//! multiply-then-add peak for the path's own vector width, measured in the same process
+//! (`peak.rs`). `TINYDDPM_SIMD=avx2` measures the AVX2 path on a CPU that also has AVX-512;
+//! `TINYDDPM_BENCH_NO_INT=1` skips the integer table. The DDPM job is measured on
 //! `DDPM_SAMPLES` samples and scaled to 10,000; `TINYDDPM_BENCH_FULL=1` also runs the full
 //! 10,000 × 1,000 job once. The integer table runs each job on the float and the integer model
 //! alternately (best and median of a few runs each, so that both see the same load) and prints
@@ -106,10 +108,33 @@ fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg").unwrap_or_default()
 }
 
+/// The peak that bounds `simd`: the unfused multiply-add limit of its own vector width.
+fn path_peak(simd: Simd, threads: usize) -> f64 {
+    match simd {
+        Simd::Avx512Vnni | Simd::Avx512 => peak::peak_gflops(peak::Width::Avx512, threads, false),
+        Simd::Avx2 => peak::peak_gflops(peak::Width::Avx2, threads, false),
+        Simd::Portable => peak::unfused_peak_gflops(threads),
+    }
+}
+
+/// The float path to measure: `TINYDDPM_SIMD=avx2|avx512|portable` forces one (to tune the
+/// AVX2 tiles on a machine that also has AVX-512), else the widest.
+fn float_path() -> Simd {
+    let forced = match std::env::var("TINYDDPM_SIMD").as_deref() {
+        Ok("avx512") => Some(Simd::Avx512),
+        Ok("avx2") => Some(Simd::Avx2),
+        Ok("portable") => Some(Simd::Portable),
+        _ => None,
+    };
+    forced
+        .filter(|s| s.is_available())
+        .unwrap_or_else(Simd::detect)
+}
+
 fn summary(model: &SeedModel, s: &Schedule<1000>, simd: Simd) {
-    let peaks = [1, 2].map(peak::unfused_peak_gflops);
+    let peaks = [1, 2].map(|threads| path_peak(simd, threads));
     println!(
-        "\nsummary ({simd:?}); measured unfused peak {:.0} GFLOP/s on 1 thread, {:.0} on 2; load {}",
+        "\nsummary ({simd:?}); measured unfused peak of its width {:.0} GFLOP/s on 1 thread, {:.0} on 2; load {}",
         peaks[0],
         peaks[1],
         loadavg().trim()
@@ -241,7 +266,7 @@ fn integer_summary(model: &SeedModel, q: &QSeedModel, s: &Schedule<1000>) {
 fn main() {
     let model = model();
     let s = Schedule::<1000>::new(ScheduleKind::SEED).expect("schedule");
-    let simd = Simd::detect();
+    let simd = float_path();
     let mut c = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
@@ -266,7 +291,9 @@ fn main() {
     let test_mode = std::env::args().any(|a| a == "--test" || a == "--list");
     if !test_mode {
         summary(&model, &s, simd);
-        let (q, _) = quantize(&*model, &s, &Calibration::default()).expect("quantizable");
-        integer_summary(&model, &q, &s);
+        if std::env::var_os("TINYDDPM_BENCH_NO_INT").is_none() {
+            let (q, _) = quantize(&*model, &s, &Calibration::default()).expect("quantizable");
+            integer_summary(&model, &q, &s);
+        }
     }
 }
