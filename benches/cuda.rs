@@ -1,7 +1,8 @@
 //! The seed jobs timed on the GPU, for `benches/gpu.sh`: 10,000 training steps at batch 128
 //! (graph replay, then 1,000 steps with plain launches for comparison), and 10,000 samples ×
-//! 1,000 DDPM steps (and 50 DDIM steps). Writes the GPU-trained model, its loss log and the
-//! GPU samples under `$TINYDDPM_BENCH_DIR` (default `gpu-bench`) for `tinyddpm eval`.
+//! 1,000 DDPM steps (and 50 DDIM steps, 20 DPM-Solver++(2M) and 20 UniPC steps). Writes the
+//! GPU-trained model, its loss log and the GPU samples under `$TINYDDPM_BENCH_DIR` (default
+//! `gpu-bench`) for `tinyddpm eval`.
 //!
 //! GPU only: without a usable GPU it prints "skipped: no CUDA device (why)" and ends.
 
@@ -11,7 +12,7 @@ use tinyddpm::batch::{Init, Request};
 use tinyddpm::cuda::{self, GpuTrainer};
 use tinyddpm::train::{TrainConfig, Training};
 use tinyddpm_core::file::Header;
-use tinyddpm_core::{Sampler, Schedule, ScheduleKind};
+use tinyddpm_core::{Sampler, Schedule, ScheduleKind, Solver};
 
 fn main() {
     let gpu = match cuda::probe() {
@@ -97,24 +98,31 @@ fn main() {
         .expect("GPU sampling");
     let sample_s = t0.elapsed().as_secs_f64();
     println!("gpu-sample-ddpm n={count} steps=1000 seconds={sample_s:.4}");
-    let t0 = Instant::now();
-    gpu.sample(
-        &Request {
-            model: &*model,
-            schedule: &s,
-            sampler: &Sampler::DDIM_DEFAULT,
-            init: Init::Noise,
-            seed: 1,
-            first: 0,
-            count,
-        },
-        &|_| {},
-    )
-    .expect("GPU sampling");
-    println!(
-        "gpu-sample-ddim50 n={count} seconds={:.4}",
-        t0.elapsed().as_secs_f64()
-    );
+    // The few-step samplers: DDIM and the multistep solvers at their defaults.
+    for (name, fast) in [
+        ("ddim50", Sampler::DDIM_DEFAULT),
+        ("dpmpp-2m-20", Sampler::multistep(Solver::DpmPp2m)),
+        ("unipc-20", Sampler::multistep(Solver::UniPc)),
+    ] {
+        let t0 = Instant::now();
+        gpu.sample(
+            &Request {
+                model: &*model,
+                schedule: &s,
+                sampler: &fast,
+                init: Init::Noise,
+                seed: 1,
+                first: 0,
+                count,
+            },
+            &|_| {},
+        )
+        .expect("GPU sampling");
+        println!(
+            "gpu-sample-{name} n={count} seconds={:.4}",
+            t0.elapsed().as_secs_f64()
+        );
+    }
     for i in (0..count).step_by(625) {
         let want = tinyddpm_core::sample(&*model, &s, &sampler, 1, i as u64);
         assert_eq!(

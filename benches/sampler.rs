@@ -1,10 +1,16 @@
-//! Benchmark: the host sampler's throughput (DDPM-1000, DDIM-50) and batch-1 latency.
+//! Benchmark: the host sampler's throughput (DDPM-1000, DDIM-50) and batch-1 latency, for the
+//! float model and its quantized integer model.
 //!
 //! Criterion measures each job; a summary then times the same jobs directly (best of a few
 //! runs) and prints GFLOP/s = 2 × multiply-adds / time against this machine's unfused
-//! multiply-then-add peak, measured in the same process (`peak.rs`). The DDPM job is measured on
+//! multiply-then-add peak for the path's own vector width, measured in the same process
+//! (`peak.rs`). `TINYDDPM_SIMD=avx2` measures the AVX2 path on a CPU that also has AVX-512;
+//! `TINYDDPM_BENCH_NO_INT=1` skips the integer table. The DDPM job is measured on
 //! `DDPM_SAMPLES` samples and scaled to 10,000; `TINYDDPM_BENCH_FULL=1` also runs the full
-//! 10,000 × 1,000 job once. `cargo bench --bench sampler -- --test` is a quick smoke run;
+//! 10,000 × 1,000 job once. The integer table runs each job on the float and the integer model
+//! alternately (best and median of a few runs each, so that both see the same load) and prints
+//! the integer/float throughput ratio, on every integer path this CPU has.
+//! `cargo bench --bench sampler -- --test` is a quick smoke run;
 //! `-- none` skips criterion and prints only the summary, whose `RESULT` lines
 //! benches/vs_torch_sample.sh reads.
 
@@ -14,8 +20,9 @@ use std::time::{Duration, Instant};
 use criterion::Criterion;
 
 mod peak;
-use tinyddpm::batch::{self, Batch1, Init, Request, Simd};
-use tinyddpm_core::{Sampler, Schedule, ScheduleKind, SeedModel};
+use tinyddpm::batch::{self, Batch1, BatchModel, Init, SampleRequest, Simd};
+use tinyddpm::quantize::{Calibration, quantize};
+use tinyddpm_core::{QSeedModel, Sampler, Schedule, ScheduleKind, SeedModel};
 
 /// Multiply-adds of one sample-step's forward pass (time embedding shared).
 const MACS_PER_SAMPLE_STEP: f64 = 98_816.0;
@@ -50,10 +57,19 @@ const JOBS: [Job; 2] = [
     },
 ];
 
-fn run(model: &SeedModel, s: &Schedule<1000>, job: &Job, simd: Simd, threads: usize) {
+/// Runs of each job in the integer table.
+const RUNS: usize = 5;
+
+fn run<M: BatchModel<128, 3>>(
+    model: &M,
+    s: &Schedule<1000>,
+    job: &Job,
+    simd: Simd,
+    threads: usize,
+) {
     black_box(batch::sample_with(
         simd,
-        &Request {
+        &SampleRequest {
             model,
             schedule: s,
             sampler: &job.sampler,
@@ -78,6 +94,12 @@ fn best_of(n: usize, mut f: impl FnMut()) -> Duration {
         .expect("runs")
 }
 
+/// The best and the median of `times`.
+fn best_median(mut times: Vec<Duration>) -> (Duration, Duration) {
+    times.sort();
+    (times[0], times[times.len() / 2])
+}
+
 fn gflops(macs: f64, time: Duration) -> f64 {
     2.0 * macs / time.as_secs_f64() / 1e9
 }
@@ -86,10 +108,33 @@ fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg").unwrap_or_default()
 }
 
+/// The peak that bounds `simd`: the unfused multiply-add limit of its own vector width.
+fn path_peak(simd: Simd, threads: usize) -> f64 {
+    match simd {
+        Simd::Avx512Vnni | Simd::Avx512 => peak::peak_gflops(peak::Width::Avx512, threads, false),
+        Simd::Avx2 => peak::peak_gflops(peak::Width::Avx2, threads, false),
+        Simd::Portable => peak::unfused_peak_gflops(threads),
+    }
+}
+
+/// The float path to measure: `TINYDDPM_SIMD=avx2|avx512|portable` forces one (to tune the
+/// AVX2 tiles on a machine that also has AVX-512), else the widest.
+fn float_path() -> Simd {
+    let forced = match std::env::var("TINYDDPM_SIMD").as_deref() {
+        Ok("avx512") => Some(Simd::Avx512),
+        Ok("avx2") => Some(Simd::Avx2),
+        Ok("portable") => Some(Simd::Portable),
+        _ => None,
+    };
+    forced
+        .filter(|s| s.is_available())
+        .unwrap_or_else(Simd::detect)
+}
+
 fn summary(model: &SeedModel, s: &Schedule<1000>, simd: Simd) {
-    let peaks = [1, 2].map(peak::unfused_peak_gflops);
+    let peaks = [1, 2].map(|threads| path_peak(simd, threads));
     println!(
-        "\nsummary ({simd:?}); measured unfused peak {:.0} GFLOP/s on 1 thread, {:.0} on 2; load {}",
+        "\nsummary ({simd:?}); measured unfused peak of its width {:.0} GFLOP/s on 1 thread, {:.0} on 2; load {}",
         peaks[0],
         peaks[1],
         loadavg().trim()
@@ -159,17 +204,76 @@ fn summary(model: &SeedModel, s: &Schedule<1000>, simd: Simd) {
     }
 }
 
+/// Float against integer on the same jobs, `RUNS` alternating runs each: samples per second,
+/// best and median, and the ratio of the bests (and of the medians).
+fn integer_summary(model: &SeedModel, q: &QSeedModel, s: &Schedule<1000>) {
+    println!(
+        "\nweights read per forward pass: f32 {} B (model {} B); int8 {} B as stored \
+         (model {} B), {} B as the integer tiles read them (int16 pairs)",
+        MACS_PER_SAMPLE_STEP as usize * 4,
+        std::mem::size_of::<SeedModel>(),
+        MACS_PER_SAMPLE_STEP as usize,
+        QSeedModel::BYTES,
+        MACS_PER_SAMPLE_STEP as usize * 2
+    );
+    let float_simd = Simd::detect();
+    let paths: Vec<Simd> = Simd::ALL
+        .into_iter()
+        .filter(|p| p.is_available() && *p != Simd::Portable)
+        .collect();
+    for threads in [1, 2] {
+        for job in &JOBS {
+            let per_s = |t: Duration| job.count as f64 / t.as_secs_f64();
+            let mut float = Vec::new();
+            let mut int: Vec<Vec<Duration>> = vec![Vec::new(); paths.len()];
+            for _ in 0..RUNS {
+                float.push(best_of(1, || run(model, s, job, float_simd, threads)));
+                for (times, &p) in int.iter_mut().zip(&paths) {
+                    times.push(best_of(1, || run(q, s, job, p, threads)));
+                }
+            }
+            let (fb, fm) = best_median(float);
+            println!(
+                "{:9} {threads} thread(s): float {float_simd:?} {:9.0} samples/s best, {:9.0} median; load {}",
+                job.name,
+                per_s(fb),
+                per_s(fm),
+                loadavg().trim()
+            );
+            for (times, p) in int.into_iter().zip(&paths) {
+                let (ib, im) = best_median(times);
+                println!(
+                    "{:9} {threads} thread(s): int {p:?} {:9.0} samples/s best, {:9.0} median: \
+                     {:.2}× float (best), {:.2}× (median)",
+                    job.name,
+                    per_s(ib),
+                    per_s(im),
+                    fb.as_secs_f64() / ib.as_secs_f64(),
+                    fm.as_secs_f64() / im.as_secs_f64()
+                );
+                if threads == 2 && *p == Simd::detect() {
+                    println!(
+                        "RESULT int_{}_ratio {}",
+                        job.name,
+                        fb.as_secs_f64() / ib.as_secs_f64()
+                    );
+                }
+            }
+        }
+    }
+}
+
 fn main() {
     let model = model();
     let s = Schedule::<1000>::new(ScheduleKind::SEED).expect("schedule");
-    let simd = Simd::detect();
+    let simd = float_path();
     let mut c = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .configure_from_args();
     for job in &JOBS {
         c.bench_function(&format!("sample/{}/{}", job.name, job.count), |b| {
-            b.iter(|| run(&model, &s, job, simd, 0))
+            b.iter(|| run(&*model, &s, job, simd, 0))
         });
     }
     let mut b1 = Batch1::new(&*model, simd);
@@ -187,5 +291,9 @@ fn main() {
     let test_mode = std::env::args().any(|a| a == "--test" || a == "--list");
     if !test_mode {
         summary(&model, &s, simd);
+        if std::env::var_os("TINYDDPM_BENCH_NO_INT").is_none() {
+            let (q, _) = quantize(&*model, &s, &Calibration::default()).expect("quantizable");
+            integer_summary(&model, &q, &s);
+        }
     }
 }

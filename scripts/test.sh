@@ -22,6 +22,10 @@ for build in "thumbv7em-none-eabihf models/seed.tdm" "thumbv7em-none-eabihf mode
     (cd firmware && TINYDDPM_MODEL="$PWD/$model" cargo build --release --target "$target" \
         --no-default-features --features rtt)
 done
+# tests/cuda-emu (a workspace member) runs the CUDA kernels on the CPU; it runs again below
+# built with AddressSanitizer and UndefinedBehaviorSanitizer, where an access past a buffer
+# or a shared array, or undefined behaviour, in a kernel stops the test.
 cargo test --workspace --release
+cargo test --release -p tinyddpm-cuda-emu --features sanitize
 # The GPU-only tests pass without a GPU; show what they skipped.
 cargo test --release --test cuda -- --nocapture 2>&1 | grep -i "skipped" || true

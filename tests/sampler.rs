@@ -1,19 +1,26 @@
-//! The host's batched and batch-1 samplers against the core's scalar code, bit for bit.
+//! The host's batched and batch-1 samplers against the core's scalar code, bit for bit, for
+//! the float model and the integer one.
 //!
 //! Every SIMD path the CPU has is forced in turn (a missing one is skipped with a message),
 //! on 1 and 2 threads, for every sampler (the multistep solvers' history included), from noise
 //! and from given x_T. References are the core's own `sample` / `sample_from` /
-//! `predict_noise`, computed here: no expected output is hard-coded. DDPM cases run on a short (T = 40) schedule so the scalar reference stays
-//! fast; the long test runs the full 1,000-step DDPM on the trained PyTorch fixture model.
+//! `predict_noise` (for the integer model, the core's `chain` on `&QModel`, as `sample` /
+//! `sample_from` run it), computed here: no expected output is hard-coded. DDPM cases run on a
+//! short (T = 40) schedule so the scalar reference stays fast; the long tests run the full
+//! 1,000-step DDPM on the trained PyTorch fixture model and on its quantized integer model.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use rayon::prelude::*;
-use tinyddpm::batch::{self, Batch1, Init, Request, Simd};
+use tinyddpm::batch::{self, Batch1, BatchModel, Init, QRequest, Request, SampleRequest, Simd};
+use tinyddpm::quantize::{Calibration, quantize};
 use tinyddpm::train::pytorch_init;
+use tinyddpm_core::quant::Gelu;
 use tinyddpm_core::{
-    Model, Sampler, Schedule, ScheduleKind, SeedModel, Solver, Spacing, sample, sample_from,
+    Model, NoiseStream, QLinear, QModel, QSeedModel, Sampler, Schedule, ScheduleKind, SeedModel,
+    Solver, Spacing, chain, gaussian_lanes, sample, sample_from,
 };
 
 /// SplitMix64: a small deterministic generator for test inputs.
@@ -63,11 +70,57 @@ fn available_paths() -> Vec<Simd> {
         .collect()
 }
 
+/// A model kind and the core's scalar sampling of it.
+trait Scalar<const H: usize, const B: usize>: BatchModel<H, B> {
+    /// Sample `index` of `seed`, from `x_init` if given (the stream's x_T pair still drawn).
+    fn scalar<const T: usize>(
+        &self,
+        schedule: &Schedule<T>,
+        sampler: &Sampler,
+        x_init: Option<[f32; 2]>,
+        seed: u64,
+        index: u64,
+    ) -> [f32; 2];
+}
+
+impl<const H: usize, const B: usize> Scalar<H, B> for Model<H, B> {
+    fn scalar<const T: usize>(
+        &self,
+        schedule: &Schedule<T>,
+        sampler: &Sampler,
+        x_init: Option<[f32; 2]>,
+        seed: u64,
+        index: u64,
+    ) -> [f32; 2] {
+        match x_init {
+            None => sample(self, schedule, sampler, seed, index),
+            Some(x) => sample_from(self, schedule, sampler, x, seed, index),
+        }
+    }
+}
+
+/// The core's chain on `&QModel` with f32 lanes, the steps of `sample` / `sample_from`.
+impl<const H: usize, const B: usize> Scalar<H, B> for QModel<H, B> {
+    fn scalar<const T: usize>(
+        &self,
+        schedule: &Schedule<T>,
+        sampler: &Sampler,
+        x_init: Option<[f32; 2]>,
+        seed: u64,
+        index: u64,
+    ) -> [f32; 2] {
+        let mut noise = [NoiseStream::new(seed, index)];
+        let x_t = gaussian_lanes::<f32>(&mut noise);
+        let steps = sampler.steps(schedule);
+        chain(self, steps, x_init.unwrap_or(x_t), &mut noise, |_, _| ())
+    }
+}
+
 /// The core's scalar result for each sample of `request` (in parallel: a pure function).
-fn reference<const H: usize, const B: usize, const T: usize>(
-    request: &Request<'_, H, B, T>,
+fn reference<const H: usize, const B: usize, const T: usize, M: Scalar<H, B>>(
+    request: &SampleRequest<'_, H, B, T, M>,
 ) -> Vec<[f32; 2]> {
-    let Request {
+    let SampleRequest {
         model,
         schedule,
         sampler,
@@ -79,18 +132,18 @@ fn reference<const H: usize, const B: usize, const T: usize>(
     (0..count)
         .into_par_iter()
         .map(|i| {
-            let index = first + i as u64;
-            match init {
-                Init::Noise => sample(model, schedule, sampler, seed, index),
-                Init::Given(xs) => sample_from(model, schedule, sampler, xs[i], seed, index),
-            }
+            let x_init = match init {
+                Init::Noise => None,
+                Init::Given(xs) => Some(xs[i]),
+            };
+            model.scalar(schedule, sampler, x_init, seed, first + i as u64)
         })
         .collect()
 }
 
 /// Asserts that every path on 1 and 2 threads reproduces the core.
-fn check<const H: usize, const B: usize, const T: usize>(
-    request: &Request<'_, H, B, T>,
+fn check<const H: usize, const B: usize, const T: usize, M: Scalar<H, B>>(
+    request: &SampleRequest<'_, H, B, T, M>,
 ) -> Result<(), TestCaseError> {
     let want = bits(&reference(request));
     for simd in available_paths() {
@@ -172,8 +225,21 @@ fn run_case<const H: usize, const B: usize, const T: usize>(
     first: u64,
     count: usize,
 ) -> Result<(), TestCaseError> {
+    run_model::<H, B, T, _>(model, kind, sampler, xs, seed, first, count)
+}
+
+/// [`run_case`] for either model kind.
+fn run_model<const H: usize, const B: usize, const T: usize, M: Scalar<H, B>>(
+    model: &M,
+    kind: ScheduleKind,
+    sampler: Sampler,
+    xs: &Option<Vec<[f32; 2]>>,
+    seed: u64,
+    first: u64,
+    count: usize,
+) -> Result<(), TestCaseError> {
     let schedule = Schedule::<T>::new(kind).expect("schedule");
-    check(&Request {
+    check(&SampleRequest {
         model,
         schedule: &schedule,
         sampler: &sampler,
@@ -271,6 +337,215 @@ proptest! {
             prop_assert_eq!(b.time_embedding(t_input).map(f32::to_bits), temb.map(f32::to_bits));
             let want = odd.predict_noise(x, &temb).map(f32::to_bits);
             prop_assert_eq!(b.predict_noise(x, &temb).map(f32::to_bits), want, "{:?}", simd);
+        }
+    }
+}
+
+/// A quantized model: `quantize` on a short calibration (its quality is not under test here).
+fn quantized<const H: usize, const B: usize>(model: &Model<H, B>) -> Box<QModel<H, B>> {
+    let schedule = Schedule::<1000>::new(ScheduleKind::SEED).expect("schedule");
+    let calibration = Calibration {
+        samples: 4000,
+        seed: 1,
+    };
+    let (q, _) = quantize(model, &schedule, &calibration).expect("quantizable");
+    q.validate().expect("a valid integer model");
+    q
+}
+
+/// The integer models of `pytorch_init::<128, 3>` seeds 0..4, quantized once.
+fn seed_qmodels() -> &'static [Box<QSeedModel>] {
+    static MODELS: OnceLock<Vec<Box<QSeedModel>>> = OnceLock::new();
+    MODELS.get_or_init(|| {
+        (0..4)
+            .into_par_iter()
+            .map(|s| quantized(&pytorch_init::<128, 3>(s)))
+            .collect()
+    })
+}
+
+/// An integer model with parameters drawn over their whole types: −128 weights, biases and
+/// multipliers of any size (sums that wrap, outputs that saturate), shifts and exponents
+/// past their ranges (which evaluation clamps). Not a valid model, but one that every
+/// implementation must evaluate as the core does. ε̂'s exponent stays at 10 or more so that
+/// the chain stays finite.
+fn arbitrary_qmodel<const H: usize, const B: usize>(seed: u64) -> Box<QModel<H, B>> {
+    fn linear<const I: usize, const O: usize>(l: &mut QLinear<I, O>, rng: &mut Mix) {
+        for w in l.weight.as_flattened_mut() {
+            *w = rng.next_u64() as i8;
+        }
+        for j in 0..O {
+            l.bias[j] = (rng.next_u64() as i32) >> (rng.next_u64() % 32);
+            l.multiplier[j] = (rng.next_u64() as i32) >> (rng.next_u64() % 8);
+            l.shift[j] = match rng.next_u64() % 8 {
+                0 => (rng.next_u64() % 256) as u8,
+                _ => 24 + (rng.next_u64() % 30) as u8,
+            };
+        }
+    }
+    let mut rng = Mix(seed);
+    let mut exp = |lo: u64, n: u64| (lo + rng.next_u64() % n) as u8;
+    let mut q = Box::new(QModel::<H, B>::ZERO);
+    q.time_act = Gelu {
+        pre_exp: exp(0, 30),
+        post_exp: exp(0, 40),
+    };
+    (q.input_exp, q.input_pre_exp, q.stream_exp) = (exp(0, 30), exp(0, 30), exp(0, 30));
+    q.output_exp = exp(10, 20);
+    for b in &mut q.blocks {
+        b.act = Gelu {
+            pre_exp: exp(0, 30),
+            post_exp: exp(0, 40),
+        };
+        b.second_pre_exp = exp(0, 30);
+    }
+    let mut rng = Mix(seed ^ 0x5eed);
+    linear(&mut q.time_in, &mut rng);
+    linear(&mut q.time_out, &mut rng);
+    linear(&mut q.input, &mut rng);
+    for b in &mut q.blocks {
+        linear(&mut b.first, &mut rng);
+        linear(&mut b.second, &mut rng);
+    }
+    linear(&mut q.output, &mut rng);
+    q
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, ..ProptestConfig::default() })]
+
+    /// The integer model: seed-sized, quantized, every sampler, batch sizes 1, 7, 64, 1000.
+    #[test]
+    fn integer_batch_matches_core_bit_for_bit(
+        (count, sampler, short) in batch_and_sampler(),
+        kind in schedule_kind(),
+        seed in any::<u64>(),
+        first in prop_oneof![Just(0u64), any::<u64>().prop_map(|i| i % (u64::MAX - 2000))],
+        model_seed in 0usize..4,
+        xs in given(1000),
+    ) {
+        let model = &*seed_qmodels()[model_seed];
+        let xs = xs.map(|mut v| { v.truncate(count); v });
+        if short {
+            run_model::<128, 3, 40, _>(model, kind, sampler, &xs, seed, first, count)?;
+        } else {
+            run_model::<128, 3, 1000, _>(model, kind, sampler, &xs, seed, first, count)?;
+        }
+    }
+
+    /// An odd integer shape (H = 19: odd input pairs, a padded output pair and block).
+    #[test]
+    fn integer_odd_shape_matches_core_bit_for_bit(
+        count in 1usize..200,
+        sampler in prop_oneof![
+            Just(Sampler::Ddpm),
+            Just(Sampler::DdpmPosterior),
+            ddim(40),
+            multistep(39)
+        ],
+        seed in any::<u64>(),
+        first in any::<u32>(),
+        xs in given(200),
+    ) {
+        let model = quantized(&pytorch_init::<19, 2>(seed ^ 5));
+        let xs = xs.map(|mut v| { v.truncate(count); v });
+        run_model::<19, 2, 40, _>(&*model, ScheduleKind::SEED, sampler, &xs, seed, first.into(), count)?;
+    }
+
+    /// Integer models outside every range (H = 21, B = 2): wrapping sums, saturation and the
+    /// clamped shifts and exponents take the core's path on every SIMD path.
+    #[test]
+    fn arbitrary_integer_model_matches_core_bit_for_bit(
+        count in 1usize..120,
+        sampler in prop_oneof![Just(Sampler::Ddpm), ddim(40), multistep(39)],
+        seed in any::<u64>(),
+        xs in given(120),
+    ) {
+        let model = arbitrary_qmodel::<21, 2>(seed);
+        let xs = xs.map(|mut v| { v.truncate(count); v });
+        run_model::<21, 2, 40, _>(&*model, ScheduleKind::SEED, sampler, &xs, seed, 0, count)?;
+    }
+}
+
+/// The trained model, quantized with the default calibration: DDIM-50 and a multistep solver
+/// from noise and from given x_T, realistic activations through every path.
+#[test]
+fn trained_integer_model_matches_core() {
+    let model = torch_model();
+    let schedule = Schedule::<1000>::new(ScheduleKind::SEED).expect("schedule");
+    let (q, _) = quantize(&*model, &schedule, &Calibration::default()).expect("quantizable");
+    let mut rng = Mix(12);
+    let xs: Vec<[f32; 2]> = (0..100)
+        .map(|_| [rng.uniform(3.0), rng.uniform(3.0)])
+        .collect();
+    let multistep = Sampler::Multistep {
+        solver: Solver::DpmPp2mSde,
+        steps: 20,
+        spacing: Spacing::Karras,
+    };
+    for sampler in [Sampler::DDIM_DEFAULT, multistep] {
+        for init in [Init::Noise, Init::Given(&xs)] {
+            let request = QRequest {
+                model: &q,
+                schedule: &schedule,
+                sampler: &sampler,
+                init,
+                seed: 43,
+                first: 7,
+                count: 100,
+            };
+            check(&request).expect("identical");
+        }
+    }
+}
+
+/// The long integer run: 1,000 samples × 1,000 DDPM steps of the quantized trained model, the
+/// default path and all threads, against the core's scalar chain, compared by hash.
+#[test]
+fn long_integer_ddpm_run_hashes_equal_core() {
+    let model = torch_model();
+    let schedule = Schedule::<1000>::new(ScheduleKind::SEED).expect("schedule");
+    let (q, _) = quantize(&*model, &schedule, &Calibration::default()).expect("quantizable");
+    let request = QRequest {
+        model: &q,
+        schedule: &schedule,
+        sampler: &Sampler::Ddpm,
+        init: Init::Noise,
+        seed: 2025,
+        first: 3_000_000,
+        count: 1000,
+    };
+    let want = reference(&request);
+    let got = batch::sample(&request, 0, &|_| {});
+    assert!(want.iter().flatten().all(|v| v.is_finite()));
+    println!("hash {:#018x} ({:?})", hash(&got), Simd::detect());
+    assert_eq!(hash(&got), hash(&want));
+}
+
+/// The figure runner on an integer model: every frame is the core's chain stopped there.
+#[test]
+fn integer_frames_are_the_cores_chain_stopped_at_each_kept_step() {
+    let q = &*seed_qmodels()[1];
+    let schedule = Schedule::<1000>::new(ScheduleKind::SEED).expect("schedule");
+    let sampler = Sampler::DDIM_DEFAULT;
+    let request = QRequest {
+        model: q,
+        schedule: &schedule,
+        sampler: &sampler,
+        init: Init::Noise,
+        seed: 4,
+        first: 11,
+        count: 19,
+    };
+    let keep = [0, 25, 50];
+    let frames = batch::frames(&request, &keep);
+    for (frame, &k) in frames.iter().zip(&keep) {
+        for (i, got) in frame.iter().enumerate() {
+            let mut noise = [NoiseStream::new(4, 11 + i as u64)];
+            let x_t = gaussian_lanes::<f32>(&mut noise);
+            let steps = sampler.steps(&schedule).take(k);
+            let want = chain(q, steps, x_t, &mut noise, |_, _| ());
+            assert_eq!(got.map(f32::to_bits), want.map(f32::to_bits), "k={k} i={i}");
         }
     }
 }

@@ -62,9 +62,10 @@ impl Gelu {
     }
 
     /// The exponents clamped into range: `pre_exp` into 6..=21, then `post_exp` into
-    /// `pre_exp..=pre_exp + 12`.
+    /// `pre_exp..=pre_exp + 12` — what [`Gelu::apply`] uses (other implementations of the
+    /// table, e.g. SIMD, derive their shifts from it).
     #[inline(always)]
-    fn clamped(self) -> (u32, u32) {
+    pub fn clamped(self) -> (u32, u32) {
         let p = self.pre_exp.clamp(MIN_PRE_EXP, MAX_PRE_EXP);
         let o = self.post_exp.clamp(p, p + MAX_GAP);
         (u32::from(p), u32::from(o))

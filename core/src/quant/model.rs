@@ -278,7 +278,7 @@ impl<const H: usize, const B: usize> QModel<H, B> {
     }
 
     /// The GELU after `input`, into the stream.
-    fn input_act(&self) -> Gelu {
+    pub fn input_act(&self) -> Gelu {
         Gelu {
             pre_exp: self.input_pre_exp,
             post_exp: self.stream_exp,
@@ -286,7 +286,7 @@ impl<const H: usize, const B: usize> QModel<H, B> {
     }
 
     /// The GELU after a block's `second`, into the stream.
-    fn second_act(&self, block: &QBlock<H>) -> Gelu {
+    pub fn second_act(&self, block: &QBlock<H>) -> Gelu {
         Gelu {
             pre_exp: block.second_pre_exp,
             post_exp: self.stream_exp,

@@ -1,22 +1,29 @@
-//! Kernel launches as data: which kernel, its grid, block and dynamic shared memory, and its
-//! arguments as buffers and scalars ([`Launch`]), with the buffers they address and what
-//! those hold at the start ([`Plan`]).
+//! Kernel launches as data, and what runs them.
 //!
-//! A plan is built by one function (the training step's: `train::step_plan`) and run here
-//! by cudarc ([`Loaded`]); a CPU emulation of the kernels can run the very same plan, so the
-//! launch geometry and the argument order exist in one place only.
+//! A [`Plan`] is everything one job asks of the device: the kernel source and its compile-time
+//! sizes, the buffers with what they hold at the start, and the launches in order — which
+//! kernel, its grid, block and dynamic shared memory, and its arguments as buffers and scalars
+//! ([`Launch`]). Plans are built by one function per job (sampling: `sample::sample_plan`,
+//! a training step: `train::step_plan`), so the launch geometry and the argument order exist
+//! in one place only.
+//!
+//! A [`Device`] loads a plan into a [`Session`] that runs its launches and reads and writes its
+//! buffers. There are two: the GPU through cudarc ([`Gpu`], below), and the CPU emulation of
+//! the kernels in the test suite (`tests/cuda-emu`), which compiles the same kernel sources as
+//! C++ and runs the very same plans.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use cudarc::driver::{
-    CudaFunction, CudaModule, CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg,
+    CudaFunction, CudaGraph, CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg, sys,
 };
 
-use super::{CudaError, Gpu};
+use super::{CudaError, Gpu, KernelSource};
 
 /// One of a plan's buffers: its index in [`Plan::buffers`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Buf(usize);
+pub struct Buf(usize);
 
 impl Buf {
     /// Its index in [`Plan::buffers`].
@@ -43,7 +50,7 @@ impl Buf {
 
 /// A kernel argument, in the kernel's parameter order and type.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Arg {
+pub enum Arg {
     /// A pointer `offset` bytes into a buffer.
     Ptr {
         /// The buffer.
@@ -61,10 +68,23 @@ pub(crate) enum Arg {
     F32(f32),
 }
 
+/// A kernel argument as a device passes it: pointers resolved to addresses.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Value {
+    /// A pointer (0 for null).
+    Ptr(u64),
+    /// An `int`.
+    I32(i32),
+    /// A `u64`.
+    U64(u64),
+    /// A `float`.
+    F32(f32),
+}
+
 /// One kernel launch.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Launch {
-    /// The kernel's name in its source (`extern "C"`).
+pub struct Launch {
+    /// The kernel's name in its source.
     pub kernel: &'static str,
     /// Blocks in x, y, z.
     pub grid: [u32; 3],
@@ -78,7 +98,7 @@ pub(crate) struct Launch {
 
 /// What a buffer holds before the first launch.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Init {
+pub enum Init {
     /// This many zero bytes (made on the device: activations take no host memory).
     Zeros(usize),
     /// These bytes.
@@ -93,11 +113,21 @@ impl Init {
             Init::Bytes(bytes) => bytes.len(),
         }
     }
+
+    /// Whether the buffer has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
-/// Buffers and the launches that use them, run in order.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct Plan {
+/// A job for the device: the kernels it needs, its buffers, and the launches that use them,
+/// run in order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// The kernel source (compiled after `common.cu`).
+    pub source: KernelSource,
+    /// Its compile-time sizes (`-D` options), e.g. `HID` = 128.
+    pub defines: Vec<(&'static str, usize)>,
     /// Every buffer, by its contents before the first launch.
     pub buffers: Vec<Init>,
     /// The launches, in order.
@@ -105,6 +135,16 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
+    /// A plan without buffers or launches for the kernels of `source` compiled with `defines`.
+    pub fn new(source: KernelSource, defines: Vec<(&'static str, usize)>) -> Self {
+        Self {
+            source,
+            defines,
+            buffers: Vec::new(),
+            launches: Vec::new(),
+        }
+    }
+
     /// A new buffer holding `bytes`.
     pub fn buffer(&mut self, bytes: Vec<u8>) -> Buf {
         self.buffers.push(Init::Bytes(bytes));
@@ -121,38 +161,155 @@ impl Plan {
         self.buffers.push(Init::Zeros(4 * count));
         Buf(self.buffers.len() - 1)
     }
+
+    /// Every buffer, in order.
+    pub fn buffer_ids(&self) -> impl Iterator<Item = Buf> + use<> {
+        (0..self.buffers.len()).map(Buf)
+    }
+
+    /// Every launch's arguments with each buffer at `addresses[buffer index]`. A pointer
+    /// argument at or beyond the end of its buffer is refused, before anything runs.
+    pub fn resolve(&self, addresses: &[u64]) -> Result<Vec<Vec<Value>>, CudaError> {
+        self.launches
+            .iter()
+            .map(|launch| {
+                launch
+                    .args
+                    .iter()
+                    .map(|arg| match *arg {
+                        Arg::Ptr { buf, offset } => match self.buffers.get(buf.0) {
+                            Some(init) if offset < init.len() => {
+                                Ok(Value::Ptr(addresses[buf.0] + offset as u64))
+                            }
+                            _ => Err(CudaError::Unsupported(format!(
+                                "a launch of {} points outside its buffer",
+                                launch.kernel
+                            ))),
+                        },
+                        Arg::Null => Ok(Value::Ptr(0)),
+                        Arg::I32(v) => Ok(Value::I32(v)),
+                        Arg::U64(v) => Ok(Value::U64(v)),
+                        Arg::F32(v) => Ok(Value::F32(v)),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
 }
 
-/// A kernel argument as cudarc pushes it.
-enum Raw {
-    U64(u64),
-    I32(i32),
-    F32(f32),
+/// Refuses a write of `bytes` into a buffer of `len` bytes that it would overrun.
+pub fn check_write(len: usize, bytes: &[u8]) -> Result<(), CudaError> {
+    if bytes.len() > len {
+        return Err(CudaError::Unsupported(format!(
+            "{} bytes written into a buffer of {len}",
+            bytes.len()
+        )));
+    }
+    Ok(())
 }
 
-/// A launch resolved on the device: its function, configuration and raw arguments.
+/// What runs plans: the GPU ([`Gpu`]), or a CPU emulation of the kernels (the test suite's).
+pub trait Device {
+    /// Dynamic shared memory a thread block may use, bytes.
+    fn smem_optin(&self) -> usize;
+
+    /// Multiprocessors: blocks that run at the same time, per block each can hold.
+    fn sm_count(&self) -> usize;
+
+    /// How many blocks of `kernel` (of `source` compiled with `defines`) with `threads`
+    /// threads and `shared_bytes` of dynamic shared memory one multiprocessor holds at once.
+    fn resident_blocks(
+        &self,
+        source: KernelSource,
+        defines: &[(&'static str, usize)],
+        kernel: &'static str,
+        threads: u32,
+        shared_bytes: u32,
+    ) -> Result<usize, CudaError>;
+
+    /// Compiles what `plan` needs, makes its buffers and resolves its launches.
+    fn load(&self, plan: &Plan) -> Result<Box<dyn Session>, CudaError>;
+}
+
+/// A plan loaded on a [`Device`]: its buffers and its launches, ready to run.
+pub trait Session {
+    /// Runs the plan's launches `launches`, in order, `times` times over. They may still be
+    /// running on return: reads wait for them, and so does [`Session::finish`].
+    fn run(&mut self, launches: Range<usize>, times: u64) -> Result<(), CudaError>;
+
+    /// Waits until every launch run so far has finished.
+    fn finish(&mut self) -> Result<(), CudaError>;
+
+    /// The contents of buffer `buf` (after every launch run so far).
+    fn read(&self, buf: Buf) -> Result<Vec<u8>, CudaError>;
+
+    /// Overwrites the start of buffer `buf` with `bytes` (no longer than the buffer), after
+    /// every launch run so far.
+    fn write(&mut self, buf: Buf, bytes: &[u8]) -> Result<(), CudaError>;
+
+    /// Whether repeated runs of the whole plan replay one captured CUDA graph (off until
+    /// asked for; a device without graphs ignores it).
+    fn use_graph(&mut self, on: bool) {
+        let _ = on;
+    }
+
+    /// The contents of buffer `buf`, as floats.
+    fn read_f32(&self, buf: Buf) -> Result<Vec<f32>, CudaError> {
+        let bytes = self.read(buf)?;
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    }
+}
+
+/// A launch resolved on the GPU: its function, configuration and arguments.
 struct Ready {
     func: CudaFunction,
     config: LaunchConfig,
-    args: Vec<Raw>,
+    args: Vec<Value>,
 }
 
-/// A plan loaded on the device: its buffers allocated and filled, every launch resolved.
+/// A plan loaded on the GPU: its buffers allocated and filled, every launch resolved.
 /// Kernels address the buffers through the raw device pointers resolved here, so the
 /// buffers live exactly as long as this.
-pub(crate) struct Loaded {
+struct GpuSession {
+    stream: Arc<CudaStream>,
     buffers: Vec<CudaSlice<u8>>,
     launches: Vec<Ready>,
+    use_graph: bool,
+    /// The whole plan captured once, when graphs are on.
+    graph: Option<CudaGraph>,
 }
 
-impl Loaded {
-    /// Uploads `plan`'s buffers on `stream` and resolves its launches in `module`. A pointer
-    /// argument beyond its buffer is refused here, before anything runs.
-    pub fn new(
-        plan: &Plan,
-        module: &Arc<CudaModule>,
-        stream: &Arc<CudaStream>,
-    ) -> Result<Self, CudaError> {
+impl Device for Gpu {
+    fn smem_optin(&self) -> usize {
+        self.smem_optin
+    }
+
+    fn sm_count(&self) -> usize {
+        self.sm_count
+    }
+
+    fn resident_blocks(
+        &self,
+        source: KernelSource,
+        defines: &[(&'static str, usize)],
+        kernel: &'static str,
+        threads: u32,
+        shared_bytes: u32,
+    ) -> Result<usize, CudaError> {
+        let func = Gpu::function(&self.module(source, defines.to_vec())?, kernel)?;
+        allow_shared(&func, shared_bytes)?;
+        let blocks = func
+            .occupancy_max_active_blocks_per_multiprocessor(threads, shared_bytes as usize, None)
+            .map_err(CudaError::driver("occupancy query"))?;
+        Ok(blocks as usize)
+    }
+
+    fn load(&self, plan: &Plan) -> Result<Box<dyn Session>, CudaError> {
+        let module = self.module(plan.source, plan.defines.clone())?;
+        let stream = self.stream.clone();
         let buffers = plan
             .buffers
             .iter()
@@ -164,34 +321,18 @@ impl Loaded {
             .map_err(CudaError::driver("upload"))?;
         // Event tracking is off (one stream orders everything), so the guard that comes with
         // the address has nothing to record.
-        let addresses: Vec<u64> = buffers.iter().map(|b| b.device_ptr(stream).0).collect();
+        let addresses: Vec<u64> = buffers.iter().map(|b| b.device_ptr(&stream).0).collect();
         let launches = plan
             .launches
             .iter()
-            .map(|launch| {
-                let args = launch
-                    .args
-                    .iter()
-                    .map(|arg| match *arg {
-                        Arg::Ptr { buf, offset } => match plan.buffers.get(buf.index()) {
-                            Some(init) if offset < init.len() => {
-                                Ok(Raw::U64(addresses[buf.0] + offset as u64))
-                            }
-                            _ => Err(CudaError::Unsupported(format!(
-                                "a launch of {} points outside its buffer",
-                                launch.kernel
-                            ))),
-                        },
-                        Arg::Null => Ok(Raw::U64(0)),
-                        Arg::I32(v) => Ok(Raw::I32(v)),
-                        Arg::U64(v) => Ok(Raw::U64(v)),
-                        Arg::F32(v) => Ok(Raw::F32(v)),
-                    })
-                    .collect::<Result<_, _>>()?;
+            .zip(plan.resolve(&addresses)?)
+            .map(|(launch, args)| {
+                let func = Gpu::function(&module, launch.kernel)?;
+                allow_shared(&func, launch.shared_bytes)?;
                 let [gx, gy, gz] = launch.grid;
                 let [bx, by, bz] = launch.block;
                 Ok(Ready {
-                    func: Gpu::function(module, launch.kernel)?,
+                    func,
                     config: LaunchConfig {
                         grid_dim: (gx, gy, gz),
                         block_dim: (bx, by, bz),
@@ -201,64 +342,172 @@ impl Loaded {
                 })
             })
             .collect::<Result<_, CudaError>>()?;
-        Ok(Self { buffers, launches })
+        Ok(Box::new(GpuSession {
+            stream,
+            buffers,
+            launches,
+            use_graph: false,
+            graph: None,
+        }))
     }
+}
 
-    /// Enqueues every launch, in order, on `stream`.
-    pub fn enqueue(&self, stream: &Arc<CudaStream>) -> Result<(), CudaError> {
-        for launch in &self.launches {
-            let mut b = stream.launch_builder(&launch.func);
+/// Lets `func` use `bytes` of dynamic shared memory: beyond 48 KiB a kernel must opt in.
+fn allow_shared(func: &CudaFunction, bytes: u32) -> Result<(), CudaError> {
+    if bytes > 0 {
+        func.set_attribute(
+            sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+            bytes as i32,
+        )
+        .map_err(CudaError::driver("kernel attribute"))?;
+    }
+    Ok(())
+}
+
+impl GpuSession {
+    /// Enqueues launches `range`, in order, on the stream.
+    fn enqueue(&self, range: Range<usize>) -> Result<(), CudaError> {
+        for launch in &self.launches[range] {
+            let mut b = self.stream.launch_builder(&launch.func);
             for arg in &launch.args {
                 match arg {
-                    Raw::U64(v) => b.arg(v),
-                    Raw::I32(v) => b.arg(v),
-                    Raw::F32(v) => b.arg(v),
+                    Value::Ptr(v) | Value::U64(v) => b.arg(v),
+                    Value::I32(v) => b.arg(v),
+                    Value::F32(v) => b.arg(v),
                 };
             }
             // SAFETY: every pointer argument addresses a buffer owned by `self` (alive as
-            // long as `self`), at an offset checked in `new` to lie inside it, and the plan
-            // that built the launch computed its grid and the lengths the kernel touches from
-            // the same sizes the buffers were made with; the arguments follow the kernel's
-            // signature (order and types: 8-byte pointers/u64, 4-byte int/float), as the
-            // plan's one builder function writes them.
+            // long as `self`), at an offset checked by `Plan::resolve` to lie inside it, and
+            // the plan that built the launch computed its grid and the lengths the kernel
+            // touches from the same sizes the buffers were made with; the arguments follow
+            // the kernel's signature (order and types: 8-byte pointers/u64, 4-byte
+            // int/float), as the plan's one builder function writes them.
             unsafe { b.launch(launch.config) }.map_err(CudaError::driver("launch"))?;
         }
         Ok(())
     }
 
-    /// The contents of buffer `buf`.
-    pub fn read(&self, stream: &Arc<CudaStream>, buf: Buf) -> Result<Vec<u8>, CudaError> {
-        stream
+    /// Captures the whole plan's launches into a CUDA graph.
+    fn capture(&mut self) -> Result<(), CudaError> {
+        let driver = CudaError::driver;
+        self.stream
+            .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
+            .map_err(driver("graph capture"))?;
+        let enqueued = self.enqueue(0..self.launches.len());
+        let graph = self
+            .stream
+            .end_capture(
+                sys::CUgraphInstantiate_flags::CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH,
+            )
+            .map_err(driver("graph capture"));
+        enqueued?;
+        self.graph = graph?;
+        Ok(())
+    }
+}
+
+impl Session for GpuSession {
+    fn run(&mut self, launches: Range<usize>, times: u64) -> Result<(), CudaError> {
+        let whole = launches == (0..self.launches.len());
+        if self.use_graph && whole && self.graph.is_none() {
+            self.capture()?;
+        }
+        for _ in 0..times {
+            match &self.graph {
+                Some(g) if whole => g.launch().map_err(CudaError::driver("graph launch"))?,
+                _ => self.enqueue(launches.clone())?,
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), CudaError> {
+        self.stream
+            .synchronize()
+            .map_err(CudaError::driver("synchronize"))
+    }
+
+    fn read(&self, buf: Buf) -> Result<Vec<u8>, CudaError> {
+        self.stream
             .clone_dtoh(&self.buffers[buf.0])
             .map_err(CudaError::driver("download"))
     }
 
-    /// The contents of buffer `buf`, as floats.
-    pub fn read_f32(&self, stream: &Arc<CudaStream>, buf: Buf) -> Result<Vec<f32>, CudaError> {
-        let bytes = self.read(stream, buf)?;
-        Ok(bytes
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect())
-    }
-
-    /// Overwrites the start of buffer `buf` with `bytes` (no longer than the buffer).
-    pub fn write(
-        &mut self,
-        stream: &Arc<CudaStream>,
-        buf: Buf,
-        bytes: &[u8],
-    ) -> Result<(), CudaError> {
+    fn write(&mut self, buf: Buf, bytes: &[u8]) -> Result<(), CudaError> {
         let dst = &mut self.buffers[buf.0];
-        if bytes.len() > dst.len() {
-            return Err(CudaError::Unsupported(format!(
-                "{} bytes written into a buffer of {}",
-                bytes.len(),
-                dst.len()
-            )));
-        }
-        stream
+        check_write(dst.len(), bytes)?;
+        self.stream
             .memcpy_htod(bytes, dst)
             .map_err(CudaError::driver("upload"))
+    }
+
+    fn use_graph(&mut self, on: bool) {
+        self.use_graph = on;
+        if !on {
+            self.graph = None;
+        }
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    /// The entry points of a kernel source (`KERNEL void name(…)`) with their parameters as
+    /// the kinds of [`Arg`] they take.
+    fn signatures(source: &str) -> Vec<(String, Vec<&'static str>)> {
+        source
+            .split("KERNEL void ")
+            .skip(1)
+            .map(|rest| {
+                let rest = match rest.strip_prefix("__launch_bounds__(") {
+                    Some(bounded) => bounded.split_once(')').expect("closed bounds").1,
+                    None => rest,
+                };
+                let (name, rest) = rest.split_once('(').expect("a parameter list");
+                let (params, _) = rest.split_once(')').expect("a closed parameter list");
+                let kinds = params
+                    .split(',')
+                    .map(|p| match p.trim() {
+                        p if p.contains('*') => "pointer",
+                        p if p.starts_with("int ") => "int",
+                        p if p.starts_with("u64 ") => "u64",
+                        p if p.starts_with("float ") => "float",
+                        p => panic!("{name}: parameter {p:?}"),
+                    })
+                    .collect();
+                (name.trim().to_string(), kinds)
+            })
+            .collect()
+    }
+
+    /// Asserts that `plan`'s source has `kernels` entry points and that every launch names
+    /// one of them and passes its parameters in its order and types, with every pointer
+    /// inside its buffer.
+    pub(in super::super) fn assert_launches_match_signatures(plan: &Plan, kernels: usize) {
+        let signatures = signatures(plan.source.text);
+        assert_eq!(signatures.len(), kernels, "{signatures:?}");
+        for launch in &plan.launches {
+            let (_, params) = signatures
+                .iter()
+                .find(|(name, _)| name == launch.kernel)
+                .unwrap_or_else(|| panic!("no kernel {}", launch.kernel));
+            let kinds: Vec<&str> = launch
+                .args
+                .iter()
+                .map(|arg| match *arg {
+                    Arg::Ptr { buf, offset } => {
+                        let len = plan.buffers[buf.index()].len();
+                        assert!(offset < len, "{}: offset {offset} of {len}", launch.kernel);
+                        "pointer"
+                    }
+                    Arg::Null => "pointer",
+                    Arg::I32(_) => "int",
+                    Arg::U64(_) => "u64",
+                    Arg::F32(_) => "float",
+                })
+                .collect();
+            assert_eq!(&kinds, params, "{}", launch.kernel);
+        }
     }
 }

@@ -10,10 +10,14 @@
 //! Kernels are CUDA C under `kernels/`, compiled at run time by NVRTC for the device's
 //! architecture with `--fmad=false --ftz=false --prec-div=true --prec-sqrt=true`. The
 //! sampling kernels copy the core's arithmetic line for line (see `kernels/common.cu`) and
-//! return the core's bits ([`Gpu::sample_batch`]); training ([`GpuTrainer`]) agrees with the
-//! CPU trainer to rounding, and saves the same checkpoint and model files.
+//! return the core's bits ([`Gpu::sample`]); training ([`GpuTrainer`]) agrees with the CPU
+//! trainer to rounding, and saves the same checkpoint and model files.
+//!
+//! Every job is a launch list built as data ([`launch::Plan`]: [`sample_plan`],
+//! [`step_plan`]) and run by a [`launch::Device`]: the GPU, or the CPU emulation of the
+//! kernels with which the test suite runs these very plans on machines without a GPU.
 
-mod launch;
+pub mod launch;
 mod sample;
 mod train;
 
@@ -24,7 +28,10 @@ use std::sync::{Arc, Mutex};
 use cudarc::driver::{CudaContext, CudaFunction, CudaModule, CudaStream, DriverError, sys};
 use cudarc::nvrtc::{CompileError, CompileOptions, Ptx};
 
-pub use train::GpuTrainer;
+use sample::samples_per_block_max;
+
+pub use sample::{SamplePlan, Wave, sample_on, sample_plan};
+pub use train::{GpuTrainer, StateBuffers, step_plan};
 
 /// Why the GPU cannot be used, in one line.
 #[derive(Debug, Clone)]
@@ -92,21 +99,35 @@ fn driver_message(e: &DriverError) -> String {
 }
 
 /// A kernel source file, compiled as `common.cu` followed by the file itself.
-#[derive(Clone, Copy, Debug)]
-struct KernelSource {
-    name: &'static str,
-    text: &'static str,
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelSource {
+    /// The file's name, e.g. `sample.cu`.
+    pub name: &'static str,
+    /// Its text.
+    pub text: &'static str,
 }
 
-const COMMON: &str = include_str!("kernels/common.cu");
-const SAMPLE: KernelSource = KernelSource {
+/// The device maths every kernel source starts with.
+pub const COMMON: &str = include_str!("kernels/common.cu");
+/// The sampling kernels.
+pub const SAMPLE: KernelSource = KernelSource {
     name: "sample.cu",
     text: include_str!("kernels/sample.cu"),
 };
-const TRAIN: KernelSource = KernelSource {
+/// The training kernels.
+pub const TRAIN: KernelSource = KernelSource {
     name: "train.cu",
     text: include_str!("kernels/train.cu"),
 };
+
+/// rand_xoshiro's state for an all-zero seed (it remaps that seed), as 16 bytes: the kernels'
+/// `zero_fallback` (see `stream_new` in `common.cu`).
+fn zero_seed_state() -> Vec<u8> {
+    use rand_core::SeedableRng;
+    rand_xoshiro::Xoshiro128PlusPlus::from_seed([0; 16])
+        .state()
+        .to_vec()
+}
 
 /// Compiles `kernel` for `arch` (e.g. `compute_90`) with `defines` as `-D` options.
 fn compile(kernel: KernelSource, arch: &str, defines: &[(&str, usize)]) -> Result<Ptx, CudaError> {
@@ -144,7 +165,7 @@ pub fn nvrtc_available() -> bool {
 /// driver, no device): this is how CI checks the kernels without a GPU.
 pub fn compile_all(arch: &str) -> Result<Vec<&'static str>, CudaError> {
     const H200_SMEM_OPTIN: usize = 232_448;
-    let smax = sample::samples_per_block_max(128, H200_SMEM_OPTIN)?;
+    let smax = samples_per_block_max(128, H200_SMEM_OPTIN)?;
     compile(SAMPLE, arch, &sample::defines(128, 3, smax))?;
     compile(TRAIN, arch, &train::defines(128, 3, 1000))?;
     Ok(vec![SAMPLE.name, TRAIN.name])
@@ -248,7 +269,8 @@ pub fn probe() -> Result<Gpu, NoGpu> {
     };
     // Compiling the seed-size kernels now turns "NVRTC cannot target this GPU" and "the
     // device is too small for the sampling tile" into a probe failure with its reason.
-    gpu.sample_module(128, 3)
+    samples_per_block_max(128, gpu.smem_optin)
+        .and_then(|smax| gpu.module(SAMPLE, sample::defines(128, 3, smax)))
         .and_then(|_| gpu.module(TRAIN, train::defines(128, 3, 1000)))
         .map_err(|e| NoGpu(first_line(&e.to_string())))?;
     Ok(gpu)

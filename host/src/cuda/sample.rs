@@ -5,23 +5,29 @@
 //! (`Sampler::step`) — and uploads it with the weights; the device computes the time
 //! embedding of every step (the core's arithmetic), seeds each sample's stream from
 //! `(seed, index)`, and runs the reverse steps with one thread block per group of samples.
+//! Each sample's state — x, its noise stream and the multistep solvers' history — lives in
+//! buffers between launches. The whole run is one launch list ([`sample_plan`]), which the
+//! GPU and the test suite's CPU emulation of the kernels run alike ([`sample_on`]).
 
-use std::sync::Arc;
+use std::ops::Range;
 
-use cudarc::driver::{CudaModule, CudaSlice, LaunchConfig, PushKernelArg, sys};
-use rand_core::SeedableRng;
-use rand_xoshiro::Xoshiro128PlusPlus;
 use tinyddpm_core::{Model, Step, Update};
 
-use super::{CudaError, Gpu, SAMPLE};
+use super::launch::{Arg, Buf, Device, Launch, Plan};
+use super::{CudaError, Gpu, SAMPLE, zero_seed_state};
 use crate::batch::{Init, Request};
 
 /// Largest sample tile per thread block: 4 samples per thread row, 32 rows.
 const SMAX_CAP: usize = 128;
 /// Reverse steps per launch: keeps each launch well under a display watchdog's limit.
 const STEPS_PER_LAUNCH: usize = 100;
-/// Words per step in the uploaded step table (see `sample.cu`).
-const STEP_WORDS: usize = 6;
+/// Words per step in the uploaded step table (see `sample.cu`): the update's kind, up to nine
+/// coefficients, sigma.
+const STEP_WORDS: usize = 11;
+/// Floats of multistep history per sample between launches (`HIST_WORDS` in `sample.cu`).
+const HIST_WORDS: usize = 6;
+/// Threads per block of `sample_init` (one per sample).
+const INIT_THREADS: usize = 1024;
 
 /// Dynamic shared memory of `sample_steps`: h and u tiles, one staged layer, x and ε̂.
 fn smem_bytes(hidden: usize, smax: usize) -> usize {
@@ -55,11 +61,11 @@ pub(super) fn defines(hidden: usize, blocks: usize, smax: usize) -> Vec<(&'stati
     vec![("HID", hidden), ("NBLK", blocks), ("SMAX", smax)]
 }
 
-/// One step as the kernel's table row: mode, four coefficients, sigma (as f32 bits); `None`
-/// for an update the kernel does not implement yet (the multistep solvers run on the CPU).
-fn step_words(step: &Step) -> Option<[u32; STEP_WORDS]> {
-    let (mode, c) = match step.update {
-        Update::Ddpm { c_eps, c_x } => (0, [c_eps, c_x, 0.0, 0.0]),
+/// One step as the kernel's table row: the update's kind (`STEP_*` in `sample.cu`), its
+/// coefficients (as f32 bits), sigma.
+fn step_words(step: &Step) -> [u32; STEP_WORDS] {
+    let (kind, coefs): (u32, Vec<f32>) = match step.update {
+        Update::Ddpm { c_eps, c_x } => (0, vec![c_eps, c_x]),
         Update::Ddim {
             sqrt_one_minus_ab,
             sqrt_ab,
@@ -68,18 +74,41 @@ fn step_words(step: &Step) -> Option<[u32; STEP_WORDS]> {
             clip,
         } => (
             1 + u32::from(clip),
-            [sqrt_one_minus_ab, sqrt_ab, sqrt_ab_prev, dir],
+            vec![sqrt_one_minus_ab, sqrt_ab, sqrt_ab_prev, dir],
         ),
-        Update::DpmSolver { .. } | Update::UniPc { .. } => return None,
+        Update::DpmSolver {
+            sqrt_one_minus_ab,
+            sqrt_ab,
+            weights,
+        } => (
+            3,
+            [sqrt_one_minus_ab, sqrt_ab]
+                .into_iter()
+                .chain(weights)
+                .collect(),
+        ),
+        Update::UniPc {
+            sqrt_one_minus_ab,
+            sqrt_ab,
+            correct,
+            corrector,
+            predictor,
+        } => (
+            4 + u32::from(correct),
+            [sqrt_one_minus_ab, sqrt_ab]
+                .into_iter()
+                .chain(corrector)
+                .chain(predictor)
+                .collect(),
+        ),
     };
-    Some([
-        mode,
-        c[0].to_bits(),
-        c[1].to_bits(),
-        c[2].to_bits(),
-        c[3].to_bits(),
-        step.sigma.to_bits(),
-    ])
+    let mut words = [0; STEP_WORDS];
+    words[0] = kind;
+    for (w, c) in words[1..STEP_WORDS - 1].iter_mut().zip(coefs) {
+        *w = c.to_bits();
+    }
+    words[STEP_WORDS - 1] = step.sigma.to_bits();
+    words
 }
 
 /// The model's parameters in file order, and its 2·B hidden layers transposed to [k][j].
@@ -94,181 +123,349 @@ fn flatten<const H: usize, const B: usize>(model: &Model<H, B>) -> (Vec<f32>, Ve
     (params, wt)
 }
 
-/// rand_xoshiro's state for an all-zero seed (it remaps that seed), as four words.
-fn zero_seed_state() -> [u32; 4] {
-    let bytes = Xoshiro128PlusPlus::from_seed([0; 16]).state();
-    std::array::from_fn(|i| u32::from_le_bytes(bytes[4 * i..4 * i + 4].try_into().unwrap()))
+/// A sampling run as a launch list ([`sample_plan`]).
+#[derive(Clone, Debug)]
+pub struct SamplePlan {
+    /// The buffers and launches.
+    pub plan: Plan,
+    /// The launches in waves, each a range of [`Plan::launches`] after which a number of
+    /// samples are done (the first also holds the time embedding and the chains' starts).
+    pub waves: Vec<Wave>,
+    /// The samples, `[count × 2]` floats, once every launch has run.
+    pub xs: Buf,
+}
+
+/// A part of a [`SamplePlan`] whose end finishes samples.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Wave {
+    /// Its launches.
+    pub launches: Range<usize>,
+    /// The samples they finish.
+    pub samples: usize,
+}
+
+/// The launch list of `request` on `device`: the step table and the time embedding of every
+/// step, each sample's stream and x_T (`sample_init`), then the reverse steps
+/// (`sample_steps`), 100 steps per launch, in waves that fill every multiprocessor
+/// of the device once. Refuses a sampler invalid for T and a given start of the wrong length.
+pub fn sample_plan<const H: usize, const B: usize, const T: usize>(
+    device: &dyn Device,
+    request: &Request<'_, H, B, T>,
+) -> Result<SamplePlan, CudaError> {
+    let Request {
+        model,
+        sampler,
+        init,
+        seed,
+        first: first_index,
+        count,
+        ..
+    } = *request;
+    sampler.validate(T)?;
+    if let Init::Given(xs) = init
+        && xs.len() != count
+    {
+        return Err(CudaError::Unsupported(format!(
+            "{} starting points given for {count} samples",
+            xs.len()
+        )));
+    }
+    if count == 0 {
+        let mut plan = Plan::new(SAMPLE, Vec::new());
+        let xs = plan.zeros_f32(0);
+        return Ok(SamplePlan {
+            plan,
+            waves: Vec::new(),
+            xs,
+        });
+    }
+    let count_i32 = i32::try_from(count)
+        .map_err(|_| CudaError::Unsupported(format!("{count} samples in one batch")))?;
+    let smax = samples_per_block_max(H, device.smem_optin())?;
+    let threads = (H / 8) * (smax / 4);
+    let smem = smem_bytes(H, smax);
+    let mut plan = Plan::new(SAMPLE, defines(H, B, smax));
+    let resident = device
+        .resident_blocks(
+            SAMPLE,
+            &plan.defines,
+            "sample_steps",
+            threads as u32,
+            smem as u32,
+        )?
+        .max(1);
+
+    let steps: Vec<Step> = request.steps();
+    let table: Vec<u8> = steps
+        .iter()
+        .flat_map(step_words)
+        .flat_map(u32::to_le_bytes)
+        .collect();
+    let t_inputs: Vec<f32> = steps.iter().map(|st| st.t_input).collect();
+    let (params, wt) = flatten(model);
+    let params = plan.f32s(&params);
+    let wt = plan.f32s(&wt);
+    let table = plan.buffer(table);
+    let t_inputs = plan.f32s(&t_inputs);
+    let fallback = plan.buffer(zero_seed_state());
+    let temb = plan.zeros_f32(steps.len() * H);
+    let xs = plan.zeros_f32(2 * count);
+    let rng = plan.zeros_f32(4 * count);
+    let hist = plan.zeros_f32(HIST_WORDS * count);
+    let (has_init, x_init) = match init {
+        Init::Given(xs) => (1, plan.f32s(xs.as_flattened()).ptr()),
+        Init::Noise => (0, Arg::Null),
+    };
+
+    // Model::time_embedding of every step: one block per step, one thread per output.
+    plan.launches.push(Launch {
+        kernel: "time_embedding",
+        grid: [steps.len() as u32, 1, 1],
+        block: [H as u32, 1, 1],
+        shared_bytes: 0,
+        args: vec![params.ptr(), t_inputs.ptr(), temb.ptr()],
+    });
+    // sample/sample_from's start: each sample's stream and x_T, one thread per sample.
+    plan.launches.push(Launch {
+        kernel: "sample_init",
+        grid: [count.div_ceil(INIT_THREADS) as u32, 1, 1],
+        block: [INIT_THREADS as u32, 1, 1],
+        shared_bytes: 0,
+        args: vec![
+            Arg::U64(seed),
+            Arg::U64(first_index),
+            Arg::I32(count_i32),
+            Arg::I32(has_init),
+            x_init,
+            fallback.ptr(),
+            xs.ptr(),
+            rng.ptr(),
+        ],
+    });
+
+    // A wave fills every multiprocessor once; samples are spread over its blocks so that
+    // a batch smaller than a wave still uses every multiprocessor.
+    let sm_count = device.sm_count().max(1);
+    let wave = sm_count * resident * smax;
+    let mut waves = Vec::new();
+    let mut wave_start = 0;
+    let mut done = 0;
+    while done < count {
+        let n = (count - done).min(wave);
+        let spb = n
+            .div_ceil(sm_count * resident)
+            .next_multiple_of(4)
+            .clamp(4, smax);
+        let grid = n.div_ceil(spb);
+        let mut k0 = 0;
+        while k0 < steps.len() {
+            let k1 = (k0 + STEPS_PER_LAUNCH).min(steps.len());
+            // Samples [done, done + n) of xs/rng/hist, steps [k0, k1) of the tables; each
+            // block touches only its own spb samples.
+            plan.launches.push(Launch {
+                kernel: "sample_steps",
+                grid: [grid as u32, 1, 1],
+                block: [threads as u32, 1, 1],
+                shared_bytes: smem as u32,
+                args: vec![
+                    params.ptr(),
+                    wt.ptr(),
+                    temb.ptr(),
+                    table.ptr(),
+                    Arg::I32(k0 as i32),
+                    Arg::I32(k1 as i32),
+                    Arg::I32(done as i32),
+                    Arg::I32(n as i32),
+                    Arg::I32(spb as i32),
+                    xs.ptr(),
+                    rng.ptr(),
+                    hist.ptr(),
+                ],
+            });
+            k0 = k1;
+        }
+        waves.push(Wave {
+            launches: wave_start..plan.launches.len(),
+            samples: n,
+        });
+        wave_start = plan.launches.len();
+        done += n;
+    }
+    Ok(SamplePlan { plan, waves, xs })
+}
+
+/// The samples of `request` on `device`: the same bits as the core's `sample` (or
+/// `sample_from` with [`Init::Given`]) and the host's `batch::sample`. `progress` is called
+/// with the number of samples each finished wave adds.
+pub fn sample_on<const H: usize, const B: usize, const T: usize>(
+    device: &dyn Device,
+    request: &Request<'_, H, B, T>,
+    progress: &(dyn Fn(usize) + Sync),
+) -> Result<Vec<[f32; 2]>, CudaError> {
+    let SamplePlan { plan, waves, xs } = sample_plan(device, request)?;
+    if waves.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut session = device.load(&plan)?;
+    for wave in waves {
+        session.run(wave.launches, 1)?;
+        session.finish()?;
+        progress(wave.samples);
+    }
+    let xs = session.read_f32(xs)?;
+    Ok(xs.chunks_exact(2).map(|p| [p[0], p[1]]).collect())
 }
 
 impl Gpu {
-    /// The sampling module for shape (H, B) and its sample tile.
-    pub(super) fn sample_module(
-        &self,
-        hidden: usize,
-        blocks: usize,
-    ) -> Result<(Arc<CudaModule>, usize), CudaError> {
-        let smax = samples_per_block_max(hidden, self.smem_optin)?;
-        let module = self.module(SAMPLE, defines(hidden, blocks, smax))?;
-        Ok((module, smax))
-    }
-
-    /// The samples of `request` on the GPU: the same bits as the core's `sample` (or
-    /// `sample_from` with [`Init::Given`]) and the host's `batch::sample`. `progress` is called
-    /// with the number of finished samples.
+    /// The samples of `request` on the GPU ([`sample_on`] this device).
     pub fn sample<const H: usize, const B: usize, const T: usize>(
         &self,
         request: &Request<'_, H, B, T>,
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<Vec<[f32; 2]>, CudaError> {
-        let Request {
-            model,
-            sampler,
-            init,
-            seed,
-            first: first_index,
-            count,
-            ..
-        } = *request;
-        sampler.validate(T)?;
-        if let Init::Given(xs) = init
-            && xs.len() != count
-        {
-            return Err(CudaError::Unsupported(format!(
-                "{} starting points given for {count} samples",
-                xs.len()
-            )));
+        sample_on(self, request, progress)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tinyddpm_core::{Sampler, Schedule, ScheduleKind, Solver, Spacing};
+
+    use super::super::KernelSource;
+    use super::super::launch::Session;
+    use super::super::launch::tests::assert_launches_match_signatures;
+    use super::*;
+
+    /// A device that only answers the geometry questions.
+    struct Geometry {
+        sm_count: usize,
+        resident: usize,
+    }
+
+    impl Device for Geometry {
+        fn smem_optin(&self) -> usize {
+            232_448
         }
-        if count == 0 {
-            return Ok(Vec::new());
+
+        fn sm_count(&self) -> usize {
+            self.sm_count
         }
-        let count_i32 = i32::try_from(count)
-            .map_err(|_| CudaError::Unsupported(format!("{count} samples in one batch")))?;
-        let (module, smax) = self.sample_module(H, B)?;
-        let driver = CudaError::driver;
-        let s = &self.stream;
 
-        let steps: Vec<Step> = request.steps();
-        let table: Vec<u32> = steps
-            .iter()
-            .map(step_words)
-            .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| {
-                CudaError::Unsupported(format!(
-                    "the GPU sampler does not run {} yet; use --device cpu",
-                    sampler.describe(T)
-                ))
-            })?
-            .concat();
-        let t_inputs: Vec<f32> = steps.iter().map(|st| st.t_input).collect();
-        let (params, wt) = flatten(model);
-        let d_params = s.clone_htod(&params).map_err(driver("upload"))?;
-        let d_wt = s.clone_htod(&wt).map_err(driver("upload"))?;
-        let d_table = s.clone_htod(&table).map_err(driver("upload"))?;
-        let d_t = s.clone_htod(&t_inputs).map_err(driver("upload"))?;
-        let d_fallback = s.clone_htod(&zero_seed_state()).map_err(driver("upload"))?;
-        let mut d_temb: CudaSlice<f32> = s
-            .alloc_zeros(steps.len() * H)
-            .map_err(driver("allocation"))?;
-        let mut d_xs: CudaSlice<f32> = s.alloc_zeros(2 * count).map_err(driver("allocation"))?;
-        let mut d_rng: CudaSlice<u32> = s.alloc_zeros(4 * count).map_err(driver("allocation"))?;
-        let (has_init, d_init) = match init {
-            Init::Given(xs) => (1i32, s.clone_htod(xs.as_flattened())),
-            Init::Noise => (0i32, s.alloc_zeros::<f32>(2)),
-        };
-        let d_init = d_init.map_err(driver("upload"))?;
-
-        let temb_fn = Gpu::function(&module, "time_embedding")?;
-        let mut b = s.launch_builder(&temb_fn);
-        b.arg(&d_params).arg(&d_t).arg(&mut d_temb);
-        // SAFETY: time_embedding(params, t_inputs, temb) reads params (file order, the
-        // module's H and B) and steps.len() t-inputs, and writes steps.len()·H floats into
-        // d_temb: one block per step, H threads, exactly the sizes allocated above.
-        unsafe {
-            b.launch(LaunchConfig {
-                grid_dim: (steps.len() as u32, 1, 1),
-                block_dim: (H as u32, 1, 1),
-                shared_mem_bytes: 0,
-            })
+        fn resident_blocks(
+            &self,
+            _: KernelSource,
+            _: &[(&'static str, usize)],
+            _: &'static str,
+            _: u32,
+            _: u32,
+        ) -> Result<usize, CudaError> {
+            Ok(self.resident)
         }
-        .map_err(driver("launch"))?;
 
-        let init_fn = Gpu::function(&module, "sample_init")?;
-        let mut b = s.launch_builder(&init_fn);
-        b.arg(&seed)
-            .arg(&first_index)
-            .arg(&count_i32)
-            .arg(&has_init)
-            .arg(&d_init)
-            .arg(&d_fallback)
-            .arg(&mut d_xs)
-            .arg(&mut d_rng);
-        // SAFETY: sample_init writes 2·count floats to xs and 4·count words to rng, reading
-        // 2·count floats of x_init only when has_init (then d_init holds exactly that), and
-        // 4 words of the zero-seed fallback; threads past `count` return at once.
-        unsafe { b.launch(LaunchConfig::for_num_elems(count as u32)) }.map_err(driver("launch"))?;
+        fn load(&self, _: &Plan) -> Result<Box<dyn Session>, CudaError> {
+            Err(CudaError::Unsupported("geometry only".into()))
+        }
+    }
 
-        let steps_fn = Gpu::function(&module, "sample_steps")?;
-        let smem = smem_bytes(H, smax);
-        steps_fn
-            .set_attribute(
-                sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-                smem as i32,
-            )
-            .map_err(driver("kernel attribute"))?;
-        let threads = (H / 8) * (smax / 4);
-        let resident = steps_fn
-            .occupancy_max_active_blocks_per_multiprocessor(threads as u32, smem, None)
-            .map_err(driver("occupancy query"))?
-            .max(1) as usize;
-        // A wave fills every multiprocessor once; samples are spread over its blocks so that
-        // a batch smaller than a wave still uses every multiprocessor.
-        let wave = self.sm_count * resident * smax;
-        let mut done = 0;
-        while done < count {
-            let n = (count - done).min(wave);
-            let spb = n
-                .div_ceil(self.sm_count * resident)
-                .next_multiple_of(4)
-                .clamp(4, smax);
-            let grid = n.div_ceil(spb);
-            let (base, n_i32, spb_i32) = (done as i32, n as i32, spb as i32);
-            let mut k0 = 0;
-            while k0 < steps.len() {
-                let k1 = (k0 + STEPS_PER_LAUNCH).min(steps.len());
-                let (k0_i32, k1_i32) = (k0 as i32, k1 as i32);
-                let mut b = s.launch_builder(&steps_fn);
-                b.arg(&d_params)
-                    .arg(&d_wt)
-                    .arg(&d_temb)
-                    .arg(&d_table)
-                    .arg(&k0_i32)
-                    .arg(&k1_i32)
-                    .arg(&base)
-                    .arg(&n_i32)
-                    .arg(&spb_i32)
-                    .arg(&mut d_xs)
-                    .arg(&mut d_rng);
-                // SAFETY: sample_steps reads the parameters and transposed layers of the
-                // module's shape, steps [k0, k1) of the time-embedding and step tables (both
-                // steps.len() long), and reads/writes samples [base, base + n) of xs and rng
-                // (count long, base + n ≤ count); each block touches only its own spb
-                // samples, with exactly the dynamic shared memory the kernel carves up.
-                unsafe {
-                    b.launch(LaunchConfig {
-                        grid_dim: (grid as u32, 1, 1),
-                        block_dim: (threads as u32, 1, 1),
-                        shared_mem_bytes: smem as u32,
-                    })
+    fn int(arg: Arg) -> usize {
+        match arg {
+            Arg::I32(v) => v as usize,
+            other => panic!("{other:?} is not an int"),
+        }
+    }
+
+    /// Every launch matches sample.cu's signatures, and the waves' `sample_steps` launches
+    /// run every step of every sample exactly once, in step order, with tiles that fit.
+    #[test]
+    fn the_sample_plan_covers_every_sample_and_step_once() {
+        let model = crate::train::pytorch_init::<32, 1>(1);
+        let schedule = Schedule::<1000>::new(ScheduleKind::SEED).expect("schedule");
+        let samplers = [
+            Sampler::Ddpm,
+            Sampler::DDIM_DEFAULT,
+            Sampler::multistep(Solver::UniPc),
+            Sampler::Multistep {
+                solver: Solver::DpmPp3m,
+                steps: 250,
+                spacing: Spacing::Karras,
+            },
+        ];
+        for (sampler, count, sm_count, resident) in [
+            (samplers[0], 1, 1, 1),
+            (samplers[1], 7, 2, 1),
+            (samplers[2], 1000, 3, 2),
+            (samplers[3], 40_000, 132, 1),
+        ] {
+            let request = Request {
+                model: &*model,
+                schedule: &schedule,
+                sampler: &sampler,
+                init: Init::Noise,
+                seed: 1,
+                first: 0,
+                count,
+            };
+            let device = Geometry { sm_count, resident };
+            let SamplePlan { plan, waves, .. } = sample_plan(&device, &request).expect("plan");
+            assert_launches_match_signatures(&plan, 3);
+            let steps = sampler.num_steps(1000);
+            let smax = samples_per_block_max(32, 232_448).expect("tile");
+            let mut runs = vec![0usize; count];
+            let mut next = 0;
+            assert_eq!(waves[0].launches.start, 0);
+            for (w, wave) in waves.iter().enumerate() {
+                if w > 0 {
+                    assert_eq!(wave.launches.start, waves[w - 1].launches.end);
                 }
-                .map_err(driver("launch"))?;
-                k0 = k1;
+                let mut step = 0;
+                for launch in &plan.launches[wave.launches.clone()] {
+                    if launch.kernel != "sample_steps" {
+                        continue;
+                    }
+                    let a = &launch.args;
+                    let (k0, k1, base, n, spb) =
+                        (int(a[4]), int(a[5]), int(a[6]), int(a[7]), int(a[8]));
+                    assert_eq!((k0, base, n), (step, next, wave.samples));
+                    assert!(spb % 4 == 0 && spb <= smax && k1 > k0);
+                    let grid = launch.grid[0] as usize;
+                    assert!(grid * spb >= n && (grid - 1) * spb < n);
+                    assert!(grid <= sm_count * resident);
+                    if k0 == 0 {
+                        (base..base + n).for_each(|i| runs[i] += 1);
+                    }
+                    step = k1;
+                }
+                assert_eq!(step, steps);
+                next += wave.samples;
             }
-            s.synchronize().map_err(driver("sampling"))?;
-            progress(n);
-            done += n;
+            assert_eq!(plan.launches.last().map(|l| l.kernel), Some("sample_steps"));
+            assert!(runs.iter().all(|&r| r == 1), "{sampler:?} × {count}");
         }
+    }
 
-        let xs = s.clone_dtoh(&d_xs).map_err(driver("download"))?;
-        Ok(xs.chunks_exact(2).map(|p| [p[0], p[1]]).collect())
+    /// Each update's coefficients land in the words `sample.cu` reads them from.
+    #[test]
+    fn step_words_follow_the_kernels_table_layout() {
+        let schedule = Schedule::<1000>::new(ScheduleKind::SEED).expect("schedule");
+        let unipc = Sampler::multistep(Solver::UniPc);
+        let step = unipc.step(&schedule, 3);
+        let Update::UniPc {
+            sqrt_one_minus_ab,
+            corrector,
+            predictor,
+            ..
+        } = step.update
+        else {
+            panic!("{step:?}");
+        };
+        let words = step_words(&step);
+        assert_eq!(words[0], 5, "UniPC with the corrector");
+        assert_eq!(f32::from_bits(words[1]), sqrt_one_minus_ab);
+        assert_eq!(f32::from_bits(words[3]), corrector[0]);
+        assert_eq!(f32::from_bits(words[9]), predictor[2]);
+        assert_eq!(f32::from_bits(words[10]), step.sigma);
+        assert_eq!(step_words(&unipc.step(&schedule, 0))[0], 4, "first step");
+        let ddpm = step_words(&Sampler::Ddpm.step(&schedule, 0));
+        assert_eq!((ddpm[0], ddpm[3]), (0, 0));
     }
 }

@@ -10,15 +10,10 @@
 //! [`LOSS_LOG`] steps. A non-finite loss sets a device flag that turns every later update
 //! into a no-op, so the weights stay those from before the failing step.
 
-use std::sync::Arc;
-
-use cudarc::driver::{CudaGraph, CudaStream, sys};
-use rand_core::SeedableRng;
-use rand_xoshiro::Xoshiro128PlusPlus;
 use tinyddpm_core::{Model, Schedule, ScheduleKind};
 
-use super::launch::{Arg, Buf, Launch, Loaded, Plan};
-use super::{CudaError, Gpu, TRAIN};
+use super::launch::{Arg, Buf, Device, Launch, Plan, Session};
+use super::{CudaError, TRAIN, zero_seed_state};
 use crate::train::layout::{Dense, Layout, model_of};
 use crate::train::{self, State, TrainConfig, TrainError, Training, adam};
 
@@ -45,7 +40,7 @@ pub(super) fn defines(
 
 /// The device buffers a run's state lives in, and the step's log.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct StateBuffers {
+pub struct StateBuffers {
     /// The weights, in file order.
     pub params: Buf,
     /// The last step's gradient, in file order.
@@ -56,9 +51,9 @@ pub(crate) struct StateBuffers {
     pub adam_v: Buf,
     /// The EMA weights (one unused float without an EMA).
     pub ema: Buf,
-    /// The [`COUNTERS`], u64 each.
+    /// The step counters (steps done, losses logged, divergence), u64 each.
     pub ctr: Buf,
-    /// The losses of the steps since the counters were last reset, [`LOSS_LOG`] floats.
+    /// The losses of the steps since the counters were last reset, 256 floats.
     pub losses: Buf,
 }
 
@@ -329,16 +324,15 @@ impl Launches {
 
 /// One training step of a `Model<H, B>` as data: the buffers (the state's contents, the
 /// constants, the activations) and the kernel launches in the order of `train/net.rs`, each
-/// commented with the CPU function it mirrors. The GPU trainer runs it through cudarc; the
-/// same plan is what a CPU emulation of the kernels would run.
-pub(crate) fn step_plan<const H: usize, const B: usize, const T: usize>(
+/// commented with the CPU function it mirrors. [`GpuTrainer`] runs it on its device, the GPU
+/// or the test suite's CPU emulation of the kernels.
+pub fn step_plan<const H: usize, const B: usize, const T: usize>(
     state: &State,
     schedule: &Schedule<T>,
 ) -> (Plan, StateBuffers) {
     let n = state.config.batch;
     let len = state.params.len();
-    let mut plan = Plan::default();
-    let fallback = Xoshiro128PlusPlus::from_seed([0; 16]).state();
+    let mut plan = Plan::new(TRAIN, defines(H, B, T));
     let coefs: Vec<f32> = (0..T)
         .flat_map(|t| <[f32; 2]>::from(schedule.forward_coefs(t)))
         .collect();
@@ -356,7 +350,7 @@ pub(crate) fn step_plan<const H: usize, const B: usize, const T: usize>(
         losses: plan.zeros_f32(LOSS_LOG),
     };
     let coefs = plan.f32s(&coefs);
-    let zero_seed = plan.buffer(fallback.to_vec());
+    let zero_seed = plan.buffer(zero_seed_state());
     let adam_table = plan.f32s(&adam_table);
     let a = Activations::new(&mut plan, n, H, B);
     let lay = Layout::of::<H, B>();
@@ -424,77 +418,58 @@ pub(crate) fn step_plan<const H: usize, const B: usize, const T: usize>(
     (plan, bufs)
 }
 
-/// Adam training on the GPU; see the module docs.
+/// Adam training on the GPU (or any [`Device`]); see the module docs.
 pub struct GpuTrainer<const H: usize, const B: usize, const T: usize> {
-    stream: Arc<CudaStream>,
     config: TrainConfig,
     schedule: ScheduleKind,
     step: u64,
     buffers: StateBuffers,
-    loaded: Loaded,
-    /// Whether steps replay a captured CUDA graph (the default) or launch each kernel.
-    use_graph: bool,
-    graph: Option<CudaGraph>,
+    /// The step's launches, loaded.
+    session: Box<dyn Session>,
+    /// How many launches one step is.
+    launches: usize,
 }
 
 impl<const H: usize, const B: usize, const T: usize> GpuTrainer<H, B, T> {
     /// A fresh run with the CPU trainer's initial weights for `config.seed`.
-    pub fn new(gpu: &Gpu, config: TrainConfig, schedule: &Schedule<T>) -> Result<Self, CudaError> {
-        Self::from_state(gpu, State::new::<H, B>(config, schedule.kind))
+    pub fn new(
+        device: &dyn Device,
+        config: TrainConfig,
+        schedule: &Schedule<T>,
+    ) -> Result<Self, CudaError> {
+        Self::from_state(device, State::new::<H, B>(config, schedule.kind))
     }
 
-    /// Continues on the GPU the run a checkpoint file (from either trainer) holds.
-    pub fn resume(gpu: &Gpu, path: &std::path::Path) -> Result<Self, CudaError> {
-        Self::from_state(gpu, train::read_checkpoint(path, (H, B, T))?)
+    /// Continues on `device` the run a checkpoint file (from either trainer) holds.
+    pub fn resume(device: &dyn Device, path: &std::path::Path) -> Result<Self, CudaError> {
+        Self::from_state(device, train::read_checkpoint(path, (H, B, T))?)
     }
 
-    /// Continues the run `state` (e.g. a CPU trainer's) on the GPU.
-    pub fn from_state(gpu: &Gpu, state: State) -> Result<Self, CudaError> {
+    /// Continues the run `state` (e.g. a CPU trainer's) on `device`. Steps replay one
+    /// captured CUDA graph where the device has them.
+    pub fn from_state(device: &dyn Device, state: State) -> Result<Self, CudaError> {
         let schedule = state.check::<H, B, T>()?;
         let n = state.config.batch;
         if i32::try_from(n * H.max(2)).is_err() {
             return Err(CudaError::Unsupported(format!("batch size {n}")));
         }
-        let module = gpu.module(TRAIN, defines(H, B, T))?;
         let (plan, buffers) = step_plan::<H, B, T>(&state, &schedule);
-        let loaded = Loaded::new(&plan, &module, &gpu.stream)?;
+        let mut session = device.load(&plan)?;
+        session.use_graph(true);
         Ok(Self {
-            stream: gpu.stream.clone(),
             config: state.config,
             schedule: state.schedule,
             step: state.step,
             buffers,
-            loaded,
-            use_graph: true,
-            graph: None,
+            session,
+            launches: plan.launches.len(),
         })
-    }
-
-    /// Captures one step's launches into a CUDA graph, once.
-    fn capture(&mut self) -> Result<(), CudaError> {
-        let driver = CudaError::driver;
-        self.stream
-            .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
-            .map_err(driver("graph capture"))?;
-        let enqueued = self.loaded.enqueue(&self.stream);
-        let graph = self
-            .stream
-            .end_capture(
-                sys::CUgraphInstantiate_flags::CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH,
-            )
-            .map_err(driver("graph capture"));
-        enqueued?;
-        self.graph = graph?;
-        Ok(())
     }
 
     /// Chooses between replaying a captured CUDA graph per step (the default) and launching
     /// each kernel from the CPU; both compute the same thing, the benchmark compares them.
     pub fn use_graph(&mut self, on: bool) {
-        self.use_graph = on;
-        if !on {
-            self.graph = None;
-        }
+        self.session.use_graph(on);
     }
 
     /// One optimiser step; returns that batch's loss (before the update).
@@ -506,13 +481,13 @@ impl<const H: usize, const B: usize, const T: usize> GpuTrainer<H, B, T> {
 
     /// The raw (non-averaged) weights.
     pub fn weights(&self) -> Result<Box<Model<H, B>>, CudaError> {
-        let p = self.loaded.read_f32(&self.stream, self.buffers.params)?;
+        let p = self.session.read_f32(self.buffers.params)?;
         Ok(model_of(&p))
     }
 
     /// The gradient of the last step's loss, in file order (for checks against the CPU).
     pub fn gradients(&self) -> Result<Vec<f32>, CudaError> {
-        self.loaded.read_f32(&self.stream, self.buffers.grads)
+        self.session.read_f32(self.buffers.grads)
     }
 }
 
@@ -521,28 +496,21 @@ impl<const H: usize, const B: usize, const T: usize> Training<H, B> for GpuTrain
 
     const STEPS_PER_CALL: u64 = LOSS_LOG as u64;
 
-    /// Graph replays, read back every [`LOSS_LOG`] steps. Stops at a non-finite loss with
-    /// [`TrainError::NonFinite`], the weights then being those before that step.
+    /// Graph replays, read back every [`Training::STEPS_PER_CALL`] steps. Stops at a
+    /// non-finite loss with [`TrainError::NonFinite`], the weights then being those before
+    /// that step.
     fn run(&mut self, steps: u64, on_loss: &mut dyn FnMut(u64, f32)) -> Result<(), CudaError> {
-        if self.use_graph && self.graph.is_none() {
-            self.capture()?;
-        }
         let mut left = steps;
         while left > 0 {
             let chunk = left.min(LOSS_LOG as u64);
-            for _ in 0..chunk {
-                match &self.graph {
-                    Some(g) => g.launch().map_err(CudaError::driver("graph launch"))?,
-                    None => self.loaded.enqueue(&self.stream)?,
-                }
-            }
+            self.session.run(0..self.launches, chunk)?;
             let ctr: Vec<u64> = self
-                .loaded
-                .read(&self.stream, self.buffers.ctr)?
+                .session
+                .read(self.buffers.ctr)?
                 .chunks_exact(8)
                 .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
                 .collect();
-            let losses = self.loaded.read_f32(&self.stream, self.buffers.losses)?;
+            let losses = self.session.read_f32(self.buffers.losses)?;
             let logged = ctr[1] as usize;
             for (i, &loss) in losses[..logged].iter().enumerate() {
                 on_loss(self.step + i as u64, loss);
@@ -561,7 +529,7 @@ impl<const H: usize, const B: usize, const T: usize> Training<H, B> for GpuTrain
                 .iter()
                 .flat_map(|c| c.to_le_bytes())
                 .collect();
-            self.loaded.write(&self.stream, self.buffers.ctr, &reset)?;
+            self.session.write(self.buffers.ctr, &reset)?;
             left -= chunk;
         }
         Ok(())
@@ -584,7 +552,7 @@ impl<const H: usize, const B: usize, const T: usize> Training<H, B> for GpuTrain
     }
 
     fn state(&self) -> Result<State, CudaError> {
-        let read = |buf| self.loaded.read_f32(&self.stream, buf);
+        let read = |buf| self.session.read_f32(buf);
         Ok(State {
             config: self.config.clone(),
             schedule: self.schedule,
@@ -606,15 +574,17 @@ impl<const H: usize, const B: usize, const T: usize> Training<H, B> for GpuTrain
             Some(_) => self.buffers.ema,
             None => self.buffers.params,
         };
-        Ok(model_of(&self.loaded.read_f32(&self.stream, src)?))
+        Ok(model_of(&self.session.read_f32(src)?))
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use rand_core::Rng;
+    use rand_core::{Rng, SeedableRng};
+    use rand_xoshiro::Xoshiro128PlusPlus;
     use tinyddpm_core::noise::{box_muller, stream_seed};
 
+    use super::super::launch::tests::assert_launches_match_signatures;
     use super::*;
     use crate::data::{Examples, forward_coefs};
 
@@ -637,30 +607,6 @@ mod tests {
         }
     }
 
-    /// The kernels' parameter lists in train.cu, as the kinds of [`Arg`] they take.
-    fn signatures() -> Vec<(String, Vec<&'static str>)> {
-        let source = super::super::TRAIN.text;
-        source
-            .split("extern \"C\" __global__ void ")
-            .skip(1)
-            .map(|rest| {
-                let (name, rest) = rest.split_once('(').expect("a parameter list");
-                let (params, _) = rest.split_once(')').expect("a closed parameter list");
-                let kinds = params
-                    .split(',')
-                    .map(|p| match p.trim() {
-                        p if p.contains('*') => "pointer",
-                        p if p.starts_with("int ") => "int",
-                        p if p.starts_with("u64 ") => "u64",
-                        p if p.starts_with("float ") => "float",
-                        p => panic!("{name}: parameter {p:?}"),
-                    })
-                    .collect();
-                (name.trim().to_string(), kinds)
-            })
-            .collect()
-    }
-
     /// Every launch of the step names a kernel of train.cu and passes its parameters in its
     /// order and types, with every pointer inside its buffer.
     #[test]
@@ -671,8 +617,6 @@ mod tests {
             ema: Some(0.9),
             ..TrainConfig::default()
         };
-        let kernels = signatures();
-        assert_eq!(kernels.len(), 9, "{kernels:?}");
         for blocks in [0, 1, 3] {
             let state = match blocks {
                 0 => State::new::<16, 0>(config.clone(), schedule.kind),
@@ -691,28 +635,8 @@ mod tests {
                 plan.launches.len(),
                 1 + 4 + 2 * blocks + 1 + 2 + 5 * blocks + 5 + 2
             );
-            for launch in &plan.launches {
-                let (_, params) = kernels
-                    .iter()
-                    .find(|(name, _)| name == launch.kernel)
-                    .unwrap_or_else(|| panic!("no kernel {}", launch.kernel));
-                let kinds: Vec<&str> = launch
-                    .args
-                    .iter()
-                    .map(|arg| match *arg {
-                        Arg::Ptr { buf, offset } => {
-                            let len = plan.buffers[buf.index()].len();
-                            assert!(offset < len, "{}: offset {offset} of {len}", launch.kernel);
-                            "pointer"
-                        }
-                        Arg::Null => "pointer",
-                        Arg::I32(_) => "int",
-                        Arg::U64(_) => "u64",
-                        Arg::F32(_) => "float",
-                    })
-                    .collect();
-                assert_eq!(&kinds, params, "{}", launch.kernel);
-            }
+            assert_eq!(plan.defines, defines(16, blocks, 1000));
+            assert_launches_match_signatures(&plan, 9);
         }
     }
 

@@ -9,6 +9,19 @@
 typedef unsigned int u32;
 typedef unsigned long long u64;
 
+// Kernel entry points and shared memory are declared through these macros so that the CPU
+// emulation of the test suite (tests/cuda-emu, its header cuda_cpu.h) can define them its
+// own way: there a kernel is a plain function and every thread block gets its own copy of
+// each shared array. NVRTC sees CUDA's own declarations.
+#ifndef KERNEL
+// An entry point, by its unmangled name.
+#define KERNEL extern "C" __global__
+// A statically sized shared array, e.g. SHARED(float, tile, [32][33]).
+#define SHARED(type, name, dims) __shared__ type name dims
+// The launch's dynamic shared memory as an array of `type`.
+#define DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#endif
+
 #define ADD(a, b) __fadd_rn((a), (b))
 #define SUB(a, b) __fsub_rn((a), (b))
 #define MUL(a, b) __fmul_rn((a), (b))
@@ -61,6 +74,46 @@ __device__ __forceinline__ float normal_upper_tail(float a) {
 __device__ __forceinline__ float gelu(float x) {
     float a = fabsf(x);
     return SUB(x > 0.0f ? x : 0.0f, MUL(a, normal_upper_tail(a)));
+}
+
+// ---- math.rs (exp) -------------------------------------------------------------------
+
+#define LOG2E_F 1.44269504088896340736f
+#define EXP_ROUND 12582912.0f
+#define EXP_LN2_HI 0.6933594f
+#define EXP_LN2_LO -2.1219444e-4f
+#define EXP_MIN -87.0f
+
+// math::exp_nonpositive: e^y for y ≤ 0 (Cephes expf polynomial, 2^n from the rounding
+// constant's low bits).
+__device__ __forceinline__ float exp_nonpositive(float y) {
+    y = y > EXP_MIN ? y : EXP_MIN;
+    float shifted = ADD(MUL(y, LOG2E_F), EXP_ROUND);
+    float n = SUB(shifted, EXP_ROUND);
+    float r = SUB(SUB(y, MUL(n, EXP_LN2_HI)), MUL(n, EXP_LN2_LO));
+    float p = ADD(MUL(ADD(MUL(ADD(MUL(ADD(MUL(ADD(MUL(1.9875692e-4f, r), 1.3981999e-3f), r),
+                                              8.333452e-3f),
+                                          r),
+                                      4.1665796e-2f),
+                                  r),
+                              1.6666665e-1f),
+                          r),
+                      0.5f);
+    u32 exponent = __float_as_uint(shifted) - __float_as_uint(EXP_ROUND) + 127u;
+    float scale = __uint_as_float(exponent << 23);
+    return MUL(ADD(ADD(MUL(MUL(p, r), r), r), 1.0f), scale);
+}
+
+// ---- gelu.rs (derivative) ------------------------------------------------------------
+
+// 1/√(2π), the standard normal density at 0.
+#define FRAC_1_SQRT_2PI 0.3989423f
+
+// gelu::gelu_derivative: Φ(x) + x·φ(x), Φ from the same tail as gelu (the trainer's).
+__device__ __forceinline__ float gelu_derivative(float x) {
+    float tail = normal_upper_tail(fabsf(x));
+    float cdf = x >= 0.0f ? SUB(1.0f, tail) : tail;
+    return ADD(cdf, MUL(x, MUL(exp_nonpositive(MUL(MUL(-0.5f, x), x)), FRAC_1_SQRT_2PI)));
 }
 
 // ---- math.rs -------------------------------------------------------------------------

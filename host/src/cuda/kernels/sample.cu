@@ -28,17 +28,31 @@
 #define OUTPUT_W (BLOCK_BASE + NBLK * BLOCK_STRIDE)
 #define OUTPUT_B (OUTPUT_W + 2 * HID)
 
-// Step table: 6 words per reverse step (sampler::Step, computed by the host's core code).
-// word 0: 0 = Update::Ddpm, 1 = Update::Ddim, 2 = Update::Ddim with clip;
-// words 1..4: c_eps, c_x (DDPM) or sqrt_one_minus_ab, sqrt_ab, sqrt_ab_prev, dir (DDIM);
-// word 5: sigma.
-#define STEP_WORDS 6
+// Step table: STEP_WORDS words per reverse step (sampler::Step, computed by the host's core
+// code): word 0 says which update (STEP_*), words 1 … 9 hold its f32 coefficients (as bits,
+// unused ones zero), word 10 sigma.
+#define STEP_WORDS 11
+#define STEP_DDPM 0          // Update::Ddpm: c_eps, c_x
+#define STEP_DDIM 1          // Update::Ddim: sqrt_one_minus_ab, sqrt_ab, sqrt_ab_prev, dir
+#define STEP_DDIM_CLIP 2     // the same with clip
+#define STEP_DPM 3           // Update::DpmSolver: sqrt_one_minus_ab, sqrt_ab, w0 … w3
+#define STEP_UNIPC 4         // Update::UniPc without the corrector: sqrt_one_minus_ab,
+                             // sqrt_ab, c0 … c3 (unused), p0 … p2
+#define STEP_UNIPC_CORRECT 5 // the same with the corrector
+
+// multistep::History of one coordinate of one sample: x̂₀ of the last two steps (x0[0] the
+// latest) and UniPC's corrected x, zero at the start of a chain. It lives in registers during
+// a launch and in `hist` (HIST_WORDS floats per sample) between launches.
+struct History {
+    float x0[2];
+    float x;
+};
+#define HIST_WORDS 6
 
 // Model::time_embedding for each step's t/T: one thread block per step, one thread per output.
-extern "C" __global__ void time_embedding(const float *__restrict__ params,
-                                          const float *__restrict__ t_inputs,
-                                          float *__restrict__ temb) {
-    __shared__ float hidden[HID];
+KERNEL void time_embedding(const float *__restrict__ params,
+                           const float *__restrict__ t_inputs, float *__restrict__ temb) {
+    SHARED(float, hidden, [HID]);
     const int step = blockIdx.x;
     const int j = threadIdx.x;
     float acc = params[TIME_IN_B + j];
@@ -56,10 +70,9 @@ extern "C" __global__ void time_embedding(const float *__restrict__ params,
 // sample/sample_from's start: each sample's stream, and x_T = its first Gaussian pair unless
 // has_init (then x_init holds the 2·count starting coordinates; the pair is drawn either
 // way, as sample_from skips it).
-extern "C" __global__ void sample_init(u64 seed, u64 first_index, int count, int has_init,
-                                       const float *__restrict__ x_init,
-                                       const u32 *__restrict__ zero_fallback,
-                                       float *__restrict__ xs, u32 *__restrict__ rng) {
+KERNEL void sample_init(u64 seed, u64 first_index, int count, int has_init,
+                        const float *__restrict__ x_init, const u32 *__restrict__ zero_fallback,
+                        float *__restrict__ xs, u32 *__restrict__ rng) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= count) {
         return;
@@ -67,34 +80,62 @@ extern "C" __global__ void sample_init(u64 seed, u64 first_index, int count, int
     Xoshiro128pp st = stream_new(seed, first_index + (u64)i, zero_fallback);
     float z0, z1;
     gaussian_pair(&st, &z0, &z1);
-    xs[2 * i] = has_init ? x_init[2 * i] : z0;
-    xs[2 * i + 1] = has_init ? x_init[2 * i + 1] : z1;
-    rng[4 * i] = st.s0;
-    rng[4 * i + 1] = st.s1;
-    rng[4 * i + 2] = st.s2;
-    rng[4 * i + 3] = st.s3;
+    // Indices in 64 bits: 4·i overflows an int from 2^29 samples on.
+    const u64 at = (u64)i;
+    xs[2 * at] = has_init ? x_init[2 * at] : z0;
+    xs[2 * at + 1] = has_init ? x_init[2 * at + 1] : z1;
+    rng[4 * at] = st.s0;
+    rng[4 * at + 1] = st.s1;
+    rng[4 * at + 2] = st.s2;
+    rng[4 * at + 3] = st.s3;
 }
 
-// Step::apply for one coordinate.
-__device__ __forceinline__ float apply_step(const u32 *rec, float x, float eps, float z) {
+// Coefficient i of a step table row.
+__device__ __forceinline__ float coef(const u32 *rec, int i) { return __uint_as_float(rec[1 + i]); }
+
+// Step::apply for one coordinate, its history `h` read and written by the multistep updates.
+__device__ __forceinline__ float apply_step(const u32 *rec, float x, float eps, float z,
+                                            History *h) {
     const u32 mode = rec[0];
-    const float a = __uint_as_float(rec[1]);
-    const float b = __uint_as_float(rec[2]);
-    const float sigma = __uint_as_float(rec[5]);
+    const float sigma = __uint_as_float(rec[STEP_WORDS - 1]);
     float mean;
-    if (mode == 0) {
-        mean = MUL(SUB(x, MUL(a, eps)), b);
+    if (mode == STEP_DDPM) {
+        mean = MUL(SUB(x, MUL(coef(rec, 0), eps)), coef(rec, 1));
     } else {
-        const float c = __uint_as_float(rec[3]);
-        const float d = __uint_as_float(rec[4]);
+        // predict_x0: (x − sqrt_one_minus_ab·ε̂)/sqrt_ab
+        const float a = coef(rec, 0);
+        const float b = coef(rec, 1);
         float x0 = DIV(SUB(x, MUL(a, eps)), b);
-        if (mode == 2) {
-            // Real::max then Real::min: the selects a > b ? a : b, a < b ? a : b
-            x0 = x0 > -1.0f ? x0 : -1.0f;
-            x0 = x0 < 1.0f ? x0 : 1.0f;
-            eps = DIV(SUB(x, MUL(b, x0)), a);
+        if (mode == STEP_DDIM || mode == STEP_DDIM_CLIP) {
+            if (mode == STEP_DDIM_CLIP) {
+                // Real::max then Real::min: the selects a > b ? a : b, a < b ? a : b
+                x0 = x0 > -1.0f ? x0 : -1.0f;
+                x0 = x0 < 1.0f ? x0 : 1.0f;
+                eps = DIV(SUB(x, MUL(b, x0)), a);
+            }
+            mean = ADD(MUL(coef(rec, 2), x0), MUL(coef(rec, 3), eps));
+        } else {
+            if (mode == STEP_DPM) {
+                // ((w0·x + w1·x̂₀) + w2·x̂₀_{k−1}) + w3·x̂₀_{k−2}
+                mean = ADD(ADD(ADD(MUL(coef(rec, 2), x), MUL(coef(rec, 3), x0)),
+                               MUL(coef(rec, 4), h->x0[0])),
+                           MUL(coef(rec, 5), h->x0[1]));
+            } else {
+                // UniPC: the corrector (from the second step on) replaces x, then the
+                // predictor ((p0·x_c + p1·x̂₀) + p2·x̂₀_{k−1}).
+                float xc = x;
+                if (mode == STEP_UNIPC_CORRECT) {
+                    xc = ADD(ADD(ADD(MUL(coef(rec, 2), h->x), MUL(coef(rec, 3), x0)),
+                                 MUL(coef(rec, 4), h->x0[0])),
+                             MUL(coef(rec, 5), h->x0[1]));
+                }
+                mean = ADD(ADD(MUL(coef(rec, 6), xc), MUL(coef(rec, 7), x0)),
+                           MUL(coef(rec, 8), h->x0[0]));
+                h->x = xc;
+            }
+            h->x0[1] = h->x0[0];
+            h->x0[0] = x0;
         }
-        mean = ADD(MUL(c, x0), MUL(d, eps));
     }
     return ADD(mean, MUL(sigma, z));
 }
@@ -137,14 +178,14 @@ __device__ __forceinline__ void layer_tile(float acc[4][8], const float *__restr
 }
 
 // Reverse steps [step_begin, step_end) for samples [base, base + count): thread block b owns
-// samples base + b·spb … (spb ≤ SMAX, a multiple of 4). The state (x, stream) lives in
-// registers of thread s during the launch and in xs/rng between launches.
-extern "C" __global__ void __launch_bounds__(NTHREADS)
+// samples base + b·spb … (spb ≤ SMAX, a multiple of 4). The state (x, stream, history) lives
+// in registers of thread s during the launch and in xs/rng/hist between launches.
+KERNEL void __launch_bounds__(NTHREADS)
 sample_steps(const float *__restrict__ params, const float *__restrict__ wt,
              const float *__restrict__ temb, const u32 *__restrict__ steps, int step_begin,
              int step_end, int base, int count, int spb, float *__restrict__ xs,
-             u32 *__restrict__ rng) {
-    extern __shared__ float4 smem4[];
+             u32 *__restrict__ rng, float *__restrict__ hist) {
+    DYNAMIC_SHARED(float4, smem4);
     float *smem = reinterpret_cast<float *>(smem4);
     float *hs = smem;                  // h, [HID][SMAX]
     float *us = hs + HID * SMAX;       // first layer's output, [HID][SMAX]
@@ -164,15 +205,23 @@ sample_steps(const float *__restrict__ params, const float *__restrict__ wt,
     const bool owner = tid < spb;
     const bool valid = owner && first + tid < base + count;
     const int me = first + tid;
+    // Sample me's place in xs, rng and hist, in 64 bits: HIST_WORDS·me overflows an int from
+    // 358 million samples on, which fit in a large GPU's memory.
+    const u64 at = (u64)me;
     float x0 = 0.0f, x1 = 0.0f;
     Xoshiro128pp st = {0u, 0u, 0u, 0u};
+    History h0 = {{0.0f, 0.0f}, 0.0f};
+    History h1 = h0;
     if (valid) {
-        x0 = xs[2 * me];
-        x1 = xs[2 * me + 1];
-        st.s0 = rng[4 * me];
-        st.s1 = rng[4 * me + 1];
-        st.s2 = rng[4 * me + 2];
-        st.s3 = rng[4 * me + 3];
+        x0 = xs[2 * at];
+        x1 = xs[2 * at + 1];
+        st.s0 = rng[4 * at];
+        st.s1 = rng[4 * at + 1];
+        st.s2 = rng[4 * at + 2];
+        st.s3 = rng[4 * at + 3];
+        const float *hm = hist + HIST_WORDS * at;
+        h0 = {{hm[0], hm[1]}, hm[2]};
+        h1 = {{hm[3], hm[4]}, hm[5]};
     }
     if (owner) {
         xsm[tid] = x0;
@@ -260,8 +309,8 @@ sample_steps(const float *__restrict__ params, const float *__restrict__ wt,
             const u32 *rec = steps + step * STEP_WORDS;
             float z0, z1;
             gaussian_pair(&st, &z0, &z1);
-            x0 = apply_step(rec, x0, es[tid], z0);
-            x1 = apply_step(rec, x1, es[SMAX + tid], z1);
+            x0 = apply_step(rec, x0, es[tid], z0, &h0);
+            x1 = apply_step(rec, x1, es[SMAX + tid], z1, &h1);
             xsm[tid] = x0;
             xsm[SMAX + tid] = x1;
         }
@@ -269,11 +318,18 @@ sample_steps(const float *__restrict__ params, const float *__restrict__ wt,
     }
 
     if (valid) {
-        xs[2 * me] = x0;
-        xs[2 * me + 1] = x1;
-        rng[4 * me] = st.s0;
-        rng[4 * me + 1] = st.s1;
-        rng[4 * me + 2] = st.s2;
-        rng[4 * me + 3] = st.s3;
+        xs[2 * at] = x0;
+        xs[2 * at + 1] = x1;
+        rng[4 * at] = st.s0;
+        rng[4 * at + 1] = st.s1;
+        rng[4 * at + 2] = st.s2;
+        rng[4 * at + 3] = st.s3;
+        float *hm = hist + HIST_WORDS * at;
+        hm[0] = h0.x0[0];
+        hm[1] = h0.x0[1];
+        hm[2] = h0.x;
+        hm[3] = h1.x0[0];
+        hm[4] = h1.x0[1];
+        hm[5] = h1.x;
     }
 }

@@ -5,14 +5,17 @@
 // layer's weight is [out][in] row-major followed by its bias. Activations are [n][feature].
 //
 // Bits need not match the CPU here (training is outside the sampling contract): products
-// are accumulated with explicit fmaf for speed, and agreement with the CPU trainer is to a
-// tolerance. Every kernel of a step reads the step number from device memory, so the whole
-// step can be captured once in a CUDA graph and replayed.
+// are accumulated with explicit fmaf for speed, in another order than the CPU's, and
+// agreement with the CPU trainer is to a tolerance. The elementwise work (GELU's
+// derivative, ∂loss/∂ε̂, the backward residuals, Adam and the EMA) and the layers'
+// epilogues do the CPU trainer's operations in its order, so on the same inputs they give its
+// bits (tests/cuda-emu checks every launch on the CPU). Every kernel of a step reads the
+// step number from device memory, so the whole step can be captured once in a CUDA graph
+// and replayed.
 
 #define SQRT_2_F 1.41421356237309504880f
 #define S_MIN_F (1.5f * 3.14159265358979323846f)
 #define SCALE_F 15.0f
-#define FRAC_1_SQRT_2PI 0.3989423f
 
 // ctr[0] = steps done, ctr[1] = losses logged since the host last read them,
 // ctr[2] = 1 once a loss was not finite, 2 once a gradient was not finite (every later
@@ -21,21 +24,14 @@
 #define CTR_LOGGED 1
 #define CTR_DIVERGED 2
 
-// dGELU/dx = Φ(x) + x·φ(x), Φ from the core's tail approximation (act.rs's formula).
-__device__ __forceinline__ float gelu_derivative(float x) {
-    float tail = normal_upper_tail(fabsf(x));
-    float cdf = x >= 0.0f ? 1.0f - tail : tail;
-    return cdf + x * (expf(-0.5f * x * x) * FRAC_1_SQRT_2PI);
-}
-
 // One training batch, row i from its own stream (data.rs, Examples::fill): stream
 // (base0 + step, first + i); spiral parameter, t by multiply-shift, Box–Muller noise.
 // cosf/sinf are CUDA's, within an ulp or two of libm's: the only inexact part of the data.
-extern "C" __global__ void make_batch(u64 base0, const u64 *__restrict__ ctr, int n,
-                                      const float2 *__restrict__ coefs,
-                                      const u32 *__restrict__ zero_fallback,
-                                      float *__restrict__ x, float *__restrict__ tin,
-                                      float *__restrict__ eps) {
+KERNEL void make_batch(u64 base0, const u64 *__restrict__ ctr, int n,
+                       const float2 *__restrict__ coefs,
+                       const u32 *__restrict__ zero_fallback,
+                       float *__restrict__ x, float *__restrict__ tin,
+                       float *__restrict__ eps) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) {
         return;
@@ -63,8 +59,8 @@ extern "C" __global__ void make_batch(u64 base0, const u64 *__restrict__ ctr, in
 #define TILE 32
 template <class FA, class FB, class FS>
 __device__ __forceinline__ void gemm_tiles(int M, int N, int K, FA a, FB b, FS store) {
-    __shared__ float as[TILE][TILE + 1];
-    __shared__ float bs[TILE][TILE + 1];
+    SHARED(float, as, [TILE][TILE + 1]);
+    SHARED(float, bs, [TILE][TILE + 1]);
     const int tx = threadIdx.x % 16;
     const int ty = threadIdx.x / 16;
     const int m0 = blockIdx.y * TILE;
@@ -110,11 +106,11 @@ __device__ __forceinline__ void gemm_tiles(int M, int N, int K, FA a, FB b, FS s
 #define FWD_INPUT 3    // out1 = y, out2 = gelu(y) + aux2
 
 // y[n][j] = bias[j] + Σ_k x[n][k]·w[j][k] for an `in → out` layer, batch rows `rows`.
-extern "C" __global__ void linear_fwd(const float *__restrict__ x, const float *__restrict__ w,
-                                      const float *__restrict__ bias, int rows, int out, int in,
-                                      int mode, float *__restrict__ out1,
-                                      float *__restrict__ out2, const float *__restrict__ aux1,
-                                      const float *__restrict__ aux2) {
+KERNEL void linear_fwd(const float *__restrict__ x, const float *__restrict__ w,
+                       const float *__restrict__ bias, int rows, int out, int in,
+                       int mode, float *__restrict__ out1,
+                       float *__restrict__ out2, const float *__restrict__ aux1,
+                       const float *__restrict__ aux2) {
     gemm_tiles(
         rows, out, in, [&](int n, int k) { return x[n * in + k]; },
         [&](int k, int j) { return w[j * in + k]; },
@@ -138,9 +134,9 @@ extern "C" __global__ void linear_fwd(const float *__restrict__ x, const float *
 #define BWD_RESIDUAL 2 // dx = v + aux / √2 (in place over aux allowed)
 
 // dx[n][k] = Σ_j dy[n][j]·w[j][k] (the input gradient of an `in → out` layer).
-extern "C" __global__ void linear_bwd_input(const float *__restrict__ dy,
-                                            const float *__restrict__ w, int rows, int out,
-                                            int in, int mode, float *dx, const float *aux) {
+KERNEL void linear_bwd_input(const float *__restrict__ dy,
+                             const float *__restrict__ w, int rows, int out,
+                             int in, int mode, float *dx, const float *aux) {
     gemm_tiles(
         rows, in, out, [&](int n, int j) { return dy[n * out + j]; },
         [&](int j, int k) { return w[j * in + k]; },
@@ -157,10 +153,10 @@ extern "C" __global__ void linear_bwd_input(const float *__restrict__ dy,
 
 // dw[j][k] = Σ_n dy[n][j]·x[n][k] and db[j] = Σ_n dy[n][j]: one product over [x | 1].
 // A non-finite gradient (with a finite loss) marks the run diverged before Adam runs.
-extern "C" __global__ void linear_wgrad(const float *__restrict__ dy,
-                                        const float *__restrict__ x, int rows, int out, int in,
-                                        float *__restrict__ dw, float *__restrict__ db,
-                                        u64 *ctr) {
+KERNEL void linear_wgrad(const float *__restrict__ dy,
+                         const float *__restrict__ x, int rows, int out, int in,
+                         float *__restrict__ dw, float *__restrict__ db,
+                         u64 *ctr) {
     gemm_tiles(
         out, in + 1, rows, [&](int j, int n) { return dy[n * out + j]; },
         [&](int n, int k) { return k < in ? x[n * in + k] : 1.0f; },
@@ -178,26 +174,29 @@ extern "C" __global__ void linear_wgrad(const float *__restrict__ dy,
 
 // MSE loss (mean over rows × 2) into losses[ctr[1]], and its gradient d/d(out).
 // One block of 256 threads. A non-finite loss sets ctr[2].
-extern "C" __global__ void mse_loss(const float *__restrict__ out, const float *__restrict__ eps,
-                                    int rows, float *__restrict__ dout, u64 *ctr,
-                                    float *__restrict__ losses) {
-    __shared__ float partial[256];
+KERNEL void mse_loss(const float *__restrict__ out, const float *__restrict__ eps,
+                     int rows, float *__restrict__ dout, u64 *ctr,
+                     float *__restrict__ losses) {
+    SHARED(float, partial, [256]);
     const int n2 = 2 * rows;
+    // net.rs: ∂loss/∂ε̂ = (ε̂ − ε)·(2/count), with 2/count rounded first.
+    const float scale = 2.0f / (float)n2;
     float sum = 0.0f;
     for (int e = threadIdx.x; e < n2; e += blockDim.x) {
         const float d = out[e] - eps[e];
-        dout[e] = 2.0f * d / (float)n2;
+        dout[e] = d * scale;
         sum += d * d;
     }
-    partial[threadIdx.x] = sum;
+    const int tid = threadIdx.x;
+    partial[tid] = sum;
     __syncthreads();
     for (int half = blockDim.x / 2; half > 0; half /= 2) {
-        if (threadIdx.x < half) {
-            partial[threadIdx.x] += partial[threadIdx.x + half];
+        if (tid < half) {
+            partial[tid] += partial[tid + half];
         }
         __syncthreads();
     }
-    if (threadIdx.x == 0 && ctr[CTR_DIVERGED] == 0) {
+    if (tid == 0 && ctr[CTR_DIVERGED] == 0) {
         const float loss = partial[0] / (float)n2;
         losses[ctr[CTR_LOGGED]] = loss;
         if (!isfinite(loss)) {
@@ -208,9 +207,9 @@ extern "C" __global__ void mse_loss(const float *__restrict__ out, const float *
 
 // A block's output h' = ((gelu(c) + h) + temb)/√2, going back: g = dh'/√2,
 // dc = g·gelu'(c), dtemb (+)= g. `first` says whether dtemb is written or accumulated.
-extern "C" __global__ void residual_grad(const float *__restrict__ dh,
-                                         const float *__restrict__ zc, int len, int first,
-                                         float *__restrict__ dc, float *__restrict__ dtemb) {
+KERNEL void residual_grad(const float *__restrict__ dh,
+                          const float *__restrict__ zc, int len, int first,
+                          float *__restrict__ dc, float *__restrict__ dtemb) {
     const int e = blockIdx.x * blockDim.x + threadIdx.x;
     if (e >= len) {
         return;
@@ -222,9 +221,9 @@ extern "C" __global__ void residual_grad(const float *__restrict__ dh,
 
 // h0 = gelu(z0) + temb, going back: dz0 = dh0·gelu'(z0), dtemb (+)= dh0 (written when
 // `first`, i.e. when there are no blocks).
-extern "C" __global__ void input_grad(const float *__restrict__ dh, const float *__restrict__ z0,
-                                      int len, int first, float *__restrict__ dz0,
-                                      float *__restrict__ dtemb) {
+KERNEL void input_grad(const float *__restrict__ dh, const float *__restrict__ z0,
+                       int len, int first, float *__restrict__ dz0,
+                       float *__restrict__ dtemb) {
     const int e = blockIdx.x * blockDim.x + threadIdx.x;
     if (e >= len) {
         return;
@@ -238,11 +237,11 @@ extern "C" __global__ void input_grad(const float *__restrict__ dh, const float 
 // bc2_sqrt = √(1 − β2^t) come from the host per step count t, as f64 rounded to f32:
 // t is read from ctr, so they are tabulated by the host for t = 1 … and indexed here.
 // Skipped entirely once the run has diverged (loss or a gradient not finite).
-extern "C" __global__ void adam(float *__restrict__ p, const float *__restrict__ g,
-                                float *__restrict__ m, float *__restrict__ v,
-                                float *__restrict__ ema, int len, float ema_decay,
-                                const float2 *__restrict__ step_coefs, int step_coefs_len,
-                                const u64 *__restrict__ ctr) {
+KERNEL void adam(float *__restrict__ p, const float *__restrict__ g,
+                 float *__restrict__ m, float *__restrict__ v,
+                 float *__restrict__ ema, int len, float ema_decay,
+                 const float2 *__restrict__ step_coefs, int step_coefs_len,
+                 const u64 *__restrict__ ctr) {
     const int e = blockIdx.x * blockDim.x + threadIdx.x;
     if (e >= len || ctr[CTR_DIVERGED] != 0) {
         return;
@@ -266,7 +265,7 @@ extern "C" __global__ void adam(float *__restrict__ p, const float *__restrict__
 }
 
 // Ends a step: counts it and its logged loss, unless the run has diverged.
-extern "C" __global__ void advance(u64 *ctr) {
+KERNEL void advance(u64 *ctr) {
     if (threadIdx.x == 0 && blockIdx.x == 0 && ctr[CTR_DIVERGED] == 0) {
         ctr[CTR_STEP] += 1;
         ctr[CTR_LOGGED] += 1;
