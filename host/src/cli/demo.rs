@@ -76,9 +76,10 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     check_points("-n", args.count)?;
     let threads = files::threads(args.threads);
     let gpu = device(args.device)?;
-    let int_gpu = match args.quantize {
-        true => QSeedModel::device(args.device)?,
-        false => None,
+    // The integer model samples on the CPU: said once when the float model runs on the GPU.
+    let int_gpu = match (args.quantize, &gpu) {
+        (true, Some(_)) => QSeedModel::device(args.device)?,
+        _ => None,
     };
     let dir = &args.out_dir;
     if dir.exists() && !dir.is_dir() {
