@@ -11,11 +11,13 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use rayon::prelude::*;
 use tinyddpm::batch::{self, Init, Request};
 use tinyddpm::quantize::{Calibration, layer_name, quantize};
 use tinyddpm::{csv, data, modelfile, state_dict};
 use tinyddpm_core::{
-    Header, Sampler, Schedule, ScheduleKind, SeedModel, Solver, Spacing, sample, sample_from,
+    Header, NoiseStream, QModel, QSeedModel, Sampler, Schedule, ScheduleKind, SeedModel, Solver,
+    Spacing, chain, gaussian_lanes, sample, sample_from,
 };
 
 fn fixture(name: &str) -> PathBuf {
@@ -259,6 +261,185 @@ fn x_init_gives_the_starting_points_and_the_count() {
     assert_eq!(bits(&got), bits(&want));
 }
 
+/// An integer model file decoded by the core itself.
+fn core_qmodel(path: &Path) -> (Box<QSeedModel>, Header) {
+    let bytes = std::fs::read(path).unwrap();
+    let mut q = Box::new(QModel::ZERO);
+    let header = tinyddpm_core::file::decode_quant_into(&bytes, &mut q).unwrap();
+    (q, header)
+}
+
+/// Samples `0..n` of `seed` on the integer model by the core's chain, set up as the core's
+/// `sample` / `sample_from` set up the float one: sample `i` draws from the stream
+/// `(seed, i)`, x_T is its first Gaussian pair (drawn even when `starts` gives x_T).
+fn core_int_samples(
+    q: &QSeedModel,
+    sampler: &Sampler,
+    starts: Option<&[[f32; 2]]>,
+    seed: u64,
+    n: usize,
+) -> Vec<[f32; 2]> {
+    let schedule = schedule();
+    (0..n)
+        .into_par_iter()
+        .map(|i| {
+            let mut noise = [NoiseStream::new(seed, i as u64)];
+            let x_t = gaussian_lanes::<f32>(&mut noise);
+            let x_t = starts.map_or(x_t, |s| s[i]);
+            chain(q, sampler.steps(&schedule), x_t, &mut noise, |_, _| ())
+        })
+        .collect()
+}
+
+const SDE_20: Sampler = Sampler::Multistep {
+    solver: Solver::DpmPp2mSde,
+    steps: 20,
+    spacing: Spacing::LogSnr,
+};
+
+/// `sample` on an integer model file writes the core's integer chain bit for bit: the file's
+/// default sampler (DDPM) and `dpmpp-2m-sde`, from noise and from `--x-init`, streamed in
+/// chunks of 7 (the last one short) and on 2 threads.
+#[test]
+fn integer_samples_are_the_cores_integer_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("q.tdm"), q_model_bytes()).unwrap();
+    let (q, header) = core_qmodel(&d.join("q.tdm"));
+    assert_eq!(header.sampler, Sampler::Ddpm);
+    let starts: Vec<[f32; 2]> = (0..12).map(|i| [i as f32 / 4.0 - 1.5, 0.75]).collect();
+    csv::write_points(&d.join("init.csv"), &starts).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_tinyddpm"))
+            .args([
+                "sample",
+                "--model",
+                "q.tdm",
+                "--out",
+                "s.csv",
+                "--threads",
+                "2",
+            ])
+            .args(args)
+            .env("TINYDDPM_SAMPLE_CHUNK", "7")
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        csv::read_points(&d.join("s.csv")).unwrap()
+    };
+    let sde = ["--sampler", "dpmpp-2m-sde", "--steps", "20"];
+    let check = |args: &[&str], sampler: Sampler, init: Option<&[[f32; 2]]>, seed, n| {
+        let got = run(args);
+        let want = core_int_samples(&q, &sampler, init, seed, n);
+        assert!(want.iter().flatten().all(|v| v.is_finite()));
+        assert_eq!(bits(&got), bits(&want), "{args:?}");
+    };
+    check(&["-n", "16", "--seed", "5"], header.sampler, None, 5, 16);
+    let sde_noise = [&sde[..], &["-n", "37", "--seed", "9"]].concat();
+    check(&sde_noise, SDE_20, None, 9, 37);
+    let ddpm_given = ["--x-init", "init.csv", "--seed", "3"];
+    check(&ddpm_given, Sampler::Ddpm, Some(&starts), 3, 12);
+    let sde_given = [&sde[..], &["--x-init", "init.csv"]].concat();
+    check(&sde_given, SDE_20, Some(&starts), 42, 12);
+}
+
+/// An integer model runs on the CPU whatever `--device` says, with one note, and gives the
+/// CPU's bits (with or without a GPU here).
+#[test]
+fn integer_models_sample_on_the_cpu_with_a_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("q.tdm"), q_model_bytes()).unwrap();
+    let args = ["sample", "--model", "q.tdm", "-n", "5", "--sampler", "ddim"];
+    ok(d, &[&args[..], &["--out", "cpu.csv"]].concat());
+    for device in ["cuda", "auto"] {
+        let out = tinyddpm(
+            d,
+            &[&args[..], &["--device", device, "--out", "d.csv"]].concat(),
+        );
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert_eq!(
+            text(&out.stderr).trim_end(),
+            "note: integer models run on the CPU: the GPU kernels run float models only"
+        );
+        assert_eq!(
+            std::fs::read(d.join("d.csv")).unwrap(),
+            std::fs::read(d.join("cpu.csv")).unwrap()
+        );
+    }
+}
+
+/// The figures that read a model file take an integer one; `plot compare` draws two sets.
+#[test]
+fn integer_model_figures_and_two_sets_compared() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("q.tdm"), q_model_bytes()).unwrap();
+    let reverse = ["plot", "reverse", "--model", "q.tdm", "-n", "40"];
+    ok(
+        d,
+        &[
+            &reverse[..],
+            &["--sampler", "dpmpp-2m-sde", "--out", "r.png"],
+        ]
+        .concat(),
+    );
+    ok(
+        d,
+        &["plot", "forward", "--model", "q.tdm", "--out", "f.png"],
+    );
+    ok(
+        d,
+        &[
+            "sample",
+            "--model",
+            "q.tdm",
+            "-n",
+            "50",
+            "--sampler",
+            "ddim",
+            "--out",
+            "i.csv",
+        ],
+    );
+    std::fs::write(d.join("m.tdm"), model_bytes()).unwrap();
+    ok(
+        d,
+        &[
+            "sample",
+            "--model",
+            "m.tdm",
+            "-n",
+            "50",
+            "--sampler",
+            "ddim",
+            "--out",
+            "f.csv",
+        ],
+    );
+    let compare = [
+        "plot",
+        "compare",
+        "--samples",
+        "i.csv",
+        "--against",
+        "f.csv",
+    ];
+    ok(
+        d,
+        &[
+            &compare[..],
+            &["--labels", "float", "integer", "--out", "c.png"],
+        ]
+        .concat(),
+    );
+    for png in ["r", "f", "c"] {
+        let bytes = std::fs::read(d.join(format!("{png}.png"))).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{png}");
+    }
+}
+
 #[test]
 fn eval_scores_true_samples_near_zero_and_garbage_high() {
     let dir = tempfile::tempdir().unwrap();
@@ -430,6 +611,49 @@ fn demo_writes_everything_into_one_folder() {
     }
     let metrics = std::fs::read_to_string(dir.path().join("run/metrics.json")).unwrap();
     assert_eq!(json_number(&metrics, "samples"), 30.0);
+}
+
+/// `demo --quantize` writes the library's integer model of the trained model (default
+/// calibration), the core's integer chain from it (DDPM, the demo's seed), both scores and
+/// the side-by-side figure.
+#[test]
+fn demo_quantize_adds_the_integer_model_and_its_samples() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "demo",
+        "--steps",
+        "10",
+        "-n",
+        "24",
+        "--seed",
+        "3",
+        "--quantize",
+    ];
+    let out = ok(dir.path(), &[&args[..], &["--out-dir", "run"]].concat());
+    assert!(out.contains("integer model (model.q.tdm):"), "{out}");
+    let run = dir.path().join("run");
+    for name in [
+        "model.q.tdm",
+        "samples.q.csv",
+        "metrics.q.json",
+        "float_vs_int.png",
+    ] {
+        assert!(run.join(name).exists(), "{name}");
+    }
+    let (model, header) = modelfile::load::<128, 3>(&run.join("model.tdm")).unwrap();
+    let (want, _) = quantize(&*model, &schedule(), &Calibration::default()).unwrap();
+    let (q, q_header) = core_qmodel(&run.join("model.q.tdm"));
+    assert!(q == want, "model.q.tdm is not the library's quantization");
+    assert_eq!(q_header, header);
+    let got = csv::read_points(&run.join("samples.q.csv")).unwrap();
+    assert_eq!(
+        bits(&got),
+        bits(&core_int_samples(&q, &Sampler::Ddpm, None, 3, 24))
+    );
+    let metrics = std::fs::read_to_string(run.join("metrics.q.json")).unwrap();
+    assert_eq!(json_number(&metrics, "samples"), 24.0);
+    let want = tinyddpm::eval::evaluate(&got, &data::true_samples(24, 0)).unwrap();
+    assert!((json_number(&metrics, "mean_distance") - want.mean_distance).abs() < 1e-12);
 }
 
 /// Bytes of `m.tdm`, the PyTorch fixture model imported (made once, by the binary).
@@ -1498,7 +1722,7 @@ fn failure_cases() -> Vec<Case> {
             message: "not a safetensors file",
             ..Case::default()
         },
-        // Quantization, and integer model files where float ones are read.
+        // Quantization, and integer model files where only float ones can be read.
         Case {
             args: &["quantize", "--model", "m.tdm", "--out", "m.tdm"],
             code: 1,
@@ -1599,26 +1823,169 @@ fn failure_cases() -> Vec<Case> {
         },
         Case {
             setup: &[Make("q.tdm", || q_model_bytes().to_vec())],
+            args: &["train", "--resume", "q.tdm", "--out", "t.tdm"],
+            code: 1,
+            message: "cannot resume training: q.tdm: not a tinyddpm training checkpoint",
+            ..Case::default()
+        },
+        // Integer model files that decode but are out of the format's range.
+        Case {
+            setup: &[Make("q.tdm", bad_shift_q_model)],
             args: &["sample", "--model", "q.tdm", "-n", "2", "--out", "s.csv"],
             code: 1,
-            message: "q.tdm holds an integer model (made by `tinyddpm quantize`); this command \
-                      reads float models only",
+            message: "cannot load the model: q.tdm: model file holds an invalid integer model: \
+                      Output has a weight of -128, a bias beyond 2^30 or a shift above 62",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Make("q.tdm", bad_shift_q_model)],
+            args: &[
+                "plot", "reverse", "--model", "q.tdm", "-n", "2", "--out", "r.png",
+            ],
+            code: 1,
+            message: "q.tdm: model file holds an invalid integer model",
+            ..Case::default()
+        },
+        Case {
+            setup: &[Make("q.tdm", || q_model_bytes().to_vec())],
+            args: &["sample", "--model", "q.tdm", "-n", "2", "--out", "q.tdm"],
+            code: 1,
+            message: "--out q.tdm is the same file as --model: refusing to overwrite an input",
             ..Case::default()
         },
         Case {
             setup: &[Make("q.tdm", || q_model_bytes().to_vec())],
             args: &[
-                "plot", "reverse", "--model", "q.tdm", "-n", "2", "--out", "r.png",
+                "sample",
+                "--model",
+                "q.tdm",
+                "-n",
+                "2",
+                "--sampler",
+                "ddpm",
+                "--steps",
+                "5",
+                "--out",
+                "s.csv",
             ],
             code: 1,
-            message: "q.tdm holds an integer model",
+            message: "--steps and --spacing apply to --sampler ddim",
+            ..Case::default()
+        },
+        // demo --quantize checks its further outputs before training.
+        Case {
+            setup: &[Dir("run/float_vs_int.png")],
+            args: &[
+                "demo",
+                "--steps",
+                "2",
+                "-n",
+                "4",
+                "--quantize",
+                "--out-dir",
+                "run",
+            ],
+            code: 1,
+            message: "cannot write run/float_vs_int.png (float_vs_int.png): is a directory",
             ..Case::default()
         },
         Case {
-            setup: &[Make("q.tdm", bad_shift_q_model)],
-            args: &["sample", "--model", "q.tdm", "-n", "2", "--out", "s.csv"],
+            setup: &[Dir("run"), Symlink("run/model.q.tdm", "model.tdm")],
+            args: &[
+                "demo",
+                "--steps",
+                "2",
+                "-n",
+                "4",
+                "--quantize",
+                "--out-dir",
+                "run",
+            ],
             code: 1,
-            message: "q.tdm holds an integer model",
+            message: "model.tdm and model.q.tdm are the same file (run/model.q.tdm)",
+            ..Case::default()
+        },
+        // plot compare of two sets.
+        Case {
+            setup: &[File("a.csv", b"1,2\n"), File("b.csv", b"3,4\n")],
+            args: &[
+                "plot",
+                "compare",
+                "--samples",
+                "a.csv",
+                "--against",
+                "b.csv",
+                "--out",
+                "b.csv",
+            ],
+            code: 1,
+            message: "--out b.csv is the same file as --against: refusing to overwrite an input",
+            ..Case::default()
+        },
+        Case {
+            setup: &[File("a.csv", b"1,2\n")],
+            args: &[
+                "plot",
+                "compare",
+                "--samples",
+                "a.csv",
+                "--against",
+                "nope.csv",
+                "--out",
+                "c.png",
+            ],
+            code: 1,
+            message: "cannot read --against: nope.csv: No such file or directory",
+            ..Case::default()
+        },
+        Case {
+            setup: &[File("a.csv", b"1,2\n"), File("b.csv", b"1,NaN\n")],
+            args: &[
+                "plot",
+                "compare",
+                "--samples",
+                "a.csv",
+                "--against",
+                "b.csv",
+                "--out",
+                "c.png",
+            ],
+            code: 1,
+            message: "cannot read --against: b.csv: line 1, column 2: \"NaN\" is not a finite",
+            ..Case::default()
+        },
+        Case {
+            setup: &[File("a.csv", b"1,2\n")],
+            args: &[
+                "plot",
+                "compare",
+                "--samples",
+                "a.csv",
+                "--labels",
+                "one",
+                "--out",
+                "c.png",
+            ],
+            code: 2,
+            message: "2 values required for '--labels <LEFT> <RIGHT>' but 1 was provided",
+            ..Case::default()
+        },
+        Case {
+            setup: &[File("a.csv", b"1,2\n")],
+            args: &[
+                "plot",
+                "compare",
+                "--samples",
+                "a.csv",
+                "--against",
+                "a.csv",
+                "--seed",
+                "1",
+                "--out",
+                "c.png",
+            ],
+            code: 2,
+            message: "the argument '--against <AGAINST>' cannot be used with '--seed <SEED>'",
             ..Case::default()
         },
         Case {
@@ -2155,6 +2522,24 @@ fn unavailable_gpu_is_one_line_and_auto_falls_back() {
     run_case(&Case {
         args: &[
             "train", "--steps", "2", "--batch", "4", "--device", "cuda", "--out", "t.tdm",
+        ],
+        code: 1,
+        message: "--device cuda: no usable GPU",
+        ..Case::default()
+    });
+    // demo trains the float model on the GPU: it is refused before any work, --quantize or not.
+    run_case(&Case {
+        args: &[
+            "demo",
+            "--steps",
+            "2",
+            "-n",
+            "4",
+            "--quantize",
+            "--device",
+            "cuda",
+            "--out-dir",
+            "run",
         ],
         code: 1,
         message: "--device cuda: no usable GPU",

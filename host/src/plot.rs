@@ -1,5 +1,6 @@
 //! The seed notebook's figures as PNG: loss curve, generated samples, forward-process grid,
-//! reverse-process grid, real vs generated.
+//! reverse-process grid, real vs generated (or any two labelled sets, e.g. a float model's
+//! samples beside its integer model's).
 //!
 //! Drawn with plotters' bitmap backend and the DejaVu Sans font compiled in (registered once as
 //! "sans-serif"), so no system font library is needed. Each figure is rendered into memory,
@@ -233,20 +234,26 @@ pub fn samples(path: &Path, points: &[[f32; 2]], title: &str) -> Result<(), Plot
     })
 }
 
-/// Real and generated points side by side, on the same axes.
-pub fn compare(path: &Path, real: &[[f32; 2]], generated: &[[f32; 2]]) -> Result<(), PlotError> {
-    if real.is_empty() || generated.is_empty() {
-        return Err(PlotError::Empty("real vs generated"));
+/// Two labelled point sets side by side, on the same axes: the notebook's real vs generated
+/// figure, or the samples of two models (a float model and its integer model). Each panel's
+/// title is its label and the number of points.
+pub fn compare(
+    path: &Path,
+    (left_label, left): (&str, &[[f32; 2]]),
+    (right_label, right): (&str, &[[f32; 2]]),
+) -> Result<(), PlotError> {
+    const FIGURE: &str = "comparison";
+    if left.is_empty() || right.is_empty() {
+        return Err(PlotError::Empty(FIGURE));
     }
-    check_finite("real vs generated", " of the real samples", real)?;
-    check_finite("real vs generated", " of the generated samples", generated)?;
-    let half = extent(real).max(extent(generated));
-    render(path, "real vs generated", (1100, 560), |root| {
+    check_finite(FIGURE, &format!(" of {left_label:?}"), left)?;
+    check_finite(FIGURE, &format!(" of {right_label:?}"), right)?;
+    let half = extent(left).max(extent(right));
+    render(path, FIGURE, (1100, 560), |root| {
         let panels = root.split_evenly((1, 2));
-        let real_title = format!("Real Swiss roll ({} points)", real.len());
-        scatter_panel(&panels[0], real, &real_title, ORANGE, half)?;
-        let gen_title = format!("Generated ({} points)", generated.len());
-        scatter_panel(&panels[1], generated, &gen_title, BLUE, half)
+        let title = |label: &str, points: &[[f32; 2]]| format!("{label} ({} points)", points.len());
+        scatter_panel(&panels[0], left, &title(left_label, left), ORANGE, half)?;
+        scatter_panel(&panels[1], right, &title(right_label, right), BLUE, half)
     })
 }
 
@@ -546,6 +553,13 @@ mod tests {
             e.to_string(),
             "reverse process: point 0 of panel \"end\" (inf, 0) is not finite"
         );
+        let e = compare(&path, ("float", &[[0.0, 1.0]]), ("int", &[[f32::NAN, 0.0]]));
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            "comparison: point 0 of \"int\" (NaN, 0) is not finite"
+        );
+        let e = compare(&path, ("float", &[]), ("int", &[[0.0, 0.0]])).unwrap_err();
+        assert_eq!(e.to_string(), "comparison: nothing to plot");
         let e = loss_curve(&path, &[(0, 1.0), (1, f32::NAN)]).unwrap_err();
         assert_eq!(
             e.to_string(),

@@ -1,17 +1,20 @@
 //! `tinyddpm demo`: the main job in one command. Trains the seed configuration, samples with
-//! the seed's DDPM, scores the samples and draws every figure, all into one folder.
+//! the seed's DDPM, scores the samples and draws every figure, all into one folder; with
+//! `--quantize`, also the integer model, its samples and scores beside the float model's.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use tinyddpm::batch::{Init, Request};
+use tinyddpm::eval::Metrics;
+use tinyddpm::quantize::{Calibration, quantize};
 use tinyddpm::{atomic, csv, data, modelfile, plot};
-use tinyddpm_core::Sampler;
+use tinyddpm_core::{QSeedModel, Sampler, Schedule, SeedModel};
 
 use super::plot::{ForwardArgs, GRID_POINTS, REVERSE_POINTS};
-use super::sample::Draw;
+use super::sample::{Draw, ModelKind};
 use super::train::{self, TrainArgs, train_on};
 use super::{DeviceArg, T, check_points, describe, device, eval, files, interrupt};
 
@@ -26,6 +29,15 @@ const OUTPUTS: [&str; 9] = [
     "compare.png",
     "forward.png",
     "reverse.png",
+];
+
+/// The further files of `demo --quantize`: the integer model, its samples and scores, and
+/// the float and the integer samples side by side.
+const QUANTIZE_OUTPUTS: [&str; 4] = [
+    "model.q.tdm",
+    "samples.q.csv",
+    "metrics.q.json",
+    "float_vs_int.png",
 ];
 
 /// Options of `tinyddpm demo`.
@@ -50,6 +62,10 @@ pub struct DemoArgs {
     /// Worker threads (0 = all cores)
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Also quantize the trained model (`tinyddpm quantize`'s default calibration), sample
+    /// the integer model (on the CPU) with the same seed and score it beside the float one
+    #[arg(long)]
+    pub quantize: bool,
 }
 
 /// Runs `tinyddpm demo`.
@@ -60,14 +76,23 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     check_points("-n", args.count)?;
     let threads = files::threads(args.threads);
     let gpu = device(args.device)?;
+    // The integer model samples on the CPU: said once when the float model runs on the GPU.
+    let int_gpu = match (args.quantize, &gpu) {
+        (true, Some(_)) => QSeedModel::device(args.device)?,
+        _ => None,
+    };
     let dir = &args.out_dir;
     if dir.exists() && !dir.is_dir() {
         bail!("--out-dir {} is not a folder", dir.display());
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let file = |name: &str| dir.join(name);
-    let paths = OUTPUTS.map(file);
-    let outputs: Vec<(&str, &std::path::Path)> = OUTPUTS
+    let names: Vec<&str> = match args.quantize {
+        true => OUTPUTS.iter().chain(&QUANTIZE_OUTPUTS).copied().collect(),
+        false => OUTPUTS.to_vec(),
+    };
+    let paths: Vec<PathBuf> = names.iter().map(|name| file(name)).collect();
+    let outputs: Vec<(&str, &Path)> = names
         .iter()
         .zip(&paths)
         .map(|(name, path)| (*name, path.as_path()))
@@ -102,33 +127,21 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let (model, header) = modelfile::load::<128, 3>(&file("model.tdm"))?;
     let schedule = header.schedule::<T>()?;
     let sampler = Sampler::Ddpm;
-    let sampling = Instant::now();
-    let points = Draw {
-        gpu: gpu.as_ref(),
-        model: &*model,
+    let draw = Drawing {
         schedule: &schedule,
         sampler: &sampler,
         seed: args.seed,
         threads,
-    }
-    .collect(args.count)?;
-    let sample_seconds = sampling.elapsed().as_secs_f64();
-    eprintln!(
-        "sampled {} points in {sample_seconds:.1} s ({})",
-        points.len(),
-        describe(&sampler)
-    );
+        count: args.count,
+    };
+    let points = draw.samples("float", &*model, gpu.as_ref())?;
     csv::write_points(&file("samples.csv"), &points)?;
 
     // Ctrl-C after the samples were drawn stops before the next file; those written stay.
     let kept = || format!("{} holds what was written so far", dir.display());
     interrupt::check(kept)?;
     let metrics = eval::score(&points, 0)?;
-    atomic::write(
-        &file("metrics.json"),
-        format!("{}\n", metrics.to_json()).as_bytes(),
-    )
-    .with_context(|| format!("cannot write {}", file("metrics.json").display()))?;
+    write_metrics(&file("metrics.json"), &metrics)?;
 
     interrupt::check(kept)?;
     let losses = csv::read_losses(&file("losses.csv"))?;
@@ -136,7 +149,11 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let title = format!("Generated samples ({} points, DDPM)", points.len());
     plot::samples(&file("samples.png"), &points, &title)?;
     let real = data::true_samples(points.len(), 0);
-    plot::compare(&file("compare.png"), &real, &points)?;
+    plot::compare(
+        &file("compare.png"),
+        ("Real Swiss roll", &real),
+        ("Generated", &points),
+    )?;
     interrupt::check(kept)?;
     super::plot::forward(&ForwardArgs {
         out: file("forward.png"),
@@ -159,12 +176,112 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let frames = super::plot::reverse_frames(&request);
     plot::reverse_grid(&file("reverse.png"), &frames, &describe(&sampler))?;
 
-    println!("{}", eval::table(&metrics, 0).trim_end());
+    let int_metrics = match args.quantize {
+        true => {
+            interrupt::check(kept)?;
+            let q = quantized(&model, &header, &schedule, &file("model.q.tdm"))?;
+            interrupt::check(kept)?;
+            let int_points = draw.samples("integer", &*q, int_gpu.as_ref())?;
+            csv::write_points(&file("samples.q.csv"), &int_points)?;
+            interrupt::check(kept)?;
+            let int_metrics = eval::score(&int_points, 0)?;
+            write_metrics(&file("metrics.q.json"), &int_metrics)?;
+            plot::compare(
+                &file("float_vs_int.png"),
+                (&label("Float model", &metrics), &points),
+                (&label("Integer model", &int_metrics), &int_points),
+            )?;
+            Some(int_metrics)
+        }
+        false => None,
+    };
+
+    match &int_metrics {
+        None => println!("{}", eval::table(&metrics, 0).trim_end()),
+        Some(int) => {
+            println!(
+                "float model (model.tdm):\n{}",
+                eval::table(&metrics, 0).trim_end()
+            );
+            println!(
+                "integer model (model.q.tdm):\n{}",
+                eval::table(int, 0).trim_end()
+            );
+        }
+    }
     println!(
-        "wrote model.tdm, losses.csv, samples.csv, metrics.json, loss.png, samples.png, \
-         compare.png, forward.png, reverse.png to {} in {:.1} s",
+        "wrote {} to {} in {:.1} s",
+        names.join(", "),
         dir.display(),
         begin.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// What `demo` samples with, for either model kind.
+struct Drawing<'a> {
+    schedule: &'a Schedule<T>,
+    sampler: &'a Sampler,
+    seed: u64,
+    threads: usize,
+    count: u64,
+}
+
+impl Drawing<'_> {
+    /// Samples `0..count` of the seed from `model` (the `kind` named in the note), timed.
+    fn samples<M: ModelKind<128, 3>>(
+        &self,
+        kind: &str,
+        model: &M,
+        gpu: Option<&M::Gpu>,
+    ) -> Result<Vec<[f32; 2]>> {
+        let begin = Instant::now();
+        let points = Draw {
+            gpu,
+            model,
+            schedule: self.schedule,
+            sampler: self.sampler,
+            seed: self.seed,
+            threads: self.threads,
+        }
+        .collect(self.count)?;
+        eprintln!(
+            "sampled {} points from the {kind} model in {:.1} s ({})",
+            points.len(),
+            begin.elapsed().as_secs_f64(),
+            describe(self.sampler)
+        );
+        Ok(points)
+    }
+}
+
+/// The trained model quantized with the default calibration, written to `path`.
+fn quantized(
+    model: &SeedModel,
+    header: &tinyddpm_core::Header,
+    schedule: &Schedule<T>,
+    path: &Path,
+) -> Result<Box<QSeedModel>> {
+    let begin = Instant::now();
+    let (q, report) =
+        quantize(model, schedule, &Calibration::default()).context("cannot quantize the model")?;
+    modelfile::save_quant(path, &q, header)?;
+    eprintln!(
+        "quantized in {:.1} s ({} calibration inputs, {} activations clipped)",
+        begin.elapsed().as_secs_f64(),
+        report.samples,
+        report.clipped()
+    );
+    Ok(q)
+}
+
+/// A panel title with the samples' mean distance to the roll.
+fn label(model: &str, metrics: &Metrics) -> String {
+    format!("{model}, mean distance {:.4}", metrics.mean_distance)
+}
+
+/// Writes the scores as one JSON object.
+fn write_metrics(path: &Path, metrics: &Metrics) -> Result<()> {
+    atomic::write(path, format!("{}\n", metrics.to_json()).as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }

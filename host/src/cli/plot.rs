@@ -4,10 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use tinyddpm::batch::{self, Init, Request};
+use tinyddpm::batch::{self, BatchModel, Init, SampleRequest};
 use tinyddpm::{csv, data, modelfile, plot};
 use tinyddpm_core::{Sampler, Schedule, ScheduleKind};
 
+use super::sample::ModelKind;
 use super::{SamplerArgs, T, check_points, describe, dispatch, files};
 
 /// Points drawn in the forward-process grid.
@@ -40,17 +41,25 @@ pub enum PlotCommand {
         #[arg(long, default_value = "Generated samples")]
         title: String,
     },
-    /// True samples next to generated ones, on the same axes
+    /// True samples next to generated ones (or two sets of samples), on the same axes
     Compare {
-        /// The generated samples (CSV)
+        /// The generated samples (CSV), drawn on the right
         #[arg(long)]
         samples: PathBuf,
         /// The PNG to write
         #[arg(long)]
         out: PathBuf,
         /// Seed of the true samples (as many as generated ones)
-        #[arg(long, default_value_t = 0)]
+        #[arg(long, default_value_t = 0, conflicts_with = "against")]
         seed: u64,
+        /// Draw these samples (CSV) on the left instead of true ones, e.g. a float model's
+        /// beside its integer model's
+        #[arg(long)]
+        against: Option<PathBuf>,
+        /// The panels' titles, left then right [default: "Real Swiss roll" and "Generated";
+        /// with --against, the two files' names]
+        #[arg(long, num_args = 2, value_names = ["LEFT", "RIGHT"])]
+        labels: Option<Vec<String>>,
     },
     /// True samples noised to t = 0, 2, 5, 10, 20, 50 and 100 % of T
     Forward(ForwardArgs),
@@ -92,7 +101,7 @@ pub struct ForwardArgs {
 /// Options of `tinyddpm plot reverse`.
 #[derive(Args, Clone, Debug)]
 pub struct ReverseArgs {
-    /// The model file
+    /// The model file (float or integer)
     #[arg(long)]
     pub model: PathBuf,
     /// The PNG to write
@@ -111,17 +120,28 @@ pub struct ReverseArgs {
 
 /// Runs `tinyddpm plot …`.
 pub fn run(command: &PlotCommand) -> Result<()> {
-    let (input, out) = match command {
-        PlotCommand::Loss { losses, out } => (Some(("--losses", losses)), out),
-        PlotCommand::Samples { samples, out, .. } | PlotCommand::Compare { samples, out, .. } => {
-            (Some(("--samples", samples)), out)
+    let (inputs, out): (Vec<(&str, &PathBuf)>, _) = match command {
+        PlotCommand::Loss { losses, out } => (vec![("--losses", losses)], out),
+        PlotCommand::Samples { samples, out, .. } => (vec![("--samples", samples)], out),
+        PlotCommand::Compare {
+            samples,
+            out,
+            against,
+            ..
+        } => {
+            let mut inputs = vec![("--samples", samples)];
+            inputs.extend(against.iter().map(|a| ("--against", a)));
+            (inputs, out)
         }
-        PlotCommand::Forward(args) => (args.model.as_ref().map(|m| ("--model", m)), &args.out),
-        PlotCommand::Reverse(args) => (Some(("--model", &args.model)), &args.out),
-        PlotCommand::Quality { table, out, .. } => (Some(("--table", table)), out),
+        PlotCommand::Forward(args) => (
+            args.model.iter().map(|m| ("--model", m)).collect(),
+            &args.out,
+        ),
+        PlotCommand::Reverse(args) => (vec![("--model", &args.model)], &args.out),
+        PlotCommand::Quality { table, out, .. } => (vec![("--table", table)], out),
     };
     let inputs: Vec<(&str, &std::path::Path)> =
-        input.iter().map(|(f, p)| (*f, p.as_path())).collect();
+        inputs.iter().map(|(f, p)| (*f, p.as_path())).collect();
     files::check(&inputs, &[("--out", out)], &[])?;
     match command {
         PlotCommand::Loss { losses, out } => {
@@ -136,10 +156,29 @@ pub fn run(command: &PlotCommand) -> Result<()> {
             let points = csv::read_points(samples).context("cannot read the samples")?;
             plot::samples(out, &points, &format!("{title} ({} points)", points.len()))?;
         }
-        PlotCommand::Compare { samples, out, seed } => {
+        PlotCommand::Compare {
+            samples,
+            out,
+            seed,
+            against,
+            labels,
+        } => {
             let points = csv::read_points(samples).context("cannot read the samples")?;
-            let real = data::true_samples(points.len(), *seed);
-            plot::compare(out, &real, &points)?;
+            let (left, names) = match against {
+                Some(path) => (
+                    csv::read_points(path).context("cannot read --against")?,
+                    [path, samples].map(|p| p.display().to_string()),
+                ),
+                None => (
+                    data::true_samples(points.len(), *seed),
+                    ["Real Swiss roll", "Generated"].map(String::from),
+                ),
+            };
+            let [left_label, right_label] = match labels.as_deref() {
+                Some([left, right]) => [left, right],
+                _ => [&names[0], &names[1]],
+            };
+            plot::compare(out, (left_label, &left), (right_label, &points))?;
         }
         PlotCommand::Forward(args) => forward(args)?,
         PlotCommand::Reverse(args) => reverse(args)?,
@@ -170,9 +209,8 @@ pub fn forward(args: &ForwardArgs) -> Result<()> {
     check_points("-n", args.count)?;
     let kind = match &args.model {
         Some(path) => {
-            modelfile::read_header(path)
-                .context("cannot load the model")?
-                .schedule
+            let (_, header) = modelfile::read_kind(path).context("cannot load the model")?;
+            header.schedule
         }
         None => ScheduleKind::SEED,
     };
@@ -182,19 +220,21 @@ pub fn forward(args: &ForwardArgs) -> Result<()> {
     Ok(plot::forward_grid(&args.out, &frames)?)
 }
 
-/// Draws the reverse-process grid.
+/// Draws the reverse-process grid, for a float or an integer model.
 pub fn reverse(args: &ReverseArgs) -> Result<()> {
     check_points("-n", args.count)?;
-    let header = modelfile::read_header(&args.model).context("cannot load the model")?;
-    dispatch!(header.hidden, header.blocks, reverse_shape(args))
+    let (kind, header) = modelfile::read_kind(&args.model).context("cannot load the model")?;
+    dispatch!(kind, header.hidden, header.blocks, reverse_shape(args))
 }
 
-fn reverse_shape<const H: usize, const B: usize>(args: &ReverseArgs) -> Result<()> {
-    let (model, header) = modelfile::load::<H, B>(&args.model).context("cannot load the model")?;
+fn reverse_shape<const H: usize, const B: usize, M: ModelKind<H, B>>(
+    args: &ReverseArgs,
+) -> Result<()> {
+    let (model, header) = M::load(&args.model).context("cannot load the model")?;
     let schedule = header.schedule::<T>().context("cannot use the model")?;
     let sampler: Sampler = args.sampler.resolve(header.sampler)?;
-    let request = Request {
-        model: &model,
+    let request = SampleRequest {
+        model: &*model,
         schedule: &schedule,
         sampler: &sampler,
         init: Init::Noise,
@@ -209,8 +249,8 @@ fn reverse_shape<const H: usize, const B: usize>(args: &ReverseArgs) -> Result<(
 /// The reverse-process grid's frames for the samples of `request` (from noise): x_T and the
 /// state after each fraction of [`plot::REVERSE_FRACTIONS`] of the sampler's steps, kept by the
 /// batched executor; the last frame is exactly what `tinyddpm sample` writes.
-pub fn reverse_frames<const H: usize, const B: usize>(
-    request: &Request<'_, H, B, T>,
+pub fn reverse_frames<const H: usize, const B: usize, M: BatchModel<H, B>>(
+    request: &SampleRequest<'_, H, B, T, M>,
 ) -> Vec<plot::Frame> {
     let sampler = request.sampler;
     let k_total = sampler.num_steps(T);

@@ -1,15 +1,18 @@
-//! `tinyddpm sample`: points from a model file through the batched sampler, written as CSV.
+//! `tinyddpm sample`: points from a model file, float or integer, through the batched
+//! sampler, written as CSV.
 
-use std::path::PathBuf;
+use std::convert::Infallible;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use tinyddpm::atomic::AtomicFile;
-use tinyddpm::batch::{self, Init, Request, Simd};
+use tinyddpm::batch::{self, BatchModel, Init, SampleRequest, Simd};
+use tinyddpm::csv;
 use tinyddpm::cuda::Gpu;
-use tinyddpm::{csv, modelfile};
-use tinyddpm_core::{Model, Sampler, Schedule};
+use tinyddpm::modelfile::{self, ModelFileError};
+use tinyddpm_core::{Header, Model, QModel, Sampler, Schedule};
 
 use super::interrupt::{self, Interrupted};
 use super::{DeviceArg, SamplerArgs, T, describe, device, dispatch, files, progress_bar};
@@ -17,7 +20,7 @@ use super::{DeviceArg, SamplerArgs, T, describe, device, dispatch, files, progre
 /// Options of `tinyddpm sample`.
 #[derive(Args, Clone, Debug)]
 pub struct SampleArgs {
-    /// The model file (from `train` or `import`)
+    /// The model file (from `train`, `import` or `quantize`)
     #[arg(long)]
     pub model: PathBuf,
     /// Number of samples (with --x-init: its row count, which this must then equal)
@@ -36,7 +39,7 @@ pub struct SampleArgs {
     /// Worker threads (0 = all cores); the samples do not depend on it
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// Where to sample
+    /// Where to sample (an integer model runs on the CPU)
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
     /// The CSV file to write (`x,y`, one row per sample in index order)
@@ -53,9 +56,65 @@ const TILES_PER_THREAD: usize = 64;
 /// Overrides the chunk size (samples per sampler call), for tests of the streaming only.
 const CHUNK_ENV: &str = "TINYDDPM_SAMPLE_CHUNK";
 
+/// A model kind the CLI samples, both through one code path ([`Draw`]): the float [`Model`],
+/// on the CPU or the GPU, and the integer [`QModel`], on the CPU only (the GPU kernels run
+/// float models).
+pub trait ModelKind<const H: usize, const B: usize>: BatchModel<H, B> {
+    /// The GPU this kind samples on: [`Gpu`] for the float model; for the integer model a
+    /// type without values, so that no GPU can be given to it.
+    type Gpu;
+    /// Reads a model file of this kind and shape.
+    fn load(path: &Path) -> Result<(Box<Self>, Header), ModelFileError>;
+    /// Resolves `--device` for this kind (see [`device`]).
+    fn device(arg: DeviceArg) -> Result<Option<Self::Gpu>>;
+    /// The samples of `request` on `gpu`.
+    fn sample_gpu(
+        gpu: &Self::Gpu,
+        request: &SampleRequest<'_, H, B, T, Self>,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<Vec<[f32; 2]>>;
+}
+
+impl<const H: usize, const B: usize> ModelKind<H, B> for Model<H, B> {
+    type Gpu = Gpu;
+    fn load(path: &Path) -> Result<(Box<Self>, Header), ModelFileError> {
+        modelfile::load(path)
+    }
+    fn device(arg: DeviceArg) -> Result<Option<Gpu>> {
+        device(arg)
+    }
+    fn sample_gpu(
+        gpu: &Gpu,
+        request: &SampleRequest<'_, H, B, T, Self>,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Result<Vec<[f32; 2]>> {
+        gpu.sample(request, progress).context("GPU sampling failed")
+    }
+}
+
+impl<const H: usize, const B: usize> ModelKind<H, B> for QModel<H, B> {
+    type Gpu = Infallible;
+    fn load(path: &Path) -> Result<(Box<Self>, Header), ModelFileError> {
+        modelfile::load_quant(path)
+    }
+    /// The CPU, whatever was asked, saying so when the GPU was.
+    fn device(arg: DeviceArg) -> Result<Option<Infallible>> {
+        if arg != DeviceArg::Cpu {
+            eprintln!("note: integer models run on the CPU: the GPU kernels run float models only");
+        }
+        Ok(None)
+    }
+    fn sample_gpu(
+        gpu: &Infallible,
+        _: &SampleRequest<'_, H, B, T, Self>,
+        _: &(dyn Fn(usize) + Sync),
+    ) -> Result<Vec<[f32; 2]>> {
+        match *gpu {}
+    }
+}
+
 /// Runs `tinyddpm sample`.
 pub fn run(args: &SampleArgs) -> Result<()> {
-    let gpu = device(args.device)?;
     let mut inputs = vec![("--model", args.model.as_path())];
     if let Some(path) = &args.x_init {
         inputs.push(("--x-init", path.as_path()));
@@ -83,12 +142,13 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     // Each row is at least "0,0\n": a file the disk cannot hold is refused before any work.
     let least = count.checked_mul(4).and_then(|b| b.checked_add(4));
     files::check_space(&args.out, least, &format!("{count} samples"))?;
-    let header = modelfile::read_header(&args.model).context("cannot load the model")?;
+    let (kind, header) = modelfile::read_kind(&args.model).context("cannot load the model")?;
     let begin = Instant::now();
     let sampler = dispatch!(
+        kind,
         header.hidden,
         header.blocks,
-        load_and_sample(args, gpu.as_ref(), init.as_deref(), count, threads)
+        load_and_sample(args, init.as_deref(), count, threads)
     )?;
     println!(
         "wrote {count} samples to {} ({}, seed {}, {:.1} s)",
@@ -102,16 +162,16 @@ pub fn run(args: &SampleArgs) -> Result<()> {
 
 /// Samples into the output file as they are drawn, chunk by chunk: memory stays bounded
 /// whatever `-n` is, and the file appears (atomically) only when every sample is written.
-fn load_and_sample<const H: usize, const B: usize>(
+fn load_and_sample<const H: usize, const B: usize, M: ModelKind<H, B>>(
     args: &SampleArgs,
-    gpu: Option<&Gpu>,
     init: Option<&[[f32; 2]]>,
     count: u64,
     threads: usize,
 ) -> Result<Sampler> {
-    let (model, header) = modelfile::load::<H, B>(&args.model).context("cannot load the model")?;
+    let (model, header) = M::load(&args.model).context("cannot load the model")?;
     let schedule = header.schedule::<T>().context("cannot use the model")?;
     let sampler = args.sampler.resolve(header.sampler)?;
+    let gpu = M::device(args.device)?;
     let write_error = || format!("cannot write the samples to {}", args.out.display());
     let mut out = AtomicFile::create(&args.out).with_context(write_error)?;
     csv::write_points_header(&mut out).with_context(write_error)?;
@@ -119,8 +179,8 @@ fn load_and_sample<const H: usize, const B: usize>(
         csv::write_point_rows(&mut out, points).with_context(write_error)
     };
     let draw = Draw {
-        gpu,
-        model: &model,
+        gpu: gpu.as_ref(),
+        model: &*model,
         schedule: &schedule,
         sampler: &sampler,
         seed: args.seed,
@@ -133,11 +193,11 @@ fn load_and_sample<const H: usize, const B: usize>(
 
 /// What to sample with: samples `i` of `seed` are the same bits whatever the device, the
 /// thread count or the chunking.
-pub struct Draw<'a, const H: usize, const B: usize> {
+pub struct Draw<'a, const H: usize, const B: usize, M: ModelKind<H, B>> {
     /// The GPU, when sampling there.
-    pub gpu: Option<&'a Gpu>,
-    /// The model.
-    pub model: &'a Model<H, B>,
+    pub gpu: Option<&'a M::Gpu>,
+    /// The model, float or integer.
+    pub model: &'a M,
     /// Its noise schedule.
     pub schedule: &'a Schedule<T>,
     /// The reverse process.
@@ -148,7 +208,7 @@ pub struct Draw<'a, const H: usize, const B: usize> {
     pub threads: usize,
 }
 
-impl<const H: usize, const B: usize> Draw<'_, H, B> {
+impl<const H: usize, const B: usize, M: ModelKind<H, B>> Draw<'_, H, B, M> {
     /// Samples per sampler call.
     fn chunk(&self) -> usize {
         if let Some(n) = std::env::var(CHUNK_ENV).ok().and_then(|v| v.parse().ok())
@@ -196,7 +256,7 @@ impl<const H: usize, const B: usize> Draw<'_, H, B> {
                 Some(points) => Init::Given(&points[first as usize..first as usize + n]),
                 None => Init::Noise,
             };
-            let request = Request {
+            let request = SampleRequest {
                 model: self.model,
                 schedule: self.schedule,
                 sampler: self.sampler,
@@ -206,9 +266,7 @@ impl<const H: usize, const B: usize> Draw<'_, H, B> {
                 count: n,
             };
             let points = match self.gpu {
-                Some(gpu) => gpu
-                    .sample(&request, &progress)
-                    .context("GPU sampling failed")?,
+                Some(gpu) => M::sample_gpu(gpu, &request, &progress)?,
                 None => batch::sample(&request, self.threads, &progress),
             };
             if let Some(i) = points.iter().position(|p| !p.iter().all(|v| v.is_finite())) {

@@ -2,7 +2,9 @@
 //!
 //! Const generics need a model's shape at compile time, so each supported (H, B) is one
 //! instantiation of every command's generic code: [`dispatch!`] holds one match arm per entry
-//! of [`SUPPORTED`] (a test checks the two agree), and everything else reads the list.
+//! of [`SUPPORTED`] (a test checks the two agree), and everything else reads the list. A
+//! model file's kind (float or integer) is dispatched there too, for the commands that take
+//! either.
 
 use tinyddpm_core::file::param_count;
 
@@ -14,16 +16,37 @@ pub const SEED: (usize, usize) = SUPPORTED[0];
 
 /// Runs `$f::<H, B>(args…)` for the shape `($hidden, $blocks)`, one arm per entry of
 /// [`SUPPORTED`]; any other shape is an error naming the supported ones.
+///
+/// `dispatch!(kind, hidden, blocks, f(args…))` runs `$f::<H, B, M>(args…)` with `M` the model
+/// the file's [`Kind`](tinyddpm_core::file::Kind) names: `Model<H, B>` for a float file,
+/// `QModel<H, B>` for an integer one.
 macro_rules! dispatch {
-    ($hidden:expr, $blocks:expr, $f:ident($($arg:expr),* $(,)?)) => {
+    (@shapes $hidden:expr, $blocks:expr, $($call:tt)*) => {
         match ($hidden as usize, $blocks as usize) {
-            (128, 3) => $f::<128, 3>($($arg),*),
-            (32, 2) => $f::<32, 2>($($arg),*),
+            (128, 3) => $crate::cli::shapes::dispatch!(@call 128, 3, $($call)*),
+            (32, 2) => $crate::cli::shapes::dispatch!(@call 32, 2, $($call)*),
             (h, b) => Err(anyhow::anyhow!(
                 "model shape H={h} B={b} is not supported (this build runs {})",
                 $crate::cli::shapes::listed()
             )),
         }
+    };
+    (@call $h:literal, $b:literal, $f:ident($($arg:expr),*)) => {
+        $f::<$h, $b>($($arg),*)
+    };
+    (@call $h:literal, $b:literal, kind $kind:expr; $f:ident($($arg:expr),*)) => {
+        match $kind {
+            tinyddpm_core::file::Kind::Float => $f::<$h, $b, tinyddpm_core::Model<$h, $b>>($($arg),*),
+            tinyddpm_core::file::Kind::Integer => {
+                $f::<$h, $b, tinyddpm_core::QModel<$h, $b>>($($arg),*)
+            }
+        }
+    };
+    ($hidden:expr, $blocks:expr, $f:ident($($arg:expr),* $(,)?)) => {
+        $crate::cli::shapes::dispatch!(@shapes $hidden, $blocks, $f($($arg),*))
+    };
+    ($kind:expr, $hidden:expr, $blocks:expr, $f:ident($($arg:expr),* $(,)?)) => {
+        $crate::cli::shapes::dispatch!(@shapes $hidden, $blocks, kind $kind; $f($($arg),*))
     };
 }
 pub(crate) use dispatch;
@@ -62,6 +85,8 @@ pub fn max_params() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tinyddpm_core::QModel;
+    use tinyddpm_core::file::Kind;
 
     fn shape_of<const H: usize, const B: usize>() -> anyhow::Result<(usize, usize)> {
         Ok((H, B))
@@ -76,6 +101,33 @@ mod tests {
         assert_eq!(
             other,
             "model shape H=64 B=1 is not supported (this build runs H=128 B=3 and H=32 B=2)"
+        );
+    }
+
+    /// The shape and whether `M` is the integer model of that shape.
+    fn kind_of<const H: usize, const B: usize, M: 'static>() -> anyhow::Result<(usize, usize, bool)>
+    {
+        let integer = std::any::TypeId::of::<M>() == std::any::TypeId::of::<QModel<H, B>>();
+        Ok((H, B, integer))
+    }
+
+    #[test]
+    fn dispatch_by_kind_picks_the_float_or_the_integer_model() {
+        for (h, b) in SUPPORTED {
+            assert_eq!(
+                dispatch!(Kind::Float, h, b, kind_of()).unwrap(),
+                (h, b, false)
+            );
+            assert_eq!(
+                dispatch!(Kind::Integer, h, b, kind_of()).unwrap(),
+                (h, b, true)
+            );
+        }
+        let other = dispatch!(Kind::Integer, 64, 1, kind_of()).unwrap_err();
+        assert!(
+            other
+                .to_string()
+                .starts_with("model shape H=64 B=1 is not supported")
         );
     }
 
