@@ -3,11 +3,10 @@
 //! Each case builds `firmware/` for a target with a model file, a sampler, a seed and a sample
 //! count (the firmware's build-time settings), runs the image in QEMU with `-icount shift=0`
 //! under a timeout, its output in a file, and compares every `index,x,y` line bit for bit with
-//! the host: `tinyddpm sample` for a float model file; for an integer one (which that command
-//! does not read yet) the core's reverse chain on the host, whose bits every host path of the
-//! integer model reproduces. The counts are chosen so that both firmware paths run (sample 0
-//! alone, then batches: 3 lanes for the float model and on the M0, 5 for the integer model on
-//! the DSP cores), except DDPM-1000 on the M0, one sample. It also guards the budgets the firmware prints: RAM, flash, and
+//! `tinyddpm sample` for the same model file (float or integer), seed and sampler. The counts
+//! are chosen so that both firmware paths run (sample 0 alone, then batches: 3 lanes for the
+//! float model and on the M0, 5 for the integer model on the DSP cores), except DDPM-1000 on
+//! the M0, one sample. It also guards the budgets the firmware prints: RAM, flash, and
 //! instructions per multiply-add, with headroom for codegen drift between compilers.
 //!
 //! Needs `qemu-system-arm` and the Rust targets `thumbv7em-none-eabihf`, `thumbv6m-none-eabi`
@@ -17,10 +16,6 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
-
-use tinyddpm::modelfile;
-use tinyddpm_core::file::Kind;
-use tinyddpm_core::{NoiseStream, SamplerChoice, chain, gaussian_lanes};
 
 /// Seed of every case (not the firmware's default, so the setting is exercised).
 const SEED: u64 = 7;
@@ -209,15 +204,12 @@ fn check(target: &Target, model: &str, sampler: &str, count: u64) -> Run {
     for line in &run.budget {
         println!("{case}: {line}");
     }
-    let host = match modelfile::read_kind(&model).expect("a model file").0 {
-        Kind::Float => host_samples(
-            &model,
-            sampler,
-            count,
-            &dir.join(format!("{case}-host.csv")),
-        ),
-        Kind::Integer => host_integer_samples(&model, sampler, count),
-    };
+    let host = host_samples(
+        &model,
+        sampler,
+        count,
+        &dir.join(format!("{case}-host.csv")),
+    );
     assert_eq!(run.samples.len(), host.len(), "{case}: sample count");
     for (i, (fw, host)) in run.samples.iter().zip(&host).enumerate() {
         for c in 0..2 {
@@ -374,26 +366,6 @@ fn host_samples(model: &Path, sampler: &str, count: u64, csv: &Path) -> Vec<[f32
                 .split(',')
                 .map(|f| f.parse::<f32>().expect("host float"));
             [fields.next().unwrap(), fields.next().unwrap()]
-        })
-        .collect()
-}
-
-/// The integer model's samples on the host: the core's reverse chain for each index, as
-/// every host path of the integer model runs it (the scalar reference).
-fn host_integer_samples(model: &Path, sampler: &str, count: u64) -> Vec<[f32; 2]> {
-    let (q, header) = modelfile::load_quant::<128, 3>(model).expect("the seed-size integer model");
-    let schedule = header.schedule::<1000>().expect("the model's schedule");
-    let sampler = SamplerChoice {
-        name: Some(sampler),
-        ..SamplerChoice::default()
-    }
-    .resolve(header.sampler, 1000)
-    .expect("a sampler for the model");
-    (0..count)
-        .map(|index| {
-            let mut noise = [NoiseStream::new(SEED, index)];
-            let x = gaussian_lanes::<f32>(&mut noise);
-            chain(&*q, sampler.steps(&schedule), x, &mut noise, |_, _| ())
         })
         .collect()
 }
