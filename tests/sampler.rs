@@ -515,11 +515,7 @@ fn long_integer_ddpm_run_hashes_equal_core() {
         first: 3_000_000,
         count: 1000,
     };
-    let want = reference(&request);
-    let got = batch::sample(&request, 0, &|_| {});
-    assert!(want.iter().flatten().all(|v| v.is_finite()));
-    println!("hash {:#018x} ({:?})", hash(&got), Simd::detect());
-    assert_eq!(hash(&got), hash(&want));
+    assert_long_run_hashes_equal_core(&request);
 }
 
 /// The figure runner on an integer model: every frame is the core's chain stopped there.
@@ -594,8 +590,15 @@ fn long_ddpm_run_hashes_equal_core() {
         first: 1_000_000,
         count: 1000,
     };
-    let want = reference(&request);
-    let got = batch::sample(&request, 0, &|_| {});
+    assert_long_run_hashes_equal_core(&request);
+}
+
+/// The default path on all threads against the core's scalar chain, compared by hash.
+fn assert_long_run_hashes_equal_core<const H: usize, const B: usize, M: Scalar<H, B>>(
+    request: &SampleRequest<'_, H, B, 1000, M>,
+) {
+    let want = reference(request);
+    let got = batch::sample(request, 0, &|_| {});
     assert!(want.iter().flatten().all(|v| v.is_finite()));
     println!("hash {:#018x} ({:?})", hash(&got), Simd::detect());
     assert_eq!(hash(&got), hash(&want));
