@@ -221,6 +221,30 @@ fn sampler_defaults_to_the_model_files() {
 }
 
 #[test]
+fn train_writes_the_default_sampler_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = [
+        "train",
+        "--steps",
+        "3",
+        "--hidden",
+        "32",
+        "--out",
+        "t.tdm",
+        "--default-sampler",
+        "dpmpp-2m-sde",
+        "--default-steps",
+        "12",
+    ];
+    ok(dir.path(), &train);
+    let inspect = ok(dir.path(), &["inspect", "t.tdm"]);
+    assert!(
+        inspect.contains("SDE-DPM-Solver++(2M), 12 steps, logsnr spacing"),
+        "{inspect}"
+    );
+}
+
+#[test]
 fn x_init_gives_the_starting_points_and_the_count() {
     let dir = with_model();
     let starts = [[0.5f32, -1.25], [2.0, 0.125], [-0.75, 0.0]];

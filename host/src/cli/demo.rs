@@ -16,7 +16,9 @@ use tinyddpm_core::{QSeedModel, Sampler, Schedule, SeedModel};
 use super::plot::{ForwardArgs, GRID_POINTS, REVERSE_POINTS};
 use super::sample::{Draw, ModelKind};
 use super::train::{self, TrainArgs, train_on};
-use super::{DeviceArg, T, check_points, describe, device, eval, files, interrupt};
+use super::{
+    DefaultSamplerArgs, DeviceArg, T, check_points, describe, device, eval, files, interrupt,
+};
 
 /// The files `demo` writes, in its folder.
 const OUTPUTS: [&str; 9] = [
@@ -114,6 +116,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         threads,
         hidden: Some(128),
         blocks: Some(3),
+        default_sampler: DefaultSamplerArgs::default(),
     };
     train::check(&train_args)?;
     let trained = train_on(&train_args, gpu.as_ref())?;

@@ -18,10 +18,10 @@ use tinyddpm::train::{
     CHUNK, TrainConfig, Trainer, Training, inspect_checkpoint, write_checkpoint,
 };
 use tinyddpm::{csv, modelfile};
-use tinyddpm_core::{Header, Sampler, Schedule, ScheduleKind};
+use tinyddpm_core::{Header, Schedule, ScheduleKind};
 
 use super::interrupt::{self, Interrupted};
-use super::{DeviceArg, T, device, dispatch, files, progress_bar};
+use super::{DefaultSamplerArgs, DeviceArg, T, device, dispatch, files, progress_bar};
 
 /// The largest batch: each chunk of [`CHUNK`] examples holds its activations and a whole
 /// gradient, about 1.2 MB for the seed model, so 65,536 examples take about 1.2 GB.
@@ -78,6 +78,8 @@ pub struct TrainArgs {
     /// Residual blocks B [default: 3, or 2 with --hidden 32, or the checkpoint's]
     #[arg(long)]
     pub blocks: Option<usize>,
+    #[command(flatten)]
+    pub default_sampler: DefaultSamplerArgs,
 }
 
 impl TrainArgs {
@@ -193,6 +195,7 @@ pub fn check(args: &TrainArgs) -> Result<()> {
     // Resuming from a checkpoint and checkpointing into the same file is the usual way to
     // continue a run: the checkpoint is read whole before the first new one replaces it.
     files::check(&inputs, &outputs, &[("--resume", "--checkpoint")])?;
+    args.default_sampler.resolve()?;
     if let Some(batch) = args.batch {
         check_batch(batch, "--batch")?;
     }
@@ -374,7 +377,7 @@ fn drive<const H: usize, const B: usize, R: Training<H, B>>(
     }
     let seconds = begin.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    let header = Header::new::<H, B, T>(trainer.schedule_kind(), Sampler::Ddpm);
+    let header = Header::new::<H, B, T>(trainer.schedule_kind(), args.default_sampler.resolve()?);
     let model = trainer.model().context("cannot read the trained model")?;
     modelfile::save(&args.out, &model, &header).context("cannot write the model")?;
     let final_loss = log.commit()?;
