@@ -14,8 +14,8 @@
 #   SEEDS="1 2" benches/quality_int.sh
 #   STEPS=500 SEEDS=1 COUNT=1000 benches/quality_int.sh /tmp/qi   # a quick look at the wiring
 #
-# The trained models are kept in OUT_DIR as model_seed$SEED.tdm and reused by a later run
-# (benches/quality_samplers.sh keeps the same names: copy them in to skip the training). About
+# The trained models are kept in target/seed-models (benches/seed_models.sh, shared with
+# benches/quality_samplers.sh), trained once and reused. About
 # 3 minutes on two cores with the models at hand (16 sampling runs of 10,000 samples).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,6 +27,7 @@ mkdir -p "$out"
 
 (cd "$root" && cargo build -q --release -p tinyddpm)
 bin="${CARGO_TARGET_DIR:-$root/target}/release/tinyddpm"
+. "$root/benches/seed_models.sh"
 
 # Configurations: sampler:K; DDPM runs all 1,000 timesteps.
 configs=(ddpm:1000 dpmpp-2m-sde:20)
@@ -35,11 +36,7 @@ first_seed="${seeds%% *}"
 rows="$out/quality_int_runs.csv"
 echo "sampler,steps,seed,kind,mean_distance,p95_distance,energy_distance,coverage_ks,seconds" >"$rows"
 for seed in $seeds; do
-    model="$out/model_seed$seed.tdm"
-    if [ ! -f "$model" ]; then
-        "$bin" train --seed "$seed" --steps "${STEPS:-10000}" --out "$model" \
-            --losses "$out/losses_seed$seed.csv" >/dev/null
-    fi
+    model="$(seed_model "$seed")"
     "$bin" quantize --model "$model" --out "$out/model_seed$seed.q.tdm" >/dev/null
     for config in "${configs[@]}"; do
         IFS=: read -r sampler k <<<"$config"

@@ -11,7 +11,8 @@
 #   EXTRA="dpmpp-3m:20:karras unipc:20:karras" benches/quality_samplers.sh   # more rows
 #   STEPS=500 SEEDS=1 KS=5 benches/quality_samplers.sh /tmp/q      # a quick look at the wiring
 #
-# The trained models are kept in OUT_DIR and reused by a later run. About 5 minutes on two
+# The trained models are kept in target/seed-models (benches/seed_models.sh, shared with
+# benches/quality_int.sh) and reused by a later run. About 5 minutes on two
 # cores (four 10,000-step trainings, then ~6e7 sample-steps).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,6 +24,7 @@ mkdir -p "$out"
 
 (cd "$root" && cargo build -q --release -p tinyddpm)
 bin="${CARGO_TARGET_DIR:-$root/target}/release/tinyddpm"
+. "$root/benches/seed_models.sh"
 
 # Configurations: sampler:K[:spacing]; DDPM runs all 1,000 timesteps.
 configs=(ddpm:1000)
@@ -35,11 +37,7 @@ configs+=(${EXTRA:-})
 rows="$out/quality_runs.csv"
 echo "sampler,steps,spacing,seed,mean_distance,p95_distance,energy_distance,coverage_ks" >"$rows"
 for seed in $seeds; do
-    model="$out/model_seed$seed.tdm"
-    if [ ! -f "$model" ]; then
-        "$bin" train --seed "$seed" --steps "${STEPS:-10000}" --out "$model" \
-            --losses "$out/losses_seed$seed.csv" >/dev/null
-    fi
+    model="$(seed_model "$seed")"
     for config in "${configs[@]}"; do
         IFS=: read -r sampler k spacing <<<"$config"
         args=(--sampler "$sampler")
