@@ -207,6 +207,16 @@ fn multistep(max_steps: u32) -> impl Strategy<Value = Sampler> {
     })
 }
 
+/// Any sampler on the short (T = 40) schedule: DDPM, posterior DDPM, DDIM, a multistep solver.
+fn short_schedule_sampler() -> impl Strategy<Value = Sampler> {
+    prop_oneof![
+        Just(Sampler::Ddpm),
+        Just(Sampler::DdpmPosterior),
+        ddim(40),
+        multistep(39)
+    ]
+}
+
 fn schedule_kind() -> impl Strategy<Value = ScheduleKind> {
     prop_oneof![Just(ScheduleKind::SEED), Just(ScheduleKind::COSINE)]
 }
@@ -300,12 +310,7 @@ proptest! {
     #[test]
     fn odd_shape_matches_core_bit_for_bit(
         count in 1usize..200,
-        sampler in prop_oneof![
-            Just(Sampler::Ddpm),
-            Just(Sampler::DdpmPosterior),
-            ddim(40),
-            multistep(39)
-        ],
+        sampler in short_schedule_sampler(),
         seed in any::<u64>(),
         first in any::<u32>(),
         xs in given(200),
@@ -437,12 +442,7 @@ proptest! {
     #[test]
     fn integer_odd_shape_matches_core_bit_for_bit(
         count in 1usize..200,
-        sampler in prop_oneof![
-            Just(Sampler::Ddpm),
-            Just(Sampler::DdpmPosterior),
-            ddim(40),
-            multistep(39)
-        ],
+        sampler in short_schedule_sampler(),
         seed in any::<u64>(),
         first in any::<u32>(),
         xs in given(200),
