@@ -67,20 +67,23 @@ fn run<M: BatchModel<128, 3>>(
     simd: Simd,
     threads: usize,
 ) {
-    black_box(batch::sample_with(
-        simd,
-        &SampleRequest {
-            model,
-            schedule: s,
-            sampler: &job.sampler,
-            init: Init::Noise,
-            seed: 42,
-            first: 0,
-            count: job.count,
-        },
-        threads,
-        &|_| {},
-    ));
+    black_box(
+        batch::sample_with(
+            simd,
+            &SampleRequest {
+                model,
+                schedule: s,
+                sampler: &job.sampler,
+                init: Init::Noise,
+                seed: 42,
+                first: 0,
+                count: job.count,
+            },
+            threads,
+            &|_| {},
+        )
+        .expect("worker threads"),
+    );
 }
 
 fn best_of(n: usize, mut f: impl FnMut()) -> Duration {

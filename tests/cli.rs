@@ -2166,7 +2166,8 @@ fn sample_streams_chunks_with_the_librarys_bits() {
         },
         1,
         &|_| {},
-    );
+    )
+    .expect("worker threads");
     assert_eq!(bits(&got), bits(&want));
     let starts: Vec<[f32; 2]> = (0..20).map(|i| [i as f32 / 10.0, -1.0]).collect();
     csv::write_points(&d.join("init.csv"), &starts).unwrap();
@@ -2184,7 +2185,8 @@ fn sample_streams_chunks_with_the_librarys_bits() {
         },
         1,
         &|_| {},
-    );
+    )
+    .expect("worker threads");
     assert_eq!(bits(&got), bits(&want));
 }
 

@@ -363,7 +363,8 @@ fn quality_probe_ddpm_float_vs_int() {
         },
         0,
         &|_| {},
-    );
+    )
+    .expect("worker threads");
     const LANES: usize = 16;
     let int: Vec<[f32; 2]> = (0..count.div_ceil(LANES))
         .into_par_iter()

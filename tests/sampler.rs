@@ -148,7 +148,7 @@ fn check<const H: usize, const B: usize, const T: usize, M: Scalar<H, B>>(
     let want = bits(&reference(request));
     for simd in available_paths() {
         for threads in [1, 2] {
-            let got = batch::sample_with(simd, request, threads, &|_| {});
+            let got = batch::sample_with(simd, request, threads, &|_| {}).expect("worker threads");
             prop_assert_eq!(
                 &bits(&got),
                 &want,
@@ -598,7 +598,7 @@ fn assert_long_run_hashes_equal_core<const H: usize, const B: usize, M: Scalar<H
     request: &SampleRequest<'_, H, B, 1000, M>,
 ) {
     let want = reference(request);
-    let got = batch::sample(request, 0, &|_| {});
+    let got = batch::sample(request, 0, &|_| {}).expect("worker threads");
     assert!(want.iter().flatten().all(|v| v.is_finite()));
     println!("hash {:#018x} ({:?})", hash(&got), Simd::detect());
     assert_eq!(hash(&got), hash(&want));
@@ -626,7 +626,8 @@ fn progress_counts_every_sample_once() {
         },
         2,
         &progress,
-    );
+    )
+    .expect("worker threads");
     assert_eq!((out.len(), done.load(Ordering::Relaxed)), (333, 333));
     assert!(
         batch::sample(
@@ -642,6 +643,7 @@ fn progress_counts_every_sample_once() {
             2,
             &|_| {}
         )
+        .expect("worker threads")
         .is_empty()
     );
 }

@@ -7,14 +7,24 @@
 //! the target's folder, so the rename stays atomic), and a directory, device, FIFO or socket
 //! is refused, since renaming over one would destroy it (`/dev/null` turned into a file).
 //!
-//! A process killed mid-write (kill -9, power loss) leaves its temporary file behind. Its
-//! name starts with the target's name and the writer's process id, `NAME.PID.XXXXXX.tmp`, so
-//! the next successful write of the same target removes those whose process is gone.
+//! A temporary is named `NAME.PID.XXXXXX.tmp`, `NAME` cut short when the whole would pass the
+//! folder's name limit (a legal 250-byte target name must still be writable), and its writer
+//! holds an exclusive `flock` on it until it is renamed or removed. A process killed mid-write
+//! (kill -9, power loss) leaves its temporary behind, unlocked: the next successful write of
+//! the same target removes those it can lock. The lock, not the pid, says whether a writer
+//! lives: a writer in another PID namespace (another container sharing the folder) has a pid
+//! that means nothing here, but its lock is seen by every process.
+//!
+//! Every temporary being written is listed ([`remove_live_temporaries`]) so that a process
+//! stopped by a signal at a point where it cannot unwind still removes them.
+//!
+//! Errors name the target the user gave, never the temporary's path.
 
 use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use tempfile::TempPath;
 
@@ -125,21 +135,34 @@ fn describe(kind: &fs::FileType) -> &'static str {
 /// removed and the target is untouched.
 pub struct AtomicFile {
     // The plain file, not tempfile's wrapper, whose errors would name the temporary path.
+    // Its open file description holds the temporary's `flock` while it lives.
     writer: BufWriter<fs::File>,
     /// Removes the temporary file when dropped.
     temp: TempPath,
     target: PathBuf,
+    /// Keeps the temporary in [`LIVE`] while it may exist.
+    _listed: Listed,
 }
+
+/// Attempts at a temporary that a concurrent cleaner did not remove between its creation
+/// and its lock (each attempt losing that race needs another writer's cleanup at that
+/// instant: two in a row are already unlikely).
+const CREATE_ATTEMPTS: usize = 8;
 
 impl AtomicFile {
     /// Starts writing `path` (see [`target`] for what it may name).
     pub fn create(path: &Path) -> io::Result<Self> {
         let target = target(path)?;
+        let folder = folder_of(&target);
         let name = target.file_name().unwrap_or(OsStr::new("out"));
-        let mut prefix = name.to_os_string();
-        prefix.push(format!(".{}.", std::process::id()));
+        let pid = std::process::id();
+        let mut prefix = temp_stem(name, name_limit(folder), pid).to_os_string();
+        prefix.push(format!(".{pid}."));
         let mut builder = tempfile::Builder::new();
-        builder.prefix(&prefix).suffix(".tmp");
+        builder
+            .prefix(&prefix)
+            .suffix(".tmp")
+            .rand_bytes(RANDOM_CHARS);
         // What `File::create` gives (the umask still applies), not tempfile's private 0600:
         // the result is the user's model or figure, not a secret.
         #[cfg(unix)]
@@ -147,12 +170,27 @@ impl AtomicFile {
             use std::os::unix::fs::PermissionsExt;
             builder.permissions(fs::Permissions::from_mode(0o666));
         }
-        let (file, temp) = builder.tempfile_in(folder_of(&target))?.into_parts();
-        Ok(Self {
-            writer: BufWriter::new(file),
-            temp,
-            target,
-        })
+        for _ in 0..CREATE_ATTEMPTS {
+            let (file, temp) = builder
+                .tempfile_in(folder)
+                .map_err(without_path)?
+                .into_parts();
+            lock(&file)?;
+            // A cleaner that locked the new file before this writer did has removed it: the
+            // lock is then on a file no name leads to, and the write would be lost.
+            if same_file(&file, &temp) {
+                let _listed = Listed::new(temp.to_path_buf());
+                return Ok(Self {
+                    writer: BufWriter::new(file),
+                    temp,
+                    target,
+                    _listed,
+                });
+            }
+        }
+        Err(io::Error::other(
+            "the temporary file beside it was removed by another process each time it was made",
+        ))
     }
 
     /// Flushes the bytes to disk, renames the temporary file over the target, then removes
@@ -160,8 +198,9 @@ impl AtomicFile {
     pub fn commit(self) -> io::Result<()> {
         let file = self.writer.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
-        drop(file);
         self.temp.persist(&self.target).map_err(|e| e.error)?;
+        // The lock goes with the file, after the rename: until then the temporary is live.
+        drop(file);
         remove_stale(&self.target);
         Ok(())
     }
@@ -181,47 +220,184 @@ impl Write for AtomicFile {
     }
 }
 
-/// Whether `name` is a temporary file of a write of `target_name` by a process that is no
-/// longer running: `NAME.PID.XXXXXX.tmp` (this module's) or `NAME.PID.tmp` (what earlier
-/// versions wrote). This process's own are stale too: it writes one target at a time and has
-/// just finished.
-fn is_stale(name: &str, target_name: &str) -> bool {
+/// Random characters in a temporary's name (tempfile's default).
+const RANDOM_CHARS: usize = 6;
+/// The longest file name assumed where the folder's own limit cannot be read (POSIX's
+/// usual `NAME_MAX`).
+const DEFAULT_NAME_LIMIT: usize = 255;
+
+/// The longest file name the filesystem of `folder` takes.
+fn name_limit(folder: &Path) -> usize {
+    #[cfg(unix)]
+    if let Ok(stat) = rustix::fs::statvfs(folder) {
+        return usize::try_from(stat.f_namemax).unwrap_or(DEFAULT_NAME_LIMIT);
+    }
+    let _ = folder;
+    DEFAULT_NAME_LIMIT
+}
+
+/// The part of the target's `name` that starts its temporaries' names: all of it when
+/// `NAME.PID.XXXXXX.tmp` fits in `limit` bytes, else as much as fits (whole characters when
+/// the name is UTF-8).
+fn temp_stem(name: &OsStr, limit: usize, pid: u32) -> &OsStr {
+    let suffix = format!(".{pid}.").len() + RANDOM_CHARS + ".tmp".len();
+    let room = limit.saturating_sub(suffix).max(1);
+    let bytes = name.as_encoded_bytes();
+    if bytes.len() <= room {
+        return name;
+    }
+    let mut cut = room;
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+    }
+    cut_name(name, cut)
+}
+
+#[cfg(unix)]
+fn cut_name(name: &OsStr, len: usize) -> &OsStr {
+    use std::os::unix::ffi::OsStrExt;
+    OsStr::from_bytes(&name.as_bytes()[..len])
+}
+
+#[cfg(not(unix))]
+fn cut_name(name: &OsStr, _: usize) -> &OsStr {
+    name
+}
+
+/// tempfile's error without the temporary's path, which the user never gave: the callers
+/// name the target.
+fn without_path(e: io::Error) -> io::Error {
+    match e.raw_os_error() {
+        Some(code) => io::Error::from_raw_os_error(code),
+        None => io::Error::new(e.kind(), "cannot create a temporary file beside it"),
+    }
+}
+
+/// Takes the writer's exclusive lock on its temporary (waiting out a cleaner that holds it
+/// for the instant of a removal).
+fn lock(file: &fs::File) -> io::Result<()> {
+    #[cfg(unix)]
+    rustix::fs::flock(file, rustix::fs::FlockOperation::LockExclusive)?;
+    let _ = file;
+    Ok(())
+}
+
+/// Whether `path` still names the open `file`.
+fn same_file(file: &fs::File, path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), fs::symlink_metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        path.exists()
+    }
+}
+
+/// The temporaries this process is writing now.
+static LIVE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// An entry of [`LIVE`], removed when dropped.
+struct Listed(PathBuf);
+
+impl Listed {
+    fn new(path: PathBuf) -> Self {
+        live().push(path.clone());
+        Self(path)
+    }
+}
+
+impl Drop for Listed {
+    fn drop(&mut self) {
+        live().retain(|p| *p != self.0);
+    }
+}
+
+fn live() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    // A writer that panicked leaves the list as it was: still the right list.
+    LIVE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Removes every temporary this process is writing now, for a process about to exit
+/// without unwinding (a second Ctrl-C): no target is touched, nothing is left behind.
+pub fn remove_live_temporaries() {
+    for path in live().drain(..) {
+        let _ = fs::remove_file(path);
+    }
+}
+
+/// Whether `name` is a temporary file of a write of `target_name`:
+/// `STEM.PID.XXXXXX.tmp` (this module's, the stem the target's name or its cut, see
+/// [`temp_stem`]) or `NAME.PID.tmp` (what earlier versions wrote). Whether its writer
+/// still lives is the lock's to say ([`remove_if_unlocked`]).
+fn is_temporary_of(name: &OsStr, target_name: &OsStr, limit: usize) -> bool {
     let Some(middle) = name
-        .strip_prefix(target_name)
-        .and_then(|rest| rest.strip_prefix('.'))
-        .and_then(|rest| rest.strip_suffix(".tmp"))
+        .to_str()
+        .and_then(|n| n.strip_suffix(".tmp"))
+        .map(|n| n.as_bytes())
     else {
         return false;
     };
-    let (pid, random) = middle.split_once('.').unwrap_or((middle, ""));
-    let random_ok = random.is_empty()
-        || (random.len() == 6 && random.bytes().all(|b| b.is_ascii_alphanumeric()));
-    let Ok(pid) = pid.parse::<u32>() else {
+    let target_bytes = target_name.as_encoded_bytes();
+    let random_ok = |r: &[u8]| r.len() == RANDOM_CHARS && r.iter().all(u8::is_ascii_alphanumeric);
+    let pid_of = |p: &[u8]| std::str::from_utf8(p).ok()?.parse::<u32>().ok();
+    // NAME.PID.tmp: the whole name, then a pid.
+    if let Some(rest) = middle.strip_prefix(target_bytes)
+        && let Some(pid) = rest.strip_prefix(b".")
+        && pid_of(pid).is_some()
+    {
+        return true;
+    }
+    // STEM.PID.XXXXXX: read from the end, since the stem may hold dots.
+    let mut parts = middle.rsplitn(3, |&b| b == b'.');
+    let (Some(random), Some(pid), Some(stem)) = (parts.next(), parts.next(), parts.next()) else {
         return false;
     };
-    random_ok && (pid == std::process::id() || process_gone(pid))
+    let Some(pid) = pid_of(pid) else {
+        return false;
+    };
+    random_ok(random) && stem == temp_stem(target_name, limit, pid).as_encoded_bytes()
 }
 
-/// Whether no process `pid` runs. Without `/proc` this cannot be known: then it is assumed
-/// to run, and its file is left alone.
-fn process_gone(pid: u32) -> bool {
-    Path::new("/proc/self").exists() && !Path::new(&format!("/proc/{pid}")).exists()
+/// Removes the temporary at `path` unless a live writer holds its lock. The cleaner holds
+/// the lock while it removes the file, so a writer that created it a moment ago and has not
+/// locked it yet finds it gone and makes another ([`AtomicFile::create`]).
+fn remove_if_unlocked(path: &Path) {
+    let Ok(file) = fs::File::open(path) else {
+        return;
+    };
+    #[cfg(unix)]
+    {
+        use rustix::fs::{FlockOperation, flock};
+        if flock(&file, FlockOperation::NonBlockingLockExclusive).is_ok() {
+            let _ = fs::remove_file(path);
+        }
+    }
+    drop(file);
 }
 
 /// Best effort: a temporary that cannot be removed is left as it was.
 fn remove_stale(target: &Path) {
-    let Some(target_name) = target.file_name().and_then(OsStr::to_str) else {
+    let Some(target_name) = target.file_name() else {
         return;
     };
-    let Ok(entries) = fs::read_dir(folder_of(target)) else {
+    let folder = folder_of(target);
+    let limit = name_limit(folder);
+    let Ok(entries) = fs::read_dir(folder) else {
         return;
     };
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        if name.to_str().is_some_and(|n| is_stale(n, target_name))
+        if is_temporary_of(&entry.file_name(), target_name, limit)
             && entry.file_type().is_ok_and(|t| t.is_file())
         {
-            let _ = fs::remove_file(entry.path());
+            remove_if_unlocked(&entry.path());
         }
     }
 }
@@ -302,31 +478,88 @@ mod tests {
     }
 
     #[test]
-    fn stale_temporaries_of_the_target_only_are_removed() {
+    fn unlocked_temporaries_of_the_target_only_are_removed() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        // A pid above Linux's maximum (2^22) never runs; this process's own is stale too.
-        let own = std::process::id();
+        // Killed writers' leftovers: nobody holds their lock, whatever their pid says (1 runs
+        // here, and a pid of another PID namespace may run too).
         let stale = [
-            "m.tdm.99999999.tmp".to_string(),
-            "m.tdm.99999999.aB3xYz.tmp".to_string(),
-            format!("m.tdm.{own}.Q1w2E3.tmp"),
+            "m.tdm.99999999.tmp",
+            "m.tdm.99999999.aB3xYz.tmp",
+            "m.tdm.1.aB3xYz.tmp",
         ];
-        // Another target's, a live process's (pid 1) and a user's own file are kept.
+        // Another target's, a user's own file, and a live writer's (locked, of a pid this
+        // process cannot see: a writer in another container).
         let kept = [
             "n.tdm.99999999.tmp",
-            "m.tdm.1.aB3xYz.tmp",
             "m.tdm.backup.tmp",
+            "m.tdm.77777777.Zz9Zz9.tmp",
         ];
-        for name in stale.iter().map(String::as_str).chain(kept) {
+        for name in stale.iter().chain(&kept) {
             fs::write(d.join(name), b"leftover").unwrap();
         }
+        let live = fs::File::open(d.join(kept[2])).unwrap();
+        #[cfg(unix)]
+        rustix::fs::flock(&live, rustix::fs::FlockOperation::LockExclusive).unwrap();
         write(&d.join("m.tdm"), b"model").unwrap();
         let mut want: Vec<&str> = kept.to_vec();
         want.push("m.tdm");
         want.sort();
-        if Path::new("/proc/self").exists() {
-            assert_eq!(names(d), want);
-        }
+        assert_eq!(names(d), want);
+        drop(live);
+        write(&d.join("m.tdm"), b"model").unwrap();
+        assert_eq!(
+            names(d),
+            ["m.tdm", "m.tdm.backup.tmp", "n.tdm.99999999.tmp"]
+        );
+    }
+
+    #[test]
+    fn a_name_at_the_limit_is_written_and_its_cut_temporaries_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let limit = name_limit(d);
+        let long = format!("{}.csv", "é".repeat((limit - 4) / 2));
+        assert!(
+            long.len() <= limit && long.len() > limit - 2,
+            "{}",
+            long.len()
+        );
+        // A killed writer's temporary of the long name, cut as this module cuts it.
+        let stem = temp_stem(OsStr::new(&long), limit, 99_999_999);
+        let leftover = format!("{}.99999999.q1W2e3.tmp", stem.to_str().unwrap());
+        assert!(leftover.len() <= limit);
+        fs::write(d.join(&leftover), b"half").unwrap();
+        write(&d.join(&long), b"data").unwrap();
+        assert_eq!(fs::read(d.join(&long)).unwrap(), b"data");
+        assert_eq!(names(d), std::slice::from_ref(&long));
+        // A shorter name that the cut stem starts is another target.
+        let other = format!("{}.99999999.q1W2e3.tmp", &long[..limit / 2 - 1]);
+        assert!(!is_temporary_of(
+            OsStr::new(&other),
+            OsStr::new(&long),
+            limit
+        ));
+    }
+
+    #[test]
+    fn a_temporary_that_cannot_be_made_is_named_by_its_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x".repeat(name_limit(dir.path()) + 1));
+        let e = write(&path, b"x").unwrap_err();
+        assert!(!e.to_string().contains(".tmp"), "{e}");
+    }
+
+    #[test]
+    fn live_temporaries_are_listed_until_committed_or_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let file = AtomicFile::create(&d.join("a.csv")).unwrap();
+        let temp = file.temp.to_path_buf();
+        assert!(live().contains(&temp));
+        drop(file);
+        assert!(!live().contains(&temp));
+        // Removing them all is left to the CLI's test of a second Ctrl-C: here it would
+        // remove the temporaries of the tests running beside this one.
     }
 }

@@ -21,6 +21,12 @@ use crate::atomic::AtomicFile;
 
 /// The longest line read, in bytes: far above any row of numbers.
 pub const MAX_LINE: usize = 1 << 20;
+/// The most data rows a reader takes unless its caller says fewer: 10 million points are
+/// 80 MB held as `f32` pairs, and an endless input (`yes 0,0 |`) stops within seconds.
+pub const MAX_ROWS: usize = 10_000_000;
+/// The most rows of a loss log read: it is streamed (drawn in bounded memory, copied row by
+/// row on resume), so this bounds the time only: 100 million steps of training.
+pub const MAX_LOSS_ROWS: usize = 100_000_000;
 /// Characters of a bad field quoted in an error message.
 const QUOTE_CHARS: usize = 80;
 
@@ -79,6 +85,14 @@ pub enum CsvError {
         /// 1-based line number.
         line: usize,
     },
+    /// More data rows than the reader takes.
+    #[error("{path}: more than {max} data rows, the most read here")]
+    TooManyRows {
+        /// The file.
+        path: String,
+        /// The most rows read.
+        max: usize,
+    },
     /// No data rows at all.
     #[error("{path}: no data rows")]
     Empty {
@@ -87,14 +101,23 @@ pub enum CsvError {
     },
 }
 
-/// Reads the first `N` columns of every row as `f32` (see the module docs for the rules).
+/// Reads the first `N` columns of every row as `f32` (see the module docs for the rules),
+/// at most [`MAX_ROWS`] rows.
 pub fn read_rows<const N: usize>(path: &Path) -> Result<Vec<[f32; N]>, CsvError> {
-    let name = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|source| CsvError::Io {
-        path: name.clone(),
-        source,
-    })?;
-    parse_reader(&name, file)
+    read_rows_from(open(path)?, &path.display().to_string(), MAX_ROWS)
+}
+
+/// [`read_rows`] on any reader, at most `max_rows` data rows (more is an error, found
+/// after reading one row past the cap, not after the whole input); `name` is used in
+/// messages. Each row costs `4·N` bytes of memory.
+pub fn read_rows_from<const N: usize>(
+    reader: impl Read,
+    name: &str,
+    max_rows: usize,
+) -> Result<Vec<[f32; N]>, CsvError> {
+    let mut rows = Vec::new();
+    visit(name, reader, false, max_rows, |_, row| rows.push(row))?;
+    Ok(rows)
 }
 
 /// [`read_rows`] on text already in memory; `name` is used in messages.
@@ -117,30 +140,42 @@ pub fn parse_reader<const N: usize>(
     name: &str,
     reader: impl Read,
 ) -> Result<Vec<[f32; N]>, CsvError> {
-    Ok(parse(name, reader, false)?
-        .into_iter()
-        .map(|r| r.1)
-        .collect())
+    read_rows_from(reader, name, MAX_ROWS)
 }
 
 /// Reads rows of a text label followed by `N` numbers (the rules of [`read_rows`] for the
-/// numbers; the label is any text, bytes that are not UTF-8 replaced).
-pub fn read_labeled<const N: usize>(path: &Path) -> Result<Vec<(String, [f32; N])>, CsvError> {
-    let name = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|source| CsvError::Io {
-        path: name.clone(),
-        source,
+/// numbers; the label is any text, bytes that are not UTF-8 replaced), at most `max_rows`.
+pub fn read_labeled_from<const N: usize>(
+    reader: impl Read,
+    name: &str,
+    max_rows: usize,
+) -> Result<Vec<(String, [f32; N])>, CsvError> {
+    let mut rows = Vec::new();
+    visit(name, reader, true, max_rows, |label, row| {
+        rows.push((String::from_utf8_lossy(label).into_owned(), row))
     })?;
-    parse(&name, file, true)
+    Ok(rows)
 }
 
-/// The reader behind [`parse_reader`] and [`read_labeled`]: with `labeled`, column 1 is a
-/// label and the numbers start at column 2 (the label is empty otherwise).
-fn parse<const N: usize>(
+/// Opens `path` for the readers that are given a path (a FIFO waited for as Unix tools do).
+fn open(path: &Path) -> Result<std::fs::File, CsvError> {
+    crate::modelfile::open(path).map_err(|source| CsvError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// Reads `reader` row by row, handing each row's label (empty unless `labeled`) and
+/// numbers to `each` as it is read: nothing but the current record is held here. With
+/// `labeled`, column 1 is a label and the numbers start at column 2. More than `max_rows`
+/// data rows is an error; returns the number of rows.
+pub fn visit<const N: usize>(
     name: &str,
     reader: impl Read,
     labeled: bool,
-) -> Result<Vec<(String, [f32; N])>, CsvError> {
+    max_rows: usize,
+    mut each: impl FnMut(&[u8], [f32; N]),
+) -> Result<usize, CsvError> {
     let path = || name.to_string();
     let skip = usize::from(labeled);
     let mut reader = ::csv::ReaderBuilder::new()
@@ -149,7 +184,7 @@ fn parse<const N: usize>(
         .trim(::csv::Trim::All)
         .from_reader(LineCap::new(reader));
     let mut record = ::csv::ByteRecord::new();
-    let mut rows = Vec::new();
+    let mut rows = 0usize;
     let mut width = None;
     let mut first = true;
     loop {
@@ -194,10 +229,12 @@ fn parse<const N: usize>(
                 },
             });
         }
-        let label = match labeled {
-            true => String::from_utf8_lossy(&record[0]).into_owned(),
-            false => String::new(),
-        };
+        if rows == max_rows {
+            return Err(CsvError::TooManyRows {
+                path: path(),
+                max: max_rows,
+            });
+        }
         let mut row = [0.0f32; N];
         let fields = record.iter().skip(skip);
         for (column, (value, field)) in row.iter_mut().zip(fields).enumerate() {
@@ -217,9 +254,11 @@ fn parse<const N: usize>(
                 });
             }
         }
-        rows.push((label, row));
+        let label = if labeled { &record[0] } else { &[][..] };
+        each(label, row);
+        rows += 1;
     }
-    if rows.is_empty() {
+    if rows == 0 {
         return Err(CsvError::Empty { path: path() });
     }
     Ok(rows)
@@ -263,17 +302,33 @@ impl<R: Read> Read for LineCap<R> {
     }
 }
 
-/// Reads 2-D points: the first two columns of every row.
+/// Reads 2-D points: the first two columns of every row, at most [`MAX_ROWS`].
 pub fn read_points(path: &Path) -> Result<Vec<[f32; 2]>, CsvError> {
     read_rows::<2>(path)
 }
 
-/// Reads a loss log written by [`write_losses`]: `(step, loss)` rows.
+/// Reads a loss log written by [`write_losses`]: `(step, loss)` rows, at most [`MAX_ROWS`].
 pub fn read_losses(path: &Path) -> Result<Vec<(u64, f32)>, CsvError> {
-    Ok(read_rows::<2>(path)?
-        .into_iter()
-        .map(|[step, loss]| (step as u64, loss))
-        .collect())
+    let mut rows = Vec::new();
+    visit_losses(
+        open(path)?,
+        &path.display().to_string(),
+        MAX_ROWS,
+        |step, loss| rows.push((step, loss)),
+    )?;
+    Ok(rows)
+}
+
+/// Hands each `(step, loss)` row of a loss log to `each` as it is read, at most `max_rows`.
+pub fn visit_losses(
+    reader: impl Read,
+    name: &str,
+    max_rows: usize,
+    mut each: impl FnMut(u64, f32),
+) -> Result<usize, CsvError> {
+    visit::<2>(name, reader, false, max_rows, |_, [step, loss]| {
+        each(step as u64, loss)
+    })
 }
 
 fn write_atomic(
@@ -330,14 +385,12 @@ mod tests {
 
     #[test]
     fn labeled_rows_keep_their_text_and_check_their_numbers() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("q.csv");
         let text = "sampler,steps,mean\nddim,20,0.06\ndpmpp-3m (karras),15,0.03\n";
-        std::fs::write(&path, text).unwrap();
-        let rows = read_labeled::<2>(&path).unwrap();
+        let rows = read_labeled_from::<2>(text.as_bytes(), "q.csv", 10).unwrap();
         assert_eq!(rows[1], ("dpmpp-3m (karras)".to_string(), [15.0, 0.03]));
-        std::fs::write(&path, "ddim,20,x\n").unwrap();
-        let e = read_labeled::<2>(&path).unwrap_err().to_string();
+        let e = read_labeled_from::<2>(&b"ddim,20,x\n"[..], "q.csv", 10)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.ends_with("line 1, column 3: \"x\" is not a number"),
             "{e}"
@@ -425,5 +478,37 @@ mod tests {
     fn quotes_crlf_and_blank_lines_are_read() {
         let rows = parse_rows::<2>("a", "\"x\",\"y\"\r\n\"1\", 2 \r\n   \r\n3,4").unwrap();
         assert_eq!(rows, vec![[1.0, 2.0], [3.0, 4.0]]);
+    }
+
+    #[test]
+    fn more_rows_than_the_cap_stop_the_read_at_the_cap() {
+        let rows = read_rows_from::<2>(&b"x,y\n1,2\n3,4\n"[..], "a", 2).unwrap();
+        assert_eq!(rows, [[1.0, 2.0], [3.0, 4.0]]);
+        // An endless input, as `yes 7,1` writes it: the error comes after the cap's rows.
+        let endless = Yes {
+            line: b"7,1\n",
+            at: 0,
+        };
+        let e = read_rows_from::<2>(endless, "yes", 1000).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "yes: more than 1000 data rows, the most read here"
+        );
+    }
+
+    /// `line` repeated forever.
+    struct Yes {
+        line: &'static [u8],
+        at: usize,
+    }
+
+    impl Read for Yes {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            for byte in buf.iter_mut() {
+                *byte = self.line[self.at];
+                self.at = (self.at + 1) % self.line.len();
+            }
+            Ok(buf.len())
+        }
     }
 }

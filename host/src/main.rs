@@ -5,6 +5,9 @@
 //! on stderr and a non-zero exit status (2 for a usage error, 130 after Ctrl-C, 1 otherwise).
 //! The commands themselves live in `cli/`, one module each, on top of the `tinyddpm` library.
 
+// Every line goes through `cli::say!`/`cli::tell!`, which a closed pipe cannot abort.
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
 mod cli;
 
 use std::process::ExitCode;
@@ -13,6 +16,7 @@ use clap::error::ErrorKind::{
     DisplayHelp, DisplayHelpOnMissingArgumentOrSubcommand, DisplayVersion, MissingSubcommand,
 };
 use clap::{Parser, Subcommand};
+use cli::tell;
 
 /// Train, sample, evaluate and plot the tinyddpm Swiss-roll diffusion model.
 #[derive(Parser)]
@@ -93,7 +97,7 @@ fn main() -> ExitCode {
             .or_else(|| info.payload().downcast_ref::<String>().cloned())
             .unwrap_or_default();
         let at = info.location().map(|l| l.to_string()).unwrap_or_default();
-        eprintln!("error: internal error at {at}: {what}");
+        tell!("error: internal error at {at}: {what}");
     }));
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -110,10 +114,21 @@ fn main() -> ExitCode {
             return ExitCode::from(err.exit_code().clamp(0, 255) as u8);
         }
         Err(err) => {
-            eprintln!("{}", one_line(&err));
+            tell!("{}", one_line(&err));
             return ExitCode::from(2);
         }
     };
+    // One thread count for every command, whatever asks for it, started before any work.
+    let requested = match &cli.command {
+        Command::Train(args) => args.threads,
+        Command::Sample(args) => args.threads,
+        Command::Demo(args) => args.threads,
+        _ => 0,
+    };
+    if let Err(err) = cli::start_threads(requested) {
+        tell!("error: {}", error_line(&err));
+        return ExitCode::FAILURE;
+    }
     let result = match cli.command {
         Command::Train(args) => cli::train::run(&args),
         Command::Sample(args) => cli::sample::run(&args),
@@ -128,9 +143,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("error: {}", error_line(&err));
+            tell!("error: {}", error_line(&err));
             match err.downcast_ref::<cli::interrupt::Interrupted>() {
-                Some(_) => ExitCode::from(cli::interrupt::EXIT_CODE),
+                Some(interrupted) => ExitCode::from(interrupted.exit_code()),
                 None => ExitCode::FAILURE,
             }
         }

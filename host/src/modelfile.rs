@@ -15,6 +15,7 @@ use tinyddpm_core::file::{self, FileError, Header, Kind};
 use tinyddpm_core::{Model, QModel, Schedule};
 
 use crate::batch::{self, Init, Request};
+use crate::input::{self, Patience};
 
 /// The most bytes read from any file given as a model file, whatever its header says (the
 /// seed model's file is 466 KB; this allows shapes up to millions of parameters).
@@ -97,32 +98,32 @@ pub(crate) enum ReadError {
     },
 }
 
-/// Reads a file of the container `format`, no more than its header allows: the preamble
-/// and the header first, then at most the length `expected_len` finds in them, and never
-/// more than `cap` bytes. A short, foreign or other-version file is returned as far as it
-/// was read, for the decoder to name; only a file longer than allowed is an error here.
+/// Reads a file of the container `format` from `reader`, no more than its header allows:
+/// the preamble and the header first, then at most the length `expected_len` finds in
+/// them, and never more than `cap` bytes. A short, foreign or other-version file is
+/// returned as far as it was read, for the decoder to name; only a file longer than allowed
+/// is an error here.
 pub(crate) fn read_bounded(
-    path: &Path,
+    reader: impl Read,
     format: &Format,
     cap: u64,
     expected_len: impl FnOnce(&[u8]) -> Option<usize>,
 ) -> Result<Vec<u8>, ReadError> {
-    read_bounded_by(path, |p| format.header_end(p), cap, expected_len)
+    read_bounded_by(reader, |p| format.header_end(p), cap, expected_len)
 }
 
 /// [`read_bounded`] for a file whose header ends where `header_end` finds it (a format of
 /// several versions).
 fn read_bounded_by(
-    path: &Path,
+    mut reader: impl Read,
     header_end: impl FnOnce(&[u8]) -> Option<usize>,
     cap: u64,
     expected_len: impl FnOnce(&[u8]) -> Option<usize>,
 ) -> Result<Vec<u8>, ReadError> {
-    let mut file = std::fs::File::open(path).map_err(ReadError::Io)?;
     let mut bytes = Vec::new();
     let mut read_to = |bytes: &mut Vec<u8>, len: u64| {
         let more = len.saturating_sub(bytes.len() as u64);
-        (&mut file)
+        (&mut reader)
             .take(more)
             .read_to_end(bytes)
             .map_err(ReadError::Io)
@@ -144,12 +145,18 @@ fn read_bounded_by(
     Ok(bytes)
 }
 
-/// Reads a model file's bytes, no more than its header allows (the core's
-/// [`file::expected_len`]) and never more than [`MAX_FILE_BYTES`]. Whatever was read is left
-/// to the core's decoder to judge.
-pub fn read_bytes(path: &Path) -> Result<Vec<u8>, ModelFileError> {
+/// Opens `path` as every reader of this crate does when the caller has not opened it:
+/// a FIFO is waited for as Unix tools wait ([`input::open`]).
+pub(crate) fn open(path: &Path) -> std::io::Result<std::fs::File> {
+    input::open(path, Patience::Unbounded, || {})
+}
+
+/// Reads a model file's bytes from `reader`, no more than its header allows (the core's
+/// [`file::expected_len`]) and never more than [`MAX_FILE_BYTES`]; `path` names it in
+/// errors. Whatever was read is left to the core's decoder to judge.
+pub fn read_bytes_from(reader: impl Read, path: &Path) -> Result<Vec<u8>, ModelFileError> {
     let name = || path.display().to_string();
-    let read = read_bounded_by(path, file::header_end, MAX_FILE_BYTES, file::expected_len);
+    let read = read_bounded_by(reader, file::header_end, MAX_FILE_BYTES, file::expected_len);
     read.map_err(|e| match e {
         ReadError::Io(source) => ModelFileError::Io {
             path: name(),
@@ -163,49 +170,112 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>, ModelFileError> {
     })
 }
 
+/// [`read_bytes_from`] the file at `path`.
+pub fn read_bytes(path: &Path) -> Result<Vec<u8>, ModelFileError> {
+    let file = open(path).map_err(|source| ModelFileError::Io {
+        path: path.display().to_string(),
+        source,
+    })?;
+    read_bytes_from(file, path)
+}
+
+/// A model file read once and checked whole by the core (magic, version, CRC, length,
+/// header), of either kind and any shape: the one place every command gets a model from.
+/// Its parameters are decoded for the shape its header names ([`ModelFile::float`],
+/// [`ModelFile::integer`]).
+pub struct ModelFile {
+    /// Where it was read from, for messages.
+    pub path: std::path::PathBuf,
+    /// Float or integer.
+    pub kind: Kind,
+    /// The header: shape, schedule, default sampler.
+    pub header: Header,
+    bytes: Vec<u8>,
+}
+
+impl ModelFile {
+    /// Reads and checks the model file at `path`.
+    pub fn read(path: &Path) -> Result<Self, ModelFileError> {
+        let file = open(path).map_err(|source| ModelFileError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_reader(file, path)
+    }
+
+    /// Reads and checks a model file from `reader`; `path` names it in errors.
+    pub fn from_reader(reader: impl Read, path: &Path) -> Result<Self, ModelFileError> {
+        let bytes = read_bytes_from(reader, path)?;
+        let contents = file::open(&bytes).map_err(|e| ModelFileError::format(path, e))?;
+        let (kind, header) = (contents.kind, contents.header);
+        Ok(Self {
+            path: path.to_path_buf(),
+            kind,
+            header,
+            bytes,
+        })
+    }
+
+    /// The file's bytes, as read.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The float model of shape `H`, `B` (an error for an integer file or another shape).
+    pub fn float<const H: usize, const B: usize>(
+        &self,
+    ) -> Result<Box<Model<H, B>>, ModelFileError> {
+        let mut model = boxed_zero::<H, B>();
+        file::decode_into(&self.bytes, &mut model)
+            .map_err(|e| ModelFileError::format(&self.path, e))?;
+        Ok(model)
+    }
+
+    /// The integer model of shape `H`, `B` (an error for a float file or another shape).
+    pub fn integer<const H: usize, const B: usize>(
+        &self,
+    ) -> Result<Box<QModel<H, B>>, ModelFileError> {
+        let mut model = Box::new(QModel::ZERO);
+        file::decode_quant_into(&self.bytes, &mut model)
+            .map_err(|e| ModelFileError::format(&self.path, e))?;
+        Ok(model)
+    }
+
+    /// The noise schedule of this build's `T` steps: the one check of the header's
+    /// timesteps and β every command makes before using a model.
+    pub fn schedule<const T: usize>(&self) -> Result<Schedule<T>, FileError> {
+        self.header.schedule::<T>()
+    }
+
+    /// Fails unless the file holds a float model.
+    pub fn require_float(&self) -> Result<(), ModelFileError> {
+        match self.kind {
+            Kind::Float => Ok(()),
+            found => Err(ModelFileError::format(
+                &self.path,
+                FileError::Kind {
+                    found,
+                    expected: Kind::Float,
+                },
+            )),
+        }
+    }
+}
+
 /// Reads a float model file of shape `H`, `B`.
 pub fn load<const H: usize, const B: usize>(
     path: &Path,
 ) -> Result<(Box<Model<H, B>>, Header), ModelFileError> {
-    let bytes = read_bytes(path)?;
-    let mut model = boxed_zero::<H, B>();
-    let header =
-        file::decode_into(&bytes, &mut model).map_err(|e| ModelFileError::format(path, e))?;
-    Ok((model, header))
+    let file = ModelFile::read(path)?;
+    Ok((file.float()?, file.header))
 }
 
 /// Reads an integer model file of shape `H`, `B`.
 pub fn load_quant<const H: usize, const B: usize>(
     path: &Path,
 ) -> Result<(Box<QModel<H, B>>, Header), ModelFileError> {
-    let bytes = read_bytes(path)?;
-    let mut model = Box::new(QModel::ZERO);
-    let header =
-        file::decode_quant_into(&bytes, &mut model).map_err(|e| ModelFileError::format(path, e))?;
-    Ok((model, header))
-}
-
-/// Reads only a float model file's header (any shape), after the core has checked the whole
-/// file.
-pub fn read_header(path: &Path) -> Result<Header, ModelFileError> {
-    match read_kind(path)? {
-        (Kind::Float, header) => Ok(header),
-        (found, _) => Err(ModelFileError::format(
-            path,
-            FileError::Kind {
-                found,
-                expected: Kind::Float,
-            },
-        )),
-    }
-}
-
-/// Reads a model file's kind and header (any kind, any shape), after the core has checked
-/// the whole file but its parameters' values.
-pub fn read_kind(path: &Path) -> Result<(Kind, Header), ModelFileError> {
-    let bytes = read_bytes(path)?;
-    let contents = file::open(&bytes).map_err(|e| ModelFileError::format(path, e))?;
-    Ok((contents.kind, contents.header))
+    let file = ModelFile::read(path)?;
+    Ok((file.integer()?, file.header))
 }
 
 /// Where a model's output is not finite, if anywhere it is probed: ε̂ at a few inputs (the
@@ -239,7 +309,7 @@ pub fn probe<const H: usize, const B: usize, const T: usize>(
         first: 0,
         count: PROBE_SAMPLES,
     };
-    let first = batch::sample(&request, 1, &|_| {});
+    let first = batch::sample(&request, 0, &|_| {}).ok()?;
     let (i, p) = first
         .iter()
         .enumerate()
@@ -354,10 +424,11 @@ mod tests {
         assert_eq!(read_bytes(&path).unwrap(), bytes);
         let (back, h) = load_quant::<4, 1>(&path).unwrap();
         assert_eq!((back, h), (q, header));
-        assert_eq!(read_kind(&path).unwrap(), (Kind::Integer, header));
+        let file = ModelFile::read(&path).unwrap();
+        assert_eq!((file.kind, file.header), (Kind::Integer, header));
         let e = load::<4, 1>(&path).unwrap_err();
         assert!(matches!(e, ModelFileError::Integer { .. }), "{e}");
-        let e = read_header(&path).unwrap_err().to_string();
+        let e = file.require_float().unwrap_err().to_string();
         assert!(e.ends_with("q.tdm holds an integer model (made by `tinyddpm quantize`); this command reads float models only"), "{e}");
         let (float, _) = model_file(dir.path());
         let e = load_quant::<4, 1>(&float).unwrap_err().to_string();
@@ -383,7 +454,9 @@ mod tests {
         if !Path::new("/dev/zero").exists() {
             return;
         }
-        let e = read_header(Path::new("/dev/zero")).unwrap_err();
+        let Err(e) = ModelFile::read(Path::new("/dev/zero")) else {
+            panic!("/dev/zero read as a model file");
+        };
         assert!(e.to_string().contains("bad magic"), "{e}");
     }
 

@@ -8,6 +8,7 @@
 //! the chain, which the batched executor keeps for it ([`crate::batch::frames`]); this module
 //! only draws.
 
+use std::collections::HashMap;
 use std::io;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -38,6 +39,14 @@ pub enum PlotError {
         path: String,
         /// The OS error.
         source: io::Error,
+    },
+    /// More of something than a figure can show.
+    #[error("{figure}: {what}")]
+    TooMany {
+        /// Which figure.
+        figure: &'static str,
+        /// What, and the most drawn.
+        what: String,
     },
     /// No points or losses to draw.
     #[error("{0}: nothing to plot")]
@@ -165,31 +174,132 @@ fn scatter_panel(
     Ok(())
 }
 
-/// The training loss per step (light) and its moving average (dark).
-pub fn loss_curve(path: &Path, losses: &[(u64, f32)]) -> Result<(), PlotError> {
-    if losses.is_empty() {
-        return Err(PlotError::Empty("loss curve"));
+/// The most points of a loss curve drawn: a figure 900 pixels wide shows no more, and a
+/// loss log of any length (`train --steps 10000000`) is drawn in bounded memory.
+pub const MAX_LOSS_BUCKETS: usize = 1 << 20;
+
+/// One point of a [`LossSeries`]: consecutive rows of the log.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Bucket {
+    /// The step of its last row.
+    step: u64,
+    /// The sum of its losses.
+    sum: f64,
+    /// Its rows.
+    rows: u64,
+}
+
+/// A loss log as it is read, reduced for drawing: each row its own point up to
+/// [`MAX_LOSS_BUCKETS`] rows; past that, adjacent points are merged pairwise (each then the
+/// mean of twice as many consecutive rows), so memory stays bounded and every row is read
+/// once.
+#[derive(Clone, Debug, Default)]
+pub struct LossSeries {
+    buckets: Vec<Bucket>,
+    rows_per_bucket: u64,
+    rows: u64,
+    first_step: u64,
+    largest: f32,
+    non_finite: Option<(u64, f32)>,
+}
+
+impl LossSeries {
+    /// An empty series.
+    pub fn new() -> Self {
+        Self {
+            rows_per_bucket: 1,
+            ..Self::default()
+        }
     }
-    if let Some((step, loss)) = losses.iter().find(|l| !l.1.is_finite()) {
+
+    /// Adds the next row of the log.
+    pub fn push(&mut self, step: u64, loss: f32) {
+        if !loss.is_finite() {
+            self.non_finite.get_or_insert((step, loss));
+            return;
+        }
+        if self.rows == 0 {
+            self.first_step = step;
+        }
+        self.rows += 1;
+        self.largest = self.largest.max(loss);
+        match self.buckets.last_mut() {
+            Some(last) if last.rows < self.rows_per_bucket => {
+                last.step = step;
+                last.sum += f64::from(loss);
+                last.rows += 1;
+                return;
+            }
+            _ => {}
+        }
+        if self.buckets.len() == MAX_LOSS_BUCKETS {
+            self.buckets = self
+                .buckets
+                .chunks(2)
+                .map(|pair| Bucket {
+                    step: pair[pair.len() - 1].step,
+                    sum: pair.iter().map(|b| b.sum).sum(),
+                    rows: pair.iter().map(|b| b.rows).sum(),
+                })
+                .collect();
+            self.rows_per_bucket *= 2;
+        }
+        self.buckets.push(Bucket {
+            step,
+            sum: f64::from(loss),
+            rows: 1,
+        });
+    }
+
+    /// Rows pushed.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+}
+
+impl FromIterator<(u64, f32)> for LossSeries {
+    fn from_iter<I: IntoIterator<Item = (u64, f32)>>(rows: I) -> Self {
+        let mut series = Self::new();
+        rows.into_iter()
+            .for_each(|(step, loss)| series.push(step, loss));
+        series
+    }
+}
+
+/// The training loss per step (light) and its moving average over a hundredth of the run
+/// (dark), from a [`LossSeries`]. The average is a running sum: linear in the rows.
+pub fn loss_curve(path: &Path, series: &LossSeries) -> Result<(), PlotError> {
+    if let Some((step, loss)) = series.non_finite {
         return Err(PlotError::NonFinite {
             figure: "loss curve",
             what: format!("the loss at step {step} ({loss})"),
         });
     }
-    let window = (losses.len() / 100).max(1);
-    let smooth: Vec<(u64, f32)> = losses
-        .windows(window)
-        .map(|w| {
-            (
-                w[w.len() - 1].0,
-                w.iter().map(|l| l.1).sum::<f32>() / window as f32,
-            )
-        })
-        .collect();
-    let first = losses[0].0;
-    let last = losses[losses.len() - 1].0.max(first.saturating_add(1));
+    let buckets = &series.buckets;
+    if buckets.is_empty() {
+        return Err(PlotError::Empty("loss curve"));
+    }
+    let mean = |b: &Bucket| (b.sum / b.rows as f64) as f32;
+    // A hundredth of the rows, in whole buckets.
+    let window = (buckets.len() / 100).max(1);
+    let window_rows = series.rows / 100;
+    let mut smooth = Vec::with_capacity(buckets.len() + 1 - window);
+    let (mut sum, mut rows) = (0.0f64, 0u64);
+    for (i, b) in buckets.iter().enumerate() {
+        sum += b.sum;
+        rows += b.rows;
+        if i >= window {
+            sum -= buckets[i - window].sum;
+            rows -= buckets[i - window].rows;
+        }
+        if i + 1 >= window {
+            smooth.push((b.step, (sum / rows as f64) as f32));
+        }
+    }
+    let first = series.first_step;
+    let last = buckets[buckets.len() - 1].step.max(first.saturating_add(1));
     // Finite losses near f32::MAX must not make the axis infinite.
-    let top = (losses.iter().map(|l| l.1).fold(0.0, f32::max) * 1.05).min(f32::MAX);
+    let top = (series.largest * 1.05).min(f32::MAX);
     render(path, "loss curve", (900, 500), |root| {
         let mut chart = ChartBuilder::on(root)
             .caption("Training loss (MSE on the noise)", ("sans-serif", 22))
@@ -205,12 +315,12 @@ pub fn loss_curve(path: &Path, losses: &[(u64, f32)]) -> Result<(), PlotError> {
             .label_style(("sans-serif", 14))
             .draw()?;
         chart.draw_series(LineSeries::new(
-            losses.iter().copied(),
+            buckets.iter().map(|b| (b.step, mean(b))),
             BLUE.mix(0.25).stroke_width(1),
         ))?;
         chart
             .draw_series(LineSeries::new(smooth, BLUE.stroke_width(2)))?
-            .label(format!("moving average over {window} steps"))
+            .label(format!("moving average over {} steps", window_rows.max(1)))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLUE.stroke_width(2)));
         chart
             .configure_series_labels()
@@ -370,6 +480,9 @@ const LINES: [RGBColor; 6] = [
     RGBColor(23, 190, 207),
 ];
 
+/// The most samplers the quality figure draws, each a line of its legend.
+pub const MAX_QUALITY_LINES: usize = 24;
+
 /// Quality against network evaluations: mean and p95 distance to the curve (two panels, log
 /// x axis), one line per sampler; the `reference` sampler (DDPM-1000) is drawn as a dashed
 /// horizontal line — the level to reach.
@@ -389,11 +502,24 @@ pub fn quality(path: &Path, rows: &[QualityRow], reference: &str) -> Result<(), 
             ),
         });
     }
-    let mut samplers: Vec<&str> = Vec::new();
-    for r in rows {
-        if r.sampler != reference && !samplers.contains(&r.sampler.as_str()) {
-            samplers.push(&r.sampler);
-        }
+    // Each sampler's points, grouped in one pass (in the order the samplers first appear).
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    let mut lines: Vec<(&str, Vec<&QualityRow>)> = Vec::new();
+    for r in rows.iter().filter(|r| r.sampler != reference) {
+        let at = *index.entry(&r.sampler).or_insert_with(|| {
+            lines.push((&r.sampler, Vec::new()));
+            lines.len() - 1
+        });
+        lines[at].1.push(r);
+    }
+    if lines.len() > MAX_QUALITY_LINES {
+        return Err(PlotError::TooMany {
+            figure: "quality",
+            what: format!(
+                "{} samplers: a legend of more than {MAX_QUALITY_LINES} lines cannot be read",
+                lines.len()
+            ),
+        });
     }
     let curves = rows.iter().filter(|r| r.sampler != reference);
     let evals = curves.clone().map(|r| r.evaluations.max(1) as f64);
@@ -446,11 +572,10 @@ pub fn quality(path: &Path, rows: &[QualityRow], reference: &str) -> Result<(), 
                     .label(format!("{reference}, {} evaluations", r.evaluations))
                     .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
             }
-            for (i, name) in samplers.iter().enumerate() {
+            for (i, (name, members)) in lines.iter().enumerate() {
                 let color = LINES[i % LINES.len()];
-                let mut line: Vec<(f64, f64)> = rows
+                let mut line: Vec<(f64, f64)> = members
                     .iter()
-                    .filter(|r| r.sampler == *name)
                     .map(|r| (r.evaluations.max(1) as f64, score(r)))
                     .collect();
                 line.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -531,7 +656,7 @@ mod tests {
         samples(&path, &pts, "t").unwrap();
         assert_eq!(&std::fs::read(&path).unwrap()[..4], b"\x89PNG");
         let losses = [(0, 1.0), (1, 0.5), (2, 0.25)];
-        loss_curve(&dir.path().join("l.png"), &losses).unwrap();
+        loss_curve(&dir.path().join("l.png"), &losses.into_iter().collect()).unwrap();
         assert!(matches!(
             samples(&path, &[], "t"),
             Err(PlotError::Empty("samples"))
@@ -560,13 +685,33 @@ mod tests {
         );
         let e = compare(&path, ("float", &[]), ("int", &[[0.0, 0.0]])).unwrap_err();
         assert_eq!(e.to_string(), "comparison: nothing to plot");
-        let e = loss_curve(&path, &[(0, 1.0), (1, f32::NAN)]).unwrap_err();
+        let e = loss_curve(&path, &[(0, 1.0), (1, f32::NAN)].into_iter().collect()).unwrap_err();
         assert_eq!(
             e.to_string(),
             "loss curve: the loss at step 1 (NaN) is not finite"
         );
         assert!(!path.exists());
         samples(&path, &[[3e38, -3e38], [0.0, 0.0]], "t").unwrap();
-        loss_curve(&path, &[(u64::MAX - 1, f32::MAX), (u64::MAX, 0.0)]).unwrap();
+        let huge = [(u64::MAX - 1, f32::MAX), (u64::MAX, 0.0)];
+        loss_curve(&path, &huge.into_iter().collect()).unwrap();
+    }
+
+    #[test]
+    fn a_long_loss_log_is_merged_pairwise_keeping_every_rows_sum() {
+        let n = MAX_LOSS_BUCKETS as u64 * 2 + 5;
+        let loss = |i: u64| ((i * 2_654_435_761) % 1000) as f32 / 1000.0;
+        let series: LossSeries = (0..n).map(|i| (i, loss(i))).collect();
+        assert_eq!(series.rows(), n);
+        assert_eq!(series.rows_per_bucket, 4);
+        assert_eq!(series.buckets.len(), MAX_LOSS_BUCKETS / 2 + 2);
+        // Every bucket holds the 4 rows before its step (the last one what is left), and the
+        // sums are the rows' own (an f64 sum of f32 values of a few digits: exact).
+        for (k, b) in series.buckets.iter().enumerate() {
+            let rows = (4 * k as u64)..(4 * k as u64 + 4).min(n);
+            assert_eq!(b.step, rows.end - 1);
+            assert_eq!(b.rows, rows.end - rows.start);
+            let want: f64 = rows.map(|i| f64::from(loss(i))).sum();
+            assert!((b.sum - want).abs() < 1e-9, "{k}: {} vs {want}", b.sum);
+        }
     }
 }

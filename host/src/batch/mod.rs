@@ -36,6 +36,7 @@ mod qkernel;
 mod qlanes;
 mod qpacked;
 
+use crate::threads::{ThreadsError, run_on};
 use rayon::prelude::*;
 use tinyddpm_core::{
     Lanes, Model, NoiseStream, PredictNoise, QModel, Real, Sampler, Schedule, Step, chain,
@@ -299,14 +300,14 @@ mod sealed {
     }
 }
 
-/// The samples of `request` on `threads` threads (0 = all cores), with the widest SIMD path
-/// of this CPU: the core's bits. `progress` is called with the number of finished samples
-/// from any thread.
+/// The samples of `request` on `threads` threads (0 = the current rayon pool, see
+/// [`crate::threads::run_on`]), with the widest SIMD path of this CPU: the core's bits.
+/// `progress` is called with the number of finished samples from any thread.
 pub fn sample<const H: usize, const B: usize, const T: usize, M: BatchModel<H, B> + ?Sized>(
     request: &SampleRequest<'_, H, B, T, M>,
     threads: usize,
     progress: &(dyn Fn(usize) + Sync),
-) -> Vec<[f32; 2]> {
+) -> Result<Vec<[f32; 2]>, ThreadsError> {
     sample_with(Simd::detect(), request, threads, progress)
 }
 
@@ -317,7 +318,7 @@ pub fn sample_with<const H: usize, const B: usize, const T: usize, M: BatchModel
     request: &SampleRequest<'_, H, B, T, M>,
     threads: usize,
     progress: &(dyn Fn(usize) + Sync),
-) -> Vec<[f32; 2]> {
+) -> Result<Vec<[f32; 2]>, ThreadsError> {
     simd.require();
     let SampleRequest {
         model,
@@ -330,11 +331,7 @@ pub fn sample_with<const H: usize, const B: usize, const T: usize, M: BatchModel
     if let Init::Given(xs) = init {
         assert_eq!(xs.len(), count, "one x_T per sample");
     }
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .expect("thread pool");
-    pool.install(|| {
+    run_on(threads, || {
         let steps = request.steps();
         let prepared = model.prepare(simd, &steps);
         let tile = simd.tile_samples();

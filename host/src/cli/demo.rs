@@ -18,7 +18,9 @@ use super::sample::{Draw, ModelKind};
 use super::train::{self, TrainArgs, train_on};
 use super::{
     DefaultSamplerArgs, DeviceArg, T, check_points, describe, device, eval, files, interrupt,
+    thread_count,
 };
+use super::{say, tell};
 
 /// The files `demo` writes, in its folder.
 const OUTPUTS: [&str; 9] = [
@@ -76,7 +78,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     // Every argument and output is checked before the training starts: a failure after it
     // would leave a new model beside the old samples and figures.
     check_points("-n", args.count)?;
-    let threads = files::threads(args.threads);
+    let threads = thread_count();
     let gpu = device(args.device)?;
     // The integer model samples on the CPU: said once when the float model runs on the GPU.
     let int_gpu = match (args.quantize, &gpu) {
@@ -120,7 +122,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     };
     train::check(&train_args)?;
     let trained = train_on(&train_args, gpu.as_ref())?;
-    eprintln!(
+    tell!(
         "trained {} steps in {:.1} s ({:.3} ms/step)",
         trained.steps,
         trained.seconds,
@@ -147,7 +149,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     write_metrics(&file("metrics.json"), &metrics)?;
 
     interrupt::check(kept)?;
-    let losses = csv::read_losses(&file("losses.csv"))?;
+    let losses = super::plot::read_loss_series(&file("losses.csv"), "losses.csv")?;
     plot::loss_curve(&file("loss.png"), &losses)?;
     let title = format!("Generated samples ({} points, DDPM)", points.len());
     plot::samples(&file("samples.png"), &points, &title)?;
@@ -200,19 +202,19 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     };
 
     match &int_metrics {
-        None => println!("{}", eval::table(&metrics, 0).trim_end()),
+        None => say!("{}", eval::table(&metrics, 0).trim_end()),
         Some(int) => {
-            println!(
+            say!(
                 "float model (model.tdm):\n{}",
                 eval::table(&metrics, 0).trim_end()
             );
-            println!(
+            say!(
                 "integer model (model.q.tdm):\n{}",
                 eval::table(int, 0).trim_end()
             );
         }
     }
-    println!(
+    say!(
         "wrote {} to {} in {:.1} s",
         names.join(", "),
         dir.display(),
@@ -248,7 +250,7 @@ impl Drawing<'_> {
             threads: self.threads,
         }
         .collect(self.count)?;
-        eprintln!(
+        tell!(
             "sampled {} points from the {kind} model in {:.1} s ({})",
             points.len(),
             begin.elapsed().as_secs_f64(),
@@ -269,7 +271,7 @@ fn quantized(
     let (q, report) =
         quantize(model, schedule, &Calibration::default()).context("cannot quantize the model")?;
     modelfile::save_quant(path, &q, header)?;
-    eprintln!(
+    tell!(
         "quantized in {:.1} s ({} calibration inputs, {} activations clipped)",
         begin.elapsed().as_secs_f64(),
         report.samples,

@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 
+use super::{open_input, say};
 use anyhow::{Context, Result};
 use clap::Args;
 use tinyddpm::eval::{ENERGY_CAP, Metrics, evaluate};
+use tinyddpm::input::Patience;
 use tinyddpm::{csv, data};
 
 /// Options of `tinyddpm eval`.
@@ -23,12 +25,16 @@ pub struct EvalArgs {
 
 /// Runs `tinyddpm eval`.
 pub fn run(args: &EvalArgs) -> Result<()> {
-    let points = csv::read_points(&args.samples).context("cannot read the samples")?;
+    let file = open_input(&args.samples, "--samples", Patience::Unbounded)
+        .context("cannot read the samples")?;
+    let name = args.samples.display().to_string();
+    let points =
+        csv::read_rows_from::<2>(file, &name, csv::MAX_ROWS).context("cannot read the samples")?;
     let metrics = score(&points, args.seed)?;
     if args.json {
-        println!("{}", metrics.to_json());
+        say!("{}", metrics.to_json());
     } else {
-        print!("{}", table(&metrics, args.seed));
+        say!("{}", table(&metrics, args.seed).trim_end());
     }
     Ok(())
 }

@@ -1,8 +1,7 @@
 //! What a command checks about its files and resources before it starts work, so that a
 //! long run is not lost at its end and no file is lost at all: every output can be written
 //! (a regular file or nothing yet, in an existing folder; see [`tinyddpm::atomic::target`]),
-//! no output is also an input or another output, the disk can hold what is asked for, and
-//! the thread count is one the machine can run.
+//! no output is also an input or another output, and the disk can hold what is asked for.
 
 use std::path::{Path, PathBuf};
 
@@ -126,27 +125,6 @@ fn size(bytes: u64) -> String {
         format!("{bytes} bytes")
     } else {
         format!("{value:.1} {}", units[unit])
-    }
-}
-
-/// The cores this process may use.
-pub fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// `--threads` as run: 0 (one per core) as given, more than the cores here capped to them
-/// with a note. Results never depend on the count, and threads beyond the cores only add
-/// overhead: 10,000 took minutes to start.
-pub fn threads(requested: usize) -> usize {
-    let cores = cores();
-    if requested > cores {
-        eprintln!(
-            "note: --threads {requested} is more than the {cores} cores here; using {cores} \
-             (the results do not depend on it)"
-        );
-        cores
-    } else {
-        requested
     }
 }
 

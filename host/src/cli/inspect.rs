@@ -6,13 +6,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use tinyddpm::modelfile;
+use tinyddpm::input::Patience;
+use tinyddpm::modelfile::{self, ModelFile};
 use tinyddpm::quantize::{layer_name, weight_scales};
-use tinyddpm::train::{CHECKPOINT_FORMAT, CheckpointInfo, inspect_checkpoint};
+use tinyddpm::train::{CHECKPOINT_FORMAT, CheckpointFile, CheckpointInfo};
 use tinyddpm_core::file::{self, Contents, FileError, Header, Kind, QuantSizes};
 use tinyddpm_core::{Model, QModel, ScheduleKind};
 
-use super::{T, describe, dispatch};
+use super::shapes::{SUPPORTED, listed};
+use super::{INSPECT_PATIENCE, T, describe, dispatch, open_input};
+use super::{say, tell};
 
 /// Options of `tinyddpm inspect`.
 #[derive(Args, Clone, Debug)]
@@ -23,20 +26,31 @@ pub struct InspectArgs {
 
 /// Runs `tinyddpm inspect`.
 pub fn run(args: &InspectArgs) -> Result<()> {
+    let path = &args.model;
+    // Read once, as a stream: a pipe (`cat m.tdm | tinyddpm inspect /dev/stdin`) works, and
+    // a FIFO with no writer is given up on instead of waited for forever.
+    let mut file = open_input(path, "the file", Patience::Bounded(INSPECT_PATIENCE))
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let mut magic = Vec::new();
-    std::fs::File::open(&args.model)
-        .and_then(|f| f.take(8).read_to_end(&mut magic))
-        .with_context(|| format!("cannot read {}", args.model.display()))?;
+    (&mut file)
+        .take(CHECKPOINT_FORMAT.magic.len() as u64)
+        .read_to_end(&mut magic)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let whole = std::io::Cursor::new(magic.clone()).chain(file);
     // A checkpoint is told apart by its magic; anything else is judged as a model file.
     if magic == CHECKPOINT_FORMAT.magic {
-        let info = inspect_checkpoint(&args.model).context("cannot load the checkpoint")?;
-        checkpoint(&args.model, &info);
+        let info = CheckpointFile::from_reader(whole, path)
+            .and_then(|c| c.info())
+            .context("cannot load the checkpoint")?;
+        checkpoint(path, &info);
         return Ok(());
     }
-    model(&args.model)
+    let model_file = ModelFile::from_reader(whole, path).context("cannot load the model")?;
+    model(&model_file)
 }
 
-fn schedule(kind: &ScheduleKind) -> String {
+/// A schedule in words, e.g. "linear betas 0.0001 … 0.02".
+pub fn schedule_words(kind: &ScheduleKind) -> String {
     match *kind {
         ScheduleKind::Linear {
             beta_start,
@@ -57,14 +71,17 @@ fn non_finite(found: Option<(usize, usize)>, what: &str) -> String {
     }
 }
 
-fn model(path: &Path) -> Result<()> {
-    let name = path.display();
-    let bytes = modelfile::read_bytes(path).context("cannot load the model")?;
-    // open() checks magic, version, CRC, length and header before anything is shown.
-    let contents = file::open(&bytes).with_context(|| format!("cannot load the model: {name}"))?;
+fn model(model_file: &ModelFile) -> Result<()> {
+    let (path, bytes) = (model_file.path.as_path(), model_file.bytes());
+    // Reading checked magic, version, CRC, length and header: this cannot fail.
+    let contents = file::open(bytes).with_context(|| format!("cannot load {}", path.display()))?;
     match contents.kind {
-        Kind::Float => float_model(path, &bytes, &contents),
-        Kind::Integer => integer_model(path, &bytes, &contents),
+        Kind::Float => float_model(path, bytes, &contents),
+        Kind::Integer => integer_model(path, bytes, &contents),
+    }
+    // The check every command makes before using a model.
+    if let Err(e) = model_file.schedule::<T>() {
+        tell!("warning: {}: {e}; no command will load it", path.display());
     }
     Ok(())
 }
@@ -72,27 +89,28 @@ fn model(path: &Path) -> Result<()> {
 /// The lines every model file has: the file, its format and kind, the model's shape.
 fn head(path: &Path, bytes: &[u8], contents: &Contents<'_>, format_note: &str, kind: &str) {
     let header = &contents.header;
-    println!(
+    say!(
         "file             {} ({} bytes)",
         path.display(),
         bytes.len()
     );
-    println!(
+    say!(
         "format           tinyddpm model file, version {}, CRC-32 ok{format_note}",
         contents.version
     );
-    println!("kind             {kind}");
-    println!(
+    say!("kind             {kind}");
+    say!(
         "model            H = {}, B = {} residual blocks",
-        header.hidden, header.blocks
+        header.hidden,
+        header.blocks
     );
 }
 
 /// The lines after the parameters: what the header says about sampling.
 fn tail(header: &Header) {
-    println!("timesteps        T = {}", header.timesteps);
-    println!("schedule         {}", schedule(&header.schedule));
-    println!("default sampler  {}", describe(&header.sampler));
+    say!("timesteps        T = {}", header.timesteps);
+    say!("schedule         {}", schedule_words(&header.schedule));
+    say!("default sampler  {}", describe(&header.sampler));
 }
 
 fn float_model(path: &Path, bytes: &[u8], contents: &Contents<'_>) {
@@ -107,13 +125,13 @@ fn float_model(path: &Path, bytes: &[u8], contents: &Contents<'_>) {
     }
     let note = non_finite(bad, "weight");
     head(path, bytes, contents, &note, "float (f32 weights)");
-    println!(
+    say!(
         "parameters       {params} ({} bytes of f32 weights)",
         4 * params
     );
     tail(header);
     if bad.is_some() {
-        eprintln!(
+        tell!(
             "warning: {} has weights that are not finite; no command will load it",
             path.display()
         );
@@ -128,7 +146,7 @@ fn probe<const H: usize, const B: usize>(bytes: &[u8], header: &Header, path: &P
     let mut model = Box::new(Model::<H, B>::ZERO);
     file::decode_into(bytes, &mut model)?;
     if let Some(why) = modelfile::probe::<H, B, T>(&model, header) {
-        eprintln!(
+        tell!(
             "warning: {}: the model's output is not finite: {why}; sampling it will fail",
             path.display()
         );
@@ -158,7 +176,7 @@ fn integer_model(path: &Path, bytes: &[u8], contents: &Contents<'_>) {
         exponents,
     }) = QuantSizes::new(header.hidden, header.blocks)
     {
-        println!(
+        say!(
             "parameters       {weights} int8 weights ({weights} bytes), {channels} channels \
              ({} bytes of i32 biases, i32 multipliers, u8 shifts), {exponents} exponents",
             9 * channels
@@ -166,12 +184,12 @@ fn integer_model(path: &Path, bytes: &[u8], contents: &Contents<'_>) {
     }
     tail(header);
     match layers {
-        Ok(Ok(table)) => print!("{table}"),
-        Ok(Err(_)) => eprintln!(
+        Ok(Ok(table)) => say!("{}", table.trim_end()),
+        Ok(Err(_)) => tell!(
             "warning: {} holds parameters out of their range; no command will load it",
             path.display()
         ),
-        Err(e) => println!("layers           not shown: {e}"),
+        Err(e) => say!("layers           not shown: {e}"),
     }
 }
 
@@ -210,33 +228,55 @@ fn layer_table<const H: usize, const B: usize>(bytes: &[u8]) -> Result<Result<St
 }
 
 fn checkpoint(path: &Path, info: &CheckpointInfo) {
-    println!("file             {} ({} bytes)", path.display(), info.len);
-    println!(
+    say!("file             {} ({} bytes)", path.display(), info.len);
+    say!(
         "format           tinyddpm training checkpoint, version {}, CRC-32 ok{}",
         info.version,
         non_finite(info.non_finite, "value")
     );
-    println!(
+    say!(
         "model            H = {}, B = {} residual blocks",
-        info.hidden, info.blocks
+        info.hidden,
+        info.blocks
     );
-    println!("parameters       {}", info.params);
-    println!("timesteps        T = {}", info.timesteps);
-    println!("schedule         {}", schedule(&info.schedule));
-    println!(
+    say!("parameters       {}", info.params);
+    say!("timesteps        T = {}", info.timesteps);
+    say!("schedule         {}", schedule_words(&info.schedule));
+    say!(
         "step             {} (the run was started for {} steps)",
-        info.step, info.steps
+        info.step,
+        info.steps
     );
-    println!("batch            {}", info.batch);
-    println!("learning rate    {}", info.lr);
-    println!("seed             {}", info.seed);
+    say!("batch            {}", info.batch);
+    say!("learning rate    {}", info.lr);
+    say!("seed             {}", info.seed);
     match info.ema {
-        Some(decay) => println!("EMA              decay {decay}"),
-        None => println!("EMA              none"),
+        Some(decay) => say!("EMA              decay {decay}"),
+        None => say!("EMA              none"),
     }
-    if info.non_finite.is_some() {
-        eprintln!(
-            "warning: {} holds values that are not finite; training cannot resume from it",
+    // What `train --resume` checks, in the same words: the first reason is enough.
+    let shape = (info.hidden as usize, info.blocks as usize);
+    let unusable = info
+        .unusable
+        .as_ref()
+        .map(ToString::to_string)
+        .or_else(|| {
+            (info.timesteps as usize != T)
+                .then(|| format!("T = {}, and this build runs T = {T}", info.timesteps))
+        })
+        .or_else(|| {
+            (!SUPPORTED.contains(&shape)).then(|| {
+                format!(
+                    "model shape H={} B={} is not supported (this build runs {})",
+                    shape.0,
+                    shape.1,
+                    listed()
+                )
+            })
+        });
+    if let Some(why) = unusable {
+        tell!(
+            "warning: {}: {why}; no command will load it (training cannot resume from it)",
             path.display()
         );
     }

@@ -1,54 +1,94 @@
-//! Ctrl-C during long work: `train`, `sample` and `demo` [`watch`] for SIGINT; the first one
-//! sets a flag their loops check between steps (or chunks of samples), so they stop at a
-//! clean point, write nothing partial and say where they stopped ([`Interrupted`], exit 130).
-//! A second Ctrl-C ends the process at once, as it would without the handler. Commands that
-//! never watch keep the default: Ctrl-C ends them (their outputs are written atomically).
+//! Stopping long work cleanly: `train`, `sample` and `demo` [`watch`] for Ctrl-C (SIGINT),
+//! SIGTERM (`kill`, a container stopping) and SIGHUP (a closed terminal). The first one sets
+//! a flag their loops check between steps (or chunks of samples), so they stop at a clean
+//! point, write nothing partial and say where they stopped ([`Interrupted`], exit 128 + the
+//! signal's number, as a shell reports it).
+//!
+//! A second signal means the user will not wait for that point: the process exits at once,
+//! after removing the temporary files it is writing
+//! ([`tinyddpm::atomic::remove_live_temporaries`]), so even then nothing is left behind and
+//! no target is touched. The signals are received on a thread of their own (signal-hook's
+//! iterator), where removing files is safe, unlike in a signal handler.
+//!
+//! Commands that never watch keep the default: a signal ends them (their outputs are written
+//! atomically; a killed writer's temporary is removed by the next write of its target).
 
 use std::sync::Once;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use anyhow::{Context, Result};
-use signal_hook::consts::SIGINT;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
 
-/// Set by the first SIGINT once [`watch`] has run.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// The first stop signal received since [`watch`] ran, 0 before one.
+static RECEIVED: AtomicI32 = AtomicI32::new(0);
 
-/// The exit status of a run stopped by Ctrl-C (128 + SIGINT, as a shell reports it).
-pub const EXIT_CODE: u8 = 130;
-
-/// Why a command stopped early: the user pressed Ctrl-C. The message says what was kept.
+/// Why a command stopped early: a stop signal arrived. The message says what was kept.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Interrupted(pub String);
+#[error("{message}")]
+pub struct Interrupted {
+    message: String,
+    signal: i32,
+}
 
-/// From now on, Ctrl-C sets the flag that [`requested`] reads, and a second one exits.
+impl Interrupted {
+    /// The error of a run stopped by the signal received, saying `message`.
+    pub fn new(message: String) -> Self {
+        Self {
+            message,
+            signal: RECEIVED.load(Ordering::SeqCst),
+        }
+    }
+
+    /// The process's exit status: 128 + the signal's number (130 after Ctrl-C).
+    pub fn exit_code(&self) -> u8 {
+        exit_code(self.signal)
+    }
+}
+
+fn exit_code(signal: i32) -> u8 {
+    u8::try_from(128 + signal.clamp(1, 127)).unwrap_or(u8::MAX)
+}
+
+/// From now on, a stop signal sets the flag that [`requested`] reads, and a second one
+/// removes this process's temporaries and exits.
 pub fn watch() -> Result<()> {
     static ONCE: Once = Once::new();
     let mut result = Ok(());
     ONCE.call_once(|| {
-        // The shutdown is registered first, so the first SIGINT finds the flag still clear
-        // and only the second one exits.
-        result = signal_hook::flag::register_conditional_shutdown(
-            SIGINT,
-            EXIT_CODE.into(),
-            &INTERRUPTED,
-        )
-        .and_then(|_| signal_hook::flag::register(SIGINT, &INTERRUPTED))
-        .map(|_| ());
+        result = Signals::new([SIGINT, SIGTERM, SIGHUP]).and_then(|mut signals| {
+            std::thread::Builder::new()
+                .name("signals".into())
+                .spawn(move || {
+                    for signal in signals.forever() {
+                        let first = RECEIVED.compare_exchange(
+                            0,
+                            signal,
+                            Ordering::SeqCst,
+                            Ordering::SeqCst,
+                        );
+                        if first.is_err() {
+                            tinyddpm::atomic::remove_live_temporaries();
+                            std::process::exit(exit_code(signal).into());
+                        }
+                    }
+                })
+                .map(|_| ())
+        });
     });
     result.context("cannot watch for Ctrl-C")
 }
 
-/// Fails with [`Interrupted`], saying `kept`, when Ctrl-C was pressed since [`watch`]: for
-/// commands of several steps, between them.
+/// Fails with [`Interrupted`], saying `kept`, when a stop signal arrived since [`watch`]:
+/// for commands of several steps, between them.
 pub fn check(kept: impl FnOnce() -> String) -> Result<()> {
     if requested() {
-        return Err(Interrupted(format!("interrupted; {}", kept())).into());
+        return Err(Interrupted::new(format!("interrupted; {}", kept())).into());
     }
     Ok(())
 }
 
-/// Whether Ctrl-C was pressed since [`watch`].
+/// Whether a stop signal arrived since [`watch`].
 pub fn requested() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
+    RECEIVED.load(Ordering::SeqCst) != 0
 }

@@ -1,5 +1,6 @@
 //! The commands of the `tinyddpm` binary, one module each, and what they share: the device
-//! choice, the sampler options, the model-shape dispatch and the progress bars.
+//! choice, the sampler options, the model-shape dispatch, the thread count, reading inputs,
+//! printing, and the progress bars.
 
 pub mod demo;
 pub mod eval;
@@ -13,6 +14,10 @@ pub mod shapes;
 pub mod state_dict;
 pub mod train;
 
+use std::fmt;
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Result, anyhow, bail};
@@ -20,12 +25,84 @@ use clap::builder::PossibleValuesParser;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tinyddpm::cuda::Gpu;
+use tinyddpm::input::{self, Patience};
+use tinyddpm::threads;
 use tinyddpm_core::{ChoiceError, Sampler, SamplerChoice, Spacing};
 
 /// Diffusion timesteps of every model this build runs (the seed's T).
 pub const T: usize = 1000;
 
 pub(crate) use shapes::dispatch;
+
+/// Prints a line on stdout (as `println!`). A closed stdout (`tinyddpm … | head -1`) ends
+/// the printing, not the command: every file the command writes is still written, and it
+/// exits 0.
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::cli::say_line(format_args!($($arg)*)) };
+}
+
+/// Prints a line on stderr (as `eprintln!`), never failing: a closed stderr loses the line,
+/// not the command's work.
+macro_rules! tell {
+    ($($arg:tt)*) => { $crate::cli::tell_line(format_args!($($arg)*)) };
+}
+
+pub(crate) use {say, tell};
+
+/// [`say!`]'s body: write errors (a closed pipe) are dropped.
+#[allow(clippy::print_stdout)]
+pub fn say_line(line: fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+/// [`tell!`]'s body: write errors are dropped.
+#[allow(clippy::print_stderr)]
+pub fn tell_line(line: fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}
+
+/// Decides the run's thread count once, for every command (`--threads` where a command has
+/// it, else `RAYON_NUM_THREADS`, else one per core; never more than the cores, said in a
+/// note), and starts that many worker threads: every parallel loop of the run uses them.
+/// Threads that cannot start (a process limit) are one error line, not an abort.
+pub fn start_threads(requested: usize) -> Result<usize> {
+    let env = std::env::var("RAYON_NUM_THREADS").ok();
+    let cores = threads::cores();
+    let decision = threads::decide(requested, env.as_deref(), cores);
+    if let Some((asked, source)) = decision.lowered_from {
+        tell!(
+            "note: {source} {asked} is more than the {cores} cores here; using {cores} \
+             (the results do not depend on it)"
+        );
+    }
+    threads::start_global(decision.count)?;
+    let _ = THREADS.set(decision.count);
+    Ok(decision.count)
+}
+
+/// The run's thread count, once [`start_threads`] has decided it.
+static THREADS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+
+/// The thread count [`start_threads`] decided (one per core before it has run).
+pub fn thread_count() -> usize {
+    THREADS.get().copied().unwrap_or_else(threads::cores)
+}
+
+/// How long `inspect` waits for a FIFO's writer: it only looks, so it must not hang.
+pub const INSPECT_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Opens the input `path` (named `flag` in the note) once, for reading whole: a FIFO or
+/// pipe works as a file does, and a wait for its writer is said on stderr. The error names
+/// the path; the caller says what it was reading.
+pub fn open_input(path: &Path, flag: &str, patience: Patience) -> Result<File> {
+    input::open(path, patience, || {
+        tell!(
+            "note: waiting for something to read from {} ({flag})",
+            path.display()
+        )
+    })
+    .map_err(|e| anyhow!("{}: {e}", path.display()))
+}
 
 /// Where to compute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -47,7 +124,7 @@ pub fn device(device: DeviceArg) -> Result<Option<Gpu>> {
             .map(Some)
             .map_err(|why| anyhow::anyhow!("--device cuda: no usable GPU: {why}")),
         DeviceArg::Auto => Ok(tinyddpm::cuda::probe()
-            .map_err(|why| eprintln!("note: running on the CPU (no usable GPU: {why})"))
+            .map_err(|why| tell!("note: running on the CPU (no usable GPU: {why})"))
             .ok()),
     }
 }

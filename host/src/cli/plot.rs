@@ -1,15 +1,18 @@
 //! `tinyddpm plot …`: the seed notebook's figures as PNG files.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 use tinyddpm::batch::{self, BatchModel, Init, SampleRequest};
-use tinyddpm::{csv, data, modelfile, plot};
+use tinyddpm::input::Patience;
+use tinyddpm::modelfile::ModelFile;
+use tinyddpm::{csv, data, plot};
 use tinyddpm_core::{Sampler, Schedule, ScheduleKind};
 
 use super::sample::ModelKind;
-use super::{SamplerArgs, T, check_points, describe, dispatch, files};
+use super::say;
+use super::{MAX_POINTS, SamplerArgs, T, check_points, describe, dispatch, files, open_input};
 
 /// Points drawn in the forward-process grid.
 pub const GRID_POINTS: u64 = 1000;
@@ -145,15 +148,15 @@ pub fn run(command: &PlotCommand) -> Result<()> {
     files::check(&inputs, &[("--out", out)], &[])?;
     match command {
         PlotCommand::Loss { losses, out } => {
-            let rows = csv::read_losses(losses).context("cannot read the loss log")?;
-            plot::loss_curve(out, &rows)?;
+            let series = read_loss_series(losses, "--losses")?;
+            plot::loss_curve(out, &series)?;
         }
         PlotCommand::Samples {
             samples,
             out,
             title,
         } => {
-            let points = csv::read_points(samples).context("cannot read the samples")?;
+            let points = read_figure_points(samples, "--samples")?;
             plot::samples(out, &points, &format!("{title} ({} points)", points.len()))?;
         }
         PlotCommand::Compare {
@@ -163,10 +166,10 @@ pub fn run(command: &PlotCommand) -> Result<()> {
             against,
             labels,
         } => {
-            let points = csv::read_points(samples).context("cannot read the samples")?;
+            let points = read_figure_points(samples, "--samples")?;
             let (left, names) = match against {
                 Some(path) => (
-                    csv::read_points(path).context("cannot read --against")?,
+                    read_figure_points(path, "--against")?,
                     [path, samples].map(|p| p.display().to_string()),
                 ),
                 None => (
@@ -187,7 +190,11 @@ pub fn run(command: &PlotCommand) -> Result<()> {
             reference,
             out,
         } => {
-            let rows = csv::read_labeled::<3>(table).context("cannot read the quality table")?;
+            let file = open_input(table, "--table", Patience::Unbounded)
+                .context("cannot read the quality table")?;
+            let name = table.display().to_string();
+            let rows = csv::read_labeled_from::<3>(file, &name, MAX_QUALITY_ROWS)
+                .context("cannot read the quality table")?;
             let rows: Vec<plot::QualityRow> = rows
                 .into_iter()
                 .map(|(sampler, [evaluations, mean, p95])| plot::QualityRow {
@@ -200,21 +207,53 @@ pub fn run(command: &PlotCommand) -> Result<()> {
             plot::quality(out, &rows, reference)?;
         }
     }
-    println!("wrote {}", out.display());
+    say!("wrote {}", out.display());
     Ok(())
+}
+
+/// The most rows of a quality table read: far more points than its lines can show.
+const MAX_QUALITY_ROWS: usize = 100_000;
+
+/// The points of a figure, at most [`MAX_POINTS`].
+fn read_figure_points(path: &Path, flag: &str) -> Result<Vec<[f32; 2]>> {
+    let what = match flag {
+        "--samples" => "the samples".to_string(),
+        _ => flag.to_string(),
+    };
+    let file = open_input(path, flag, Patience::Unbounded)
+        .with_context(|| format!("cannot read {what}"))?;
+    let name = path.display().to_string();
+    csv::read_rows_from::<2>(file, &name, MAX_POINTS as usize)
+        .with_context(|| format!("cannot read {what} (a figure holds at most {MAX_POINTS} points)"))
+}
+
+/// A loss log, read row by row into a series of bounded size.
+pub fn read_loss_series(path: &Path, flag: &str) -> Result<plot::LossSeries> {
+    let file = open_input(path, flag, Patience::Unbounded).context("cannot read the loss log")?;
+    let mut series = plot::LossSeries::new();
+    let name = path.display().to_string();
+    csv::visit_losses(file, &name, csv::MAX_LOSS_ROWS, |step, loss| {
+        series.push(step, loss)
+    })
+    .context("cannot read the loss log")?;
+    Ok(series)
+}
+
+/// A model file named by `flag`, read once.
+pub fn read_model(path: &Path, flag: &str) -> Result<ModelFile> {
+    let file = open_input(path, flag, Patience::Unbounded).context("cannot load the model")?;
+    ModelFile::from_reader(file, path).context("cannot load the model")
 }
 
 /// Draws the forward-process grid.
 pub fn forward(args: &ForwardArgs) -> Result<()> {
     check_points("-n", args.count)?;
-    let kind = match &args.model {
-        Some(path) => {
-            let (_, header) = modelfile::read_kind(path).context("cannot load the model")?;
-            header.schedule
-        }
-        None => ScheduleKind::SEED,
+    let schedule = match &args.model {
+        Some(path) => read_model(path, "--model")?
+            .schedule::<T>()
+            .context("cannot use the model")?,
+        None => Schedule::<T>::new(ScheduleKind::SEED).context("the seed schedule is invalid")?,
     };
-    let schedule = Schedule::<T>::new(kind).context("the model's noise schedule is invalid")?;
     let points = data::true_samples(args.count as usize, args.seed);
     let frames = plot::forward_frames(&points, &schedule, args.seed);
     Ok(plot::forward_grid(&args.out, &frames)?)
@@ -223,16 +262,23 @@ pub fn forward(args: &ForwardArgs) -> Result<()> {
 /// Draws the reverse-process grid, for a float or an integer model.
 pub fn reverse(args: &ReverseArgs) -> Result<()> {
     check_points("-n", args.count)?;
-    let (kind, header) = modelfile::read_kind(&args.model).context("cannot load the model")?;
-    dispatch!(kind, header.hidden, header.blocks, reverse_shape(args))
+    let file = read_model(&args.model, "--model")?;
+    let header = &file.header;
+    dispatch!(
+        file.kind,
+        header.hidden,
+        header.blocks,
+        reverse_shape(args, &file)
+    )
 }
 
 fn reverse_shape<const H: usize, const B: usize, M: ModelKind<H, B>>(
     args: &ReverseArgs,
+    file: &ModelFile,
 ) -> Result<()> {
-    let (model, header) = M::load(&args.model).context("cannot load the model")?;
-    let schedule = header.schedule::<T>().context("cannot use the model")?;
-    let sampler: Sampler = args.sampler.resolve(header.sampler)?;
+    let model = M::decode(file).context("cannot load the model")?;
+    let schedule = file.schedule::<T>().context("cannot use the model")?;
+    let sampler: Sampler = args.sampler.resolve(file.header.sampler)?;
     let request = SampleRequest {
         model: &*model,
         schedule: &schedule,

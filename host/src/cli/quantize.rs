@@ -5,10 +5,12 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use tinyddpm::modelfile;
+use tinyddpm::modelfile::{self, ModelFile};
 use tinyddpm::quantize::{Calibration, quantize};
 use tinyddpm_core::file;
 
+use super::plot::read_model;
+use super::say;
 use super::{MAX_POINTS, T, dispatch, files};
 
 /// Options of `tinyddpm quantize`.
@@ -42,31 +44,35 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
         samples: args.calibration as usize,
         seed: args.seed,
     };
-    let header = modelfile::read_header(&args.model).context("cannot load the model")?;
-    dispatch!(
+    let file = read_model(&args.model, "--model")?;
+    file.require_float().context("cannot load the model")?;
+    let header = &file.header;
+    let report = dispatch!(
         header.hidden,
         header.blocks,
-        quantize_shape(args, &calibration)
+        quantize_shape(args, &file, &calibration)
     )?;
-    println!(
+    // Written first, then said: a closed stdout cannot lose the file.
+    say!("{report}");
+    say!(
         "wrote the integer model {} ({} bytes; the float model's file: {} bytes)",
         args.out.display(),
-        file::encoded_quant_len(&header)?,
-        file::encoded_len(&header)?
+        file::encoded_quant_len(header)?,
+        file::encoded_len(header)?
     );
     Ok(())
 }
 
-/// Quantizes, prints the report and writes the file.
+/// Quantizes and writes the file; returns the report.
 fn quantize_shape<const H: usize, const B: usize>(
     args: &QuantizeArgs,
+    file: &ModelFile,
     calibration: &Calibration,
-) -> Result<()> {
-    let (model, header) = modelfile::load::<H, B>(&args.model).context("cannot load the model")?;
-    let schedule = header.schedule::<T>().context("cannot use the model")?;
+) -> Result<String> {
+    let model = file.float::<H, B>().context("cannot load the model")?;
+    let schedule = file.schedule::<T>().context("cannot use the model")?;
     let (q, report) = quantize(&*model, &schedule, calibration)
         .with_context(|| format!("cannot quantize {}", args.model.display()))?;
-    println!("{report}");
-    modelfile::save_quant(&args.out, &q, &header).context("cannot write the model")?;
-    Ok(())
+    modelfile::save_quant(&args.out, &q, &file.header).context("cannot write the model")?;
+    Ok(report.to_string())
 }

@@ -2,7 +2,7 @@
 //! sampler, written as CSV.
 
 use std::convert::Infallible;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -11,11 +11,18 @@ use tinyddpm::atomic::AtomicFile;
 use tinyddpm::batch::{self, BatchModel, Init, SampleRequest, Simd};
 use tinyddpm::csv;
 use tinyddpm::cuda::Gpu;
-use tinyddpm::modelfile::{self, ModelFileError};
-use tinyddpm_core::{Header, Model, QModel, Sampler, Schedule};
+use tinyddpm::input::Patience;
+use tinyddpm::modelfile::{ModelFile, ModelFileError};
+use tinyddpm_core::{Model, QModel, Sampler, Schedule};
 
+use super::inspect::schedule_words;
 use super::interrupt::{self, Interrupted};
-use super::{DeviceArg, SamplerArgs, T, describe, device, dispatch, files, progress_bar};
+use super::plot::read_model;
+use super::{
+    DeviceArg, SamplerArgs, T, describe, device, dispatch, files, open_input, progress_bar,
+    thread_count,
+};
+use super::{say, tell};
 
 /// Options of `tinyddpm sample`.
 #[derive(Args, Clone, Debug)]
@@ -53,7 +60,9 @@ const GPU_CHUNK: usize = 1 << 20;
 /// Tiles per CPU thread in one call of the sampler: enough to balance the threads, few
 /// enough that the memory of a chunk stays small and Ctrl-C is seen within seconds.
 const TILES_PER_THREAD: usize = 64;
-/// Overrides the chunk size (samples per sampler call), for tests of the streaming only.
+/// Lowers the chunk size (samples per sampler call), for tests of the streaming. It is
+/// read only below the size the run would use anyway: no value of it can make a chunk,
+/// and so the memory it holds, larger than without it.
 const CHUNK_ENV: &str = "TINYDDPM_SAMPLE_CHUNK";
 
 /// A model kind the CLI samples, both through one code path ([`Draw`]): the float [`Model`],
@@ -63,8 +72,8 @@ pub trait ModelKind<const H: usize, const B: usize>: BatchModel<H, B> {
     /// The GPU this kind samples on: [`Gpu`] for the float model; for the integer model a
     /// type without values, so that no GPU can be given to it.
     type Gpu;
-    /// Reads a model file of this kind and shape.
-    fn load(path: &Path) -> Result<(Box<Self>, Header), ModelFileError>;
+    /// The model of this kind and shape a model file holds.
+    fn decode(file: &ModelFile) -> Result<Box<Self>, ModelFileError>;
     /// Resolves `--device` for this kind (see [`device`]).
     fn device(arg: DeviceArg) -> Result<Option<Self::Gpu>>;
     /// The samples of `request` on `gpu`.
@@ -77,8 +86,8 @@ pub trait ModelKind<const H: usize, const B: usize>: BatchModel<H, B> {
 
 impl<const H: usize, const B: usize> ModelKind<H, B> for Model<H, B> {
     type Gpu = Gpu;
-    fn load(path: &Path) -> Result<(Box<Self>, Header), ModelFileError> {
-        modelfile::load(path)
+    fn decode(file: &ModelFile) -> Result<Box<Self>, ModelFileError> {
+        file.float()
     }
     fn device(arg: DeviceArg) -> Result<Option<Gpu>> {
         device(arg)
@@ -94,13 +103,13 @@ impl<const H: usize, const B: usize> ModelKind<H, B> for Model<H, B> {
 
 impl<const H: usize, const B: usize> ModelKind<H, B> for QModel<H, B> {
     type Gpu = Infallible;
-    fn load(path: &Path) -> Result<(Box<Self>, Header), ModelFileError> {
-        modelfile::load_quant(path)
+    fn decode(file: &ModelFile) -> Result<Box<Self>, ModelFileError> {
+        file.integer()
     }
     /// The CPU, whatever was asked, saying so when the GPU was.
     fn device(arg: DeviceArg) -> Result<Option<Infallible>> {
         if arg != DeviceArg::Cpu {
-            eprintln!("note: integer models run on the CPU: the GPU kernels run float models only");
+            tell!("note: integer models run on the CPU: the GPU kernels run float models only");
         }
         Ok(None)
     }
@@ -120,10 +129,14 @@ pub fn run(args: &SampleArgs) -> Result<()> {
         inputs.push(("--x-init", path.as_path()));
     }
     files::check(&inputs, &[("--out", &args.out)], &[])?;
-    let threads = files::threads(args.threads);
+    let file = read_model(&args.model, "--model")?;
     let init = match &args.x_init {
         Some(path) => {
-            let points = csv::read_points(path).context("cannot read --x-init")?;
+            let reader = open_input(path, "--x-init", Patience::Unbounded)
+                .context("cannot read --x-init")?;
+            let name = path.display().to_string();
+            let points = csv::read_rows_from::<2>(reader, &name, csv::MAX_ROWS)
+                .context("cannot read --x-init")?;
             if let Some(n) = args.count
                 && n != points.len() as u64
             {
@@ -142,15 +155,15 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     // Each row is at least "0,0\n": a file the disk cannot hold is refused before any work.
     let least = count.checked_mul(4).and_then(|b| b.checked_add(4));
     files::check_space(&args.out, least, &format!("{count} samples"))?;
-    let (kind, header) = modelfile::read_kind(&args.model).context("cannot load the model")?;
     let begin = Instant::now();
+    let header = &file.header;
     let sampler = dispatch!(
-        kind,
+        file.kind,
         header.hidden,
         header.blocks,
-        load_and_sample(args, init.as_deref(), count, threads)
+        decode_and_sample(args, &file, init.as_deref(), count)
     )?;
-    println!(
+    say!(
         "wrote {count} samples to {} ({}, seed {}, {:.1} s)",
         args.out.display(),
         describe(&sampler),
@@ -162,15 +175,15 @@ pub fn run(args: &SampleArgs) -> Result<()> {
 
 /// Samples into the output file as they are drawn, chunk by chunk: memory stays bounded
 /// whatever `-n` is, and the file appears (atomically) only when every sample is written.
-fn load_and_sample<const H: usize, const B: usize, M: ModelKind<H, B>>(
+fn decode_and_sample<const H: usize, const B: usize, M: ModelKind<H, B>>(
     args: &SampleArgs,
+    file: &ModelFile,
     init: Option<&[[f32; 2]]>,
     count: u64,
-    threads: usize,
 ) -> Result<Sampler> {
-    let (model, header) = M::load(&args.model).context("cannot load the model")?;
-    let schedule = header.schedule::<T>().context("cannot use the model")?;
-    let sampler = args.sampler.resolve(header.sampler)?;
+    let model = M::decode(file).context("cannot load the model")?;
+    let schedule = file.schedule::<T>().context("cannot use the model")?;
+    let sampler = args.sampler.resolve(file.header.sampler)?;
     let gpu = M::device(args.device)?;
     let write_error = || format!("cannot write the samples to {}", args.out.display());
     let mut out = AtomicFile::create(&args.out).with_context(write_error)?;
@@ -184,7 +197,7 @@ fn load_and_sample<const H: usize, const B: usize, M: ModelKind<H, B>>(
         schedule: &schedule,
         sampler: &sampler,
         seed: args.seed,
-        threads,
+        threads: thread_count(),
     };
     draw.run(init, count, sink)?;
     out.commit().with_context(write_error)?;
@@ -204,28 +217,21 @@ pub struct Draw<'a, const H: usize, const B: usize, M: ModelKind<H, B>> {
     pub sampler: &'a Sampler,
     /// The seed.
     pub seed: u64,
-    /// CPU worker threads (0 = one per core).
+    /// CPU worker threads: the run's pool ([`thread_count`]), whose size sets the chunks.
     pub threads: usize,
 }
 
 impl<const H: usize, const B: usize, M: ModelKind<H, B>> Draw<'_, H, B, M> {
     /// Samples per sampler call.
     fn chunk(&self) -> usize {
-        if let Some(n) = std::env::var(CHUNK_ENV).ok().and_then(|v| v.parse().ok())
-            && n > 0
-        {
-            return n;
-        }
-        match self.gpu {
+        let chunk = match self.gpu {
             Some(_) => GPU_CHUNK,
-            None => {
-                let threads = match self.threads {
-                    0 => files::cores(),
-                    n => n,
-                };
-                TILES_PER_THREAD * threads * Simd::detect().tile_samples()
-            }
-        }
+            None => TILES_PER_THREAD * self.threads.max(1) * Simd::detect().tile_samples(),
+        };
+        let lowered = std::env::var(CHUNK_ENV).ok().and_then(|v| v.parse().ok());
+        lowered
+            .filter(|&n| n > 0)
+            .map_or(chunk, |n: usize| n.min(chunk))
     }
 
     /// Samples `0..count` (starting from `init` when given, which then holds `count`
@@ -246,7 +252,7 @@ impl<const H: usize, const B: usize, M: ModelKind<H, B>> Draw<'_, H, B, M> {
         while first < count {
             if interrupt::requested() {
                 bar.abandon();
-                return Err(Interrupted(format!(
+                return Err(Interrupted::new(format!(
                     "interrupted after {first} of {count} samples; no samples were written"
                 ))
                 .into());
@@ -267,7 +273,7 @@ impl<const H: usize, const B: usize, M: ModelKind<H, B>> Draw<'_, H, B, M> {
             };
             let points = match self.gpu {
                 Some(gpu) => M::sample_gpu(gpu, &request, &progress)?,
-                None => batch::sample(&request, self.threads, &progress),
+                None => batch::sample(&request, 0, &progress)?,
             };
             if let Some(i) = points.iter().position(|p| !p.iter().all(|v| v.is_finite())) {
                 bar.abandon();
@@ -278,7 +284,7 @@ impl<const H: usize, const B: usize, M: ModelKind<H, B>> Draw<'_, H, B, M> {
                         let [x0, y0] = starts[i];
                         format!("its --x-init row is ({x0}, {y0})")
                     }
-                    Init::Noise => "the model's output overflows: see `tinyddpm inspect`".into(),
+                    Init::Noise => self.overflow_cause(index),
                 };
                 bail!("sample {index} is not finite ({x}, {y}); {cause}; nothing was written");
             }
@@ -287,6 +293,22 @@ impl<const H: usize, const B: usize, M: ModelKind<H, B>> Draw<'_, H, B, M> {
         }
         bar.finish_and_clear();
         Ok(())
+    }
+
+    /// Why sample `index` from noise overflowed: the same chain with a model that predicts
+    /// no noise at all isolates the schedule and sampler from the network.
+    fn overflow_cause(&self, index: u64) -> String {
+        let zero = tinyddpm::modelfile::boxed_zero::<H, B>();
+        let without_model =
+            tinyddpm_core::sample(&zero, self.schedule, self.sampler, self.seed, index);
+        match without_model.iter().all(|v| v.is_finite()) {
+            true => "the model's output overflows: see `tinyddpm inspect`".into(),
+            false => format!(
+                "the noise schedule ({}) makes the reverse process overflow even with a \
+                 network that predicts no noise",
+                schedule_words(&self.schedule.kind)
+            ),
+        }
     }
 
     /// Samples `0..count` from noise into memory (see [`Draw::run`]).

@@ -6,11 +6,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use tinyddpm::{atomic, modelfile, state_dict};
+use tinyddpm::input::Patience;
+use tinyddpm::modelfile::{self, ModelFile};
+use tinyddpm::{atomic, state_dict};
 use tinyddpm_core::file::Kind;
 use tinyddpm_core::{Header, Sampler, ScheduleKind};
 
-use super::{DefaultSamplerArgs, T, dispatch, files, shapes};
+use super::plot::read_model;
+use super::{DefaultSamplerArgs, T, dispatch, files, open_input, shapes};
+use super::{say, tell};
 
 /// Bytes a state dict may hold beyond the largest supported model's float32 weights: its
 /// safetensors header (JSON, about 2 kB), generously.
@@ -45,12 +49,12 @@ pub fn import(args: &ImportArgs) -> Result<()> {
     files::check(&[("--from", &args.from)], &[("--out", &args.out)], &[])?;
     let sampler = args.default_sampler.resolve()?;
     let name = args.from.display();
-    let bytes = read_state_dict(&args.from).with_context(|| format!("cannot read {name}"))?;
+    let bytes = read_state_dict(&args.from)?;
     let context = || format!("cannot import {name}");
     let tensors = state_dict::parse(&bytes).with_context(context)?;
     let (hidden, blocks) = state_dict::shape(&tensors).with_context(context)?;
     dispatch!(hidden, blocks, import_shape(args, &tensors, sampler)).with_context(context)?;
-    println!(
+    say!(
         "imported H = {hidden}, B = {blocks} from {name} into {}",
         args.out.display()
     );
@@ -62,12 +66,16 @@ fn read_state_dict(path: &Path) -> Result<Vec<u8>> {
     let weights = 4 * shapes::max_params() as u64;
     let limit = weights + MAX_STATE_DICT;
     let mut bytes = Vec::new();
-    std::fs::File::open(path)?
+    open_input(path, "--from", Patience::Unbounded)
+        .with_context(|| format!("cannot read {}", path.display()))?
         .take(limit + 1)
-        .read_to_end(&mut bytes)?;
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     if bytes.len() as u64 > limit {
         bail!(
-            "larger than {limit} bytes, more than a state dict of any supported model ({})",
+            "cannot read {}: larger than {limit} bytes, more than a state dict of any \
+             supported model ({})",
+            path.display(),
             shapes::listed()
         );
     }
@@ -84,9 +92,7 @@ fn import_shape<const H: usize, const B: usize>(
     // trained with.
     let header = Header::new::<H, B, T>(ScheduleKind::SEED, sampler);
     if let Some(why) = modelfile::probe::<H, B, T>(&model, &header) {
-        eprintln!(
-            "warning: the imported model's output is not finite: {why}; sampling it will fail"
-        );
+        tell!("warning: the imported model's output is not finite: {why}; sampling it will fail");
     }
     Ok(modelfile::save(&args.out, &model, &header)?)
 }
@@ -97,18 +103,19 @@ fn import_shape<const H: usize, const B: usize>(
 /// model it came from, which is the one to export.
 pub fn export(args: &ExportArgs) -> Result<()> {
     files::check(&[("--model", &args.model)], &[("--out", &args.out)], &[])?;
-    let (kind, header) = modelfile::read_kind(&args.model).context("cannot load the model")?;
-    if kind == Kind::Integer {
+    let file = read_model(&args.model, "--model")?;
+    if file.kind == Kind::Integer {
         bail!(
             "{} holds an integer model: export writes float models only; export the float \
              model it was quantized from",
             args.model.display()
         );
     }
-    let bytes = dispatch!(header.hidden, header.blocks, export_shape(args))?;
+    let header = &file.header;
+    let bytes = dispatch!(header.hidden, header.blocks, export_shape(&file))?;
     atomic::write(&args.out, &bytes)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
-    println!(
+    say!(
         "exported {} to {}",
         args.model.display(),
         args.out.display()
@@ -116,7 +123,7 @@ pub fn export(args: &ExportArgs) -> Result<()> {
     Ok(())
 }
 
-fn export_shape<const H: usize, const B: usize>(args: &ExportArgs) -> Result<Vec<u8>> {
-    let (model, _) = modelfile::load::<H, B>(&args.model).context("cannot load the model")?;
+fn export_shape<const H: usize, const B: usize>(file: &ModelFile) -> Result<Vec<u8>> {
+    let model = file.float::<H, B>().context("cannot load the model")?;
     Ok(state_dict::export(&model)?)
 }

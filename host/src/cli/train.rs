@@ -14,18 +14,20 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use tinyddpm::atomic::AtomicFile;
 use tinyddpm::cuda::{Gpu, GpuTrainer};
+use tinyddpm::input::Patience;
 use tinyddpm::train::{
-    CHUNK, TrainConfig, Trainer, Training, inspect_checkpoint, write_checkpoint,
+    CHUNK, CheckpointFile, MAX_BATCH, TrainConfig, Trainer, Training, write_checkpoint,
 };
 use tinyddpm::{csv, modelfile};
 use tinyddpm_core::{Header, Schedule, ScheduleKind};
 
 use super::interrupt::{self, Interrupted};
-use super::{DefaultSamplerArgs, DeviceArg, T, device, dispatch, files, progress_bar};
+use super::say;
+use super::{
+    DefaultSamplerArgs, DeviceArg, T, device, dispatch, files, open_input, progress_bar,
+    thread_count,
+};
 
-/// The largest batch: each chunk of [`CHUNK`] examples holds its activations and a whole
-/// gradient, about 1.2 MB for the seed model, so 65,536 examples take about 1.2 GB.
-pub const MAX_BATCH: u64 = 1 << 16;
 /// Steps the final loss averages.
 const LOSS_TAIL: usize = 200;
 
@@ -115,8 +117,8 @@ struct LossLog {
 }
 
 impl LossLog {
-    /// Starts the log at `path` with `earlier` rows (those of a resumed run).
-    fn create(path: &Path, earlier: &[(u64, f32)]) -> Result<Self> {
+    /// Starts an empty log at `path`.
+    fn create(path: &Path) -> Result<Self> {
         let mut log = Self {
             file: AtomicFile::create(path)
                 .with_context(|| format!("cannot write the loss log {}", path.display()))?,
@@ -124,10 +126,29 @@ impl LossLog {
             path: path.to_path_buf(),
         };
         csv::write_losses_header(&mut log.file).with_context(|| log.context())?;
-        for &(step, loss) in earlier {
-            log.push(step, loss)?;
-        }
         Ok(log)
+    }
+
+    /// Starts the log at `path` with the rows before step `start` of the log already there
+    /// (the run being resumed), copied row by row: continued, not restarted, in bounded
+    /// memory however long. A missing or unreadable log just starts a new one.
+    fn resume(path: &Path, start: u64) -> Result<Self> {
+        let mut log = Self::create(path)?;
+        let Ok(old) = std::fs::File::open(path) else {
+            return Ok(log);
+        };
+        let mut written = Ok(());
+        let name = path.display().to_string();
+        let copied = csv::visit_losses(old, &name, csv::MAX_LOSS_ROWS, |step, loss| {
+            if step < start && written.is_ok() {
+                written = log.push(step, loss);
+            }
+        });
+        written?;
+        match copied {
+            Ok(_) => Ok(log),
+            Err(_) => Self::create(path),
+        }
     }
 
     fn context(&self) -> String {
@@ -154,14 +175,14 @@ impl LossLog {
 /// Runs `tinyddpm train`.
 pub fn run(args: &TrainArgs) -> Result<()> {
     let summary = train(args)?;
-    println!(
+    say!(
         "trained {} steps in {:.1} s ({:.3} ms/step), loss {:.4} (mean of the last 200 steps)",
         summary.steps,
         summary.seconds,
         1e3 * summary.seconds / summary.steps as f64,
         summary.final_loss
     );
-    println!(
+    say!(
         "wrote {} and {}",
         args.out.display(),
         args.losses_path().display()
@@ -203,7 +224,7 @@ pub fn check(args: &TrainArgs) -> Result<()> {
 }
 
 fn check_batch(batch: u64, what: &str) -> Result<()> {
-    if batch > MAX_BATCH {
+    if batch > MAX_BATCH as u64 {
         bail!(
             "{what} {batch} is too large: at most {MAX_BATCH} examples per step (each {CHUNK} \
              hold about 1.2 MB of activations and gradients)"
@@ -214,10 +235,18 @@ fn check_batch(batch: u64, what: &str) -> Result<()> {
 
 /// [`train`] on a resolved device (the GPU when given, else the CPU), `args` checked.
 pub fn train_on(args: &TrainArgs, gpu: Option<&Gpu>) -> Result<Summary> {
-    let (hidden, blocks) = match &args.resume {
+    const RESUME: &str = "cannot resume training";
+    let resume = match &args.resume {
         Some(path) => {
             refuse_changes_on_resume(args)?;
-            let info = inspect_checkpoint(path).context("cannot resume training")?;
+            let file = open_input(path, "--resume", Patience::Unbounded).context(RESUME)?;
+            Some(CheckpointFile::from_reader(file, path).context(RESUME)?)
+        }
+        None => None,
+    };
+    let (hidden, blocks) = match &resume {
+        Some(checkpoint) => {
+            let info = checkpoint.info().context(RESUME)?;
             check_batch(info.batch, "the checkpoint's batch")?;
             // Resuming without a shape given: the checkpoint's shape is the one meant.
             match (args.hidden, args.blocks) {
@@ -227,30 +256,31 @@ pub fn train_on(args: &TrainArgs, gpu: Option<&Gpu>) -> Result<Summary> {
         }
         None => args.shape(),
     };
-    dispatch!(hidden, blocks, train_shape(args, gpu))
+    dispatch!(hidden, blocks, train_shape(args, resume.as_ref(), gpu))
 }
 
 /// Starts (or resumes) the run on its device and drives it.
 fn train_shape<const H: usize, const B: usize>(
     args: &TrainArgs,
+    resume: Option<&CheckpointFile>,
     gpu: Option<&Gpu>,
 ) -> Result<Summary> {
     const RESUME: &str = "cannot resume training";
-    let threads = files::threads(args.threads);
+    let threads = thread_count();
     let seed_schedule =
         || Schedule::<T>::new(ScheduleKind::SEED).context("the seed noise schedule is invalid");
-    match (gpu, &args.resume) {
-        (Some(gpu), Some(path)) => drive(
+    match (gpu, resume) {
+        (Some(gpu), Some(checkpoint)) => drive(
             args,
-            GpuTrainer::<H, B, T>::resume(gpu, path).context(RESUME)?,
+            GpuTrainer::<H, B, T>::resume_from(gpu, checkpoint).context(RESUME)?,
         ),
         (Some(gpu), None) => drive(
             args,
             GpuTrainer::<H, B, T>::new(gpu, new_config(args, threads), &seed_schedule()?)?,
         ),
-        (None, Some(path)) => drive(
+        (None, Some(checkpoint)) => drive(
             args,
-            Trainer::<H, B, T>::resume(path, Some(threads)).context(RESUME)?,
+            Trainer::<H, B, T>::resume_from(checkpoint, Some(threads)).context(RESUME)?,
         ),
         (None, None) => drive(
             args,
@@ -302,6 +332,19 @@ impl LastCheckpoint {
         }
     }
 
+    /// "; the last checkpoint c.ckpt (step 50) is intact: continue with `--resume c.ckpt`",
+    /// or nothing.
+    fn resumable(&self) -> String {
+        match &self.0 {
+            Some((path, _)) => format!(
+                "{}: continue with `--resume {}`",
+                self.intact(),
+                path.display()
+            ),
+            None => String::new(),
+        }
+    }
+
     /// The error of a run stopped by Ctrl-C before step `step` ran.
     fn interrupted(&self, step: u64) -> anyhow::Error {
         let resume = match &self.0 {
@@ -312,7 +355,7 @@ impl LastCheckpoint {
             ),
             None => "no checkpoint was written, so the run cannot be resumed".to_string(),
         };
-        Interrupted(format!(
+        Interrupted::new(format!(
             "interrupted at step {step}; no model was written; {resume}"
         ))
         .into()
@@ -360,7 +403,10 @@ fn drive<const H: usize, const B: usize, R: Training<H, B>>(
                 bar.set_message(format!("loss {loss:.4}"));
             }
         });
-        logged?;
+        if let Err(e) = logged {
+            bar.abandon();
+            bail!("{e:#}; no model was written{}", last.resumable());
+        }
         if let Err(e) = run {
             bar.abandon();
             bail!("{e}; no model was written{}", last.intact());
@@ -398,17 +444,8 @@ fn checkpoint_context(path: &Path, step: u64) -> String {
 /// The loss log, continuing the resumed run's log up to its checkpoint.
 fn start_log(args: &TrainArgs, start: u64) -> Result<LossLog> {
     let losses_path = args.losses_path();
-    let earlier = match &args.resume {
-        Some(_) => earlier_losses(&losses_path, start),
-        None => Vec::new(),
-    };
-    LossLog::create(&losses_path, &earlier)
-}
-
-/// The loss log of the run being resumed, up to its checkpoint: continued, not restarted.
-/// A missing or unreadable log just starts a new one.
-fn earlier_losses(path: &Path, start: u64) -> Vec<(u64, f32)> {
-    csv::read_losses(path)
-        .map(|rows| rows.into_iter().filter(|r| r.0 < start).collect())
-        .unwrap_or_default()
+    match &args.resume {
+        Some(_) => LossLog::resume(&losses_path, start),
+        None => LossLog::create(&losses_path),
+    }
 }

@@ -442,7 +442,15 @@ impl<const H: usize, const B: usize, const T: usize> GpuTrainer<H, B, T> {
 
     /// Continues on `device` the run a checkpoint file (from either trainer) holds.
     pub fn resume(device: &dyn Device, path: &std::path::Path) -> Result<Self, CudaError> {
-        Self::from_state(device, train::read_checkpoint(path, (H, B, T))?)
+        Self::resume_from(device, &train::CheckpointFile::read(path)?)
+    }
+
+    /// [`GpuTrainer::resume`] from a checkpoint already read.
+    pub fn resume_from(
+        device: &dyn Device,
+        file: &train::CheckpointFile,
+    ) -> Result<Self, CudaError> {
+        Self::from_state(device, file.state((H, B, T))?)
     }
 
     /// Continues the run `state` (e.g. a CPU trainer's) on `device`. Steps replay one

@@ -15,7 +15,8 @@
 //! A file is read no further than its header allows ([`read_bytes`]), so a foreign or
 //! endless file given as a checkpoint is refused without being read whole.
 
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tinyddpm_core::ScheduleKind;
@@ -163,17 +164,99 @@ fn values(payload: &[u8]) -> impl Iterator<Item = f32> + '_ {
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
 
-/// Reads a checkpoint file's bytes, no more than its header allows (and never more than
-/// [`MAX_FILE_BYTES`]); [`decode`] or [`inspect`] then judge them.
-pub(crate) fn read_bytes(path: &Path) -> std::io::Result<Vec<u8>> {
+/// Reads a checkpoint's bytes from `reader`, no more than its header allows (and never
+/// more than [`MAX_FILE_BYTES`]); [`decode`] or [`CheckpointFile::info`] then judge them.
+fn read_bytes(reader: impl Read) -> std::io::Result<Vec<u8>> {
     let expected_len = |prefix: &[u8]| FORMAT.expected_len(prefix, CheckpointHeader::payload_len);
-    read_bounded(path, &FORMAT, MAX_FILE_BYTES, expected_len).map_err(|e| match e {
+    read_bounded(reader, &FORMAT, MAX_FILE_BYTES, expected_len).map_err(|e| match e {
         ReadError::Io(e) => e,
         ReadError::TooLong { max, .. } => std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!("longer than a checkpoint can be ({max} bytes at most)"),
         ),
     })
+}
+
+/// A checkpoint file read once, not yet judged: [`CheckpointFile::info`] says what it holds
+/// whatever its shape, [`CheckpointFile::state`] decodes it for the shape a run trains.
+pub struct CheckpointFile {
+    path: PathBuf,
+    bytes: Vec<u8>,
+}
+
+impl CheckpointFile {
+    /// Reads the checkpoint at `path`.
+    pub fn read(path: &Path) -> Result<Self, CheckpointError> {
+        let file = crate::modelfile::open(path).map_err(|source| CheckpointError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_reader(file, path)
+    }
+
+    /// Reads a checkpoint from `reader`; `path` names it in errors.
+    pub fn from_reader(reader: impl Read, path: &Path) -> Result<Self, CheckpointError> {
+        let bytes = read_bytes(reader).map_err(|source| CheckpointError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            bytes,
+        })
+    }
+
+    /// The file it was read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The training state for a model of `shape` (H, B, T), every field checked.
+    pub(crate) fn state(&self, shape: Shape) -> Result<State, CheckpointError> {
+        decode(&self.bytes, shape).map_err(|source| CheckpointError::Format {
+            path: self.path.display().to_string(),
+            source,
+        })
+    }
+
+    /// What the checkpoint holds, of any model shape: magic, version, CRC and length are
+    /// checked, the values that are not finite counted, and every check a resume makes is
+    /// made (its failure reported in [`CheckpointInfo::unusable`], not as an error).
+    pub fn info(&self) -> Result<CheckpointInfo, CheckpointError> {
+        let format = |source| CheckpointError::Format {
+            path: self.path.display().to_string(),
+            source,
+        };
+        let any_shape = |h: &CheckpointHeader| h.payload_len().ok_or(ContainerError::Header);
+        let (h, payload) = FORMAT
+            .open(&self.bytes, any_shape)
+            .map_err(|e| format(e.into()))?;
+        let mut non_finite: Option<(usize, usize)> = None;
+        for (i, v) in values(payload).enumerate() {
+            if !v.is_finite() {
+                let (count, first) = non_finite.unwrap_or((0, i));
+                non_finite = Some((count + 1, first));
+            }
+        }
+        let own_shape = (h.hidden as usize, h.blocks as usize, h.timesteps as usize);
+        Ok(CheckpointInfo {
+            len: self.bytes.len(),
+            version: FORMAT.version,
+            hidden: h.hidden,
+            blocks: h.blocks,
+            timesteps: h.timesteps,
+            schedule: h.schedule,
+            params: h.params,
+            step: h.step,
+            steps: h.steps,
+            batch: h.batch,
+            lr: h.lr,
+            seed: h.seed,
+            ema: h.ema,
+            non_finite,
+            unusable: decode(&self.bytes, own_shape).err(),
+        })
+    }
 }
 
 /// Decodes a checkpoint of a model of `shape`, checking every field before trusting it.
@@ -261,47 +344,15 @@ pub struct CheckpointInfo {
     /// Values (weights, moments, EMA, in file order) that are NaN or infinite, and the
     /// position of the first.
     pub non_finite: Option<(usize, usize)>,
+    /// Why a run cannot resume from it (a value out of range, a parameter count that does
+    /// not fit the shape, an invalid schedule), if it cannot.
+    pub unusable: Option<CheckpointFormatError>,
 }
 
-/// Reads what the checkpoint at `path` holds, of any model shape: magic, version, CRC and
-/// length are checked, and the values that are not finite counted.
+/// Reads what the checkpoint at `path` holds, of any model shape (see
+/// [`CheckpointFile::info`]).
 pub fn inspect(path: &Path) -> Result<CheckpointInfo, CheckpointError> {
-    let name = || path.display().to_string();
-    let bytes = read_bytes(path).map_err(|source| CheckpointError::Io {
-        path: name(),
-        source,
-    })?;
-    let format = |source| CheckpointError::Format {
-        path: name(),
-        source,
-    };
-    let any_shape = |h: &CheckpointHeader| h.payload_len().ok_or(ContainerError::Header);
-    let (h, payload) = FORMAT
-        .open(&bytes, any_shape)
-        .map_err(|e| format(e.into()))?;
-    let mut non_finite: Option<(usize, usize)> = None;
-    for (i, v) in values(payload).enumerate() {
-        if !v.is_finite() {
-            let (count, first) = non_finite.unwrap_or((0, i));
-            non_finite = Some((count + 1, first));
-        }
-    }
-    Ok(CheckpointInfo {
-        len: bytes.len(),
-        version: FORMAT.version,
-        hidden: h.hidden,
-        blocks: h.blocks,
-        timesteps: h.timesteps,
-        schedule: h.schedule,
-        params: h.params,
-        step: h.step,
-        steps: h.steps,
-        batch: h.batch,
-        lr: h.lr,
-        seed: h.seed,
-        ema: h.ema,
-        non_finite,
-    })
+    CheckpointFile::read(path)?.info()
 }
 
 #[cfg(test)]
@@ -397,11 +448,12 @@ mod tests {
         let path = dir.path().join("c.ckpt");
         let bytes = encode(&state(true), SHAPE);
         std::fs::write(&path, &bytes).unwrap();
-        assert_eq!(read_bytes(&path).unwrap(), bytes);
+        let read = |path: &Path| read_bytes(std::fs::File::open(path).unwrap());
+        assert_eq!(read(&path).unwrap(), bytes);
         let mut longer = bytes.clone();
         longer.extend(std::iter::repeat_n(7u8, 1 << 20));
         std::fs::write(&path, &longer).unwrap();
-        let e = read_bytes(&path).unwrap_err();
+        let e = read(&path).unwrap_err();
         assert!(
             e.to_string().contains(&format!("({} bytes", bytes.len())),
             "{e}"

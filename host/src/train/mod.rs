@@ -41,7 +41,7 @@ use tinyddpm_core::{Model, Schedule, ScheduleKind};
 
 pub use adam::Adam;
 pub use checkpoint::{
-    CheckpointFormatError, CheckpointInfo, FORMAT as CHECKPOINT_FORMAT,
+    CheckpointFile, CheckpointFormatError, CheckpointInfo, FORMAT as CHECKPOINT_FORMAT,
     inspect as inspect_checkpoint,
 };
 pub use layout::params_of;
@@ -53,6 +53,9 @@ use net::Chunk;
 /// Examples per chunk: each core's share of the seed batch of 128, and a size at which the
 /// matrix products still run near the library's peak.
 pub const CHUNK: usize = 64;
+/// The largest batch: each chunk of [`CHUNK`] examples holds its activations and a whole
+/// gradient, about 1.2 MB for the seed model, so 65,536 examples take about 1.2 GB.
+pub const MAX_BATCH: usize = 1 << 16;
 
 /// Hyper-parameters of a run (the seed notebook's by [`Default`]).
 #[derive(Clone, Debug, PartialEq)]
@@ -89,6 +92,13 @@ impl TrainConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.batch == 0 {
             return Err("batch size must be at least 1".into());
+        }
+        if self.batch > MAX_BATCH {
+            return Err(format!(
+                "batch size {} is too large: at most {MAX_BATCH} examples per step (each \
+                 {CHUNK} hold about 1.2 MB of activations and gradients)",
+                self.batch
+            ));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(format!(
@@ -278,10 +288,18 @@ impl<const H: usize, const B: usize, const T: usize> Trainer<H, B, T> {
     /// Continues the run saved in `path` on `threads` worker threads (`None` or 0: one per
     /// core; the results do not depend on it, so it is not part of the checkpoint).
     pub fn resume(path: &Path, threads: Option<usize>) -> Result<Self, CheckpointError> {
-        let mut state = read_checkpoint(path, (H, B, T))?;
+        Self::resume_from(&CheckpointFile::read(path)?, threads)
+    }
+
+    /// [`Trainer::resume`] from a checkpoint already read.
+    pub fn resume_from(
+        file: &CheckpointFile,
+        threads: Option<usize>,
+    ) -> Result<Self, CheckpointError> {
+        let mut state = file.state((H, B, T))?;
         state.config.threads = threads.unwrap_or(0);
         Self::from_state(state).map_err(|source| CheckpointError::Train {
-            path: path.display().to_string(),
+            path: file.path().display().to_string(),
             source,
         })
     }
@@ -470,23 +488,6 @@ pub fn loss_and_gradient<const H: usize, const B: usize>(
         (sse / (2 * examples.len()) as f64) as f32,
         model_of(&chunk.grad),
     )
-}
-
-/// Reads the training state a checkpoint file holds for a model of `shape` (H, B, T): the
-/// CPU and the GPU trainers resume from the same files.
-pub(crate) fn read_checkpoint(
-    path: &Path,
-    shape: checkpoint::Shape,
-) -> Result<State, CheckpointError> {
-    let name = || path.display().to_string();
-    let bytes = checkpoint::read_bytes(path).map_err(|source| CheckpointError::Io {
-        path: name(),
-        source,
-    })?;
-    checkpoint::decode(&bytes, shape).map_err(|source| CheckpointError::Format {
-        path: name(),
-        source,
-    })
 }
 
 /// Writes `state` of a model of `shape` (H, B, T) as a checkpoint at `path`, atomically
