@@ -30,7 +30,7 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     // Read once, as a stream: a pipe (`cat m.tdm | tinyddpm inspect /dev/stdin`) works, and
     // a FIFO with no writer is given up on instead of waited for forever.
     let mut file = open_input(path, "the file", Patience::Bounded(INSPECT_PATIENCE))
-        .with_context(|| format!("cannot read {}", path.display()))?;
+        .context("cannot inspect")?;
     let mut magic = Vec::new();
     (&mut file)
         .take(CHECKPOINT_FORMAT.magic.len() as u64)

@@ -224,7 +224,7 @@ fn read_figure_points(path: &Path, flag: &str) -> Result<Vec<[f32; 2]>> {
         .with_context(|| format!("cannot read {what}"))?;
     let name = path.display().to_string();
     csv::read_rows_from::<2>(file, &name, MAX_POINTS as usize)
-        .with_context(|| format!("cannot read {what} (a figure holds at most {MAX_POINTS} points)"))
+        .with_context(|| format!("cannot read {what}"))
 }
 
 /// A loss log, read row by row into a series of bounded size.

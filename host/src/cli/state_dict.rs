@@ -67,7 +67,7 @@ fn read_state_dict(path: &Path) -> Result<Vec<u8>> {
     let limit = weights + MAX_STATE_DICT;
     let mut bytes = Vec::new();
     open_input(path, "--from", Patience::Unbounded)
-        .with_context(|| format!("cannot read {}", path.display()))?
+        .context("cannot read the state dict")?
         .take(limit + 1)
         .read_to_end(&mut bytes)
         .with_context(|| format!("cannot read {}", path.display()))?;
