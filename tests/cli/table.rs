@@ -179,6 +179,9 @@ pub(crate) enum Setup {
     Held(&'static str),
 }
 
+/// Makes a file's bytes.
+pub(crate) type Bytes = fn() -> Vec<u8>;
+
 /// What a case's standard input holds.
 #[derive(Clone, Copy, Default)]
 pub(crate) enum Feed {
@@ -218,7 +221,7 @@ pub(crate) struct Case {
     pub(crate) closed_stdout: bool,
     /// A writer that opens this FIFO of the setup a while after the run began (past the
     /// moment the run says it waits) and writes these bytes.
-    pub(crate) late_writer: Option<(&'static str, fn() -> Vec<u8>)>,
+    pub(crate) late_writer: Option<(&'static str, Bytes)>,
 }
 
 /// What a folder holds, recursively, without following links.
