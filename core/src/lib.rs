@@ -6,8 +6,9 @@
 //! [`lanes`]), the portable `ln`/`sin`/`cos` behind the Gaussian noise ([`math`], [`noise`]),
 //! the noise schedule ([`schedule`]), the reverse-process samplers ([`sampler`], the multistep
 //! solvers in [`multistep`]), the reverse chain and the pure sampling function ([`sample()`],
-//! [`chain`]), the file container ([`container`]) and the model file in it
-//! ([`file`](mod@file)), and the integer model with its exact arithmetic ([`quant`]).
+//! [`chain`]), the integer model with its exact arithmetic ([`quant`]), and — behind the
+//! default feature `file` — the file container (`container`) and the model file in it
+//! (`file`).
 //!
 //! What must not: `std`, an allocator, `unsafe`, fused multiply-add, or any platform maths
 //! library whose last bit differs between machines. Every other crate of the project (host
@@ -16,7 +17,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "file")]
 pub mod container;
+#[cfg(feature = "file")]
 pub mod file;
 pub mod gelu;
 pub mod lanes;
@@ -31,7 +34,9 @@ pub mod sample;
 pub mod sampler;
 pub mod schedule;
 
+#[cfg(feature = "file")]
 pub use container::ContainerError;
+#[cfg(feature = "file")]
 pub use file::{FileError, Header};
 pub use lanes::Lanes;
 pub use linear::Linear;

@@ -42,14 +42,13 @@
 //! [`Update::DpmSolver`] or [`Update::UniPc`], which [`Step::apply`](crate::Step::apply) runs
 //! with a [`History`] per coordinate.
 
-use serde::{Deserialize, Serialize};
-
 use crate::real::Real;
 use crate::sampler::{Spacing, Update};
 use crate::schedule::Schedule;
 
 /// Which multistep solver (each as diffusers' scheduler of that name with its defaults).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "file", derive(serde::Serialize, serde::Deserialize))]
 pub enum Solver {
     /// `DPMSolverMultistepScheduler(algorithm_type="dpmsolver++", solver_order=2)`.
     DpmPp2m,

@@ -17,8 +17,6 @@
 
 use core::fmt;
 
-use serde::{Deserialize, Serialize};
-
 use crate::multistep::{Grid, History, Solver};
 use crate::real::Real;
 use crate::schedule::Schedule;
@@ -26,7 +24,8 @@ use crate::schedule::Schedule;
 /// Where a sampler places its K steps among the T timesteps (diffusers' `timestep_spacing`,
 /// `use_karras_sigmas`, `use_lu_lambdas`). DDIM takes trailing, leading and linspace; the
 /// multistep solvers linspace, karras and logsnr.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "file", derive(serde::Serialize, serde::Deserialize))]
 pub enum Spacing {
     /// `round(T − k·T/K) − 1`: starts at T−1 (999, 979, …, 19 for K = 50).
     Trailing,
@@ -72,7 +71,8 @@ impl Spacing {
 }
 
 /// Which reverse process to run.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "file", derive(serde::Serialize, serde::Deserialize))]
 pub enum Sampler {
     /// The seed notebook's DDPM step over all T timesteps, noise scale √β_t.
     Ddpm,

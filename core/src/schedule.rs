@@ -4,10 +4,9 @@
 //! from them); none recomputes them. f64 keeps the table within ~1e-7 of the exact values,
 //! and IEEE f64 `+ − × ÷ √` give the same bits on every machine (software f64 included).
 
-use serde::{Deserialize, Serialize};
-
 /// How β_t is chosen.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "file", derive(serde::Serialize, serde::Deserialize))]
 pub enum ScheduleKind {
     /// β_t evenly spaced from `beta_start` to `beta_end` (the seed: 1e-4 … 0.02).
     Linear {

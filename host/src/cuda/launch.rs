@@ -8,18 +8,13 @@
 //! in one place only.
 //!
 //! A [`Device`] loads a plan into a [`Session`] that runs its launches and reads and writes its
-//! buffers. There are two: the GPU through cudarc ([`Gpu`], below), and the CPU emulation of
+//! buffers. There are two: the GPU through cudarc ([`super::Gpu`], in `gpu.rs`), and the CPU emulation of
 //! the kernels in the test suite (`tests/cuda-emu`), which compiles the same kernel sources as
 //! C++ and runs the very same plans.
 
 use std::ops::Range;
-use std::sync::Arc;
 
-use cudarc::driver::{
-    CudaFunction, CudaGraph, CudaSlice, CudaStream, DevicePtr, LaunchConfig, PushKernelArg, sys,
-};
-
-use super::{CudaError, Gpu, KernelSource};
+use super::{CudaError, KernelSource};
 
 /// One of a plan's buffers: its index in [`Plan::buffers`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -208,7 +203,7 @@ pub fn check_write(len: usize, bytes: &[u8]) -> Result<(), CudaError> {
     Ok(())
 }
 
-/// What runs plans: the GPU ([`Gpu`]), or a CPU emulation of the kernels (the test suite's).
+/// What runs plans: the GPU ([`super::Gpu`]), or a CPU emulation of the kernels (the test suite's).
 pub trait Device {
     /// Dynamic shared memory a thread block may use, bytes.
     fn smem_optin(&self) -> usize;
@@ -260,192 +255,6 @@ pub trait Session {
             .chunks_exact(4)
             .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
             .collect())
-    }
-}
-
-/// A launch resolved on the GPU: its function, configuration and arguments.
-struct Ready {
-    func: CudaFunction,
-    config: LaunchConfig,
-    args: Vec<Value>,
-}
-
-/// A plan loaded on the GPU: its buffers allocated and filled, every launch resolved.
-/// Kernels address the buffers through the raw device pointers resolved here, so the
-/// buffers live exactly as long as this.
-struct GpuSession {
-    stream: Arc<CudaStream>,
-    buffers: Vec<CudaSlice<u8>>,
-    launches: Vec<Ready>,
-    use_graph: bool,
-    /// The whole plan captured once, when graphs are on.
-    graph: Option<CudaGraph>,
-}
-
-impl Device for Gpu {
-    fn smem_optin(&self) -> usize {
-        self.smem_optin
-    }
-
-    fn sm_count(&self) -> usize {
-        self.sm_count
-    }
-
-    fn resident_blocks(
-        &self,
-        source: KernelSource,
-        defines: &[(&'static str, usize)],
-        kernel: &'static str,
-        threads: u32,
-        shared_bytes: u32,
-    ) -> Result<usize, CudaError> {
-        let func = Gpu::function(&self.module(source, defines.to_vec())?, kernel)?;
-        allow_shared(&func, shared_bytes)?;
-        let blocks = func
-            .occupancy_max_active_blocks_per_multiprocessor(threads, shared_bytes as usize, None)
-            .map_err(CudaError::driver("occupancy query"))?;
-        Ok(blocks as usize)
-    }
-
-    fn load(&self, plan: &Plan) -> Result<Box<dyn Session>, CudaError> {
-        let module = self.module(plan.source, plan.defines.clone())?;
-        let stream = self.stream.clone();
-        let buffers = plan
-            .buffers
-            .iter()
-            .map(|init| match init {
-                Init::Zeros(len) => stream.alloc_zeros(*len),
-                Init::Bytes(bytes) => stream.clone_htod(bytes),
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(CudaError::driver("upload"))?;
-        // Event tracking is off (one stream orders everything), so the guard that comes with
-        // the address has nothing to record.
-        let addresses: Vec<u64> = buffers.iter().map(|b| b.device_ptr(&stream).0).collect();
-        let launches = plan
-            .launches
-            .iter()
-            .zip(plan.resolve(&addresses)?)
-            .map(|(launch, args)| {
-                let func = Gpu::function(&module, launch.kernel)?;
-                allow_shared(&func, launch.shared_bytes)?;
-                let [gx, gy, gz] = launch.grid;
-                let [bx, by, bz] = launch.block;
-                Ok(Ready {
-                    func,
-                    config: LaunchConfig {
-                        grid_dim: (gx, gy, gz),
-                        block_dim: (bx, by, bz),
-                        shared_mem_bytes: launch.shared_bytes,
-                    },
-                    args,
-                })
-            })
-            .collect::<Result<_, CudaError>>()?;
-        Ok(Box::new(GpuSession {
-            stream,
-            buffers,
-            launches,
-            use_graph: false,
-            graph: None,
-        }))
-    }
-}
-
-/// Lets `func` use `bytes` of dynamic shared memory: beyond 48 KiB a kernel must opt in.
-fn allow_shared(func: &CudaFunction, bytes: u32) -> Result<(), CudaError> {
-    if bytes > 0 {
-        func.set_attribute(
-            sys::CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
-            bytes as i32,
-        )
-        .map_err(CudaError::driver("kernel attribute"))?;
-    }
-    Ok(())
-}
-
-impl GpuSession {
-    /// Enqueues launches `range`, in order, on the stream.
-    fn enqueue(&self, range: Range<usize>) -> Result<(), CudaError> {
-        for launch in &self.launches[range] {
-            let mut b = self.stream.launch_builder(&launch.func);
-            for arg in &launch.args {
-                match arg {
-                    Value::Ptr(v) | Value::U64(v) => b.arg(v),
-                    Value::I32(v) => b.arg(v),
-                    Value::F32(v) => b.arg(v),
-                };
-            }
-            // SAFETY: every pointer argument addresses a buffer owned by `self` (alive as
-            // long as `self`), at an offset checked by `Plan::resolve` to lie inside it, and
-            // the plan that built the launch computed its grid and the lengths the kernel
-            // touches from the same sizes the buffers were made with; the arguments follow
-            // the kernel's signature (order and types: 8-byte pointers/u64, 4-byte
-            // int/float), as the plan's one builder function writes them.
-            unsafe { b.launch(launch.config) }.map_err(CudaError::driver("launch"))?;
-        }
-        Ok(())
-    }
-
-    /// Captures the whole plan's launches into a CUDA graph.
-    fn capture(&mut self) -> Result<(), CudaError> {
-        let driver = CudaError::driver;
-        self.stream
-            .begin_capture(sys::CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
-            .map_err(driver("graph capture"))?;
-        let enqueued = self.enqueue(0..self.launches.len());
-        let graph = self
-            .stream
-            .end_capture(
-                sys::CUgraphInstantiate_flags::CUDA_GRAPH_INSTANTIATE_FLAG_AUTO_FREE_ON_LAUNCH,
-            )
-            .map_err(driver("graph capture"));
-        enqueued?;
-        self.graph = graph?;
-        Ok(())
-    }
-}
-
-impl Session for GpuSession {
-    fn run(&mut self, launches: Range<usize>, times: u64) -> Result<(), CudaError> {
-        let whole = launches == (0..self.launches.len());
-        if self.use_graph && whole && self.graph.is_none() {
-            self.capture()?;
-        }
-        for _ in 0..times {
-            match &self.graph {
-                Some(g) if whole => g.launch().map_err(CudaError::driver("graph launch"))?,
-                _ => self.enqueue(launches.clone())?,
-            }
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self) -> Result<(), CudaError> {
-        self.stream
-            .synchronize()
-            .map_err(CudaError::driver("synchronize"))
-    }
-
-    fn read(&self, buf: Buf) -> Result<Vec<u8>, CudaError> {
-        self.stream
-            .clone_dtoh(&self.buffers[buf.0])
-            .map_err(CudaError::driver("download"))
-    }
-
-    fn write(&mut self, buf: Buf, bytes: &[u8]) -> Result<(), CudaError> {
-        let dst = &mut self.buffers[buf.0];
-        check_write(dst.len(), bytes)?;
-        self.stream
-            .memcpy_htod(bytes, dst)
-            .map_err(CudaError::driver("upload"))
-    }
-
-    fn use_graph(&mut self, on: bool) {
-        self.use_graph = on;
-        if !on {
-            self.graph = None;
-        }
     }
 }
 

@@ -14,7 +14,7 @@ use std::ops::Range;
 use tinyddpm_core::{Model, Step, Update};
 
 use super::launch::{Arg, Buf, Device, Launch, Plan};
-use super::{CudaError, Gpu, SAMPLE, zero_seed_state};
+use super::{CudaError, SAMPLE, zero_seed_state};
 use crate::batch::{Init, Request};
 
 /// Largest sample tile per thread block: 4 samples per thread row, 32 rows.
@@ -314,17 +314,6 @@ pub fn sample_on<const H: usize, const B: usize, const T: usize>(
     }
     let xs = session.read_f32(xs)?;
     Ok(xs.chunks_exact(2).map(|p| [p[0], p[1]]).collect())
-}
-
-impl Gpu {
-    /// The samples of `request` on the GPU ([`sample_on`] this device).
-    pub fn sample<const H: usize, const B: usize, const T: usize>(
-        &self,
-        request: &Request<'_, H, B, T>,
-        progress: &(dyn Fn(usize) + Sync),
-    ) -> Result<Vec<[f32; 2]>, CudaError> {
-        sample_on(self, request, progress)
-    }
 }
 
 #[cfg(test)]
