@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The CUDA backend's checks and benchmarks, for a machine with an NVIDIA GPU (issue 6).
+# The CUDA backend's checks and benchmarks, for a machine with an NVIDIA GPU.
 #
 #   1. builds the CLI, the CUDA test target and the CUDA benchmark (release, one cargo run);
 #   2. runs every CUDA test, GPU-only ones included (bit-identical sampling for every
