@@ -4,7 +4,8 @@
 
 /// `C[i] = round(c(i/64)·2^18)`, `c(a) = a·Φ(−a) = a·erfc(a/√2)/2`, for `a = i/64 ∈ [0, 5]`.
 /// Past a = 5, `c < 1.5e-6` and is taken as 0 (the last entries already round to 0). The
-/// values are checked against an f64 `erfc` in `core/tests/quant.rs`.
+/// values are checked against an f64 `erfc` in `core/tests/quant.rs`; `scripts/gelu_table.py`
+/// makes them (and `--check` compares them with this array).
 pub const GELU_TABLE: [u16; 321] = [
     0, 2022, 3994, 5914, 7784, 9602, 11370, 13087, 14754, 16371, 17937, 19454, 20921, 22339, 23707,
     25027, 26299, 27523, 28699, 29828, 30911, 31947, 32937, 33883, 34783, 35639, 36451, 37221,
