@@ -1,9 +1,9 @@
 //! How many worker threads a run uses, decided once, and starting them without a panic.
 //!
 //! Results never depend on the count (every sum has a fixed order and every sample its own
-//! noise stream), so the count is only about speed: threads beyond the cores add overhead
-//! (10,000 took minutes to start), and a machine that cannot start them (a process limit,
-//! a container's) must get an error, not an abort.
+//! noise stream), so the count is only about speed: threads beyond the cores only add the
+//! cost of starting and switching them, and a machine that cannot start them (a process
+//! limit, a container's) must get an error, not an abort.
 
 use std::fmt;
 

@@ -1,9 +1,9 @@
-//! Round one of the hostile table (issue 10 §2): bad files, same-file outputs, hostile
+//! Round one of the hostile table: bad files, same-file outputs, hostile
 //! numbers, full disks.
 
 use super::*;
 
-/// Every defect of issue 10 §2 and the further cases found beside them.
+/// Every defect of the first hostile round, and the further cases found beside them.
 fn failure_cases() -> Vec<Case> {
     use Setup::*;
     vec![

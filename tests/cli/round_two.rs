@@ -1,4 +1,4 @@
-//! Round two of the hostile table (issue 18): closed pipes, thread limits, endless and
+//! Round two of the hostile table: closed pipes, thread limits, endless and
 //! oversized inputs, FIFOs and pipes as inputs, checkpoints `train --resume` refuses, long
 //! names, headers every command must refuse alike, writers that hold their temporaries.
 //! The signals are in `main.rs` (they need a run to be under way).
@@ -60,7 +60,7 @@ fn long_name() -> String {
 }
 
 /// The commands that print, with stdout closed: each ends its printing quietly and still
-/// writes its file (issue 18 §1).
+/// writes its file.
 fn closed_stdout_cases() -> Vec<Case> {
     let quiet = |args, created| Case {
         setup: &[Make("s.csv", points)],
@@ -108,7 +108,7 @@ fn closed_stdout_cases() -> Vec<Case> {
 }
 
 /// Threads that cannot start (an nproc limit as an unprivileged user), and a thread count
-/// from the environment (issue 18 §2, §8).
+/// from the environment.
 fn thread_cases() -> Vec<Case> {
     let limited = |args, env| Case {
         setup: &[Make("s.csv", points)],
@@ -180,7 +180,7 @@ fn thread_cases() -> Vec<Case> {
     cases
 }
 
-/// Endless and oversized inputs: a row cap with one line, memory bounded (issue 18 §3–§7).
+/// Endless and oversized inputs: a row cap with one line, memory bounded.
 fn bounded_input_cases() -> Vec<Case> {
     // 1 GB of address space: an unbounded reader of an endless stream aborts within it.
     let endless = |args, message| Case {
@@ -289,7 +289,7 @@ fn bounded_input_cases() -> Vec<Case> {
 }
 
 /// FIFOs and pipes as inputs: read once, `inspect` never hangs, the others say what they
-/// wait for and go on when the writer comes (issue 18 §9–§11).
+/// wait for and go on when the writer comes.
 fn pipe_cases() -> Vec<Case> {
     let late = |args, model: fn() -> Vec<u8>, message, created| Case {
         setup: &[Fifo("fifo"), Make("s.csv", points)],
@@ -416,7 +416,7 @@ fn pipe_cases() -> Vec<Case> {
     ]
 }
 
-/// Checkpoints `train --resume` refuses: `inspect` says so (issue 18 §12).
+/// Checkpoints `train --resume` refuses: `inspect` says so.
 fn checkpoint_cases() -> Vec<Case> {
     let refused = |make: fn() -> Vec<u8>| {
         Case {
@@ -464,7 +464,7 @@ impl Case {
 }
 
 /// Long names, one validation of a header, temporaries held by another writer, and the
-/// messages of issue 18's last paragraph (§13–§15).
+/// messages of the report.
 fn message_cases() -> Vec<Case> {
     let name = long_name();
     vec![
