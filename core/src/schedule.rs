@@ -25,6 +25,21 @@ pub enum ScheduleKind {
     },
 }
 
+/// In words, as the tools print it: "linear betas 0.0001 … 0.02".
+impl core::fmt::Display for ScheduleKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            ScheduleKind::Linear {
+                beta_start,
+                beta_end,
+            } => write!(f, "linear betas {beta_start} … {beta_end}"),
+            ScheduleKind::Cosine { s, max_beta } => {
+                write!(f, "cosine, s = {s}, max beta {max_beta}")
+            }
+        }
+    }
+}
+
 impl ScheduleKind {
     /// The seed notebook's schedule: linear 1e-4 … 0.02.
     pub const SEED: Self = Self::Linear {

@@ -12,6 +12,7 @@ pub mod input;
 pub mod modelfile;
 pub mod plot;
 pub mod quantize;
+pub mod run;
 pub mod state_dict;
 pub mod threads;
 pub mod train;

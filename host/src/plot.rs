@@ -18,6 +18,8 @@ use plotters::prelude::*;
 use plotters::style::FontStyle;
 use tinyddpm_core::{NoiseStream, Schedule};
 
+use crate::batch::{self, BatchModel, SampleRequest};
+
 /// Why a figure could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum PlotError {
@@ -409,6 +411,34 @@ pub struct Frame {
     pub label: String,
     /// The points.
     pub points: Vec<[f32; 2]>,
+}
+
+/// The reverse-process grid's frames for the samples of `request` (from noise): x_T and the
+/// state after each fraction of [`REVERSE_FRACTIONS`] of the sampler's steps, kept by the
+/// batched executor; the last frame is exactly what `tinyddpm sample` writes.
+pub fn reverse_frames<const H: usize, const B: usize, const T: usize, M: BatchModel<H, B>>(
+    request: &SampleRequest<'_, H, B, T, M>,
+) -> Vec<Frame> {
+    let sampler = request.sampler;
+    let k_total = sampler.num_steps(T);
+    let keep: Vec<usize> = REVERSE_FRACTIONS
+        .iter()
+        .map(|f| (f * k_total as f64).round() as usize)
+        .collect();
+    keep.iter()
+        .zip(batch::frames(request, &keep))
+        .map(|(&k, points)| {
+            let label = match k {
+                0 => "start: x_T ~ N(0, I)".to_string(),
+                k if k == k_total => "end: generated".to_string(),
+                k => format!(
+                    "step {k}/{k_total} (t = {})",
+                    sampler.timestep(request.schedule, k)
+                ),
+            };
+            Frame { label, points }
+        })
+        .collect()
 }
 
 /// The forward process applied to `data`: x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε at t = each of

@@ -13,13 +13,14 @@ use tinyddpm::quantize::{Calibration, quantize};
 use tinyddpm::{atomic, csv, data, modelfile, plot};
 use tinyddpm_core::{QSeedModel, Sampler, Schedule, SeedModel};
 
-use super::plot::{ForwardArgs, GRID_POINTS, REVERSE_POINTS};
-use super::sample::{Draw, ModelKind};
-use super::train::{self, TrainArgs, train_on};
-use super::{
-    DefaultSamplerArgs, DeviceArg, T, check_points, describe, device, eval, files, interrupt,
-    thread_count,
-};
+use tinyddpm::run::sample::{SampleModel, Sampling};
+use tinyddpm::run::train::{Start, TrainJob};
+use tinyddpm::train::TrainConfig;
+
+use super::jobs::{device_for, draw, run_job};
+use super::plot::{GRID_POINTS, REVERSE_POINTS};
+use super::shapes::SEED;
+use super::{DeviceArg, T, check_points, describe, device, eval, files, interrupt, thread_count};
 use super::{say, tell};
 
 /// The files `demo` writes, in its folder.
@@ -82,7 +83,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let gpu = device(args.device)?;
     // The integer model samples on the CPU: said once when the float model runs on the GPU.
     let int_gpu = match (args.quantize, &gpu) {
-        (true, Some(_)) => QSeedModel::device(args.device)?,
+        (true, Some(_)) => device_for::<128, 3, QSeedModel>(args.device)?,
         _ => None,
     };
     let dir = &args.out_dir;
@@ -103,25 +104,22 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         .collect();
     files::check(&[], &outputs, &[])?;
 
-    let train_args = TrainArgs {
+    // The seed recipe: its batch, learning rate and no EMA, DDPM as the file's sampler.
+    let job = TrainJob {
         steps: args.steps,
-        batch: None,
-        lr: None,
-        seed: Some(args.seed),
-        ema: None,
-        device: args.device,
         out: file("model.tdm"),
-        losses: Some(file("losses.csv")),
-        resume: None,
+        losses: file("losses.csv"),
         checkpoint: None,
-        checkpoint_every: 1000,
-        threads,
-        hidden: Some(128),
-        blocks: Some(3),
-        default_sampler: DefaultSamplerArgs::default(),
+        default_sampler: Sampler::Ddpm,
     };
-    train::check(&train_args)?;
-    let trained = train_on(&train_args, gpu.as_ref())?;
+    let config = TrainConfig {
+        steps: args.steps,
+        seed: args.seed,
+        threads,
+        ..TrainConfig::default()
+    };
+    let (hidden, blocks) = SEED;
+    let trained = run_job(&job, hidden, blocks, Start::New(config), gpu.as_ref())?;
     tell!(
         "trained {} steps in {:.1} s ({:.3} ms/step)",
         trained.steps,
@@ -160,12 +158,11 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         ("Generated", &points),
     )?;
     interrupt::check(kept)?;
-    super::plot::forward(&ForwardArgs {
-        out: file("forward.png"),
-        model: None,
-        count: GRID_POINTS,
-        seed: 0,
-    })?;
+    let truth = data::true_samples(GRID_POINTS as usize, 0);
+    plot::forward_grid(
+        &file("forward.png"),
+        &plot::forward_frames(&truth, &schedule, 0),
+    )?;
     // The chains of the first samples drawn above: the last frame is those very points.
     let count = REVERSE_POINTS.min(args.count) as usize;
     interrupt::check(kept)?;
@@ -178,7 +175,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         first: 0,
         count,
     };
-    let frames = super::plot::reverse_frames(&request);
+    let frames = plot::reverse_frames(&request);
     plot::reverse_grid(&file("reverse.png"), &frames, &describe(&sampler))?;
 
     let int_metrics = match args.quantize {
@@ -234,22 +231,26 @@ struct Drawing<'a> {
 
 impl Drawing<'_> {
     /// Samples `0..count` of the seed from `model` (the `kind` named in the note), timed.
-    fn samples<M: ModelKind<128, 3>>(
+    fn samples<M: SampleModel<128, 3>>(
         &self,
         kind: &str,
         model: &M,
         gpu: Option<&M::Gpu>,
     ) -> Result<Vec<[f32; 2]>> {
         let begin = Instant::now();
-        let points = Draw {
+        let sampling = Sampling {
             gpu,
             model,
             schedule: self.schedule,
             sampler: self.sampler,
             seed: self.seed,
             threads: self.threads,
-        }
-        .collect(self.count)?;
+        };
+        let mut points = Vec::new();
+        draw(&sampling, None, self.count, &mut |chunk| {
+            points.extend_from_slice(chunk);
+            Ok(())
+        })?;
         tell!(
             "sampled {} points from the {kind} model in {:.1} s ({})",
             points.len(),

@@ -11,7 +11,7 @@ use tinyddpm::modelfile::{self, ModelFile};
 use tinyddpm::quantize::{layer_name, weight_scales};
 use tinyddpm::train::{CHECKPOINT_FORMAT, CheckpointFile, CheckpointInfo};
 use tinyddpm_core::file::{self, Contents, FileError, Header, Kind, QuantSizes};
-use tinyddpm_core::{Model, QModel, ScheduleKind};
+use tinyddpm_core::{Model, QModel};
 
 use super::shapes::{SUPPORTED, listed};
 use super::{INSPECT_PATIENCE, T, describe, dispatch, open_input};
@@ -47,17 +47,6 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     }
     let model_file = ModelFile::from_reader(whole, path).context("cannot load the model")?;
     model(&model_file)
-}
-
-/// A schedule in words, e.g. "linear betas 0.0001 … 0.02".
-pub fn schedule_words(kind: &ScheduleKind) -> String {
-    match *kind {
-        ScheduleKind::Linear {
-            beta_start,
-            beta_end,
-        } => format!("linear betas {beta_start} … {beta_end}"),
-        ScheduleKind::Cosine { s, max_beta } => format!("cosine, s = {s}, max beta {max_beta}"),
-    }
 }
 
 /// "; 3 values are not finite (the first is weight 17)", or nothing.
@@ -109,7 +98,7 @@ fn head(path: &Path, bytes: &[u8], contents: &Contents<'_>, format_note: &str, k
 /// The lines after the parameters: what the header says about sampling.
 fn tail(header: &Header) {
     say!("timesteps        T = {}", header.timesteps);
-    say!("schedule         {}", schedule_words(&header.schedule));
+    say!("schedule         {}", header.schedule);
     say!("default sampler  {}", describe(&header.sampler));
 }
 
@@ -241,7 +230,7 @@ fn checkpoint(path: &Path, info: &CheckpointInfo) {
     );
     say!("parameters       {}", info.params);
     say!("timesteps        T = {}", info.timesteps);
-    say!("schedule         {}", schedule_words(&info.schedule));
+    say!("schedule         {}", info.schedule);
     say!(
         "step             {} (the run was started for {} steps)",
         info.step,

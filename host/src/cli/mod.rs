@@ -7,6 +7,7 @@ pub mod eval;
 pub mod files;
 pub mod inspect;
 pub mod interrupt;
+pub mod jobs;
 pub mod plot;
 pub mod quantize;
 pub mod sample;
@@ -30,7 +31,7 @@ use tinyddpm::threads;
 use tinyddpm_core::{ChoiceError, Sampler, SamplerChoice, Spacing};
 
 /// Diffusion timesteps of every model this build runs (the seed's T).
-pub const T: usize = 1000;
+pub use tinyddpm::run::T;
 
 pub(crate) use shapes::dispatch;
 

@@ -4,13 +4,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use tinyddpm::batch::{self, BatchModel, Init, SampleRequest};
+use tinyddpm::batch::{Init, SampleRequest};
 use tinyddpm::input::Patience;
 use tinyddpm::modelfile::ModelFile;
+use tinyddpm::run::sample::SampleModel;
 use tinyddpm::{csv, data, plot};
 use tinyddpm_core::{Sampler, Schedule, ScheduleKind};
 
-use super::sample::ModelKind;
 use super::say;
 use super::{MAX_POINTS, SamplerArgs, T, check_points, describe, dispatch, files, open_input};
 
@@ -272,7 +272,7 @@ pub fn reverse(args: &ReverseArgs) -> Result<()> {
     )
 }
 
-fn reverse_shape<const H: usize, const B: usize, M: ModelKind<H, B>>(
+fn reverse_shape<const H: usize, const B: usize, M: SampleModel<H, B>>(
     args: &ReverseArgs,
     file: &ModelFile,
 ) -> Result<()> {
@@ -288,34 +288,10 @@ fn reverse_shape<const H: usize, const B: usize, M: ModelKind<H, B>>(
         first: 0,
         count: args.count as usize,
     };
-    plot::reverse_grid(&args.out, &reverse_frames(&request), &describe(&sampler))?;
+    plot::reverse_grid(
+        &args.out,
+        &plot::reverse_frames(&request),
+        &describe(&sampler),
+    )?;
     Ok(())
-}
-
-/// The reverse-process grid's frames for the samples of `request` (from noise): x_T and the
-/// state after each fraction of [`plot::REVERSE_FRACTIONS`] of the sampler's steps, kept by the
-/// batched executor; the last frame is exactly what `tinyddpm sample` writes.
-pub fn reverse_frames<const H: usize, const B: usize, M: BatchModel<H, B>>(
-    request: &SampleRequest<'_, H, B, T, M>,
-) -> Vec<plot::Frame> {
-    let sampler = request.sampler;
-    let k_total = sampler.num_steps(T);
-    let keep: Vec<usize> = plot::REVERSE_FRACTIONS
-        .iter()
-        .map(|f| (f * k_total as f64).round() as usize)
-        .collect();
-    keep.iter()
-        .zip(batch::frames(request, &keep))
-        .map(|(&k, points)| {
-            let label = match k {
-                0 => "start: x_T ~ N(0, I)".to_string(),
-                k if k == k_total => "end: generated".to_string(),
-                k => format!(
-                    "step {k}/{k_total} (t = {})",
-                    sampler.timestep(request.schedule, k)
-                ),
-            };
-            plot::Frame { label, points }
-        })
-        .collect()
 }

@@ -1,0 +1,131 @@
+//! The command line's face of the library's jobs ([`tinyddpm::run`]): a progress bar on
+//! stderr, the stop signals watched ([`interrupt`]), the device resolved for each model
+//! kind, and the jobs' errors in the command line's words.
+
+use anyhow::{Result, anyhow};
+use indicatif::ProgressBar;
+use tinyddpm::cuda::Gpu;
+use tinyddpm::run::Watch;
+use tinyddpm::run::sample::{Overflow, SampleError, SampleModel, Sampling, Sink};
+use tinyddpm::run::train::{self as job, Start, Summary, TrainJob, TrainJobError};
+
+use super::interrupt::{self, Interrupted};
+use super::{DeviceArg, device, dispatch, progress_bar, tell};
+
+/// A job's progress as a bar on stderr; a stop signal ([`interrupt::watch`]) stops it.
+pub struct BarWatch(pub ProgressBar);
+
+impl Watch for BarWatch {
+    fn advance(&self, n: u64) {
+        self.0.inc(n);
+    }
+
+    fn status(&self, status: &str) {
+        self.0.set_message(status.to_string());
+    }
+
+    fn stop(&self) -> bool {
+        interrupt::requested()
+    }
+}
+
+/// Resolves `--device` for a model kind: [`device`] for the float model; an integer model
+/// runs on the CPU whatever was asked, saying so when the GPU was.
+pub fn device_for<const H: usize, const B: usize, M: SampleModel<H, B>>(
+    arg: DeviceArg,
+) -> Result<Option<M::Gpu>> {
+    if !M::ON_GPU {
+        if arg != DeviceArg::Cpu {
+            tell!("note: integer models run on the CPU: the GPU kernels run float models only");
+        }
+        return Ok(None);
+    }
+    Ok(device(arg)?.and_then(M::on))
+}
+
+/// Draws `0..count` with `sampling` into `sink`, with a progress bar and the stop signals
+/// watched; the errors in the command line's words.
+pub fn draw<const H: usize, const B: usize, M: SampleModel<H, B>>(
+    sampling: &Sampling<'_, H, B, M>,
+    init: Option<&[[f32; 2]]>,
+    count: u64,
+    sink: &mut Sink<'_, anyhow::Error>,
+) -> Result<()> {
+    interrupt::watch()?;
+    let watch = BarWatch(progress_bar(count, "sample"));
+    let drawn = sampling.run(init, count, &watch, &mut |points| {
+        sink(points).map_err(SinkError)
+    });
+    match drawn {
+        Ok(()) => {
+            watch.0.finish_and_clear();
+            Ok(())
+        }
+        Err(e) => {
+            watch.0.abandon();
+            Err(match e {
+                SampleError::Stopped { done, count } => Interrupted::new(format!(
+                    "interrupted after {done} of {count} samples; no samples were written"
+                ))
+                .into(),
+                SampleError::NotFinite {
+                    index,
+                    point: [x, y],
+                    cause,
+                } => {
+                    let cause = match cause {
+                        Overflow::Start([x0, y0]) => format!("its --x-init row is ({x0}, {y0})"),
+                        Overflow::Model => {
+                            "the model's output overflows: see `tinyddpm inspect`".into()
+                        }
+                        schedule => schedule.to_string(),
+                    };
+                    anyhow!("sample {index} is not finite ({x}, {y}); {cause}; nothing was written")
+                }
+                SampleError::Sink(SinkError(e)) => e,
+                e => e.into(),
+            })
+        }
+    }
+}
+
+/// A sink's error, carried through the job as an error type.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:#}")]
+pub struct SinkError(anyhow::Error);
+
+/// Runs `job` for the shape (`hidden`, `blocks`), with a progress bar and the stop signals
+/// watched; the errors in the command line's words.
+pub fn run_job(
+    job: &TrainJob,
+    hidden: usize,
+    blocks: usize,
+    start: Start<'_>,
+    gpu: Option<&Gpu>,
+) -> Result<Summary> {
+    interrupt::watch()?;
+    let first = match &start {
+        Start::Resume { file, .. } => file.info().map_or(0, |info| info.step),
+        Start::New(_) => 0,
+    };
+    let watch = BarWatch(progress_bar(job.steps.saturating_sub(first), "train"));
+    let trained = dispatch!(hidden, blocks, train_shape(job, start, gpu, &watch));
+    match trained {
+        Ok(_) => watch.0.finish_and_clear(),
+        Err(_) => watch.0.abandon(),
+    }
+    trained
+}
+
+/// [`train`] for one shape, its stop an [`Interrupted`] (exit 128 + the signal).
+fn train_shape<const H: usize, const B: usize>(
+    job: &TrainJob,
+    start: Start<'_>,
+    gpu: Option<&Gpu>,
+    watch: &BarWatch,
+) -> Result<Summary> {
+    job::train::<H, B>(job, start, gpu, watch).map_err(|e| match e {
+        TrainJobError::Stopped { .. } => Interrupted::new(e.to_string()).into(),
+        e => e.into(),
+    })
+}
