@@ -1,7 +1,10 @@
 //! The f32 boundary of the integer model: x_t and t/T in, ε̂ out, with IEEE operations every
 //! backend has (a multiply by a power of two, two adds, compares) and no platform `roundf`.
 
-use super::model::MAX_EXP;
+/// The largest activation exponent: scales from 1 down to 2^−24. Its bound is the
+/// boundary's: `2^−24` is far inside f32's normal range, so [`pow2`] is exact for every
+/// exponent an activation may have.
+pub const MAX_EXP: u8 = 24;
 
 /// 1.5·2^23: adding and subtracting it rounds an f32 of magnitude below 2^22 to an integer,
 /// half to even (the f32 spacing at 1.5·2^23 is 1 and the addition rounds to nearest even).

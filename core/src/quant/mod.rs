@@ -138,13 +138,11 @@ mod linear;
 mod model;
 mod requant;
 
-pub use boundary::{from_i16, to_i16};
+pub use boundary::{MAX_EXP, from_i16, to_i16};
 pub use gelu::{GELU_TABLE, Gelu, MAX_GAP, MAX_PRE_EXP, MIN_PRE_EXP, TABLE_END};
 pub use linear::{
     Accumulate, MAX_BIAS, MAX_INPUTS, Portable, QLinear, bias_in_range, shift_in_range,
     weight_in_range,
 };
-pub use model::{
-    MAX_EXP, QBlock, QLayer, QLayerMut, QModel, QSeedModel, QuantError, TIME_EXP, WithKernel,
-};
+pub use model::{QBlock, QLayer, QLayerMut, QModel, QSeedModel, QuantError, TIME_EXP, WithKernel};
 pub use requant::{MAX_SHIFT, SQRT_HALF_MULTIPLIER, SQRT_HALF_SHIFT, requantize, sat16};

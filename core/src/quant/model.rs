@@ -1,7 +1,7 @@
 //! [`QModel<H, B>`]: the float [`Model`](crate::Model)'s network on integers, wired as the
 //! module docs of [`quant`](super) specify.
 
-use super::boundary::{from_i16, to_i16};
+use super::boundary::{MAX_EXP, from_i16, to_i16};
 use super::gelu::Gelu;
 use super::linear::{Accumulate, Portable, QLinear};
 use super::requant::{SQRT_HALF_MULTIPLIER, SQRT_HALF_SHIFT, requantize, sat16};
@@ -10,8 +10,6 @@ use crate::model::Layer;
 use crate::sample::PredictNoise;
 use crate::sampler::Step;
 
-/// The largest activation exponent: scales from 1 down to 2^−24.
-pub const MAX_EXP: u8 = 24;
 /// The exponent of the time input t/T ∈ [0, 1): `t_q = round(t/T·2^15)`.
 pub const TIME_EXP: u8 = 15;
 
