@@ -307,7 +307,10 @@ fn emit_model<const H: usize, const B: usize>(
     writeln!(src, "/// B, residual blocks of the embedded model.").unwrap();
     writeln!(src, "pub const B: usize = {B};").unwrap();
     let n = params.len();
-    src.push_str("/// The model's parameters in file order (compile time only: not in the image).\n");
+    src.push_str(
+        "/// The model's parameters in file order (compile time only: not in the image).\n",
+    );
+    src.push_str("#[allow(clippy::large_const_arrays)]\n");
     writeln!(src, "const PARAMS: [f32; {n}] = [").unwrap();
     emit_floats(&params, src);
     src.push_str("];\n");
@@ -430,7 +433,11 @@ fn emit_steps<const T: usize>(
     let t_inputs = sampler.steps(&schedule).map(|s| s.t_input).collect();
     // Each row is the core's word encoding (`Step::to_words`), cut to the words the widest
     // row's kind reads: a DDPM chain keeps 6 of the 13, so DDPM-1000 fits the M0's flash.
-    let width = sampler.steps(&schedule).map(|s| s.row_len()).max().unwrap_or(0);
+    let width = sampler
+        .steps(&schedule)
+        .map(|s| s.row_len())
+        .max()
+        .unwrap_or(0);
     writeln!(
         src,
         "/// The sampler's reverse steps, noisiest first, as rows of `Step::to_words`."
