@@ -2,11 +2,12 @@
 //!
 //! The model file named by `TINYDDPM_MODEL` is checked with the core's decoder on the build
 //! host (magic, version, CRC, shape, and finite weights or integer parameters in range) and
-//! written out as Rust source: a float model as `static MODEL: Model<H, B> = Model { … }` with
-//! every weight as `f32::from_bits(…)` (exact by construction, no decimal round trip), an
+//! written out as Rust source: a float model as its parameters in file order, every weight as
+//! `f32::from_bits(…)` (exact by construction, no decimal round trip), from which the core's
+//! `Model::from_params` builds `static MODEL: Model<H, B>` at compile time; an
 //! integer model (from `tinyddpm quantize`) as `static MODEL: QModel<H, B> = QModel { … }`
 //! with its int8 weights, and the `integer` cfg set; then `static STEPS` computed here by
-//! `Sampler::step` from the core's f64 schedule, which is too big (16 KB) and too slow
+//! `Sampler::step` from the core's f64 schedule and written as the core's step rows, which is too big (16 KB) and too slow
 //! (software f64) to build on the MCU. The firmware then needs neither a decoder, nor a copy of
 //! the weights in RAM, nor `unsafe` to reinterpret bytes.
 //!
@@ -33,7 +34,7 @@ use std::path::{Path, PathBuf};
 
 use tinyddpm_core::file::{self, Header, Kind};
 use tinyddpm_core::quant::{Gelu, QLinear, QModel};
-use tinyddpm_core::{ChoiceError, Linear, Model, Sampler, SamplerChoice, Schedule, Step, Update};
+use tinyddpm_core::{ChoiceError, Model, Sampler, SamplerChoice, Schedule, Step};
 
 /// A core this firmware builds for: its memory map, default model and clocks.
 struct Chip {
@@ -289,49 +290,40 @@ fn with_blocks<const H: usize>(
     }
 }
 
-/// Decodes with the core (so only a file it accepts is embedded) and writes the literal.
+/// Decodes with the core (so only a file it accepts is embedded) and writes its parameters
+/// in file order, from which the core's `Model::from_params` builds the `static` at compile
+/// time.
 fn emit_model<const H: usize, const B: usize>(
     bytes: &[u8],
     src: &mut String,
 ) -> Result<(), String> {
     let mut model: Box<Model<H, B>> = Box::new(Model::ZERO);
     file::decode_into(bytes, &mut model).map_err(|e| e.to_string())?;
-    src.push_str("use tinyddpm_core::{Block, Linear, Model};\n");
+    let mut params = Vec::with_capacity(Model::<H, B>::PARAMS);
+    model.for_each_param(|p| params.push(p));
+    src.push_str("use tinyddpm_core::Model;\n");
     writeln!(src, "/// H, hidden width of the embedded model.").unwrap();
     writeln!(src, "pub const H: usize = {H};").unwrap();
     writeln!(src, "/// B, residual blocks of the embedded model.").unwrap();
     writeln!(src, "pub const B: usize = {B};").unwrap();
+    let n = params.len();
+    src.push_str(
+        "/// The model's parameters in file order (compile time only: not in the image).\n",
+    );
+    src.push_str("#[allow(clippy::large_const_arrays)]\n");
+    writeln!(src, "const PARAMS: [f32; {n}] = [").unwrap();
+    emit_floats(&params, src);
+    src.push_str("];\n");
     writeln!(src, "/// The model, in flash.").unwrap();
-    src.push_str("pub static MODEL: Model<H, B> = Model {\n    time_in: ");
-    emit_linear(&model.time_in, src);
-    src.push_str(",\n    time_out: ");
-    emit_linear(&model.time_out, src);
-    src.push_str(",\n    input: ");
-    emit_linear(&model.input, src);
-    src.push_str(",\n    blocks: [\n");
-    for block in &model.blocks {
-        src.push_str("        Block { first: ");
-        emit_linear(&block.first, src);
-        src.push_str(", second: ");
-        emit_linear(&block.second, src);
-        src.push_str(" },\n");
-    }
-    src.push_str("    ],\n    output: ");
-    emit_linear(&model.output, src);
-    src.push_str(",\n};\n");
+    // Copying the seed model's parameters takes the compile-time evaluator past the step
+    // count after which it warns that it may not terminate; it does, in under a second.
+    src.push_str(
+        "#[allow(long_running_const_eval)]\n\
+         pub static MODEL: Model<H, B> = match Model::from_params(&PARAMS) {\n    \
+         Some(model) => model,\n    \
+         None => panic!(\"the parameters are not the model's\"),\n};\n",
+    );
     Ok(())
-}
-
-fn emit_linear<const I: usize, const O: usize>(layer: &Linear<I, O>, src: &mut String) {
-    src.push_str("Linear { weight: [");
-    for row in &layer.weight {
-        src.push('[');
-        emit_floats(row, src);
-        src.push_str("],\n");
-    }
-    src.push_str("], bias: [");
-    emit_floats(&layer.bias, src);
-    src.push_str("] }");
 }
 
 fn emit_floats(values: &[f32], src: &mut String) {
@@ -439,108 +431,27 @@ fn emit_steps<const T: usize>(
     let schedule: Box<Schedule<T>> = Box::new(header.schedule().map_err(|e| e.to_string())?);
     let count = sampler.num_steps(T);
     let t_inputs = sampler.steps(&schedule).map(|s| s.t_input).collect();
-    // An `[f32; N]` literal, each element by its bits.
-    let bits_array = |values: &[f32]| {
-        let elements: Vec<String> = values.iter().map(|&v| bits(v)).collect();
-        format!("[{}]", elements.join(", "))
-    };
-    src.push_str("use tinyddpm_core::{Step, Update};\n");
-    if sampler
+    // Each row is the core's word encoding (`Step::to_words`), cut to the words the widest
+    // row's kind reads: a DDPM chain keeps 6 of the 13, so DDPM-1000 fits the M0's flash.
+    let width = sampler
         .steps(&schedule)
-        .all(|s| matches!(s.update, Update::Ddpm { .. }))
-    {
-        emit_ddpm_steps(sampler.steps(&schedule), count, src)?;
-        return Ok(t_inputs);
-    }
-    writeln!(src, "/// The sampler's reverse steps, noisiest first.").unwrap();
-    writeln!(src, "pub static STEPS: [Step; {count}] = [").unwrap();
+        .map(|s| s.row_len())
+        .max()
+        .unwrap_or(0);
+    writeln!(
+        src,
+        "/// The sampler's reverse steps, noisiest first, as rows of `Step::to_words`."
+    )
+    .unwrap();
+    writeln!(src, "pub static STEPS: [[u32; {width}]; {count}] = [").unwrap();
     for step in sampler.steps(&schedule) {
-        let update = match step.update {
-            Update::Ddpm { c_eps, c_x } => format!(
-                "Update::Ddpm {{ c_eps: {}, c_x: {} }}",
-                bits(c_eps),
-                bits(c_x)
-            ),
-            Update::Ddim {
-                sqrt_one_minus_ab,
-                sqrt_ab,
-                sqrt_ab_prev,
-                dir,
-                clip,
-            } => format!(
-                "Update::Ddim {{ sqrt_one_minus_ab: {}, sqrt_ab: {}, sqrt_ab_prev: {}, dir: {}, clip: {clip} }}",
-                bits(sqrt_one_minus_ab),
-                bits(sqrt_ab),
-                bits(sqrt_ab_prev),
-                bits(dir)
-            ),
-            Update::DpmSolver {
-                sqrt_one_minus_ab,
-                sqrt_ab,
-                weights,
-            } => format!(
-                "Update::DpmSolver {{ sqrt_one_minus_ab: {}, sqrt_ab: {}, weights: {} }}",
-                bits(sqrt_one_minus_ab),
-                bits(sqrt_ab),
-                bits_array(&weights)
-            ),
-            Update::UniPc {
-                sqrt_one_minus_ab,
-                sqrt_ab,
-                correct,
-                corrector,
-                predictor,
-            } => format!(
-                "Update::UniPc {{ sqrt_one_minus_ab: {}, sqrt_ab: {}, correct: {correct}, corrector: {}, predictor: {} }}",
-                bits(sqrt_one_minus_ab),
-                bits(sqrt_ab),
-                bits_array(&corrector),
-                bits_array(&predictor)
-            ),
-        };
-        writeln!(
-            src,
-            "    Step {{ t: {}, t_input: {}, update: {update}, sigma: {} }},",
-            step.t,
-            bits(step.t_input),
-            bits(step.sigma)
-        )
-        .unwrap();
+        let row = &step.to_words()[..width];
+        if Step::from_words(row) != Some(step) {
+            return Err(format!("step {step:?} does not read back from its row"));
+        }
+        let words: Vec<String> = row.iter().map(|w| format!("{w:#010x}")).collect();
+        writeln!(src, "    [{}],", words.join(", ")).unwrap();
     }
     src.push_str("];\n");
-    src.push_str("/// A table entry as the core's `Step`.\n");
-    src.push_str("pub fn step(s: &Step) -> Step {\n    *s\n}\n");
     Ok(t_inputs)
-}
-
-/// A DDPM chain (T steps) as `(t, t_input, sigma, c_eps, c_x)`: 20 bytes a step, where a
-/// `Step` takes 52 (room for the other updates' coefficients) — DDPM-1000's table then fits
-/// the M0's flash budget.
-fn emit_ddpm_steps(
-    steps: impl Iterator<Item = Step>,
-    count: usize,
-    src: &mut String,
-) -> Result<(), String> {
-    src.push_str("/// A DDPM step: `(t, t_input, sigma, c_eps, c_x)`.\n");
-    src.push_str("pub type DdpmStep = (u32, f32, f32, f32, f32);\n");
-    writeln!(src, "/// The sampler's reverse steps, noisiest first.").unwrap();
-    writeln!(src, "pub static STEPS: [DdpmStep; {count}] = [").unwrap();
-    for step in steps {
-        let Update::Ddpm { c_eps, c_x } = step.update else {
-            return Err("a DDPM chain with another update".into());
-        };
-        let [t_input, sigma, c_eps, c_x] = [step.t_input, step.sigma, c_eps, c_x].map(bits);
-        writeln!(src, "    ({}, {t_input}, {sigma}, {c_eps}, {c_x}),", step.t).unwrap();
-    }
-    src.push_str("];\n");
-    src.push_str("/// A table entry as the core's `Step`.\n");
-    src.push_str(
-        "pub fn step(&(t, t_input, sigma, c_eps, c_x): &DdpmStep) -> Step {\n    \
-         Step { t, t_input, update: Update::Ddpm { c_eps, c_x }, sigma }\n}\n",
-    );
-    Ok(())
-}
-
-fn bits(v: f32) -> String {
-    format!("f32::from_bits({:#010x})", v.to_bits())
 }

@@ -47,6 +47,7 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::container::{ContainerError, Format};
+use crate::layout::Layout;
 use crate::model::Model;
 use crate::quant::{QModel, QuantError, bias_in_range, shift_in_range, weight_in_range};
 use crate::sampler::{Sampler, SamplerError};
@@ -194,13 +195,11 @@ impl From<ContainerError> for FileError {
 
 /// Number of parameters of a model with hidden width `h` and `b` blocks, if it fits a usize.
 pub fn param_count(h: u32, b: u32) -> Option<usize> {
-    let (h, b) = (h as usize, b as usize);
-    let square = h.checked_mul(h)?.checked_add(h)?;
-    let blocks = square.checked_mul(2)?.checked_mul(b)?;
-    // time_in (2h) + time_out + input (3h) + blocks + output (2h + 2)
-    (7 * h as u128 + 2 + square as u128 + blocks as u128)
-        .try_into()
-        .ok()
+    layout(h, b).map(|l| l.len())
+}
+
+fn layout(h: u32, b: u32) -> Option<Layout> {
+    Layout::new(usize::try_from(h).ok()?, usize::try_from(b).ok()?)
 }
 
 /// What an integer payload holds (module docs), for a model of any shape.
@@ -217,17 +216,11 @@ pub struct QuantSizes {
 impl QuantSizes {
     /// The sizes for `h` hidden units and `b` blocks, if they fit a usize.
     pub fn new(h: u32, b: u32) -> Option<Self> {
-        let (hu, bu) = (h as usize, b as usize);
-        // time_in, time_out, input: H each; 2B block layers of H; output: 2
-        let channels = bu
-            .checked_mul(2)?
-            .checked_add(3)?
-            .checked_mul(hu)?
-            .checked_add(2)?;
+        let layout = layout(h, b)?;
         Some(Self {
-            channels,
-            weights: param_count(h, b)? - channels,
-            exponents: bu.checked_mul(3)?.checked_add(6)?,
+            channels: layout.channels(),
+            weights: layout.len() - layout.channels(),
+            exponents: (b as usize).checked_mul(3)?.checked_add(6)?,
         })
     }
 

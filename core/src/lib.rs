@@ -23,6 +23,7 @@ pub mod container;
 pub mod file;
 pub mod gelu;
 pub mod lanes;
+pub mod layout;
 pub mod linear;
 pub mod math;
 pub mod model;
@@ -33,12 +34,14 @@ pub mod real;
 pub mod sample;
 pub mod sampler;
 pub mod schedule;
+pub mod step;
 
 #[cfg(feature = "file")]
 pub use container::ContainerError;
 #[cfg(feature = "file")]
 pub use file::{FileError, Header};
 pub use lanes::Lanes;
+pub use layout::{Dense, Layout};
 pub use linear::Linear;
 pub use model::{Block, Layer, Model, SeedModel, Tap, TensorName};
 pub use multistep::{History, Solver};

@@ -12,6 +12,7 @@
 use core::fmt;
 
 use crate::gelu::gelu;
+use crate::layout::Layout;
 use crate::linear::Linear;
 use crate::real::Real;
 
@@ -56,6 +57,16 @@ pub struct TensorName {
     pub layer: Layer,
     /// The bias (`true`) or the weight.
     pub bias: bool,
+}
+
+impl TensorName {
+    const fn weight(layer: Layer) -> Self {
+        Self { layer, bias: false }
+    }
+
+    const fn bias(layer: Layer) -> Self {
+        Self { layer, bias: true }
+    }
 }
 
 impl fmt::Display for TensorName {
@@ -142,11 +153,7 @@ impl<const H: usize, const B: usize> Model<H, B> {
     };
 
     /// Number of parameters.
-    pub const PARAMS: usize = Linear::<1, H>::PARAMS
-        + Linear::<H, H>::PARAMS
-        + Linear::<2, H>::PARAMS
-        + B * 2 * Linear::<H, H>::PARAMS
-        + Linear::<H, 2>::PARAMS;
+    pub const PARAMS: usize = Layout::of::<H, B>().len();
 
     /// The time embedding for network input `t_input` (= t/T), shared by every sample.
     #[inline]
@@ -215,98 +222,94 @@ impl<const H: usize, const B: usize> Model<H, B> {
         out
     }
 
+    /// Layer `layer`'s weight (`[out][in]` row-major) and bias: the one place that maps a
+    /// [`Layer`] to its field.
+    pub const fn tensors(&self, layer: Layer) -> (&[f32], &[f32]) {
+        match layer {
+            Layer::TimeIn => (self.time_in.weight.as_flattened(), &self.time_in.bias),
+            Layer::TimeOut => (self.time_out.weight.as_flattened(), &self.time_out.bias),
+            Layer::Input => (self.input.weight.as_flattened(), &self.input.bias),
+            Layer::BlockFirst(i) => {
+                let l = &self.blocks[i].first;
+                (l.weight.as_flattened(), &l.bias)
+            }
+            Layer::BlockSecond(i) => {
+                let l = &self.blocks[i].second;
+                (l.weight.as_flattened(), &l.bias)
+            }
+            Layer::Output => (self.output.weight.as_flattened(), &self.output.bias),
+        }
+    }
+
+    /// [`Model::tensors`], writable.
+    pub const fn tensors_mut(&mut self, layer: Layer) -> (&mut [f32], &mut [f32]) {
+        match layer {
+            Layer::TimeIn => (
+                self.time_in.weight.as_flattened_mut(),
+                &mut self.time_in.bias,
+            ),
+            Layer::TimeOut => (
+                self.time_out.weight.as_flattened_mut(),
+                &mut self.time_out.bias,
+            ),
+            Layer::Input => (self.input.weight.as_flattened_mut(), &mut self.input.bias),
+            Layer::BlockFirst(i) => {
+                let l = &mut self.blocks[i].first;
+                (l.weight.as_flattened_mut(), &mut l.bias)
+            }
+            Layer::BlockSecond(i) => {
+                let l = &mut self.blocks[i].second;
+                (l.weight.as_flattened_mut(), &mut l.bias)
+            }
+            Layer::Output => (self.output.weight.as_flattened_mut(), &mut self.output.bias),
+        }
+    }
+
+    /// The model whose parameters, in file order, are `params`; `None` unless it holds
+    /// exactly [`Model::PARAMS`]. A `const fn`, so a `static` model can be built from a flat
+    /// table at compile time.
+    pub const fn from_params(params: &[f32]) -> Option<Self> {
+        let lay = Layout::of::<H, B>();
+        if params.len() != lay.len() {
+            return None;
+        }
+        let mut model = Self::ZERO;
+        let mut n = 0;
+        while n < lay.layers() {
+            let d = lay.dense(lay.layer(n));
+            let (w, b) = model.tensors_mut(d.layer);
+            let mut k = 0;
+            while k < w.len() {
+                w[k] = params[d.w + k];
+                k += 1;
+            }
+            k = 0;
+            while k < b.len() {
+                b[k] = params[d.b + k];
+                k += 1;
+            }
+            n += 1;
+        }
+        Some(model)
+    }
+
     /// Every tensor with its PyTorch `state_dict` name and shape (`[out, in]` or `[out]`),
     /// in file order: for each layer its weight (row-major), then its bias.
     pub fn for_each_tensor(&self, mut f: impl FnMut(TensorName, &[usize], &[f32])) {
-        let mut visit = |layer, (o, i): (usize, usize), w: &[f32], b: &[f32]| {
-            f(TensorName { layer, bias: false }, &[o, i], w);
-            f(TensorName { layer, bias: true }, &[o], b);
-        };
-        visit(
-            Layer::TimeIn,
-            (H, 1),
-            self.time_in.weight.as_flattened(),
-            &self.time_in.bias,
-        );
-        visit(
-            Layer::TimeOut,
-            (H, H),
-            self.time_out.weight.as_flattened(),
-            &self.time_out.bias,
-        );
-        visit(
-            Layer::Input,
-            (H, 2),
-            self.input.weight.as_flattened(),
-            &self.input.bias,
-        );
-        for (i, b) in self.blocks.iter().enumerate() {
-            visit(
-                Layer::BlockFirst(i),
-                (H, H),
-                b.first.weight.as_flattened(),
-                &b.first.bias,
-            );
-            visit(
-                Layer::BlockSecond(i),
-                (H, H),
-                b.second.weight.as_flattened(),
-                &b.second.bias,
-            );
+        for d in Layout::of::<H, B>().iter() {
+            let (w, b) = self.tensors(d.layer);
+            f(TensorName::weight(d.layer), &[d.o, d.i], w);
+            f(TensorName::bias(d.layer), &[d.o], b);
         }
-        visit(
-            Layer::Output,
-            (2, H),
-            self.output.weight.as_flattened(),
-            &self.output.bias,
-        );
     }
 
     /// [`Model::for_each_tensor`], mutably.
     pub fn for_each_tensor_mut(&mut self, mut f: impl FnMut(TensorName, &[usize], &mut [f32])) {
-        let mut visit = |layer, (o, i): (usize, usize), w: &mut [f32], b: &mut [f32]| {
-            f(TensorName { layer, bias: false }, &[o, i], w);
-            f(TensorName { layer, bias: true }, &[o], b);
-        };
-        let m = self;
-        visit(
-            Layer::TimeIn,
-            (H, 1),
-            m.time_in.weight.as_flattened_mut(),
-            &mut m.time_in.bias,
-        );
-        visit(
-            Layer::TimeOut,
-            (H, H),
-            m.time_out.weight.as_flattened_mut(),
-            &mut m.time_out.bias,
-        );
-        visit(
-            Layer::Input,
-            (H, 2),
-            m.input.weight.as_flattened_mut(),
-            &mut m.input.bias,
-        );
-        for (i, b) in m.blocks.iter_mut().enumerate() {
-            visit(
-                Layer::BlockFirst(i),
-                (H, H),
-                b.first.weight.as_flattened_mut(),
-                &mut b.first.bias,
-            );
-            visit(
-                Layer::BlockSecond(i),
-                (H, H),
-                b.second.weight.as_flattened_mut(),
-                &mut b.second.bias,
-            );
+        for d in Layout::of::<H, B>().iter() {
+            let (w, b) = self.tensors_mut(d.layer);
+            f(TensorName::weight(d.layer), &[d.o, d.i], w);
+            f(TensorName::bias(d.layer), &[d.o], b);
         }
-        visit(
-            Layer::Output,
-            (2, H),
-            m.output.weight.as_flattened_mut(),
-            &mut m.output.bias,
-        );
     }
 
     /// Every parameter in file order.

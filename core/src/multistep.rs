@@ -42,9 +42,10 @@
 //! [`Update::DpmSolver`] or [`Update::UniPc`], which [`Step::apply`](crate::Step::apply) runs
 //! with a [`History`] per coordinate.
 
-use crate::real::Real;
-use crate::sampler::{Spacing, Update};
+use crate::sampler::Spacing;
 use crate::schedule::Schedule;
+pub use crate::step::History;
+use crate::step::Update;
 
 /// Which multistep solver (each as diffusers' scheduler of that name with its defaults).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,39 +111,6 @@ impl Solver {
         } else {
             self.order()
         }
-    }
-}
-
-/// What a multistep solver remembers of one coordinate of one sample between steps. The
-/// reverse chain keeps one per coordinate (each a lane type, one lane per sample), starting
-/// from [`History::new`]; samplers without memory leave it untouched.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct History<R> {
-    /// x̂₀ of the previous step, then of the one before it (zero until written).
-    pub x0: [R; 2],
-    /// UniPC: the (corrected) x the previous step's predictor started from.
-    pub x: R,
-}
-
-impl<R: Real> History<R> {
-    /// The empty history of a chain's first step.
-    pub fn new() -> Self {
-        Self {
-            x0: [R::splat(0.0); 2],
-            x: R::splat(0.0),
-        }
-    }
-
-    /// Records this step's x̂₀, forgetting the oldest.
-    #[inline(always)]
-    pub(crate) fn push_x0(&mut self, x0: R) {
-        self.x0 = [x0, self.x0[0]];
-    }
-}
-
-impl<R: Real> Default for History<R> {
-    fn default() -> Self {
-        Self::new()
     }
 }
 

@@ -11,15 +11,15 @@
 //!   `x' = √ᾱ_prev·x̂₀ + √(1−ᾱ_prev−σ²)·ε̂ + σ·z`,
 //!   σ = η·√((1−ᾱ_prev)/(1−ᾱ_t))·√(1−ᾱ_t/ᾱ_prev); prev = t − T/K, ᾱ_prev = 1 when prev < 0;
 //! - the multistep solvers DPM-Solver++(2M), (3M), SDE-DPM-Solver++(2M) and UniPC (see
-//!   [`multistep`](crate::multistep)), which also remember earlier steps' x̂₀ in a [`History`].
+//!   [`multistep`](crate::multistep)), which also remember earlier steps' x̂₀ in a [`History`](crate::History).
 //!
 //! Every step adds σ·z (a zero σ adds zero), so all samplers consume one Gaussian pair per step.
 
 use core::fmt;
 
-use crate::multistep::{Grid, History, Solver};
-use crate::real::Real;
+use crate::multistep::{Grid, Solver};
 use crate::schedule::Schedule;
+pub use crate::step::{Step, Update};
 
 /// Where a sampler places its K steps among the T timesteps (diffusers' `timestep_spacing`,
 /// `use_karras_sigmas`, `use_lu_lambdas`). DDIM takes trailing, leading and linspace; the
@@ -228,76 +228,6 @@ impl SamplerChoice<'_> {
         sampler.validate(timesteps)?;
         Ok(sampler)
     }
-}
-
-/// One reverse step: where it is and how it updates x.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Step {
-    /// The timestep t being left.
-    pub t: u32,
-    /// The network's time input, t/T in f32.
-    pub t_input: f32,
-    /// The deterministic part of the update.
-    pub update: Update,
-    /// Noise scale: `x' = update(x, ε̂) + sigma·z`.
-    pub sigma: f32,
-}
-
-/// The deterministic part of a reverse step (see the module docs for the formulas).
-///
-/// Every backend applies these f32 coefficients with the operations, in the order, that
-/// [`Step::apply`] documents for each variant: each product rounded, then each sum rounded
-/// (never fused), left to right as written.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Update {
-    /// `(x − c_eps·ε̂)·c_x`
-    Ddpm {
-        /// β_t/√(1−ᾱ_t)
-        c_eps: f32,
-        /// 1/√α_t
-        c_x: f32,
-    },
-    /// `√ᾱ_prev·x̂₀ + dir·ε̂` with `x̂₀ = (x − √(1−ᾱ_t)·ε̂)/√ᾱ_t`
-    Ddim {
-        /// √(1−ᾱ_t)
-        sqrt_one_minus_ab: f32,
-        /// √ᾱ_t
-        sqrt_ab: f32,
-        /// √ᾱ_prev
-        sqrt_ab_prev: f32,
-        /// √(1−ᾱ_prev−σ²)
-        dir: f32,
-        /// Clip x̂₀ to [−1, 1].
-        clip: bool,
-    },
-    /// DPM-Solver++ (2M, 3M, 2M SDE) step k:
-    /// `x̂₀ = (x − sqrt_one_minus_ab·ε̂)/sqrt_ab`, then
-    /// `x' = w₀·x + w₁·x̂₀ + w₂·x̂₀_{k−1} + w₃·x̂₀_{k−2}` with x̂₀_{k−1}, x̂₀_{k−2} from the
-    /// [`History`], which then records x̂₀. Lower-order steps have zero weights.
-    DpmSolver {
-        /// s_k = σ_k/√(1+σ_k²) of the grid's noise level σ_k (√(1−ᾱ) of that level).
-        sqrt_one_minus_ab: f32,
-        /// α_k = 1/√(1+σ_k²) (√ᾱ of that level).
-        sqrt_ab: f32,
-        /// w₀ … w₃.
-        weights: [f32; 4],
-    },
-    /// UniPC step k: `x̂₀ = (x − sqrt_one_minus_ab·ε̂)/sqrt_ab`; if `correct`, the corrector
-    /// `x_c = c₀·x_{k−1} + c₁·x̂₀ + c₂·x̂₀_{k−1} + c₃·x̂₀_{k−2}` (x_{k−1}: the [`History`]'s x),
-    /// else `x_c = x`; then the predictor `x' = p₀·x_c + p₁·x̂₀ + p₂·x̂₀_{k−1}`; the history
-    /// then records x_c and x̂₀.
-    UniPc {
-        /// s_k of the grid's noise level σ_k, as in [`Update::DpmSolver`].
-        sqrt_one_minus_ab: f32,
-        /// α_k of σ_k.
-        sqrt_ab: f32,
-        /// Run the corrector (every step but the first).
-        correct: bool,
-        /// c₀ … c₃ (zero when `correct` is false).
-        corrector: [f32; 4],
-        /// p₀ … p₂.
-        predictor: [f32; 3],
-    },
 }
 
 impl Sampler {
@@ -553,97 +483,10 @@ impl fmt::Display for Described<'_> {
     }
 }
 
-impl Step {
-    /// The reverse update of one coordinate: x, its predicted noise ε̂, fresh noise z and the
-    /// coordinate's [`History`] (read and written by the multistep solvers only).
-    ///
-    /// The f32 operations, in order, each rounded (`a·b + c` is a rounded product, then a
-    /// rounded sum; sums run left to right):
-    /// - `Ddpm`: `(x − c_eps·ε̂)·c_x`;
-    /// - `Ddim`: `x̂₀ = (x − sqrt_one_minus_ab·ε̂)/sqrt_ab`; if clipping, `x̂₀ = min(max(x̂₀,
-    ///   −1), 1)` and `ε̂ = (x − sqrt_ab·x̂₀)/sqrt_one_minus_ab`; `sqrt_ab_prev·x̂₀ + dir·ε̂`;
-    /// - `DpmSolver`: x̂₀ as DDIM's; `((w₀·x + w₁·x̂₀) + w₂·h.x0[0]) + w₃·h.x0[1]`; then
-    ///   `h.x0 = [x̂₀, h.x0[0]]`;
-    /// - `UniPc`: x̂₀ as DDIM's; `x_c = ((c₀·h.x + c₁·x̂₀) + c₂·h.x0[0]) + c₃·h.x0[1]` if
-    ///   `correct`, else `x_c = x`; `(p₀·x_c + p₁·x̂₀) + p₂·h.x0[0]`; then `h.x = x_c`,
-    ///   `h.x0 = [x̂₀, h.x0[0]]`;
-    ///
-    /// and last, for every variant, `+ sigma·z`.
-    #[inline(always)]
-    pub fn apply<R: Real>(&self, x: R, eps: R, z: R, history: &mut History<R>) -> R {
-        let mean = match self.update {
-            Update::Ddpm { c_eps, c_x } => (x - R::splat(c_eps) * eps) * R::splat(c_x),
-            Update::Ddim {
-                sqrt_one_minus_ab,
-                sqrt_ab,
-                sqrt_ab_prev,
-                dir,
-                clip,
-            } => {
-                let x0 = predict_x0(x, eps, sqrt_one_minus_ab, sqrt_ab);
-                let (x0, eps) = if clip {
-                    let x0 = x0.max(R::splat(-1.0)).min(R::splat(1.0));
-                    (
-                        x0,
-                        (x - R::splat(sqrt_ab) * x0) / R::splat(sqrt_one_minus_ab),
-                    )
-                } else {
-                    (x0, eps)
-                };
-                R::splat(sqrt_ab_prev) * x0 + R::splat(dir) * eps
-            }
-            Update::DpmSolver {
-                sqrt_one_minus_ab,
-                sqrt_ab,
-                weights,
-            } => {
-                let x0 = predict_x0(x, eps, sqrt_one_minus_ab, sqrt_ab);
-                let out = weighted(weights, [x, x0, history.x0[0], history.x0[1]]);
-                history.push_x0(x0);
-                out
-            }
-            Update::UniPc {
-                sqrt_one_minus_ab,
-                sqrt_ab,
-                correct,
-                corrector,
-                predictor,
-            } => {
-                let x0 = predict_x0(x, eps, sqrt_one_minus_ab, sqrt_ab);
-                let x = if correct {
-                    weighted(corrector, [history.x, x0, history.x0[0], history.x0[1]])
-                } else {
-                    x
-                };
-                let out = weighted(predictor, [x, x0, history.x0[0]]);
-                history.x = x;
-                history.push_x0(x0);
-                out
-            }
-        };
-        mean + R::splat(self.sigma) * z
-    }
-}
-
-/// x̂₀ = (x − sqrt_one_minus_ab·ε̂)/sqrt_ab: x₀ as the network's noise implies it.
-#[inline(always)]
-fn predict_x0<R: Real>(x: R, eps: R, sqrt_one_minus_ab: f32, sqrt_ab: f32) -> R {
-    (x - R::splat(sqrt_one_minus_ab) * eps) / R::splat(sqrt_ab)
-}
-
-/// `((w₀·v₀ + w₁·v₁) + w₂·v₂) + …`: each product rounded, the sum left to right.
-#[inline(always)]
-fn weighted<R: Real, const N: usize>(weights: [f32; N], values: [R; N]) -> R {
-    let mut sum = R::splat(weights[0]) * values[0];
-    for (w, v) in weights.into_iter().zip(values).skip(1) {
-        sum = sum + R::splat(w) * v;
-    }
-    sum
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::History;
 
     fn ddim(steps: u32, spacing: Spacing) -> Sampler {
         Sampler::Ddim {

@@ -25,12 +25,10 @@ use std::fmt;
 use rayon::prelude::*;
 use tinyddpm_core::gelu::gelu;
 use tinyddpm_core::quant::{
-    Gelu, MAX_BIAS, MAX_EXP, MAX_GAP, MAX_PRE_EXP, MAX_SHIFT, MIN_PRE_EXP, QBlock, QLayer,
+    Gelu, MAX_BIAS, MAX_EXP, MAX_GAP, MAX_PRE_EXP, MAX_SHIFT, MIN_PRE_EXP, QLayer, QLayerMut,
     TABLE_END, TIME_EXP,
 };
-use tinyddpm_core::{
-    Layer, Linear, Model, NoiseStream, QLinear, QModel, QuantError, Schedule, Tap, TensorName,
-};
+use tinyddpm_core::{Layer, Model, NoiseStream, QModel, QuantError, Schedule, Tap, TensorName};
 
 use crate::data::{Domain, true_samples};
 
@@ -445,23 +443,27 @@ fn multiplier(m: f64, layer: Layer) -> Result<(i32, u8), QuantizeError> {
     Ok((big as i32, s as u8))
 }
 
-/// Quantizes a float layer whose input has exponent `e_in` and whose output gets `e_out`.
-fn quantize_linear<const I: usize, const O: usize>(
-    l: &Linear<I, O>,
-    layer: Layer,
+/// Quantizes a float layer (`weight` `[out][in]` row-major, `bias`) into `q`, its input at
+/// exponent `e_in`, its output at `e_out`.
+fn quantize_layer(
+    weight: &[f32],
+    bias: &[f32],
+    q: QLayerMut<'_>,
     e_in: u8,
     e_out: u8,
     input: TensorReport,
-) -> Result<(QLinear<I, O>, LayerReport), QuantizeError> {
-    let mut q = QLinear::<I, O>::ZERO;
+) -> Result<LayerReport, QuantizeError> {
+    let layer = q.layer;
+    let inputs = weight.len() / bias.len();
     let mut scales = [f64::INFINITY, 0.0f64];
     let mut bias_limited = 0;
     let in_scale = 2f64.powi(-i32::from(e_in));
-    for j in 0..O {
-        let max = l.weight[j]
-            .iter()
-            .fold(0.0f64, |m, &w| m.max(f64::from(w).abs()));
-        let b = f64::from(l.bias[j]);
+    let rows = weight
+        .chunks_exact(inputs)
+        .zip(q.weight.chunks_exact_mut(inputs));
+    for (j, (row, qrow)) in rows.enumerate() {
+        let max = row.iter().fold(0.0f64, |m, &w| m.max(f64::from(w).abs()));
+        let b = f64::from(bias[j]);
         // The bias must fit ±2^30 in the accumulator's scale 2^−e_in·s_w: where it would not
         // (a channel of tiny weights and a large bias), the weights get a coarser scale.
         let bias_floor = b.abs() / in_scale / f64::from(MAX_BIAS);
@@ -473,7 +475,7 @@ fn quantize_linear<const I: usize, const O: usize>(
             bias_limited += 1;
         }
         scales = [scales[0].min(s_w), scales[1].max(s_w)];
-        for (wq, &w) in q.weight[j].iter_mut().zip(&l.weight[j]) {
+        for (wq, &w) in qrow.iter_mut().zip(row) {
             *wq = (f64::from(w) / s_w).round() as i8;
         }
         let limit = f64::from(MAX_BIAS);
@@ -481,13 +483,12 @@ fn quantize_linear<const I: usize, const O: usize>(
         let m = s_w * 2f64.powi(i32::from(e_out) - i32::from(e_in));
         (q.multiplier[j], q.shift[j]) = multiplier(m, layer)?;
     }
-    let report = LayerReport {
+    Ok(LayerReport {
         layer,
         input,
         weight_scale: scales,
         bias_limited,
-    };
-    Ok((q, report))
+    })
 }
 
 /// The format of every tensor, chosen from the calibrated ranges.
@@ -643,74 +644,42 @@ pub fn quantize<const H: usize, const B: usize, const T: usize>(
     };
 
     let mut q = Box::new(QModel::<H, B>::ZERO);
-    let mut layers = Vec::new();
-    let mut push = |report| layers.push(report);
-    let time_pre = f.time.pre_exp;
-    let (l, r) = quantize_linear(
-        &model.time_in,
-        Layer::TimeIn,
-        TIME_EXP,
-        time_pre,
-        tensor(&[Site::Time], 1),
-    )?;
-    (q.time_in, q.time_act) = (l, f.time);
-    push(r);
-    let input = tensor(&[Site::TimeHidden], H);
-    let (l, r) = quantize_linear(
-        &model.time_out,
-        Layer::TimeOut,
-        f.time.post_exp,
-        f.stream_exp,
-        input,
-    )?;
-    q.time_out = l;
-    push(r);
-    let (l, r) = quantize_linear(
-        &model.input,
-        Layer::Input,
-        f.input_exp,
-        f.input_pre,
-        tensor(&[Site::X], 2),
-    )?;
-    (q.input, q.input_exp, q.input_pre_exp, q.stream_exp) =
-        (l, f.input_exp, f.input_pre, f.stream_exp);
-    push(r);
-    for (i, (b, qb)) in model.blocks.iter().zip(q.blocks.iter_mut()).enumerate() {
-        let input = tensor(&[Site::Stream(i)], H);
-        let (first, r) = quantize_linear(
-            &b.first,
-            Layer::BlockFirst(i),
-            f.stream_exp,
-            f.act[i].pre_exp,
-            input,
-        )?;
-        push(r);
-        let input = tensor(&[Site::Hidden(i)], H);
-        let (second, r) = quantize_linear(
-            &b.second,
-            Layer::BlockSecond(i),
-            f.act[i].post_exp,
-            f.second_pre[i],
-            input,
-        )?;
-        push(r);
-        *qb = QBlock {
-            first,
-            act: f.act[i],
-            second,
-            second_pre_exp: f.second_pre[i],
-        };
+    (q.time_act, q.input_exp, q.input_pre_exp) = (f.time, f.input_exp, f.input_pre);
+    (q.stream_exp, q.output_exp) = (f.stream_exp, f.output_exp);
+    for (i, qb) in q.blocks.iter_mut().enumerate() {
+        (qb.act, qb.second_pre_exp) = (f.act[i], f.second_pre[i]);
     }
-    let input = tensor(&[Site::Stream(B)], H);
-    let (l, r) = quantize_linear(
-        &model.output,
-        Layer::Output,
-        f.stream_exp,
-        f.output_exp,
-        input,
-    )?;
-    (q.output, q.output_exp) = (l, f.output_exp);
-    push(r);
+    // Each layer's input and output exponents, as the core's layer walk derives them from
+    // the model's exponents.
+    let mut exponents = Vec::new();
+    q.for_each_layer(|l| exponents.push((l.in_exp, l.out_exp)));
+    let mut exponents = exponents.into_iter();
+    let mut layers = Vec::new();
+    let mut failed = None;
+    q.for_each_layer_mut(|ql| {
+        let Some((e_in, e_out)) = exponents.next() else {
+            return;
+        };
+        if failed.is_some() {
+            return;
+        }
+        let input = match ql.layer {
+            Layer::TimeIn => tensor(&[Site::Time], 1),
+            Layer::TimeOut => tensor(&[Site::TimeHidden], H),
+            Layer::Input => tensor(&[Site::X], 2),
+            Layer::BlockFirst(i) => tensor(&[Site::Stream(i)], H),
+            Layer::BlockSecond(i) => tensor(&[Site::Hidden(i)], H),
+            Layer::Output => tensor(&[Site::Stream(B)], H),
+        };
+        let (weight, bias) = model.tensors(ql.layer);
+        match quantize_layer(weight, bias, ql, e_in, e_out, input) {
+            Ok(report) => layers.push(report),
+            Err(e) => failed = Some(e),
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
 
     let mut gelus = vec![
         GeluReport {

@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 const KERNELS: &str = "../../host/src/cuda/kernels";
 
 /// The modules: a kernel source and its `-D` sizes in the order the host's `defines`
-/// functions give them. A test that needs another shape adds it here.
+/// functions give them (for `sample.cu`, followed by the core's layout offsets and
+/// step row layout, [`with_offsets`]). A test that needs another shape adds it here.
 const MODULES: &[(&str, &[(&str, usize)])] = &[
     // The tests' small model (H = 48: partial 32-wide tiles in training) and the seed model,
     // with the 128-sample tile an H200's shared memory gives both.
@@ -77,7 +78,8 @@ fn main() {
     }
 
     let mut table = String::new();
-    for (i, (source, defines)) in MODULES.iter().enumerate() {
+    for (i, (source, sizes)) in MODULES.iter().enumerate() {
+        let defines = with_offsets(source, sizes);
         let dir = if *source == "broken.cu" {
             &cpp
         } else {
@@ -85,7 +87,7 @@ fn main() {
         };
         let text = std::fs::read_to_string(dir.join(source)).expect("kernel source");
         let mut unit = String::from("#include \"cuda_cpu.h\"\n");
-        for (name, value) in *defines {
+        for (name, value) in &defines {
             writeln!(unit, "#define {name} {value}").unwrap();
         }
         writeln!(unit, "namespace kernels_{i} {{").unwrap();
@@ -138,6 +140,20 @@ fn main() {
     for dir in [&kernels_dir, &cpp] {
         rerun_if_changed(dir);
     }
+}
+
+/// `sizes`, and for `sample.cu` the core's parameter offsets for its H and B and its step
+/// row layout, as the host's `cuda::sample::defines` appends them.
+fn with_offsets(source: &str, sizes: &[(&'static str, usize)]) -> Vec<(&'static str, usize)> {
+    let mut defines = sizes.to_vec();
+    if source == "sample.cu" {
+        let size = |name| sizes.iter().find(|(n, _)| *n == name).map(|&(_, v)| v);
+        let (hidden, blocks) = size("HID").zip(size("NBLK")).expect("HID and NBLK");
+        let layout = tinyddpm_core::Layout::new(hidden, blocks).expect("a countable shape");
+        defines.extend(layout.named_offsets());
+        defines.extend(tinyddpm_core::Step::named_words());
+    }
+    defines
 }
 
 fn rerun_if_changed(dir: &Path) {

@@ -74,7 +74,7 @@ pub fn nvrtc_available() -> bool {
 pub fn compile_all(arch: &str) -> Result<Vec<&'static str>, CudaError> {
     const H200_SMEM_OPTIN: usize = 232_448;
     let smax = samples_per_block_max(128, H200_SMEM_OPTIN)?;
-    compile(SAMPLE, arch, &sample::defines(128, 3, smax))?;
+    compile(SAMPLE, arch, &sample::defines::<128, 3>(smax))?;
     compile(TRAIN, arch, &train::defines(128, 3, 1000))?;
     Ok(vec![SAMPLE.name, TRAIN.name])
 }
@@ -178,7 +178,7 @@ pub fn probe() -> Result<Gpu, NoGpu> {
     // Compiling the seed-size kernels now turns "NVRTC cannot target this GPU" and "the
     // device is too small for the sampling tile" into a probe failure with its reason.
     samples_per_block_max(128, gpu.smem_optin)
-        .and_then(|smax| gpu.module(SAMPLE, sample::defines(128, 3, smax)))
+        .and_then(|smax| gpu.module(SAMPLE, sample::defines::<128, 3>(smax)))
         .and_then(|_| gpu.module(TRAIN, train::defines(128, 3, 1000)))
         .map_err(|e| NoGpu(first_line(&e.to_string())))?;
     Ok(gpu)

@@ -2,7 +2,7 @@
 //! `kernels/sample.cu`).
 //!
 //! The host builds what the core defines once per run — the step table
-//! (`Sampler::step`) — and uploads it with the weights; the device computes the time
+//! (`Sampler::step`, each row `Step::to_words`) — and uploads it with the weights; the device computes the time
 //! embedding of every step (the core's arithmetic), seeds each sample's stream from
 //! `(seed, index)`, and runs the reverse steps with one thread block per group of samples.
 //! Each sample's state — x, its noise stream and the multistep solvers' history — lives in
@@ -11,7 +11,7 @@
 
 use std::ops::Range;
 
-use tinyddpm_core::{Model, Step, Update};
+use tinyddpm_core::{Layer, Layout, Model, Step};
 
 use super::launch::{Arg, Buf, Device, Launch, Plan};
 use super::{CudaError, SAMPLE, zero_seed_state};
@@ -21,9 +21,6 @@ use crate::batch::{Init, Request};
 const SMAX_CAP: usize = 128;
 /// Reverse steps per launch: keeps each launch well under a display watchdog's limit.
 const STEPS_PER_LAUNCH: usize = 100;
-/// Words per step in the uploaded step table (see `sample.cu`): the update's kind, up to nine
-/// coefficients, sigma.
-const STEP_WORDS: usize = 11;
 /// Floats of multistep history per sample between launches (`HIST_WORDS` in `sample.cu`).
 const HIST_WORDS: usize = 6;
 /// Threads per block of `sample_init` (one per sample).
@@ -56,68 +53,23 @@ pub(super) fn samples_per_block_max(hidden: usize, smem_optin: usize) -> Result<
     Ok(smax)
 }
 
-/// NVRTC `-D` options of `sample.cu`.
-pub(super) fn defines(hidden: usize, blocks: usize, smax: usize) -> Vec<(&'static str, usize)> {
-    vec![("HID", hidden), ("NBLK", blocks), ("SMAX", smax)]
-}
-
-/// One step as the kernel's table row: the update's kind (`STEP_*` in `sample.cu`), its
-/// coefficients (as f32 bits), sigma.
-fn step_words(step: &Step) -> [u32; STEP_WORDS] {
-    let (kind, coefs): (u32, Vec<f32>) = match step.update {
-        Update::Ddpm { c_eps, c_x } => (0, vec![c_eps, c_x]),
-        Update::Ddim {
-            sqrt_one_minus_ab,
-            sqrt_ab,
-            sqrt_ab_prev,
-            dir,
-            clip,
-        } => (
-            1 + u32::from(clip),
-            vec![sqrt_one_minus_ab, sqrt_ab, sqrt_ab_prev, dir],
-        ),
-        Update::DpmSolver {
-            sqrt_one_minus_ab,
-            sqrt_ab,
-            weights,
-        } => (
-            3,
-            [sqrt_one_minus_ab, sqrt_ab]
-                .into_iter()
-                .chain(weights)
-                .collect(),
-        ),
-        Update::UniPc {
-            sqrt_one_minus_ab,
-            sqrt_ab,
-            correct,
-            corrector,
-            predictor,
-        } => (
-            4 + u32::from(correct),
-            [sqrt_one_minus_ab, sqrt_ab]
-                .into_iter()
-                .chain(corrector)
-                .chain(predictor)
-                .collect(),
-        ),
-    };
-    let mut words = [0; STEP_WORDS];
-    words[0] = kind;
-    for (w, c) in words[1..STEP_WORDS - 1].iter_mut().zip(coefs) {
-        *w = c.to_bits();
-    }
-    words[STEP_WORDS - 1] = step.sigma.to_bits();
-    words
+/// NVRTC `-D` options of `sample.cu`: the sizes, then the core's parameter offsets
+/// (`Layout::named_offsets`) and step-table row layout (`Step::named_words`).
+pub(super) fn defines<const H: usize, const B: usize>(smax: usize) -> Vec<(&'static str, usize)> {
+    let mut defines = vec![("HID", H), ("NBLK", B), ("SMAX", smax)];
+    defines.extend(Layout::of::<H, B>().named_offsets());
+    defines.extend(Step::named_words());
+    defines
 }
 
 /// The model's parameters in file order, and its 2·B hidden layers transposed to [k][j].
 fn flatten<const H: usize, const B: usize>(model: &Model<H, B>) -> (Vec<f32>, Vec<f32>) {
     let params = crate::train::params_of(model);
     let mut wt = Vec::with_capacity(2 * B * H * H);
-    for block in &model.blocks {
-        for layer in [&block.first, &block.second] {
-            wt.extend((0..H).flat_map(|k| layer.weight.iter().map(move |row| row[k])));
+    for d in Layout::of::<H, B>().iter() {
+        if let Layer::BlockFirst(_) | Layer::BlockSecond(_) = d.layer {
+            let w = d.weight(&params);
+            wt.extend((0..d.i).flat_map(|k| (0..d.o).map(move |j| w[j * d.i + k])));
         }
     }
     (params, wt)
@@ -184,7 +136,7 @@ pub fn sample_plan<const H: usize, const B: usize, const T: usize>(
     let smax = samples_per_block_max(H, device.smem_optin())?;
     let threads = (H / 8) * (smax / 4);
     let smem = smem_bytes(H, smax);
-    let mut plan = Plan::new(SAMPLE, defines(H, B, smax));
+    let mut plan = Plan::new(SAMPLE, defines::<H, B>(smax));
     let resident = device
         .resident_blocks(
             SAMPLE,
@@ -198,7 +150,7 @@ pub fn sample_plan<const H: usize, const B: usize, const T: usize>(
     let steps: Vec<Step> = request.steps();
     let table: Vec<u8> = steps
         .iter()
-        .flat_map(step_words)
+        .flat_map(|step| step.to_words())
         .flat_map(u32::to_le_bytes)
         .collect();
     let t_inputs: Vec<f32> = steps.iter().map(|st| st.t_input).collect();
@@ -430,31 +382,5 @@ mod tests {
             assert_eq!(plan.launches.last().map(|l| l.kernel), Some("sample_steps"));
             assert!(runs.iter().all(|&r| r == 1), "{sampler:?} × {count}");
         }
-    }
-
-    /// Each update's coefficients land in the words `sample.cu` reads them from.
-    #[test]
-    fn step_words_follow_the_kernels_table_layout() {
-        let schedule = Schedule::<1000>::new(ScheduleKind::SEED).expect("schedule");
-        let unipc = Sampler::multistep(Solver::UniPc);
-        let step = unipc.step(&schedule, 3);
-        let Update::UniPc {
-            sqrt_one_minus_ab,
-            corrector,
-            predictor,
-            ..
-        } = step.update
-        else {
-            panic!("{step:?}");
-        };
-        let words = step_words(&step);
-        assert_eq!(words[0], 5, "UniPC with the corrector");
-        assert_eq!(f32::from_bits(words[1]), sqrt_one_minus_ab);
-        assert_eq!(f32::from_bits(words[3]), corrector[0]);
-        assert_eq!(f32::from_bits(words[9]), predictor[2]);
-        assert_eq!(f32::from_bits(words[10]), step.sigma);
-        assert_eq!(step_words(&unipc.step(&schedule, 0))[0], 4, "first step");
-        let ddpm = step_words(&Sampler::Ddpm.step(&schedule, 0));
-        assert_eq!((ddpm[0], ddpm[3]), (0, 0));
     }
 }

@@ -4,49 +4,14 @@
 
 use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro128PlusPlus;
-use tinyddpm_core::Model;
 use tinyddpm_core::noise::stream_seed;
+use tinyddpm_core::{Layer, Model};
 
 use crate::data::Domain;
 
-/// Where one `Linear` layer lives in the flat vector: weight `[o × i]` (PyTorch layout,
-/// row-major) at `w`, bias `[o]` at `b`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Dense {
-    /// Input features.
-    pub i: usize,
-    /// Output features.
-    pub o: usize,
-    /// Offset of the weight.
-    pub w: usize,
-    /// Offset of the bias.
-    pub b: usize,
-}
+pub(crate) use tinyddpm_core::Dense;
 
-impl Dense {
-    /// The layer `i → o` placed at `offset`; returns it and the offset after it.
-    fn at(offset: usize, i: usize, o: usize) -> (Self, usize) {
-        let layer = Self {
-            i,
-            o,
-            w: offset,
-            b: offset + i * o,
-        };
-        (layer, offset + i * o + o)
-    }
-
-    /// The weight, `[o × i]` row-major.
-    pub fn weight<'a>(&self, p: &'a [f32]) -> &'a [f32] {
-        &p[self.w..self.w + self.i * self.o]
-    }
-
-    /// The bias, `[o]`.
-    pub fn bias<'a>(&self, p: &'a [f32]) -> &'a [f32] {
-        &p[self.b..self.b + self.o]
-    }
-}
-
-/// Offsets of every layer of a model with `hidden` units and `blocks` residual blocks.
+/// The core's [`tinyddpm_core::Layout`] of a model, its layers by name for the trainers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Layout {
     /// Hidden width H.
@@ -63,41 +28,26 @@ pub(crate) struct Layout {
     pub output: Dense,
     /// Total number of parameters.
     pub len: usize,
+    core: tinyddpm_core::Layout,
 }
 
 impl Layout {
     /// The layout of `Model<H, B>`.
     pub fn of<const H: usize, const B: usize>() -> Self {
-        let (time_in, at) = Dense::at(0, 1, H);
-        let (time_out, at) = Dense::at(at, H, H);
-        let (input, mut at) = Dense::at(at, 2, H);
-        let blocks = (0..B)
-            .map(|_| {
-                let (first, next) = Dense::at(at, H, H);
-                let (second, next) = Dense::at(next, H, H);
-                at = next;
-                [first, second]
-            })
-            .collect();
-        let (output, len) = Dense::at(at, H, 2);
-        debug_assert_eq!(len, Model::<H, B>::PARAMS);
+        let core = tinyddpm_core::Layout::of::<H, B>();
+        let at = |layer| core.dense(layer);
         Self {
             hidden: H,
-            time_in,
-            time_out,
-            input,
-            blocks,
-            output,
-            len,
+            time_in: at(Layer::TimeIn),
+            time_out: at(Layer::TimeOut),
+            input: at(Layer::Input),
+            blocks: (0..B)
+                .map(|k| [at(Layer::BlockFirst(k)), at(Layer::BlockSecond(k))])
+                .collect(),
+            output: at(Layer::Output),
+            len: core.len(),
+            core,
         }
-    }
-
-    /// Every layer in file order.
-    fn layers(&self) -> impl Iterator<Item = Dense> + '_ {
-        [self.time_in, self.time_out, self.input]
-            .into_iter()
-            .chain(self.blocks.iter().flatten().copied())
-            .chain([self.output])
     }
 
     /// PyTorch's default `nn.Linear` initialisation, drawn from `seed`: weights and biases
@@ -105,9 +55,9 @@ impl Layout {
     pub fn init(&self, seed: u64) -> Vec<f32> {
         let mut p = vec![0.0f32; self.len];
         let mut rng = Xoshiro128PlusPlus::from_seed(stream_seed(Domain::Init.key(seed), 0));
-        for layer in self.layers() {
+        for layer in self.core.iter() {
             let bound = 1.0 / (layer.i as f32).sqrt();
-            for v in &mut p[layer.w..layer.b + layer.o] {
+            for v in &mut p[layer.w..layer.end()] {
                 let u = (rng.next_u32() >> 8) as f32 * (1.0 / 16_777_216.0);
                 *v = bound * (2.0 * u - 1.0);
             }

@@ -1,7 +1,10 @@
 // Bit-identical reverse-process sampling (tinyddpm-core's `sample`/`sample_from`).
 //
 // Compile-time sizes (NVRTC -D options): HID = H, NBLK = B, SMAX = samples per thread block
-// (a multiple of 4, chosen by the host so the shared-memory buffers fit the device).
+// (a multiple of 4, chosen by the host so the shared-memory buffers fit the device); the core's
+// parameter offsets (tinyddpm_core::Layout::named_offsets): TIME_IN_W/_B, TIME_OUT_W/_B,
+// INPUT_W/_B, block 0's FIRST_W/_B and SECOND_W/_B, BLOCK_STRIDE, OUTPUT_W/_B; and the step
+// table's row layout (below).
 //
 // Layout: `params` is the model's parameters in file order (weight row-major, then bias, for
 // each layer); `wt` holds the 2·B hidden H×H weights again, each transposed to [k][j], so a
@@ -16,29 +19,17 @@
 #define SG (SMAX / 4)
 #define NTHREADS (OG * SG)
 
-// Parameter offsets in file order.
-#define TIME_IN_W 0
-#define TIME_IN_B (HID)
-#define TIME_OUT_W (2 * HID)
-#define TIME_OUT_B (2 * HID + HID * HID)
-#define INPUT_W (3 * HID + HID * HID)
-#define INPUT_B (5 * HID + HID * HID)
-#define BLOCK_BASE (6 * HID + HID * HID)
-#define BLOCK_STRIDE (2 * HID * HID + 2 * HID)
-#define OUTPUT_W (BLOCK_BASE + NBLK * BLOCK_STRIDE)
-#define OUTPUT_B (OUTPUT_W + 2 * HID)
-
-// Step table: STEP_WORDS words per reverse step (sampler::Step, computed by the host's core
-// code): word 0 says which update (STEP_*), words 1 … 9 hold its f32 coefficients (as bits,
-// unused ones zero), word 10 sigma.
-#define STEP_WORDS 11
-#define STEP_DDPM 0          // Update::Ddpm: c_eps, c_x
-#define STEP_DDIM 1          // Update::Ddim: sqrt_one_minus_ab, sqrt_ab, sqrt_ab_prev, dir
-#define STEP_DDIM_CLIP 2     // the same with clip
-#define STEP_DPM 3           // Update::DpmSolver: sqrt_one_minus_ab, sqrt_ab, w0 … w3
-#define STEP_UNIPC 4         // Update::UniPc without the corrector: sqrt_one_minus_ab,
-                             // sqrt_ab, c0 … c3 (unused), p0 … p2
-#define STEP_UNIPC_CORRECT 5 // the same with the corrector
+// Step table: one row of STEP_WORDS words per reverse step (tinyddpm_core::Step::to_words,
+// computed by the host's core code; its layout and kind codes, STEP_*, are -D options from
+// Step::named_words): the kind at STEP_KIND, sigma at STEP_SIGMA, the f32 coefficients from
+// STEP_COEF (as bits, unused ones zero):
+//   STEP_DDPM           Update::Ddpm: c_eps, c_x
+//   STEP_DDIM           Update::Ddim: sqrt_one_minus_ab, sqrt_ab, sqrt_ab_prev, dir
+//   STEP_DDIM_CLIP      the same with clip
+//   STEP_DPM            Update::DpmSolver: sqrt_one_minus_ab, sqrt_ab, w0 … w3
+//   STEP_UNIPC          Update::UniPc without the corrector: sqrt_one_minus_ab, sqrt_ab,
+//                       c0 … c3 (unused), p0 … p2
+//   STEP_UNIPC_CORRECT  the same with the corrector
 
 // multistep::History of one coordinate of one sample: x̂₀ of the last two steps (x0[0] the
 // latest) and UniPC's corrected x, zero at the start of a chain. It lives in registers during
@@ -91,13 +82,15 @@ KERNEL void sample_init(u64 seed, u64 first_index, int count, int has_init,
 }
 
 // Coefficient i of a step table row.
-__device__ __forceinline__ float coef(const u32 *rec, int i) { return __uint_as_float(rec[1 + i]); }
+__device__ __forceinline__ float coef(const u32 *rec, int i) {
+    return __uint_as_float(rec[STEP_COEF + i]);
+}
 
 // Step::apply for one coordinate, its history `h` read and written by the multistep updates.
 __device__ __forceinline__ float apply_step(const u32 *rec, float x, float eps, float z,
                                             History *h) {
-    const u32 mode = rec[0];
-    const float sigma = __uint_as_float(rec[STEP_WORDS - 1]);
+    const u32 mode = rec[STEP_KIND];
+    const float sigma = __uint_as_float(rec[STEP_SIGMA]);
     float mean;
     if (mode == STEP_DDPM) {
         mean = MUL(SUB(x, MUL(coef(rec, 0), eps)), coef(rec, 1));
@@ -253,8 +246,8 @@ sample_steps(const float *__restrict__ params, const float *__restrict__ wt,
         }
 
         for (int blk = 0; blk < NBLK; ++blk) {
-            const float *first_b = params + BLOCK_BASE + blk * BLOCK_STRIDE + HID * HID;
-            const float *second_b = first_b + HID + HID * HID;
+            const float *first_b = params + FIRST_B + blk * BLOCK_STRIDE;
+            const float *second_b = params + SECOND_B + blk * BLOCK_STRIDE;
             float acc[4][8];
 
             // u = GELU(first(h))

@@ -1,0 +1,281 @@
+//! Where every tensor of a model lies in its flat parameter vector: the one definition of the
+//! file order (PyTorch `state_dict` order) and of each layer's shape, for any H and B, at
+//! compile time or at run time.
+//!
+//! ```text
+//! time_in (1 → H), time_out (H → H), input (2 → H),
+//! B × [first (H → H), second (H → H)], output (H → 2);
+//! each layer: weight [out][in] row-major, then bias [out]
+//! ```
+//! The model file's float payload, the trainer's flat vectors, the GPU's weight buffer and
+//! the CUDA kernels' offsets are all this layout.
+
+use crate::model::Layer;
+
+/// Where one dense layer's tensors lie: weight `[o × i]` (row-major) at `w`, bias `[o]` at
+/// `b`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dense {
+    /// The layer.
+    pub layer: Layer,
+    /// Input features.
+    pub i: usize,
+    /// Output features.
+    pub o: usize,
+    /// Offset of the weight.
+    pub w: usize,
+    /// Offset of the bias.
+    pub b: usize,
+}
+
+impl Dense {
+    /// The offset just past the bias: where the next layer starts.
+    pub const fn end(&self) -> usize {
+        self.b + self.o
+    }
+
+    /// The weight, `[o × i]` row-major, in the flat vector `p`.
+    pub fn weight<'a>(&self, p: &'a [f32]) -> &'a [f32] {
+        &p[self.w..self.b]
+    }
+
+    /// The bias, `[o]`, in the flat vector `p`.
+    pub fn bias<'a>(&self, p: &'a [f32]) -> &'a [f32] {
+        &p[self.b..self.end()]
+    }
+}
+
+/// Weights and biases of a layer `i → o`, if the count fits a usize.
+const fn linear(i: usize, o: usize) -> Option<usize> {
+    match i.checked_mul(o) {
+        Some(w) => w.checked_add(o),
+        None => None,
+    }
+}
+
+/// The layout of a model with `hidden` units and `blocks` residual blocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// H.
+    pub hidden: usize,
+    /// B.
+    pub blocks: usize,
+    /// Parameters before the first block: `time_in`, `time_out`, `input`.
+    head: usize,
+    /// Parameters of one residual block.
+    block: usize,
+    /// Every parameter.
+    len: usize,
+}
+
+impl Layout {
+    /// The layout for `hidden` units and `blocks` blocks, if every offset fits a usize
+    /// (then no offset computed from it overflows).
+    pub const fn new(hidden: usize, blocks: usize) -> Option<Self> {
+        let (h, b) = (hidden, blocks);
+        // Written out, not summed over the layers: B comes from a file's header, so the
+        // count must not take B steps.
+        let (Some(time_in), Some(square), Some(input), Some(output)) =
+            (linear(1, h), linear(h, h), linear(2, h), linear(h, 2))
+        else {
+            return None;
+        };
+        let Some(head) = checked_sum([time_in, square, input]) else {
+            return None;
+        };
+        let Some(block) = square.checked_mul(2) else {
+            return None;
+        };
+        let Some(blocks_len) = block.checked_mul(b) else {
+            return None;
+        };
+        let Some(len) = checked_sum([head, blocks_len, output]) else {
+            return None;
+        };
+        Some(Self {
+            hidden,
+            blocks,
+            head,
+            block,
+            len,
+        })
+    }
+
+    /// The layout of `Model<H, B>` (a compile-time error for a shape no usize can count).
+    pub const fn of<const H: usize, const B: usize>() -> Self {
+        match Self::new(H, B) {
+            Some(layout) => layout,
+            None => panic!("the model's parameter count overflows a usize"),
+        }
+    }
+
+    /// Number of parameters.
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the model has no parameters (never: every layer has a bias).
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Parameters of one residual block: the distance from block i's first weight to block
+    /// i + 1's.
+    pub const fn block_stride(&self) -> usize {
+        self.block
+    }
+
+    /// Number of layers: 3 + 2B + 1.
+    pub const fn layers(&self) -> usize {
+        2 * self.blocks + 4
+    }
+
+    /// Layer `n` in file order (`n < self.layers()`).
+    pub const fn layer(&self, n: usize) -> Layer {
+        match n {
+            0 => Layer::TimeIn,
+            1 => Layer::TimeOut,
+            2 => Layer::Input,
+            n if n < 3 + 2 * self.blocks => {
+                let k = n - 3;
+                if k % 2 == 0 {
+                    Layer::BlockFirst(k / 2)
+                } else {
+                    Layer::BlockSecond(k / 2)
+                }
+            }
+            _ => Layer::Output,
+        }
+    }
+
+    /// Where `layer` lies (a block index below B).
+    pub const fn dense(&self, layer: Layer) -> Dense {
+        let h = self.hidden;
+        let square = h * h + h;
+        let (i, o, w) = match layer {
+            Layer::TimeIn => (1, h, 0),
+            Layer::TimeOut => (h, h, 2 * h),
+            Layer::Input => (2, h, 2 * h + square),
+            Layer::BlockFirst(k) => (h, h, self.head + k * self.block),
+            Layer::BlockSecond(k) => (h, h, self.head + k * self.block + square),
+            Layer::Output => (h, 2, self.head + self.blocks * self.block),
+        };
+        Dense {
+            layer,
+            i,
+            o,
+            w,
+            b: w + i * o,
+        }
+    }
+
+    /// Every layer in file order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Dense> + Clone + '_ {
+        (0..self.layers()).map(|n| self.dense(self.layer(n)))
+    }
+
+    /// The offsets as named constants for generated code (the CUDA sampler's `-D` options):
+    /// each fixed layer's weight and bias, block 0's, and the block stride, from which block
+    /// k's are `BLOCK_STRIDE·k` further.
+    pub fn named_offsets(&self) -> [(&'static str, usize); 13] {
+        let [t0, t1, input, first, second, output] = [
+            Layer::TimeIn,
+            Layer::TimeOut,
+            Layer::Input,
+            Layer::BlockFirst(0),
+            Layer::BlockSecond(0),
+            Layer::Output,
+        ]
+        .map(|l| self.dense(l));
+        [
+            ("TIME_IN_W", t0.w),
+            ("TIME_IN_B", t0.b),
+            ("TIME_OUT_W", t1.w),
+            ("TIME_OUT_B", t1.b),
+            ("INPUT_W", input.w),
+            ("INPUT_B", input.b),
+            ("FIRST_W", first.w),
+            ("FIRST_B", first.b),
+            ("SECOND_W", second.w),
+            ("SECOND_B", second.b),
+            ("BLOCK_STRIDE", self.block),
+            ("OUTPUT_W", output.w),
+            ("OUTPUT_B", output.b),
+        ]
+    }
+
+    /// Output channels (biases) of every layer together: (3 + 2B)·H + 2.
+    pub const fn channels(&self) -> usize {
+        (3 + 2 * self.blocks) * self.hidden + 2
+    }
+}
+
+const fn checked_sum<const N: usize>(terms: [usize; N]) -> Option<usize> {
+    let mut sum = 0usize;
+    let mut n = 0;
+    while n < N {
+        sum = match sum.checked_add(terms[n]) {
+            Some(s) => s,
+            None => return None,
+        };
+        n += 1;
+    }
+    Some(sum)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The layers tile the vector in order, each of its own size, and the count agrees with
+    /// an independent count of the seed notebook's module.
+    #[test]
+    fn layers_tile_the_vector_in_file_order() {
+        for (h, b) in [(1, 0), (4, 1), (8, 2), (48, 2), (128, 3), (256, 4)] {
+            let lay = Layout::new(h, b).unwrap();
+            let mut at = 0;
+            let mut layers = 0;
+            for d in lay.iter() {
+                assert_eq!((d.w, d.b), (at, at + d.i * d.o), "{d:?}");
+                at = d.end();
+                layers += 1;
+            }
+            assert_eq!(layers, lay.layers());
+            assert_eq!(at, lay.len());
+            // Linear(1,H), Linear(H,H), Linear(2,H), 2B × Linear(H,H), Linear(H,2).
+            let count = (h + h) + (h * h + h) + (2 * h + h) + 2 * b * (h * h + h) + (2 * h + 2);
+            assert_eq!(lay.len(), count);
+            let biases: usize = lay.iter().map(|d| d.o).sum();
+            assert_eq!(lay.channels(), biases);
+            let named = |name| {
+                lay.named_offsets()
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .unwrap()
+                    .1
+            };
+            for k in 0..b {
+                let stride = k * named("BLOCK_STRIDE");
+                let [first, second] =
+                    [Layer::BlockFirst(k), Layer::BlockSecond(k)].map(|l| lay.dense(l));
+                assert_eq!(
+                    (first.w, first.b),
+                    (named("FIRST_W") + stride, named("FIRST_B") + stride)
+                );
+                assert_eq!(
+                    (second.w, second.b),
+                    (named("SECOND_W") + stride, named("SECOND_B") + stride)
+                );
+            }
+            assert_eq!(named("OUTPUT_B") + 2, lay.len());
+        }
+        assert_eq!(Layout::of::<128, 3>().len(), 116_482);
+    }
+
+    #[test]
+    fn a_count_past_usize_is_refused() {
+        assert_eq!(Layout::new(usize::MAX, 1), None);
+        assert_eq!(Layout::new(1 << 20, usize::MAX), None);
+        assert!(Layout::new(1 << 12, 1 << 20).is_some());
+    }
+}
