@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod choice;
 #[cfg(feature = "file")]
 pub mod container;
 #[cfg(feature = "file")]
@@ -34,6 +35,7 @@ pub mod real;
 pub mod sample;
 pub mod sampler;
 pub mod schedule;
+pub mod spacing;
 pub mod step;
 
 #[cfg(feature = "file")]

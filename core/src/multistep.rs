@@ -42,8 +42,8 @@
 //! [`Update::DpmSolver`] or [`Update::UniPc`], which [`Step::apply`](crate::Step::apply) runs
 //! with a [`History`] per coordinate.
 
-use crate::sampler::Spacing;
 use crate::schedule::Schedule;
+use crate::spacing::Spacing;
 pub use crate::step::History;
 use crate::step::Update;
 

@@ -2,7 +2,7 @@
 //! backend has (a multiply by a power of two, two adds, compares) and no platform `roundf`.
 
 /// The largest activation exponent: scales from 1 down to 2^−24. Its bound is the
-/// boundary's: `2^−24` is far inside f32's normal range, so [`pow2`] is exact for every
+/// boundary's: `2^−24` is far inside f32's normal range, so `pow2` is exact for every
 /// exponent an activation may have.
 pub const MAX_EXP: u8 = 24;
 
