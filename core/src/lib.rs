@@ -1,11 +1,12 @@
 //! `tinyddpm-core`: the arithmetic every tinyddpm backend reproduces bit for bit.
 //!
 //! What lives here: the time-embedded MLP with const-generic fixed-size weights
-//! ([`model`]), its layers ([`linear`]), the GELU activation with the crate's own erf-free
+//! ([`model`]) and the one order of its parameters ([`layout`]), its layers ([`linear`]), the GELU activation with the crate's own erf-free
 //! approximation ([`gelu`]), the lane arithmetic every formula is generic over ([`real`],
 //! [`lanes`]), the portable `ln`/`sin`/`cos` behind the Gaussian noise ([`math`], [`noise`]),
-//! the noise schedule ([`schedule`]), the reverse-process samplers ([`sampler`], the multistep
-//! solvers in [`multistep`]), the reverse chain and the pure sampling function ([`sample()`],
+//! the noise schedule ([`schedule`]), the reverse-process samplers ([`sampler`], their step
+//! placement in [`spacing`], the multistep solvers in [`multistep`], the user's choice of one in
+//! [`choice`]), the step row every backend applies and its word encoding ([`step`]), the reverse chain and the pure sampling function ([`sample()`],
 //! [`chain`]), the integer model with its exact arithmetic ([`quant`]), and — behind the
 //! default feature `file` — the file container (`container`) and the model file in it
 //! (`file`).
