@@ -42,13 +42,13 @@
 //! parameters out of their range) is a [`FileError`], never a panic, and the destination is
 //! written only after every check has passed.
 
-use core::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use crate::container::{ContainerError, Format};
 use crate::layout::Layout;
 use crate::model::Model;
+pub use crate::network::{Kind, Network};
 use crate::quant::{QModel, QuantError, bias_in_range, shift_in_range, weight_in_range};
 use crate::sampler::{Sampler, SamplerError};
 use crate::schedule::{Schedule, ScheduleKind};
@@ -86,25 +86,7 @@ pub struct Header {
     pub sampler: Sampler,
 }
 
-/// Which model a file holds, and so how its payload reads (module docs).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Kind {
-    /// A [`Model`]: f32 weights.
-    Float,
-    /// A [`QModel`]: int8 weights, int32 biases, requantization multipliers and shifts,
-    /// activation exponents.
-    Integer,
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Kind::Float => "float",
-            Kind::Integer => "integer",
-        })
-    }
-}
-
+/// How each kind reads in a file.
 impl Kind {
     /// "a float model", "an integer model".
     fn a_model(self) -> &'static str {
@@ -342,7 +324,8 @@ pub struct Contents<'a> {
 }
 
 impl Contents<'_> {
-    fn expect(self, expected: Kind) -> Result<Self, FileError> {
+    /// These contents, if they hold a model of kind `expected`.
+    fn require_kind(self, expected: Kind) -> Result<Self, FileError> {
         match self.kind == expected {
             true => Ok(self),
             false => Err(FileError::Kind {
@@ -384,20 +367,15 @@ pub fn open(bytes: &[u8]) -> Result<Contents<'_>, FileError> {
     })
 }
 
-/// Bytes of the file for a float model described by `header`.
-pub fn encoded_len(header: &Header) -> Result<usize, FileError> {
-    let weights = Kind::Float
+/// Bytes of the file for a model of kind `kind` described by `header`.
+pub fn encoded_len(kind: Kind, header: &Header) -> Result<usize, FileError> {
+    let len = kind
         .payload_len(header.hidden, header.blocks)
         .ok_or(ContainerError::Header)?;
-    Ok(FORMAT_V1.sealed_len(header, weights)?)
-}
-
-/// Bytes of the file for an integer model described by `header`.
-pub fn encoded_quant_len(header: &Header) -> Result<usize, FileError> {
-    let len = Kind::Integer
-        .payload_len(header.hidden, header.blocks)
-        .ok_or(ContainerError::Header)?;
-    Ok(FORMAT_V2.sealed_len(&integer(header), len)?)
+    Ok(match kind {
+        Kind::Float => FORMAT_V1.sealed_len(header, len)?,
+        Kind::Integer => FORMAT_V2.sealed_len(&integer(header), len)?,
+    })
 }
 
 fn integer(header: &Header) -> KindHeader {
@@ -407,40 +385,57 @@ fn integer(header: &Header) -> KindHeader {
     }
 }
 
-/// Writes the float `model` with `header` into `out` (version 1); returns the bytes
-/// written.
-pub fn encode<const H: usize, const B: usize>(
-    model: &Model<H, B>,
-    header: &Header,
-    out: &mut [u8],
-) -> Result<usize, FileError> {
-    header.check_shape::<H, B>()?;
-    let written = FORMAT_V1.seal(header, 4 * Model::<H, B>::PARAMS, out, |weights| {
-        let mut chunks = weights.chunks_exact_mut(4);
-        model.for_each_param(|p| {
+/// A network a model file holds: how its payload (module docs) is checked, read and
+/// written. Implemented by both kinds; [`encode`] and [`decode_into`] are written once over it.
+pub trait Stored<const H: usize, const B: usize>: Network<H, B> {
+    /// Fails unless `self` can be written: no decoder would read a file that fails here.
+    fn check(&self) -> Result<(), FileError>;
+    /// Writes the payload into `payload`, which is exactly this kind's length for (H, B).
+    fn write_payload(&self, payload: &mut [u8]);
+    /// Judges `payload` (this kind's, exactly as long as (H, B) makes it) whole, then, only
+    /// when it is valid, writes it into `self`.
+    fn read_payload(&mut self, payload: &[u8]) -> Result<(), FileError>;
+}
+
+impl<const H: usize, const B: usize> Stored<H, B> for Model<H, B> {
+    fn check(&self) -> Result<(), FileError> {
+        Ok(())
+    }
+
+    fn write_payload(&self, payload: &mut [u8]) {
+        let mut chunks = payload.chunks_exact_mut(4);
+        self.for_each_param(|p| {
             if let Some(c) = chunks.next() {
                 c.copy_from_slice(&p.to_le_bytes());
             }
         });
-    })?;
-    Ok(written)
+    }
+
+    fn read_payload(&mut self, weights: &[u8]) -> Result<(), FileError> {
+        let value = |c: &[u8]| f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        if let Some(index) = weights.chunks_exact(4).position(|c| !value(c).is_finite()) {
+            return Err(FileError::NonFinite { index });
+        }
+        let mut chunks = weights.chunks_exact(4);
+        self.for_each_param_mut(|p| {
+            if let Some(c) = chunks.next() {
+                *p = value(c);
+            }
+        });
+        Ok(())
+    }
 }
 
-/// Writes the integer `model` with `header` into `out` (version 2, kind integer); returns
-/// the bytes written. A model that does not [validate](QModel::validate) is refused: no
-/// decoder would read it.
-pub fn encode_quant<const H: usize, const B: usize>(
-    model: &QModel<H, B>,
-    header: &Header,
-    out: &mut [u8],
-) -> Result<usize, FileError> {
-    header.check_shape::<H, B>()?;
-    model.validate().map_err(FileError::Quant)?;
-    let sizes = QuantSizes::new(H as u32, B as u32).ok_or(ContainerError::Header)?;
-    let len = Kind::Integer
-        .payload_len(header.hidden, header.blocks)
-        .ok_or(ContainerError::Header)?;
-    let written = FORMAT_V2.seal(&integer(header), len, out, |payload| {
+impl<const H: usize, const B: usize> Stored<H, B> for QModel<H, B> {
+    /// [`QModel::validate`].
+    fn check(&self) -> Result<(), FileError> {
+        self.validate().map_err(FileError::Quant)
+    }
+
+    fn write_payload(&self, payload: &mut [u8]) {
+        let Some(sizes) = QuantSizes::new(H as u32, B as u32) else {
+            return;
+        };
         // The payload is exactly the sections' length: every piece is there.
         let Some([biases, multipliers, weights, shifts, exponents]) =
             pieces_mut(payload, sizes.lens())
@@ -451,7 +446,7 @@ pub fn encode_quant<const H: usize, const B: usize>(
         let (mut weight, mut shift) = (weights.iter_mut(), shifts.iter_mut());
         // Each zip runs over the layer's slice first, so it takes exactly that many from the
         // section.
-        model.for_each_layer(|l| {
+        self.for_each_layer(|l| {
             for (v, c) in l.bias.iter().zip(bias.by_ref()) {
                 c.copy_from_slice(&v.to_le_bytes());
             }
@@ -466,19 +461,65 @@ pub fn encode_quant<const H: usize, const B: usize>(
             }
         });
         let mut exponent = exponents.iter_mut();
-        model.for_each_exponent(|e| {
+        self.for_each_exponent(|e| {
             if let Some(c) = exponent.next() {
                 *c = e;
             }
         });
-    })?;
-    Ok(written)
+    }
+
+    /// Every check, [`QModel::validate`]'s included, runs on the bytes before anything is
+    /// written.
+    fn read_payload(&mut self, payload: &[u8]) -> Result<(), FileError> {
+        let sizes = QuantSizes::new(H as u32, B as u32).ok_or(ContainerError::Header)?;
+        let sections = pieces(payload, sizes.lens()).ok_or(ContainerError::Header)?;
+        check_quant(self, sections).map_err(FileError::Quant)?;
+        let [biases, multipliers, weights, shifts, exponents] = sections;
+        let (mut bias, mut mult) = (biases.chunks_exact(4), multipliers.chunks_exact(4));
+        let (mut weight, mut shift) = (weights.iter(), shifts.iter());
+        self.for_each_layer_mut(|l| {
+            for (v, c) in l.bias.iter_mut().zip(bias.by_ref()) {
+                *v = le_i32(c);
+            }
+            for (v, c) in l.multiplier.iter_mut().zip(mult.by_ref()) {
+                *v = le_i32(c);
+            }
+            for (v, c) in l.weight.iter_mut().zip(weight.by_ref()) {
+                *v = i8::from_le_bytes([*c]);
+            }
+            for (v, c) in l.shift.iter_mut().zip(shift.by_ref()) {
+                *v = *c;
+            }
+        });
+        set_exponents(self, exponents);
+        Ok(())
+    }
+}
+
+/// Writes `model` with `header` into `out` — a float model as version 1 (the bytes every
+/// float file has had), an integer one as version 2 — and returns the bytes written. A model
+/// that fails [`Stored::check`] is refused: no decoder would read it.
+pub fn encode<const H: usize, const B: usize, M: Stored<H, B>>(
+    model: &M,
+    header: &Header,
+    out: &mut [u8],
+) -> Result<usize, FileError> {
+    header.check_shape::<H, B>()?;
+    model.check()?;
+    let len = M::KIND
+        .payload_len(header.hidden, header.blocks)
+        .ok_or(ContainerError::Header)?;
+    let write = |payload: &mut [u8]| model.write_payload(payload);
+    Ok(match M::KIND {
+        Kind::Float => FORMAT_V1.seal(header, len, out, write)?,
+        Kind::Integer => FORMAT_V2.seal(&integer(header), len, out, write)?,
+    })
 }
 
 /// Checks everything but the model's shape of a float model file; returns the header and
 /// the weight bytes. An integer file is a [`FileError::Kind`].
 pub fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), FileError> {
-    let c = open(bytes)?.expect(Kind::Float)?;
+    let c = open(bytes)?.require_kind(Kind::Float)?;
     Ok((c.header, c.payload))
 }
 
@@ -505,59 +546,16 @@ pub fn expected_len(prefix: &[u8]) -> Option<usize> {
     }
 }
 
-/// Decodes a whole float model file into `model` (caller-owned: a `static`, a `Box`, a
-/// stack slot). `model` is untouched unless the result is `Ok`.
-pub fn decode_into<const H: usize, const B: usize>(
+/// Decodes a whole model file into `model` (caller-owned: a `static`, a `Box`, a stack
+/// slot) of the kind and shape the file must hold. Every check runs on the bytes first:
+/// `model` is untouched unless the result is `Ok`.
+pub fn decode_into<const H: usize, const B: usize, M: Stored<H, B>>(
     bytes: &[u8],
-    model: &mut Model<H, B>,
+    model: &mut M,
 ) -> Result<Header, FileError> {
-    let (header, weights) = read_header(bytes)?;
-    header.check_shape::<H, B>()?;
-    let value = |c: &[u8]| f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-    if let Some(index) = weights.chunks_exact(4).position(|c| !value(c).is_finite()) {
-        return Err(FileError::NonFinite { index });
-    }
-    let mut chunks = weights.chunks_exact(4);
-    model.for_each_param_mut(|p| {
-        if let Some(c) = chunks.next() {
-            *p = value(c);
-        }
-    });
-    Ok(header)
-}
-
-/// Decodes a whole integer model file into `model` (caller-owned, as for
-/// [`decode_into`]). Every check, [`QModel::validate`]'s included, runs on the bytes
-/// before anything is written: `model` is untouched unless the result is `Ok`, and then
-/// it validates.
-pub fn decode_quant_into<const H: usize, const B: usize>(
-    bytes: &[u8],
-    model: &mut QModel<H, B>,
-) -> Result<Header, FileError> {
-    let c = open(bytes)?.expect(Kind::Integer)?;
+    let c = open(bytes)?.require_kind(M::KIND)?;
     c.header.check_shape::<H, B>()?;
-    let sizes = QuantSizes::new(H as u32, B as u32).ok_or(ContainerError::Header)?;
-    // open() checked the length against the header, whose shape is H, B.
-    let sections = pieces(c.payload, sizes.lens()).ok_or(ContainerError::Header)?;
-    check_quant(model, sections).map_err(FileError::Quant)?;
-    let [biases, multipliers, weights, shifts, exponents] = sections;
-    let (mut bias, mut mult) = (biases.chunks_exact(4), multipliers.chunks_exact(4));
-    let (mut weight, mut shift) = (weights.iter(), shifts.iter());
-    model.for_each_layer_mut(|l| {
-        for (v, c) in l.bias.iter_mut().zip(bias.by_ref()) {
-            *v = le_i32(c);
-        }
-        for (v, c) in l.multiplier.iter_mut().zip(mult.by_ref()) {
-            *v = le_i32(c);
-        }
-        for (v, c) in l.weight.iter_mut().zip(weight.by_ref()) {
-            *v = i8::from_le_bytes([*c]);
-        }
-        for (v, c) in l.shift.iter_mut().zip(shift.by_ref()) {
-            *v = *c;
-        }
-    });
-    set_exponents(model, exponents);
+    model.read_payload(c.payload)?;
     Ok(c.header)
 }
 

@@ -1,7 +1,8 @@
 //! `tinyddpm-core`: the arithmetic every tinyddpm backend reproduces bit for bit.
 //!
 //! What lives here: the time-embedded MLP with const-generic fixed-size weights
-//! ([`model`]) and the one order of its parameters ([`layout`]), its layers ([`linear`]), the GELU activation with the crate's own erf-free
+//! ([`model`]) and the one order of its parameters ([`layout`]), both networks — float and
+//! integer — as one trait ([`network`]), its layers ([`linear`]), the GELU activation with the crate's own erf-free
 //! approximation ([`gelu`]), the lane arithmetic every formula is generic over ([`real`],
 //! [`lanes`]), the portable `ln`/`sin`/`cos` behind the Gaussian noise ([`math`], [`noise`]),
 //! the noise schedule ([`schedule`]), the reverse-process samplers ([`sampler`], their step
@@ -30,6 +31,7 @@ pub mod linear;
 pub mod math;
 pub mod model;
 pub mod multistep;
+pub mod network;
 pub mod noise;
 pub mod quant;
 pub mod real;
@@ -48,6 +50,7 @@ pub use layout::{Dense, Layout};
 pub use linear::Linear;
 pub use model::{Block, Layer, Model, SeedModel, Tap, TensorName};
 pub use multistep::{History, Solver};
+pub use network::{Kind, Network};
 pub use noise::NoiseStream;
 pub use quant::{QLinear, QModel, QSeedModel, QuantError};
 pub use real::Real;
