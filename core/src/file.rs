@@ -349,7 +349,7 @@ pub struct Contents<'a> {
 }
 
 impl Contents<'_> {
-    fn expect(self, expected: Kind) -> Result<Self, FileError> {
+    fn require_kind(self, expected: Kind) -> Result<Self, FileError> {
         match self.kind == expected {
             true => Ok(self),
             false => Err(FileError::Kind {
@@ -485,7 +485,7 @@ pub fn encode_quant<const H: usize, const B: usize>(
 /// Checks everything but the model's shape of a float model file; returns the header and
 /// the weight bytes. An integer file is a [`FileError::Kind`].
 pub fn read_header(bytes: &[u8]) -> Result<(Header, &[u8]), FileError> {
-    let c = open(bytes)?.expect(Kind::Float)?;
+    let c = open(bytes)?.require_kind(Kind::Float)?;
     Ok((c.header, c.payload))
 }
 
@@ -541,7 +541,7 @@ pub fn decode_quant_into<const H: usize, const B: usize>(
     bytes: &[u8],
     model: &mut QModel<H, B>,
 ) -> Result<Header, FileError> {
-    let c = open(bytes)?.expect(Kind::Integer)?;
+    let c = open(bytes)?.require_kind(Kind::Integer)?;
     c.header.check_shape::<H, B>()?;
     let sizes = QuantSizes::new(H as u32, B as u32).ok_or(ContainerError::Header)?;
     // open() checked the length against the header, whose shape is H, B.
