@@ -13,7 +13,7 @@ use cudarc::driver::{
 };
 use cudarc::nvrtc::{CompileError, CompileOptions, Ptx};
 
-use super::launch::{Buf, Device, Init, Plan, Session, Value, check_write};
+use super::launch::{Buf, Device, Fill, Plan, Session, Value, check_write};
 use super::sample::{self, sample_on, samples_per_block_max};
 use super::{COMMON, CudaError, KernelSource, NoGpu, Request, SAMPLE, TRAIN, train};
 
@@ -306,9 +306,9 @@ impl Device for Gpu {
         let buffers = plan
             .buffers
             .iter()
-            .map(|init| match init {
-                Init::Zeros(len) => stream.alloc_zeros(*len),
-                Init::Bytes(bytes) => stream.clone_htod(bytes),
+            .map(|fill| match fill {
+                Fill::Zeros(len) => stream.alloc_zeros(*len),
+                Fill::Bytes(bytes) => stream.clone_htod(bytes),
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(CudaError::driver("upload"))?;

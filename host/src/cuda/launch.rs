@@ -93,19 +93,19 @@ pub struct Launch {
 
 /// What a buffer holds before the first launch.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Init {
+pub enum Fill {
     /// This many zero bytes (made on the device: activations take no host memory).
     Zeros(usize),
     /// These bytes.
     Bytes(Vec<u8>),
 }
 
-impl Init {
+impl Fill {
     /// The buffer's length in bytes.
     pub fn len(&self) -> usize {
         match self {
-            Init::Zeros(len) => *len,
-            Init::Bytes(bytes) => bytes.len(),
+            Fill::Zeros(len) => *len,
+            Fill::Bytes(bytes) => bytes.len(),
         }
     }
 
@@ -124,7 +124,7 @@ pub struct Plan {
     /// Its compile-time sizes (`-D` options), e.g. `HID` = 128.
     pub defines: Vec<(&'static str, usize)>,
     /// Every buffer, by its contents before the first launch.
-    pub buffers: Vec<Init>,
+    pub buffers: Vec<Fill>,
     /// The launches, in order.
     pub launches: Vec<Launch>,
 }
@@ -142,7 +142,7 @@ impl Plan {
 
     /// A new buffer holding `bytes`.
     pub fn buffer(&mut self, bytes: Vec<u8>) -> Buf {
-        self.buffers.push(Init::Bytes(bytes));
+        self.buffers.push(Fill::Bytes(bytes));
         Buf(self.buffers.len() - 1)
     }
 
@@ -153,7 +153,7 @@ impl Plan {
 
     /// A new buffer of `count` zero floats.
     pub fn zeros_f32(&mut self, count: usize) -> Buf {
-        self.buffers.push(Init::Zeros(4 * count));
+        self.buffers.push(Fill::Zeros(4 * count));
         Buf(self.buffers.len() - 1)
     }
 

@@ -217,14 +217,14 @@ impl Memory {
         Layout::from_size_align(len.max(1), Self::ALIGN).expect("a buffer size")
     }
 
-    fn new(init: &tinyddpm::cuda::launch::Init) -> Self {
-        let len = init.len();
+    fn new(fill: &tinyddpm::cuda::launch::Fill) -> Self {
+        let len = fill.len();
         // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { alloc_zeroed(Self::layout(len)) };
         let ptr =
             NonNull::new(ptr).unwrap_or_else(|| std::alloc::handle_alloc_error(Self::layout(len)));
         let mut memory = Self { ptr, len };
-        if let tinyddpm::cuda::launch::Init::Bytes(bytes) = init {
+        if let tinyddpm::cuda::launch::Fill::Bytes(bytes) = fill {
             memory.bytes_mut().copy_from_slice(bytes);
         }
         memory

@@ -3,10 +3,10 @@
 //!
 //! A lane holds either an `i32` (a sum, or an activation sign-extended) or a pair of int16
 //! activations of two consecutive units (low half: the even unit), the operand layout of
-//! `vpmaddwd` (qpacked.rs). Every operation is exact integer arithmetic, so each lane equals
+//! `vpmaddwd` (packed.rs). Every operation is exact integer arithmetic, so each lane equals
 //! the core's scalar `tinyddpm_core::quant` code on that sample, whatever the instructions:
 //!
-//! - [`IPortable`]: plain Rust, the core's own `requantize` and `Gelu::apply` per lane;
+//! - [`PortableI32`]: plain Rust, the core's own `requantize` and `Gelu::apply` per lane;
 //! - [`I32x8`]: AVX2 (`vpmaddwd` on 8 lanes; GELU's table by gathers);
 //! - [`I32x16`]: AVX-512F/BW (`vpmaddwd` on 16 lanes; GELU's table held in registers and
 //!   read by `vpermt2w`, 32 lookups per instruction, as a gather reads about one element per
@@ -14,15 +14,15 @@
 //!   accumulation in one instruction.
 //!
 //! The x86 types are only ever created inside functions compiled with their target features,
-//! entered after runtime detection (mod.rs), the invariant every `unsafe` block below relies
-//! on, as in lanes.rs. No closures in their methods: a closure is compiled without the
+//! entered after runtime detection (simd.rs), the invariant every `unsafe` block below relies
+//! on, as in float/lanes.rs. No closures in their methods: a closure is compiled without the
 //! caller's target features, and its intrinsics stay calls unless it happens to be inlined.
 
 use tinyddpm_core::Lanes;
 use tinyddpm_core::quant::{SQRT_HALF_MULTIPLIER, SQRT_HALF_SHIFT, requantize, sat16};
 
-use super::lanes::Lane;
-use super::qpacked::{QGelu, Requant};
+use super::packed::{QGelu, Requant};
+use crate::batch::float::lanes::Lane;
 
 /// A vector of `i32` lanes with the integer model's operations.
 pub(crate) trait ILane: Copy + Send + Sync {
@@ -63,9 +63,9 @@ pub(crate) trait ILane: Copy + Send + Sync {
 
 /// The portable path: `N` lanes in plain Rust, the core's integer functions per lane.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct IPortable<const N: usize>([i32; N]);
+pub(crate) struct PortableI32<const N: usize>([i32; N]);
 
-impl<const N: usize> IPortable<N> {
+impl<const N: usize> PortableI32<N> {
     #[inline(always)]
     fn each(mut self, f: impl Fn(i32) -> i32) -> Self {
         for a in &mut self.0 {
@@ -75,7 +75,7 @@ impl<const N: usize> IPortable<N> {
     }
 }
 
-impl<const N: usize> ILane for IPortable<N> {
+impl<const N: usize> ILane for PortableI32<N> {
     type F = Lanes<N>;
     const LANES: usize = N;
     #[inline(always)]
@@ -129,7 +129,7 @@ impl<const N: usize> ILane for IPortable<N> {
     fn pack(mut lo: Self, hi: Self) -> Self {
         for (l, h) in lo.0.iter_mut().zip(hi.0) {
             let (l16, h16) = (sat16((*l).into()), sat16(h.into()));
-            *l = super::qpacked::pair(l16, h16);
+            *l = super::packed::pair(l16, h16);
         }
         lo
     }
@@ -150,11 +150,9 @@ pub(crate) use x86::{I32x8, I32x16};
 mod x86 {
     use core::arch::x86_64::*;
 
-    use super::super::lanes::{F32x8, F32x16};
-    use super::super::qpacked::{
-        GELU_C16, GELU_DIFF, GELU_LAST, GELU_PAIRS, QGelu, Requant, Words,
-    };
+    use super::super::packed::{GELU_C16, GELU_DIFF, GELU_LAST, GELU_PAIRS, QGelu, Requant, Words};
     use super::ILane;
+    use crate::batch::float::lanes::{F32x8, F32x16};
     use tinyddpm_core::quant::SQRT_HALF_MULTIPLIER;
 
     /// A shift count for the `sll`/`srl`/`sra` family (the count in the low 64 bits).
@@ -535,7 +533,7 @@ mod x86 {
 mod tests {
     use tinyddpm_core::quant::Gelu;
 
-    use super::super::qpacked::pair;
+    use super::super::packed::pair;
     use super::*;
 
     /// Sums, multipliers and shifts at and near every bound, and a few in between.
@@ -667,7 +665,7 @@ mod tests {
 
     #[test]
     fn portable_integer_lanes_match_scalar() {
-        all_ops::<IPortable<4>>();
+        all_ops::<PortableI32<4>>();
     }
 
     #[cfg(target_arch = "x86_64")]

@@ -1,4 +1,4 @@
-//! The generic kernels, instantiated per SIMD path by `mod.rs` inside `#[target_feature]`
+//! The generic kernels, instantiated per SIMD path by simd.rs inside `#[target_feature]`
 //! functions (everything here is `#[inline(always)]` so it compiles with that feature).
 //! Plain loops, not `array::map` / `from_fn`: their closures are separate functions compiled
 //! without the target feature, which would turn every vector operation into a call.

@@ -5,7 +5,7 @@
 //! (`x[2p]` in the low half of an `i32` lane, `x[2p + 1]` in the high half, one lane per
 //! sample), and a [`QPacked`] layer stores, per block of `width` outputs and per input pair
 //! `p`, the weight pair `(w[j][2p], w[j][2p + 1])` widened to int16 in one `i32`, k-major like
-//! the float [`Packed`](super::packed::Packed). An odd input count gets a zero weight for the
+//! the float [`Packed`](crate::batch::float::packed::Packed). An odd input count gets a zero weight for the
 //! missing half; outputs past `O` get zero weights, bias and multiplier. Integer sums are
 //! exact, so this pairing (any order of the k-loop) gives the core's sums bit for bit.
 //!

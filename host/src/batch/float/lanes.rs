@@ -5,13 +5,13 @@
 //! (`mul` then `add`, never a fused multiply-add), so each lane reproduces the scalar's bits
 //! and the core's generic GELU and `Step::apply` run unchanged on these types.
 //!
-//! - [`Portable`]: the core's `Lanes<4>`, plain Rust (the fallback everywhere);
+//! - [`PortableF32`]: the core's `Lanes<4>`, plain Rust (the fallback everywhere);
 //! - [`F32x8`]: AVX `__m256`, used on the AVX2 path;
 //! - [`F32x16`]: AVX-512F `__m512`;
 //! - [`Tile`]: `S` of one of those as a single `Real`, the unit the core's chain steps.
 //!
 //! The x86 types are only ever created inside functions compiled with their target feature,
-//! which the dispatcher in `mod.rs` enters only after runtime detection; that is the invariant
+//! which the dispatcher in simd.rs enters only after runtime detection; that is the invariant
 //! every `unsafe` block below relies on. They are crate-private so nothing else can break it.
 
 use core::ops::{Add, Div, Mul, Neg, Sub};
@@ -27,7 +27,7 @@ pub(crate) trait Lane: Real + Send + Sync {
 }
 
 /// The portable path: the core's own lanes, four `f32`s in plain Rust.
-pub(crate) type Portable = Lanes<4>;
+pub(crate) type PortableF32 = Lanes<4>;
 
 impl<const N: usize> Lane for Lanes<N> {
     #[inline(always)]
@@ -340,12 +340,12 @@ mod tests {
 
     #[test]
     fn portable_lanes_match_scalar() {
-        all_ops::<Portable>();
+        all_ops::<PortableF32>();
     }
 
     #[test]
     fn a_tiles_lanes_are_its_vectors_lanes_in_order_with_scalar_arithmetic() {
-        let mut tile = Tile::<Portable, 4>::splat(0.0);
+        let mut tile = Tile::<PortableF32, 4>::splat(0.0);
         for (i, &v) in SPECIAL.iter().enumerate() {
             tile.set_lane(i, v);
         }

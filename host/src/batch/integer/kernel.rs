@@ -1,22 +1,22 @@
-//! The integer kernels, instantiated per SIMD path by `mod.rs` inside `#[target_feature]`
-//! functions (everything here is `#[inline(always)]`, plain loops, as in kernel.rs).
+//! The integer kernels, instantiated per SIMD path by simd.rs inside `#[target_feature]`
+//! functions (everything here is `#[inline(always)]`, plain loops, as in float/kernel.rs).
 //!
 //! Lanes = samples, as the float tiles: a tile of `S` vectors of samples runs every step
 //! together through the core's chain (its state and reverse step stay f32, on the float
-//! lanes `L::F`). Activations are stored as pairs of units (qpacked.rs), `[L; S]` per pair, so
+//! lanes `L::F`). Activations are stored as pairs of units (packed.rs), `[L; S]` per pair, so
 //! a dense layer's inner loop loads `S` activation pairs and broadcasts `J` weight pairs per
 //! input pair into `S·J` register accumulators, one `vpmaddwd` (or `vpdpwssd`) each: 2·LANES
 //! multiply-adds per instruction. The sums are exact, so their order is free; everything per
 //! element after them (requantization, GELU, residual) is the specification's fixed sequence
-//! (qlanes.rs), in `QModel::forward`'s layer order. The time embedding is the core's, once
+//! (lanes.rs), in `QModel::forward`'s layer order. The time embedding is the core's, once
 //! per step, shared by all tiles.
 
 use tinyddpm_core::quant::{from_i16, to_i16};
 use tinyddpm_core::{NoiseStream, PredictNoise, Real, Step, chain};
 
-use super::lanes::{Lane, Tile};
-use super::qlanes::ILane;
-use super::qpacked::{QGelu, QLayers, QPacked, pair};
+use super::lanes::ILane;
+use super::packed::{QGelu, QLayers, QPacked, pair};
+use crate::batch::float::lanes::{Lane, Tile};
 
 /// What a layer does with its sums, per pair of outputs `j`, `j + 1` (`j` even): a trait with
 /// inlined methods, not a closure, because a closure is compiled without the caller's target

@@ -1,0 +1,67 @@
+//! What to sample: the one description the CPU executor, the GPU (`cuda`) and the CLI pass
+//! around.
+
+use tinyddpm_core::{Model, QModel, Sampler, Schedule, Step};
+
+/// Where each sample starts.
+#[derive(Clone, Copy, Debug)]
+pub enum Init<'a> {
+    /// x_T from each sample's own noise stream.
+    Noise,
+    /// x_T given, one per sample (`len == count`).
+    Given(&'a [[f32; 2]]),
+}
+
+/// Samples `first .. first + count` of `seed` from `model` with `sampler`, for a model of
+/// either kind ([`BatchModel`](super::BatchModel)): sample `first + i` is the core's
+/// `sample(model, schedule, sampler, seed, first + i)` (or `sample_from` with the `i`-th given
+/// start), whoever computes it; for the integer `QModel`, the core's `chain` on `&QModel` from
+/// that sample's x_T (the stream's, or the given one, the stream's pair still drawn), as
+/// `sample` / `sample_from` run it on `&Model`. Written [`Request`] (float) or [`QRequest`]
+/// (integer), so that a literal's `model: &boxed_model` still derefs to the model.
+#[derive(Debug)]
+pub struct SampleRequest<'a, const H: usize, const B: usize, const T: usize, M: ?Sized> {
+    /// The model.
+    pub model: &'a M,
+    /// Its schedule.
+    pub schedule: &'a Schedule<T>,
+    /// The reverse process (valid for T).
+    pub sampler: &'a Sampler,
+    /// Where the samples start.
+    pub init: Init<'a>,
+    /// The seed of every sample's noise stream.
+    pub seed: u64,
+    /// Index of the first sample.
+    pub first: u64,
+    /// Number of samples.
+    pub count: usize,
+}
+
+/// A request for the float model.
+pub type Request<'a, const H: usize, const B: usize, const T: usize> =
+    SampleRequest<'a, H, B, T, Model<H, B>>;
+
+/// A request for the integer model.
+pub type QRequest<'a, const H: usize, const B: usize, const T: usize> =
+    SampleRequest<'a, H, B, T, QModel<H, B>>;
+
+// By hand: a derive would ask `M: Clone`, and `QModel` is not `Copy`.
+impl<const H: usize, const B: usize, const T: usize, M: ?Sized> Clone
+    for SampleRequest<'_, H, B, T, M>
+{
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<const H: usize, const B: usize, const T: usize, M: ?Sized> Copy
+    for SampleRequest<'_, H, B, T, M>
+{
+}
+
+impl<const H: usize, const B: usize, const T: usize, M: ?Sized> SampleRequest<'_, H, B, T, M> {
+    /// The sampler's step table (every backend applies these coefficients).
+    pub fn steps(&self) -> Vec<Step> {
+        self.sampler.steps(self.schedule).collect()
+    }
+}
