@@ -298,7 +298,7 @@ fn emit_model<const H: usize, const B: usize>(
     src: &mut String,
 ) -> Result<(), String> {
     let mut model: Box<Model<H, B>> = Box::new(Model::ZERO);
-    file::decode_into(bytes, &mut model).map_err(|e| e.to_string())?;
+    file::decode_into(bytes, &mut *model).map_err(|e| e.to_string())?;
     let mut params = Vec::with_capacity(Model::<H, B>::PARAMS);
     model.for_each_param(|p| params.push(p));
     src.push_str("use tinyddpm_core::Model;\n");
@@ -340,7 +340,7 @@ fn emit_qmodel<const H: usize, const B: usize>(
     src: &mut String,
 ) -> Result<(), String> {
     let mut q: Box<QModel<H, B>> = Box::new(QModel::ZERO);
-    file::decode_quant_into(bytes, &mut q).map_err(|e| e.to_string())?;
+    file::decode_into(bytes, &mut *q).map_err(|e| e.to_string())?;
     src.push_str("use tinyddpm_core::quant::{Gelu, QBlock, QLinear, QModel};\n");
     writeln!(src, "/// H, hidden width of the embedded model.").unwrap();
     writeln!(src, "pub const H: usize = {H};").unwrap();

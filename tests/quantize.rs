@@ -95,12 +95,12 @@ fn integer_model_file_round_trip_is_exact() {
     let model = torch_model();
     let (q, _) = quantized(&model);
     let header = Header::new::<128, 3, 1000>(ScheduleKind::SEED, Sampler::DDIM_DEFAULT);
-    let bytes = tinyddpm::modelfile::encode_quant(&q, &header).expect("encodes");
+    let bytes = tinyddpm::modelfile::encode(&*q, &header).expect("encodes");
     let mut back = Box::new(QSeedModel::ZERO);
-    let got = tinyddpm_core::file::decode_quant_into(&bytes, &mut back).expect("decodes");
+    let got = tinyddpm_core::file::decode_into(&bytes, &mut *back).expect("decodes");
     assert_eq!(got, header);
     assert!(*back == *q, "decoded model differs");
-    let float = tinyddpm::modelfile::encode(&model, &header).expect("encodes");
+    let float = tinyddpm::modelfile::encode(&*model, &header).expect("encodes");
     println!(
         "integer file {} bytes, float file {} bytes",
         bytes.len(),

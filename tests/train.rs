@@ -135,7 +135,7 @@ fn gradients_match_f64_finite_differences() {
 
 fn model_bytes<const H: usize, const B: usize>(t: &Trainer<H, B, 1000>) -> Vec<u8> {
     let header = Header::new::<H, B, 1000>(t.schedule_kind(), Sampler::Ddpm);
-    modelfile::encode(&t.model(), &header).unwrap()
+    modelfile::encode(&*t.model(), &header).unwrap()
 }
 
 #[test]

@@ -42,7 +42,6 @@
 //! parameters out of their range) is a [`FileError`], never a panic, and the destination is
 //! written only after every check has passed.
 
-
 use serde::{Deserialize, Serialize};
 
 use crate::container::{ContainerError, Format};

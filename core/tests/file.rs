@@ -33,7 +33,7 @@ fn header<const H: usize, const B: usize>() -> Header {
 
 fn encoded(m: &Small) -> Vec<u8> {
     let h = header::<4, 1>();
-    let mut out = vec![0u8; file::encoded_len(&h).unwrap()];
+    let mut out = vec![0u8; file::encoded_len(Kind::Float, &h).unwrap()];
     assert_eq!(file::encode(m, &h, &mut out).unwrap(), out.len());
     out
 }
@@ -66,11 +66,11 @@ fn seed_sized_model_round_trips() {
         *p = f32::from_bits(0x3c00_0000 | (i >> 9));
     });
     let h = header::<128, 3>();
-    let mut bytes = vec![0u8; file::encoded_len(&h).unwrap()];
+    let mut bytes = vec![0u8; file::encoded_len(Kind::Float, &h).unwrap()];
     file::encode(&*m, &h, &mut bytes).unwrap();
     assert!(bytes.len() > 465_928);
     let mut back = Box::new(tinyddpm_core::SeedModel::ZERO);
-    file::decode_into(&bytes, &mut back).unwrap();
+    file::decode_into(&bytes, &mut *back).unwrap();
     assert!(*back == *m);
     for cut in [
         0,
@@ -83,7 +83,7 @@ fn seed_sized_model_round_trips() {
         bytes.len() - 1,
     ] {
         assert!(
-            file::decode_into(&bytes[..cut], &mut back).is_err(),
+            file::decode_into(&bytes[..cut], &mut *back).is_err(),
             "cut at {cut}"
         );
     }
@@ -233,8 +233,8 @@ fn encoding_is_the_documented_layout() {
 /// A committed model file decoded and encoded again gives its bytes back.
 fn reencodes<const H: usize, const B: usize>(bytes: &[u8]) -> Vec<u8> {
     let mut model = Box::new(Model::<H, B>::ZERO);
-    let header = file::decode_into(bytes, &mut model).unwrap();
-    let mut out = vec![0u8; file::encoded_len(&header).unwrap()];
+    let header = file::decode_into(bytes, &mut *model).unwrap();
+    let mut out = vec![0u8; file::encoded_len(Kind::Float, &header).unwrap()];
     let n = file::encode(&*model, &header, &mut out).unwrap();
     out.truncate(n);
     out
@@ -264,9 +264,9 @@ fn committed_model_files_encode_to_the_same_bytes() {
     // The fuzzer's integer seed, likewise.
     let bytes = std::fs::read(format!("{root}/core/fuzz/seeds/decode/tiny-4x1-int.tdm")).unwrap();
     let mut model = QModel::<4, 1>::ZERO;
-    let header = file::decode_quant_into(&bytes, &mut model).unwrap();
-    let mut again = vec![0u8; file::encoded_quant_len(&header).unwrap()];
-    file::encode_quant(&model, &header, &mut again).unwrap();
+    let header = file::decode_into(&bytes, &mut model).unwrap();
+    let mut again = vec![0u8; file::encoded_len(Kind::Integer, &header).unwrap()];
+    file::encode(&model, &header, &mut again).unwrap();
     assert!(again == bytes, "the integer seed encodes differently");
 }
 
@@ -474,8 +474,8 @@ mod integer {
 
     fn encoded_q(m: &SmallQ) -> Vec<u8> {
         let h = header::<4, 1>();
-        let mut out = vec![0u8; file::encoded_quant_len(&h).unwrap()];
-        assert_eq!(file::encode_quant(m, &h, &mut out).unwrap(), out.len());
+        let mut out = vec![0u8; file::encoded_len(Kind::Integer, &h).unwrap()];
+        assert_eq!(file::encode(m, &h, &mut out).unwrap(), out.len());
         out
     }
 
@@ -538,7 +538,7 @@ mod integer {
         assert_eq!(bytes, documented(&m, &header::<4, 1>()));
         let mut back = SmallQ::ZERO;
         assert_eq!(
-            file::decode_quant_into(&bytes, &mut back).unwrap(),
+            file::decode_into(&bytes, &mut back).unwrap(),
             header::<4, 1>()
         );
         assert_eq!(back, m);
@@ -606,15 +606,15 @@ mod integer {
             };
         }
         let h = header::<128, 3>();
-        let mut bytes = vec![0u8; file::encoded_quant_len(&h).unwrap()];
-        file::encode_quant(&*m, &h, &mut bytes).unwrap();
+        let mut bytes = vec![0u8; file::encoded_len(Kind::Integer, &h).unwrap()];
+        file::encode(&*m, &h, &mut bytes).unwrap();
         assert!(bytes.len() > tinyddpm_core::QSeedModel::BYTES);
         assert!(bytes == documented(&*m, &h));
         let mut back = Box::new(tinyddpm_core::QSeedModel::ZERO);
-        file::decode_quant_into(&bytes, &mut back).unwrap();
+        file::decode_into(&bytes, &mut *back).unwrap();
         assert!(*back == *m);
         for cut in [0, 11, 12, 100, 4096, bytes.len() / 2, bytes.len() - 1] {
-            assert!(file::decode_quant_into(&bytes[..cut], &mut back).is_err());
+            assert!(file::decode_into(&bytes[..cut], &mut *back).is_err());
         }
     }
 
@@ -623,7 +623,7 @@ mod integer {
         let good = encoded_q(&small_qmodel());
         for len in 0..good.len() {
             let mut dst = SmallQ::ZERO;
-            let err = file::decode_quant_into(&good[..len], &mut dst).unwrap_err();
+            let err = file::decode_into(&good[..len], &mut dst).unwrap_err();
             assert!(
                 matches!(
                     err,
@@ -639,7 +639,7 @@ mod integer {
                 bad[byte] ^= 1 << bit;
                 let mut dst = SmallQ::ZERO;
                 assert!(
-                    file::decode_quant_into(&bad, &mut dst).is_err(),
+                    file::decode_into(&bad, &mut dst).is_err(),
                     "byte {byte} bit {bit}"
                 );
                 assert_eq!(dst, SmallQ::ZERO);
@@ -654,12 +654,12 @@ mod integer {
         edit(&mut m);
         let want = m.validate().unwrap_err();
         let mut dst = SmallQ::ZERO;
-        let got = file::decode_quant_into(&documented(&m, &header::<4, 1>()), &mut dst);
+        let got = file::decode_into(&documented(&m, &header::<4, 1>()), &mut dst);
         assert_eq!(got, Err(FileError::Quant(want)));
         assert_eq!(dst, SmallQ::ZERO);
         let mut buf = vec![0u8; 4096];
         assert_eq!(
-            file::encode_quant(&m, &header::<4, 1>(), &mut buf),
+            file::encode(&m, &header::<4, 1>(), &mut buf),
             Err(FileError::Quant(want)),
             "the encoder refuses it too"
         );
@@ -764,7 +764,7 @@ mod integer {
             found: Kind::Float,
             expected: Kind::Integer,
         };
-        assert_eq!(file::decode_quant_into(&float, &mut q), Err(want));
+        assert_eq!(file::decode_into(&float, &mut q), Err(want));
         assert_eq!(
             want.to_string(),
             "model file holds a float model, not an integer model"
@@ -784,31 +784,31 @@ mod integer {
         bad[12] = 0;
         reseal(&mut bad);
         assert!(matches!(
-            file::decode_quant_into(&bad, &mut dst),
+            file::decode_into(&bad, &mut dst),
             Err(FileError::Container(C::Length { .. }))
         ));
         // no such kind
         bad[12] = 2;
         reseal(&mut bad);
         assert_eq!(
-            file::decode_quant_into(&bad, &mut dst),
+            file::decode_into(&bad, &mut dst),
             Err(FileError::Container(C::Header))
         );
         // an integer file read as version 1: the kind byte becomes H
         let mut bad = good.clone();
         bad[8] = 1;
         reseal(&mut bad);
-        assert!(file::decode_quant_into(&bad, &mut dst).is_err());
+        assert!(file::decode_into(&bad, &mut dst).is_err());
         let mut bad = good.clone();
         bad[8] = 7;
         assert_eq!(
-            file::decode_quant_into(&bad, &mut dst),
+            file::decode_into(&bad, &mut dst),
             Err(FileError::Version { found: 7 })
         );
         // another shape
         let mut other = QModel::<4, 2>::ZERO;
         assert!(matches!(
-            file::decode_quant_into(&good, &mut other),
+            file::decode_into(&good, &mut other),
             Err(FileError::Shape {
                 blocks: 1,
                 want_blocks: 2,
@@ -817,11 +817,11 @@ mod integer {
         ));
         let mut buf = vec![0u8; 8192];
         assert!(matches!(
-            file::encode_quant(&small_qmodel(), &header::<8, 1>(), &mut buf),
+            file::encode(&small_qmodel(), &header::<8, 1>(), &mut buf),
             Err(FileError::Shape { .. })
         ));
         assert!(matches!(
-            file::encode_quant(&small_qmodel(), &header::<4, 1>(), &mut buf[..100]),
+            file::encode(&small_qmodel(), &header::<4, 1>(), &mut buf[..100]),
             Err(FileError::Container(C::BufferTooSmall { .. }))
         ));
         // a header a float file would be refused for: a sampler its schedule cannot run
@@ -833,7 +833,7 @@ mod integer {
             clip: false,
         };
         assert!(matches!(
-            file::decode_quant_into(&documented(&small_qmodel(), &h), &mut dst),
+            file::decode_into(&documented(&small_qmodel(), &h), &mut dst),
             Err(FileError::Sampler(_))
         ));
         assert_eq!(dst, SmallQ::ZERO);
@@ -881,7 +881,7 @@ mod integer {
             bytes.extend_from_slice(&[0; 4]);
             reseal(&mut bytes);
             let mut dst = SmallQ::ZERO;
-            if file::decode_quant_into(&bytes, &mut dst).is_err() {
+            if file::decode_into(&bytes, &mut dst).is_err() {
                 prop_assert_eq!(dst, SmallQ::ZERO);
             }
             let mut f = Small::ZERO;
@@ -905,7 +905,7 @@ mod integer {
             }
             reseal(&mut bytes);
             let mut dst = SmallQ::ZERO;
-            match file::decode_quant_into(&bytes, &mut dst) {
+            match file::decode_into(&bytes, &mut dst) {
                 Ok(_) => prop_assert_eq!(dst.validate(), Ok(())),
                 Err(FileError::Quant(_)) => prop_assert_eq!(dst, SmallQ::ZERO),
                 Err(e) => prop_assert!(false, "{e:?}"),

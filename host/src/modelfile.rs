@@ -11,8 +11,8 @@ use std::io::Read;
 use std::path::Path;
 
 use tinyddpm_core::container::{Format, PREAMBLE};
-use tinyddpm_core::file::{self, FileError, Header, Kind};
-use tinyddpm_core::{Model, QModel, Schedule};
+use tinyddpm_core::file::{self, FileError, Header, Kind, Stored};
+use tinyddpm_core::{Model, Schedule};
 
 use crate::batch::{self, Init, Request};
 use crate::input::{self, Patience};
@@ -76,11 +76,6 @@ impl ModelFileError {
             source => Self::Format { path, source },
         }
     }
-}
-
-/// A zeroed model on the heap (466 KB for the seed size: too big for small stacks).
-pub fn boxed_zero<const H: usize, const B: usize>() -> Box<Model<H, B>> {
-    Box::new(Model::ZERO)
 }
 
 /// Why [`read_bounded`] stopped.
@@ -181,8 +176,7 @@ pub fn read_bytes(path: &Path) -> Result<Vec<u8>, ModelFileError> {
 
 /// A model file read once and checked whole by the core (magic, version, CRC, length,
 /// header), of either kind and any shape: the one place every command gets a model from.
-/// Its parameters are decoded for the shape its header names ([`ModelFile::float`],
-/// [`ModelFile::integer`]).
+/// Its parameters are decoded for the kind and shape its header names ([`ModelFile::model`]).
 pub struct ModelFile {
     /// Where it was read from, for messages.
     pub path: std::path::PathBuf,
@@ -221,22 +215,13 @@ impl ModelFile {
         &self.bytes
     }
 
-    /// The float model of shape `H`, `B` (an error for an integer file or another shape).
-    pub fn float<const H: usize, const B: usize>(
+    /// The model of kind `M` and shape `H`, `B` (an error for the other kind or another
+    /// shape).
+    pub fn model<const H: usize, const B: usize, M: Stored<H, B>>(
         &self,
-    ) -> Result<Box<Model<H, B>>, ModelFileError> {
-        let mut model = boxed_zero::<H, B>();
-        file::decode_into(&self.bytes, &mut model)
-            .map_err(|e| ModelFileError::format(&self.path, e))?;
-        Ok(model)
-    }
-
-    /// The integer model of shape `H`, `B` (an error for a float file or another shape).
-    pub fn integer<const H: usize, const B: usize>(
-        &self,
-    ) -> Result<Box<QModel<H, B>>, ModelFileError> {
-        let mut model = Box::new(QModel::ZERO);
-        file::decode_quant_into(&self.bytes, &mut model)
+    ) -> Result<Box<M>, ModelFileError> {
+        let mut model = Box::new(M::ZERO);
+        file::decode_into(&self.bytes, &mut *model)
             .map_err(|e| ModelFileError::format(&self.path, e))?;
         Ok(model)
     }
@@ -262,20 +247,12 @@ impl ModelFile {
     }
 }
 
-/// Reads a float model file of shape `H`, `B`.
-pub fn load<const H: usize, const B: usize>(
+/// Reads a model file of kind `M` and shape `H`, `B`.
+pub fn load<const H: usize, const B: usize, M: Stored<H, B>>(
     path: &Path,
-) -> Result<(Box<Model<H, B>>, Header), ModelFileError> {
+) -> Result<(Box<M>, Header), ModelFileError> {
     let file = ModelFile::read(path)?;
-    Ok((file.float()?, file.header))
-}
-
-/// Reads an integer model file of shape `H`, `B`.
-pub fn load_quant<const H: usize, const B: usize>(
-    path: &Path,
-) -> Result<(Box<QModel<H, B>>, Header), ModelFileError> {
-    let file = ModelFile::read(path)?;
-    Ok((file.integer()?, file.header))
+    Ok((file.model()?, file.header))
 }
 
 /// Where a model's output is not finite, if anywhere it is probed: ε̂ at a few inputs (the
@@ -320,44 +297,24 @@ pub fn probe<const H: usize, const B: usize, const T: usize>(
     ))
 }
 
-/// Encodes a model with its header into bytes.
-pub fn encode<const H: usize, const B: usize>(
-    model: &Model<H, B>,
+/// Encodes a model of either kind with its header into bytes.
+pub fn encode<const H: usize, const B: usize, M: Stored<H, B>>(
+    model: &M,
     header: &Header,
 ) -> Result<Vec<u8>, FileError> {
-    let mut bytes = vec![0u8; file::encoded_len(header)?];
+    let mut bytes = vec![0u8; file::encoded_len(M::KIND, header)?];
     let n = file::encode(model, header, &mut bytes)?;
     bytes.truncate(n);
     Ok(bytes)
 }
 
-/// Encodes an integer model with its header into bytes.
-pub fn encode_quant<const H: usize, const B: usize>(
-    model: &QModel<H, B>,
-    header: &Header,
-) -> Result<Vec<u8>, FileError> {
-    let mut bytes = vec![0u8; file::encoded_quant_len(header)?];
-    let n = file::encode_quant(model, header, &mut bytes)?;
-    bytes.truncate(n);
-    Ok(bytes)
-}
-
-/// Writes a float model file atomically (temporary file + rename).
-pub fn save<const H: usize, const B: usize>(
+/// Writes a model file of either kind atomically (temporary file + rename).
+pub fn save<const H: usize, const B: usize, M: Stored<H, B>>(
     path: &Path,
-    model: &Model<H, B>,
+    model: &M,
     header: &Header,
 ) -> Result<(), ModelFileError> {
     write(path, encode(model, header))
-}
-
-/// Writes an integer model file atomically.
-pub fn save_quant<const H: usize, const B: usize>(
-    path: &Path,
-    model: &QModel<H, B>,
-    header: &Header,
-) -> Result<(), ModelFileError> {
-    write(path, encode_quant(model, header))
 }
 
 fn write(path: &Path, bytes: Result<Vec<u8>, FileError>) -> Result<(), ModelFileError> {
@@ -371,12 +328,12 @@ fn write(path: &Path, bytes: Result<Vec<u8>, FileError>) -> Result<(), ModelFile
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tinyddpm_core::{Sampler, ScheduleKind};
+    use tinyddpm_core::{QModel, Sampler, ScheduleKind};
 
     fn model_file(dir: &Path) -> (std::path::PathBuf, Vec<u8>) {
-        let model = boxed_zero::<4, 1>();
+        let model = Box::new(Model::<4, 1>::ZERO);
         let header = Header::new::<4, 1, 10>(ScheduleKind::SEED, Sampler::Ddpm);
-        let bytes = encode(&model, &header).unwrap();
+        let bytes = encode(&*model, &header).unwrap();
         let path = dir.join("m.tdm");
         std::fs::write(&path, &bytes).unwrap();
         (path, bytes)
@@ -419,19 +376,19 @@ mod tests {
         let path = dir.path().join("q.tdm");
         let header = Header::new::<4, 1, 10>(ScheduleKind::SEED, Sampler::Ddpm);
         let q = small_qmodel();
-        save_quant(&path, &q, &header).unwrap();
+        save(&path, &*q, &header).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(read_bytes(&path).unwrap(), bytes);
-        let (back, h) = load_quant::<4, 1>(&path).unwrap();
+        let (back, h) = load::<4, 1, QModel<4, 1>>(&path).unwrap();
         assert_eq!((back, h), (q, header));
         let file = ModelFile::read(&path).unwrap();
         assert_eq!((file.kind, file.header), (Kind::Integer, header));
-        let e = load::<4, 1>(&path).unwrap_err();
+        let e = load::<4, 1, Model<4, 1>>(&path).unwrap_err();
         assert!(matches!(e, ModelFileError::Integer { .. }), "{e}");
         let e = file.require_float().unwrap_err().to_string();
         assert!(e.ends_with("q.tdm holds an integer model (made by `tinyddpm quantize`); this command reads float models only"), "{e}");
         let (float, _) = model_file(dir.path());
-        let e = load_quant::<4, 1>(&float).unwrap_err().to_string();
+        let e = load::<4, 1, QModel<4, 1>>(&float).unwrap_err().to_string();
         assert!(
             e.ends_with("m.tdm: model file holds a float model, not an integer model"),
             "{e}"
@@ -463,7 +420,7 @@ mod tests {
     #[test]
     fn probe_finds_an_overflowing_output() {
         let header = Header::new::<4, 1, 10>(ScheduleKind::SEED, Sampler::Ddpm);
-        let mut model = boxed_zero::<4, 1>();
+        let mut model = Box::new(Model::<4, 1>::ZERO);
         assert_eq!(probe::<4, 1, 10>(&model, &header), None);
         model.for_each_param_mut(|p| *p = 3e38);
         assert!(probe::<4, 1, 10>(&model, &header).is_some());

@@ -111,7 +111,7 @@ fn import_then_export_round_trips_the_pytorch_file_byte_for_byte() {
 #[test]
 fn imported_model_predicts_pytorchs_noise() {
     let dir = with_model();
-    let (model, _) = modelfile::load::<128, 3>(&dir.path().join("m.tdm")).unwrap();
+    let (model, _) = modelfile::load::<128, 3, SeedModel>(&dir.path().join("m.tdm")).unwrap();
     let rows = csv::read_rows::<5>(&fixture("eps_ref.csv")).unwrap();
     assert_eq!(rows.len(), 512);
     let worst = rows
@@ -155,7 +155,7 @@ fn samples_are_the_cores_bits_in_index_order() {
     let written = std::fs::read_to_string(dir.path().join("s.csv")).unwrap();
     assert!(written.starts_with("x,y\n"));
     let got = csv::read_points(&dir.path().join("s.csv")).unwrap();
-    let (model, _) = modelfile::load::<128, 3>(&dir.path().join("m.tdm")).unwrap();
+    let (model, _) = modelfile::load::<128, 3, SeedModel>(&dir.path().join("m.tdm")).unwrap();
     let sampler = Sampler::Ddim {
         steps: 4,
         eta: 0.5,
@@ -289,7 +289,7 @@ fn x_init_gives_the_starting_points_and_the_count() {
 fn core_qmodel(path: &Path) -> (Box<QSeedModel>, Header) {
     let bytes = std::fs::read(path).unwrap();
     let mut q = Box::new(QModel::ZERO);
-    let header = tinyddpm_core::file::decode_quant_into(&bytes, &mut q).unwrap();
+    let header = tinyddpm_core::file::decode_into(&bytes, &mut *q).unwrap();
     (q, header)
 }
 
@@ -664,7 +664,7 @@ fn demo_quantize_adds_the_integer_model_and_its_samples() {
     ] {
         assert!(run.join(name).exists(), "{name}");
     }
-    let (model, header) = modelfile::load::<128, 3>(&run.join("model.tdm")).unwrap();
+    let (model, header) = modelfile::load::<128, 3, SeedModel>(&run.join("model.tdm")).unwrap();
     let (want, _) = quantize(&*model, &schedule(), &Calibration::default()).unwrap();
     let (q, q_header) = core_qmodel(&run.join("model.q.tdm"));
     assert!(q == want, "model.q.tdm is not the library's quantization");
@@ -742,7 +742,7 @@ fn a_write_removes_the_temporaries_killed_writers_of_its_target_left() {
 fn sample_streams_chunks_with_the_librarys_bits() {
     let dir = with_model();
     let d = dir.path();
-    let (model, _) = modelfile::load::<128, 3>(&d.join("m.tdm")).unwrap();
+    let (model, _) = modelfile::load::<128, 3, SeedModel>(&d.join("m.tdm")).unwrap();
     let sampler = Sampler::Ddim {
         steps: 3,
         eta: 0.5,
@@ -841,7 +841,7 @@ fn models_that_overflow_import_and_inspect_with_a_warning() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let mut huge = Box::new(SeedModel::ZERO);
-    tinyddpm_core::file::decode_into(&huge_bias_model(), &mut huge).unwrap();
+    tinyddpm_core::file::decode_into(&huge_bias_model(), &mut *huge).unwrap();
     std::fs::write(
         d.join("huge.safetensors"),
         state_dict::export(&huge).unwrap(),
@@ -884,14 +884,14 @@ fn quantize_writes_the_librarys_model_and_inspect_shows_its_scales() {
         &calibration,
     ];
     let printed = ok(d, &args.concat());
-    let (model, header) = modelfile::load::<128, 3>(&d.join("m.tdm")).unwrap();
+    let (model, header) = modelfile::load::<128, 3, SeedModel>(&d.join("m.tdm")).unwrap();
     let calibration = Calibration {
         samples: 3000,
         seed: 5,
     };
     let (want, report) = quantize(&*model, &schedule(), &calibration).unwrap();
     assert!(printed.contains(&report.to_string()), "{printed}");
-    let (got, got_header) = modelfile::load_quant::<128, 3>(&d.join("q.tdm")).unwrap();
+    let (got, got_header) = modelfile::load::<128, 3, QModel<128, 3>>(&d.join("q.tdm")).unwrap();
     assert!(
         *got == *want,
         "the file holds another model than the library's"

@@ -60,10 +60,10 @@ pub(crate) fn checkpoint_bytes() -> &'static [u8] {
 /// The seed model of `m.tdm` with `edit` applied, re-encoded (a valid CRC).
 pub(crate) fn edited_model(edit: impl FnOnce(&mut SeedModel, &mut Header)) -> Vec<u8> {
     let mut model = Box::new(SeedModel::ZERO);
-    let header = tinyddpm_core::file::decode_into(model_bytes(), &mut model).unwrap();
+    let header = tinyddpm_core::file::decode_into(model_bytes(), &mut *model).unwrap();
     let mut header = header;
     edit(&mut model, &mut header);
-    modelfile::encode(&model, &header).unwrap()
+    modelfile::encode(&*model, &header).unwrap()
 }
 
 /// A model whose input and output biases are 3e38: every weight finite, so it loads, but

@@ -19,13 +19,13 @@ type TinyQ = QModel<4, 1>;
 
 fuzz_target!(|data: &[u8]| {
     let mut seed_sized = Box::new(SeedModel::ZERO);
-    let _ = file::decode_into(data, &mut seed_sized);
+    let _ = file::decode_into(data, &mut *seed_sized);
     let mut seed_sized = Box::new(QSeedModel::ZERO);
-    let _ = file::decode_quant_into(data, &mut seed_sized);
+    let _ = file::decode_into(data, &mut *seed_sized);
     let mut tiny = Tiny::ZERO;
     let _ = file::decode_into(data, &mut tiny);
     let mut tiny = TinyQ::ZERO;
-    let _ = file::decode_quant_into(data, &mut tiny);
+    let _ = file::decode_into(data, &mut tiny);
     let _ = file::expected_len(data);
 
     if data.len() < 4 {
@@ -42,7 +42,7 @@ fuzz_target!(|data: &[u8]| {
         std::hint::black_box(sample(&tiny, &schedule, &header.sampler, 7, 3));
     }
     let mut tiny = TinyQ::ZERO;
-    match file::decode_quant_into(&sealed, &mut tiny) {
+    match file::decode_into(&sealed, &mut tiny) {
         Ok(header) => {
             assert_eq!(tiny.validate(), Ok(()), "a decoded integer model validates");
             if let Ok(schedule) = header.schedule::<1000>() {

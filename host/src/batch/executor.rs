@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 use tinyddpm_core::{
-    Lanes, Model, NoiseStream, PredictNoise, QModel, Real, Step, chain, gaussian_lanes,
+    Lanes, Model, Network, NoiseStream, PredictNoise, QModel, Real, Step, chain, gaussian_lanes,
 };
 
 use super::{Init, SampleRequest, Simd};
@@ -12,7 +12,7 @@ use crate::threads::{ThreadsError, run_on};
 /// A model the executor runs: the float `Model` and the integer `QModel`. Sealed: the
 /// executor prepares it for a SIMD path (weights re-laid-out, every step's time embedding
 /// computed once) and runs its tiles.
-pub trait BatchModel<const H: usize, const B: usize>: Executor + Sync {}
+pub trait BatchModel<const H: usize, const B: usize>: Network<H, B> + Executor {}
 
 impl<const H: usize, const B: usize> BatchModel<H, B> for Model<H, B> {}
 impl<const H: usize, const B: usize> BatchModel<H, B> for QModel<H, B> {}
@@ -47,7 +47,7 @@ mod sealed {
 /// The samples of `request` on `threads` threads (0 = the current rayon pool, see
 /// [`crate::threads::run_on`]), with the widest SIMD path of this CPU: the core's bits.
 /// `progress` is called with the number of finished samples from any thread.
-pub fn sample<const H: usize, const B: usize, const T: usize, M: BatchModel<H, B> + ?Sized>(
+pub fn sample<const H: usize, const B: usize, const T: usize, M: BatchModel<H, B>>(
     request: &SampleRequest<'_, H, B, T, M>,
     threads: usize,
     progress: &(dyn Fn(usize) + Sync),
@@ -57,7 +57,7 @@ pub fn sample<const H: usize, const B: usize, const T: usize, M: BatchModel<H, B
 
 /// [`sample`] on a chosen path. Panics if the CPU lacks it ([`Simd::is_available`]), or if
 /// `Init::Given` does not hold `count` points.
-pub fn sample_with<const H: usize, const B: usize, const T: usize, M: BatchModel<H, B> + ?Sized>(
+pub fn sample_with<const H: usize, const B: usize, const T: usize, M: BatchModel<H, B>>(
     simd: Simd,
     request: &SampleRequest<'_, H, B, T, M>,
     threads: usize,
@@ -103,7 +103,7 @@ pub fn sample_with<const H: usize, const B: usize, const T: usize, M: BatchModel
 /// steps in `keep` — a `k` equal to the number of steps is the result, exactly what
 /// [`sample`] returns: `frames[f][i]` is sample `first + i` before step `keep[f]`. The
 /// figure runner: the core's `Lanes<16>` and chain with a hook that keeps frames.
-pub fn frames<const H: usize, const B: usize, const T: usize, M: BatchModel<H, B> + ?Sized>(
+pub fn frames<const H: usize, const B: usize, const T: usize, M: BatchModel<H, B>>(
     request: &SampleRequest<'_, H, B, T, M>,
     keep: &[usize],
 ) -> Vec<Vec<[f32; 2]>> {

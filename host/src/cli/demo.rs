@@ -127,7 +127,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         1e3 * trained.seconds / trained.steps as f64
     );
 
-    let (model, header) = modelfile::load::<128, 3>(&file("model.tdm"))?;
+    let (model, header) = modelfile::load::<128, 3, SeedModel>(&file("model.tdm"))?;
     let schedule = header.schedule::<T>()?;
     let sampler = Sampler::Ddpm;
     let draw = Drawing {
@@ -271,7 +271,7 @@ fn quantized(
     let begin = Instant::now();
     let (q, report) =
         quantize(model, schedule, &Calibration::default()).context("cannot quantize the model")?;
-    modelfile::save_quant(path, &q, header)?;
+    modelfile::save(path, &*q, header)?;
     tell!(
         "quantized in {:.1} s ({} calibration inputs, {} activations clipped)",
         begin.elapsed().as_secs_f64(),

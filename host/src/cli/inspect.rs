@@ -133,7 +133,7 @@ fn float_model(path: &Path, bytes: &[u8], contents: &Contents<'_>) {
 /// Warns (one line on stderr) when the model's output is not finite where probed.
 fn probe<const H: usize, const B: usize>(bytes: &[u8], header: &Header, path: &Path) -> Result<()> {
     let mut model = Box::new(Model::<H, B>::ZERO);
-    file::decode_into(bytes, &mut model)?;
+    file::decode_into(bytes, &mut *model)?;
     if let Some(why) = modelfile::probe::<H, B, T>(&model, header) {
         tell!(
             "warning: {}: the model's output is not finite: {why}; sampling it will fail",
@@ -187,7 +187,7 @@ fn integer_model(path: &Path, bytes: &[u8], contents: &Contents<'_>) {
 /// parameters are not a valid model.
 fn layer_table<const H: usize, const B: usize>(bytes: &[u8]) -> Result<Result<String, FileError>> {
     let mut model = Box::new(QModel::<H, B>::ZERO);
-    if let Err(e) = file::decode_quant_into(bytes, &mut model) {
+    if let Err(e) = file::decode_into(bytes, &mut *model) {
         return Ok(Err(e));
     }
     let mut table = String::new();

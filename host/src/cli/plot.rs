@@ -276,7 +276,7 @@ fn reverse_shape<const H: usize, const B: usize, M: SampleModel<H, B>>(
     args: &ReverseArgs,
     file: &ModelFile,
 ) -> Result<()> {
-    let model = M::decode(file).context("cannot load the model")?;
+    let model = file.model::<H, B, M>().context("cannot load the model")?;
     let schedule = file.schedule::<T>().context("cannot use the model")?;
     let sampler: Sampler = args.sampler.resolve(file.header.sampler)?;
     let request = SampleRequest {

@@ -8,6 +8,7 @@ use clap::Args;
 use tinyddpm::modelfile::{self, ModelFile};
 use tinyddpm::quantize::{Calibration, quantize};
 use tinyddpm_core::file;
+use tinyddpm_core::{Kind, Model};
 
 use super::plot::read_model;
 use super::say;
@@ -57,8 +58,8 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
     say!(
         "wrote the integer model {} ({} bytes; the float model's file: {} bytes)",
         args.out.display(),
-        file::encoded_quant_len(header)?,
-        file::encoded_len(header)?
+        file::encoded_len(Kind::Integer, header)?,
+        file::encoded_len(Kind::Float, header)?
     );
     Ok(())
 }
@@ -69,10 +70,12 @@ fn quantize_shape<const H: usize, const B: usize>(
     file: &ModelFile,
     calibration: &Calibration,
 ) -> Result<String> {
-    let model = file.float::<H, B>().context("cannot load the model")?;
+    let model = file
+        .model::<H, B, Model<H, B>>()
+        .context("cannot load the model")?;
     let schedule = file.schedule::<T>().context("cannot use the model")?;
     let (q, report) = quantize(&*model, &schedule, calibration)
         .with_context(|| format!("cannot quantize {}", args.model.display()))?;
-    modelfile::save_quant(&args.out, &q, &file.header).context("cannot write the model")?;
+    modelfile::save(&args.out, &*q, &file.header).context("cannot write the model")?;
     Ok(report.to_string())
 }

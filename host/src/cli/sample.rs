@@ -107,7 +107,7 @@ fn decode_and_sample<const H: usize, const B: usize, M: SampleModel<H, B>>(
     init: Option<&[[f32; 2]]>,
     count: u64,
 ) -> Result<Sampler> {
-    let model = M::decode(file).context("cannot load the model")?;
+    let model = file.model::<H, B, M>().context("cannot load the model")?;
     let schedule = file.schedule::<T>().context("cannot use the model")?;
     let sampler = args.sampler.resolve(file.header.sampler)?;
     let gpu = device_for::<H, B, M>(args.device)?;

@@ -10,7 +10,7 @@ use tinyddpm::input::Patience;
 use tinyddpm::modelfile::{self, ModelFile};
 use tinyddpm::{atomic, state_dict};
 use tinyddpm_core::file::Kind;
-use tinyddpm_core::{Header, Sampler, ScheduleKind};
+use tinyddpm_core::{Header, Model, Sampler, ScheduleKind};
 
 use super::plot::read_model;
 use super::{DefaultSamplerArgs, T, dispatch, files, open_input, shapes};
@@ -94,7 +94,7 @@ fn import_shape<const H: usize, const B: usize>(
     if let Some(why) = modelfile::probe::<H, B, T>(&model, &header) {
         tell!("warning: the imported model's output is not finite: {why}; sampling it will fail");
     }
-    Ok(modelfile::save(&args.out, &model, &header)?)
+    Ok(modelfile::save(&args.out, &*model, &header)?)
 }
 
 /// Runs `tinyddpm export`. An integer model is refused: a state dict of its dequantized
@@ -124,6 +124,8 @@ pub fn export(args: &ExportArgs) -> Result<()> {
 }
 
 fn export_shape<const H: usize, const B: usize>(file: &ModelFile) -> Result<Vec<u8>> {
-    let model = file.float::<H, B>().context("cannot load the model")?;
+    let model = file
+        .model::<H, B, Model<H, B>>()
+        .context("cannot load the model")?;
     Ok(state_dict::export(&model)?)
 }

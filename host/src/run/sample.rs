@@ -4,12 +4,12 @@
 
 use std::convert::Infallible;
 
+use tinyddpm_core::file::Stored;
 use tinyddpm_core::{Model, QModel, Sampler, Schedule, ScheduleKind};
 
 use super::{T, Watch};
 use crate::batch::{self, BatchModel, Init, SampleRequest, Simd};
 use crate::cuda::{CudaError, Gpu};
-use crate::modelfile::{ModelFile, ModelFileError};
 use crate::threads::ThreadsError;
 
 /// Samples drawn per call of the sampler on the GPU: 8 MB of points on the host, and
@@ -26,7 +26,7 @@ const CHUNK_ENV: &str = "TINYDDPM_SAMPLE_CHUNK";
 /// A model kind the sampling job runs, both through one code path ([`Sampling`]): the float
 /// [`Model`], on the CPU or the GPU, and the integer [`QModel`], on the CPU only (the GPU
 /// kernels run float models).
-pub trait SampleModel<const H: usize, const B: usize>: BatchModel<H, B> {
+pub trait SampleModel<const H: usize, const B: usize>: BatchModel<H, B> + Stored<H, B> {
     /// The GPU this kind samples on: [`Gpu`] for the float model; for the integer model a
     /// type without values, so that no GPU can be given to it.
     type Gpu;
@@ -34,8 +34,6 @@ pub trait SampleModel<const H: usize, const B: usize>: BatchModel<H, B> {
     const ON_GPU: bool;
     /// `gpu` as this kind's GPU, when it can run this kind.
     fn on(gpu: Gpu) -> Option<Self::Gpu>;
-    /// The model of this kind and shape a model file holds.
-    fn decode(file: &ModelFile) -> Result<Box<Self>, ModelFileError>;
     /// The samples of `request` on `gpu`.
     fn sample_gpu(
         gpu: &Self::Gpu,
@@ -49,9 +47,6 @@ impl<const H: usize, const B: usize> SampleModel<H, B> for Model<H, B> {
     const ON_GPU: bool = true;
     fn on(gpu: Gpu) -> Option<Gpu> {
         Some(gpu)
-    }
-    fn decode(file: &ModelFile) -> Result<Box<Self>, ModelFileError> {
-        file.float()
     }
     fn sample_gpu(
         gpu: &Gpu,
@@ -67,9 +62,6 @@ impl<const H: usize, const B: usize> SampleModel<H, B> for QModel<H, B> {
     const ON_GPU: bool = false;
     fn on(_: Gpu) -> Option<Infallible> {
         None
-    }
-    fn decode(file: &ModelFile) -> Result<Box<Self>, ModelFileError> {
-        file.integer()
     }
     fn sample_gpu(
         gpu: &Infallible,
@@ -229,7 +221,7 @@ impl<const H: usize, const B: usize, M: SampleModel<H, B>> Sampling<'_, H, B, M>
     /// Why sample `index` from noise overflowed: the same chain with a model that predicts
     /// no noise at all isolates the schedule and sampler from the network.
     fn overflow_cause(&self, index: u64) -> Overflow {
-        let zero = crate::modelfile::boxed_zero::<H, B>();
+        let zero = Box::new(Model::<H, B>::ZERO);
         let without_model =
             tinyddpm_core::sample(&zero, self.schedule, self.sampler, self.seed, index);
         match without_model.iter().all(|v| v.is_finite()) {

@@ -362,7 +362,7 @@ fn drive<const H: usize, const B: usize, R: Training<H, B>>(
     let model = trainer
         .model()
         .map_err(|e| TrainJobError::ReadModel(boxed(e)))?;
-    modelfile::save(&job.out, &model, &header).map_err(TrainJobError::Model)?;
+    modelfile::save(&job.out, &*model, &header).map_err(TrainJobError::Model)?;
     let final_loss = log.commit().map_err(|source| TrainJobError::LossLog {
         path: job.losses.clone(),
         source,
