@@ -3,7 +3,8 @@
 
 use rayon::prelude::*;
 use tinyddpm_core::{
-    Lanes, Model, Network, NoiseStream, PredictNoise, QModel, Real, Step, chain, gaussian_lanes,
+    Lanes, Model, Network, NoiseStream, PredictNoise, QModel, Real, Sampler, Schedule, Step, chain,
+    gaussian_lanes,
 };
 
 use super::{Init, SampleRequest, Simd};
@@ -63,22 +64,59 @@ pub fn sample_with<const H: usize, const B: usize, const T: usize, M: BatchModel
     threads: usize,
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<Vec<[f32; 2]>, ThreadsError> {
-    simd.require();
     let SampleRequest {
         model,
+        schedule,
+        sampler,
         init,
         seed,
         first,
         count,
-        ..
     } = *request;
-    if let Init::Given(xs) = init {
-        assert_eq!(xs.len(), count, "one x_T per sample");
-    }
     run_on(threads, || {
-        let steps = request.steps();
-        let prepared = model.prepare(simd, &steps);
-        let tile = simd.tile_samples();
+        Prepared::new(simd, model, schedule, sampler).sample(init, seed, first, count, progress)
+    })
+}
+
+/// A model prepared for one SIMD path and one sampler: the step table, the weights packed
+/// for the path and every step's time embedding, made once and shared by every call of
+/// [`Prepared::sample`] (a job that samples chunk after chunk prepares once per run).
+pub struct Prepared<const H: usize, const B: usize, M: BatchModel<H, B>> {
+    simd: Simd,
+    steps: Vec<Step>,
+    model: M::Prepared,
+}
+
+impl<const H: usize, const B: usize, M: BatchModel<H, B>> Prepared<H, B, M> {
+    /// `model` prepared for `simd` and `sampler` on `schedule`, on the current rayon pool.
+    /// Panics if the CPU lacks `simd` ([`Simd::is_available`]).
+    pub fn new<const T: usize>(
+        simd: Simd,
+        model: &M,
+        schedule: &Schedule<T>,
+        sampler: &Sampler,
+    ) -> Self {
+        simd.require();
+        let steps: Vec<Step> = sampler.steps(schedule).collect();
+        let model = model.prepare(simd, &steps);
+        Self { simd, steps, model }
+    }
+
+    /// Samples `first .. first + count` of `seed` from `init`, in tiles on the current rayon
+    /// pool: the core's bits (see [`SampleRequest`]). Panics if `Init::Given` does not hold
+    /// `count` points.
+    pub fn sample(
+        &self,
+        init: Init<'_>,
+        seed: u64,
+        first: u64,
+        count: usize,
+        progress: &(dyn Fn(usize) + Sync),
+    ) -> Vec<[f32; 2]> {
+        if let Init::Given(xs) = init {
+            assert_eq!(xs.len(), count, "one x_T per sample");
+        }
+        let tile = self.simd.tile_samples();
         let mut out = vec![[0.0f32; 2]; count];
         out.par_chunks_mut(tile).enumerate().for_each(|(t, xs)| {
             let first = first + (t * tile) as u64;
@@ -92,11 +130,11 @@ pub fn sample_with<const H: usize, const B: usize, const T: usize, M: BatchModel
                     Init::Given(given) => given[t * tile + i],
                 };
             }
-            M::run_tile(&prepared, &steps, xs, &mut noise);
+            M::run_tile(&self.model, &self.steps, xs, &mut noise);
             progress(xs.len());
         });
         out
-    })
+    }
 }
 
 /// The states of the chain of every sample of `request` (from noise, on all cores) before the

@@ -29,6 +29,6 @@ mod request;
 mod simd;
 
 pub use batch1::Batch1;
-pub use executor::{BatchModel, frames, sample, sample_with};
+pub use executor::{BatchModel, Prepared, frames, sample, sample_with};
 pub use request::{Init, QRequest, Request, SampleRequest};
 pub use simd::Simd;

@@ -10,7 +10,6 @@ use tinyddpm_core::{Model, QModel, Sampler, Schedule, ScheduleKind};
 use super::{T, Watch};
 use crate::batch::{self, BatchModel, Init, SampleRequest, Simd};
 use crate::cuda::{CudaError, Gpu};
-use crate::threads::ThreadsError;
 
 /// Samples drawn per call of the sampler on the GPU: 8 MB of points on the host, and
 /// calls long enough to keep the device busy.
@@ -93,9 +92,6 @@ pub enum SampleError<E: std::error::Error + 'static> {
         /// What made it so.
         cause: Overflow,
     },
-    /// The CPU's worker threads could not start.
-    #[error(transparent)]
-    Threads(#[from] ThreadsError),
     /// The GPU failed.
     #[error("GPU sampling failed: {0}")]
     Gpu(#[source] CudaError),
@@ -133,6 +129,12 @@ impl std::fmt::Display for Overflow {
 
 /// Where a job's samples go, a chunk at a time in index order.
 pub type Sink<'a, E> = dyn FnMut(&[[f32; 2]]) -> Result<(), E> + 'a;
+
+/// Where a job's chunks are drawn: the GPU, or the CPU with the model prepared once.
+enum On<'a, const H: usize, const B: usize, M: SampleModel<H, B>> {
+    Gpu(&'a M::Gpu),
+    Cpu(batch::Prepared<H, B, M>),
+}
 
 /// What to sample with: samples `i` of `seed` are the same bits whatever the device, the
 /// thread count or the chunking.
@@ -177,6 +179,16 @@ impl<const H: usize, const B: usize, M: SampleModel<H, B>> Sampling<'_, H, B, M>
     ) -> Result<(), SampleError<E>> {
         let chunk = self.chunk() as u64;
         let progress = |done: usize| watch.advance(done as u64);
+        // On the CPU, the packed weights, step table and time embeddings once for every chunk.
+        let on = match self.gpu {
+            Some(gpu) => On::Gpu(gpu),
+            None => On::Cpu(batch::Prepared::new(
+                Simd::detect(),
+                self.model,
+                self.schedule,
+                self.sampler,
+            )),
+        };
         let mut first = 0u64;
         while first < count {
             if watch.stop() {
@@ -187,18 +199,20 @@ impl<const H: usize, const B: usize, M: SampleModel<H, B>> Sampling<'_, H, B, M>
                 Some(points) => Init::Given(&points[first as usize..first as usize + n]),
                 None => Init::Noise,
             };
-            let request = SampleRequest {
-                model: self.model,
-                schedule: self.schedule,
-                sampler: self.sampler,
-                init,
-                seed: self.seed,
-                first,
-                count: n,
-            };
-            let points = match self.gpu {
-                Some(gpu) => M::sample_gpu(gpu, &request, &progress).map_err(SampleError::Gpu)?,
-                None => batch::sample(&request, 0, &progress)?,
+            let points = match &on {
+                On::Gpu(gpu) => {
+                    let request = SampleRequest {
+                        model: self.model,
+                        schedule: self.schedule,
+                        sampler: self.sampler,
+                        init,
+                        seed: self.seed,
+                        first,
+                        count: n,
+                    };
+                    M::sample_gpu(gpu, &request, &progress).map_err(SampleError::Gpu)?
+                }
+                On::Cpu(cpu) => cpu.sample(init, self.seed, first, n, &progress),
             };
             if let Some(i) = points.iter().position(|p| !p.iter().all(|v| v.is_finite())) {
                 let index = first + i as u64;
