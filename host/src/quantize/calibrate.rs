@@ -1,0 +1,265 @@
+//! Calibration: every activation's range (most negative and largest value) over
+//! forward-process inputs `x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε` — Swiss-roll x₀ ([`true_samples`]), t
+//! stratified over all of `[0, T)` (ranges drift with t: sample `i` has `t = i mod T`), ε
+//! from the core's noise stream.
+//!
+//! The float pass that records the activations is the core's own forward pass, observed
+//! ([`Model::predict_noise_observed`]), so the ranges are those of the model's own bits.
+
+use std::fmt;
+
+use rayon::prelude::*;
+use tinyddpm_core::gelu::gelu;
+use tinyddpm_core::{Model, NoiseStream, Schedule, Tap};
+
+use super::{Calibration, QuantizeError};
+use crate::data::{Domain, true_samples};
+
+/// A tensor the calibration records: one the core's forward pass shows, or one it does not —
+/// the network's two inputs, and the two GELUs the core applies inside a unit, whose outputs
+/// join the residual stream and so need its format.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Site {
+    /// t/T, `time_in`'s input.
+    Time,
+    /// x_t, `input`'s input.
+    X,
+    /// The GELU of [`Tap::InputPre`] (stream).
+    InputAct,
+    /// The GELU of [`Tap::SecondPre`]`(i)` (stream).
+    Residual(usize),
+    /// A tensor the core shows.
+    Tap(Tap),
+}
+
+impl Site {
+    pub(super) fn count(blocks: usize) -> usize {
+        9 + 5 * blocks
+    }
+
+    pub(super) fn index(self, blocks: usize) -> usize {
+        match self {
+            Site::Time => 0,
+            Site::Tap(Tap::TimePre) => 1,
+            Site::Tap(Tap::TimeHidden) => 2,
+            Site::Tap(Tap::Temb) => 3,
+            Site::X => 4,
+            Site::Tap(Tap::InputPre) => 5,
+            Site::InputAct => 6,
+            Site::Tap(Tap::Eps) => 7,
+            Site::Tap(Tap::Stream(i)) => 8 + i,
+            Site::Tap(Tap::FirstPre(i)) => 9 + blocks + 4 * i,
+            Site::Tap(Tap::Hidden(i)) => 10 + blocks + 4 * i,
+            Site::Tap(Tap::SecondPre(i)) => 11 + blocks + 4 * i,
+            Site::Residual(i) => 12 + blocks + 4 * i,
+        }
+    }
+
+    /// Every site of a model with `blocks` blocks, in index order.
+    fn all(blocks: usize) -> impl Iterator<Item = Site> {
+        let fixed = [
+            Site::Time,
+            Site::Tap(Tap::TimePre),
+            Site::Tap(Tap::TimeHidden),
+            Site::Tap(Tap::Temb),
+            Site::X,
+            Site::Tap(Tap::InputPre),
+            Site::InputAct,
+            Site::Tap(Tap::Eps),
+        ];
+        let per_block = (0..blocks).flat_map(|i| {
+            [
+                Site::Tap(Tap::FirstPre(i)),
+                Site::Tap(Tap::Hidden(i)),
+                Site::Tap(Tap::SecondPre(i)),
+                Site::Residual(i),
+            ]
+        });
+        fixed
+            .into_iter()
+            .chain((0..=blocks).map(|i| Site::Tap(Tap::Stream(i))))
+            .chain(per_block)
+    }
+
+    /// The sites of the stream.
+    pub(super) fn stream(blocks: usize) -> impl Iterator<Item = Site> {
+        [Site::Tap(Tap::Temb), Site::InputAct]
+            .into_iter()
+            .chain((0..=blocks).map(|i| Site::Tap(Tap::Stream(i))))
+            .chain((0..blocks).map(Site::Residual))
+    }
+}
+
+/// The name an error gives the site: a tap's is the core's name for it.
+impl fmt::Display for Site {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Site::Time => f.write_str("Time"),
+            Site::X => f.write_str("X"),
+            Site::InputAct => f.write_str("InputAct"),
+            Site::Residual(i) => write!(f, "Residual({i})"),
+            Site::Tap(tap) => write!(f, "{tap:?}"),
+        }
+    }
+}
+
+/// [`Model::predict_noise`] with its time embedding, calling `seen` with every tensor: the
+/// core's own forward pass, observed ([`Model::predict_noise_observed`]); the activations the
+/// core computes inside a unit (GELUs feeding the stream) are formed here from its inputs.
+fn observe<const H: usize, const B: usize>(
+    m: &Model<H, B>,
+    x: [f32; 2],
+    t_input: f32,
+    seen: &mut impl FnMut(Site, &[f32]),
+) -> [f32; 2] {
+    seen(Site::Time, &[t_input]);
+    let temb = m.time_embedding_observed(t_input, |tap, v| seen(Site::Tap(tap), v));
+    seen(Site::X, &x);
+    let gelus = |v: &[f32]| v.iter().map(|&a| gelu(a)).collect::<Vec<f32>>();
+    m.predict_noise_observed(x, &temb, |tap, v| {
+        seen(Site::Tap(tap), v);
+        match tap {
+            Tap::InputPre => seen(Site::InputAct, &gelus(v)),
+            Tap::SecondPre(i) => seen(Site::Residual(i), &gelus(v)),
+            _ => {}
+        }
+    })
+}
+
+/// Calibration input `i`: `(x_t, t/T)` with `t = i mod T`.
+fn calibration_input<const T: usize>(
+    schedule: &Schedule<T>,
+    x0: [f32; 2],
+    seed: u64,
+    i: usize,
+) -> ([f32; 2], f32) {
+    let t = i % T;
+    let (signal, noise) = schedule.forward_coefs(t);
+    let z = NoiseStream::new(Domain::Calibration.key(seed), i as u64).gaussian_pair();
+    let x = [0, 1].map(|c| signal * x0[c] + noise * z[c]);
+    (x, t as f32 / T as f32)
+}
+
+/// Runs the calibration set through `observe`, each worker folding into its own `A`.
+fn calibrate<const H: usize, const B: usize, const T: usize, A: Send>(
+    model: &Model<H, B>,
+    schedule: &Schedule<T>,
+    calibration: &Calibration,
+    init: impl Fn() -> A + Sync + Send,
+    add: impl Fn(&mut A, Site, &[f32]) + Sync + Send,
+    merge: impl Fn(A, A) -> A + Sync + Send,
+) -> A {
+    let x0 = true_samples(calibration.samples, calibration.seed);
+    x0.par_iter()
+        .enumerate()
+        .fold(&init, |mut acc, (i, &x0)| {
+            let (x, t_input) = calibration_input(schedule, x0, calibration.seed, i);
+            observe(model, x, t_input, &mut |site, v| add(&mut acc, site, v));
+            acc
+        })
+        .reduce(&init, merge)
+}
+
+/// Every site's range over the calibration set; an error names the first site, in index
+/// order, that is not finite somewhere.
+pub(super) fn ranges<const H: usize, const B: usize, const T: usize>(
+    model: &Model<H, B>,
+    schedule: &Schedule<T>,
+    calibration: &Calibration,
+) -> Result<Ranges, QuantizeError> {
+    let ranges = calibrate(
+        model,
+        schedule,
+        calibration,
+        || Ranges::new(Site::count(B)),
+        |r, site, v| r.add(site.index(B), v),
+        Ranges::merge,
+    );
+    match Site::all(B).find(|s| ranges.non_finite[s.index(B)]) {
+        Some(site) => Err(QuantizeError::NonFiniteActivation(site.to_string())),
+        None => Ok(ranges),
+    }
+}
+
+/// Per site (by index), the sum of `count` over every tensor the calibration set records
+/// there.
+pub(super) fn counts<const H: usize, const B: usize, const T: usize>(
+    model: &Model<H, B>,
+    schedule: &Schedule<T>,
+    calibration: &Calibration,
+    count: impl Fn(Site, &[f32]) -> u64 + Sync + Send,
+) -> Vec<u64> {
+    calibrate(
+        model,
+        schedule,
+        calibration,
+        || vec![0u64; Site::count(B)],
+        |c, site, v| c[site.index(B)] += count(site, v),
+        |a, b| a.iter().zip(&b).map(|(x, y)| x + y).collect(),
+    )
+}
+
+/// Per site (by index): most negative and largest value, and whether any was not finite.
+#[derive(Clone, Debug)]
+pub(super) struct Ranges {
+    pub(super) min: Vec<f32>,
+    pub(super) max: Vec<f32>,
+    non_finite: Vec<bool>,
+}
+
+impl Ranges {
+    fn new(sites: usize) -> Self {
+        Self {
+            min: vec![0.0; sites],
+            max: vec![0.0; sites],
+            non_finite: vec![false; sites],
+        }
+    }
+
+    fn add(&mut self, i: usize, values: &[f32]) {
+        for &v in values {
+            self.min[i] = self.min[i].min(v);
+            self.max[i] = self.max[i].max(v);
+            self.non_finite[i] |= !v.is_finite();
+        }
+    }
+
+    fn merge(mut self, other: Self) -> Self {
+        for i in 0..self.min.len() {
+            self.min[i] = self.min[i].min(other.min[i]);
+            self.max[i] = self.max[i].max(other.max[i]);
+            self.non_finite[i] |= other.non_finite[i];
+        }
+        self
+    }
+
+    /// Largest magnitude at `i`.
+    pub(super) fn abs(&self, i: usize) -> f64 {
+        f64::from(self.max[i]).max(-f64::from(self.min[i]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::pytorch_init;
+    use tinyddpm_core::ScheduleKind;
+
+    /// The recording pass returns the model's own bits.
+    #[test]
+    fn observed_pass_is_the_models_forward_pass() {
+        let model = pytorch_init::<16, 2>(3);
+        let schedule = Schedule::<1000>::new(ScheduleKind::SEED).unwrap();
+        let mut seen = vec![0usize; Site::count(2)];
+        for i in 0..500 {
+            let (x, t_input) = calibration_input(&schedule, [0.3, -0.7], 9, i * 7);
+            let want = model.predict_noise(x, &model.time_embedding(t_input));
+            let got = observe(&model, x, t_input, &mut |s, v| seen[s.index(2)] += v.len());
+            assert_eq!(got.map(f32::to_bits), want.map(f32::to_bits));
+        }
+        // every site recorded, and the index order is the listing's
+        assert!(seen.iter().all(|&n| n > 0), "{seen:?}");
+        let order: Vec<usize> = Site::all(2).map(|s| s.index(2)).collect();
+        assert_eq!(order, (0..Site::count(2)).collect::<Vec<_>>());
+    }
+}
