@@ -4,11 +4,11 @@
 use tinyddpm_core::{NoiseStream, Real, Step};
 
 use super::float::kernel::{self, Batch1Scratch};
-use super::float::lanes::PortableF32;
 use super::float::packed::Layers;
+use super::float::vectors::PortableF32;
 use super::integer::kernel as qkernel;
-use super::integer::lanes::PortableI32;
 use super::integer::packed::QLayers;
+use super::integer::vectors::PortableI32;
 
 /// An instruction-set path of the sampler.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,8 +218,8 @@ impl Simd {
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use super::*;
-    use crate::batch::float::lanes::{F32x8, F32x16};
-    use crate::batch::integer::lanes::{I32x8, I32x16};
+    use crate::batch::float::vectors::{F32x8, F32x16};
+    use crate::batch::integer::vectors::{I32x8, I32x16};
 
     // Not generic: compiled once, here, with the target feature, so that the intrinsics inline
     // into it (instantiated in a downstream crate, they were left as calls: 10× slower).

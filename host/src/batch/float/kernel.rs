@@ -19,8 +19,8 @@ use tinyddpm_core::gelu::gelu;
 use tinyddpm_core::model::{input_unit, residual_unit};
 use tinyddpm_core::{NoiseStream, PredictNoise, Real, Step, chain};
 
-use super::lanes::{Lane, Tile};
 use super::packed::{Layers, Packed};
+use super::vectors::{Lane, Tile};
 
 /// `y = W·x + b` for a tile: `x` has `I` rows of `S` sample vectors; `store(j, y_j)` receives
 /// each real output once.

@@ -3,11 +3,11 @@
 //! Identity with the core holds because each lane performs the scalar sequence: the dense
 //! layers vectorise across samples or outputs, never across the summation index, multiply
 //! and add are separate instructions, and GELU and the reverse update are the core's generic
-//! code instantiated on the lane types (lanes.rs).
+//! code instantiated on the vector types (vectors.rs).
 
 pub(super) mod kernel;
-pub(super) mod lanes;
 pub(super) mod packed;
+pub(super) mod vectors;
 
 use rayon::prelude::*;
 use tinyddpm_core::{Lanes, Model, NoiseStream, PredictNoise, Step};

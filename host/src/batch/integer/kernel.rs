@@ -8,15 +8,15 @@
 //! input pair into `S·J` register accumulators, one `vpmaddwd` (or `vpdpwssd`) each: 2·LANES
 //! multiply-adds per instruction. The sums are exact, so their order is free; everything per
 //! element after them (requantization, GELU, residual) is the specification's fixed sequence
-//! (lanes.rs), in `QModel::forward`'s layer order. The time embedding is the core's, once
+//! (vectors.rs), in `QModel::forward`'s layer order. The time embedding is the core's, once
 //! per step, shared by all tiles.
 
 use tinyddpm_core::quant::{from_i16, to_i16};
 use tinyddpm_core::{NoiseStream, PredictNoise, Real, Step, chain};
 
-use super::lanes::ILane;
 use super::packed::{QGelu, QLayers, QPacked, pair};
-use crate::batch::float::lanes::{Lane, Tile};
+use super::vectors::ILane;
+use crate::batch::float::vectors::{Lane, Tile};
 
 /// What a layer does with its sums, per pair of outputs `j`, `j + 1` (`j` even): a trait with
 /// inlined methods, not a closure, because a closure is compiled without the caller's target

@@ -7,8 +7,8 @@
 //! f32 code, as on the float model. The integer time embedding is the core's, once per step.
 
 pub(super) mod kernel;
-pub(super) mod lanes;
 pub(super) mod packed;
+pub(super) mod vectors;
 
 use rayon::prelude::*;
 use tinyddpm_core::{Lanes, NoiseStream, PredictNoise, QModel, Step};

@@ -15,14 +15,14 @@
 //!
 //! The x86 types are only ever created inside functions compiled with their target features,
 //! entered after runtime detection (simd.rs), the invariant every `unsafe` block below relies
-//! on, as in float/lanes.rs. No closures in their methods: a closure is compiled without the
+//! on, as in float/vectors.rs. No closures in their methods: a closure is compiled without the
 //! caller's target features, and its intrinsics stay calls unless it happens to be inlined.
 
 use tinyddpm_core::Lanes;
 use tinyddpm_core::quant::{SQRT_HALF_MULTIPLIER, SQRT_HALF_SHIFT, requantize, sat16};
 
 use super::packed::{QGelu, Requant};
-use crate::batch::float::lanes::Lane;
+use crate::batch::float::vectors::Lane;
 
 /// A vector of `i32` lanes with the integer model's operations.
 pub(crate) trait ILane: Copy + Send + Sync {
@@ -152,7 +152,7 @@ mod x86 {
 
     use super::super::packed::{GELU_C16, GELU_DIFF, GELU_LAST, GELU_PAIRS, QGelu, Requant, Words};
     use super::ILane;
-    use crate::batch::float::lanes::{F32x8, F32x16};
+    use crate::batch::float::vectors::{F32x8, F32x16};
     use tinyddpm_core::quant::SQRT_HALF_MULTIPLIER;
 
     /// A shift count for the `sll`/`srl`/`sra` family (the count in the low 64 bits).
