@@ -37,8 +37,8 @@ use out::say;
 
 /// Samples per batch on the batched path, float model. The core's layers keep 8 outputs in
 /// flight, so a batch holds 8·LANES accumulators: 3 lanes (24) leave room in the M4F's 32
-/// float registers for the inputs and a weight, 4 lanes spill in the inner loop. Measured on
-/// the whole step: 2.83 instructions per multiply-add with 2 lanes, 2.49 with 3, 3.12 with 4.
+/// float registers for the inputs and a weight, 4 lanes spill in the inner loop (the counts
+/// per lane width: docs/performance.md, "Constants chosen by measurement").
 #[cfg(not(integer))]
 const LANES: usize = 3;
 /// Samples per batch on the batched path, integer model: what the core's kernel takes.
@@ -99,8 +99,8 @@ fn fp_defaults() {}
 /// Sample `index` alone, timed step by step.
 ///
 /// Not inlined (nor is [`sample_batch`]): compiled on its own rather than inside `main` next
-/// to the other path, its loops get registers to themselves (3.57 → 3.35 instructions per
-/// multiply-add measured with LLVM's default unrolling).
+/// to the other path, its loops get registers to themselves (fewer instructions per
+/// multiply-add: docs/performance.md, "Constants chosen by measurement").
 #[inline(never)]
 fn sample_one(index: u64, clock: &Clock, meter: &mut Meter) -> [f32; 2] {
     let [x] = sample_lanes::<f32, 1>(index, clock, meter);

@@ -55,8 +55,8 @@ const UNROLL: usize = groups!(count);
 
 /// Samples of the batched path: each weight word, loaded and unpacked once, serves five lanes
 /// (5 sums, 2 activation words, a weight and its low half, 3 pointers: the 12 registers an
-/// `asm!` block gets). Measured on the whole step: 1.53 instructions per multiply-add with 4
-/// lanes, 1.48 with 5.
+/// `asm!` block gets); fewer instructions per multiply-add than 4 lanes (docs/performance.md,
+/// "Constants chosen by measurement").
 pub const LANES: usize = 5;
 
 /// The unrolled body of [`rows4`]'s loop, one group of lines per group `u` of four inputs.

@@ -29,10 +29,9 @@ pub enum Simd {
 /// AVX-512: 24 accumulators + 6 activations of 32 zmm registers (the weight is a memory
 /// operand broadcast into the multiply). AVX2 has no broadcast operand, and 16 ymm registers
 /// must hold the accumulators, the activations, the weight and the product: 2 × 6 = 12 + 2 +
-/// 1 + 1. The earlier 3 × 4 needed 17 and spilled: measured on one core of an AMD Zen 5
-/// (AVX2 path forced), 59 GFLOP/s (46 % of the AVX2 unfused peak of 129) against 94 GFLOP/s
-/// (72 % of 131) for 2 × 6 and 92 for 4 × 2. The integer tiles have the same shapes (`J`
-/// even: outputs in pairs), so a tile holds as many samples on both kinds.
+/// 1 + 1; 3 × 4 needs 17 and spills (docs/performance.md, "Constants chosen by measurement",
+/// has the figures). The integer tiles have the same shapes (`J` even: outputs in pairs), so
+/// a tile holds as many samples on both kinds.
 const AVX512_S: usize = 6;
 const AVX512_J: usize = 4;
 const AVX2_S: usize = 2;
