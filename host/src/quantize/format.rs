@@ -6,7 +6,8 @@
 //! values and its negative ones down to −5 (below, GELU is 0 to within 1.5e-6 and saturating
 //! is harmless), its exponent lies in 6..=21 and at most 12 below its output's; the stream
 //! exponent covers h before every block and the output layer, the time embedding, and the
-//! GELU outputs added to it. The report counts every calibration value the chosen format
+//! GELU outputs added to it, and is at least 6 (a GELU's output exponent is at least its
+//! pre-activation's). The report counts every calibration value the chosen format
 //! clips anyway, per tensor.
 
 use tinyddpm_core::quant::{Gelu, MAX_EXP, MAX_GAP, MAX_PRE_EXP, MIN_PRE_EXP, TABLE_END, TIME_EXP};
@@ -67,7 +68,12 @@ impl<const B: usize> Formats<B> {
         let at = |s: Site| s.index(B);
         let exp = |s: Site, name: &str| exponent_for(r.abs(at(s)), || name.to_owned());
         let stream_max = Site::stream(B).map(|s| r.abs(at(s))).fold(0.0, f64::max);
-        let stream_exp = exponent_for(stream_max, || "the residual stream".to_owned())?;
+        // GELU outputs are added to the stream at its exponent, and a GELU's output exponent
+        // is at least its pre-activation's, which is at least MIN_PRE_EXP: a stream beyond
+        // 32767·2^−6 ≈ 512 saturates there, counted in the report, rather than leave no
+        // format at all.
+        let stream_exp =
+            exponent_for(stream_max, || "the residual stream".to_owned())?.max(MIN_PRE_EXP);
         // The time GELU's pre-activation exponent, then its output within its limits.
         let time_pre = pre_exponent(r, at(Site::Tap(Tap::TimePre)), None, "time_embed.embed.0")?;
         let time = Gelu {

@@ -135,4 +135,17 @@ mod tests {
             Err(QuantizeError::Range { .. } | QuantizeError::NonFiniteActivation(_))
         ));
     }
+
+    /// A residual stream beyond 512 (here from a huge input bias) has no exponent a GELU
+    /// can feed (at least 6): it saturates there, and the report counts what it clipped.
+    #[test]
+    fn a_stream_too_wide_for_any_gelu_saturates_and_is_reported() {
+        let schedule = Schedule::<1000>::new(ScheduleKind::SEED).unwrap();
+        let mut model = pytorch_init::<8, 1>(1);
+        model.input.bias.fill(1000.0);
+        let (q, report) = quantize(&*model, &schedule, &Calibration::default()).unwrap();
+        assert_eq!(q.stream_exp, 6);
+        assert_eq!(q.validate(), Ok(()));
+        assert!(report.clipped() > 0, "{report}");
+    }
 }
