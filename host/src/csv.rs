@@ -159,7 +159,7 @@ pub fn read_labeled_from<const N: usize>(
 
 /// Opens `path` for the readers that are given a path (a FIFO waited for as Unix tools do).
 fn open(path: &Path) -> Result<std::fs::File, CsvError> {
-    crate::modelfile::open(path).map_err(|source| CsvError::Io {
+    crate::input::open_path(path).map_err(|source| CsvError::Io {
         path: path.display().to_string(),
         source,
     })

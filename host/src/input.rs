@@ -26,6 +26,12 @@ pub enum Patience {
     Bounded(Duration),
 }
 
+/// Opens `path` for a reader handed only a path (no flag to name in a note): a FIFO is
+/// waited for as Unix tools wait, silently.
+pub fn open_path(path: &Path) -> io::Result<File> {
+    open(path, Patience::Unbounded, || {})
+}
+
 /// Opens `path` for reading; a stream (FIFO, pipe, socket, terminal, device) is waited on
 /// until it can be read, calling `waiting` once if that takes longer than a moment. A
 /// folder is refused.

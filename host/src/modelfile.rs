@@ -15,7 +15,7 @@ use tinyddpm_core::file::{self, FileError, Header, Kind, Stored};
 use tinyddpm_core::{Model, Schedule};
 
 use crate::batch::{self, Init, Request};
-use crate::input::{self, Patience};
+use crate::input;
 
 /// The most bytes read from any file given as a model file, whatever its header says (the
 /// seed model's file is 466 KB; this allows shapes up to millions of parameters).
@@ -140,12 +140,6 @@ fn read_bounded_by(
     Ok(bytes)
 }
 
-/// Opens `path` as every reader of this crate does when the caller has not opened it:
-/// a FIFO is waited for as Unix tools wait ([`input::open`]).
-pub(crate) fn open(path: &Path) -> std::io::Result<std::fs::File> {
-    input::open(path, Patience::Unbounded, || {})
-}
-
 /// Reads a model file's bytes from `reader`, no more than its header allows (the core's
 /// [`file::expected_len`]) and never more than [`MAX_FILE_BYTES`]; `path` names it in
 /// errors. Whatever was read is left to the core's decoder to judge.
@@ -167,7 +161,7 @@ pub fn read_bytes_from(reader: impl Read, path: &Path) -> Result<Vec<u8>, ModelF
 
 /// [`read_bytes_from`] the file at `path`.
 pub fn read_bytes(path: &Path) -> Result<Vec<u8>, ModelFileError> {
-    let file = open(path).map_err(|source| ModelFileError::Io {
+    let file = input::open_path(path).map_err(|source| ModelFileError::Io {
         path: path.display().to_string(),
         source,
     })?;
@@ -190,16 +184,16 @@ pub struct ModelFile {
 impl ModelFile {
     /// Reads and checks the model file at `path`.
     pub fn read(path: &Path) -> Result<Self, ModelFileError> {
-        let file = open(path).map_err(|source| ModelFileError::Io {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::from_reader(file, path)
+        Self::checked(read_bytes(path)?, path)
     }
 
     /// Reads and checks a model file from `reader`; `path` names it in errors.
     pub fn from_reader(reader: impl Read, path: &Path) -> Result<Self, ModelFileError> {
-        let bytes = read_bytes_from(reader, path)?;
+        Self::checked(read_bytes_from(reader, path)?, path)
+    }
+
+    /// The file `bytes`, read from `path`, checked whole.
+    fn checked(bytes: Vec<u8>, path: &Path) -> Result<Self, ModelFileError> {
         let contents = file::open(&bytes).map_err(|e| ModelFileError::format(path, e))?;
         let (kind, header) = (contents.kind, contents.header);
         Ok(Self {

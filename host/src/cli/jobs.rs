@@ -16,6 +16,10 @@ use super::{DeviceArg, device, dispatch, progress_bar, tell};
 pub struct BarWatch(pub ProgressBar);
 
 impl Watch for BarWatch {
+    fn total(&self, n: u64) {
+        self.0.set_length(n);
+    }
+
     fn advance(&self, n: u64) {
         self.0.inc(n);
     }
@@ -52,7 +56,7 @@ pub fn draw<const H: usize, const B: usize, M: SampleModel<H, B>>(
     sink: &mut Sink<'_, anyhow::Error>,
 ) -> Result<()> {
     interrupt::watch()?;
-    let watch = BarWatch(progress_bar(count, "sample"));
+    let watch = BarWatch(progress_bar(0, "sample"));
     let drawn = sampling.run(init, count, &watch, &mut |points| {
         sink(points).map_err(SinkError)
     });
@@ -104,11 +108,7 @@ pub fn run_job(
     gpu: Option<&Gpu>,
 ) -> Result<Summary> {
     interrupt::watch()?;
-    let first = match &start {
-        Start::Resume { file, .. } => file.info().map_or(0, |info| info.step),
-        Start::New(_) => 0,
-    };
-    let watch = BarWatch(progress_bar(job.steps.saturating_sub(first), "train"));
+    let watch = BarWatch(progress_bar(0, "train"));
     let trained = dispatch!(hidden, blocks, train_shape(job, start, gpu, &watch));
     match trained {
         Ok(_) => watch.0.finish_and_clear(),

@@ -13,6 +13,12 @@ pub const T: usize = 1000;
 /// What a job tells its caller while it runs, and asks it. Called from the job's thread
 /// and, for progress, from worker threads.
 pub trait Watch: Sync {
+    /// The job has `n` units in all, known once it has started (a resumed run's remaining
+    /// steps).
+    fn total(&self, n: u64) {
+        let _ = n;
+    }
+
     /// `n` more units of the job (samples, steps) are done.
     fn advance(&self, n: u64) {
         let _ = n;

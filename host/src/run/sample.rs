@@ -177,6 +177,7 @@ impl<const H: usize, const B: usize, M: SampleModel<H, B>> Sampling<'_, H, B, M>
         watch: &dyn Watch,
         sink: &mut Sink<'_, E>,
     ) -> Result<(), SampleError<E>> {
+        watch.total(count);
         let chunk = self.chunk() as u64;
         let progress = |done: usize| watch.advance(done as u64);
         // On the CPU, the packed weights, step table and time embeddings once for every chunk.

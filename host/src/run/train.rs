@@ -296,6 +296,7 @@ fn drive<const H: usize, const B: usize, R: Training<H, B>>(
         return Err(TrainJobError::AlreadyDone(start));
     }
     trainer.set_steps(job.steps);
+    watch.total(job.steps - start);
     // The checkpoint a failure leaves to resume from, and its step.
     let mut last = LastCheckpoint(resumed.map(|path| (path, start)));
     let log = match last.0 {

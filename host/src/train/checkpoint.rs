@@ -187,7 +187,7 @@ pub struct CheckpointFile {
 impl CheckpointFile {
     /// Reads the checkpoint at `path`.
     pub fn read(path: &Path) -> Result<Self, CheckpointError> {
-        let file = crate::modelfile::open(path).map_err(|source| CheckpointError::Io {
+        let file = crate::input::open_path(path).map_err(|source| CheckpointError::Io {
             path: path.display().to_string(),
             source,
         })?;
