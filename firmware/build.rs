@@ -176,6 +176,23 @@ fn run() -> Result<(), String> {
     writeln!(src, "/// The sampler, as the host CLI names it.").unwrap();
     let described = sampler.describe(header.timesteps as usize).to_string();
     writeln!(src, "pub const SAMPLER: &str = {described:?};").unwrap();
+    writeln!(
+        src,
+        "/// The model file's map to data units, applied to every sample as the host applies it."
+    )
+    .unwrap();
+    let units = match header.data.units {
+        Some(u) => format!(
+            "Some(tinyddpm_core::Units {{ scale: {:?}, shift: {:?} }})",
+            u.scale, u.shift
+        ),
+        None => "None".into(),
+    };
+    writeln!(
+        src,
+        "pub const UNITS: Option<tinyddpm_core::Units> = {units};"
+    )
+    .unwrap();
     writeln!(src, "/// T of the model's schedule.").unwrap();
     writeln!(src, "pub const TIMESTEPS: usize = {};", header.timesteps).unwrap();
     let (systick_hz, chip_hz) = (chip.qemu_systick_hz, chip.chip_hz);

@@ -4,11 +4,12 @@
 //!
 //! ```text
 //! offset 0   "TINYDDPM"            magic, 8 bytes
-//!        8   version               u16 LE: 1 or 2
+//!        8   version               u16 LE: 1, 2 or 3
 //!       10   header length n       u16 LE
 //!       12   header                postcard, n bytes
 //!                                    version 1: Header                (a float model)
 //!                                    version 2: Kind (0 float, 1 integer), then Header
+//!                                    version 3: Kind, Header, then Data
 //!            zero padding          to a multiple of 16 (the payload starts aligned)
 //!            payload               the parameters, by kind (below)
 //!   len − 4  CRC-32/ISO-HDLC       u32 LE, over every byte before it
@@ -32,10 +33,13 @@
 //! padding; the weights start 16-byte aligned whenever H is even.
 //!
 //! **Versions.** Version 1 is the header of every float file written before integer models.
-//! Float models are still written as version 1: those files keep their bytes (decoding and
-//! encoding again gives them back) and every reader of them keeps working. Version 2 puts the
-//! kind in front of the same fields and holds integer models; a version 2 file of kind float
-//! (same payload as version 1) is read too.
+//! Float models of the notebook's data are still written as version 1: those files keep
+//! their bytes (decoding and encoding again gives them back) and every reader of them keeps
+//! working. Version 2 puts the kind in front of the same fields and holds integer models; a
+//! version 2 file of kind float (same payload as version 1) is read too. Version 3 adds the
+//! [`Data`] — the dimension D, where the training data came from and its [`Units`] — and is
+//! written only for a model whose data are not the notebook's ([`Data::SWISS_ROLL`], what
+//! versions 1 and 2 mean), so every earlier file's bytes stay what they were.
 //!
 //! Decoding needs no allocator and writes into caller-owned storage; every malformed input
 //! (truncated, bit-flipped, foreign, of another kind or shape, non-finite weights, integer
@@ -51,6 +55,7 @@ pub use crate::network::{Kind, Network};
 use crate::quant::{QModel, QuantError, bias_in_range, shift_in_range, weight_in_range};
 use crate::sampler::{Sampler, SamplerError};
 use crate::schedule::{Schedule, ScheduleKind};
+use crate::units::{MAX_DIM, Units};
 
 /// First eight bytes of every model file.
 pub const MAGIC: [u8; 8] = *b"TINYDDPM";
@@ -65,6 +70,13 @@ pub const FORMAT_V1: Format = Format {
 pub const FORMAT_V2: Format = Format {
     magic: MAGIC,
     version: 2,
+    align: 16,
+};
+/// Version 3: the [`Kind`], the [`Header`], then its [`Data`]; the payload starts 16-byte
+/// aligned.
+pub const FORMAT_V3: Format = Format {
+    magic: MAGIC,
+    version: 3,
     align: 16,
 };
 /// What the model file is called in its errors.
@@ -83,6 +95,50 @@ pub struct Header {
     pub schedule: ScheduleKind,
     /// The sampler to use when none is asked for.
     pub sampler: Sampler,
+    /// What the model was trained on; written after the other fields, by version 3 only.
+    #[serde(skip, default = "Data::swiss_roll")]
+    pub data: Data,
+}
+
+/// Where a model's training data came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Source {
+    /// A built-in data set, by the host's number for it (0: the notebook's Swiss roll).
+    Builtin(u8),
+    /// Points read from a file.
+    File,
+}
+
+/// What a model file says about the data its model draws.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Data {
+    /// D, the dimension of a point: 1 ..= [`MAX_DIM`].
+    pub dim: u8,
+    /// Where the training data came from.
+    pub source: Source,
+    /// The map from the model's space to the data's units, applied to every sample
+    /// ([`Units::to_data`]); none when the model was trained on the data as they are.
+    pub units: Option<Units>,
+}
+
+impl Data {
+    /// The notebook's data: the 2-D Swiss roll as drawn, what every file of version 1 or 2
+    /// holds.
+    pub const SWISS_ROLL: Self = Self {
+        dim: 2,
+        source: Source::Builtin(0),
+        units: None,
+    };
+
+    fn swiss_roll() -> Self {
+        Self::SWISS_ROLL
+    }
+
+    /// Whether a file may hold this: D in 1 ..= [`MAX_DIM`], units valid for D.
+    fn is_valid(&self) -> bool {
+        let dim = usize::from(self.dim);
+        (1..=MAX_DIM).contains(&dim) && self.units.is_none_or(|u| u.is_valid(dim))
+    }
 }
 
 /// How each kind reads in a file.
@@ -115,6 +171,59 @@ struct KindHeader {
     header: Header,
 }
 
+/// The version 3 header: the version 2 fields, then the data.
+#[derive(Serialize, Deserialize)]
+struct DataHeader {
+    kind: Kind,
+    header: Header,
+    data: Data,
+}
+
+/// A header as it is written: the earliest version that holds it.
+enum Wire {
+    V1(Header),
+    V2(KindHeader),
+    V3(DataHeader),
+}
+
+impl Wire {
+    fn of(kind: Kind, header: &Header) -> Self {
+        match (kind, header.data == Data::SWISS_ROLL) {
+            (Kind::Float, true) => Self::V1(*header),
+            (Kind::Integer, true) => Self::V2(KindHeader {
+                kind,
+                header: *header,
+            }),
+            (_, false) => Self::V3(DataHeader {
+                kind,
+                header: *header,
+                data: header.data,
+            }),
+        }
+    }
+
+    fn sealed_len(&self, payload_len: usize) -> Result<usize, ContainerError> {
+        match self {
+            Self::V1(h) => FORMAT_V1.sealed_len(h, payload_len),
+            Self::V2(h) => FORMAT_V2.sealed_len(h, payload_len),
+            Self::V3(h) => FORMAT_V3.sealed_len(h, payload_len),
+        }
+    }
+
+    fn seal(
+        &self,
+        payload_len: usize,
+        out: &mut [u8],
+        fill: impl FnOnce(&mut [u8]),
+    ) -> Result<usize, ContainerError> {
+        match self {
+            Self::V1(h) => FORMAT_V1.seal(h, payload_len, out, fill),
+            Self::V2(h) => FORMAT_V2.seal(h, payload_len, out, fill),
+            Self::V3(h) => FORMAT_V3.seal(h, payload_len, out, fill),
+        }
+    }
+}
+
 /// Why bytes are not a usable model file.
 #[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
 pub enum FileError {
@@ -122,7 +231,7 @@ pub enum FileError {
     #[error("{}", .0.named(NAME))]
     Container(ContainerError),
     /// A version of the format this build does not read.
-    #[error("model file format version {found}, this build reads versions 1 and 2")]
+    #[error("model file format version {found}, this build reads versions 1 to 3")]
     Version {
         /// The file's version.
         found: u16,
@@ -155,6 +264,12 @@ pub enum FileError {
         want_blocks: usize,
         /// Expected T.
         want_timesteps: usize,
+    },
+    /// The model's data have a dimension this build's models do not take.
+    #[error("model file's data have D={found} dimensions, this build's models take D=2")]
+    Dim {
+        /// The file's D.
+        found: u8,
     },
     /// A weight is NaN or infinite.
     #[error("model file weight {index} is not finite")]
@@ -251,7 +366,13 @@ impl Header {
             timesteps: T as u32,
             schedule,
             sampler,
+            data: Data::SWISS_ROLL,
         }
+    }
+
+    /// This header with `data`.
+    pub fn with_data(self, data: Data) -> Self {
+        Self { data, ..self }
     }
 
     /// Number of parameters the header describes.
@@ -297,8 +418,13 @@ impl Header {
     /// Payload bytes of a `kind` model the header describes, checked for values a model
     /// file cannot hold.
     fn payload_len(&self, kind: Kind) -> Result<usize, FileError> {
-        if !self.schedule.is_valid() || self.timesteps < 2 {
+        if !self.schedule.is_valid() || self.timesteps < 2 || !self.data.is_valid() {
             return Err(ContainerError::Header.into());
+        }
+        if self.data.dim != 2 {
+            return Err(FileError::Dim {
+                found: self.data.dim,
+            });
         }
         self.sampler
             .validate(self.timesteps as usize)
@@ -312,7 +438,7 @@ impl Header {
 /// weights and integer parameter ranges, which the decoders judge.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Contents<'a> {
-    /// The format version: 1 or 2.
+    /// The format version: 1, 2 or 3.
     pub version: u16,
     /// What the payload holds.
     pub kind: Kind,
@@ -342,9 +468,10 @@ fn format_of(bytes: &[u8]) -> Result<&'static Format, FileError> {
         (Some(magic), Some(&[lo, hi])) if magic == MAGIC => match u16::from_le_bytes([lo, hi]) {
             1 => Ok(&FORMAT_V1),
             2 => Ok(&FORMAT_V2),
+            3 => Ok(&FORMAT_V3),
             found => Err(FileError::Version { found }),
         },
-        _ => Ok(&FORMAT_V2),
+        _ => Ok(&FORMAT_V3),
     }
 }
 
@@ -354,9 +481,21 @@ pub fn open(bytes: &[u8]) -> Result<Contents<'_>, FileError> {
     let (kind, header, payload) = if *format == FORMAT_V1 {
         let (header, payload) = format.open(bytes, |h: &Header| h.payload_len(Kind::Float))?;
         (Kind::Float, header, payload)
-    } else {
+    } else if *format == FORMAT_V2 {
         let (h, payload) = format.open(bytes, |h: &KindHeader| h.header.payload_len(h.kind))?;
         (h.kind, h.header, payload)
+    } else {
+        // A version 3 file of the notebook's data would have been written as version 1 or
+        // 2: it is not one this project writes, and reading it would make two encodings of
+        // one model.
+        let (h, payload) = format.open(bytes, |h: &DataHeader| {
+            let header = h.header.with_data(h.data);
+            match h.data == Data::SWISS_ROLL {
+                true => Err(ContainerError::Header.into()),
+                false => header.payload_len(h.kind),
+            }
+        })?;
+        (h.kind, h.header.with_data(h.data), payload)
     };
     Ok(Contents {
         version: format.version,
@@ -368,20 +507,8 @@ pub fn open(bytes: &[u8]) -> Result<Contents<'_>, FileError> {
 
 /// Bytes of the file for a model of kind `kind` described by `header`.
 pub fn encoded_len(kind: Kind, header: &Header) -> Result<usize, FileError> {
-    let len = kind
-        .payload_len(header.hidden, header.blocks)
-        .ok_or(ContainerError::Header)?;
-    Ok(match kind {
-        Kind::Float => FORMAT_V1.sealed_len(header, len)?,
-        Kind::Integer => FORMAT_V2.sealed_len(&integer(header), len)?,
-    })
-}
-
-fn integer(header: &Header) -> KindHeader {
-    KindHeader {
-        kind: Kind::Integer,
-        header: *header,
-    }
+    let len = header.payload_len(kind)?;
+    Ok(Wire::of(kind, header).sealed_len(len)?)
 }
 
 /// A network a model file holds: how its payload (module docs) is checked, read and
@@ -495,9 +622,10 @@ impl<const H: usize, const B: usize> Stored<H, B> for QModel<H, B> {
     }
 }
 
-/// Writes `model` with `header` into `out` — a float model as version 1 (the bytes every
-/// float file has had), an integer one as version 2 — and returns the bytes written. A model
-/// that fails [`Stored::check`] is refused: no decoder would read it.
+/// Writes `model` with `header` into `out` — as version 1 (the bytes every float file has
+/// had) or 2 (an integer model) when its data are the notebook's, else as version 3 — and
+/// returns the bytes written. A model that fails [`Stored::check`], or a header no decoder
+/// would read, is refused.
 pub fn encode<const H: usize, const B: usize, M: Stored<H, B>>(
     model: &M,
     header: &Header,
@@ -505,14 +633,9 @@ pub fn encode<const H: usize, const B: usize, M: Stored<H, B>>(
 ) -> Result<usize, FileError> {
     header.check_shape::<H, B>()?;
     model.check()?;
-    let len = M::KIND
-        .payload_len(header.hidden, header.blocks)
-        .ok_or(ContainerError::Header)?;
+    let len = header.payload_len(M::KIND)?;
     let write = |payload: &mut [u8]| model.write_payload(payload);
-    Ok(match M::KIND {
-        Kind::Float => FORMAT_V1.seal(header, len, out, write)?,
-        Kind::Integer => FORMAT_V2.seal(&integer(header), len, out, write)?,
-    })
+    Ok(Wire::of(M::KIND, header).seal(len, out, write)?)
 }
 
 /// Checks everything but the model's shape of a float model file; returns the header and
@@ -538,8 +661,12 @@ pub fn expected_len(prefix: &[u8]) -> Option<usize> {
         format.expected_len(prefix, |h: &Header| {
             Kind::Float.payload_len(h.hidden, h.blocks)
         })
-    } else {
+    } else if *format == FORMAT_V2 {
         format.expected_len(prefix, |h: &KindHeader| {
+            h.kind.payload_len(h.header.hidden, h.header.blocks)
+        })
+    } else {
+        format.expected_len(prefix, |h: &DataHeader| {
             h.kind.payload_len(h.header.hidden, h.header.blocks)
         })
     }

@@ -19,6 +19,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod anomaly;
 pub mod choice;
 #[cfg(feature = "file")]
 pub mod container;
@@ -40,11 +41,13 @@ pub mod sampler;
 pub mod schedule;
 pub mod spacing;
 pub mod step;
+pub mod units;
 
+pub use anomaly::anomaly_score;
 #[cfg(feature = "file")]
 pub use container::ContainerError;
 #[cfg(feature = "file")]
-pub use file::{FileError, Header};
+pub use file::{Data, FileError, Header, Source};
 pub use lanes::Lanes;
 pub use layout::{Dense, Layout};
 pub use linear::Linear;
@@ -57,6 +60,7 @@ pub use real::Real;
 pub use sample::{PredictNoise, chain, gaussian_lanes, sample, sample_from};
 pub use sampler::{ChoiceError, Sampler, SamplerChoice, SamplerError, Spacing, Step, Update};
 pub use schedule::{Schedule, ScheduleKind};
+pub use units::Units;
 
 /// The crate README's Rust examples compile as doctests.
 #[cfg(doctest)]

@@ -143,22 +143,25 @@ fn foreign_magic_version_shape_and_weights_get_their_own_errors() {
     );
 
     let mut bad = good.clone();
-    bad[8] = 3;
+    bad[8] = 4;
     assert_eq!(
         file::decode_into(&bad, &mut dst),
-        Err(FileError::Version { found: 3 })
+        Err(FileError::Version { found: 4 })
     );
     assert_eq!(
-        FileError::Version { found: 3 }.to_string(),
-        "model file format version 3, this build reads versions 1 and 2"
+        FileError::Version { found: 4 }.to_string(),
+        "model file format version 4, this build reads versions 1 to 3"
     );
-    // A version 1 header read as version 2: its first field is no kind.
-    bad[8] = 2;
-    reseal(&mut bad);
-    assert_eq!(
-        file::decode_into(&bad, &mut dst),
-        Err(FileError::Container(C::Header))
-    );
+    // A version 1 header read as version 2 or 3: its first field is no kind.
+    for version in [2, 3] {
+        bad[8] = version;
+        reseal(&mut bad);
+        assert_eq!(
+            file::decode_into(&bad, &mut dst),
+            Err(FileError::Container(C::Header)),
+            "version {version}"
+        );
+    }
 
     let mut wrong_shape = Model::<4, 2>::ZERO;
     assert!(matches!(
@@ -268,6 +271,153 @@ fn committed_model_files_encode_to_the_same_bytes() {
     let mut again = vec![0u8; file::encoded_len(Kind::Integer, &header).unwrap()];
     file::encode(&model, &header, &mut again).unwrap();
     assert!(again == bytes, "the integer seed encodes differently");
+}
+
+/// Version 3: the data a model draws, after the version 2 fields.
+mod data {
+    use super::*;
+    use tinyddpm_core::{Data, Source, Units};
+
+    fn moons() -> Data {
+        Data {
+            dim: 2,
+            source: Source::Builtin(3),
+            units: None,
+        }
+    }
+
+    fn from_file() -> Data {
+        Data {
+            dim: 2,
+            source: Source::File,
+            units: Units::new(&[2.5, 0.125], &[-1.0, 40.0]),
+        }
+    }
+
+    fn encoded_with(data: Data) -> Vec<u8> {
+        let h = header::<4, 1>().with_data(data);
+        let mut out = vec![0u8; file::encoded_len(Kind::Float, &h).unwrap()];
+        assert_eq!(
+            file::encode(&small_model(), &h, &mut out).unwrap(),
+            out.len()
+        );
+        out
+    }
+
+    /// The header spelled out independently of the encoder: the kind's byte, the version 1
+    /// fields, then D, the source (postcard: variant index, then its value) and the units
+    /// (`Option`: 0, or 1 and 32 f32 LE).
+    #[test]
+    fn version_3_is_the_documented_layout_and_round_trips() {
+        for data in [moons(), from_file()] {
+            let bytes = encoded_with(data);
+            assert_eq!(bytes[8..10], 3u16.to_le_bytes());
+            let mut v1 = [0u8; 64];
+            let v1 = postcard::to_slice(&header::<4, 1>(), &mut v1).unwrap();
+            let mut want = vec![0u8];
+            want.extend_from_slice(v1);
+            want.push(2);
+            match data.source {
+                Source::Builtin(id) => want.extend_from_slice(&[0, id]),
+                Source::File => want.push(1),
+            }
+            match data.units {
+                None => want.push(0),
+                Some(u) => {
+                    want.push(1);
+                    for v in u.scale.iter().chain(&u.shift) {
+                        want.extend_from_slice(&v.to_le_bytes());
+                    }
+                }
+            }
+            let n = usize::from(u16::from_le_bytes([bytes[10], bytes[11]]));
+            assert_eq!(bytes[12..12 + n], want[..]);
+            let mut back = Small::ZERO;
+            let h = file::decode_into(&bytes, &mut back).unwrap();
+            assert_eq!(h.data, data);
+            assert_eq!(back, small_model());
+        }
+    }
+
+    #[test]
+    fn the_notebooks_data_keep_versions_1_and_2() {
+        assert_eq!(
+            file::open(&encoded(&small_model())).unwrap().header.data,
+            Data::SWISS_ROLL
+        );
+        assert_eq!(
+            file::open(&encoded_with(Data::SWISS_ROLL)).unwrap().version,
+            1
+        );
+        // The same header by hand as version 3: a second encoding of one model, refused.
+        let mut bad = encoded_with(moons());
+        let n = 12 + usize::from(u16::from_le_bytes([bad[10], bad[11]]));
+        assert_eq!(bad[n - 3..n], [0, 3, 0]);
+        bad[n - 2] = 0;
+        reseal(&mut bad);
+        let mut dst = Small::ZERO;
+        assert_eq!(
+            file::decode_into(&bad, &mut dst),
+            Err(FileError::Container(C::Header))
+        );
+    }
+
+    #[test]
+    fn every_truncation_and_bit_flip_of_version_3_is_an_error() {
+        let good = encoded_with(from_file());
+        for len in 0..good.len() {
+            let mut dst = Small::ZERO;
+            assert!(
+                file::decode_into(&good[..len], &mut dst).is_err(),
+                "len {len}"
+            );
+            assert_eq!(dst, Small::ZERO);
+        }
+        for byte in 0..good.len() {
+            for bit in 0..8 {
+                let mut bad = good.clone();
+                bad[byte] ^= 1 << bit;
+                let mut dst = Small::ZERO;
+                assert!(file::decode_into(&bad, &mut dst).is_err(), "{byte}:{bit}");
+                assert_eq!(dst, Small::ZERO);
+            }
+        }
+    }
+
+    #[test]
+    fn dimensions_and_units_a_file_cannot_hold_are_refused() {
+        let model = small_model();
+        let mut out = vec![0u8; 100_000];
+        let mut unusable = from_file();
+        if let Some(u) = unusable.units.as_mut() {
+            u.scale[5] = 3.0;
+        }
+        let three = Data { dim: 3, ..moons() };
+        for (data, want) in [
+            (Data { dim: 0, ..moons() }, FileError::Container(C::Header)),
+            (Data { dim: 17, ..moons() }, FileError::Container(C::Header)),
+            (unusable, FileError::Container(C::Header)),
+            (three, FileError::Dim { found: 3 }),
+        ] {
+            let h = header::<4, 1>().with_data(data);
+            assert_eq!(file::encode(&model, &h, &mut out), Err(want), "{data:?}");
+            assert_eq!(file::encoded_len(Kind::Float, &h), Err(want));
+        }
+        assert_eq!(
+            FileError::Dim { found: 3 }.to_string(),
+            "model file's data have D=3 dimensions, this build's models take D=2"
+        );
+        // D = 3 in a file (written by hand): the same error from the decoder.
+        let mut bad = encoded_with(moons());
+        let n = 12 + usize::from(u16::from_le_bytes([bad[10], bad[11]]));
+        bad[n - 4] = 3;
+        reseal(&mut bad);
+        let mut dst = Small::ZERO;
+        assert_eq!(
+            file::decode_into(&bad, &mut dst),
+            Err(FileError::Dim { found: 3 })
+        );
+    }
 }
 
 /// A second format in the container, as the trainer's checkpoint uses it: payload right

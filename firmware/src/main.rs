@@ -67,18 +67,28 @@ fn main() -> ! {
     while index < SAMPLES {
         if index > 0 && SAMPLES - index >= LANES as u64 {
             let points = sample_batch::<LANES>(index, &clock, &mut batched);
-            for (i, point) in (index..).zip(&points) {
+            for (i, &point) in (index..).zip(&points) {
+                let point = in_data_units(point);
                 say!("{},{},{}", i, point[0], point[1]);
             }
             index += LANES as u64;
         } else {
-            let point = sample_one(index, &clock, &mut single);
+            let point = in_data_units(sample_one(index, &clock, &mut single));
             say!("{},{},{}", index, point[0], point[1]);
             index += 1;
         }
     }
     report(&single, &batched);
     out::finish()
+}
+
+/// A drawn point in the data's units, by the core's map, as the host's sampling job applies
+/// it (untimed: two operations a coordinate, once per sample).
+fn in_data_units(point: [f32; 2]) -> [f32; 2] {
+    match &embedded::UNITS {
+        Some(units) => units.to_data(point),
+        None => point,
+    }
 }
 
 /// FPSCR = 0: round to nearest, subnormals kept (no flush-to-zero), no default NaN — the

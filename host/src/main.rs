@@ -34,6 +34,9 @@ enum Command {
     Sample(cli::sample::SampleArgs),
     /// Score samples against the true Swiss roll.
     Eval(cli::eval::EvalArgs),
+    /// Each point's anomaly score under a model: its mean noise-prediction error on noised
+    /// copies of it (CSV, larger is more anomalous).
+    Score(cli::score::ScoreArgs),
     /// Draw the notebook's figures as PNG.
     #[command(subcommand)]
     Plot(cli::plot::PlotCommand),
@@ -122,6 +125,7 @@ fn main() -> ExitCode {
     let requested = match &cli.command {
         Command::Train(args) => args.threads,
         Command::Sample(args) => args.threads,
+        Command::Score(args) => args.threads,
         Command::Demo(args) => args.threads,
         _ => 0,
     };
@@ -133,6 +137,7 @@ fn main() -> ExitCode {
         Command::Train(args) => cli::train::run(&args),
         Command::Sample(args) => cli::sample::run(&args),
         Command::Eval(args) => cli::eval::run(&args),
+        Command::Score(args) => cli::score::run(&args),
         Command::Plot(command) => cli::plot::run(&command),
         Command::Inspect(args) => cli::inspect::run(&args),
         Command::Import(args) => cli::state_dict::import(&args),

@@ -671,14 +671,14 @@ fn failure_cases() -> Vec<Case> {
         },
         // Model files of another version, corrupt, short or foreign.
         Case {
-            setup: &[Make("v3.tdm", || {
+            setup: &[Make("v4.tdm", || {
                 let mut b = model_bytes().to_vec();
-                b[8..10].copy_from_slice(&3u16.to_le_bytes());
+                b[8..10].copy_from_slice(&4u16.to_le_bytes());
                 b
             })],
-            args: &["sample", "--model", "v3.tdm", "-n", "2", "--out", "s.csv"],
+            args: &["sample", "--model", "v4.tdm", "-n", "2", "--out", "s.csv"],
             code: 1,
-            message: "model file format version 3, this build reads versions 1 and 2",
+            message: "model file format version 4, this build reads versions 1 to 3",
             ..Case::default()
         },
         Case {

@@ -244,6 +244,7 @@ impl Drawing<'_> {
             schedule: self.schedule,
             sampler: self.sampler,
             seed: self.seed,
+            units: None,
             threads: self.threads,
         };
         let mut points = Vec::new();

@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod plot;
 pub mod quantize;
 pub mod sample;
+pub mod score;
 pub mod shapes;
 pub mod state_dict;
 pub mod train;

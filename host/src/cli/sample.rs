@@ -120,6 +120,7 @@ fn decode_and_sample<const H: usize, const B: usize, M: SampleModel<H, B>>(
         schedule: &schedule,
         sampler: &sampler,
         seed: args.seed,
+        units: file.header.data.units.as_ref(),
         threads: thread_count(),
     };
     draw(&sampling, init, count, &mut |points| {

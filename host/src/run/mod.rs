@@ -1,10 +1,12 @@
-//! The jobs: drawing samples from a model ([`sample`]) and a training run to its model file,
-//! loss log and checkpoints ([`train`]), as library calls that the CLI, the demo and the
+//! The jobs: drawing samples from a model ([`sample`]), a training run to its model file,
+//! loss log and checkpoints ([`train`]) and the anomaly scores of points ([`score`]), as
+//! library calls that the CLI, the demo and the
 //! figures share. A job takes its settings resolved and checked, reports progress and is
 //! asked whether to stop through a [`Watch`], and fails with a typed error that says what
 //! was kept; the command line only parses, calls and prints.
 
 pub mod sample;
+pub mod score;
 pub mod train;
 
 /// Diffusion timesteps of every model the command line runs (the seed's T).

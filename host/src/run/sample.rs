@@ -5,7 +5,7 @@
 use std::convert::Infallible;
 
 use tinyddpm_core::file::Stored;
-use tinyddpm_core::{Model, QModel, Sampler, Schedule, ScheduleKind};
+use tinyddpm_core::{Model, QModel, Sampler, Schedule, ScheduleKind, Units};
 
 use super::{T, Watch};
 use crate::batch::{self, BatchModel, Init, SampleRequest, Simd};
@@ -82,7 +82,8 @@ pub enum SampleError<E: std::error::Error + 'static> {
         /// Samples asked for.
         count: u64,
     },
-    /// Sample `index` is not finite: nothing past the chunk before it reached the sink.
+    /// Sample `index` is not finite (in data units): nothing past the chunk before it
+    /// reached the sink.
     #[error("sample {index} is not finite ({}, {}); {cause}", point[0], point[1])]
     NotFinite {
         /// Its index.
@@ -111,6 +112,8 @@ pub enum Overflow {
     /// The noise schedule makes the reverse process overflow even with a network that
     /// predicts no noise.
     Schedule(ScheduleKind),
+    /// The finite point the model drew, which the data's units map past f32's range.
+    Units([f32; 2]),
 }
 
 impl std::fmt::Display for Overflow {
@@ -122,6 +125,10 @@ impl std::fmt::Display for Overflow {
                 f,
                 "the noise schedule ({kind}) makes the reverse process overflow even with a \
                  network that predicts no noise"
+            ),
+            Overflow::Units([x, y]) => write!(
+                f,
+                "the model drew ({x}, {y}), which the data's units map past f32's range"
             ),
         }
     }
@@ -149,6 +156,9 @@ pub struct Sampling<'a, const H: usize, const B: usize, M: SampleModel<H, B>> {
     pub sampler: &'a Sampler,
     /// The seed.
     pub seed: u64,
+    /// The model file's map to data units, applied to every sample as the last step
+    /// ([`Units::to_data`], as the core and the boards apply it); none: the chain's output.
+    pub units: Option<&'a Units>,
     /// CPU worker threads of the current rayon pool, whose count sets the chunks.
     pub threads: usize,
 }
@@ -200,7 +210,7 @@ impl<const H: usize, const B: usize, M: SampleModel<H, B>> Sampling<'_, H, B, M>
                 Some(points) => Init::Given(&points[first as usize..first as usize + n]),
                 None => Init::Noise,
             };
-            let points = match &on {
+            let mut points = match &on {
                 On::Gpu(gpu) => {
                     let request = SampleRequest {
                         model: self.model,
@@ -215,11 +225,19 @@ impl<const H: usize, const B: usize, M: SampleModel<H, B>> Sampling<'_, H, B, M>
                 }
                 On::Cpu(cpu) => cpu.sample(init, self.seed, first, n, &progress),
             };
+            let drawn = self.units.map(|units| {
+                let drawn = points.clone();
+                points.iter_mut().for_each(|p| *p = units.to_data(*p));
+                drawn
+            });
             if let Some(i) = points.iter().position(|p| !p.iter().all(|v| v.is_finite())) {
                 let index = first + i as u64;
-                let cause = match init {
-                    Init::Given(starts) => Overflow::Start(starts[i]),
-                    Init::Noise => self.overflow_cause(index),
+                let cause = match (init, drawn) {
+                    (_, Some(drawn)) if drawn[i].iter().all(|v| v.is_finite()) => {
+                        Overflow::Units(drawn[i])
+                    }
+                    (Init::Given(starts), _) => Overflow::Start(starts[i]),
+                    (Init::Noise, _) => self.overflow_cause(index),
                 };
                 return Err(SampleError::NotFinite {
                     index,

@@ -1,0 +1,124 @@
+//! An anomaly score: how badly the model predicts the noise put on a point.
+//!
+//! A model trained to denoise its data predicts the noise on a noised data point well, and on
+//! a point far from its data badly: at a small t the noised copy of an outlier is farther from
+//! the data than the noise explains, and the network, which has only seen x_t near the data,
+//! points its ε̂ at the data instead. The score of a point x is the mean squared error of the
+//! noise prediction on its own noised copies, [`COPIES`] at each of the [`LEVELS`] of T:
+//!
+//! ```text
+//! x_k = √ᾱ_{t_k}·x + √(1−ᾱ_{t_k})·ε_k          ε_k: pair k of the point's noise stream
+//! score(x) = Σ_k Σ_c (ε_k,c − ε̂(x_k, t_k)_c)² / (K·2)      K = EVALUATIONS, level-major
+//! ```
+//! Livernoche et al., "On Diffusion Modeling for Anomaly Detection" (ICLR 2024), detect
+//! anomalies with this reconstruction error of a DDPM (and with their DTE, an estimate of the
+//! diffusion time, from the same idea); here the times are fixed, so a score is a pure
+//! function of (model, schedule, seed, index, point), computed with the operations of the
+//! reverse chain — f32, each product and each sum rounded, in the order written — and the
+//! same bits on every backend the model runs on.
+
+use crate::noise::{NoiseStream, mix64};
+use crate::sample::PredictNoise;
+use crate::sampler::{Step, Update};
+use crate::schedule::Schedule;
+use crate::units::Units;
+
+/// The fractions of T at which a point is noised, [`COPIES`] copies at each: on the linear
+/// schedule (T = 1000) t = 1, 2, 3 and 5, where the noise's scale √(1−ᾱ_t) is 0.014 to 0.03,
+/// below the spacing of the toy sets' features. Measured on the seed model, 2,000 Swiss-roll
+/// points and 200 uniform outliers in their box grown 1.5× (one draw): AUROC 0.963 with
+/// these times and 8 copies, 0.958 with 4 copies, 0.937 with 2; 0.876 with eight times from
+/// T/1000 to 3T/100 and 0.835 with eight from T/500 to T/3, one copy each. Larger t add the
+/// noise of their own error, not signal; what limits the score is the variance of the error
+/// along the data, which no network can predict, and copies average it away.
+pub const LEVELS: [f32; 4] = [0.001, 0.002, 0.003, 0.005];
+/// Noised copies of a point at each of [`LEVELS`].
+pub const COPIES: usize = 8;
+/// Evaluations of the network per score.
+pub const EVALUATIONS: usize = LEVELS.len() * COPIES;
+
+/// The stream domain of the scores' noise: point `index` of `seed` draws from the stream
+/// `(mix64(seed ^ DOMAIN), index)`, never the stream of sample `index` of the same seed.
+const DOMAIN: u64 = 0x616e_6f6d_616c_7900;
+
+/// The timestep of fraction `f` of T: `⌊f·T⌋` in f32, at least 1 (t = 0 barely noises a
+/// point).
+fn timestep<const T: usize>(f: f32) -> usize {
+    ((f * T as f32) as usize).clamp(1, T - 1)
+}
+
+/// The score of point `x` (in the data's units: `units` maps it into the model's space
+/// first, as the trainer did), point `index` under `seed`; the formula is in the module
+/// docs. Larger is more anomalous.
+pub fn anomaly_score<P: PredictNoise<f32>, const T: usize>(
+    mut model: P,
+    schedule: &Schedule<T>,
+    units: Option<&Units>,
+    seed: u64,
+    index: u64,
+    x: [f32; 2],
+) -> f32 {
+    let mut x0 = x;
+    if let Some(units) = units {
+        units.to_model(&mut x0);
+    }
+    let mut noise = NoiseStream::new(mix64(seed ^ DOMAIN), index);
+    let mut total = 0.0f32;
+    let times = LEVELS.iter().flat_map(|&f| [f; COPIES]);
+    for (k, f) in times.enumerate() {
+        let t = timestep::<T>(f);
+        let (signal, spread) = schedule.forward_coefs(t);
+        let eps = noise.gaussian_pair();
+        let x_t = [0, 1].map(|c| signal * x0[c] + spread * eps[c]);
+        // Only the time input matters to a network; the update is never applied.
+        let step = Step {
+            t: t as u32,
+            t_input: t as f32 / T as f32,
+            update: Update::Ddpm {
+                c_eps: 0.0,
+                c_x: 1.0,
+            },
+            sigma: 0.0,
+        };
+        let predicted = model.predict_noise(k, &step, x_t);
+        for c in 0..2 {
+            let miss = eps[c] - predicted[c];
+            total += miss * miss;
+        }
+    }
+    total / (2 * EVALUATIONS) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Model;
+    use crate::schedule::ScheduleKind;
+
+    /// A network that predicts no noise: the score is then the mean of ε², computed here
+    /// from the same stream in f64.
+    #[test]
+    fn a_silent_network_scores_the_mean_square_of_the_noise() {
+        let model = Model::<4, 1>::ZERO;
+        let schedule = Schedule::<1000>::new(ScheduleKind::SEED).unwrap();
+        let score = anomaly_score(&model, &schedule, None, 5, 9, [0.3, -0.2]);
+        let mut noise = NoiseStream::new(mix64(5 ^ DOMAIN), 9);
+        let want: f64 = (0..32)
+            .flat_map(|_| noise.gaussian_pair())
+            .map(|e| f64::from(e) * f64::from(e))
+            .sum::<f64>()
+            / 64.0;
+        assert!(
+            (f64::from(score) - want).abs() < 1e-6 * want,
+            "{score} {want}"
+        );
+    }
+
+    #[test]
+    fn levels_are_steps_of_any_schedule_length() {
+        assert_eq!(EVALUATIONS, 32);
+        assert_eq!(LEVELS.map(timestep::<1000>), [1, 2, 3, 5]);
+        assert_eq!(LEVELS.map(timestep::<2000>), [2, 4, 6, 10]);
+        assert_eq!(LEVELS.map(timestep::<100>), [1; 4]);
+    }
+}
