@@ -179,13 +179,54 @@ fn guard_m0_memory(run: &Run) {
     assert!(flash <= 200_000.0, "{flash} B of flash, budget 200 KB");
 }
 
-/// Builds, runs and compares one case; returns what the firmware printed.
+/// The tiny model with data units (`x·scale + shift` on every sample), written as a
+/// version 3 model file: what a model trained on a normalized CSV holds.
+fn tiny_model_with_units() -> PathBuf {
+    use tinyddpm_core::file::{self, Kind};
+    use tinyddpm_core::{Data, Model, Source, Units};
+    let bytes = fs::read(firmware_dir().join("models").join(TINY_MODEL)).unwrap();
+    let mut model = Box::new(Model::<32, 2>::ZERO);
+    let header = file::decode_into(&bytes, &mut *model).unwrap();
+    let header = header.with_data(Data {
+        dim: 2,
+        source: Source::File,
+        units: Units::new(&[1.7, 0.3], &[-0.25, 40.0]),
+    });
+    let mut out = vec![0; file::encoded_len(Kind::Float, &header).unwrap()];
+    file::encode(&*model, &header, &mut out).unwrap();
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tiny-units.tdm");
+    fs::write(&path, out).unwrap();
+    path
+}
+
+#[test]
+fn m0_model_with_units_matches_host() {
+    check_file(&M0, &tiny_model_with_units(), "ddim", 4);
+}
+
+#[test]
+fn m4f_model_with_units_matches_host() {
+    check_file(&M4F, &tiny_model_with_units(), "dpmpp-2m", 4);
+}
+
+/// [`check_file`] for a model file of `firmware/models/`.
 fn check(target: &Target, model: &str, sampler: &str, count: u64) -> Run {
+    check_file(
+        target,
+        &firmware_dir().join("models").join(model),
+        sampler,
+        count,
+    )
+}
+
+/// Builds, runs and compares one case (`model` a model file); returns what the firmware
+/// printed.
+fn check_file(target: &Target, model: &Path, sampler: &str, count: u64) -> Run {
     require_tools(target);
-    let case = format!("{}-{model}-{sampler}-{count}", target.triple);
+    let name = model.file_name().unwrap().to_string_lossy();
+    let case = format!("{}-{name}-{sampler}-{count}", target.triple);
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("firmware-runs");
     fs::create_dir_all(&dir).unwrap();
-    let model = firmware_dir().join("models").join(model);
     assert!(
         model.is_file(),
         "{} is missing: it is made by `tinyddpm train` or `tinyddpm quantize` (see \
@@ -195,7 +236,7 @@ fn check(target: &Target, model: &str, sampler: &str, count: u64) -> Run {
 
     let elf = build(
         target,
-        &model,
+        model,
         sampler,
         count,
         &dir.join(format!("{case}.elf")),
@@ -204,12 +245,7 @@ fn check(target: &Target, model: &str, sampler: &str, count: u64) -> Run {
     for line in &run.budget {
         println!("{case}: {line}");
     }
-    let host = host_samples(
-        &model,
-        sampler,
-        count,
-        &dir.join(format!("{case}-host.csv")),
-    );
+    let host = host_samples(model, sampler, count, &dir.join(format!("{case}-host.csv")));
     assert_eq!(run.samples.len(), host.len(), "{case}: sample count");
     for (i, (fw, host)) in run.samples.iter().zip(&host).enumerate() {
         for c in 0..2 {

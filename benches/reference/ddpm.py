@@ -8,7 +8,8 @@ DDIMScheduler). The comparison scripts in benches/ time it, and `fixtures` regen
 PyTorch-made files of tests/fixtures/ (see tests/fixtures/README.md).
 
 Subcommands (each prints one JSON line on stdout; `ddpm.py SUBCOMMAND -h` for options):
-  train          train a model (notebook recipe) -> safetensors state_dict + step,loss CSV
+  train          train a model (notebook recipe; --data: a built-in set) -> safetensors
+                 state_dict + step,loss CSV
   sample         DDPM (1,000 reverse steps) samples from a model -> x,y CSV
   bench-train    time N training steps, repeated
   bench-sample   time DDPM sampling of n points, repeated
@@ -124,6 +125,108 @@ def swiss_roll(n):
     return torch.stack([t * torch.cos(t), t * torch.sin(t)], dim=1) / 15.0
 
 
+def _uniform(n):
+    return torch.rand(n)
+
+
+def _circle(n, radius):
+    """n points at uniform angles on a circle of `radius` (sklearn spaces them evenly; drawn
+    here, as tinyddpm draws each example on its own)."""
+    a = 2 * math.pi * _uniform(n)
+    return torch.stack([torch.cos(a), torch.sin(a)], dim=1) * radius
+
+
+def _pick(n, k):
+    """n labels uniform in 0..k-1."""
+    return torch.randint(0, k, (n,))
+
+
+def circles(n):
+    """FFJORD: sklearn make_circles(factor=0.5, noise=0.08) * 3 (half the points on each)."""
+    outer = _pick(n, 2) == 0
+    r = torch.where(outer, 1.0, 0.5)[:, None]
+    return (_circle(n, 1.0) * r + torch.randn(n, 2) * 0.08) * 3
+
+
+def rings(n):
+    """FFJORD: four circles of radii 1, 0.75, 0.5, 0.25, * 3, noise N(0, 0.08^2)."""
+    r = (4 - _pick(n, 4)).float()[:, None] / 4
+    return _circle(n, 1.0) * r * 3 + torch.randn(n, 2) * 0.08
+
+
+def moons(n):
+    """FFJORD: sklearn make_moons(noise=0.1) * 2 + (-1, -0.2)."""
+    upper = (_pick(n, 2) == 0)[:, None]
+    a = math.pi * _uniform(n)
+    top = torch.stack([torch.cos(a), torch.sin(a)], dim=1)
+    bottom = torch.stack([1 - torch.cos(a), 0.5 - torch.sin(a)], dim=1)
+    x = torch.where(upper, top, bottom) + torch.randn(n, 2) * 0.1
+    return x * 2 + torch.tensor([-1.0, -0.2])
+
+
+def eight_gaussians(n):
+    """FFJORD: N(c, 0.5^2) around 8 centres at radius 4 (every 45 degrees), / 1.414."""
+    k = _pick(n, 8).float()
+    # FFJORD's centre list, in angle order (the order does not change the distribution).
+    a = k * (math.pi / 4)
+    centre = torch.stack([torch.cos(a), torch.sin(a)], dim=1) * 4
+    return (torch.randn(n, 2) * 0.5 + centre) / 1.414
+
+
+def pinwheel(n):
+    """FFJORD: 5 arms, radial std 0.3, tangential std 0.1, rate 0.25, * 2."""
+    label = _pick(n, 5).float()
+    f = torch.randn(n, 2) * torch.tensor([0.3, 0.1])
+    f[:, 0] += 1
+    a = label * (2 * math.pi / 5) + 0.25 * torch.exp(f[:, 0])
+    c, s = torch.cos(a), torch.sin(a)
+    # FFJORD's einsum("ti,tij->tj", f, [[c, -s], [s, c]]): a rotation by -a.
+    return 2 * torch.stack([f[:, 0] * c + f[:, 1] * s, f[:, 1] * c - f[:, 0] * s], dim=1)
+
+
+def two_spirals(n):
+    """FFJORD: sqrt(U) * 540 degrees along two mirrored spirals, / 3, noise N(0, 0.1^2)."""
+    t = torch.sqrt(_uniform(n)) * 540 * (2 * math.pi) / 360
+    x = torch.stack([-torch.cos(t) * t + _uniform(n) * 0.5, torch.sin(t) * t + _uniform(n) * 0.5], 1)
+    sign = torch.where(_pick(n, 2) == 0, 1.0, -1.0)[:, None]
+    return x * sign / 3 + torch.randn(n, 2) * 0.1
+
+
+def checkerboard(n):
+    """FFJORD: x1 ~ U(-2, 2), x2 = U(0, 1) - 2 B + (floor(x1) mod 2), B ~ {0, 1}; * 2."""
+    x1 = _uniform(n) * 4 - 2
+    x2 = _uniform(n) - _pick(n, 2).float() * 2 + torch.remainder(torch.floor(x1), 2)
+    return torch.stack([x1, x2], dim=1) * 2
+
+
+def line(n):
+    """FFJORD: x ~ U(-2.5, 2.5), y = x."""
+    x = _uniform(n) * 5 - 2.5
+    return torch.stack([x, x], dim=1)
+
+
+def cosine(n):
+    """FFJORD's "cos": x ~ U(-2.5, 2.5), y = 2.5 sin(x)."""
+    x = _uniform(n) * 5 - 2.5
+    return torch.stack([x, torch.sin(x) * 2.5], dim=1)
+
+
+# The built-in data sets, by tinyddpm's names: the notebook's Swiss roll and the FFJORD toy
+# list (rtqichen/ffjord, lib/toy_data.py), each drawn from torch's generator.
+DATA_SETS = {
+    "swissroll": lambda n: swiss_roll(n),
+    "circles": circles,
+    "rings": rings,
+    "moons": moons,
+    "8gaussians": eight_gaussians,
+    "pinwheel": pinwheel,
+    "2spirals": two_spirals,
+    "checkerboard": checkerboard,
+    "line": line,
+    "cos": cosine,
+}
+
+
 class TimeEmbedding(nn.Module):
     """Maps the input time t / T to a HIDDEN-wide vector: Linear(1, H), GELU, Linear(H, H)."""
 
@@ -205,8 +308,8 @@ def model_time(t, n, device="cpu"):
 # ------------------------------------------------------------------------------------------
 # Training and sampling
 # ------------------------------------------------------------------------------------------
-def train(steps, seed, device="cpu"):
-    """The notebook's training run: Adam(lr 1e-3), batch 128, fresh Swiss-roll batch per step,
+def train(steps, seed, device="cpu", data="swissroll"):
+    """The notebook's training run: Adam(lr 1e-3), batch 128, fresh batch of `data` per step,
     t uniform in 0..T-1, MSE between predicted and true noise. Seeding right before the model
     is built makes the initial weights and every batch a function of the seed.
     Returns (model, per-step losses)."""
@@ -215,9 +318,10 @@ def train(steps, seed, device="cpu"):
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     sch = Schedule(device)
     losses = []
+    draw = DATA_SETS[data]
     for _ in range(steps):
         # Data and t are drawn on the CPU generator and moved, as the notebook does.
-        x0 = swiss_roll(BATCH).to(device)
+        x0 = draw(BATCH).to(device)
         t = torch.randint(0, T, (BATCH,)).to(device)
         noise = torch.randn_like(x0)
         pred = model(sch.diffuse(x0, t, noise), t.float() / T)
@@ -385,7 +489,7 @@ def timing_fields(prefix, times):
 # ------------------------------------------------------------------------------------------
 def cmd_train(a):
     t0 = time.perf_counter()
-    model, losses = train(a.steps, a.seed)
+    model, losses = train(a.steps, a.seed, data=a.data)
     wall = time.perf_counter() - t0
     save_model(model, a.out)
     write_csv(a.losses, ["step", "loss"], [list(range(len(losses))), losses])
@@ -393,6 +497,7 @@ def cmd_train(a):
         "train",
         steps=a.steps,
         seed=a.seed,
+        data=a.data,
         wall_s=wall,
         ms_per_step=1000 * wall / a.steps,
         loss_first=losses[0],
@@ -661,6 +766,7 @@ def parser():
 
     s = add("train", cmd_train, "train a model with the notebook's recipe")
     s.add_argument("--steps", type=steps, default=10_000)
+    s.add_argument("--data", choices=list(DATA_SETS), default="swissroll", help="data set")
     s.add_argument("--out", required=True, help="model file to write (safetensors)")
     s.add_argument("--losses", required=True, help="CSV of step,loss to write")
 
