@@ -10,6 +10,7 @@ pub mod data;
 pub mod eval;
 pub mod input;
 pub mod modelfile;
+pub mod npy;
 pub mod plot;
 pub mod quantize;
 pub mod run;
