@@ -31,10 +31,12 @@ pub struct TrainArgs {
     /// Seed of the initial weights and of every batch [default: 42]
     #[arg(long)]
     pub seed: Option<u64>,
-    /// The data set to train on: swissroll (the notebook's), or one of FFJORD's toy sets:
-    /// circles, rings, moons, 8gaussians, pinwheel, 2spirals, checkerboard, line, cos
-    /// [default: swissroll, or the checkpoint's with --resume]
-    #[arg(long)]
+    /// The data set to train on (the names from the library's list, so they cannot drift).
+    #[arg(long, value_name = "NAME", help = format!(
+        "The data set to train on: {} (swissroll is the notebook's, the others FFJORD's toy \
+         sets) [default: swissroll, or the checkpoint's with --resume]",
+        DataSet::names()
+    ))]
     pub data: Option<DataSet>,
     /// Keep an exponential moving average of the weights with this decay (e.g. 0.999) and
     /// save it as the model

@@ -170,26 +170,27 @@ pub(crate) fn encode(state: &State, shape: Shape) -> Vec<u8> {
         seed: c.seed,
         ema: c.ema,
     };
-    let arrays = [&state.params, &state.adam.m, &state.adam.v]
+    let arrays: Vec<&[f32]> = [&state.params, &state.adam.m, &state.adam.v]
         .into_iter()
-        .chain(&state.ema);
-    let values: Vec<f32> = arrays.flatten().copied().collect();
+        .chain(&state.ema)
+        .map(Vec::as_slice)
+        .collect();
     match c.data {
-        DataSet::SwissRoll => seal(&FORMAT, &header, &values),
+        DataSet::SwissRoll => seal(&FORMAT, &header, &arrays),
         set => seal(
             &FORMAT_V2,
             &DataHeader {
                 data: set.id(),
                 header,
             },
-            &values,
+            &arrays,
         ),
     }
 }
 
-/// The file of `format` holding `header` and `values` as its payload.
-fn seal<H: Serialize>(format: &Format, header: &H, values: &[f32]) -> Vec<u8> {
-    let payload_len = 4 * values.len();
+/// The file of `format` holding `header` and the `arrays` one after another as its payload.
+fn seal<H: Serialize>(format: &Format, header: &H, arrays: &[&[f32]]) -> Vec<u8> {
+    let payload_len = 4 * arrays.iter().map(|a| a.len()).sum::<usize>();
     // The header is a few fixed-size fields: it always encodes, well within the u16 length.
     let len = format
         .sealed_len(header, payload_len)
@@ -197,7 +198,10 @@ fn seal<H: Serialize>(format: &Format, header: &H, values: &[f32]) -> Vec<u8> {
     let mut out = vec![0u8; len];
     format
         .seal(header, payload_len, &mut out, |payload| {
-            for (bytes, v) in payload.chunks_exact_mut(4).zip(values) {
+            for (bytes, v) in payload
+                .chunks_exact_mut(4)
+                .zip(arrays.iter().copied().flatten())
+            {
                 bytes.copy_from_slice(&v.to_le_bytes());
             }
         })
