@@ -48,7 +48,7 @@ const EIGHT_CENTERS: [[f32; 2]; 8] = [
 const SPIRAL_TURN: f32 = 3.0 * PI;
 
 /// A built-in training distribution. The discriminant is the set's stable id
-/// ([`DataSet::id`]), recorded in training checkpoints (and model files): never renumber.
+/// ([`DataSet::id`]), recorded in files (training checkpoints): never renumber.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum DataSet {
