@@ -14,7 +14,7 @@ use criterion::{Criterion, Throughput};
 use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use rayon::prelude::*;
-use tinyddpm::data::true_samples;
+use tinyddpm::data::{DataSet, true_samples};
 use tinyddpm::eval::{ENERGY_CAP, GridSearch, evaluate, nearest};
 
 /// Points of the scoring job.
@@ -27,7 +27,7 @@ fn points(n: usize) -> Vec<[f32; 2]> {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(1);
     let mut uniform =
         |lo: f32, hi: f32| lo + (hi - lo) * (rng.next_u32() >> 8) as f32 / 16_777_216.0;
-    true_samples(n, 1)
+    true_samples(DataSet::SwissRoll, n, 1)
         .into_iter()
         .enumerate()
         .map(|(i, p)| {
@@ -59,7 +59,7 @@ fn main() {
         (POINTS, SUBSET)
     };
     let samples = points(n);
-    let reference = true_samples(ENERGY_CAP, 2);
+    let reference = true_samples(DataSet::SwissRoll, ENERGY_CAP, 2);
 
     let mut c = Criterion::default().configure_from_args().sample_size(10);
     let mut group = c.benchmark_group("eval");

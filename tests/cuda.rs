@@ -277,7 +277,13 @@ fn gpu_sampling_handles_the_all_zero_stream_seed() {
 /// Step `step`'s training batch under `seed`, as the CPU trainer draws it.
 fn batch_of(seed: u64, step: u64, batch: usize, s: &Schedule<1000>) -> Examples {
     let mut ex = Examples::with_len(batch);
-    ex.fill(&tinyddpm::data::forward_coefs(s), seed, step, 0);
+    ex.fill(
+        tinyddpm::data::DataSet::SwissRoll,
+        &tinyddpm::data::forward_coefs(s),
+        seed,
+        step,
+        0,
+    );
     ex
 }
 

@@ -380,7 +380,7 @@ fn quality_probe_ddpm_float_vs_int() {
             (0..n).map(move |i| [out[0].0[i], out[1].0[i]])
         })
         .collect();
-    let truth = tinyddpm::data::true_samples(count, 99);
+    let truth = tinyddpm::data::true_samples(tinyddpm::data::DataSet::SwissRoll, count, 99);
     let f = tinyddpm::eval::evaluate(&float, &truth).expect("float scores");
     let i = tinyddpm::eval::evaluate(&int, &truth).expect("int scores");
     let rel = |a: f64, b: f64| (b / a - 1.0) * 100.0;

@@ -1,10 +1,10 @@
 //! Cross-crate tests of the trainer: its batched forward against the core's scalar one, its
-//! gradients against f64 finite differences, bit-identical resume, thread independence,
-//! divergence handling and checkpoint errors.
+//! gradients against f64 finite differences, bit-identical resume, thread independence (on
+//! every data set), divergence handling and checkpoint errors.
 
 use std::path::Path;
 
-use tinyddpm::data::{Examples, forward_coefs};
+use tinyddpm::data::{DataSet, Examples, forward_coefs};
 use tinyddpm::modelfile;
 use tinyddpm::train::{
     CheckpointError, CheckpointFormatError, TrainConfig, TrainError, Trainer, Training,
@@ -19,7 +19,7 @@ fn schedule() -> Schedule<1000> {
 
 fn examples(n: usize, seed: u64) -> Examples {
     let mut ex = Examples::with_len(n);
-    ex.fill(&forward_coefs(&schedule()), seed, 0, 0);
+    ex.fill(DataSet::SwissRoll, &forward_coefs(&schedule()), seed, 0, 0);
     ex
 }
 
@@ -183,6 +183,45 @@ fn resume_continues_bit_for_bit_on_any_thread_count() {
     let early: f32 = losses[..50].iter().sum::<f32>() / 50.0;
     let late: f32 = losses[250..].iter().sum::<f32>() / 50.0;
     assert!(late < 0.8 * early, "loss {early} → {late}");
+}
+
+/// Every data set: two chunks on one thread or two give the same run, a checkpoint resumes
+/// on its own set bit for bit (the set is in the checkpoint, not asked again), and the sets
+/// are different runs.
+#[test]
+fn every_data_set_trains_thread_independently_and_resumes_on_its_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first_losses = Vec::new();
+    for data in DataSet::ALL {
+        let run = |threads| TrainConfig {
+            data,
+            ..config(100, threads)
+        };
+        let mut one = Trainer::<32, 2, 1000>::new(run(1), &schedule()).unwrap();
+        let mut two = Trainer::<32, 2, 1000>::new(run(2), &schedule()).unwrap();
+        let mut losses = Vec::new();
+        for _ in 0..6 {
+            let loss = one.step().unwrap();
+            assert_eq!(loss.to_bits(), two.step().unwrap().to_bits(), "{data}");
+            losses.push(loss.to_bits());
+        }
+        let mut half = Trainer::<32, 2, 1000>::new(run(2), &schedule()).unwrap();
+        for _ in 0..3 {
+            half.step().unwrap();
+        }
+        let ckpt = dir.path().join(format!("{data}.ckpt"));
+        half.save_checkpoint(&ckpt).unwrap();
+        let mut resumed = Trainer::<32, 2, 1000>::resume(&ckpt, Some(1)).unwrap();
+        assert_eq!(resumed.config().data, data);
+        for want in &losses[3..] {
+            assert_eq!(resumed.step().unwrap().to_bits(), *want, "{data}");
+        }
+        assert_eq!(model_bytes(&one), model_bytes(&resumed), "{data}");
+        first_losses.push(losses[0]);
+    }
+    first_losses.sort_unstable();
+    first_losses.dedup();
+    assert_eq!(first_losses.len(), DataSet::ALL.len());
 }
 
 #[test]

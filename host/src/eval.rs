@@ -689,7 +689,7 @@ mod tests {
     /// in a hundred anywhere in [−2, 2]².
     fn model_like(n: usize, seed: u64) -> Vec<[f32; 2]> {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
-        crate::data::true_samples(n, seed)
+        crate::data::true_samples(crate::data::DataSet::SwissRoll, n, seed)
             .into_iter()
             .map(|p| {
                 let r = &mut rng;
@@ -708,7 +708,11 @@ mod tests {
     #[test]
     fn scores_match_the_grid_search_and_a_sequential_sum() {
         let samples = model_like(200_003, 3);
-        let m = evaluate(&samples, &crate::data::true_samples(ENERGY_CAP, 4)).unwrap();
+        let m = evaluate(
+            &samples,
+            &crate::data::true_samples(crate::data::DataSet::SwissRoll, ENERGY_CAP, 4),
+        )
+        .unwrap();
         // The previous implementation: grid search, one sequential sum, full sorts.
         let grid = GridSearch::new();
         let found: Vec<(f64, f64)> = samples
@@ -745,7 +749,7 @@ mod tests {
     #[test]
     fn scores_do_not_depend_on_the_thread_count() {
         let samples = model_like(100_000, 5);
-        let reference = crate::data::true_samples(ENERGY_CAP, 6);
+        let reference = crate::data::true_samples(crate::data::DataSet::SwissRoll, ENERGY_CAP, 6);
         let bits = |threads: usize| {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)

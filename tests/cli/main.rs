@@ -467,7 +467,7 @@ fn integer_model_figures_and_two_sets_compared() {
 #[test]
 fn eval_scores_true_samples_near_zero_and_garbage_high() {
     let dir = tempfile::tempdir().unwrap();
-    let truth = data::true_samples(3000, 77);
+    let truth = data::true_samples(data::DataSet::SwissRoll, 3000, 77);
     csv::write_points(&dir.path().join("true.csv"), &truth).unwrap();
     let json = ok(dir.path(), &["eval", "--samples", "true.csv", "--json"]);
     assert!(json_number(&json, "mean_distance") < 1e-4, "{json}");
@@ -676,11 +676,13 @@ fn demo_quantize_adds_the_integer_model_and_its_samples() {
     );
     let metrics = std::fs::read_to_string(run.join("metrics.q.json")).unwrap();
     assert_eq!(json_number(&metrics, "samples"), 24.0);
-    let want = tinyddpm::eval::evaluate(&got, &data::true_samples(24, 0)).unwrap();
+    let want = tinyddpm::eval::evaluate(&got, &data::true_samples(data::DataSet::SwissRoll, 24, 0))
+        .unwrap();
     assert!((json_number(&metrics, "mean_distance") - want.mean_distance).abs() < 1e-12);
 }
 
 /// Bytes of `m.tdm`, the PyTorch fixture model imported (made once, by the binary).
+mod data_sets;
 mod round_one;
 mod round_two;
 mod table;

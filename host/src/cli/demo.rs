@@ -151,14 +151,14 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     plot::loss_curve(&file("loss.png"), &losses)?;
     let title = format!("Generated samples ({} points, DDPM)", points.len());
     plot::samples(&file("samples.png"), &points, &title)?;
-    let real = data::true_samples(points.len(), 0);
+    let real = data::true_samples(data::DataSet::SwissRoll, points.len(), 0);
     plot::compare(
         &file("compare.png"),
         ("Real Swiss roll", &real),
         ("Generated", &points),
     )?;
     interrupt::check(kept)?;
-    let truth = data::true_samples(GRID_POINTS as usize, 0);
+    let truth = data::true_samples(data::DataSet::SwissRoll, GRID_POINTS as usize, 0);
     plot::forward_grid(
         &file("forward.png"),
         &plot::forward_frames(&truth, &schedule, 0),

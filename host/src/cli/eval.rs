@@ -41,7 +41,8 @@ pub fn run(args: &EvalArgs) -> Result<()> {
 
 /// Scores `points` against `min(n, ENERGY_CAP)` fresh true samples of `seed`.
 pub fn score(points: &[[f32; 2]], seed: u64) -> Result<Metrics> {
-    let reference = data::true_samples(points.len().min(ENERGY_CAP), seed);
+    let reference =
+        data::true_samples(data::DataSet::SwissRoll, points.len().min(ENERGY_CAP), seed);
     Ok(evaluate(points, &reference)?)
 }
 

@@ -173,7 +173,7 @@ pub fn run(command: &PlotCommand) -> Result<()> {
                     [path, samples].map(|p| p.display().to_string()),
                 ),
                 None => (
-                    data::true_samples(points.len(), *seed),
+                    data::true_samples(data::DataSet::SwissRoll, points.len(), *seed),
                     ["Real Swiss roll", "Generated"].map(String::from),
                 ),
             };
@@ -254,7 +254,7 @@ pub fn forward(args: &ForwardArgs) -> Result<()> {
             .context("cannot use the model")?,
         None => Schedule::<T>::new(ScheduleKind::SEED).context("the seed schedule is invalid")?,
     };
-    let points = data::true_samples(args.count as usize, args.seed);
+    let points = data::true_samples(data::DataSet::SwissRoll, args.count as usize, args.seed);
     let frames = plot::forward_frames(&points, &schedule, args.seed);
     Ok(plot::forward_grid(&args.out, &frames)?)
 }

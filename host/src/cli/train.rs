@@ -1,11 +1,13 @@
-//! `tinyddpm train`: the seed notebook's training run on the CPU or the GPU, with checkpoints
-//! and resume — the library's training job ([`tinyddpm::run::train`]) from the command line.
+//! `tinyddpm train`: the seed notebook's training run on the CPU or the GPU, on the Swiss roll
+//! or another built-in data set, with checkpoints and resume — the library's training job
+//! ([`tinyddpm::run::train`]) from the command line.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use tinyddpm::cuda::Gpu;
+use tinyddpm::data::DataSet;
 use tinyddpm::input::Patience;
 use tinyddpm::run::train::{LOSS_TAIL, Start, Summary, TrainJob};
 use tinyddpm::train::{CHUNK, CheckpointFile, MAX_BATCH, TrainConfig};
@@ -29,6 +31,13 @@ pub struct TrainArgs {
     /// Seed of the initial weights and of every batch [default: 42]
     #[arg(long)]
     pub seed: Option<u64>,
+    /// The data set to train on (the names from the library's list, so they cannot drift).
+    #[arg(long, value_name = "NAME", help = format!(
+        "The data set to train on: {} (swissroll is the notebook's, the others FFJORD's toy \
+         sets) [default: swissroll, or the checkpoint's with --resume]",
+        DataSet::names()
+    ))]
+    pub data: Option<DataSet>,
     /// Keep an exponential moving average of the weights with this decay (e.g. 0.999) and
     /// save it as the model
     #[arg(long, allow_negative_numbers = true)]
@@ -185,6 +194,7 @@ pub fn train_on(args: &TrainArgs, gpu: Option<&Gpu>) -> Result<Summary> {
             file,
             path,
             threads,
+            data: args.data,
         },
         None => Start::New(new_config(args, threads)),
     };
@@ -201,6 +211,7 @@ fn new_config(args: &TrainArgs, threads: usize) -> TrainConfig {
         seed: args.seed.unwrap_or(defaults.seed),
         ema: args.ema,
         threads,
+        data: args.data.unwrap_or_default(),
     }
 }
 

@@ -61,7 +61,7 @@ pub struct StateBuffers {
 /// named as in `train/net.rs` (`Chunk`). Where the CPU keeps GELU's derivative (`*_der`),
 /// the device keeps the pre-activation (`*_pre`) and differentiates in the backward kernels.
 struct Activations {
-    /// The batch (`data.rs`, `Examples`): x_t `[n × 2]`.
+    /// The batch (`data/mod.rs`, `Examples`): x_t `[n × 2]`.
     x_t: Buf,
     /// t / T, `[n]`.
     t_input: Buf,
@@ -363,10 +363,11 @@ pub fn step_plan<const H: usize, const B: usize, const T: usize>(
         list: Vec::new(),
     };
 
-    // data.rs `Examples::fill`: the step's batch from its streams.
+    // data/mod.rs `Examples::fill`: the step's batch of the run's set from its streams.
     let key = crate::data::train_stream_key(state.config.seed);
     let batch_args = vec![
         Arg::U64(key),
+        Arg::I32(i32::from(state.config.data.id())),
         bufs.ctr.ptr(),
         rows,
         coefs.ptr(),
@@ -594,7 +595,7 @@ mod tests {
 
     use super::super::launch::tests::assert_launches_match_signatures;
     use super::*;
-    use crate::data::{Examples, forward_coefs};
+    use crate::data::{DataSet, Examples, forward_coefs};
 
     /// `make_batch` derives each row from stream (train_stream_key(seed) + step, row):
     /// the same stream, t and noise as the CPU trainer's data (`Examples::fill`).
@@ -603,7 +604,7 @@ mod tests {
         let schedule = Schedule::<1000>::new(ScheduleKind::SEED).expect("schedule");
         let (seed, step) = (42, 7);
         let mut ex = Examples::with_len(64);
-        ex.fill(&forward_coefs(&schedule), seed, step, 0);
+        ex.fill(DataSet::SwissRoll, &forward_coefs(&schedule), seed, step, 0);
         let base = crate::data::train_stream_key(seed).wrapping_add(step);
         for i in 0..64 {
             let mut rng = Xoshiro128PlusPlus::from_seed(stream_seed(base, i as u64));

@@ -13,7 +13,7 @@ use tinyddpm_core::gelu::gelu;
 use tinyddpm_core::{Model, NoiseStream, Schedule, Tap};
 
 use super::{Calibration, QuantizeError};
-use crate::data::{Domain, true_samples};
+use crate::data::{DataSet, Domain, true_samples};
 
 /// A tensor the calibration records: one the core's forward pass shows, or one it does not —
 /// the network's two inputs, and the two GELUs the core applies inside a unit, whose outputs
@@ -149,7 +149,7 @@ fn calibrate<const H: usize, const B: usize, const T: usize, A: Send>(
     add: impl Fn(&mut A, Site, &[f32]) + Sync + Send,
     merge: impl Fn(A, A) -> A + Sync + Send,
 ) -> A {
-    let x0 = true_samples(calibration.samples, calibration.seed);
+    let x0 = true_samples(DataSet::SwissRoll, calibration.samples, calibration.seed);
     x0.par_iter()
         .enumerate()
         .fold(&init, |mut acc, (i, &x0)| {

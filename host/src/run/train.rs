@@ -17,6 +17,7 @@ use super::{T, Watch};
 use crate::atomic::AtomicFile;
 use crate::csv;
 use crate::cuda::{CudaError, Gpu, GpuTrainer};
+use crate::data::DataSet;
 use crate::modelfile::{self, ModelFileError};
 use crate::train::{
     CheckpointError, CheckpointFile, TrainConfig, TrainError, Trainer, Training, write_checkpoint,
@@ -43,7 +44,8 @@ pub struct TrainJob {
 
 /// How the run starts.
 pub enum Start<'a> {
-    /// A new run: initial weights and batches from the configuration's seed.
+    /// A new run: initial weights and batches from the configuration's seed, points of its
+    /// data set.
     New(TrainConfig),
     /// The run a checkpoint file holds (from either trainer), read from `path`.
     Resume {
@@ -54,6 +56,9 @@ pub enum Start<'a> {
         path: &'a Path,
         /// CPU worker threads (the results do not depend on them).
         threads: usize,
+        /// The data set the caller asks for, if any: a checkpoint of another set is refused
+        /// (its run continues only on the set it began with).
+        data: Option<DataSet>,
     },
 }
 
@@ -122,6 +127,17 @@ pub enum TrainJobError {
     /// The resumed checkpoint cannot be continued.
     #[error("cannot resume training: {0}")]
     Resume(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The resumed checkpoint's run trains on another data set than the one asked for.
+    #[error(
+        "cannot resume training: the checkpoint's run trains on {found}, not {asked} (leave out \
+         --data, or start a new run)"
+    )]
+    DataSet {
+        /// The checkpoint's set.
+        found: DataSet,
+        /// The set asked for.
+        asked: DataSet,
+    },
     /// A resumed run already reached the step asked for.
     #[error("the checkpoint is already at step {0}: ask for more --steps")]
     AlreadyDone(u64),
@@ -250,6 +266,24 @@ pub fn train<const H: usize, const B: usize>(
         Start::Resume { path, .. } => Some(path.to_path_buf()),
         Start::New(_) => None,
     };
+    // A resumed run's set is its checkpoint's: one asked for must be that one (checked
+    // before a device is set up for it).
+    if let Start::Resume {
+        file,
+        data: Some(asked),
+        ..
+    } = &start
+    {
+        let found = file
+            .data_set()
+            .map_err(|e| TrainJobError::Resume(boxed(e)))?;
+        if found != *asked {
+            return Err(TrainJobError::DataSet {
+                found,
+                asked: *asked,
+            });
+        }
+    }
     match (gpu, start) {
         (Some(gpu), Start::Resume { file, .. }) => drive(
             job,

@@ -3,34 +3,51 @@
 //!
 //! ```text
 //! offset 0   "TDDPMCKP"              magic, 8 bytes
-//!        8   version                 u16 LE (= 1)
+//!        8   version                 u16 LE: 1 or 2
 //!       10   header length n         u16 LE
-//!       12   CheckpointHeader        postcard, n bytes: shape, schedule, config, step
+//!       12   header                  postcard, n bytes
+//!                                      version 1: CheckpointHeader (shape, schedule,
+//!                                                 config, step), a Swiss-roll run
+//!                                      version 2: the data set's id (u8, DataSet::id),
+//!                                                 then CheckpointHeader
 //!            weights, m, v [, EMA]   f32 LE, each in the model file's parameter order
 //!   len − 4  CRC-32/ISO-HDLC         u32 LE, over every byte before it
 //! ```
-//! The random state is the seed and the step: every example's stream is a function of
-//! `(seed, step, index)` (see [`crate::data`]), so nothing else needs saving.
+//! The random state is the data set, the seed and the step: every example's stream is a
+//! function of `(seed, step, index)` and its point one of the set's formulas (see
+//! [`crate::data`]), so nothing else needs saving.
+//!
+//! **Versions.** Version 1 is every checkpoint written before there were data sets, all of
+//! the Swiss roll. Swiss-roll runs are still written as version 1, so their checkpoints keep
+//! their bytes and older builds keep resuming them; version 2 puts the set's id in front of
+//! the same header, for the other sets.
 //!
 //! A file is read no further than its header allows ([`read_bytes`]), so a foreign or
 //! endless file given as a checkpoint is refused without being read whole.
 
-use std::io::Read;
+use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use tinyddpm_core::ScheduleKind;
-use tinyddpm_core::container::{ContainerError, Format};
+use tinyddpm_core::container::{ContainerError, Format, PREAMBLE};
 
 use super::adam::Adam;
 use super::{CheckpointError, State, TrainConfig};
+use crate::data::DataSet;
 use crate::modelfile::{ReadError, read_bounded};
 
-/// The checkpoint's container: the arrays follow the header directly (no alignment).
+/// The checkpoint's container, version 1 (a Swiss-roll run's): the arrays follow the header
+/// directly (no alignment).
 pub const FORMAT: Format = Format {
     magic: *b"TDDPMCKP",
     version: 1,
     align: 1,
+};
+/// Version 2 (a run on another data set): the set's id, then version 1's header.
+pub const FORMAT_V2: Format = Format {
+    version: 2,
+    ..FORMAT
 };
 /// What the checkpoint is called in its errors.
 const NAME: &str = "training checkpoint";
@@ -41,9 +58,15 @@ pub const MAX_FILE_BYTES: u64 = 4 * crate::modelfile::MAX_FILE_BYTES;
 /// Why bytes are not a usable checkpoint.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 pub enum CheckpointFormatError {
-    /// The container is damaged, foreign, of another version, or its header does not decode.
+    /// The container is damaged, foreign, or its header does not decode.
     #[error("{}", .0.named(NAME))]
     Container(ContainerError),
+    /// A version of the format this build does not read.
+    #[error("training checkpoint format version {found}, this build reads versions 1 and 2")]
+    Version {
+        /// The file's version.
+        found: u16,
+    },
     /// The header decodes but holds a value out of range.
     #[error("checkpoint header invalid: {0}")]
     Invalid(String),
@@ -95,6 +118,13 @@ struct CheckpointHeader {
     ema: Option<f32>,
 }
 
+/// The version 2 header: the data set's id, then the version 1 fields.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct DataHeader {
+    data: u8,
+    header: CheckpointHeader,
+}
+
 impl CheckpointHeader {
     /// Bytes of the arrays the header announces, if that fits a `usize`.
     fn payload_len(&self) -> Option<usize> {
@@ -102,9 +132,9 @@ impl CheckpointHeader {
         usize::try_from(self.params).ok()?.checked_mul(4 * arrays)
     }
 
-    /// The run's configuration, checked (`threads` is not saved: the results do not depend
-    /// on it).
-    fn config(&self) -> Result<TrainConfig, CheckpointFormatError> {
+    /// The run's configuration on `data`, checked (`threads` is not saved: the results do
+    /// not depend on it).
+    fn config(&self, data: DataSet) -> Result<TrainConfig, CheckpointFormatError> {
         use CheckpointFormatError as E;
         let config = TrainConfig {
             steps: self.steps,
@@ -113,6 +143,7 @@ impl CheckpointHeader {
             seed: self.seed,
             ema: self.ema,
             threads: 0,
+            data,
         };
         config.validate().map_err(E::Invalid)?;
         Ok(config)
@@ -122,7 +153,8 @@ impl CheckpointHeader {
 /// The model shape a checkpoint is checked against: (H, B, T).
 pub(crate) type Shape = (usize, usize, usize);
 
-/// Encodes `state` of a model of `shape`.
+/// Encodes `state` of a model of `shape`: version 1 for a Swiss-roll run (the bytes such
+/// checkpoints have always had), version 2 with the set's id for another set.
 pub(crate) fn encode(state: &State, shape: Shape) -> Vec<u8> {
     let c = &state.config;
     let header = CheckpointHeader {
@@ -138,23 +170,77 @@ pub(crate) fn encode(state: &State, shape: Shape) -> Vec<u8> {
         seed: c.seed,
         ema: c.ema,
     };
-    let arrays = [&state.params, &state.adam.m, &state.adam.v]
+    let arrays: Vec<&[f32]> = [&state.params, &state.adam.m, &state.adam.v]
         .into_iter()
-        .chain(&state.ema);
-    let payload_len = 4 * arrays.clone().map(Vec::len).sum::<usize>();
+        .chain(&state.ema)
+        .map(Vec::as_slice)
+        .collect();
+    match c.data {
+        DataSet::SwissRoll => seal(&FORMAT, &header, &arrays),
+        set => seal(
+            &FORMAT_V2,
+            &DataHeader {
+                data: set.id(),
+                header,
+            },
+            &arrays,
+        ),
+    }
+}
+
+/// The file of `format` holding `header` and the `arrays` one after another as its payload.
+fn seal<H: Serialize>(format: &Format, header: &H, arrays: &[&[f32]]) -> Vec<u8> {
+    let payload_len = 4 * arrays.iter().map(|a| a.len()).sum::<usize>();
     // The header is a few fixed-size fields: it always encodes, well within the u16 length.
-    let len = FORMAT
-        .sealed_len(&header, payload_len)
+    let len = format
+        .sealed_len(header, payload_len)
         .expect("a checkpoint header encodes");
     let mut out = vec![0u8; len];
-    FORMAT
-        .seal(&header, payload_len, &mut out, |payload| {
-            for (bytes, v) in payload.chunks_exact_mut(4).zip(arrays.flatten()) {
+    format
+        .seal(header, payload_len, &mut out, |payload| {
+            for (bytes, v) in payload
+                .chunks_exact_mut(4)
+                .zip(arrays.iter().copied().flatten())
+            {
                 bytes.copy_from_slice(&v.to_le_bytes());
             }
         })
         .expect("a checkpoint header encodes, into a buffer of its sealed length");
     out
+}
+
+/// The format a file's version names; a file too short or foreign to tell goes to the
+/// current one, whose container names what is wrong.
+fn format_of(bytes: &[u8]) -> Result<&'static Format, CheckpointFormatError> {
+    match (bytes.get(..8), bytes.get(8..10)) {
+        (Some(magic), Some(&[lo, hi])) if magic == FORMAT.magic => {
+            match u16::from_le_bytes([lo, hi]) {
+                1 => Ok(&FORMAT),
+                2 => Ok(&FORMAT_V2),
+                found => Err(CheckpointFormatError::Version { found }),
+            }
+        }
+        _ => Ok(&FORMAT_V2),
+    }
+}
+
+/// Checks the magic, version, CRC, length and header of a checkpoint of either version;
+/// returns its version, data set, header and payload. `judge` checks the header as
+/// [`Format::open`]'s `payload_len` does.
+fn open(
+    bytes: &[u8],
+    judge: impl FnOnce(&CheckpointHeader) -> Result<usize, CheckpointFormatError>,
+) -> Result<(u16, DataSet, CheckpointHeader, &[u8]), CheckpointFormatError> {
+    let format = format_of(bytes)?;
+    if *format == FORMAT {
+        let (h, payload) = format.open(bytes, judge)?;
+        return Ok((format.version, DataSet::SwissRoll, h, payload));
+    }
+    let (h, payload) = format.open(bytes, |h: &DataHeader| judge(&h.header))?;
+    // An id this build does not know: a set added after it.
+    let data = DataSet::from_id(h.data)
+        .ok_or_else(|| CheckpointFormatError::Invalid(format!("unknown data set id {}", h.data)))?;
+    Ok((format.version, data, h.header, payload))
 }
 
 /// The f32 values of a checkpoint's payload, in file order.
@@ -166,9 +252,20 @@ fn values(payload: &[u8]) -> impl Iterator<Item = f32> + '_ {
 
 /// Reads a checkpoint's bytes from `reader`, no more than its header allows (and never
 /// more than [`MAX_FILE_BYTES`]); [`decode`] or [`CheckpointFile::info`] then judge them.
-fn read_bytes(reader: impl Read) -> std::io::Result<Vec<u8>> {
-    let expected_len = |prefix: &[u8]| FORMAT.expected_len(prefix, CheckpointHeader::payload_len);
-    read_bounded(reader, &FORMAT, MAX_FILE_BYTES, expected_len).map_err(|e| match e {
+fn read_bytes(mut reader: impl Read) -> std::io::Result<Vec<u8>> {
+    // The version names the header's type: the preamble first, then the rest by its format
+    // (an unknown version reads no further, and `decode` names it).
+    let mut preamble = Vec::with_capacity(PREAMBLE);
+    (&mut reader)
+        .take(PREAMBLE as u64)
+        .read_to_end(&mut preamble)?;
+    let format = format_of(&preamble).unwrap_or(&FORMAT);
+    let expected_len = |prefix: &[u8]| match format.version {
+        1 => format.expected_len(prefix, CheckpointHeader::payload_len),
+        _ => format.expected_len(prefix, |h: &DataHeader| h.header.payload_len()),
+    };
+    let reader = Cursor::new(preamble).chain(reader);
+    read_bounded(reader, format, MAX_FILE_BYTES, expected_len).map_err(|e| match e {
         ReadError::Io(e) => e,
         ReadError::TooLong { max, .. } => std::io::Error::new(
             std::io::ErrorKind::InvalidData,
@@ -219,18 +316,25 @@ impl CheckpointFile {
         })
     }
 
+    /// The file opened whatever its model shape: version, data set, header and payload.
+    fn open_any_shape(&self) -> Result<(u16, DataSet, CheckpointHeader, &[u8]), CheckpointError> {
+        let any_shape = |h: &CheckpointHeader| h.payload_len().ok_or(ContainerError::Header.into());
+        open(&self.bytes, any_shape).map_err(|source| CheckpointError::Format {
+            path: self.path.display().to_string(),
+            source,
+        })
+    }
+
+    /// The data set the checkpoint's run trains on (magic, version, CRC and header checked).
+    pub fn data_set(&self) -> Result<DataSet, CheckpointError> {
+        Ok(self.open_any_shape()?.1)
+    }
+
     /// What the checkpoint holds, of any model shape: magic, version, CRC and length are
     /// checked, the values that are not finite counted, and every check a resume makes is
     /// made (its failure reported in [`CheckpointInfo::unusable`], not as an error).
     pub fn info(&self) -> Result<CheckpointInfo, CheckpointError> {
-        let format = |source| CheckpointError::Format {
-            path: self.path.display().to_string(),
-            source,
-        };
-        let any_shape = |h: &CheckpointHeader| h.payload_len().ok_or(ContainerError::Header);
-        let (h, payload) = FORMAT
-            .open(&self.bytes, any_shape)
-            .map_err(|e| format(e.into()))?;
+        let (version, data, h, payload) = self.open_any_shape()?;
         let mut non_finite: Option<(usize, usize)> = None;
         for (i, v) in values(payload).enumerate() {
             if !v.is_finite() {
@@ -241,7 +345,8 @@ impl CheckpointFile {
         let own_shape = (h.hidden as usize, h.blocks as usize, h.timesteps as usize);
         Ok(CheckpointInfo {
             len: self.bytes.len(),
-            version: FORMAT.version,
+            version,
+            data,
             hidden: h.hidden,
             blocks: h.blocks,
             timesteps: h.timesteps,
@@ -283,10 +388,11 @@ pub(crate) fn decode(bytes: &[u8], shape: Shape) -> Result<State, CheckpointForm
         if !h.schedule.is_valid() {
             return Err(E::Invalid("schedule parameters out of range".into()));
         }
-        h.config()?;
+        // The configuration's ranges (the data set is no part of them).
+        h.config(DataSet::default())?;
         h.payload_len().ok_or(ContainerError::Header.into())
     };
-    let (h, payload) = FORMAT.open(bytes, judge)?;
+    let (_, data, h, payload) = open(bytes, judge)?;
     let n = h.params as usize;
     let mut values = values(payload);
     let mut take = || -> Result<Vec<f32>, E> {
@@ -303,7 +409,7 @@ pub(crate) fn decode(bytes: &[u8], shape: Shape) -> Result<State, CheckpointForm
     };
     let ema = if h.ema.is_some() { Some(take()?) } else { None };
     Ok(State {
-        config: h.config()?,
+        config: h.config(data)?,
         schedule: h.schedule,
         step: h.step,
         params,
@@ -317,8 +423,10 @@ pub(crate) fn decode(bytes: &[u8], shape: Shape) -> Result<State, CheckpointForm
 pub struct CheckpointInfo {
     /// Bytes in the file.
     pub len: usize,
-    /// The format version (the one this build reads).
+    /// The format version: 1 (a Swiss-roll run) or 2.
     pub version: u16,
+    /// The data set the run trains on.
+    pub data: DataSet,
     /// H.
     pub hidden: u32,
     /// B.
@@ -440,6 +548,88 @@ mod tests {
             decode(&bytes, (1, 2, 4)),
             Err(CheckpointFormatError::Shape { .. })
         ));
+    }
+
+    /// A run on another set than the Swiss roll: version 2, the set's id in front.
+    fn moons() -> State {
+        let mut s = state(true);
+        s.config.data = DataSet::Moons;
+        s
+    }
+
+    #[test]
+    fn another_data_set_is_version_2_with_its_id_and_round_trips() {
+        let s = moons();
+        let bytes = encode(&s, SHAPE);
+        assert_eq!(bytes[8..10], 2u16.to_le_bytes());
+        assert_eq!(bytes[12], DataSet::Moons.id());
+        assert_eq!(decode(&bytes, SHAPE).unwrap(), s);
+        // the same run on the Swiss roll: version 1, the header without the id
+        let v1 = encode(&state(true), SHAPE);
+        assert_eq!(v1[8..10], 1u16.to_le_bytes());
+        assert_eq!(bytes.len(), v1.len() + 1);
+        assert_eq!(bytes[13..bytes.len() - 4], v1[12..v1.len() - 4]);
+        for set in DataSet::ALL {
+            let mut s = state(false);
+            s.config.data = set;
+            assert_eq!(decode(&encode(&s, SHAPE), SHAPE).unwrap().config.data, set);
+        }
+    }
+
+    #[test]
+    fn every_truncation_and_bit_flip_of_a_version_2_file_is_a_typed_error() {
+        let bytes = encode(&moons(), SHAPE);
+        for len in 0..bytes.len() {
+            assert!(decode(&bytes[..len], SHAPE).is_err(), "length {len}");
+        }
+        for i in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut bad = bytes.clone();
+                bad[i] ^= 1 << bit;
+                assert!(decode(&bad, SHAPE).is_err(), "byte {i} bit {bit}");
+            }
+        }
+    }
+
+    #[test]
+    fn an_unknown_set_id_or_version_is_named() {
+        let mut bytes = encode(&moons(), SHAPE);
+        bytes[12] = 10;
+        reseal(&mut bytes);
+        let e = decode(&bytes, SHAPE).unwrap_err();
+        assert_eq!(
+            e,
+            CheckpointFormatError::Invalid("unknown data set id 10".into())
+        );
+        let mut bytes = encode(&moons(), SHAPE);
+        bytes[8] = 3;
+        reseal(&mut bytes);
+        let e = decode(&bytes, SHAPE).unwrap_err();
+        assert_eq!(e, CheckpointFormatError::Version { found: 3 });
+        assert!(e.to_string().contains("reads versions 1 and 2"), "{e}");
+    }
+
+    #[test]
+    fn a_version_2_file_is_read_whole_and_inspected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.ckpt");
+        let bytes = encode(&moons(), SHAPE);
+        let mut longer = bytes.clone();
+        longer.extend_from_slice(&[7u8; 64]);
+        std::fs::write(&path, &longer).unwrap();
+        assert!(read_bytes(std::fs::File::open(&path).unwrap()).is_err());
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(
+            read_bytes(std::fs::File::open(&path).unwrap()).unwrap(),
+            bytes
+        );
+        let file = CheckpointFile::read(&path).unwrap();
+        assert_eq!(file.data_set().unwrap(), DataSet::Moons);
+        let info = file.info().unwrap();
+        assert_eq!(
+            (info.version, info.data, info.unusable),
+            (2, DataSet::Moons, None)
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Training the core's model on the CPU: Swiss-roll batches, a hand-written backward pass,
-//! Adam, optional EMA, and checkpoints that resume bit for bit.
+//! Training the core's model on the CPU: batches of a built-in data set ([`DataSet`], the
+//! Swiss roll by default), a hand-written backward pass, Adam, optional EMA, and checkpoints
+//! that resume bit for bit.
 //!
 //! ```no_run
 //! # use tinyddpm::train::{TrainConfig, Trainer, Training};
@@ -46,7 +47,7 @@ pub use checkpoint::{
 };
 pub use layout::params_of;
 
-use crate::data::{Examples, forward_coefs};
+use crate::data::{DataSet, Examples, forward_coefs};
 use layout::{Layout, model_of};
 use net::Chunk;
 
@@ -72,6 +73,8 @@ pub struct TrainConfig {
     pub ema: Option<f32>,
     /// Worker threads (0 = one per core). Results do not depend on it.
     pub threads: usize,
+    /// The distribution every batch is drawn from (the notebook's Swiss roll).
+    pub data: DataSet,
 }
 
 impl Default for TrainConfig {
@@ -83,6 +86,7 @@ impl Default for TrainConfig {
             seed: 42,
             ema: None,
             threads: 0,
+            data: DataSet::SwissRoll,
         }
     }
 }
@@ -171,7 +175,7 @@ pub enum CheckpointError {
 /// Everything a training run is, on any device and in its checkpoint: the configuration,
 /// the schedule, the steps done, the weights, Adam's moments and the EMA weights (all in the
 /// model file's parameter order). The data need no state: step `s`'s batch is a function of
-/// the seed and `s` (see [`crate::data`]).
+/// the data set, the seed and `s` (see [`crate::data`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct State {
     /// The run's configuration (`threads` is not saved: the results do not depend on it).
@@ -264,7 +268,7 @@ pub trait Training<const H: usize, const B: usize> {
     fn model(&self) -> Result<Box<Model<H, B>>, Self::Error>;
 }
 
-/// Adam training of a `Model<H, B>` on Swiss-roll batches, schedule of `T` steps.
+/// Adam training of a `Model<H, B>` on batches of `config.data`, schedule of `T` steps.
 pub struct Trainer<const H: usize, const B: usize, const T: usize> {
     config: TrainConfig,
     schedule: ScheduleKind,
@@ -347,12 +351,12 @@ impl<const H: usize, const B: usize, const T: usize> Trainer<H, B, T> {
             step,
             ..
         } = self;
-        let (seed, count, at) = (config.seed, 2 * config.batch, *step);
+        let (set, seed, count, at) = (config.data, config.seed, 2 * config.batch, *step);
         let results: Vec<(f64, bool)> = self.pool.install(|| {
             chunks
                 .par_iter_mut()
                 .map(|c| {
-                    c.examples.fill(coefs, seed, at, c.first);
+                    c.examples.fill(set, coefs, seed, at, c.first);
                     c.forward_backward(params, layout, count)
                 })
                 .collect()

@@ -1,4 +1,5 @@
-// Adam training of the time-embedded MLP on Swiss-roll batches (the CPU trainer's maths).
+// Adam training of the time-embedded MLP on batches of a built-in data set (the CPU
+// trainer's maths).
 //
 // Compile-time sizes (NVRTC -D options): HID = H, NBLK = B, NT = T (diffusion steps).
 // Parameters, gradients and Adam moments are flat vectors in the model file's order; a
@@ -14,7 +15,10 @@
 // and replayed.
 
 #define SQRT_2_F 1.41421356237309504880f
-#define S_MIN_F (1.5f * 3.14159265358979323846f)
+#define PI_F 3.14159265358979323846f
+#define TWO_PI_F (2.0f * PI_F)
+#define FRAC_1_SQRT_2_F 0.70710678118654752440f
+#define S_MIN_F (1.5f * PI_F)
 #define SCALE_F 15.0f
 
 // ctr[0] = steps done, ctr[1] = losses logged since the host last read them,
@@ -24,10 +28,122 @@
 #define CTR_LOGGED 1
 #define CTR_DIVERGED 2
 
-// One training batch, row i from its own stream (data.rs, Examples::fill): stream
-// (base0 + step, first + i); spiral parameter, t by multiply-shift, Box–Muller noise.
-// cosf/sinf are CUDA's, within an ulp or two of libm's: the only inexact part of the data.
-KERNEL void make_batch(u64 base0, const u64 *__restrict__ ctr, int n,
+// ---- data/mod.rs and data/sets.rs ----------------------------------------------------
+
+// data/mod.rs uniform: one draw, 24 bits.
+__device__ __forceinline__ float uniform(Xoshiro128pp *st) {
+    return MUL(__uint2float_rn(next_u32(st) >> 8), UNIT_24);
+}
+
+// data/mod.rs choice: one draw, an integer in 0..k by multiply-shift.
+__device__ __forceinline__ u32 choice(Xoshiro128pp *st, u32 k) {
+    return (u32)(((u64)next_u32(st) * (u64)k) >> 32);
+}
+
+// data/sets.rs DataSet::point for the set of id `set` (DataSet::id), each case a copy of
+// its Rust twin, draw for draw. cosf, sinf and expf are CUDA's, within an ulp or two of
+// libm's: the only inexact part of the data.
+__device__ __forceinline__ void data_point(int set, Xoshiro128pp *st, float *p0, float *p1) {
+    float z0, z1;
+    switch (set) {
+    case 1: { // DataSet::Circles
+        const float r = choice(st, 2) == 0 ? 1.0f : 0.5f;
+        const float a = MUL(TWO_PI_F, uniform(st));
+        gaussian_pair(st, &z0, &z1);
+        *p0 = MUL(3.0f, ADD(MUL(r, cosf(a)), MUL(0.08f, z0)));
+        *p1 = MUL(3.0f, ADD(MUL(r, sinf(a)), MUL(0.08f, z1)));
+        return;
+    }
+    case 2: { // DataSet::Rings
+        const u32 k = choice(st, 4);
+        const float r = k == 0 ? 3.0f : k == 1 ? 2.25f : k == 2 ? 1.5f : 0.75f;
+        const float a = MUL(TWO_PI_F, uniform(st));
+        gaussian_pair(st, &z0, &z1);
+        *p0 = ADD(MUL(r, cosf(a)), MUL(0.08f, z0));
+        *p1 = ADD(MUL(r, sinf(a)), MUL(0.08f, z1));
+        return;
+    }
+    case 3: { // DataSet::Moons
+        const bool lower = choice(st, 2) == 1;
+        const float a = MUL(PI_F, uniform(st));
+        gaussian_pair(st, &z0, &z1);
+        const float c = cosf(a);
+        const float s = sinf(a);
+        const float m0 = lower ? SUB(1.0f, c) : c;
+        const float m1 = lower ? SUB(SUB(1.0f, s), 0.5f) : s;
+        *p0 = SUB(MUL(2.0f, ADD(m0, MUL(0.1f, z0))), 1.0f);
+        *p1 = SUB(MUL(2.0f, ADD(m1, MUL(0.1f, z1))), 0.2f);
+        return;
+    }
+    case 4: { // DataSet::EightGaussians
+        gaussian_pair(st, &z0, &z1);
+        const u32 k = choice(st, 8);
+        // EIGHT_CENTERS[k]: ±x, ±y, then the diagonals (+,+), (+,−), (−,+), (−,−).
+        const float c0 = k == 0 ? 1.0f : k == 1 ? -1.0f : k < 4 ? 0.0f
+                       : k < 6 ? FRAC_1_SQRT_2_F : -FRAC_1_SQRT_2_F;
+        const float c1 = k < 2 ? 0.0f : k == 2 ? 1.0f : k == 3 ? -1.0f
+                       : (k & 1) == 0 ? FRAC_1_SQRT_2_F : -FRAC_1_SQRT_2_F;
+        *p0 = DIV(ADD(MUL(4.0f, c0), MUL(0.5f, z0)), 1.414f);
+        *p1 = DIV(ADD(MUL(4.0f, c1), MUL(0.5f, z1)), 1.414f);
+        return;
+    }
+    case 5: { // DataSet::Pinwheel
+        gaussian_pair(st, &z0, &z1);
+        const u32 k = choice(st, 5);
+        const float f0 = ADD(1.0f, MUL(0.3f, z0));
+        const float f1 = MUL(0.1f, z1);
+        const float a = ADD(DIV(MUL(TWO_PI_F, __uint2float_rn(k)), 5.0f), MUL(0.25f, expf(f0)));
+        const float c = cosf(a);
+        const float s = sinf(a);
+        *p0 = MUL(2.0f, ADD(MUL(f0, c), MUL(f1, s)));
+        *p1 = MUL(2.0f, SUB(MUL(f1, c), MUL(f0, s)));
+        return;
+    }
+    case 6: { // DataSet::TwoSpirals
+        const float n = MUL(MUL(3.0f, PI_F), __fsqrt_rn(uniform(st)));
+        const float dx = ADD(MUL(-cosf(n), n), MUL(0.5f, uniform(st)));
+        const float dy = ADD(MUL(sinf(n), n), MUL(0.5f, uniform(st)));
+        const float sign = choice(st, 2) == 0 ? 1.0f : -1.0f;
+        gaussian_pair(st, &z0, &z1);
+        *p0 = ADD(DIV(MUL(sign, dx), 3.0f), MUL(0.1f, z0));
+        *p1 = ADD(DIV(MUL(sign, dy), 3.0f), MUL(0.1f, z1));
+        return;
+    }
+    case 7: { // DataSet::Checkerboard
+        const float x1 = SUB(MUL(4.0f, uniform(st)), 2.0f);
+        const float u = uniform(st);
+        const float k = __uint2float_rn(choice(st, 2));
+        // Python's floor(x1) % 2: the low bit of the two's complement ⌊x1⌋.
+        const float m = __int2float_rn((int)floorf(x1) & 1);
+        *p0 = MUL(2.0f, x1);
+        *p1 = MUL(2.0f, ADD(SUB(u, MUL(2.0f, k)), m));
+        return;
+    }
+    case 8: { // DataSet::Line
+        const float x = SUB(MUL(5.0f, uniform(st)), 2.5f);
+        *p0 = x;
+        *p1 = x;
+        return;
+    }
+    case 9: { // DataSet::Cos
+        const float x = SUB(MUL(5.0f, uniform(st)), 2.5f);
+        *p0 = x;
+        *p1 = MUL(2.5f, sinf(x));
+        return;
+    }
+    default: { // 0, DataSet::SwissRoll: swiss_roll_point(S_MIN·(1 + 2u))
+        const float s = MUL(S_MIN_F, ADD(1.0f, MUL(2.0f, uniform(st))));
+        *p0 = DIV(MUL(s, cosf(s)), SCALE_F);
+        *p1 = DIV(MUL(s, sinf(s)), SCALE_F);
+        return;
+    }
+    }
+}
+
+// One training batch of the set of id `set`, row i from its own stream (data/mod.rs,
+// Examples::fill): stream (base0 + step, i); the point, t by multiply-shift, Box–Muller
+// noise.
+KERNEL void make_batch(u64 base0, int set, const u64 *__restrict__ ctr, int n,
                        const float2 *__restrict__ coefs,
                        const u32 *__restrict__ zero_fallback,
                        float *__restrict__ x, float *__restrict__ tin,
@@ -37,15 +153,11 @@ KERNEL void make_batch(u64 base0, const u64 *__restrict__ ctr, int n,
         return;
     }
     Xoshiro128pp st = stream_new(base0 + ctr[CTR_STEP], (u64)i, zero_fallback);
-    const float u = MUL(__uint2float_rn(next_u32(&st) >> 8), UNIT_24);
-    const float s = MUL(S_MIN_F, ADD(1.0f, MUL(2.0f, u)));
-    const float p0 = DIV(MUL(s, cosf(s)), SCALE_F);
-    const float p1 = DIV(MUL(s, sinf(s)), SCALE_F);
-    const u32 t = (u32)(((u64)next_u32(&st) * (u64)NT) >> 32);
-    const u32 a = next_u32(&st) >> 8;
-    const u32 b = next_u32(&st) >> 8;
+    float p0, p1;
+    data_point(set, &st, &p0, &p1);
+    const u32 t = choice(&st, NT);
     float z0, z1;
-    box_muller(a, b, &z0, &z1);
+    gaussian_pair(&st, &z0, &z1);
     const float2 c = coefs[t];
     x[2 * i] = ADD(MUL(c.x, p0), MUL(c.y, z0));
     x[2 * i + 1] = ADD(MUL(c.x, p1), MUL(c.y, z1));

@@ -1,26 +1,28 @@
-//! The seed notebook's data: points on the 2-D Swiss roll and noised training pairs.
+//! Training data: the built-in 2-D data sets ([`DataSet`], in [`sets`]) and noised training
+//! pairs drawn from them.
 //!
-//! A point is `(s·cos s, s·sin s)/15` with `s ~ U(1.5π, 4.5π)`. A training example draws a
-//! point x₀, a time step `t ~ U{0, …, T−1}` and noise ε, and forms
-//! `x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε` with the core's [`Schedule::forward_coefs`].
+//! A training example draws a point x₀ of the run's set, a time step `t ~ U{0, …, T−1}` and
+//! noise ε, and forms `x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε` with the core's
+//! [`Schedule::forward_coefs`].
 //!
 //! Randomness: every example (and every true sample) has its own Xoshiro128++ stream, seeded
 //! by the core's [`stream_seed`] from the run's seed, the step and the example's index, so a
 //! batch is the same whichever thread or chunk fills it, and the whole "RNG state" of a run
-//! is its seed and step. Gaussians come from the core's Box–Muller ([`box_muller`]); `sin`,
-//! `cos` from `libm`, so the data are the same bits on every platform.
+//! is its seed and step. A stream is read only through the three draws below — a 24-bit
+//! [`uniform`], an integer [`choice`] by multiply-shift, a [`gaussian_pair`] by the core's
+//! Box–Muller ([`box_muller`]) — and each set's point takes a fixed number of them
+//! ([`DataSet::draws`]), so every example's t and ε sit at a known place in its stream.
+//! `sin`, `cos` and the rest come from `libm`, so the data are the same bits on every
+//! platform.
+
+pub mod sets;
 
 use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro128PlusPlus;
 use tinyddpm_core::Schedule;
 use tinyddpm_core::noise::{box_muller, mix64, stream_seed};
 
-/// Lower end of the spiral parameter, 1.5π.
-pub const S_MIN: f32 = 1.5 * core::f32::consts::PI;
-/// Upper end of the spiral parameter, 4.5π.
-pub const S_MAX: f32 = 4.5 * core::f32::consts::PI;
-/// The notebook divides the spiral by 15 to fit it roughly into [−1, 1]².
-pub const SCALE: f32 = 15.0;
+pub use sets::{DataSet, S_MAX, S_MIN, SCALE, UnknownDataSet, swiss_roll_point};
 
 /// The host's uses of a seed, one stream domain each, so that no two of them ever share a
 /// stream: a use's key is `mix64(seed ^ tag)` (SplitMix64's bijective mix), its tag an ASCII
@@ -54,30 +56,30 @@ pub(crate) fn train_stream_key(seed: u64) -> u64 {
 /// 2^-24: the step of the 24-bit uniforms.
 const UNIT: f32 = 1.0 / 16_777_216.0;
 
-/// A uniform in [0, 1) with 24 random bits (exactly representable in f32).
-fn uniform(rng: &mut Xoshiro128PlusPlus) -> f32 {
+/// One draw: a uniform in [0, 1) with 24 random bits (exactly representable in f32).
+pub fn uniform(rng: &mut Xoshiro128PlusPlus) -> f32 {
     (rng.next_u32() >> 8) as f32 * UNIT
 }
 
-/// The Swiss-roll point at spiral parameter `s`.
-pub fn swiss_roll_point(s: f32) -> [f32; 2] {
-    [s * libm::cosf(s) / SCALE, s * libm::sinf(s) / SCALE]
+/// One draw: an integer in `0..k` by Lemire's multiply-shift `(u·k) >> 32` — no division,
+/// and biased by at most k/2^32, nothing for the small k used here.
+pub fn choice(rng: &mut Xoshiro128PlusPlus, k: u32) -> u32 {
+    ((u64::from(rng.next_u32()) * u64::from(k)) >> 32) as u32
 }
 
-/// A spiral parameter drawn as the notebook does: `1.5π·(1 + 2u)`, u ~ U[0, 1).
-fn spiral_parameter(rng: &mut Xoshiro128PlusPlus) -> f32 {
-    S_MIN * (1.0 + 2.0 * uniform(rng))
+/// Two draws: two independent standard Gaussians, the core's Box–Muller on two 24-bit
+/// integers (each |z| ≤ √(48 ln 2) ≈ 5.77, which bounds every set's noise).
+pub fn gaussian_pair(rng: &mut Xoshiro128PlusPlus) -> [f32; 2] {
+    let a = rng.next_u32() >> 8;
+    box_muller(a, rng.next_u32() >> 8)
 }
 
-/// `n` independent points of the true distribution, a pure function of `(n, seed)`; the
-/// first `k` points are the same for every `n ≥ k`.
-pub fn true_samples(n: usize, seed: u64) -> Vec<[f32; 2]> {
+/// `n` independent points of `set`, a pure function of `(set, n, seed)`; the first `k`
+/// points are the same for every `n ≥ k`. The reference for figures and scores.
+pub fn true_samples(set: DataSet, n: usize, seed: u64) -> Vec<[f32; 2]> {
     let base = Domain::True.key(seed);
     (0..n as u64)
-        .map(|i| {
-            let mut rng = Xoshiro128PlusPlus::from_seed(stream_seed(base, i));
-            swiss_roll_point(spiral_parameter(&mut rng))
-        })
+        .map(|i| set.point(&mut Xoshiro128PlusPlus::from_seed(stream_seed(base, i))))
         .collect()
 }
 
@@ -113,10 +115,13 @@ impl Examples {
     }
 
     /// Fills every row with the examples `first, first + 1, …` of training step `step` under
-    /// `seed`; `coefs[t]` is `schedule.forward_coefs(t)` (see [`forward_coefs`]).
-    pub fn fill(&mut self, coefs: &[(f32, f32)], seed: u64, step: u64, first: usize) {
+    /// `seed`, points of `set`; `coefs[t]` is `schedule.forward_coefs(t)` (see
+    /// [`forward_coefs`]). Each example's stream yields, in order: the point
+    /// ([`DataSet::draws`] draws), t (one [`choice`]), ε (one [`gaussian_pair`]).
+    pub fn fill(&mut self, set: DataSet, coefs: &[(f32, f32)], seed: u64, step: u64, first: usize) {
         let base = train_stream_key(seed).wrapping_add(step);
-        let steps = coefs.len() as u64;
+        // T ≤ 2^32 for every schedule the trainer builds (T is a u32 in every file header).
+        let steps = coefs.len() as u32;
         let rows = self
             .x_t
             .chunks_exact_mut(2)
@@ -124,10 +129,9 @@ impl Examples {
             .zip(&mut self.t_input);
         for (i, ((x, eps), t_in)) in rows.enumerate() {
             let mut rng = Xoshiro128PlusPlus::from_seed(stream_seed(base, (first + i) as u64));
-            let x0 = swiss_roll_point(spiral_parameter(&mut rng));
-            // Lemire's multiply-shift: unbiased enough for T ≪ 2^32, no division.
-            let t = ((u64::from(rng.next_u32()) * steps) >> 32) as usize;
-            let z = box_muller(rng.next_u32() >> 8, rng.next_u32() >> 8);
+            let x0 = set.point(&mut rng);
+            let t = choice(&mut rng, steps) as usize;
+            let z = gaussian_pair(&mut rng);
             let (signal, noise) = coefs[t];
             x[0] = signal * x0[0] + noise * z[0];
             x[1] = signal * x0[1] + noise * z[1];
@@ -147,10 +151,14 @@ mod tests {
     use super::*;
     use tinyddpm_core::ScheduleKind;
 
+    fn coefs() -> Vec<(f32, f32)> {
+        forward_coefs(&Schedule::<1000>::new(ScheduleKind::SEED).unwrap())
+    }
+
     #[test]
     fn true_samples_lie_on_the_spiral_and_cover_it() {
-        let pts = true_samples(20_000, 3);
-        assert_eq!(pts[..10], true_samples(10, 3)[..]);
+        let pts = true_samples(DataSet::SwissRoll, 20_000, 3);
+        assert_eq!(pts[..10], true_samples(DataSet::SwissRoll, 10, 3)[..]);
         let mut radii: Vec<f32> = pts.iter().map(|p| p[0].hypot(p[1]) * SCALE).collect();
         radii.sort_by(f32::total_cmp);
         assert!(radii[0] >= S_MIN * 0.9999 && radii[radii.len() - 1] <= S_MAX * 1.0001);
@@ -162,28 +170,58 @@ mod tests {
         );
     }
 
+    /// For every set: a batch filled whole, or in two chunks of any split, is the same.
     #[test]
     fn examples_depend_on_seed_step_and_index_only() {
-        let s = Schedule::<1000>::new(ScheduleKind::SEED).unwrap();
-        let coefs = forward_coefs(&s);
-        let mut whole = Examples::with_len(8);
-        whole.fill(&coefs, 5, 9, 0);
-        let mut tail = Examples::with_len(3);
-        tail.fill(&coefs, 5, 9, 5);
-        assert_eq!(whole.x_t[10..], tail.x_t[..]);
-        assert_eq!(whole.noise[10..], tail.noise[..]);
-        assert_eq!(whole.t_input[5..], tail.t_input[..]);
-        let mut other = Examples::with_len(8);
-        other.fill(&coefs, 5, 10, 0);
-        assert_ne!(whole, other);
+        let coefs = coefs();
+        for set in DataSet::ALL {
+            let mut whole = Examples::with_len(8);
+            whole.fill(set, &coefs, 5, 9, 0);
+            for split in [1, 3, 7] {
+                let mut head = Examples::with_len(split);
+                head.fill(set, &coefs, 5, 9, 0);
+                let mut tail = Examples::with_len(8 - split);
+                tail.fill(set, &coefs, 5, 9, split);
+                let joined = Examples {
+                    x_t: [head.x_t, tail.x_t].concat(),
+                    t_input: [head.t_input, tail.t_input].concat(),
+                    noise: [head.noise, tail.noise].concat(),
+                };
+                assert_eq!(whole, joined, "{set} split at {split}");
+            }
+            let mut other = Examples::with_len(8);
+            other.fill(set, &coefs, 5, 10, 0);
+            assert_ne!(whole, other, "{set}");
+        }
+    }
+
+    /// t and ε follow the point's draws in every example's stream, whatever the set: the
+    /// same stream positions for every set, shifted by the set's draw count.
+    #[test]
+    fn t_and_noise_follow_the_points_draws() {
+        let coefs = coefs();
+        let base = train_stream_key(5).wrapping_add(9);
+        for set in DataSet::ALL {
+            let mut ex = Examples::with_len(16);
+            ex.fill(set, &coefs, 5, 9, 0);
+            for i in 0..16 {
+                let mut rng = Xoshiro128PlusPlus::from_seed(stream_seed(base, i as u64));
+                for _ in 0..set.draws() {
+                    rng.next_u32();
+                }
+                let t = (u64::from(rng.next_u32()) * 1000) >> 32;
+                let z = box_muller(rng.next_u32() >> 8, rng.next_u32() >> 8);
+                assert_eq!(ex.t_input[i], t as f32 / 1000.0, "{set} row {i}");
+                assert_eq!(ex.noise[2 * i..2 * i + 2], z, "{set} row {i}");
+            }
+        }
     }
 
     #[test]
     fn times_are_uniform_and_x_t_follows_the_forward_process() {
-        let s = Schedule::<1000>::new(ScheduleKind::SEED).unwrap();
-        let coefs = forward_coefs(&s);
+        let coefs = coefs();
         let mut ex = Examples::with_len(50_000);
-        ex.fill(&coefs, 1, 0, 0);
+        ex.fill(DataSet::SwissRoll, &coefs, 1, 0, 0);
         let mean_t = ex.t_input.iter().map(|&t| f64::from(t)).sum::<f64>() / 50_000.0;
         assert!((mean_t - 0.4995).abs() < 0.005, "{mean_t}");
         assert!(ex.t_input.iter().all(|&t| (0.0..=0.999).contains(&t)));
