@@ -13,6 +13,7 @@ pub mod modelfile;
 pub mod plot;
 pub mod quantize;
 pub mod run;
+pub mod scores;
 pub mod state_dict;
 pub mod threads;
 pub mod train;
