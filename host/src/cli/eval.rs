@@ -90,7 +90,7 @@ pub fn run(args: &EvalArgs) -> Result<()> {
 
 /// Reads the points of `path` (`flag` names it in messages), any width from 1 to 16.
 fn read_points(path: &Path, flag: &str) -> Result<Points> {
-    let what = || format!("cannot read the {}", &flag[2..]);
+    let what = || format!("cannot read the {}", flag.trim_start_matches('-'));
     let file = open_input(path, flag, Patience::Unbounded).with_context(what)?;
     let name = path.display().to_string();
     csv::read_point_cloud_from(file, &name, csv::MAX_ROWS).with_context(what)

@@ -8,7 +8,8 @@
 //!   ([`prdc`]).
 //!
 //! At most [`MAX_POINTS`] points of each side, evenly spread over it, are scored: the
-//! pairwise scores cost O(n·m), ~0.2 s for 10,000 × 10,000 points on two cores. They share
+//! pairwise scores cost O(n·m), about 1 s of CPU time for 10,000 × 10,000 points
+//! (`benches/scores.rs`). They share
 //! the tiles of squared distances of three passes (`pairs`): real × real, fake × fake and
 //! real × fake. Every score is the same bits for any number of threads (see `tiles`).
 
@@ -175,6 +176,7 @@ pub(crate) mod tests {
     }
 
     /// `‖p − q‖` in f64, the plain way.
+    #[allow(clippy::needless_range_loop)] // index loops on purpose: the plainest reference
     pub(crate) fn naive_distance(p: &[f32], q: &[f32]) -> f64 {
         let mut s = 0.0f64;
         for k in 0..p.len() {
@@ -185,6 +187,7 @@ pub(crate) mod tests {
 
     /// Every score by double loops in f64, `sigma` given; the k-NN radius from a full sort.
     /// Also the smallest relative gap between a distance and a radius it was compared with.
+    #[allow(clippy::needless_range_loop)] // index loops on purpose: the plainest reference
     fn reference_scores(fake: &Points, real: &Points, sigma: f64) -> ([f64; 6], f64) {
         let (n, m) = (real.len(), fake.len());
         let d = |a: &Points, i: usize, b: &Points, j: usize| naive_distance(a.row(i), b.row(j));

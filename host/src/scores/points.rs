@@ -44,7 +44,7 @@ impl Points {
         if !(1..=MAX_DIM).contains(&dim) {
             return Err(PointsError::Dim { dim });
         }
-        if values.len() % dim != 0 {
+        if !values.len().is_multiple_of(dim) {
             return Err(PointsError::Ragged {
                 values: values.len(),
                 dim,
