@@ -1,11 +1,11 @@
 //! Scores between two clouds of points of any width `d` (1 to [`MAX_DIM`]) that need no
 //! model of the data: generated samples against reference points.
 //!
-//! - **sliced Wasserstein-2** over [`PROJECTIONS`] fixed directions ([`sliced`]);
-//! - **MMD²**, Gaussian kernel, bandwidth by the median heuristic, unbiased ([`mmd`]);
-//! - **energy distance**, V-statistic ([`energy`]);
+//! - **sliced Wasserstein-2** over [`PROJECTIONS`] fixed directions (`sliced`);
+//! - **MMD²**, Gaussian kernel, bandwidth by the median heuristic, unbiased (`mmd`);
+//! - **energy distance**, V-statistic (`energy`);
 //! - **precision, recall, density, coverage** of k-nearest-neighbour balls, `k` = [`K`]
-//!   ([`prdc`]).
+//!   (`prdc`).
 //!
 //! At most [`MAX_POINTS`] points of each side, evenly spread over it, are scored: the
 //! pairwise scores cost O(n·m), about 1 s of CPU time for 10,000 × 10,000 points

@@ -1,6 +1,6 @@
 //! A cloud of points of any width: `len` rows of `dim` coordinates, row-major, every one
 //! finite — what the scores compare and what a CSV of numbers reads as
-//! ([`crate::csv::read_points_any`]).
+//! ([`crate::csv::read_point_cloud_from`]).
 
 /// The most coordinates a point may have.
 pub const MAX_DIM: usize = 16;
