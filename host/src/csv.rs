@@ -1,4 +1,5 @@
-//! The CLI's CSV files: sample points (`x,y`) and loss logs (`step,loss`).
+//! The CLI's CSV files: sample points (`x,y`), points of any width (1 to
+//! [`MAX_DIM`] columns, [`read_point_cloud_from`]) and loss logs (`step,loss`).
 //!
 //! Reading is strict because these files feed numbers into a model or a metric: every field
 //! used must parse as a finite `f32` (a text field or a NaN is an error naming its line and
@@ -18,6 +19,7 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 
 use crate::atomic::AtomicFile;
+use crate::scores::{MAX_DIM, Points};
 
 /// The longest line read, in bytes: far above any row of numbers.
 pub const MAX_LINE: usize = 1 << 20;
@@ -76,6 +78,16 @@ pub enum CsvError {
         found: usize,
         /// Columns wanted (the first row's count, or the minimum needed).
         expected: String,
+    },
+    /// A row of a reader of every column has more than [`MAX_DIM`] of them.
+    #[error("{path}: line {line}: {found} columns; at most {MAX_DIM} are read")]
+    TooManyColumns {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// Columns in this row.
+        found: usize,
     },
     /// A line is longer than [`MAX_LINE`] bytes.
     #[error("{path}: line {line} is longer than {} bytes", MAX_LINE)]
@@ -157,6 +169,22 @@ pub fn read_labeled_from<const N: usize>(
     Ok(rows)
 }
 
+/// Reads points of any width: every column of every row as `f32` (see the module docs for
+/// the rules), the width set by the first data row and at most [`MAX_DIM`], at most
+/// `max_rows` rows; `name` is used in messages. Each row costs `4·width` bytes of memory.
+pub fn read_point_cloud_from(
+    reader: impl Read,
+    name: &str,
+    max_rows: usize,
+) -> Result<Points, CsvError> {
+    let (mut values, mut dim) = (Vec::new(), 0);
+    visit_fields(name, reader, false, max_rows, Columns::All, |_, row| {
+        dim = row.len();
+        values.extend_from_slice(row);
+    })?;
+    Ok(Points::trusted(dim, values))
+}
+
 /// Opens `path` for the readers that are given a path (a FIFO waited for as Unix tools do).
 fn open(path: &Path) -> Result<std::fs::File, CsvError> {
     crate::input::open_path(path).map_err(|source| CsvError::Io {
@@ -176,14 +204,52 @@ pub fn visit<const N: usize>(
     max_rows: usize,
     mut each: impl FnMut(&[u8], [f32; N]),
 ) -> Result<usize, CsvError> {
+    visit_fields(
+        name,
+        reader,
+        labeled,
+        max_rows,
+        Columns::First(N),
+        |label, row| {
+            let mut numbers = [0.0f32; N];
+            // `visit_fields` hands over exactly N numbers for `Columns::First(N)`.
+            numbers.copy_from_slice(row);
+            each(label, numbers)
+        },
+    )
+}
+
+/// Which columns of a row (after the label, if any) are its numbers.
+#[derive(Clone, Copy)]
+enum Columns {
+    /// The first this many; a row may have more, which are not read.
+    First(usize),
+    /// All of them, at least 1 and at most [`MAX_DIM`].
+    All,
+}
+
+/// [`visit`] for any [`Columns`]: `each` gets the row's numbers as a slice.
+fn visit_fields(
+    name: &str,
+    reader: impl Read,
+    labeled: bool,
+    max_rows: usize,
+    columns: Columns,
+    mut each: impl FnMut(&[u8], &[f32]),
+) -> Result<usize, CsvError> {
     let path = || name.to_string();
     let skip = usize::from(labeled);
+    let need = match columns {
+        Columns::First(n) => n,
+        Columns::All => 1,
+    };
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .trim(::csv::Trim::All)
         .from_reader(LineCap::new(reader));
     let mut record = ::csv::ByteRecord::new();
+    let mut row = Vec::new();
     let mut rows = 0usize;
     let mut width = None;
     let mut first = true;
@@ -217,29 +283,39 @@ pub fn visit<const N: usize>(
             continue;
         }
         let expected = *width.get_or_insert(record.len());
-        if record.len() != expected || record.len() < N + skip {
+        if record.len() != expected || record.len() < need + skip {
             return Err(CsvError::Columns {
                 path: path(),
                 line: line_no,
                 found: record.len(),
-                expected: if record.len() < N + skip {
-                    format!("at least {}", N + skip)
+                expected: if record.len() < need + skip {
+                    format!("at least {}", need + skip)
                 } else {
                     expected.to_string()
                 },
             });
         }
+        let count = match columns {
+            Columns::First(n) => n,
+            Columns::All if record.len() - skip > MAX_DIM => {
+                return Err(CsvError::TooManyColumns {
+                    path: path(),
+                    line: line_no,
+                    found: record.len() - skip,
+                });
+            }
+            Columns::All => record.len() - skip,
+        };
         if rows == max_rows {
             return Err(CsvError::TooManyRows {
                 path: path(),
                 max: max_rows,
             });
         }
-        let mut row = [0.0f32; N];
-        let fields = record.iter().skip(skip);
-        for (column, (value, field)) in row.iter_mut().zip(fields).enumerate() {
+        row.clear();
+        for (column, field) in record.iter().skip(skip).take(count).enumerate() {
             let (line, column, text) = (line_no, column + 1 + skip, quote(field));
-            *value = number(field).ok_or_else(|| CsvError::NotANumber {
+            let value = number(field).ok_or_else(|| CsvError::NotANumber {
                 path: path(),
                 line,
                 column,
@@ -253,9 +329,10 @@ pub fn visit<const N: usize>(
                     text,
                 });
             }
+            row.push(value);
         }
         let label = if labeled { &record[0] } else { &[][..] };
-        each(label, row);
+        each(label, &row);
         rows += 1;
     }
     if rows == 0 {
@@ -493,6 +570,48 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "yes: more than 1000 data rows, the most read here"
+        );
+    }
+
+    #[test]
+    fn point_clouds_take_every_column_up_to_sixteen() {
+        let read = |text: &str| read_point_cloud_from(text.as_bytes(), "p.csv", 3);
+        let p = read("a,b,c\n1,2,3\n\n4,5,6\n").unwrap();
+        assert_eq!(
+            (p.dim(), p.values()),
+            (3, &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0][..])
+        );
+        assert_eq!(read("7\n8\n").unwrap().values(), &[7.0, 8.0]);
+        let sixteen = vec!["0.5"; 16].join(",");
+        assert_eq!(read(&sixteen).unwrap().dim(), 16);
+        let cases = [
+            (
+                "1,2\n3,x\n",
+                "p.csv: line 2, column 2: \"x\" is not a number",
+            ),
+            ("1,2\n3,4,5\n", "p.csv: line 2: 3 column(s), expected 2"),
+            ("1,2\n3\n", "p.csv: line 2: 1 column(s), expected 2"),
+            (
+                "1,nan\n",
+                "p.csv: line 1, column 2: \"nan\" is not a finite number",
+            ),
+            (
+                "x\n-inf\n",
+                "p.csv: line 2, column 1: \"-inf\" is not a finite number",
+            ),
+            (
+                "1\n2\n3\n4\n",
+                "p.csv: more than 3 data rows, the most read here",
+            ),
+            ("x,y\n", "p.csv: no data rows"),
+        ];
+        for (text, message) in cases {
+            assert_eq!(read(text).unwrap_err().to_string(), message, "{text}");
+        }
+        let seventeen = vec!["1"; 17].join(",");
+        assert_eq!(
+            read(&seventeen).unwrap_err().to_string(),
+            "p.csv: line 1: 17 columns; at most 16 are read"
         );
     }
 

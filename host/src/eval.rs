@@ -7,9 +7,10 @@
 //!   nearest curve point comes from [`nearest`], which finds every local minimum of the
 //!   distance along the spiral by a bracketed Newton iteration (see there);
 //! - **energy distance** to fresh true samples, `2·E|X−Y| − E|X−X'| − E|Y−Y'|` with every
-//!   expectation the mean over all pairs (the V-statistic, never negative). Its cost is O(n²),
-//!   so at most [`ENERGY_CAP`] points of each side are used (the first ones: sample order is
-//!   random);
+//!   expectation the mean over all pairs (the V-statistic, never negative), computed by the
+//!   generic scores' tiles (`crate::scores`, f32 distances, f64 sums: within ~1e-6 relative
+//!   of each mean). Its cost is O(n²), so at most [`ENERGY_CAP`] points of each side are
+//!   used (the first ones: sample order is random);
 //! - **coverage**: the Kolmogorov–Smirnov statistic of the nearest-curve parameters, mapped to
 //!   `[0, 1]`, against the uniform distribution. Points bunched on part of the roll score high
 //!   even when they sit exactly on the curve.
@@ -22,6 +23,8 @@ use std::f64::consts::{FRAC_PI_2, PI, TAU};
 use std::sync::LazyLock;
 
 use rayon::prelude::*;
+
+use crate::scores::{self, Points};
 
 /// Start of the curve parameter, 1.5π.
 pub const S_MIN: f64 = 1.5 * PI;
@@ -86,8 +89,13 @@ pub struct Metrics {
 impl Metrics {
     /// The scores as a one-line JSON object.
     pub fn to_json(&self) -> String {
+        format!("{{{}}}", self.json_fields())
+    }
+
+    /// The scores as the fields of a JSON object (no braces), to join others.
+    pub fn json_fields(&self) -> String {
         format!(
-            "{{\"samples\":{},\"mean_distance\":{},\"p95_distance\":{},\"energy_distance\":{},\"energy_samples\":{},\"coverage_ks\":{}}}",
+            "\"samples\":{},\"mean_distance\":{},\"p95_distance\":{},\"energy_distance\":{},\"energy_samples\":{},\"coverage_ks\":{}",
             self.samples,
             self.mean_distance,
             self.p95_distance,
@@ -417,27 +425,6 @@ fn ks_uniform(mut u: Vec<f64>) -> f64 {
         .fold(0.0, f64::max)
 }
 
-/// Mean Euclidean distance over all pairs `(a_i, b_j)`. The row sums run in parallel but are
-/// added in a fixed order: the score must not depend on how rayon split the work.
-fn mean_pair_distance(a: &[[f64; 2]], b: &[[f64; 2]]) -> f64 {
-    let rows: Vec<f64> = a
-        .par_iter()
-        .map(|p| {
-            b.iter()
-                .map(|q| ((p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2)).sqrt())
-                .sum::<f64>()
-        })
-        .collect();
-    rows.iter().sum::<f64>() / (a.len() * b.len()) as f64
-}
-
-/// Energy distance (V-statistic) between two point sets; rounding can take the exact
-/// value 0 (identical sets) a few ulps below zero, hence the clamp.
-pub fn energy_distance(x: &[[f64; 2]], y: &[[f64; 2]]) -> f64 {
-    let e = 2.0 * mean_pair_distance(x, y) - mean_pair_distance(x, x) - mean_pair_distance(y, y);
-    e.max(0.0)
-}
-
 fn widen(points: &[[f32; 2]]) -> Result<Vec<[f64; 2]>, EvalError> {
     points
         .iter()
@@ -450,6 +437,11 @@ fn widen(points: &[[f32; 2]]) -> Result<Vec<[f64; 2]>, EvalError> {
             }
         })
         .collect()
+}
+
+/// 2-D points that [`widen`] found finite.
+fn pairs(points: &[[f32; 2]]) -> Points {
+    Points::trusted(2, points.iter().flatten().copied().collect())
 }
 
 /// Scores `samples` against the curve and against `reference`, true samples drawn
@@ -481,7 +473,7 @@ pub fn evaluate(samples: &[[f32; 2]], reference: &[[f32; 2]]) -> Result<Metrics,
         samples: x.len(),
         mean_distance,
         p95_distance: quantile(&distances, 0.95),
-        energy_distance: energy_distance(&x[..m], &y[..m]),
+        energy_distance: scores::energy_distance(&pairs(&samples[..m]), &pairs(&reference[..m])),
         energy_samples: m,
         coverage_ks: ks_uniform(params),
     })

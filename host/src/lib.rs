@@ -14,6 +14,7 @@ pub mod npy;
 pub mod plot;
 pub mod quantize;
 pub mod run;
+pub mod scores;
 pub mod state_dict;
 pub mod threads;
 pub mod train;

@@ -1,0 +1,91 @@
+//! Benchmark: `tinyddpm::scores::compare` on 10,000 × 10,000 points (every score: sliced
+//! W2, MMD², energy distance, precision/recall/density/coverage) at d = 2 and d = 16.
+//!
+//! Criterion measures each width; a summary then prints the best of three runs per width
+//! with the thread count, the CPU and the load. `cargo bench --bench scores -- --test` is a
+//! quick smoke run (1,000 points).
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use criterion::Criterion;
+use tinyddpm::scores::{Points, compare};
+use tinyddpm_core::NoiseStream;
+
+/// Points of each side.
+const POINTS: usize = 10_000;
+
+/// `n` points of N(shift, I) in `dim` coordinates, a pure function of the arguments.
+fn cloud(n: usize, dim: usize, seed: u64, shift: f32) -> Points {
+    let values = (0..n as u64)
+        .flat_map(|i| {
+            let mut s = NoiseStream::new(seed, i);
+            (0..dim.div_ceil(2))
+                .flat_map(move |_| s.gaussian_pair())
+                .take(dim)
+                .map(move |v| v + shift)
+        })
+        .collect();
+    Points::new(dim, values).expect("finite points of 1 to 16 coordinates")
+}
+
+/// Best of `runs` timings of `job`, in seconds.
+fn best_of(runs: usize, mut job: impl FnMut()) -> f64 {
+    (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            job();
+            start.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--test");
+    let n = if quick { 1_000 } else { POINTS };
+    let sets: Vec<(usize, Points, Points)> = [2, 16]
+        .into_iter()
+        .map(|dim| (dim, cloud(n, dim, 1, 0.1), cloud(n, dim, 2, 0.0)))
+        .collect();
+
+    let mut c = Criterion::default().configure_from_args().sample_size(10);
+    let mut group = c.benchmark_group("scores");
+    for (dim, fake, real) in &sets {
+        group.bench_function(format!("compare_{n}x{n}_d{dim}"), |b| {
+            b.iter(|| black_box(compare(fake, real).expect("valid sets")))
+        });
+    }
+    group.finish();
+    c.final_summary();
+
+    let times: Vec<String> = sets
+        .iter()
+        .map(|(dim, fake, real)| {
+            let t = best_of(3, || {
+                black_box(compare(fake, real).expect("valid sets"));
+            });
+            format!("scores_{n}x{n}_d{dim}_s={t:.3}")
+        })
+        .collect();
+    println!(
+        "{} ({} rayon threads; {}; loadavg {})",
+        times.join(" "),
+        rayon::current_num_threads(),
+        cpu_name(),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim(),
+    );
+}
+
+/// The CPU's model name from /proc/cpuinfo, if there is one.
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_string())
+}
