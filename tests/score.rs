@@ -4,11 +4,12 @@
 
 use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro128PlusPlus;
-use tinyddpm::data;
+use tinyddpm::data::{self, DataSet};
 use tinyddpm::quantize::{Calibration, quantize};
 use tinyddpm::run::score::scores;
+use tinyddpm::train::{TrainConfig, Trainer};
 use tinyddpm_core::file;
-use tinyddpm_core::{Model, PredictNoise, Schedule, SeedModel, Units, anomaly_score};
+use tinyddpm_core::{Model, PredictNoise, Schedule, ScheduleKind, SeedModel, Units, anomaly_score};
 
 const T: usize = 1000;
 
@@ -64,14 +65,86 @@ fn with_outliers(inliers: &[[f32; 2]], seed: u64) -> (Vec<[f32; 2]>, Vec<bool>) 
     (points, labels)
 }
 
+/// AUROC of the scores of 2,000 fresh points of `set` and 200 outliers.
+fn auroc_on<M>(model: &M, schedule: &Schedule<T>, set: DataSet) -> f64
+where
+    for<'a> &'a M: PredictNoise<f32>,
+    M: Sync,
+{
+    let (points, outlier) = with_outliers(&data::true_samples(set, 2000, 11), 12);
+    let area = auroc(&scores(model, schedule, None, 0, &points), &outlier);
+    eprintln!("{set}: AUROC {area}");
+    area
+}
+
+/// Measured 0.948 (with t = 1, 2, 3, 5 alone the score reaches 0.956 here, and loses 0.03
+/// on the thick sets: `anomaly::LEVELS`).
 #[test]
 fn outliers_of_the_swiss_roll_score_higher_than_its_points() {
     let (model, schedule) = seed_model();
-    let (points, outlier) = with_outliers(&data::true_samples(2000, 11), 12);
-    let s = scores(&*model, &schedule, None, 0, &points);
-    let area = auroc(&s, &outlier);
-    eprintln!("AUROC {area}");
-    assert!(area >= 0.95, "AUROC {area}");
+    let area = auroc_on(&*model, &schedule, DataSet::SwissRoll);
+    assert!(area >= 0.94, "AUROC {area}");
+}
+
+/// The seed recipe (10,000 steps of 128) on `set`, trained here.
+fn trained(set: DataSet, schedule: &Schedule<T>) -> Box<Model<128, 3>> {
+    let config = TrainConfig {
+        data: set,
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::<128, 3, T>::new(config, schedule).unwrap();
+    for _ in 0..10_000 {
+        trainer.step().unwrap();
+    }
+    trainer.model()
+}
+
+/// Two sets without noise, whose outliers lie off the data: measured 0.990 (cos) and 0.999
+/// (line).
+#[test]
+fn outliers_of_thin_sets_score_higher_than_their_points() {
+    let schedule = Schedule::<T>::new(ScheduleKind::SEED).unwrap();
+    for set in [DataSet::Cos, DataSet::Line] {
+        let area = auroc_on(&*trained(set, &schedule), &schedule, set);
+        assert!(area >= 0.95, "{set}: AUROC {area}");
+    }
+}
+
+/// The two moons' density at `p`, up to a constant factor, in f64: FFJORD's definition
+/// (a uniform angle on either half circle, N(0, 0.1²) noise, then ×2 and (−1, −0.2)) as a
+/// sum over 2 × 500 angles of N(p; 2·c(a) + (−1, −0.2), 0.2²).
+fn moons_density(p: [f32; 2]) -> f64 {
+    let (x, y) = (f64::from(p[0]), f64::from(p[1]));
+    let mut sum = 0.0;
+    for i in 0..500 {
+        let a = std::f64::consts::PI * (i as f64 + 0.5) / 500.0;
+        for (cx, cy) in [(a.cos(), a.sin()), (1.0 - a.cos(), 0.5 - a.sin())] {
+            let (dx, dy) = (x - (2.0 * cx - 1.0), y - (2.0 * cy - 0.2));
+            sum += (-(dx * dx + dy * dy) / (2.0 * 0.04)).exp();
+        }
+    }
+    sum
+}
+
+/// On a thick set uniform outliers often land inside the data: no score can reach 0.95
+/// there. The bound is what the true density achieves on the same points (0.928), less 0.04
+/// (measured 0.893).
+#[test]
+fn outliers_of_a_thick_set_score_nearly_as_well_as_by_the_true_density() {
+    let schedule = Schedule::<T>::new(ScheduleKind::SEED).unwrap();
+    let area = auroc_on(
+        &*trained(DataSet::Moons, &schedule),
+        &schedule,
+        DataSet::Moons,
+    );
+    let (points, outlier) = with_outliers(&data::true_samples(DataSet::Moons, 2000, 11), 12);
+    let density: Vec<f32> = points.iter().map(|&p| -moons_density(p) as f32).collect();
+    let best = auroc(&density, &outlier);
+    eprintln!("moons: the true density's AUROC {best}");
+    assert!(
+        area >= best - 0.04,
+        "AUROC {area}, the true density's {best}"
+    );
 }
 
 /// The core's scalar score of every point, in order.
@@ -93,7 +166,7 @@ where
 fn the_parallel_job_gives_the_cores_bits_for_any_thread_count_and_kind() {
     let (model, schedule) = seed_model();
     let (integer, _) = quantize(&*model, &schedule, &Calibration::default()).unwrap();
-    let points = data::true_samples(700, 3);
+    let points = data::true_samples(DataSet::SwissRoll, 700, 3);
     let units = Units::new(&[0.5, 2.0], &[0.25, -1.0]).unwrap();
     for units in [None, Some(&units)] {
         let float = scalar(&*model, &schedule, units, &points);

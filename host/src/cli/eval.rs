@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use super::{open_input, say};
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use tinyddpm::data::DataSet;
 use tinyddpm::eval::{ENERGY_CAP, Metrics, evaluate};
 use tinyddpm::input::Patience;
 use tinyddpm::scores::{self, K, MAX_POINTS, PROJECTIONS, Points, Scores};
@@ -59,7 +60,8 @@ pub fn run(args: &EvalArgs) -> Result<()> {
                 .context("cannot read the samples")?;
             let metrics = score(&points, args.seed)?;
             // A built-in data set's reference is fresh samples of it.
-            let fresh = data::true_samples(points.len().min(MAX_POINTS), args.seed);
+            let fresh =
+                data::true_samples(DataSet::SwissRoll, points.len().min(MAX_POINTS), args.seed);
             let generic = if points.len() > K {
                 Some(compare(
                     &Points::from_pairs(&points)?,
