@@ -138,10 +138,17 @@ fn eval_reference_prints_the_generic_scores_and_the_roll_keeps_its_own() {
 
     // Without --reference, Swiss-roll samples keep their curve scores and add the generic
     // ones against fresh true samples.
-    csv::write_points(&d.join("true.csv"), &data::true_samples(500, 7)).unwrap();
+    csv::write_points(
+        &d.join("true.csv"),
+        &data::true_samples(data::DataSet::SwissRoll, 500, 7),
+    )
+    .unwrap();
     let json = ok(d, &["eval", "--samples", "true.csv", "--json"]);
-    let want =
-        tinyddpm::eval::evaluate(&data::true_samples(500, 7), &data::true_samples(500, 0)).unwrap();
+    let want = tinyddpm::eval::evaluate(
+        &data::true_samples(data::DataSet::SwissRoll, 500, 7),
+        &data::true_samples(data::DataSet::SwissRoll, 500, 0),
+    )
+    .unwrap();
     assert!(
         json.starts_with(&format!("{{{},", want.json_fields())),
         "{json}"
