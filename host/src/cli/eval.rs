@@ -1,6 +1,7 @@
 //! `tinyddpm eval`: scores a CSV of samples against the true Swiss roll (its curve scores,
-//! and the generic scores against fresh true samples), or, with `--reference`, against a
-//! CSV of reference points of the same width (the generic scores only).
+//! and the generic scores against fresh true samples), or with the generic scores only
+//! against another built-in set's fresh samples (`--data NAME`) or a CSV of reference points
+//! of the same width (`--reference`).
 
 use std::path::{Path, PathBuf};
 
@@ -22,70 +23,95 @@ pub struct EvalArgs {
     pub samples: PathBuf,
     /// Reference points (CSV of the samples' width): print the generic scores against them
     /// instead of the Swiss roll's
-    #[arg(long)]
+    #[arg(long, conflicts_with = "data")]
     pub reference: Option<PathBuf>,
+    /// The built-in data set the samples should follow: the generic scores against its fresh
+    /// samples (the Swiss roll's curve scores too) [default: swissroll]
+    #[arg(long, value_name = "NAME", help = format!(
+        "The built-in data set the samples should follow ({}): the generic scores against \
+         its fresh samples, and the Swiss roll's curve scores too [default: swissroll]",
+        DataSet::names()
+    ))]
+    pub data: Option<DataSet>,
     /// Print one JSON object instead of a table
     #[arg(long)]
     pub json: bool,
-    /// Seed of the fresh true samples the Swiss roll's samples are compared with
+    /// Seed of the fresh samples of the data set the samples are compared with
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }
 
 /// Runs `tinyddpm eval`.
 pub fn run(args: &EvalArgs) -> Result<()> {
-    match &args.reference {
-        Some(path) => {
-            let samples = read_points(&args.samples, "--samples")?;
-            let reference = read_points(path, "--reference")?;
-            let s = compare(&samples, &reference, "--reference")?;
-            if args.json {
-                say!(
-                    "{{\"samples\":{},\"reference\":{},{}}}",
-                    samples.len(),
-                    reference.len(),
-                    s.json_fields()
-                );
-            } else {
-                let against = format!("points of {}", path.display());
-                let head = format!("samples          {}\n", samples.len());
-                say!("{}", (head + &table_of_scores(&s, &against)).trim_end());
-            }
-        }
+    let set = args.data.unwrap_or_default();
+    if args.reference.is_none() && set == DataSet::SwissRoll {
+        return swiss_roll(args);
+    }
+    let samples = read_points(&args.samples, "--samples")?;
+    let (reference, against, what) = match &args.reference {
+        Some(path) => (
+            read_points(path, "--reference")?,
+            format!("points of {}", path.display()),
+            "--reference".to_string(),
+        ),
+        // A built-in data set's reference is fresh samples of it.
         None => {
-            let file = open_input(&args.samples, "--samples", Patience::Unbounded)
-                .context("cannot read the samples")?;
-            let name = args.samples.display().to_string();
-            let points = csv::read_rows_from::<2>(file, &name, csv::MAX_ROWS)
-                .context("cannot read the samples")?;
-            let metrics = score(&points, args.seed)?;
-            // A built-in data set's reference is fresh samples of it.
-            let fresh =
-                data::true_samples(DataSet::SwissRoll, points.len().min(MAX_POINTS), args.seed);
-            let generic = if points.len() > K {
-                Some(compare(
-                    &Points::from_pairs(&points)?,
-                    &Points::from_pairs(&fresh)?,
-                    "the true samples",
-                )?)
-            } else {
-                None
-            };
-            let against = format!("fresh true samples, seed {}", args.seed);
-            match (args.json, generic) {
-                (true, Some(s)) => say!("{{{},{}}}", metrics.json_fields(), s.json_fields()),
-                (true, None) => say!("{}", metrics.to_json()),
-                (false, Some(s)) => say!(
-                    "{}",
-                    (table(&metrics, args.seed) + &table_of_scores(&s, &against)).trim_end()
-                ),
-                (false, None) => say!(
-                    "{}\n(the generic scores need at least {} samples)",
-                    table(&metrics, args.seed).trim_end(),
-                    K + 1
-                ),
-            }
+            let n = samples.len().min(MAX_POINTS);
+            let fresh = data::true_samples(set, n, args.seed);
+            (
+                Points::from_pairs(&fresh)?,
+                format!("fresh samples of {set}, seed {}", args.seed),
+                format!("--data {set}"),
+            )
         }
+    };
+    let s = compare(&samples, &reference, &what)?;
+    if args.json {
+        say!(
+            "{{\"samples\":{},\"reference\":{},{}}}",
+            samples.len(),
+            reference.len(),
+            s.json_fields()
+        );
+    } else {
+        let head = format!("samples          {}\n", samples.len());
+        say!("{}", (head + &table_of_scores(&s, &against)).trim_end());
+    }
+    Ok(())
+}
+
+/// The Swiss roll's samples: its curve scores, and the generic ones against its fresh
+/// samples.
+fn swiss_roll(args: &EvalArgs) -> Result<()> {
+    let file = open_input(&args.samples, "--samples", Patience::Unbounded)
+        .context("cannot read the samples")?;
+    let name = args.samples.display().to_string();
+    let points =
+        csv::read_rows_from::<2>(file, &name, csv::MAX_ROWS).context("cannot read the samples")?;
+    let metrics = score(&points, args.seed)?;
+    let fresh = data::true_samples(DataSet::SwissRoll, points.len().min(MAX_POINTS), args.seed);
+    let generic = if points.len() > K {
+        Some(compare(
+            &Points::from_pairs(&points)?,
+            &Points::from_pairs(&fresh)?,
+            "the true samples",
+        )?)
+    } else {
+        None
+    };
+    let against = format!("fresh true samples, seed {}", args.seed);
+    match (args.json, generic) {
+        (true, Some(s)) => say!("{{{},{}}}", metrics.json_fields(), s.json_fields()),
+        (true, None) => say!("{}", metrics.to_json()),
+        (false, Some(s)) => say!(
+            "{}",
+            (table(&metrics, args.seed) + &table_of_scores(&s, &against)).trim_end()
+        ),
+        (false, None) => say!(
+            "{}\n(the generic scores need at least {} samples)",
+            table(&metrics, args.seed).trim_end(),
+            K + 1
+        ),
     }
     Ok(())
 }

@@ -6,12 +6,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::Args;
+use tinyddpm::data::DataSet;
 use tinyddpm::input::Patience;
 use tinyddpm::modelfile::{self, ModelFile};
 use tinyddpm::quantize::{layer_name, weight_scales};
 use tinyddpm::train::{CHECKPOINT_FORMAT, CheckpointFile, CheckpointInfo};
 use tinyddpm_core::file::{self, Contents, FileError, Header, Kind, QuantSizes};
-use tinyddpm_core::{Model, QModel};
+use tinyddpm_core::{Data, Model, QModel, Source};
 
 use super::shapes::{SUPPORTED, listed};
 use super::{INSPECT_PATIENCE, T, describe, dispatch, open_input};
@@ -95,11 +96,37 @@ fn head(path: &Path, bytes: &[u8], contents: &Contents<'_>, format_note: &str, k
     );
 }
 
-/// The lines after the parameters: what the header says about sampling.
+/// The lines after the parameters: what the header says about the data and sampling.
 fn tail(header: &Header) {
+    say!("data             {}", data_line(&header.data));
     say!("timesteps        T = {}", header.timesteps);
     say!("schedule         {}", header.schedule);
     say!("default sampler  {}", describe(&header.sampler));
+}
+
+/// "D = 2, the built-in set moons" and the units, if any: "; in data units x·(1.7, 0.3) +
+/// (-0.25, 40)".
+fn data_line(data: &Data) -> String {
+    let dim = usize::from(data.dim);
+    let source = match data.source {
+        Source::Builtin(id) => match DataSet::from_id(id) {
+            Some(set) => format!("the built-in set {set}"),
+            None => format!("a built-in set this build does not know (number {id})"),
+        },
+        Source::File => "points from a file".into(),
+    };
+    let units = match &data.units {
+        Some(u) => {
+            let list = |v: &[f32]| v.iter().map(f32::to_string).collect::<Vec<_>>().join(", ");
+            format!(
+                "; samples in data units x·({}) + ({})",
+                list(&u.scale[..dim]),
+                list(&u.shift[..dim])
+            )
+        }
+        None => String::new(),
+    };
+    format!("D = {dim}, {source}{units}")
 }
 
 fn float_model(path: &Path, bytes: &[u8], contents: &Contents<'_>) {
@@ -229,6 +256,7 @@ fn checkpoint(path: &Path, info: &CheckpointInfo) {
         info.blocks
     );
     say!("parameters       {}", info.params);
+    say!("data             {}", info.data);
     say!("timesteps        T = {}", info.timesteps);
     say!("schedule         {}", info.schedule);
     say!(
