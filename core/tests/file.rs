@@ -392,31 +392,36 @@ mod data {
         if let Some(u) = unusable.units.as_mut() {
             u.scale[5] = 3.0;
         }
-        let three = Data { dim: 3, ..moons() };
         for (data, want) in [
             (Data { dim: 0, ..moons() }, FileError::Container(C::Header)),
             (Data { dim: 17, ..moons() }, FileError::Container(C::Header)),
             (unusable, FileError::Container(C::Header)),
-            (three, FileError::Dim { found: 3 }),
         ] {
             let h = header::<4, 1>().with_data(data);
             assert_eq!(file::encode(&model, &h, &mut out), Err(want), "{data:?}");
             assert_eq!(file::encoded_len(Kind::Float, &h), Err(want));
         }
+        // D = 3 is a shape a file can hold, but not this 2-D model's.
+        let three = header::<4, 1>().with_data(Data { dim: 3, ..moons() });
+        let dim_error = FileError::Dim { found: 3, want: 2 };
+        assert_eq!(file::encode(&model, &three, &mut out), Err(dim_error));
+        assert!(file::encoded_len(Kind::Float, &three).is_ok());
         assert_eq!(
-            FileError::Dim { found: 3 }.to_string(),
-            "model file's data have D=3 dimensions, this build's models take D=2"
+            dim_error.to_string(),
+            "model file's data have D=3 dimensions, this model takes D=2"
         );
-        // D = 3 in a file (written by hand): the same error from the decoder.
+        // A 2-D file whose header claims D = 3 (written by hand): its payload is a 2-D
+        // model's, too short for D = 3.
         let mut bad = encoded_with(moons());
         let n = 12 + usize::from(u16::from_le_bytes([bad[10], bad[11]]));
         bad[n - 4] = 3;
         reseal(&mut bad);
         let mut dst = Small::ZERO;
-        assert_eq!(
+        assert!(matches!(
             file::decode_into(&bad, &mut dst),
-            Err(FileError::Dim { found: 3 })
-        );
+            Err(FileError::Container(C::Length { .. }))
+        ));
+        assert_eq!(dst, Small::ZERO);
     }
 }
 
@@ -707,23 +712,26 @@ mod integer {
 
     #[test]
     fn payload_sizes_are_the_models() {
-        fn check<const H: usize, const B: usize>() {
+        fn check<const H: usize, const B: usize, const D: usize>() {
             assert_eq!(
-                Kind::Integer.payload_len(H as u32, B as u32),
-                Some(QModel::<H, B>::BYTES + QModel::<H, B>::EXPONENTS),
-                "H={H} B={B}"
+                Kind::Integer.payload_len(H as u32, B as u32, D as u8),
+                Some(QModel::<H, B, D>::BYTES + QModel::<H, B, D>::EXPONENTS),
+                "H={H} B={B} D={D}"
             );
             let mut n = 0;
-            QModel::<H, B>::ZERO.for_each_exponent(|_| n += 1);
-            assert_eq!(n, QModel::<H, B>::EXPONENTS);
+            QModel::<H, B, D>::ZERO.for_each_exponent(|_| n += 1);
+            assert_eq!(n, QModel::<H, B, D>::EXPONENTS);
         }
-        check::<4, 1>();
-        check::<32, 2>();
-        check::<128, 3>();
-        check::<7, 0>();
-        assert_eq!(Kind::Integer.payload_len(u32::MAX, u32::MAX), None);
+        check::<4, 1, 2>();
+        check::<32, 2, 2>();
+        check::<128, 3, 2>();
+        check::<7, 0, 2>();
+        check::<4, 1, 1>();
+        check::<8, 2, 3>();
+        check::<16, 1, 16>();
+        assert_eq!(Kind::Integer.payload_len(u32::MAX, u32::MAX, 2), None);
         assert_eq!(
-            Kind::Integer.payload_len(0, u32::MAX).map(|n| n > 0),
+            Kind::Integer.payload_len(0, u32::MAX, 2).map(|n| n > 0),
             Some(true)
         );
     }
