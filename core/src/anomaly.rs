@@ -115,6 +115,28 @@ mod tests {
         );
     }
 
+    /// The same for points of three coordinates: each copy's ε is a draw of two pairs, the
+    /// second pair's second value unused, and the mean runs over 32·3 values.
+    #[test]
+    fn a_silent_network_of_three_coordinates_scores_its_draws() {
+        let model = Model::<4, 1, 3>::ZERO;
+        let schedule = Schedule::<1000>::new(ScheduleKind::SEED).unwrap();
+        let score = anomaly_score(&model, &schedule, None, 5, 9, [0.3, -0.2, 1.5]);
+        let mut noise = NoiseStream::new(mix64(5 ^ DOMAIN), 9);
+        let want: f64 = (0..32)
+            .flat_map(|_| {
+                let (a, b) = (noise.gaussian_pair(), noise.gaussian_pair());
+                [a[0], a[1], b[0]]
+            })
+            .map(|e| f64::from(e) * f64::from(e))
+            .sum::<f64>()
+            / 96.0;
+        assert!(
+            (f64::from(score) - want).abs() < 1e-6 * want,
+            "{score} {want}"
+        );
+    }
+
     #[test]
     fn levels_are_steps_of_any_schedule_length() {
         assert_eq!(EVALUATIONS, 32);
