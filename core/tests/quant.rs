@@ -358,9 +358,7 @@ fn quantize_layer<const I: usize, const O: usize>(
 ) {
     for j in 0..O {
         let s = w[j].iter().fold(1e-9f64, |m, v| m.max(v.abs())) / 127.0;
-        for k in 0..I {
-            l.weight[j][k] = (w[j][k] / s).round() as i8;
-        }
+        l.weight[j] = w[j].map(|v| (v / s).round() as i8);
         l.bias[j] = (b[j] / s * 2f64.powi(in_exp.into())).round() as i32;
         let factor = s * 2f64.powi(i32::from(out_exp) - i32::from(in_exp));
         let mut shift = 30 - factor.log2().floor() as i32;
