@@ -374,4 +374,30 @@ mod tests {
         let total: usize = seen.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
         assert_eq!(total, Model::<4, 2>::PARAMS);
     }
+
+    /// D sets the input layer's inputs and the output layer's outputs, nothing else.
+    #[test]
+    fn the_dimension_shapes_only_the_input_and_output_layers() {
+        extern crate std;
+        use std::vec::Vec;
+        fn weight_shapes<const D: usize>() -> Vec<(Layer, Vec<usize>)> {
+            let mut shapes = Vec::new();
+            Model::<4, 2, D>::ZERO.for_each_tensor(|name, shape, _| {
+                if !name.bias {
+                    shapes.push((name.layer, shape.to_vec()));
+                }
+            });
+            shapes
+        }
+        let (three, two) = (weight_shapes::<3>(), weight_shapes::<2>());
+        assert_eq!(three.len(), two.len());
+        for ((layer, s3), (_, s2)) in three.iter().zip(&two) {
+            match layer {
+                Layer::Input => assert_eq!((&s3[..], &s2[..]), (&[4, 3][..], &[4, 2][..])),
+                Layer::Output => assert_eq!((&s3[..], &s2[..]), (&[3, 4][..], &[2, 4][..])),
+                _ => assert_eq!(s3, s2, "{layer:?}"),
+            }
+        }
+        assert_eq!(Model::<4, 2, 3>::PARAMS, Model::<4, 2>::PARAMS + 4 + 4 + 1);
+    }
 }

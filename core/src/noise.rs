@@ -64,9 +64,9 @@ impl NoiseStream {
     /// coordinates 0..D in order (pair k gives coordinates 2k and 2k + 1); when D is odd the
     /// last pair's second value is dropped. D = 2 is exactly one pair.
     ///
-    /// Why whole pairs: every draw then starts at a pair boundary, so the n-th draw of a
-    /// stream is pairs n·⌈D/2⌉ .. (n+1)·⌈D/2⌉ whatever came before, and no backend carries a
-    /// spare value from one draw (x_T, a step's z) to the next.
+    /// Why whole pairs: every draw then starts at a pair boundary, so draw n of a chain (x_T
+    /// is draw 0, step k's z draw k + 1) is pairs n·⌈D/2⌉ .. (n+1)·⌈D/2⌉, and no backend
+    /// carries a spare value from one draw to the next.
     ///
     /// [`gaussian_pair`]: NoiseStream::gaussian_pair
     pub fn gaussians<const D: usize>(&mut self) -> [f32; D] {
