@@ -87,7 +87,8 @@ impl fmt::Display for TensorName {
 }
 
 /// The whole model: `H` hidden units, `B` residual blocks, points of `D` coordinates (the
-/// notebook's 2 unless named: `Model<H, B>` is `Model<H, B, 2>`).
+/// notebook's 2 unless named: `Model<H, B>` is `Model<H, B, 2>`). A model file holds
+/// 1 ≤ D ≤ [`MAX_DIM`](crate::units::MAX_DIM).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Model<const H: usize, const B: usize, const D: usize = 2> {
     /// `time_embed.embed.0`: t/T → H
