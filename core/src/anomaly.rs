@@ -7,9 +7,10 @@
 //! noise prediction on its own noised copies, [`COPIES`] at each of the [`LEVELS`] of T:
 //!
 //! ```text
-//! x_k = √ᾱ_{t_k}·x + √(1−ᾱ_{t_k})·ε_k          ε_k: pair k of the point's noise stream
-//! score(x) = Σ_k Σ_c (ε_k,c − ε̂(x_k, t_k)_c)² / (K·2)      K = EVALUATIONS, level-major
+//! x_k = √ᾱ_{t_k}·x + √(1−ᾱ_{t_k})·ε_k          ε_k: draw k of the point's noise stream
+//! score(x) = Σ_k Σ_c (ε_k,c − ε̂(x_k, t_k)_c)² / (K·D)      K = EVALUATIONS, level-major
 //! ```
+//! for a point of D coordinates c; a draw is [`NoiseStream::gaussians`] (D = 2: one pair).
 //! Livernoche et al., "On Diffusion Modeling for Anomaly Detection" (ICLR 2024), detect
 //! anomalies with this reconstruction error of a DDPM (and with their DTE, an estimate of the
 //! diffusion time, from the same idea); here the times are fixed, so a score is a pure
@@ -54,13 +55,13 @@ fn timestep<const T: usize>(f: f32) -> usize {
 /// The score of point `x` (in the data's units: `units` maps it into the model's space
 /// first, as the trainer did), point `index` under `seed`; the formula is in the module
 /// docs. Larger is more anomalous.
-pub fn anomaly_score<P: PredictNoise<f32>, const T: usize>(
+pub fn anomaly_score<P: PredictNoise<f32, D>, const T: usize, const D: usize>(
     mut model: P,
     schedule: &Schedule<T>,
     units: Option<&Units>,
     seed: u64,
     index: u64,
-    x: [f32; 2],
+    x: [f32; D],
 ) -> f32 {
     let mut x0 = x;
     if let Some(units) = units {
@@ -72,8 +73,8 @@ pub fn anomaly_score<P: PredictNoise<f32>, const T: usize>(
     for (k, f) in times.enumerate() {
         let t = timestep::<T>(f);
         let (signal, spread) = schedule.forward_coefs(t);
-        let eps = noise.gaussian_pair();
-        let x_t = [0, 1].map(|c| signal * x0[c] + spread * eps[c]);
+        let eps = noise.gaussians::<D>();
+        let x_t: [f32; D] = core::array::from_fn(|c| signal * x0[c] + spread * eps[c]);
         // Only the time input matters to a network; the update is never applied.
         let step = Step {
             t: t as u32,
@@ -85,12 +86,12 @@ pub fn anomaly_score<P: PredictNoise<f32>, const T: usize>(
             sigma: 0.0,
         };
         let predicted = model.predict_noise(k, &step, x_t);
-        for c in 0..2 {
+        for c in 0..D {
             let miss = eps[c] - predicted[c];
             total += miss * miss;
         }
     }
-    total / (2 * EVALUATIONS) as f32
+    total / (D * EVALUATIONS) as f32
 }
 
 #[cfg(test)]
@@ -112,6 +113,28 @@ mod tests {
             .map(|e| f64::from(e) * f64::from(e))
             .sum::<f64>()
             / 64.0;
+        assert!(
+            (f64::from(score) - want).abs() < 1e-6 * want,
+            "{score} {want}"
+        );
+    }
+
+    /// The same for points of three coordinates: each copy's ε is a draw of two pairs, the
+    /// second pair's second value unused, and the mean runs over 32·3 values.
+    #[test]
+    fn a_silent_network_of_three_coordinates_scores_its_draws() {
+        let model = Model::<4, 1, 3>::ZERO;
+        let schedule = Schedule::<1000>::new(ScheduleKind::SEED).unwrap();
+        let score = anomaly_score(&model, &schedule, None, 5, 9, [0.3, -0.2, 1.5]);
+        let mut noise = NoiseStream::new(mix64(5 ^ DOMAIN), 9);
+        let want: f64 = (0..32)
+            .flat_map(|_| {
+                let (a, b) = (noise.gaussian_pair(), noise.gaussian_pair());
+                [a[0], a[1], b[0]]
+            })
+            .map(|e| f64::from(e) * f64::from(e))
+            .sum::<f64>()
+            / 96.0;
         assert!(
             (f64::from(score) - want).abs() < 1e-6 * want,
             "{score} {want}"

@@ -18,9 +18,10 @@
 //! **Float payload**: the weights as f32 LE, [`Model::for_each_param`] order (PyTorch
 //! state_dict order; identical to postcard's encoding of the arrays).
 //!
-//! **Integer payload**, for C = (3 + 2B)·H + 2 output channels, W = [`param_count`]`(H, B)`
-//! − C weights and 6 + 3B exponents; layers in [`QModel::for_each_layer`] order (the same
-//! state_dict order), channels in order within a layer:
+//! **Integer payload**, for C = (3 + 2B)·H + D output channels (D = the [`Data`]'s `dim`),
+//! W = [`param_count_dim`]`(H, B, D)` − C weights and 6 + 3B exponents; layers in
+//! [`QModel::for_each_layer`] order (the same state_dict order), channels in order within a
+//! layer:
 //!
 //! ```text
 //!   biases        i32 LE × C       every layer's, channel by channel
@@ -39,7 +40,10 @@
 //! version 2 file of kind float (same payload as version 1) is read too. Version 3 adds the
 //! [`Data`] — the dimension D, where the training data came from and its [`Units`] — and is
 //! written only for a model whose data are not the notebook's ([`Data::SWISS_ROLL`], what
-//! versions 1 and 2 mean), so every earlier file's bytes stay what they were.
+//! versions 1 and 2 mean), so every earlier file's bytes stay what they were. D sets the
+//! input and output layers' widths (`Model<H, B, D>`, `QModel<H, B, D>`), so the payload's
+//! length and a destination's shape depend on it: a file is decoded only into a model of its
+//! D ([`FileError::Dim`]), and written only from one.
 //!
 //! Decoding needs no allocator and writes into caller-owned storage; every malformed input
 //! (truncated, bit-flipped, foreign, of another kind or shape, non-finite weights, integer
@@ -151,12 +155,12 @@ impl Kind {
         }
     }
 
-    /// Bytes of the payload of a model of this kind with `h` hidden units and `b` blocks,
-    /// if that fits a usize.
-    pub fn payload_len(self, h: u32, b: u32) -> Option<usize> {
+    /// Bytes of the payload of a model of this kind with `h` hidden units and `b` blocks on
+    /// points of `dim` coordinates, if that fits a usize.
+    pub fn payload_len(self, h: u32, b: u32, dim: u8) -> Option<usize> {
         match self {
-            Kind::Float => param_count(h, b)?.checked_mul(4),
-            Kind::Integer => QuantSizes::new(h, b)?
+            Kind::Float => param_count_dim(h, b, dim)?.checked_mul(4),
+            Kind::Integer => QuantSizes::with_dim(h, b, dim)?
                 .lens()
                 .into_iter()
                 .try_fold(0usize, usize::checked_add),
@@ -265,11 +269,14 @@ pub enum FileError {
         /// Expected T.
         want_timesteps: usize,
     },
-    /// The model's data have a dimension this build's models do not take.
-    #[error("model file's data have D={found} dimensions, this build's models take D=2")]
+    /// The file's model takes points of another dimension than the storage it is decoded
+    /// into (or, encoding, the header's D is not the model's).
+    #[error("model file's data have D={found} dimensions, this model takes D={want}")]
     Dim {
         /// The file's D.
         found: u8,
+        /// The model's D.
+        want: usize,
     },
     /// A weight is NaN or infinite.
     #[error("model file weight {index} is not finite")]
@@ -289,13 +296,24 @@ impl From<ContainerError> for FileError {
     }
 }
 
-/// Number of parameters of a model with hidden width `h` and `b` blocks, if it fits a usize.
+/// Number of parameters of a model of the notebook's 2-D data with hidden width `h` and `b`
+/// blocks, if it fits a usize: [`param_count_dim`]`(h, b, 2)`.
 pub fn param_count(h: u32, b: u32) -> Option<usize> {
-    layout(h, b).map(|l| l.len())
+    param_count_dim(h, b, 2)
 }
 
-fn layout(h: u32, b: u32) -> Option<Layout> {
-    Layout::new(usize::try_from(h).ok()?, usize::try_from(b).ok()?)
+/// Number of parameters of a model with hidden width `h` and `b` blocks on points of `dim`
+/// coordinates, if it fits a usize.
+pub fn param_count_dim(h: u32, b: u32, dim: u8) -> Option<usize> {
+    layout(h, b, dim).map(|l| l.len())
+}
+
+fn layout(h: u32, b: u32, dim: u8) -> Option<Layout> {
+    Layout::with_dim(
+        usize::try_from(h).ok()?,
+        usize::try_from(b).ok()?,
+        usize::from(dim),
+    )
 }
 
 /// What an integer payload holds (module docs), for a model of any shape.
@@ -310,9 +328,16 @@ pub struct QuantSizes {
 }
 
 impl QuantSizes {
-    /// The sizes for `h` hidden units and `b` blocks, if they fit a usize.
+    /// The sizes for `h` hidden units and `b` blocks on the notebook's 2-D data:
+    /// [`QuantSizes::with_dim`]`(h, b, 2)`.
     pub fn new(h: u32, b: u32) -> Option<Self> {
-        let layout = layout(h, b)?;
+        Self::with_dim(h, b, 2)
+    }
+
+    /// The sizes for `h` hidden units and `b` blocks on points of `dim` coordinates, if they
+    /// fit a usize.
+    pub fn with_dim(h: u32, b: u32, dim: u8) -> Option<Self> {
+        let layout = layout(h, b, dim)?;
         Some(Self {
             channels: layout.channels(),
             weights: layout.len() - layout.channels(),
@@ -350,12 +375,22 @@ fn pieces_mut<const N: usize>(bytes: &mut [u8], lens: [usize; N]) -> Option<[&mu
     Some(out)
 }
 
+/// The integer payload's sections of `QModel<H, B, D>`.
+fn quant_sizes<const H: usize, const B: usize, const D: usize>() -> Option<QuantSizes> {
+    QuantSizes::with_dim(
+        u32::try_from(H).ok()?,
+        u32::try_from(B).ok()?,
+        u8::try_from(D).ok()?,
+    )
+}
+
 fn le_i32(c: &[u8]) -> i32 {
     i32::from_le_bytes([c[0], c[1], c[2], c[3]])
 }
 
 impl Header {
-    /// A header describing `Model<H, B>` (or `QModel<H, B>`) on a `T`-step schedule.
+    /// A header describing `Model<H, B>` (or `QModel<H, B>`) on a `T`-step schedule, of the
+    /// notebook's data; a model of other data, D ≠ 2 included, takes [`Header::with_data`].
     pub fn new<const H: usize, const B: usize, const T: usize>(
         schedule: ScheduleKind,
         sampler: Sampler,
@@ -377,7 +412,7 @@ impl Header {
 
     /// Number of parameters the header describes.
     pub fn params(&self) -> Option<usize> {
-        param_count(self.hidden, self.blocks)
+        param_count_dim(self.hidden, self.blocks, self.data.dim)
     }
 
     /// The schedule table, if the file's T is this build's T.
@@ -407,11 +442,18 @@ impl Header {
         }
     }
 
-    /// Fails unless the header describes `H`, `B`.
-    fn check_shape<const H: usize, const B: usize>(&self) -> Result<(), FileError> {
-        match self.hidden as usize == H && self.blocks as usize == B {
+    /// Fails unless the header describes `H`, `B` (else [`FileError::Shape`]) and `D` (else
+    /// [`FileError::Dim`]).
+    fn check_shape<const H: usize, const B: usize, const D: usize>(&self) -> Result<(), FileError> {
+        if self.hidden as usize != H || self.blocks as usize != B {
+            return Err(self.shape_error::<H, B, 0>(true));
+        }
+        match usize::from(self.data.dim) == D {
             true => Ok(()),
-            false => Err(self.shape_error::<H, B, 0>(true)),
+            false => Err(FileError::Dim {
+                found: self.data.dim,
+                want: D,
+            }),
         }
     }
 
@@ -421,15 +463,10 @@ impl Header {
         if !self.schedule.is_valid() || self.timesteps < 2 || !self.data.is_valid() {
             return Err(ContainerError::Header.into());
         }
-        if self.data.dim != 2 {
-            return Err(FileError::Dim {
-                found: self.data.dim,
-            });
-        }
         self.sampler
             .validate(self.timesteps as usize)
             .map_err(FileError::Sampler)?;
-        kind.payload_len(self.hidden, self.blocks)
+        kind.payload_len(self.hidden, self.blocks, self.data.dim)
             .ok_or(ContainerError::Header.into())
     }
 }
@@ -512,18 +549,19 @@ pub fn encoded_len(kind: Kind, header: &Header) -> Result<usize, FileError> {
 }
 
 /// A network a model file holds: how its payload (module docs) is checked, read and
-/// written. Implemented by both kinds; [`encode`] and [`decode_into`] are written once over it.
-pub trait Stored<const H: usize, const B: usize>: Network<H, B> {
+/// written. Implemented by both kinds, for any D; [`encode`] and [`decode_into`] are written
+/// once over it.
+pub trait Stored<const H: usize, const B: usize, const D: usize = 2>: Network<H, B, D> {
     /// Fails unless `self` can be written: no decoder would read a file that fails here.
     fn check(&self) -> Result<(), FileError>;
-    /// Writes the payload into `payload`, which is exactly this kind's length for (H, B).
+    /// Writes the payload into `payload`, which is exactly this kind's length for (H, B, D).
     fn write_payload(&self, payload: &mut [u8]);
-    /// Judges `payload` (this kind's, exactly as long as (H, B) makes it) whole, then, only
+    /// Judges `payload` (this kind's, exactly as long as (H, B, D) makes it) whole, then, only
     /// when it is valid, writes it into `self`.
     fn read_payload(&mut self, payload: &[u8]) -> Result<(), FileError>;
 }
 
-impl<const H: usize, const B: usize> Stored<H, B> for Model<H, B> {
+impl<const H: usize, const B: usize, const D: usize> Stored<H, B, D> for Model<H, B, D> {
     fn check(&self) -> Result<(), FileError> {
         Ok(())
     }
@@ -552,14 +590,14 @@ impl<const H: usize, const B: usize> Stored<H, B> for Model<H, B> {
     }
 }
 
-impl<const H: usize, const B: usize> Stored<H, B> for QModel<H, B> {
+impl<const H: usize, const B: usize, const D: usize> Stored<H, B, D> for QModel<H, B, D> {
     /// [`QModel::validate`].
     fn check(&self) -> Result<(), FileError> {
         self.validate().map_err(FileError::Quant)
     }
 
     fn write_payload(&self, payload: &mut [u8]) {
-        let Some(sizes) = QuantSizes::new(H as u32, B as u32) else {
+        let Some(sizes) = quant_sizes::<H, B, D>() else {
             return;
         };
         // The payload is exactly the sections' length: every piece is there.
@@ -597,7 +635,7 @@ impl<const H: usize, const B: usize> Stored<H, B> for QModel<H, B> {
     /// Every check, [`QModel::validate`]'s included, runs on the bytes before anything is
     /// written.
     fn read_payload(&mut self, payload: &[u8]) -> Result<(), FileError> {
-        let sizes = QuantSizes::new(H as u32, B as u32).ok_or(ContainerError::Header)?;
+        let sizes = quant_sizes::<H, B, D>().ok_or(ContainerError::Header)?;
         let sections = pieces(payload, sizes.lens()).ok_or(ContainerError::Header)?;
         check_quant(self, sections).map_err(FileError::Quant)?;
         let [biases, multipliers, weights, shifts, exponents] = sections;
@@ -624,16 +662,18 @@ impl<const H: usize, const B: usize> Stored<H, B> for QModel<H, B> {
 
 /// Writes `model` with `header` into `out` — as version 1 (the bytes every float file has
 /// had) or 2 (an integer model) when its data are the notebook's, else as version 3 — and
-/// returns the bytes written. A model that fails [`Stored::check`], or a header no decoder
-/// would read, is refused.
-pub fn encode<const H: usize, const B: usize, M: Stored<H, B>>(
+/// returns the bytes written. A model that fails [`Stored::check`], a header of another
+/// shape than the model's (its `data.dim` included), or a header no decoder would read, is
+/// refused.
+pub fn encode<const H: usize, const B: usize, M: Stored<H, B, D>, const D: usize>(
     model: &M,
     header: &Header,
     out: &mut [u8],
 ) -> Result<usize, FileError> {
-    header.check_shape::<H, B>()?;
-    model.check()?;
+    // The header's own validity first, as the decoder judges it before the shape.
     let len = header.payload_len(M::KIND)?;
+    header.check_shape::<H, B, D>()?;
+    model.check()?;
     let write = |payload: &mut [u8]| model.write_payload(payload);
     Ok(Wire::of(M::KIND, header).seal(len, out, write)?)
 }
@@ -657,35 +697,41 @@ pub fn header_end(prefix: &[u8]) -> Option<usize> {
 /// the shape are looked at; the decoder judges the rest of the header.
 pub fn expected_len(prefix: &[u8]) -> Option<usize> {
     let format = format_of(prefix).ok()?;
+    // Versions 1 and 2 hold the notebook's 2-D data; version 3 names its D.
+    let dim = Data::SWISS_ROLL.dim;
     if *format == FORMAT_V1 {
         format.expected_len(prefix, |h: &Header| {
-            Kind::Float.payload_len(h.hidden, h.blocks)
+            Kind::Float.payload_len(h.hidden, h.blocks, dim)
         })
     } else if *format == FORMAT_V2 {
         format.expected_len(prefix, |h: &KindHeader| {
-            h.kind.payload_len(h.header.hidden, h.header.blocks)
+            h.kind.payload_len(h.header.hidden, h.header.blocks, dim)
         })
     } else {
         format.expected_len(prefix, |h: &DataHeader| {
-            h.kind.payload_len(h.header.hidden, h.header.blocks)
+            h.kind
+                .payload_len(h.header.hidden, h.header.blocks, h.data.dim)
         })
     }
 }
 
 /// Decodes a whole model file into `model` (caller-owned: a `static`, a `Box`, a stack
-/// slot) of the kind and shape the file must hold. Every check runs on the bytes first:
-/// `model` is untouched unless the result is `Ok`.
-pub fn decode_into<const H: usize, const B: usize, M: Stored<H, B>>(
+/// slot) of the kind and shape the file must hold, its D included. Every check runs on the
+/// bytes first: `model` is untouched unless the result is `Ok`.
+pub fn decode_into<const H: usize, const B: usize, M: Stored<H, B, D>, const D: usize>(
     bytes: &[u8],
     model: &mut M,
 ) -> Result<Header, FileError> {
     let c = open(bytes)?.require_kind(M::KIND)?;
-    c.header.check_shape::<H, B>()?;
+    c.header.check_shape::<H, B, D>()?;
     model.read_payload(c.payload)?;
     Ok(c.header)
 }
 
-fn set_exponents<const H: usize, const B: usize>(model: &mut QModel<H, B>, bytes: &[u8]) {
+fn set_exponents<const H: usize, const B: usize, const D: usize>(
+    model: &mut QModel<H, B, D>,
+    bytes: &[u8],
+) {
     let mut byte = bytes.iter();
     model.for_each_exponent_mut(|e| {
         if let Some(&b) = byte.next() {
@@ -697,13 +743,13 @@ fn set_exponents<const H: usize, const B: usize>(model: &mut QModel<H, B>, bytes
 /// [`QModel::validate`] on an integer payload's sections, before they are decoded: the
 /// same checks in the same order, so the same error. `shapes` (the destination, not yet
 /// written) gives each layer's name and sizes.
-fn check_quant<const H: usize, const B: usize>(
-    shapes: &QModel<H, B>,
+fn check_quant<const H: usize, const B: usize, const D: usize>(
+    shapes: &QModel<H, B, D>,
     [biases, _, weights, shifts, exponents]: [&[u8]; 5],
 ) -> Result<(), QuantError> {
     // The exponents are checked by validate() itself, on a model of no units: it holds
-    // every exponent and no parameters (H = 0), so it fits any stack.
-    let mut exps = QModel::<0, B>::ZERO;
+    // every exponent and no parameters (H = 0, D = 0), so it fits any stack.
+    let mut exps = QModel::<0, B, 0>::ZERO;
     set_exponents(&mut exps, exponents);
     exps.validate()?;
     let (mut bias, mut weight, mut shift) = (biases.chunks_exact(4), weights.iter(), shifts.iter());

@@ -1,10 +1,10 @@
 //! Where every tensor of a model lies in its flat parameter vector: the one definition of the
-//! file order (PyTorch `state_dict` order) and of each layer's shape, for any H and B, at
-//! compile time or at run time.
+//! file order (PyTorch `state_dict` order) and of each layer's shape, for any H, B and data
+//! dimension D, at compile time or at run time.
 //!
 //! ```text
-//! time_in (1 → H), time_out (H → H), input (2 → H),
-//! B × [first (H → H), second (H → H)], output (H → 2);
+//! time_in (1 → H), time_out (H → H), input (D → H),
+//! B × [first (H → H), second (H → H)], output (H → D);
 //! each layer: weight [out][in] row-major, then bias [out]
 //! ```
 //! The model file's float payload, the trainer's flat vectors, the GPU's weight buffer and
@@ -53,13 +53,16 @@ const fn linear(i: usize, o: usize) -> Option<usize> {
     }
 }
 
-/// The layout of a model with `hidden` units and `blocks` residual blocks.
+/// The layout of a model with `hidden` units and `blocks` residual blocks on points of `dim`
+/// coordinates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Layout {
     /// H.
     pub hidden: usize,
     /// B.
     pub blocks: usize,
+    /// D, the data's dimension: the input layer's inputs and the output layer's outputs.
+    pub dim: usize,
     /// Parameters before the first block: `time_in`, `time_out`, `input`.
     head: usize,
     /// Parameters of one residual block.
@@ -69,14 +72,20 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The layout for `hidden` units and `blocks` blocks, if every offset fits a usize
-    /// (then no offset computed from it overflows).
+    /// The layout for `hidden` units and `blocks` blocks on the notebook's 2-D points:
+    /// [`Layout::with_dim`]`(hidden, blocks, 2)`.
     pub const fn new(hidden: usize, blocks: usize) -> Option<Self> {
-        let (h, b) = (hidden, blocks);
+        Self::with_dim(hidden, blocks, 2)
+    }
+
+    /// The layout for `hidden` units and `blocks` blocks on points of `dim` coordinates, if
+    /// every offset fits a usize (then no offset computed from it overflows).
+    pub const fn with_dim(hidden: usize, blocks: usize, dim: usize) -> Option<Self> {
+        let (h, b, d) = (hidden, blocks, dim);
         // Written out, not summed over the layers: B comes from a file's header, so the
         // count must not take B steps.
         let (Some(time_in), Some(square), Some(input), Some(output)) =
-            (linear(1, h), linear(h, h), linear(2, h), linear(h, 2))
+            (linear(1, h), linear(h, h), linear(d, h), linear(h, d))
         else {
             return None;
         };
@@ -95,15 +104,21 @@ impl Layout {
         Some(Self {
             hidden,
             blocks,
+            dim,
             head,
             block,
             len,
         })
     }
 
-    /// The layout of `Model<H, B>` (a compile-time error for a shape no usize can count).
+    /// The layout of `Model<H, B>`, on 2-D points: [`Layout::of_dim`]`::<H, B, 2>()`.
     pub const fn of<const H: usize, const B: usize>() -> Self {
-        match Self::new(H, B) {
+        Self::of_dim::<H, B, 2>()
+    }
+
+    /// The layout of `Model<H, B, D>` (a compile-time error for a shape no usize can count).
+    pub const fn of_dim<const H: usize, const B: usize, const D: usize>() -> Self {
+        match Self::with_dim(H, B, D) {
             Some(layout) => layout,
             None => panic!("the model's parameter count overflows a usize"),
         }
@@ -150,15 +165,15 @@ impl Layout {
 
     /// Where `layer` lies (a block index below B).
     pub const fn dense(&self, layer: Layer) -> Dense {
-        let h = self.hidden;
+        let (h, d) = (self.hidden, self.dim);
         let square = h * h + h;
         let (i, o, w) = match layer {
             Layer::TimeIn => (1, h, 0),
             Layer::TimeOut => (h, h, 2 * h),
-            Layer::Input => (2, h, 2 * h + square),
+            Layer::Input => (d, h, 2 * h + square),
             Layer::BlockFirst(k) => (h, h, self.head + k * self.block),
             Layer::BlockSecond(k) => (h, h, self.head + k * self.block + square),
-            Layer::Output => (h, 2, self.head + self.blocks * self.block),
+            Layer::Output => (h, d, self.head + self.blocks * self.block),
         };
         Dense {
             layer,
@@ -204,9 +219,10 @@ impl Layout {
         ]
     }
 
-    /// Output channels (biases) of every layer together: (3 + 2B)·H + 2.
+    /// Output channels (biases) of every layer together: (3 + 2B)·H + D (no overflow: each
+    /// channel is a parameter, and their count fits).
     pub const fn channels(&self) -> usize {
-        (3 + 2 * self.blocks) * self.hidden + 2
+        (3 + 2 * self.blocks) * self.hidden + self.dim
     }
 }
 
@@ -231,8 +247,18 @@ mod tests {
     /// an independent count of the seed notebook's module.
     #[test]
     fn layers_tile_the_vector_in_file_order() {
-        for (h, b) in [(1, 0), (4, 1), (8, 2), (48, 2), (128, 3), (256, 4)] {
-            let lay = Layout::new(h, b).unwrap();
+        let shapes = [
+            (1, 0, 2),
+            (4, 1, 2),
+            (8, 2, 2),
+            (48, 2, 2),
+            (128, 3, 2),
+            (256, 4, 2),
+        ];
+        let dims = [(4, 1, 1), (8, 2, 3), (16, 0, 8), (32, 2, 16)];
+        for (h, b, d) in shapes.into_iter().chain(dims) {
+            let lay = Layout::with_dim(h, b, d).unwrap();
+            assert_eq!((lay.hidden, lay.blocks, lay.dim), (h, b, d));
             let mut at = 0;
             let mut layers = 0;
             for d in lay.iter() {
@@ -242,8 +268,8 @@ mod tests {
             }
             assert_eq!(layers, lay.layers());
             assert_eq!(at, lay.len());
-            // Linear(1,H), Linear(H,H), Linear(2,H), 2B × Linear(H,H), Linear(H,2).
-            let count = (h + h) + (h * h + h) + (2 * h + h) + 2 * b * (h * h + h) + (2 * h + 2);
+            // Linear(1,H), Linear(H,H), Linear(D,H), 2B × Linear(H,H), Linear(H,D).
+            let count = (h + h) + (h * h + h) + (d * h + h) + 2 * b * (h * h + h) + (h * d + d);
             assert_eq!(lay.len(), count);
             let biases: usize = lay.iter().map(|d| d.o).sum();
             assert_eq!(lay.channels(), biases);
@@ -267,15 +293,17 @@ mod tests {
                     (named("SECOND_W") + stride, named("SECOND_B") + stride)
                 );
             }
-            assert_eq!(named("OUTPUT_B") + 2, lay.len());
+            assert_eq!(named("OUTPUT_B") + d, lay.len());
         }
         assert_eq!(Layout::of::<128, 3>().len(), 116_482);
+        assert_eq!(Layout::new(32, 2), Layout::with_dim(32, 2, 2));
     }
 
     #[test]
     fn a_count_past_usize_is_refused() {
         assert_eq!(Layout::new(usize::MAX, 1), None);
         assert_eq!(Layout::new(1 << 20, usize::MAX), None);
+        assert_eq!(Layout::with_dim(1 << 20, 1, usize::MAX), None);
         assert!(Layout::new(1 << 12, 1 << 20).is_some());
     }
 }

@@ -1,11 +1,14 @@
-//! The seed notebook's time-embedded MLP, weights in const-generic fixed arrays.
+//! The seed notebook's time-embedded MLP, weights in const-generic fixed arrays, on points x of
+//! D coordinates (the notebook's D = 2):
 //!
 //! ```text
 //! temb = Linear(H,H)(GELU(Linear(1,H)(t/T)))           once per time step, shared
-//! h    = GELU(Linear(2,H)(x)) + temb
+//! h    = GELU(Linear(D,H)(x)) + temb
 //! B ×:   h = (GELU(Linear(H,H)(GELU(Linear(H,H)(h)))) + h + temb) / √2
-//! ε̂    = Linear(H,2)(h)
+//! ε̂    = Linear(H,D)(h)
 //! ```
+//! D changes only the input and output layers' widths: every sum keeps its order, so a
+//! `Model<H, B>` (D = 2 by default) computes the bits it always did.
 //! The time embedding does not depend on x: [`Model::time_embedding`] computes it once per
 //! step and [`Model::predict_noise`] reuses it for any number of samples (lanes of `R`).
 
@@ -83,19 +86,21 @@ impl fmt::Display for TensorName {
     }
 }
 
-/// The whole model: `H` hidden units, `B` residual blocks.
+/// The whole model: `H` hidden units, `B` residual blocks, points of `D` coordinates (the
+/// notebook's 2 unless named: `Model<H, B>` is `Model<H, B, 2>`). A model file holds
+/// 1 ≤ D ≤ [`MAX_DIM`](crate::units::MAX_DIM).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Model<const H: usize, const B: usize> {
+pub struct Model<const H: usize, const B: usize, const D: usize = 2> {
     /// `time_embed.embed.0`: t/T → H
     pub time_in: Linear<1, H>,
     /// `time_embed.embed.2`: H → H
     pub time_out: Linear<H, H>,
-    /// `input_layer.0`: x → H
-    pub input: Linear<2, H>,
+    /// `input_layer.0`: x (D) → H
+    pub input: Linear<D, H>,
     /// `hidden_layers.0 .. B`
     pub blocks: [Block<H>; B],
-    /// `output_layer`: H → ε̂
-    pub output: Linear<H, 2>,
+    /// `output_layer`: H → ε̂ (D)
+    pub output: Linear<H, D>,
 }
 
 /// An intermediate tensor of the forward pass, as [`Model::time_embedding_observed`] and
@@ -142,7 +147,7 @@ pub fn residual_unit<R: Real>(second_pre_activation: R, h_prev: R, temb: R) -> R
     (gelu(second_pre_activation) + h_prev + temb) / R::splat(SQRT_2)
 }
 
-impl<const H: usize, const B: usize> Model<H, B> {
+impl<const H: usize, const B: usize, const D: usize> Model<H, B, D> {
     /// All parameters zero (a `const`, so a model can live in a `static`).
     pub const ZERO: Self = Self {
         time_in: Linear::ZERO,
@@ -153,7 +158,7 @@ impl<const H: usize, const B: usize> Model<H, B> {
     };
 
     /// Number of parameters.
-    pub const PARAMS: usize = Layout::of::<H, B>().len();
+    pub const PARAMS: usize = Layout::of_dim::<H, B, D>().len();
 
     /// The time embedding for network input `t_input` (= t/T), shared by every sample.
     #[inline]
@@ -182,7 +187,7 @@ impl<const H: usize, const B: usize> Model<H, B> {
 
     /// Predicted noise ε̂(x, t) for the lanes of `x`, given that step's time embedding.
     #[inline]
-    pub fn predict_noise<R: Real>(&self, x: [R; 2], temb: &[f32; H]) -> [R; 2] {
+    pub fn predict_noise<R: Real>(&self, x: [R; D], temb: &[f32; H]) -> [R; D] {
         self.predict_noise_observed(x, temb, |_, _| ())
     }
 
@@ -191,10 +196,10 @@ impl<const H: usize, const B: usize> Model<H, B> {
     #[inline(always)]
     pub fn predict_noise_observed<R: Real>(
         &self,
-        x: [R; 2],
+        x: [R; D],
         temb: &[f32; H],
         mut tap: impl FnMut(Tap, &[R]),
-    ) -> [R; 2] {
+    ) -> [R; D] {
         let mut h = [R::splat(0.0); H];
         let mut u = [R::splat(0.0); H];
         let mut v = [R::splat(0.0); H];
@@ -216,7 +221,7 @@ impl<const H: usize, const B: usize> Model<H, B> {
             }
         }
         tap(Tap::Stream(B), &h);
-        let mut out = [R::splat(0.0); 2];
+        let mut out = [R::splat(0.0); D];
         self.output.forward(&h, &mut out);
         tap(Tap::Eps, &out);
         out
@@ -269,7 +274,7 @@ impl<const H: usize, const B: usize> Model<H, B> {
     /// exactly [`Model::PARAMS`]. A `const fn`, so a `static` model can be built from a flat
     /// table at compile time.
     pub const fn from_params(params: &[f32]) -> Option<Self> {
-        let lay = Layout::of::<H, B>();
+        let lay = Layout::of_dim::<H, B, D>();
         if params.len() != lay.len() {
             return None;
         }
@@ -296,7 +301,7 @@ impl<const H: usize, const B: usize> Model<H, B> {
     /// Every tensor with its PyTorch `state_dict` name and shape (`[out, in]` or `[out]`),
     /// in file order: for each layer its weight (row-major), then its bias.
     pub fn for_each_tensor(&self, mut f: impl FnMut(TensorName, &[usize], &[f32])) {
-        for d in Layout::of::<H, B>().iter() {
+        for d in Layout::of_dim::<H, B, D>().iter() {
             let (w, b) = self.tensors(d.layer);
             f(TensorName::weight(d.layer), &[d.o, d.i], w);
             f(TensorName::bias(d.layer), &[d.o], b);
@@ -305,7 +310,7 @@ impl<const H: usize, const B: usize> Model<H, B> {
 
     /// [`Model::for_each_tensor`], mutably.
     pub fn for_each_tensor_mut(&mut self, mut f: impl FnMut(TensorName, &[usize], &mut [f32])) {
-        for d in Layout::of::<H, B>().iter() {
+        for d in Layout::of_dim::<H, B, D>().iter() {
             let (w, b) = self.tensors_mut(d.layer);
             f(TensorName::weight(d.layer), &[d.o, d.i], w);
             f(TensorName::bias(d.layer), &[d.o], b);
@@ -369,5 +374,31 @@ mod tests {
         assert_eq!(seen[14].1, [2, 4]);
         let total: usize = seen.iter().map(|(_, s)| s.iter().product::<usize>()).sum();
         assert_eq!(total, Model::<4, 2>::PARAMS);
+    }
+
+    /// D sets the input layer's inputs and the output layer's outputs, nothing else.
+    #[test]
+    fn the_dimension_shapes_only_the_input_and_output_layers() {
+        extern crate std;
+        use std::vec::Vec;
+        fn weight_shapes<const D: usize>() -> Vec<(Layer, Vec<usize>)> {
+            let mut shapes = Vec::new();
+            Model::<4, 2, D>::ZERO.for_each_tensor(|name, shape, _| {
+                if !name.bias {
+                    shapes.push((name.layer, shape.to_vec()));
+                }
+            });
+            shapes
+        }
+        let (three, two) = (weight_shapes::<3>(), weight_shapes::<2>());
+        assert_eq!(three.len(), two.len());
+        for ((layer, s3), (_, s2)) in three.iter().zip(&two) {
+            match layer {
+                Layer::Input => assert_eq!((&s3[..], &s2[..]), (&[4, 3][..], &[4, 2][..])),
+                Layer::Output => assert_eq!((&s3[..], &s2[..]), (&[3, 4][..], &[2, 4][..])),
+                _ => assert_eq!(s3, s2, "{layer:?}"),
+            }
+        }
+        assert_eq!(Model::<4, 2, 3>::PARAMS, Model::<4, 2>::PARAMS + 4 + 4 + 1);
     }
 }

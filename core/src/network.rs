@@ -28,20 +28,23 @@ impl fmt::Display for Kind {
     }
 }
 
-/// A noise-predicting network of `H` hidden units and `B` residual blocks.
-pub trait Network<const H: usize, const B: usize>: Sized + Sync + 'static {
+/// A noise-predicting network of `H` hidden units and `B` residual blocks on points of `D`
+/// coordinates (2 unless named).
+pub trait Network<const H: usize, const B: usize, const D: usize = 2>:
+    Sized + Sync + 'static
+{
     /// Which network this is.
     const KIND: Kind;
     /// Every parameter zero: the storage a decoder fills.
     const ZERO: Self;
 }
 
-impl<const H: usize, const B: usize> Network<H, B> for Model<H, B> {
+impl<const H: usize, const B: usize, const D: usize> Network<H, B, D> for Model<H, B, D> {
     const KIND: Kind = Kind::Float;
     const ZERO: Self = Model::ZERO;
 }
 
-impl<const H: usize, const B: usize> Network<H, B> for QModel<H, B> {
+impl<const H: usize, const B: usize, const D: usize> Network<H, B, D> for QModel<H, B, D> {
     const KIND: Kind = Kind::Integer;
     const ZERO: Self = QModel::ZERO;
 }

@@ -59,6 +59,25 @@ impl NoiseStream {
         let b = self.0.next_u32() >> 8;
         box_muller(a, b)
     }
+
+    /// One draw of a point of `D` coordinates: ⌈D/2⌉ consecutive [`gaussian_pair`]s,
+    /// coordinates 0..D in order (pair k gives coordinates 2k and 2k + 1); when D is odd the
+    /// last pair's second value is dropped. D = 2 is exactly one pair.
+    ///
+    /// Why whole pairs: every draw then starts at a pair boundary, so draw n of a chain (x_T
+    /// is draw 0, step k's z draw k + 1) is pairs n·⌈D/2⌉ .. (n+1)·⌈D/2⌉, and no backend
+    /// carries a spare value from one draw to the next.
+    ///
+    /// [`gaussian_pair`]: NoiseStream::gaussian_pair
+    pub fn gaussians<const D: usize>(&mut self) -> [f32; D] {
+        let mut z = [0.0; D];
+        for coords in z.chunks_mut(2) {
+            for (v, g) in coords.iter_mut().zip(self.gaussian_pair()) {
+                *v = g;
+            }
+        }
+        z
+    }
 }
 
 /// Box–Muller on 24-bit integers `a`, `b`: `√(−2 ln((a+1)/2^24))·(cos, sin)(2π·b/2^24)`.

@@ -1,8 +1,11 @@
-//! The reverse chain, written once: `sample(model, schedule, sampler, seed, index) -> [f32; 2]`
+//! The reverse chain, written once: `sample(model, schedule, sampler, seed, index) -> [f32; D]`
 //! and the lane-generic loop every backend's sampler is an instance of.
 //!
-//! Sample `index` of `seed` draws from its own [`NoiseStream`]: the first Gaussian pair is
-//! x_T, then one pair z per reverse step (a step with σ = 0 consumes its pair too). [`chain`]
+//! Sample `index` of `seed` draws from its own [`NoiseStream`]: its first draw of D Gaussians
+//! is x_T, then one draw z per reverse step (a step with σ = 0 consumes its draw too). A draw
+//! is [`NoiseStream::gaussians`]: ⌈D/2⌉ whole Box–Muller pairs, coordinates in order, the
+//! second value of the last pair dropped when D is odd — for the notebook's D = 2, one pair,
+//! as it always was. [`chain`]
 //! runs any number of samples side by side as the lanes of a [`Real`] — `f32` for one,
 //! [`Lanes<N>`](crate::Lanes) or a host SIMD tile for many — with whatever predicts their
 //! noise ([`PredictNoise`]). Each lane performs exactly the scalar sequence, so a sample's bits
@@ -17,34 +20,44 @@ use crate::real::Real;
 use crate::sampler::{Sampler, Step};
 use crate::schedule::Schedule;
 
-/// Something that predicts the noise in `x` at a reverse step: the float model, or a
-/// backend's prepared copy of it. `k` is the step's position in the chain (0 = noisiest), so
-/// an implementation may look up work shared by every sample of a step (the time
-/// embedding) instead of recomputing it.
-pub trait PredictNoise<R: Real> {
+/// Something that predicts the noise in `x`, a point of `D` coordinates (2 unless named), at
+/// a reverse step: the float model, or a backend's prepared copy of it. `k` is the step's
+/// position in the chain (0 = noisiest), so an implementation may look up work shared by
+/// every sample of a step (the time embedding) instead of recomputing it.
+pub trait PredictNoise<R: Real, const D: usize = 2> {
     /// ε̂(x, t) for the lanes of `x` at step `k`, whose network time input is `step.t_input`.
-    fn predict_noise(&mut self, k: usize, step: &Step, x: [R; 2]) -> [R; 2];
+    fn predict_noise(&mut self, k: usize, step: &Step, x: [R; D]) -> [R; D];
 }
 
 /// The model itself: its time embedding computed for each step, then the forward pass.
-impl<R: Real, const H: usize, const B: usize> PredictNoise<R> for &Model<H, B> {
+impl<R: Real, const H: usize, const B: usize, const D: usize> PredictNoise<R, D>
+    for &Model<H, B, D>
+{
     #[inline]
-    fn predict_noise(&mut self, _k: usize, step: &Step, x: [R; 2]) -> [R; 2] {
+    fn predict_noise(&mut self, _k: usize, step: &Step, x: [R; D]) -> [R; D] {
         Model::predict_noise(self, x, &self.time_embedding(step.t_input))
     }
 }
 
-/// The next Gaussian pair of each lane's stream: lane `i` of coordinate `c` is pair `i`'s
-/// coordinate `c`. Lanes past `streams.len()` (padding of a partly filled batch) get 0.
+/// The next draw of `D` Gaussians ([`NoiseStream::gaussians`]) of each lane's stream: lane `i`
+/// of coordinate `c` is coordinate `c` of stream `i`'s draw. Lanes past `streams.len()`
+/// (padding of a partly filled batch) get 0.
 #[inline(always)]
-pub fn gaussian_lanes<R: Real>(streams: &mut [NoiseStream]) -> [R; 2] {
-    let mut z = [R::splat(0.0); 2];
+pub fn gaussian_draw<R: Real, const D: usize>(streams: &mut [NoiseStream]) -> [R; D] {
+    let mut z = [R::splat(0.0); D];
     for (i, stream) in streams.iter_mut().enumerate() {
-        let pair = stream.gaussian_pair();
-        z[0].set_lane(i, pair[0]);
-        z[1].set_lane(i, pair[1]);
+        for (zc, g) in z.iter_mut().zip(stream.gaussians::<D>()) {
+            zc.set_lane(i, g);
+        }
     }
     z
+}
+
+/// [`gaussian_draw`] of a 2-D point — one Gaussian pair per lane — under the name the
+/// notebook's 2-D backends call it by (they name only `R`).
+#[inline(always)]
+pub fn gaussian_lanes<R: Real>(streams: &mut [NoiseStream]) -> [R; 2] {
+    gaussian_draw(streams)
 }
 
 /// Runs `steps` from `x` for the lanes of `R`, lane `i` drawing its noise from `streams[i]`
@@ -52,23 +65,24 @@ pub fn gaussian_lanes<R: Real>(streams: &mut [NoiseStream]) -> [R; 2] {
 /// state before step `k` and, with `k` = the number of steps, the result: figures keep
 /// frames, the firmware times each step. The multistep solvers' memory of earlier steps
 /// lives here, one [`History`] per coordinate, empty at the first step: `steps` must be a
-/// whole chain from its first step.
+/// whole chain from its first step. Each step takes one [`gaussian_draw`] of D coordinates
+/// from every stream.
 #[inline(always)]
-pub fn chain<R: Real, P: PredictNoise<R>>(
+pub fn chain<R: Real, P: PredictNoise<R, D>, const D: usize>(
     mut predictor: P,
     steps: impl IntoIterator<Item = Step>,
-    mut x: [R; 2],
+    mut x: [R; D],
     streams: &mut [NoiseStream],
-    mut at_step: impl FnMut(usize, &[R; 2]),
-) -> [R; 2] {
-    let mut history = [History::new(); 2];
+    mut at_step: impl FnMut(usize, &[R; D]),
+) -> [R; D] {
+    let mut history = [History::new(); D];
     let mut k = 0;
     for step in steps {
         at_step(k, &x);
         let eps = predictor.predict_noise(k, &step, x);
-        let z = gaussian_lanes::<R>(streams);
+        let z = gaussian_draw::<R, D>(streams);
         // A plain loop, not `map`: see `Lanes`' note on closures under target features.
-        for c in 0..2 {
+        for c in 0..D {
             x[c] = step.apply(x[c], eps[c], z[c], &mut history[c]);
         }
         k += 1;
@@ -78,31 +92,31 @@ pub fn chain<R: Real, P: PredictNoise<R>>(
 }
 
 /// Sample `index` of `seed`: x_T from the stream, then every step of `sampler`.
-/// The sampler must be valid for T ([`Sampler::validate`]).
-pub fn sample<const H: usize, const B: usize, const T: usize>(
-    model: &Model<H, B>,
+/// The sampler must be valid for T ([`Sampler::validate`]). D comes from the model.
+pub fn sample<const H: usize, const B: usize, const T: usize, const D: usize>(
+    model: &Model<H, B, D>,
     schedule: &Schedule<T>,
     sampler: &Sampler,
     seed: u64,
     index: u64,
-) -> [f32; 2] {
+) -> [f32; D] {
     let mut noise = [NoiseStream::new(seed, index)];
-    let x = gaussian_lanes(&mut noise);
+    let x = gaussian_draw(&mut noise);
     chain(model, sampler.steps(schedule), x, &mut noise, |_, _| ())
 }
 
 /// Sample `index` of `seed` started from a given `x_init` instead of the stream's x_T (whose
-/// pair is still drawn, so the steps' noise is the same as [`sample`]'s).
-pub fn sample_from<const H: usize, const B: usize, const T: usize>(
-    model: &Model<H, B>,
+/// draw is still taken, so the steps' noise is the same as [`sample`]'s).
+pub fn sample_from<const H: usize, const B: usize, const T: usize, const D: usize>(
+    model: &Model<H, B, D>,
     schedule: &Schedule<T>,
     sampler: &Sampler,
-    x_init: [f32; 2],
+    x_init: [f32; D],
     seed: u64,
     index: u64,
-) -> [f32; 2] {
+) -> [f32; D] {
     let mut noise = [NoiseStream::new(seed, index)];
-    gaussian_lanes::<f32>(&mut noise);
+    gaussian_draw::<f32, D>(&mut noise);
     chain(
         model,
         sampler.steps(schedule),

@@ -392,31 +392,36 @@ mod data {
         if let Some(u) = unusable.units.as_mut() {
             u.scale[5] = 3.0;
         }
-        let three = Data { dim: 3, ..moons() };
         for (data, want) in [
             (Data { dim: 0, ..moons() }, FileError::Container(C::Header)),
             (Data { dim: 17, ..moons() }, FileError::Container(C::Header)),
             (unusable, FileError::Container(C::Header)),
-            (three, FileError::Dim { found: 3 }),
         ] {
             let h = header::<4, 1>().with_data(data);
             assert_eq!(file::encode(&model, &h, &mut out), Err(want), "{data:?}");
             assert_eq!(file::encoded_len(Kind::Float, &h), Err(want));
         }
+        // D = 3 is a shape a file can hold, but not this 2-D model's.
+        let three = header::<4, 1>().with_data(Data { dim: 3, ..moons() });
+        let dim_error = FileError::Dim { found: 3, want: 2 };
+        assert_eq!(file::encode(&model, &three, &mut out), Err(dim_error));
+        assert!(file::encoded_len(Kind::Float, &three).is_ok());
         assert_eq!(
-            FileError::Dim { found: 3 }.to_string(),
-            "model file's data have D=3 dimensions, this build's models take D=2"
+            dim_error.to_string(),
+            "model file's data have D=3 dimensions, this model takes D=2"
         );
-        // D = 3 in a file (written by hand): the same error from the decoder.
+        // A 2-D file whose header claims D = 3 (written by hand): its payload is a 2-D
+        // model's, too short for D = 3.
         let mut bad = encoded_with(moons());
         let n = 12 + usize::from(u16::from_le_bytes([bad[10], bad[11]]));
         bad[n - 4] = 3;
         reseal(&mut bad);
         let mut dst = Small::ZERO;
-        assert_eq!(
+        assert!(matches!(
             file::decode_into(&bad, &mut dst),
-            Err(FileError::Dim { found: 3 })
-        );
+            Err(FileError::Container(C::Length { .. }))
+        ));
+        assert_eq!(dst, Small::ZERO);
     }
 }
 
@@ -707,23 +712,26 @@ mod integer {
 
     #[test]
     fn payload_sizes_are_the_models() {
-        fn check<const H: usize, const B: usize>() {
+        fn check<const H: usize, const B: usize, const D: usize>() {
             assert_eq!(
-                Kind::Integer.payload_len(H as u32, B as u32),
-                Some(QModel::<H, B>::BYTES + QModel::<H, B>::EXPONENTS),
-                "H={H} B={B}"
+                Kind::Integer.payload_len(H as u32, B as u32, D as u8),
+                Some(QModel::<H, B, D>::BYTES + QModel::<H, B, D>::EXPONENTS),
+                "H={H} B={B} D={D}"
             );
             let mut n = 0;
-            QModel::<H, B>::ZERO.for_each_exponent(|_| n += 1);
-            assert_eq!(n, QModel::<H, B>::EXPONENTS);
+            QModel::<H, B, D>::ZERO.for_each_exponent(|_| n += 1);
+            assert_eq!(n, QModel::<H, B, D>::EXPONENTS);
         }
-        check::<4, 1>();
-        check::<32, 2>();
-        check::<128, 3>();
-        check::<7, 0>();
-        assert_eq!(Kind::Integer.payload_len(u32::MAX, u32::MAX), None);
+        check::<4, 1, 2>();
+        check::<32, 2, 2>();
+        check::<128, 3, 2>();
+        check::<7, 0, 2>();
+        check::<4, 1, 1>();
+        check::<8, 2, 3>();
+        check::<16, 1, 16>();
+        assert_eq!(Kind::Integer.payload_len(u32::MAX, u32::MAX, 2), None);
         assert_eq!(
-            Kind::Integer.payload_len(0, u32::MAX).map(|n| n > 0),
+            Kind::Integer.payload_len(0, u32::MAX, 2).map(|n| n > 0),
             Some(true)
         );
     }
@@ -1061,5 +1069,193 @@ mod integer {
                 Err(e) => prop_assert!(false, "{e:?}"),
             }
         }
+    }
+}
+
+/// Models of other data dimensions (version 3 files): their files round-trip, every
+/// truncation and bit flip is an error, and a file decodes only into a model of its D.
+mod dims {
+    use super::*;
+    use tinyddpm_core::{Data, Source};
+
+    fn data(dim: u8) -> Data {
+        Data {
+            dim,
+            source: Source::File,
+            units: None,
+        }
+    }
+
+    fn float_model<const D: usize>() -> Model<4, 1, D> {
+        let mut m = Model::ZERO;
+        let mut i = 0u32;
+        m.for_each_param_mut(|p| {
+            i += 1;
+            *p = (i as f32 * 0.61).cos();
+        });
+        m
+    }
+
+    /// A valid integer model whose every parameter differs from its neighbours.
+    fn int_model<const D: usize>() -> QModel<4, 1, D> {
+        let mut m = QModel::ZERO;
+        let mut i = 0i64;
+        m.for_each_layer_mut(|l| {
+            for w in l.weight.iter_mut() {
+                i += 1;
+                *w = (i * 53 % 255 - 127) as i8;
+            }
+            for ((b, m), s) in l
+                .bias
+                .iter_mut()
+                .zip(l.multiplier.iter_mut())
+                .zip(l.shift.iter_mut())
+            {
+                i += 1;
+                (*b, *m, *s) = (
+                    (i * 1_234_567 % (1 << 30)) as i32,
+                    (1 << 30) + i as i32,
+                    (i % 63) as u8,
+                );
+            }
+        });
+        let gelu = Gelu {
+            pre_exp: 10,
+            post_exp: 12,
+        };
+        (m.input_exp, m.stream_exp, m.output_exp, m.input_pre_exp) = (11, 12, 13, 9);
+        m.time_act = gelu;
+        m.blocks[0].act = gelu;
+        m.blocks[0].second_pre_exp = 8;
+        m.validate().unwrap();
+        m
+    }
+
+    fn encode<const D: usize, M: file::Stored<4, 1, D>>(m: &M) -> (Header, Vec<u8>) {
+        let h = header::<4, 1>().with_data(data(D as u8));
+        let mut out = vec![0u8; file::encoded_len(M::KIND, &h).unwrap()];
+        assert_eq!(file::encode(m, &h, &mut out).unwrap(), out.len());
+        (h, out)
+    }
+
+    /// Round trip, the documented payload length (counted here from the layers' shapes),
+    /// every truncation and bit flip an error that leaves the destination untouched.
+    fn round_trips<const D: usize, M: file::Stored<4, 1, D> + PartialEq + std::fmt::Debug>(
+        m: &M,
+        payload_len: usize,
+    ) {
+        let (h, bytes) = encode(m);
+        let c = file::open(&bytes).unwrap();
+        assert_eq!((c.version, c.kind, c.header), (3, M::KIND, h), "D = {D}");
+        assert_eq!(c.payload.len(), payload_len, "D = {D}");
+        assert_eq!(file::expected_len(&bytes), Some(bytes.len()));
+        let mut back = M::ZERO;
+        assert_eq!(file::decode_into(&bytes, &mut back), Ok(h));
+        assert_eq!(&back, m);
+        for len in 0..bytes.len() {
+            let mut dst = M::ZERO;
+            assert!(
+                file::decode_into(&bytes[..len], &mut dst).is_err(),
+                "D = {D} len {len}"
+            );
+            assert!(dst == M::ZERO);
+        }
+        for byte in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut bad = bytes.clone();
+                bad[byte] ^= 1 << bit;
+                let mut dst = M::ZERO;
+                assert!(
+                    file::decode_into(&bad, &mut dst).is_err(),
+                    "D = {D} {byte}:{bit}"
+                );
+                assert!(dst == M::ZERO);
+            }
+        }
+    }
+
+    /// Parameters of `Model<4, 1, D>`, layer by layer: Linear(1,4), Linear(4,4), Linear(D,4),
+    /// 2 × Linear(4,4), Linear(4,D).
+    const fn params(d: usize) -> usize {
+        (4 + 4) + (16 + 4) + (4 * d + 4) + 2 * (16 + 4) + (4 * d + d)
+    }
+
+    /// Integer payload bytes of `QModel<4, 1, D>`: per channel (5·4 + D of them) a bias, a
+    /// multiplier and a shift, one byte per weight, 6 + 3 exponents.
+    const fn int_bytes(d: usize) -> usize {
+        let channels = 5 * 4 + d;
+        channels * (4 + 4 + 1) + (params(d) - channels) + 9
+    }
+
+    #[test]
+    fn files_of_1_3_and_16_dimensions_round_trip_and_every_damage_is_an_error() {
+        round_trips(&float_model::<1>(), 4 * params(1));
+        round_trips(&float_model::<3>(), 4 * params(3));
+        round_trips(&float_model::<16>(), 4 * params(16));
+        round_trips(&int_model::<1>(), int_bytes(1));
+        round_trips(&int_model::<3>(), int_bytes(3));
+        round_trips(&int_model::<16>(), int_bytes(16));
+        assert_eq!(Model::<4, 1, 3>::PARAMS, params(3));
+        assert_eq!(QModel::<4, 1, 3>::BYTES + 9, int_bytes(3));
+    }
+
+    #[test]
+    fn a_file_decodes_only_into_a_model_of_its_dimension() {
+        let (_, three) = encode(&float_model::<3>());
+        let mut two = Model::<4, 1>::ZERO;
+        let err = file::decode_into(&three, &mut two).unwrap_err();
+        assert_eq!(err, FileError::Dim { found: 3, want: 2 });
+        assert_eq!(
+            err.to_string(),
+            "model file's data have D=3 dimensions, this model takes D=2"
+        );
+        assert_eq!(two, Model::ZERO);
+        let mut one = Model::<4, 1, 1>::ZERO;
+        assert_eq!(
+            file::decode_into(&three, &mut one),
+            Err(FileError::Dim { found: 3, want: 1 })
+        );
+        // The notebook's 2-D file (version 1) into a 3-D model.
+        let mut dst = Model::<4, 1, 3>::ZERO;
+        assert_eq!(
+            file::decode_into(&encoded(&small_model()), &mut dst),
+            Err(FileError::Dim { found: 2, want: 3 })
+        );
+        assert_eq!(dst, Model::ZERO);
+        // The integer decoder judges D the same way.
+        let (_, three) = encode(&int_model::<3>());
+        let mut two = QModel::<4, 1>::ZERO;
+        assert_eq!(
+            file::decode_into(&three, &mut two),
+            Err(FileError::Dim { found: 3, want: 2 })
+        );
+        // H and B are judged before D.
+        let mut wide = Model::<8, 1, 2>::ZERO;
+        let (_, three) = encode(&float_model::<3>());
+        assert!(matches!(
+            file::decode_into(&three, &mut wide),
+            Err(FileError::Shape { .. })
+        ));
+    }
+
+    #[test]
+    fn the_encoder_writes_only_the_models_dimension() {
+        let mut out = vec![0u8; 10_000];
+        let m = float_model::<3>();
+        for dim in [2, 1, 16] {
+            let h = header::<4, 1>().with_data(data(dim));
+            assert_eq!(
+                file::encode(&m, &h, &mut out),
+                Err(FileError::Dim {
+                    found: dim,
+                    want: 3
+                })
+            );
+        }
+        let q = int_model::<16>();
+        assert_eq!(
+            file::encode(&q, &header::<4, 1>(), &mut out),
+            Err(FileError::Dim { found: 2, want: 16 })
+        );
     }
 }

@@ -108,8 +108,8 @@ fn to_i16_ref(v: f32, e: u8) -> i64 {
     y.round_ties_even().clamp(-32768.0, 32767.0) as i64
 }
 
-fn time_ref<const H: usize, const B: usize>(
-    m: &QModel<H, B>,
+fn time_ref<const H: usize, const B: usize, const D: usize>(
+    m: &QModel<H, B, D>,
     t_input: f32,
     cov: &mut Coverage,
 ) -> Vec<i64> {
@@ -121,12 +121,12 @@ fn time_ref<const H: usize, const B: usize>(
     linear_ref(&m.time_out, &hidden, cov)
 }
 
-fn forward_ref<const H: usize, const B: usize>(
-    m: &QModel<H, B>,
-    x: [i64; 2],
+fn forward_ref<const H: usize, const B: usize, const D: usize>(
+    m: &QModel<H, B, D>,
+    x: [i64; D],
     temb: &[i64],
     cov: &mut Coverage,
-) -> [i64; 2] {
+) -> [i64; D] {
     let into_stream = |pre_exp| Gelu {
         pre_exp,
         post_exp: m.stream_exp,
@@ -153,7 +153,7 @@ fn forward_ref<const H: usize, const B: usize>(
         }
     }
     let out = linear_ref(&m.output, &h, cov);
-    [out[0], out[1]]
+    std::array::from_fn(|c| out[c])
 }
 
 // ---------------------------------------------------------------------------------------
@@ -215,8 +215,11 @@ fn fill_linear<const I: usize, const O: usize>(l: &mut QLinear<I, O>, rng: &mut 
     }
 }
 
-fn random_model<const H: usize, const B: usize>(rng: &mut Mix, r: Regime) -> Box<QModel<H, B>> {
-    let mut m = Box::new(QModel::<H, B>::ZERO);
+fn random_model<const H: usize, const B: usize, const D: usize>(
+    rng: &mut Mix,
+    r: Regime,
+) -> Box<QModel<H, B, D>> {
+    let mut m = Box::new(QModel::<H, B, D>::ZERO);
     m.stream_exp = rng.range(6, i64::from(MAX_EXP)) as u8;
     m.input_exp = rng.range(0, i64::from(MAX_EXP)) as u8;
     m.output_exp = rng.range(0, i64::from(MAX_EXP)) as u8;
@@ -236,16 +239,16 @@ fn random_model<const H: usize, const B: usize>(rng: &mut Mix, r: Regime) -> Box
     m
 }
 
-fn random_x(rng: &mut Mix, r: Regime) -> [i16; 2] {
-    [0, 1].map(|_| match r {
+fn random_x<const D: usize>(rng: &mut Mix, r: Regime) -> [i16; D] {
+    [(); D].map(|_| match r {
         Regime::Ties => rng.range(-40, 40),
         _ => rng.range(-32768, 32767),
     } as i16)
 }
 
 /// Every lane of `forward::<N>` against the reference.
-fn check_model<const H: usize, const B: usize, const N: usize>(
-    m: &QModel<H, B>,
+fn check_model<const H: usize, const B: usize, const D: usize, const N: usize>(
+    m: &QModel<H, B, D>,
     rng: &mut Mix,
     r: Regime,
     cov: &mut Coverage,
@@ -258,16 +261,12 @@ fn check_model<const H: usize, const B: usize, const N: usize>(
         temb_ref,
         "{r:?} time embedding"
     );
-    let xs: [[i16; 2]; N] = std::array::from_fn(|_| random_x(rng, r));
-    let lanes: [[i16; N]; 2] = [0, 1].map(|c| xs.map(|x| x[c]));
+    let xs: [[i16; D]; N] = std::array::from_fn(|_| random_x(rng, r));
+    let lanes: [[i16; N]; D] = std::array::from_fn(|c| xs.map(|x| x[c]));
     let out = m.forward(&lanes, &temb);
     for (n, x) in xs.iter().enumerate() {
         let want = forward_ref(m, x.map(i64::from), &temb_ref, cov);
-        assert_eq!(
-            [out[0][n], out[1][n]].map(i64::from),
-            want,
-            "{r:?} lane {n} x {x:?}"
-        );
+        assert_eq!(out.map(|c| i64::from(c[n])), want, "{r:?} lane {n} x {x:?}");
     }
 }
 
@@ -277,13 +276,13 @@ fn forward_pass_equals_an_independent_reference_of_the_spec() {
     let mut cov = Coverage::default();
     for r in [Regime::Realistic, Regime::Ties, Regime::Extreme] {
         for _ in 0..60 {
-            let m = random_model::<16, 2>(&mut rng, r);
-            check_model::<16, 2, 5>(&m, &mut rng, r, &mut cov);
+            let m = random_model::<16, 2, 2>(&mut rng, r);
+            check_model::<16, 2, 2, 5>(&m, &mut rng, r, &mut cov);
         }
-        let m = random_model::<128, 3>(&mut rng, r);
-        check_model::<128, 3, 3>(&m, &mut rng, r, &mut cov);
-        let m = random_model::<7, 1>(&mut rng, r);
-        check_model::<7, 1, 1>(&m, &mut rng, r, &mut cov);
+        let m = random_model::<128, 3, 2>(&mut rng, r);
+        check_model::<128, 3, 2, 3>(&m, &mut rng, r, &mut cov);
+        let m = random_model::<7, 1, 2>(&mut rng, r);
+        check_model::<7, 1, 2, 1>(&m, &mut rng, r, &mut cov);
     }
     println!("{cov:?}");
     // the random models did exercise the rules that are easy to get wrong
@@ -292,6 +291,149 @@ fn forward_pass_equals_an_independent_reference_of_the_spec() {
         cov.saturated > 1000 && cov.saturated < cov.values / 2,
         "{cov:?}"
     );
+}
+
+/// Other data dimensions: D changes only the input and output layers' widths, and the
+/// forward pass still equals the reference of the spec in every regime, lane by lane.
+#[test]
+fn forward_pass_of_other_dimensions_equals_the_reference() {
+    let mut rng = Mix(2026);
+    let mut cov = Coverage::default();
+    for r in [Regime::Realistic, Regime::Ties, Regime::Extreme] {
+        for _ in 0..10 {
+            let m = random_model::<16, 2, 1>(&mut rng, r);
+            check_model::<16, 2, 1, 4>(&m, &mut rng, r, &mut cov);
+            let m = random_model::<16, 2, 3>(&mut rng, r);
+            check_model::<16, 2, 3, 4>(&m, &mut rng, r, &mut cov);
+            let m = random_model::<16, 1, 8>(&mut rng, r);
+            check_model::<16, 1, 8, 3>(&m, &mut rng, r, &mut cov);
+            let m = random_model::<8, 1, 16>(&mut rng, r);
+            check_model::<8, 1, 16, 2>(&m, &mut rng, r, &mut cov);
+        }
+    }
+    assert!(cov.requant_ties > 10 && cov.saturated > 100, "{cov:?}");
+}
+
+/// The float model an integer model approximates with exact weights: each weight w·s_j and
+/// bias b·s_j·2^−e_in of channel j, with s_j the channel's weight scale, which the
+/// requantization's M·2^−s = s_j·2^(e_out − e_in) gives back.
+fn float_twin<const H: usize, const B: usize, const D: usize>(
+    q: &QModel<H, B, D>,
+) -> Box<Model<H, B, D>> {
+    let mut twin = Box::new(Model::<H, B, D>::ZERO);
+    let mut layers = Vec::new();
+    q.for_each_layer(|l| {
+        let scale: Vec<f64> = (0..l.bias.len())
+            .map(|j| {
+                f64::from(l.multiplier[j]) * 2f64.powi(-i32::from(l.shift[j]))
+                    / 2f64.powi(i32::from(l.out_exp) - i32::from(l.in_exp))
+            })
+            .collect();
+        let inputs = l.weight.len() / l.bias.len();
+        let w: Vec<f32> = (0..l.weight.len())
+            .map(|n| (f64::from(l.weight[n]) * scale[n / inputs]) as f32)
+            .collect();
+        let b: Vec<f32> = (0..l.bias.len())
+            .map(|j| (f64::from(l.bias[j]) * scale[j] * 2f64.powi(-i32::from(l.in_exp))) as f32)
+            .collect();
+        layers.push((w, b));
+    });
+    let mut n = 0;
+    twin.for_each_tensor_mut(|name, _, data| {
+        let (w, b) = &layers[n / 2];
+        data.copy_from_slice(if name.bias { b } else { w });
+        n += 1;
+    });
+    twin
+}
+
+/// Quantizes one layer of `twin`-to-be by hand: weights to ±127 per channel, the bias to the
+/// accumulator's scale, M normalised into [2^30, 2^31).
+fn quantize_layer<const I: usize, const O: usize>(
+    l: &mut QLinear<I, O>,
+    w: &[[f64; I]; O],
+    b: &[f64; O],
+    in_exp: u8,
+    out_exp: u8,
+) {
+    for j in 0..O {
+        let s = w[j].iter().fold(1e-9f64, |m, v| m.max(v.abs())) / 127.0;
+        l.weight[j] = w[j].map(|v| (v / s).round() as i8);
+        l.bias[j] = (b[j] / s * 2f64.powi(in_exp.into())).round() as i32;
+        let factor = s * 2f64.powi(i32::from(out_exp) - i32::from(in_exp));
+        let mut shift = 30 - factor.log2().floor() as i32;
+        let mut m = (factor * 2f64.powi(shift)).round();
+        if m >= 2f64.powi(31) {
+            shift -= 1;
+            m = (factor * 2f64.powi(shift)).round();
+        }
+        l.multiplier[j] = m as i32;
+        l.shift[j] = shift as u8;
+    }
+}
+
+/// A small integer model of D = 3 built by hand (the quantizer is the host's), from weights
+/// of scale 1/√fan-in, every activation at 2^−12 (range ±8).
+fn hand_quantized_d3(rng: &mut Mix) -> Box<QModel<16, 2, 3>> {
+    fn layer<const I: usize, const O: usize>(
+        rng: &mut Mix,
+        l: &mut QLinear<I, O>,
+        in_exp: u8,
+        out_exp: u8,
+    ) {
+        let mut u = |scale: f64| (rng.range(-1_000_000, 1_000_000) as f64 / 1e6) * scale;
+        let spread = 1.0 / (I as f64).sqrt();
+        let w: [[f64; I]; O] = std::array::from_fn(|_| std::array::from_fn(|_| u(spread)));
+        let b: [f64; O] = std::array::from_fn(|_| u(0.1));
+        quantize_layer(l, &w, &b, in_exp, out_exp);
+    }
+    let e = 12;
+    let gelu = Gelu {
+        pre_exp: e,
+        post_exp: e,
+    };
+    let mut q = Box::new(QModel::<16, 2, 3>::ZERO);
+    (q.input_exp, q.stream_exp, q.output_exp, q.input_pre_exp) = (e, e, e, e);
+    q.time_act = gelu;
+    layer(rng, &mut q.time_in, 15, e);
+    layer(rng, &mut q.time_out, e, e);
+    layer(rng, &mut q.input, e, e);
+    for b in q.blocks.iter_mut() {
+        (b.act, b.second_pre_exp) = (gelu, e);
+        layer(rng, &mut b.first, e, e);
+        layer(rng, &mut b.second, e, e);
+    }
+    layer(rng, &mut q.output, e, e);
+    q.validate().expect("a valid hand-quantized model");
+    q
+}
+
+/// The integer model of D = 3 against its float twin (the same weights in f32): only the
+/// integer arithmetic differs — activations at 2^−12, the GELU table — and ε̂ stays within the
+/// bounds the host's quantizer test puts on that part of its error (max 4e-3, mean 1e-3).
+#[test]
+fn integer_model_of_d3_stays_close_to_its_float_twin() {
+    let mut rng = Mix(33);
+    let q = hand_quantized_d3(&mut rng);
+    let twin = float_twin(&q);
+    let (mut max, mut sum, mut n) = (0.0f64, 0.0f64, 0);
+    for i in 0..300 {
+        let t = rng.range(0, 999) as f32 / 1000.0;
+        let x: [f32; 3] = std::array::from_fn(|_| rng.range(-3000, 3000) as f32 / 1000.0);
+        let float = twin.predict_noise(x, &twin.time_embedding(t));
+        let int = q.predict_noise(x.map(|v| [v]), &q.time_embedding(t));
+        for (a, [b]) in float.iter().zip(int) {
+            let err = f64::from((a - b).abs());
+            (max, sum, n) = (max.max(err), sum + err, n + 1);
+        }
+        assert!(
+            float.iter().all(|v| v.abs() < 4.0),
+            "{i}: {float:?} near saturation"
+        );
+    }
+    let mean = sum / f64::from(n);
+    println!("D = 3: ε̂ int vs float twin: max {max:.3e}, mean {mean:.3e}");
+    assert!(max < 4e-3 && mean < 1e-3, "max {max:.3e} mean {mean:.3e}");
 }
 
 /// The widest layer at the largest weights, inputs and bias: the exact sum stays an i32.
@@ -318,7 +460,7 @@ fn widest_layer_at_the_bound_does_not_wrap() {
 #[test]
 fn lanes_equal_single_samples() {
     let mut rng = Mix(77);
-    let m = random_model::<32, 2>(&mut rng, Regime::Realistic);
+    let m = random_model::<32, 2, 2>(&mut rng, Regime::Realistic);
     let temb = m.time_embedding(0.25);
     let xs: [[i16; 8]; 2] =
         [0, 1].map(|_| std::array::from_fn(|_| rng.range(-20000, 20000) as i16));
@@ -332,7 +474,7 @@ fn lanes_equal_single_samples() {
 #[test]
 fn validate_names_what_is_out_of_range() {
     let mut rng = Mix(5);
-    let good = random_model::<8, 2>(&mut rng, Regime::Realistic);
+    let good = random_model::<8, 2, 2>(&mut rng, Regime::Realistic);
     assert!(QModel::<8, 2>::ZERO.validate().is_err());
     let check = |f: &dyn Fn(&mut QModel<8, 2>), want: QuantError| {
         let mut m = good.clone();
@@ -636,7 +778,7 @@ fn seed_sized_integer_model_is_about_a_quarter_of_the_float_one() {
 #[test]
 fn chain_over_lanes_equals_scalar_chains() {
     let mut rng = Mix(3);
-    let m = random_model::<16, 2>(&mut rng, Regime::Realistic);
+    let m = random_model::<16, 2, 2>(&mut rng, Regime::Realistic);
     let schedule = Schedule::<40>::new(ScheduleKind::SEED).unwrap();
     let sampler = Sampler::DdpmPosterior;
     let mut streams: Vec<NoiseStream> = (0..4).map(|i| NoiseStream::new(8, i)).collect();
@@ -663,7 +805,7 @@ fn chain_over_lanes_equals_scalar_chains() {
 #[test]
 fn zero_block_model_is_valid_and_runs() {
     let mut rng = Mix(4);
-    let m = random_model::<4, 0>(&mut rng, Regime::Realistic);
+    let m = random_model::<4, 0, 2>(&mut rng, Regime::Realistic);
     let temb = m.time_embedding(0.5);
     let out = m.forward(&[[1000], [-1000]], &temb);
     let mut cov = Coverage::default();

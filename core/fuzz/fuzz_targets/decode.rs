@@ -16,6 +16,9 @@ use tinyddpm_core::{
 /// The shape of the seed corpus's files: small enough to sample 1,000 steps per input.
 type Tiny = Model<4, 1>;
 type TinyQ = QModel<4, 1>;
+/// The same on points of three coordinates (version 3 files of D = 3).
+type Tiny3 = Model<4, 1, 3>;
+type TinyQ3 = QModel<4, 1, 3>;
 
 fuzz_target!(|data: &[u8]| {
     let mut seed_sized = Box::new(SeedModel::ZERO);
@@ -25,6 +28,10 @@ fuzz_target!(|data: &[u8]| {
     let mut tiny = Tiny::ZERO;
     let _ = file::decode_into(data, &mut tiny);
     let mut tiny = TinyQ::ZERO;
+    let _ = file::decode_into(data, &mut tiny);
+    let mut tiny = Tiny3::ZERO;
+    let _ = file::decode_into(data, &mut tiny);
+    let mut tiny = TinyQ3::ZERO;
     let _ = file::decode_into(data, &mut tiny);
     let _ = file::expected_len(data);
 
@@ -40,6 +47,16 @@ fuzz_target!(|data: &[u8]| {
         && let Ok(schedule) = header.schedule::<1000>()
     {
         std::hint::black_box(sample(&tiny, &schedule, &header.sampler, 7, 3));
+    }
+    let mut tiny = Tiny3::ZERO;
+    if let Ok(header) = file::decode_into(&sealed, &mut tiny)
+        && let Ok(schedule) = header.schedule::<1000>()
+    {
+        std::hint::black_box(sample(&tiny, &schedule, &header.sampler, 7, 3));
+    }
+    let mut tiny = TinyQ3::ZERO;
+    if file::decode_into(&sealed, &mut tiny).is_err() {
+        assert!(tiny == TinyQ3::ZERO, "a refused file leaves the model untouched");
     }
     let mut tiny = TinyQ::ZERO;
     match file::decode_into(&sealed, &mut tiny) {

@@ -91,12 +91,16 @@
 //! ```text
 //! t_q   = to_i16(t/T, 15)                                     the step's time input
 //! temb  = L_time_out(GELU(L_time_in(t_q)))                    at the stream's exponent
-//! x_q   = to_i16(x, input_exp)                                per coordinate
-//! h     = sat16(GELU(L_input(x_q)) + temb)                    i32 sum, saturated
+//! x_q   = to_i16(x, input_exp)                                per coordinate, D of them
+//! h     = sat16(GELU(L_input(x_q)) + temb)                    i32 sum, saturated; D → H
 //! B ×:  v = GELU(L_first(h));  r = GELU(L_second(v))          r at the stream's exponent
 //!       h = requantize(r + h + temb, M = 1518500250, s = 31)  i32 sum, then ×(1/√2)
-//! ε̂     = from_i16(L_output(h), output_exp)
+//! ε̂     = from_i16(L_output(h), output_exp)                   H → D, per coordinate
 //! ```
+//!
+//! D, the data's dimension (`QModel<H, B, D>`, 2 unless named), sets only `L_input`'s inputs
+//! and `L_output`'s outputs; the exponents are per tensor, so x and ε̂ keep one each whatever
+//! D is, and the exponent list does not depend on D.
 //!
 //! `M = round(2^31/√2)`: the residual's division by √2 is one fixed-point multiply with one
 //! rounding (relative error of `M` 8e-12).

@@ -1,4 +1,4 @@
-//! [`QModel<H, B>`]: the float [`Model`](crate::Model)'s network on integers, wired as the
+//! [`QModel<H, B, D>`]: the float [`Model`](crate::Model)'s network on integers, wired as the
 //! module docs of [`quant`](super) specify.
 
 use super::boundary::{MAX_EXP, from_i16, to_i16};
@@ -40,29 +40,30 @@ impl<const H: usize> QBlock<H> {
     };
 }
 
-/// The integer model: `H` hidden units, `B` residual blocks (`H ≤ 256`, checked at compile
+/// The integer model: `H` hidden units, `B` residual blocks, points of `D` coordinates (2
+/// unless named; `H ≤ 256` and `D ≤ 256`, the widest integer layer's input, checked at compile
 /// time). Every activation exponent `e` means the scale `2^−e`.
 #[derive(Clone, Debug, PartialEq)]
-pub struct QModel<const H: usize, const B: usize> {
+pub struct QModel<const H: usize, const B: usize, const D: usize = 2> {
     /// `time_embed.embed.0`: reads `t/T` at [`TIME_EXP`].
     pub time_in: QLinear<1, H>,
     /// The time embedding's GELU; its output is `time_out`'s input.
     pub time_act: Gelu,
     /// `time_embed.embed.2`: writes the embedding at `stream_exp`.
     pub time_out: QLinear<H, H>,
-    /// Exponent of x_t, the network's input.
+    /// Exponent of x_t, the network's input (one for its D coordinates).
     pub input_exp: u8,
-    /// `input_layer.0`: writes the pre-activation of exponent `input_pre_exp`.
-    pub input: QLinear<2, H>,
+    /// `input_layer.0`, D → H: writes the pre-activation of exponent `input_pre_exp`.
+    pub input: QLinear<D, H>,
     /// Exponent of `input`'s output, whose GELU writes the stream.
     pub input_pre_exp: u8,
     /// Exponent of the residual stream, the time embedding and each block's branch.
     pub stream_exp: u8,
     /// `hidden_layers.0 .. B`
     pub blocks: [QBlock<H>; B],
-    /// `output_layer`: reads the stream, writes ε̂ at `output_exp`.
-    pub output: QLinear<H, 2>,
-    /// Exponent of ε̂.
+    /// `output_layer`, H → D: reads the stream, writes ε̂ at `output_exp`.
+    pub output: QLinear<H, D>,
+    /// Exponent of ε̂ (one for its D coordinates).
     pub output_exp: u8,
 }
 
@@ -161,7 +162,7 @@ pub enum QuantError {
     },
 }
 
-impl<const H: usize, const B: usize> QModel<H, B> {
+impl<const H: usize, const B: usize, const D: usize> QModel<H, B, D> {
     /// All zero (a `const`, so a model can live in a `static`; not valid until filled).
     pub const ZERO: Self = Self {
         time_in: QLinear::ZERO,
@@ -183,9 +184,9 @@ impl<const H: usize, const B: usize> QModel<H, B> {
     /// shared 642-byte GELU table not counted).
     pub const BYTES: usize = QLinear::<1, H>::BYTES
         + QLinear::<H, H>::BYTES
-        + QLinear::<2, H>::BYTES
+        + QLinear::<D, H>::BYTES
         + B * 2 * QLinear::<H, H>::BYTES
-        + QLinear::<H, 2>::BYTES;
+        + QLinear::<H, D>::BYTES;
 
     /// Activation exponents the model holds ([`QModel::for_each_exponent`]).
     pub const EXPONENTS: usize = 6 + 3 * B;
@@ -356,7 +357,7 @@ impl<const H: usize, const B: usize> QModel<H, B> {
 
     /// ε̂ at `output_exp` for N samples given as activations at `input_exp` (lane n of each
     /// unit is sample n), with that step's time embedding.
-    pub fn forward<const N: usize>(&self, x: &[[i16; N]; 2], temb: &[i16; H]) -> [[i16; N]; 2] {
+    pub fn forward<const N: usize>(&self, x: &[[i16; N]; D], temb: &[i16; H]) -> [[i16; N]; D] {
         self.forward_with(&Portable, x, temb)
     }
 
@@ -366,9 +367,9 @@ impl<const H: usize, const B: usize> QModel<H, B> {
     pub fn forward_with<K: Accumulate, const N: usize>(
         &self,
         kernel: &K,
-        x: &[[i16; N]; 2],
+        x: &[[i16; N]; D],
         temb: &[i16; H],
-    ) -> [[i16; N]; 2] {
+    ) -> [[i16; N]; D] {
         // One buffer of sums for every H-wide layer, requantized from before it is refilled.
         let mut sums = [[0i32; N]; H];
         let mut h = [[0i16; N]; H];
@@ -396,18 +397,18 @@ impl<const H: usize, const B: usize> QModel<H, B> {
                 }
             }
         }
-        let mut out = [[0i32; N]; 2];
+        let mut out = [[0i32; N]; D];
         kernel.accumulate(&self.output, &h, &mut out);
-        [0, 1].map(|c| self.output.requantize(c, out[c]))
+        core::array::from_fn(|c| self.output.requantize(c, out[c]))
     }
 
     /// ε̂ for N samples of f32 coordinates (`x[c][n]`: coordinate c of sample n): each
     /// converted at `input_exp`, [`QModel::forward`], each ε̂ converted from `output_exp`.
     pub fn predict_noise<const N: usize>(
         &self,
-        x: [[f32; N]; 2],
+        x: [[f32; N]; D],
         temb: &[i16; H],
-    ) -> [[f32; N]; 2] {
+    ) -> [[f32; N]; D] {
         self.predict_noise_with(&Portable, x, temb)
     }
 
@@ -416,9 +417,9 @@ impl<const H: usize, const B: usize> QModel<H, B> {
     pub fn predict_noise_with<K: Accumulate, const N: usize>(
         &self,
         kernel: &K,
-        x: [[f32; N]; 2],
+        x: [[f32; N]; D],
         temb: &[i16; H],
-    ) -> [[f32; N]; 2] {
+    ) -> [[f32; N]; D] {
         let xq = x.map(|c| c.map(|v| to_i16(v, self.input_exp)));
         self.forward_with(kernel, &xq, temb)
             .map(|c| c.map(|q| from_i16(q, self.output_exp)))
@@ -426,7 +427,7 @@ impl<const H: usize, const B: usize> QModel<H, B> {
 
     /// This model evaluated with `kernel`'s dense layers, as a noise predictor for the core's
     /// [`chain`](crate::chain): how a board runs the sampler with its own kernel.
-    pub fn with_kernel<K: Accumulate>(&self, kernel: K) -> WithKernel<'_, K, H, B> {
+    pub fn with_kernel<K: Accumulate>(&self, kernel: K) -> WithKernel<'_, K, H, B, D> {
         WithKernel {
             model: self,
             kernel,
@@ -437,17 +438,19 @@ impl<const H: usize, const B: usize> QModel<H, B> {
 /// A [`QModel`] and the [`Accumulate`] kernel that computes its dense layers
 /// ([`QModel::with_kernel`]); it predicts the noise exactly as the model alone does.
 #[derive(Clone, Copy, Debug)]
-pub struct WithKernel<'a, K, const H: usize, const B: usize> {
+pub struct WithKernel<'a, K, const H: usize, const B: usize, const D: usize = 2> {
     /// The model.
-    pub model: &'a QModel<H, B>,
+    pub model: &'a QModel<H, B, D>,
     /// Its dense layers' kernel.
     pub kernel: K,
 }
 
 /// One sample: the step's integer time embedding, then the integer network.
-impl<K: Accumulate, const H: usize, const B: usize> PredictNoise<f32> for WithKernel<'_, K, H, B> {
+impl<K: Accumulate, const H: usize, const B: usize, const D: usize> PredictNoise<f32, D>
+    for WithKernel<'_, K, H, B, D>
+{
     #[inline]
-    fn predict_noise(&mut self, _k: usize, step: &Step, x: [f32; 2]) -> [f32; 2] {
+    fn predict_noise(&mut self, _k: usize, step: &Step, x: [f32; D]) -> [f32; D] {
         let (m, kernel) = (self.model, &self.kernel);
         let temb = m.time_embedding_with(kernel, step.t_input);
         m.predict_noise_with(kernel, x.map(|v| [v]), &temb)
@@ -457,11 +460,11 @@ impl<K: Accumulate, const H: usize, const B: usize> PredictNoise<f32> for WithKe
 
 /// N samples, one per lane, sharing each weight load and the step's time embedding; lane n
 /// gets the bits the scalar implementation gives sample n.
-impl<K: Accumulate, const H: usize, const B: usize, const N: usize> PredictNoise<Lanes<N>>
-    for WithKernel<'_, K, H, B>
+impl<K: Accumulate, const H: usize, const B: usize, const D: usize, const N: usize>
+    PredictNoise<Lanes<N>, D> for WithKernel<'_, K, H, B, D>
 {
     #[inline]
-    fn predict_noise(&mut self, _k: usize, step: &Step, x: [Lanes<N>; 2]) -> [Lanes<N>; 2] {
+    fn predict_noise(&mut self, _k: usize, step: &Step, x: [Lanes<N>; D]) -> [Lanes<N>; D] {
         let (m, kernel) = (self.model, &self.kernel);
         let temb = m.time_embedding_with(kernel, step.t_input);
         m.predict_noise_with(kernel, x.map(|c| c.0), &temb)
@@ -470,17 +473,19 @@ impl<K: Accumulate, const H: usize, const B: usize, const N: usize> PredictNoise
 }
 
 /// One sample, the model alone: [`WithKernel`] with the [`Portable`] kernel.
-impl<const H: usize, const B: usize> PredictNoise<f32> for &QModel<H, B> {
+impl<const H: usize, const B: usize, const D: usize> PredictNoise<f32, D> for &QModel<H, B, D> {
     #[inline]
-    fn predict_noise(&mut self, k: usize, step: &Step, x: [f32; 2]) -> [f32; 2] {
+    fn predict_noise(&mut self, k: usize, step: &Step, x: [f32; D]) -> [f32; D] {
         self.with_kernel(Portable).predict_noise(k, step, x)
     }
 }
 
 /// N samples, the model alone: [`WithKernel`] with the [`Portable`] kernel.
-impl<const H: usize, const B: usize, const N: usize> PredictNoise<Lanes<N>> for &QModel<H, B> {
+impl<const H: usize, const B: usize, const D: usize, const N: usize> PredictNoise<Lanes<N>, D>
+    for &QModel<H, B, D>
+{
     #[inline]
-    fn predict_noise(&mut self, k: usize, step: &Step, x: [Lanes<N>; 2]) -> [Lanes<N>; 2] {
+    fn predict_noise(&mut self, k: usize, step: &Step, x: [Lanes<N>; D]) -> [Lanes<N>; D] {
         self.with_kernel(Portable).predict_noise(k, step, x)
     }
 }

@@ -48,8 +48,13 @@ pub fn linear64<const I: usize, const O: usize>(l: &Linear<I, O>, x: &[f64]) -> 
         .collect()
 }
 
-/// The notebook's forward pass in f64 (nn.Module structure, not the core's code).
-pub fn forward64(m: &SeedModel, x: [f64; 2], t_input: f64) -> [f64; 2] {
+/// The notebook's forward pass in f64 (nn.Module structure, not the core's code), for points
+/// of any dimension D.
+pub fn forward64<const H: usize, const B: usize, const D: usize>(
+    m: &Model<H, B, D>,
+    x: [f64; D],
+    t_input: f64,
+) -> [f64; D] {
     let temb = linear64(
         &m.time_out,
         &linear64(&m.time_in, &[t_input])
@@ -74,5 +79,5 @@ pub fn forward64(m: &SeedModel, x: [f64; 2], t_input: f64) -> [f64; 2] {
             .collect();
     }
     let out = linear64(&m.output, &h);
-    [out[0], out[1]]
+    std::array::from_fn(|c| out[c])
 }
