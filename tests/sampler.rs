@@ -352,6 +352,7 @@ fn quantized<const H: usize, const B: usize>(model: &Model<H, B>) -> Box<QModel<
     let calibration = Calibration {
         samples: 4000,
         seed: 1,
+        ..Calibration::default()
     };
     let (q, _) = quantize(model, &schedule, &calibration).expect("quantizable");
     q.validate().expect("a valid integer model");

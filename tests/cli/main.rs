@@ -874,6 +874,107 @@ fn models_that_overflow_import_and_inspect_with_a_warning() {
     assert!(text(&out.stderr).contains("warning: nan.tdm has weights that are not finite"));
 }
 
+/// `quantize` calibrates on the model's own data: a model of the moons gets the library's
+/// integer model calibrated on fresh moons (not the Swiss roll's); a model of a file's points
+/// needs them (`--calibration-data`, in data units, mapped into the model's space by its
+/// units) and says so in one line without them.
+#[test]
+fn quantize_calibrates_on_the_models_own_data() {
+    use tinyddpm::data::DataSet;
+    use tinyddpm::quantize::CalibrationData;
+    use tinyddpm_core::{Data, Source, Units};
+    let dir = with_model();
+    let d = dir.path();
+    let (model, header) = modelfile::load::<128, 3, SeedModel>(&d.join("m.tdm")).unwrap();
+    let moons = Data {
+        dim: 2,
+        source: Source::Builtin(DataSet::Moons.id()),
+        units: None,
+    };
+    modelfile::save(&d.join("moons.tdm"), &*model, &header.with_data(moons)).unwrap();
+    let args = ["--calibration", "2000", "--seed", "5"];
+    ok(
+        d,
+        &[
+            &["quantize", "--model", "moons.tdm", "--out", "mq.tdm"][..],
+            &args,
+        ]
+        .concat(),
+    );
+    let on = |data| Calibration {
+        samples: 2000,
+        seed: 5,
+        data,
+    };
+    let (want, _) = quantize(
+        &*model,
+        &schedule(),
+        &on(CalibrationData::Set(DataSet::Moons)),
+    )
+    .unwrap();
+    let (roll, _) = quantize(
+        &*model,
+        &schedule(),
+        &on(CalibrationData::Set(DataSet::SwissRoll)),
+    )
+    .unwrap();
+    let (got, _) = modelfile::load::<128, 3, QModel<128, 3>>(&d.join("mq.tdm")).unwrap();
+    assert!(*got == *want && *got != *roll);
+
+    let units = Units::new(&[2.0, 0.5], &[10.0, -3.0]).unwrap();
+    let file = Data {
+        dim: 2,
+        source: Source::File,
+        units: Some(units),
+    };
+    modelfile::save(&d.join("file.tdm"), &*model, &header.with_data(file)).unwrap();
+    let out = tinyddpm(d, &["quantize", "--model", "file.tdm", "--out", "fq.tdm"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("trained on points from a file"), "{stderr}");
+    assert!(!d.join("fq.tdm").exists());
+    // Points in data units: x = 10 + 2·m₀, y = −3 + 0.5·m₁ for model-space m on the roll.
+    let roll_points = data::true_samples(DataSet::SwissRoll, 300, 9);
+    let in_data: Vec<[f32; 2]> = roll_points.iter().map(|&p| units.to_data(p)).collect();
+    csv::write_points(&d.join("pts.csv"), &in_data).unwrap();
+    let flags = ["--calibration-data", "pts.csv"];
+    ok(
+        d,
+        &[
+            &["quantize", "--model", "file.tdm", "--out", "fq.tdm"][..],
+            &args,
+            &flags,
+        ]
+        .concat(),
+    );
+    let mut mapped = in_data.clone();
+    mapped.iter_mut().for_each(|p| units.to_model(p));
+    let (want, _) = quantize(&*model, &schedule(), &on(CalibrationData::Points(mapped))).unwrap();
+    let (got, _) = modelfile::load::<128, 3, QModel<128, 3>>(&d.join("fq.tdm")).unwrap();
+    assert!(*got == *want);
+    // Three columns for a model of two: one line.
+    std::fs::write(d.join("three.csv"), "1,2,3\n4,5,6\n").unwrap();
+    let out = tinyddpm(
+        d,
+        &[
+            "quantize",
+            "--model",
+            "file.tdm",
+            "--out",
+            "f3.tdm",
+            "--calibration-data",
+            "three.csv",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("--calibration-data has 3 columns, the model's data 2"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 /// `quantize` writes exactly the library's integer model for the same calibration, keeps the
 /// float model's header, and prints the library's report; `inspect` shows each layer's
 /// exponents and weight scales as the quantizer chose them.
@@ -891,6 +992,7 @@ fn quantize_writes_the_librarys_model_and_inspect_shows_its_scales() {
     let calibration = Calibration {
         samples: 3000,
         seed: 5,
+        ..Calibration::default()
     };
     let (want, report) = quantize(&*model, &schedule(), &calibration).unwrap();
     assert!(printed.contains(&report.to_string()), "{printed}");

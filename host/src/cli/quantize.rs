@@ -3,16 +3,19 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
+use tinyddpm::csv;
+use tinyddpm::data::DataSet;
+use tinyddpm::input::Patience;
 use tinyddpm::modelfile::{self, ModelFile};
-use tinyddpm::quantize::{Calibration, quantize};
+use tinyddpm::quantize::{Calibration, CalibrationData, quantize};
 use tinyddpm_core::file;
-use tinyddpm_core::{Kind, Model};
+use tinyddpm_core::{Data, Kind, Model, Source};
 
 use super::plot::read_model;
 use super::say;
-use super::{MAX_POINTS, T, dispatch, files};
+use super::{MAX_POINTS, T, dispatch, files, open_input};
 
 /// Options of `tinyddpm quantize`.
 #[derive(Args, Clone, Debug)]
@@ -30,23 +33,33 @@ pub struct QuantizeArgs {
     /// Seed of the calibration inputs (their x₀ and noise)
     #[arg(long, default_value_t = Calibration::default().seed)]
     pub seed: u64,
+    /// Points like the model's training data, in data units (CSV, a header line allowed):
+    /// the calibration's x₀ [default: fresh points of the built-in set the model file names;
+    /// required for a model trained on a file's points]
+    #[arg(long, value_name = "FILE")]
+    pub calibration_data: Option<PathBuf>,
 }
 
 /// Runs `tinyddpm quantize`.
 pub fn run(args: &QuantizeArgs) -> Result<()> {
-    files::check(&[("--model", &args.model)], &[("--out", &args.out)], &[])?;
+    let mut inputs = vec![("--model", args.model.as_path())];
+    if let Some(path) = &args.calibration_data {
+        inputs.push(("--calibration-data", path.as_path()));
+    }
+    files::check(&inputs, &[("--out", &args.out)], &[])?;
     if args.calibration > MAX_POINTS {
         bail!(
             "--calibration {}: at most {MAX_POINTS} inputs (they are held in memory)",
             args.calibration
         );
     }
+    let file = read_model(&args.model, "--model")?;
+    file.require_float().context("cannot load the model")?;
     let calibration = Calibration {
         samples: args.calibration as usize,
         seed: args.seed,
+        data: calibration_data(args, &file.header.data)?,
     };
-    let file = read_model(&args.model, "--model")?;
-    file.require_float().context("cannot load the model")?;
     let header = &file.header;
     let report = dispatch!(
         header.hidden,
@@ -62,6 +75,47 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
         file::encoded_len(Kind::Float, header)?
     );
     Ok(())
+}
+
+/// The calibration's x₀: the given points mapped into the model's space, else the built-in
+/// set the model was trained on.
+fn calibration_data(args: &QuantizeArgs, data: &Data) -> Result<CalibrationData> {
+    let Some(path) = &args.calibration_data else {
+        return match data.source {
+            Source::Builtin(id) => {
+                DataSet::from_id(id)
+                    .map(CalibrationData::Set)
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "{} was trained on a built-in data set this build does not know \
+                     (number {id}); give points like its data with --calibration-data",
+                            args.model.display()
+                        )
+                    })
+            }
+            Source::File => bail!(
+                "{} was trained on points from a file: give them (or points like them) with \
+                 --calibration-data FILE",
+                args.model.display()
+            ),
+        };
+    };
+    let what = "cannot read --calibration-data";
+    let reader = open_input(path, "--calibration-data", Patience::Unbounded).context(what)?;
+    let name = path.display().to_string();
+    let points = csv::read_point_cloud_from(reader, &name, MAX_POINTS as usize).context(what)?;
+    if points.dim() != usize::from(data.dim) {
+        bail!(
+            "--calibration-data has {} columns, the model's data {}",
+            points.dim(),
+            data.dim
+        );
+    }
+    let mut rows: Vec<[f32; 2]> = points.rows().map(|r| [r[0], r[1]]).collect();
+    if let Some(units) = &data.units {
+        rows.iter_mut().for_each(|p| units.to_model(p));
+    }
+    Ok(CalibrationData::Points(rows))
 }
 
 /// Quantizes and writes the file; returns the report.

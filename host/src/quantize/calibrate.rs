@@ -1,5 +1,6 @@
 //! Calibration: every activation's range (most negative and largest value) over
-//! forward-process inputs `x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε` — Swiss-roll x₀ ([`true_samples`]), t
+//! forward-process inputs `x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε` — x₀ the model's own data (a built-in
+//! set's fresh points, [`true_samples`], or given points: [`CalibrationData`]), t
 //! stratified over all of `[0, T)` (ranges drift with t: sample `i` has `t = i mod T`), ε
 //! from the core's noise stream.
 //!
@@ -12,8 +13,8 @@ use rayon::prelude::*;
 use tinyddpm_core::gelu::gelu;
 use tinyddpm_core::{Model, NoiseStream, Schedule, Tap};
 
-use super::{Calibration, QuantizeError};
-use crate::data::{DataSet, Domain, true_samples};
+use super::{Calibration, CalibrationData, QuantizeError};
+use crate::data::{Domain, true_samples};
 
 /// A tensor the calibration records: one the core's forward pass shows, or one it does not —
 /// the network's two inputs, and the two GELUs the core applies inside a unit, whose outputs
@@ -149,7 +150,12 @@ fn calibrate<const H: usize, const B: usize, const T: usize, A: Send>(
     add: impl Fn(&mut A, Site, &[f32]) + Sync + Send,
     merge: impl Fn(A, A) -> A + Sync + Send,
 ) -> A {
-    let x0 = true_samples(DataSet::SwissRoll, calibration.samples, calibration.seed);
+    let x0 = match &calibration.data {
+        CalibrationData::Set(set) => true_samples(*set, calibration.samples, calibration.seed),
+        CalibrationData::Points(points) => (0..calibration.samples)
+            .map(|i| points[i % points.len()])
+            .collect(),
+    };
     x0.par_iter()
         .enumerate()
         .fold(&init, |mut acc, (i, &x0)| {

@@ -173,6 +173,7 @@ mod tests {
         let calibration = Calibration {
             samples: 500,
             seed: 1,
+            ..Calibration::default()
         };
         let (q, report) = quantize(&*model, &schedule, &calibration).unwrap();
         let mut i = 0;

@@ -14,6 +14,7 @@ mod fold;
 mod format;
 mod report;
 
+use crate::data::DataSet;
 use tinyddpm_core::{Model, QModel, QuantError, Schedule};
 
 pub use fold::weight_scales;
@@ -22,20 +23,34 @@ use report::Fit;
 pub use report::{GeluReport, LayerReport, Report, TensorReport, layer_name};
 
 /// How to calibrate the activation ranges.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Calibration {
     /// Forward-process inputs; sample `i` has timestep `i mod T`.
     pub samples: usize,
-    /// Seed of their x₀ and ε.
+    /// Seed of their x₀ (from a data set) and ε.
     pub seed: u64,
+    /// Where their x₀ come from: the model's own data.
+    pub data: CalibrationData,
+}
+
+/// The data points x₀ of the calibration inputs, in the model's space.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CalibrationData {
+    /// Fresh points of a built-in set (the one the model file says it was trained on).
+    Set(DataSet),
+    /// Given points (a model trained on a file's), already mapped into the model's space:
+    /// input `i` takes point `i mod n`, so every point is used as evenly as the count allows.
+    Points(Vec<[f32; 2]>),
 }
 
 impl Default for Calibration {
-    /// 32,000 inputs: 32 at each of the 1,000 timesteps of the seed schedule.
+    /// 32,000 inputs: 32 at each of the 1,000 timesteps of the seed schedule, on the Swiss
+    /// roll.
     fn default() -> Self {
         Self {
             samples: 32_000,
             seed: 0,
+            data: CalibrationData::Set(DataSet::SwissRoll),
         }
     }
 }
@@ -43,7 +58,7 @@ impl Default for Calibration {
 /// Why a model cannot be quantized.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum QuantizeError {
-    /// No calibration inputs.
+    /// No calibration inputs (or no calibration points).
     #[error("calibration needs at least one sample")]
     NoSamples,
     /// A weight or bias is NaN or infinite.
@@ -74,7 +89,7 @@ pub fn quantize<const H: usize, const B: usize, const T: usize>(
     schedule: &Schedule<T>,
     calibration: &Calibration,
 ) -> Result<(Box<QModel<H, B>>, Report), QuantizeError> {
-    if calibration.samples == 0 {
+    if calibration.samples == 0 || calibration.data == CalibrationData::Points(Vec::new()) {
         return Err(QuantizeError::NoSamples);
     }
     let mut non_finite = None;
@@ -117,10 +132,18 @@ mod tests {
         let mut model = pytorch_init::<8, 1>(1);
         let none = Calibration {
             samples: 0,
-            seed: 0,
+            ..Calibration::default()
         };
         assert_eq!(
             quantize(&*model, &schedule, &none).unwrap_err(),
+            QuantizeError::NoSamples
+        );
+        let no_points = Calibration {
+            data: CalibrationData::Points(Vec::new()),
+            ..Calibration::default()
+        };
+        assert_eq!(
+            quantize(&*model, &schedule, &no_points).unwrap_err(),
             QuantizeError::NoSamples
         );
         model.blocks[0].second.bias[3] = f32::NAN;
