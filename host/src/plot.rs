@@ -369,12 +369,12 @@ pub fn compare(
     })
 }
 
-/// Panels of point sets in one row, each with its own title and scale.
+/// Panels of point sets, `columns` to a row, each with its own title and scale.
 fn grid(
     path: &Path,
     figure: &'static str,
     title: &str,
-    frames: &[Frame],
+    (frames, columns): (&[Frame], usize),
     color: RGBColor,
 ) -> Result<(), PlotError> {
     if frames.iter().any(|f| f.points.is_empty()) || frames.is_empty() {
@@ -387,10 +387,12 @@ fn grid(
             &frame.points,
         )?;
     }
-    let size = (PANEL * frames.len() as u32, PANEL + 40);
+    let columns = columns.clamp(1, frames.len());
+    let rows = frames.len().div_ceil(columns);
+    let size = (PANEL * columns as u32, PANEL * rows as u32 + 40);
     render(path, figure, size, |root| {
         let root = root.titled(title, ("sans-serif", 24))?;
-        let panels = root.split_evenly((1, frames.len()));
+        let panels = root.split_evenly((rows, columns));
         for (area, frame) in panels.iter().zip(frames) {
             scatter_panel(
                 area,
@@ -471,20 +473,32 @@ pub fn forward_frames<const T: usize>(
 }
 
 /// The forward-process figure (see [`forward_frames`]).
-pub fn forward_grid(path: &Path, frames: &[Frame]) -> Result<(), PlotError> {
+pub fn forward_grid(path: &Path, frames: &[Frame], data: &str) -> Result<(), PlotError> {
+    let title = format!("Forward process: noising {data}");
     grid(
         path,
         "forward process",
-        "Forward process: noising the Swiss roll",
-        frames,
+        &title,
+        (frames, frames.len()),
         ORANGE,
     )
 }
 
+/// Panels of the data sets (or of samples of each), five to a row.
+pub fn sets_grid(path: &Path, frames: &[Frame], title: &str) -> Result<(), PlotError> {
+    grid(path, "data sets", title, (frames, 5), BLUE)
+}
+
 /// The reverse-process figure (see [`reverse_frames`]); `sampler` names the reverse process.
 pub fn reverse_grid(path: &Path, frames: &[Frame], sampler: &str) -> Result<(), PlotError> {
-    let title = format!("Reverse process: from noise to the Swiss roll ({sampler})");
-    grid(path, "reverse process", &title, frames, BLUE)
+    let title = format!("Reverse process: from noise to samples ({sampler})");
+    grid(
+        path,
+        "reverse process",
+        &title,
+        (frames, frames.len()),
+        BLUE,
+    )
 }
 
 /// One sampler configuration's scores (means over seeds) for the quality figure.

@@ -1,5 +1,6 @@
-//! `tinyddpm demo`: the main job in one command. Trains the seed configuration, samples with
-//! the seed's DDPM, scores the samples and draws every figure, all into one folder; with
+//! `tinyddpm demo`: the main job in one command. Trains the seed configuration (on the Swiss
+//! roll, or another built-in set), samples with the seed's DDPM, scores the samples and
+//! draws every figure, all into one folder; with
 //! `--quantize`, also the integer model, its samples and scores beside the float model's.
 
 use std::path::{Path, PathBuf};
@@ -8,8 +9,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use tinyddpm::batch::{Init, Request};
-use tinyddpm::eval::Metrics;
-use tinyddpm::quantize::{Calibration, quantize};
+use tinyddpm::data::DataSet;
+use tinyddpm::quantize::{Calibration, CalibrationData, quantize};
 use tinyddpm::{atomic, csv, data, modelfile, plot};
 use tinyddpm_core::{QSeedModel, Sampler, Schedule, SeedModel};
 
@@ -17,8 +18,9 @@ use tinyddpm::run::sample::{SampleModel, Sampling};
 use tinyddpm::run::train::{Start, TrainJob};
 use tinyddpm::train::TrainConfig;
 
+use super::eval::SetScores;
 use super::jobs::{device_for, draw, run_job};
-use super::plot::{GRID_POINTS, REVERSE_POINTS};
+use super::plot::{GRID_POINTS, REVERSE_POINTS, data_name, real_label};
 use super::shapes::SEED;
 use super::{DeviceArg, T, check_points, describe, device, eval, files, interrupt, thread_count};
 use super::{say, tell};
@@ -71,6 +73,12 @@ pub struct DemoArgs {
     /// the integer model (on the CPU) with the same seed and score it beside the float one
     #[arg(long)]
     pub quantize: bool,
+    /// The built-in data set to train on [default: swissroll]
+    #[arg(long, value_name = "NAME", help = format!(
+        "The built-in data set to train on: {} [default: swissroll]",
+        DataSet::names()
+    ))]
+    pub data: Option<DataSet>,
 }
 
 /// Runs `tinyddpm demo`.
@@ -112,10 +120,12 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         checkpoint: None,
         default_sampler: Sampler::Ddpm,
     };
+    let set = args.data.unwrap_or_default();
     let config = TrainConfig {
         steps: args.steps,
         seed: args.seed,
         threads,
+        data: set,
         ..TrainConfig::default()
     };
     let (hidden, blocks) = SEED;
@@ -143,7 +153,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     // Ctrl-C after the samples were drawn stops before the next file; those written stay.
     let kept = || format!("{} holds what was written so far", dir.display());
     interrupt::check(kept)?;
-    let metrics = eval::score(&points, 0)?;
+    let metrics = eval::score_set(&points, set, 0)?;
     write_metrics(&file("metrics.json"), &metrics)?;
 
     interrupt::check(kept)?;
@@ -151,17 +161,18 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     plot::loss_curve(&file("loss.png"), &losses)?;
     let title = format!("Generated samples ({} points, DDPM)", points.len());
     plot::samples(&file("samples.png"), &points, &title)?;
-    let real = data::true_samples(data::DataSet::SwissRoll, points.len(), 0);
+    let real = data::true_samples(set, points.len(), 0);
     plot::compare(
         &file("compare.png"),
-        ("Real Swiss roll", &real),
+        (&real_label(set), &real),
         ("Generated", &points),
     )?;
     interrupt::check(kept)?;
-    let truth = data::true_samples(data::DataSet::SwissRoll, GRID_POINTS as usize, 0);
+    let truth = data::true_samples(set, GRID_POINTS as usize, 0);
     plot::forward_grid(
         &file("forward.png"),
         &plot::forward_frames(&truth, &schedule, 0),
+        &data_name(set),
     )?;
     // The chains of the first samples drawn above: the last frame is those very points.
     let count = REVERSE_POINTS.min(args.count) as usize;
@@ -181,12 +192,12 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let int_metrics = match args.quantize {
         true => {
             interrupt::check(kept)?;
-            let q = quantized(&model, &header, &schedule, &file("model.q.tdm"))?;
+            let q = quantized(&model, &header, &schedule, set, &file("model.q.tdm"))?;
             interrupt::check(kept)?;
             let int_points = draw.samples("integer", &*q, int_gpu.as_ref())?;
             csv::write_points(&file("samples.q.csv"), &int_points)?;
             interrupt::check(kept)?;
-            let int_metrics = eval::score(&int_points, 0)?;
+            let int_metrics = eval::score_set(&int_points, set, 0)?;
             write_metrics(&file("metrics.q.json"), &int_metrics)?;
             plot::compare(
                 &file("float_vs_int.png"),
@@ -199,16 +210,10 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     };
 
     match &int_metrics {
-        None => say!("{}", eval::table(&metrics, 0).trim_end()),
+        None => say!("{}", metrics.table(0).trim_end()),
         Some(int) => {
-            say!(
-                "float model (model.tdm):\n{}",
-                eval::table(&metrics, 0).trim_end()
-            );
-            say!(
-                "integer model (model.q.tdm):\n{}",
-                eval::table(int, 0).trim_end()
-            );
+            say!("float model (model.tdm):\n{}", metrics.table(0).trim_end());
+            say!("integer model (model.q.tdm):\n{}", int.table(0).trim_end());
         }
     }
     say!(
@@ -262,16 +267,22 @@ impl Drawing<'_> {
     }
 }
 
-/// The trained model quantized with the default calibration, written to `path`.
+/// The trained model quantized with the default calibration on its data set, written to
+/// `path`.
 fn quantized(
     model: &SeedModel,
     header: &tinyddpm_core::Header,
     schedule: &Schedule<T>,
+    set: DataSet,
     path: &Path,
 ) -> Result<Box<QSeedModel>> {
     let begin = Instant::now();
+    let calibration = Calibration {
+        data: CalibrationData::Set(set),
+        ..Calibration::default()
+    };
     let (q, report) =
-        quantize(model, schedule, &Calibration::default()).context("cannot quantize the model")?;
+        quantize(model, schedule, &calibration).context("cannot quantize the model")?;
     modelfile::save(path, &*q, header)?;
     tell!(
         "quantized in {:.1} s ({} calibration inputs, {} activations clipped)",
@@ -282,13 +293,13 @@ fn quantized(
     Ok(q)
 }
 
-/// A panel title with the samples' mean distance to the roll.
-fn label(model: &str, metrics: &Metrics) -> String {
-    format!("{model}, mean distance {:.4}", metrics.mean_distance)
+/// A panel title with the samples' headline score.
+fn label(model: &str, metrics: &SetScores) -> String {
+    format!("{model}, {}", metrics.headline())
 }
 
 /// Writes the scores as one JSON object.
-fn write_metrics(path: &Path, metrics: &Metrics) -> Result<()> {
-    atomic::write(path, format!("{}\n", metrics.to_json()).as_bytes())
+fn write_metrics(path: &Path, metrics: &SetScores) -> Result<()> {
+    atomic::write(path, format!("{}\n", metrics.json()).as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))
 }

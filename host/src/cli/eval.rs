@@ -43,29 +43,32 @@ pub struct EvalArgs {
 
 /// Runs `tinyddpm eval`.
 pub fn run(args: &EvalArgs) -> Result<()> {
-    let set = args.data.unwrap_or_default();
-    if args.reference.is_none() && set == DataSet::SwissRoll {
-        return swiss_roll(args);
-    }
-    let samples = read_points(&args.samples, "--samples")?;
-    let (reference, against, what) = match &args.reference {
-        Some(path) => (
-            read_points(path, "--reference")?,
-            format!("points of {}", path.display()),
-            "--reference".to_string(),
-        ),
-        // A built-in data set's reference is fresh samples of it.
-        None => {
-            let n = samples.len().min(MAX_POINTS);
-            let fresh = data::true_samples(set, n, args.seed);
-            (
-                Points::from_pairs(&fresh)?,
-                format!("fresh samples of {set}, seed {}", args.seed),
-                format!("--data {set}"),
-            )
+    let Some(path) = &args.reference else {
+        let set = args.data.unwrap_or_default();
+        let scores = match set {
+            // The Swiss roll's samples are read as x, y (its curve scores need no more).
+            DataSet::SwissRoll => {
+                let file = open_input(&args.samples, "--samples", Patience::Unbounded)
+                    .context("cannot read the samples")?;
+                let name = args.samples.display().to_string();
+                let points = csv::read_rows_from::<2>(file, &name, csv::MAX_ROWS)
+                    .context("cannot read the samples")?;
+                score_set(&points, set, args.seed)?
+            }
+            _ => {
+                let samples = read_points(&args.samples, "--samples")?;
+                SetScores::generic(&samples, set, args.seed)?
+            }
+        };
+        match args.json {
+            true => say!("{}", scores.json()),
+            false => say!("{}", scores.table(args.seed).trim_end()),
         }
+        return Ok(());
     };
-    let s = compare(&samples, &reference, &what)?;
+    let samples = read_points(&args.samples, "--samples")?;
+    let reference = read_points(path, "--reference")?;
+    let s = compare(&samples, &reference, "--reference")?;
     if args.json {
         say!(
             "{{\"samples\":{},\"reference\":{},{}}}",
@@ -75,45 +78,118 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         );
     } else {
         let head = format!("samples          {}\n", samples.len());
+        let against = format!("points of {}", path.display());
         say!("{}", (head + &table_of_scores(&s, &against)).trim_end());
     }
     Ok(())
 }
 
-/// The Swiss roll's samples: its curve scores, and the generic ones against its fresh
-/// samples.
-fn swiss_roll(args: &EvalArgs) -> Result<()> {
-    let file = open_input(&args.samples, "--samples", Patience::Unbounded)
-        .context("cannot read the samples")?;
-    let name = args.samples.display().to_string();
-    let points =
-        csv::read_rows_from::<2>(file, &name, csv::MAX_ROWS).context("cannot read the samples")?;
-    let metrics = score(&points, args.seed)?;
-    let fresh = data::true_samples(DataSet::SwissRoll, points.len().min(MAX_POINTS), args.seed);
-    let generic = if points.len() > K {
-        Some(compare(
-            &Points::from_pairs(&points)?,
-            &Points::from_pairs(&fresh)?,
-            "the true samples",
-        )?)
-    } else {
-        None
-    };
-    let against = format!("fresh true samples, seed {}", args.seed);
-    match (args.json, generic) {
-        (true, Some(s)) => say!("{{{},{}}}", metrics.json_fields(), s.json_fields()),
-        (true, None) => say!("{}", metrics.to_json()),
-        (false, Some(s)) => say!(
-            "{}",
-            (table(&metrics, args.seed) + &table_of_scores(&s, &against)).trim_end()
-        ),
-        (false, None) => say!(
-            "{}\n(the generic scores need at least {} samples)",
-            table(&metrics, args.seed).trim_end(),
-            K + 1
-        ),
+/// The scores of samples of a built-in data set against fresh samples of it: the Swiss
+/// roll's curve scores beside the generic ones, or the generic ones alone.
+pub enum SetScores {
+    /// The Swiss roll: its curve scores, and the generic scores when there are enough samples.
+    SwissRoll(Metrics, Option<Scores>),
+    /// Another set: the generic scores against its fresh samples.
+    Other {
+        /// The set.
+        set: DataSet,
+        /// Samples scored.
+        samples: usize,
+        /// Fresh samples of the set they were scored against.
+        reference: usize,
+        /// The scores.
+        scores: Scores,
+    },
+}
+
+/// Scores 2-D `points` as samples of `set`, against its fresh samples of `seed`.
+pub fn score_set(points: &[[f32; 2]], set: DataSet, seed: u64) -> Result<SetScores> {
+    match set {
+        DataSet::SwissRoll => {
+            let metrics = score(points, seed)?;
+            let fresh = data::true_samples(set, points.len().min(MAX_POINTS), seed);
+            let generic = match points.len() > K {
+                true => Some(compare(
+                    &Points::from_pairs(points)?,
+                    &Points::from_pairs(&fresh)?,
+                    "the true samples",
+                )?),
+                false => None,
+            };
+            Ok(SetScores::SwissRoll(metrics, generic))
+        }
+        _ => SetScores::generic(&Points::from_pairs(points)?, set, seed),
     }
-    Ok(())
+}
+
+impl SetScores {
+    /// The generic scores of `samples` against fresh samples of `set` (as many, at most
+    /// [`MAX_POINTS`]).
+    fn generic(samples: &Points, set: DataSet, seed: u64) -> Result<Self> {
+        let n = samples.len().min(MAX_POINTS);
+        let fresh = Points::from_pairs(&data::true_samples(set, n, seed))?;
+        let scores = compare(samples, &fresh, &format!("--data {set}"))?;
+        Ok(Self::Other {
+            set,
+            samples: samples.len(),
+            reference: n,
+            scores,
+        })
+    }
+
+    /// One JSON object: the Swiss roll's curve scores' keys first.
+    pub fn json(&self) -> String {
+        match self {
+            SetScores::SwissRoll(metrics, Some(s)) => {
+                format!("{{{},{}}}", metrics.json_fields(), s.json_fields())
+            }
+            SetScores::SwissRoll(metrics, None) => metrics.to_json(),
+            SetScores::Other {
+                samples,
+                reference,
+                scores,
+                ..
+            } => format!(
+                "{{\"samples\":{samples},\"reference\":{reference},{}}}",
+                scores.json_fields()
+            ),
+        }
+    }
+
+    /// An aligned table with what each score means (`seed`: the fresh samples').
+    pub fn table(&self, seed: u64) -> String {
+        match self {
+            SetScores::SwissRoll(metrics, Some(s)) => {
+                let against = format!("fresh true samples, seed {seed}");
+                table(metrics, seed) + &table_of_scores(s, &against)
+            }
+            SetScores::SwissRoll(metrics, None) => format!(
+                "{}(the generic scores need at least {} samples)\n",
+                table(metrics, seed),
+                K + 1
+            ),
+            SetScores::Other {
+                set,
+                samples,
+                scores,
+                ..
+            } => {
+                let against = format!("fresh samples of {set}, seed {seed}");
+                format!("samples          {samples}\n") + &table_of_scores(scores, &against)
+            }
+        }
+    }
+
+    /// The headline score, for a figure's panel: the mean distance to the Swiss roll, else
+    /// the sliced W2.
+    pub fn headline(&self) -> String {
+        match self {
+            SetScores::SwissRoll(metrics, _) => {
+                format!("mean distance {:.4}", metrics.mean_distance)
+            }
+            SetScores::Other { scores, .. } => format!("sliced W2 {:.4}", scores.sliced_w2),
+        }
+    }
 }
 
 /// Reads the points of `path` (`flag` names it in messages), any width from 1 to 16.

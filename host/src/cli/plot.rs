@@ -2,9 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use tinyddpm::batch::{Init, SampleRequest};
+use tinyddpm::data::DataSet;
 use tinyddpm::input::Patience;
 use tinyddpm::modelfile::ModelFile;
 use tinyddpm::run::sample::SampleModel;
@@ -55,17 +56,40 @@ pub enum PlotCommand {
         /// Seed of the true samples (as many as generated ones)
         #[arg(long, default_value_t = 0, conflicts_with = "against")]
         seed: u64,
+        /// The built-in data set the true samples are drawn from [default: swissroll]
+        #[arg(long, value_name = "NAME", conflicts_with = "against")]
+        data: Option<DataSet>,
         /// Draw these samples (CSV) on the left instead of true ones, e.g. a float model's
         /// beside its integer model's
         #[arg(long)]
         against: Option<PathBuf>,
-        /// The panels' titles, left then right [default: "Real Swiss roll" and "Generated";
-        /// with --against, the two files' names]
+        /// The panels' titles, left then right [default: "Real Swiss roll" (or the set's
+        /// name) and "Generated"; with --against, the two files' names]
         #[arg(long, num_args = 2, value_names = ["LEFT", "RIGHT"])]
         labels: Option<Vec<String>>,
     },
     /// True samples noised to t = 0, 2, 5, 10, 20, 50 and 100 % of T
     Forward(ForwardArgs),
+    /// Every built-in data set (fresh points), or samples of each from a folder
+    Sets {
+        /// The PNG to write
+        #[arg(long)]
+        out: PathBuf,
+        /// Points per set
+        #[arg(short = 'n', long = "count", default_value_t = GRID_POINTS,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        count: u64,
+        /// Seed of the points
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Draw DIR/NAME.csv (samples of a model of each set) instead of fresh points; a set
+        /// without its file is left out
+        #[arg(long, value_name = "DIR")]
+        samples_from: Option<PathBuf>,
+        /// Figure title [default: "Built-in data sets", or "Samples" with --samples-from]
+        #[arg(long)]
+        title: Option<String>,
+    },
     /// The reverse chain from noise to samples, at several steps
     Reverse(ReverseArgs),
     /// Sample quality against network evaluations, one line per sampler
@@ -99,6 +123,9 @@ pub struct ForwardArgs {
     /// Seed of the points and of their noise
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// The built-in data set the points are drawn from [default: swissroll]
+    #[arg(long, value_name = "NAME")]
+    pub data: Option<DataSet>,
 }
 
 /// Options of `tinyddpm plot reverse`.
@@ -123,25 +150,33 @@ pub struct ReverseArgs {
 
 /// Runs `tinyddpm plot …`.
 pub fn run(command: &PlotCommand) -> Result<()> {
-    let (inputs, out): (Vec<(&str, &PathBuf)>, _) = match command {
-        PlotCommand::Loss { losses, out } => (vec![("--losses", losses)], out),
-        PlotCommand::Samples { samples, out, .. } => (vec![("--samples", samples)], out),
+    let (inputs, out): (Vec<(&str, PathBuf)>, _) = match command {
+        PlotCommand::Loss { losses, out } => (vec![("--losses", losses.clone())], out),
+        PlotCommand::Samples { samples, out, .. } => (vec![("--samples", samples.clone())], out),
         PlotCommand::Compare {
             samples,
             out,
             against,
             ..
         } => {
-            let mut inputs = vec![("--samples", samples)];
-            inputs.extend(against.iter().map(|a| ("--against", a)));
+            let mut inputs = vec![("--samples", samples.clone())];
+            inputs.extend(against.iter().map(|a| ("--against", a.clone())));
             (inputs, out)
         }
         PlotCommand::Forward(args) => (
-            args.model.iter().map(|m| ("--model", m)).collect(),
+            args.model.iter().map(|m| ("--model", m.clone())).collect(),
             &args.out,
         ),
-        PlotCommand::Reverse(args) => (vec![("--model", &args.model)], &args.out),
-        PlotCommand::Quality { table, out, .. } => (vec![("--table", table)], out),
+        PlotCommand::Reverse(args) => (vec![("--model", args.model.clone())], &args.out),
+        PlotCommand::Quality { table, out, .. } => (vec![("--table", table.clone())], out),
+        PlotCommand::Sets {
+            out, samples_from, ..
+        } => {
+            let files = samples_from.iter().flat_map(|dir| {
+                DataSet::ALL.map(|set| ("--samples-from", dir.join(format!("{set}.csv"))))
+            });
+            (files.collect(), out)
+        }
     };
     let inputs: Vec<(&str, &std::path::Path)> =
         inputs.iter().map(|(f, p)| (*f, p.as_path())).collect();
@@ -163,6 +198,7 @@ pub fn run(command: &PlotCommand) -> Result<()> {
             samples,
             out,
             seed,
+            data,
             against,
             labels,
         } => {
@@ -172,10 +208,13 @@ pub fn run(command: &PlotCommand) -> Result<()> {
                     read_figure_points(path, "--against")?,
                     [path, samples].map(|p| p.display().to_string()),
                 ),
-                None => (
-                    data::true_samples(data::DataSet::SwissRoll, points.len(), *seed),
-                    ["Real Swiss roll", "Generated"].map(String::from),
-                ),
+                None => {
+                    let set = data.unwrap_or_default();
+                    (
+                        data::true_samples(set, points.len(), *seed),
+                        [real_label(set), "Generated".into()],
+                    )
+                }
             };
             let [left_label, right_label] = match labels.as_deref() {
                 Some([left, right]) => [left, right],
@@ -184,6 +223,19 @@ pub fn run(command: &PlotCommand) -> Result<()> {
             plot::compare(out, (left_label, &left), (right_label, &points))?;
         }
         PlotCommand::Forward(args) => forward(args)?,
+        PlotCommand::Sets {
+            out,
+            count,
+            seed,
+            samples_from,
+            title,
+        } => sets(
+            out,
+            *count,
+            *seed,
+            samples_from.as_deref(),
+            title.as_deref(),
+        )?,
         PlotCommand::Reverse(args) => reverse(args)?,
         PlotCommand::Quality {
             table,
@@ -254,9 +306,66 @@ pub fn forward(args: &ForwardArgs) -> Result<()> {
             .context("cannot use the model")?,
         None => Schedule::<T>::new(ScheduleKind::SEED).context("the seed schedule is invalid")?,
     };
-    let points = data::true_samples(data::DataSet::SwissRoll, args.count as usize, args.seed);
+    let set = args.data.unwrap_or_default();
+    let points = data::true_samples(set, args.count as usize, args.seed);
     let frames = plot::forward_frames(&points, &schedule, args.seed);
-    Ok(plot::forward_grid(&args.out, &frames)?)
+    Ok(plot::forward_grid(&args.out, &frames, &data_name(set))?)
+}
+
+/// `set` in a figure's title: "the Swiss roll", "the moons set".
+pub fn data_name(set: DataSet) -> String {
+    match set {
+        DataSet::SwissRoll => "the Swiss roll".to_string(),
+        other => format!("the {other} set"),
+    }
+}
+
+/// The left panel's title for true samples of `set`.
+pub fn real_label(set: DataSet) -> String {
+    match set {
+        DataSet::SwissRoll => "Real Swiss roll".into(),
+        other => format!("Real {other}"),
+    }
+}
+
+/// Draws every built-in set: `count` fresh points of each, or each set's samples from
+/// `DIR/NAME.csv`.
+fn sets(
+    out: &Path,
+    count: u64,
+    seed: u64,
+    samples_from: Option<&Path>,
+    title: Option<&str>,
+) -> Result<()> {
+    check_points("-n", count)?;
+    let mut frames = Vec::new();
+    for set in DataSet::ALL {
+        let points = match samples_from {
+            None => data::true_samples(set, count as usize, seed),
+            Some(dir) => {
+                let path = dir.join(format!("{set}.csv"));
+                if !path.exists() {
+                    continue;
+                }
+                read_figure_points(&path, "--samples-from")?
+            }
+        };
+        frames.push(plot::Frame {
+            label: set.to_string(),
+            points,
+        });
+    }
+    if frames.is_empty() {
+        bail!(
+            "--samples-from holds no NAME.csv of a built-in set (NAME: {})",
+            DataSet::names()
+        );
+    }
+    let default = match samples_from {
+        None => "Built-in data sets",
+        Some(_) => "Samples",
+    };
+    Ok(plot::sets_grid(out, &frames, title.unwrap_or(default))?)
 }
 
 /// Draws the reverse-process grid, for a float or an integer model.
