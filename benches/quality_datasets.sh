@@ -12,7 +12,13 @@
 #   benches/quality_datasets.sh                          # all ten sets, seeds 42 1 2 3
 #   SETS="moons 8gaussians" SEEDS="42" benches/quality_datasets.sh
 #   OUT=/tmp/datasets_out benches/quality_datasets.sh    # also keep each side's samples of the
-#                                                        # first seed: OUT/SET_{ours,pytorch}.csv
+#                                  # first seed, OUT/SET_{ours,pytorch}.csv, and append each run's
+#                                  # scores to OUT/scores.txt ("set side seed sliced_w2 mmd2")
+#   THREADS=1 benches/quality_datasets.sh                # threads of both sides (default: PyTorch
+#                                  # 2, ours all cores); use 1 on a loaded machine, where 2 torch
+#                                  # threads can run 10x slower than one
+#   SCORES=/tmp/datasets_out/scores.txt benches/quality_datasets.sh   # only the table, from that
+#                                  # file (partial or merged runs): the SETS that have lines in it
 #
 # Uses the release binary in ${CARGO_TARGET_DIR:-target}/release and builds it only when it is
 # missing (build it first if the sources changed). Progress goes to stderr, the table to stdout.
@@ -26,6 +32,8 @@ sets="${SETS:-swissroll circles rings moons 8gaussians pinwheel 2spirals checker
 seeds="${SEEDS:-42 1 2 3}"
 first_seed="${seeds%% *}"
 keep="${OUT:-}"
+torch_threads="${THREADS:-2}"
+ours_threads="${THREADS:-0}"
 
 bin="${CARGO_TARGET_DIR:-$root/target}/release/tinyddpm"
 [ -x "$bin" ] || (cd "$root" && cargo build -q --release -p tinyddpm)
@@ -56,29 +64,40 @@ v = [float(m["sliced_w2"]), float(m["mmd2"])]
 assert all(math.isfinite(x) for x in v), v
 print(*sys.argv[1:], *v)
 ' "$1" "$2" "$3" 2>/dev/null)" || [ -z "$line" ]; then
-        echo "quality_datasets: no score line for set $1, $2, seed $3 ($4):" >&2
+        echo "quality_datasets: no score line for set $1, $2, seed $3:" >&2
         cat "$tmp/eval.err" >&2
         exit 1
     fi
     echo "$line" >>"$tmp/scores.txt"
+    [ -z "$keep" ] || echo "$line" >>"$keep/scores.txt"
 }
 
 : >"$tmp/scores.txt"
+if [ -n "${SCORES:-}" ]; then
+    cp "$SCORES" "$tmp/scores.txt"
+    present=""
+    for set in $sets; do
+        grep -q "^$set " "$tmp/scores.txt" && present="$present $set"
+    done
+    sets="${present# }"
+    seeds="$(awk '{print $3}' "$tmp/scores.txt" | awk '!seen[$0]++' | tr '\n' ' ')"
+fi
 for set in $sets; do
+    [ -z "${SCORES:-}" ] || break
     for seed in $seeds; do
         t0=$SECONDS
         run="$tmp/${set}_$seed"
-        step "pytorch train $set seed $seed" "$py" "$ref" --threads 2 train --data "$set" \
+        step "pytorch train $set seed $seed" "$py" "$ref" --threads "$torch_threads" train --data "$set" \
             --seed "$seed" --out "$run.torch.safetensors" --losses "$run.torch.losses.csv"
-        step "pytorch sample $set seed $seed" "$py" "$ref" --threads 2 sample \
+        step "pytorch sample $set seed $seed" "$py" "$ref" --threads "$torch_threads" sample \
             --model "$run.torch.safetensors" --n 10000 --seed "$seed" --out "$run.pytorch.csv"
         score "$set" pytorch "$seed" "$run.pytorch.csv"
         t1=$SECONDS
 
         step "ours train $set seed $seed" "$bin" train --data "$set" --seed "$seed" \
-            --out "$run.ours.tdm"
+            --threads "$ours_threads" --out "$run.ours.tdm"
         step "ours sample $set seed $seed" "$bin" sample --model "$run.ours.tdm" -n 10000 \
-            --seed "$seed" --out "$run.ours.csv"
+            --seed "$seed" --threads "$ours_threads" --out "$run.ours.csv"
         score "$set" ours "$seed" "$run.ours.csv"
 
         if [ -n "$keep" ] && [ "$seed" = "$first_seed" ]; then

@@ -637,6 +637,191 @@ fn demo_writes_everything_into_one_folder() {
     assert_eq!(json_number(&metrics, "samples"), 30.0);
 }
 
+/// `demo --data NAME` trains on the set, and scores and draws against its fresh samples: the
+/// generic scores (no curve to measure a distance to), the integer model calibrated on it.
+#[test]
+fn demo_data_trains_scores_and_quantizes_on_the_set() {
+    use tinyddpm::data::DataSet;
+    use tinyddpm::quantize::CalibrationData;
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "demo",
+        "--data",
+        "moons",
+        "--steps",
+        "10",
+        "-n",
+        "40",
+        "--quantize",
+    ];
+    let out = ok(dir.path(), &[&args[..], &["--out-dir", "run"]].concat());
+    assert!(out.contains("fresh samples of moons"), "{out}");
+    let run = dir.path().join("run");
+    let metrics = std::fs::read_to_string(run.join("metrics.json")).unwrap();
+    assert!(!metrics.contains("mean_distance"), "{metrics}");
+    let samples = csv::read_points(&run.join("samples.csv")).unwrap();
+    let fresh = data::true_samples(DataSet::Moons, 40, 0);
+    let want = tinyddpm::scores::compare(
+        &tinyddpm::scores::Points::from_pairs(&samples).unwrap(),
+        &tinyddpm::scores::Points::from_pairs(&fresh).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(json_number(&metrics, "sliced_w2"), want.sliced_w2);
+    let (model, _) = modelfile::load::<128, 3, SeedModel>(&run.join("model.tdm")).unwrap();
+    let calibration = Calibration {
+        data: CalibrationData::Set(DataSet::Moons),
+        ..Calibration::default()
+    };
+    let (want, _) = quantize(&*model, &schedule(), &calibration).unwrap();
+    let (q, _) = core_qmodel(&run.join("model.q.tdm"));
+    assert!(q == want, "model.q.tdm is not calibrated on the moons");
+}
+
+/// `score` writes the library's scores (the core's `anomaly_score` of each point, in order),
+/// in data units for a model with units; points of another width are one line.
+#[test]
+fn score_writes_each_points_anomaly_score() {
+    use tinyddpm::data::DataSet;
+    use tinyddpm_core::{Data, Source, Units, anomaly_score};
+    let dir = with_model();
+    let d = dir.path();
+    let (model, header) = modelfile::load::<128, 3, SeedModel>(&d.join("m.tdm")).unwrap();
+    let units = Units::new(&[3.0, 0.25], &[-1.0, 8.0]).unwrap();
+    let data = Data {
+        dim: 2,
+        source: Source::File,
+        units: Some(units),
+    };
+    modelfile::save(&d.join("u.tdm"), &*model, &header.with_data(data)).unwrap();
+    let points = data::true_samples(DataSet::SwissRoll, 50, 2);
+    csv::write_points(&d.join("p.csv"), &points).unwrap();
+    for (name, units) in [("m.tdm", None), ("u.tdm", Some(&units))] {
+        ok(
+            d,
+            &[
+                "score", "--model", name, "--points", "p.csv", "--seed", "3", "--out", "s.csv",
+            ],
+        );
+        let written = std::fs::read_to_string(d.join("s.csv")).unwrap();
+        let mut lines = written.lines();
+        assert_eq!(lines.next(), Some("score"));
+        let got: Vec<f32> = lines.map(|l| l.parse().unwrap()).collect();
+        let want: Vec<f32> = (0..points.len())
+            .map(|i| anomaly_score(&*model, &schedule(), units, 3, i as u64, points[i]))
+            .collect();
+        assert!(got == want, "{name}");
+    }
+    std::fs::write(d.join("three.csv"), "1,2,3\n4,5,6\n").unwrap();
+    let out = tinyddpm(
+        d,
+        &[
+            "score",
+            "--model",
+            "m.tdm",
+            "--points",
+            "three.csv",
+            "--out",
+            "t.csv",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("--points has 3 columns, the model's data 2"),
+        "{stderr}"
+    );
+    assert!(!d.join("t.csv").exists());
+}
+
+/// `eval --data NAME` scores against fresh samples of the set; samples of one set score
+/// better against it than against another; `plot compare/forward --data` and `plot sets`
+/// draw the sets.
+#[test]
+fn eval_and_plot_take_a_built_in_set() {
+    use tinyddpm::data::DataSet;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    csv::write_points(
+        &d.join("moons.csv"),
+        &data::true_samples(DataSet::Moons, 500, 1),
+    )
+    .unwrap();
+    let eval = |set: &str| {
+        let out = ok(
+            d,
+            &[
+                "eval",
+                "--samples",
+                "moons.csv",
+                "--data",
+                set,
+                "--json",
+                "--seed",
+                "4",
+            ],
+        );
+        json_number(&out, "sliced_w2")
+    };
+    let fresh = data::true_samples(DataSet::Moons, 500, 4);
+    let want = tinyddpm::scores::compare(
+        &tinyddpm::scores::Points::from_pairs(&data::true_samples(DataSet::Moons, 500, 1)).unwrap(),
+        &tinyddpm::scores::Points::from_pairs(&fresh).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(eval("moons"), want.sliced_w2);
+    assert!(eval("moons") * 5.0 < eval("circles"));
+    let table = ok(d, &["eval", "--samples", "moons.csv", "--data", "moons"]);
+    assert!(table.contains("fresh samples of moons, seed 0"), "{table}");
+    ok(
+        d,
+        &[
+            "plot",
+            "compare",
+            "--samples",
+            "moons.csv",
+            "--data",
+            "moons",
+            "--out",
+            "c.png",
+        ],
+    );
+    ok(
+        d,
+        &[
+            "plot", "forward", "--data", "pinwheel", "-n", "300", "--out", "f.png",
+        ],
+    );
+    ok(d, &["plot", "sets", "-n", "200", "--out", "sets.png"]);
+    std::fs::create_dir(d.join("runs")).unwrap();
+    std::fs::copy(d.join("moons.csv"), d.join("runs/moons.csv")).unwrap();
+    ok(
+        d,
+        &[
+            "plot",
+            "sets",
+            "--samples-from",
+            "runs",
+            "--out",
+            "some.png",
+        ],
+    );
+    for png in ["c.png", "f.png", "sets.png", "some.png"] {
+        assert!(
+            std::fs::read(d.join(png)).unwrap().starts_with(b"\x89PNG"),
+            "{png}"
+        );
+    }
+    std::fs::create_dir(d.join("empty")).unwrap();
+    let out = tinyddpm(
+        d,
+        &["plot", "sets", "--samples-from", "empty", "--out", "e.png"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("holds no NAME.csv of a built-in set"));
+    assert!(!d.join("e.png").exists());
+}
+
 /// `demo --quantize` writes the library's integer model of the trained model (default
 /// calibration), the core's integer chain from it (DDPM, the demo's seed), both scores and
 /// the side-by-side figure.

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use tinyddpm::atomic::AtomicFile;
 use tinyddpm::csv;
@@ -49,7 +49,15 @@ pub fn run(args: &ScoreArgs) -> Result<()> {
         .context("cannot read --points")?;
     let name = args.points.display().to_string();
     let points =
-        csv::read_rows_from::<2>(reader, &name, csv::MAX_ROWS).context("cannot read --points")?;
+        csv::read_point_cloud_from(reader, &name, csv::MAX_ROWS).context("cannot read --points")?;
+    let dim = usize::from(file.header.data.dim);
+    if points.dim() != dim {
+        bail!(
+            "--points has {} columns, the model's data {dim}",
+            points.dim()
+        );
+    }
+    let points: Vec<[f32; 2]> = points.rows().map(|r| [r[0], r[1]]).collect();
     let header = &file.header;
     let scored = dispatch!(
         file.kind,
