@@ -17,6 +17,9 @@ use rayon::prelude::*;
 use tinyddpm::data::{DataSet, true_samples};
 use tinyddpm::eval::{ENERGY_CAP, GridSearch, evaluate, nearest};
 
+mod machine;
+use machine::{cpu_name, load_average};
+
 /// Points of the scoring job.
 const POINTS: usize = 1_000_000;
 /// Points on which the previous search is timed (~6–11 µs each on one core).
@@ -101,20 +104,6 @@ fn main() {
         subset.len(),
         rayon::current_num_threads(),
         cpu_name(),
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim(),
+        load_average(),
     );
-}
-
-/// The CPU's model name from /proc/cpuinfo, if there is one.
-fn cpu_name() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_string())
 }

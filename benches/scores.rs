@@ -10,23 +10,16 @@ use std::time::Instant;
 
 use criterion::Criterion;
 use tinyddpm::scores::{Points, compare};
-use tinyddpm_core::NoiseStream;
+
+mod machine;
+use machine::{cpu_name, load_average};
 
 /// Points of each side.
 const POINTS: usize = 10_000;
 
-/// `n` points of N(shift, I) in `dim` coordinates, a pure function of the arguments.
+/// `n` points of N(shift, I) in `dim` coordinates ([`Points::gaussian`]).
 fn cloud(n: usize, dim: usize, seed: u64, shift: f32) -> Points {
-    let values = (0..n as u64)
-        .flat_map(|i| {
-            let mut s = NoiseStream::new(seed, i);
-            (0..dim.div_ceil(2))
-                .flat_map(move |_| s.gaussian_pair())
-                .take(dim)
-                .map(move |v| v + shift)
-        })
-        .collect();
-    Points::new(dim, values).expect("finite points of 1 to 16 coordinates")
+    Points::gaussian(n, dim, seed, shift).expect("finite points of 1 to 16 coordinates")
 }
 
 /// Best of `runs` timings of `job`, in seconds.
@@ -72,20 +65,6 @@ fn main() {
         times.join(" "),
         rayon::current_num_threads(),
         cpu_name(),
-        std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
-            .trim(),
+        load_average(),
     );
-}
-
-/// The CPU's model name from /proc/cpuinfo, if there is one.
-fn cpu_name() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_string())
 }

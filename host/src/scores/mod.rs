@@ -159,20 +159,10 @@ fn check(samples: &Points, reference: &Points, need: usize) -> Result<(), Scores
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use tinyddpm_core::NoiseStream;
 
-    /// `n` points of N(shift·1, I) in `dim` coordinates, a pure function of the arguments.
+    /// `n` points of N(shift·1, I) in `dim` coordinates ([`Points::gaussian`]).
     pub(crate) fn cloud(n: usize, dim: usize, seed: u64, shift: f32) -> Points {
-        let values = (0..n as u64)
-            .flat_map(|i| {
-                let mut s = NoiseStream::new(seed, i);
-                (0..dim.div_ceil(2))
-                    .flat_map(move |_| s.gaussian_pair())
-                    .take(dim)
-                    .map(move |v| v + shift)
-            })
-            .collect();
-        Points::new(dim, values).unwrap()
+        Points::gaussian(n, dim, seed, shift).unwrap()
     }
 
     /// `‖p − q‖` in f64, the plain way.

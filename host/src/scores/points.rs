@@ -39,6 +39,22 @@ pub struct Points {
 }
 
 impl Points {
+    /// `n` points of N(shift·1, I) in `dim` coordinates, point `i` from the core's noise
+    /// stream `(seed, i)` (⌈dim/2⌉ Gaussian pairs, the last value of an odd `dim` dropped): a
+    /// pure function of the arguments, for tests and benchmarks.
+    pub fn gaussian(n: usize, dim: usize, seed: u64, shift: f32) -> Result<Self, PointsError> {
+        let values = (0..n as u64)
+            .flat_map(|i| {
+                let mut s = tinyddpm_core::NoiseStream::new(seed, i);
+                (0..dim.div_ceil(2))
+                    .flat_map(move |_| s.gaussian_pair())
+                    .take(dim)
+                    .map(move |v| v + shift)
+            })
+            .collect();
+        Self::new(dim, values)
+    }
+
     /// Points of width `dim` from row-major `values`.
     pub fn new(dim: usize, values: Vec<f32>) -> Result<Self, PointsError> {
         if !(1..=MAX_DIM).contains(&dim) {
