@@ -293,3 +293,178 @@ fn standard_units(name: &str, values: &[f32]) -> Result<Units, PointsError> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use rand_core::{Rng, SeedableRng};
+    use tinyddpm_core::noise::{box_muller, stream_seed};
+    use tinyddpm_core::{Schedule, ScheduleKind};
+
+    use super::*;
+    use crate::data::{DataSet, Examples, TrainingData, forward_coefs, train_stream_key};
+
+    /// `n` rows of distinct points around (100, −50), spread ×10 and ×3, a rational
+    /// sequence so every value is exact in f32.
+    fn values(n: usize) -> Vec<f32> {
+        (0..n)
+            .flat_map(|i| {
+                let (a, b) = ((i * 37 % 101) as f32, (i * 53 % 89) as f32);
+                [
+                    100.0 + 10.0 * (a / 50.0 - 1.0),
+                    -50.0 + 3.0 * (b / 44.0 - 1.0),
+                ]
+            })
+            .collect()
+    }
+
+    /// A version 1 `.npy` file of `descr` and `shape`, written as NumPy's format
+    /// specification says (not with npyz).
+    fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+        let mut dict =
+            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        while (10 + dict.len() + 1) % 64 != 0 {
+            dict.push(' ');
+        }
+        dict.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+        out.extend_from_slice(dict.as_bytes());
+        out.extend_from_slice(data);
+        out
+    }
+
+    fn csv_of(values: &[f32]) -> Vec<u8> {
+        let mut text = String::from("x,y\n");
+        for p in values.chunks_exact(2) {
+            text += &format!("{},{}\n", p[0], p[1]);
+        }
+        text.into_bytes()
+    }
+
+    /// Example i's point is row ⌊u·N/2³²⌋ of its stream's first draw u, then t and ε follow:
+    /// computed here from the stream, not with `choice`.
+    #[test]
+    fn each_example_takes_the_row_its_streams_first_draw_picks() {
+        let raw = values(37);
+        let set = PointSet::new("p", 2, raw.clone(), Normalize::None).unwrap();
+        assert_eq!(set.values(), &raw[..]);
+        let data = TrainingData::Points(std::sync::Arc::new(set));
+        let coefs = forward_coefs(&Schedule::<1000>::new(ScheduleKind::SEED).unwrap());
+        let mut ex = Examples::with_len(200);
+        ex.fill(&data, &coefs, 9, 4, 0);
+        let base = train_stream_key(9).wrapping_add(4);
+        let mut rows = std::collections::BTreeSet::new();
+        for i in 0..200 {
+            let mut rng = Xoshiro128PlusPlus::from_seed(stream_seed(base, i as u64));
+            let row = ((u64::from(rng.next_u32()) * 37) >> 32) as usize;
+            rows.insert(row);
+            let t = ((u64::from(rng.next_u32()) * 1000) >> 32) as usize;
+            let z = box_muller(rng.next_u32() >> 8, rng.next_u32() >> 8);
+            let (a, b) = coefs[t];
+            let x = [a * raw[2 * row] + b * z[0], a * raw[2 * row + 1] + b * z[1]];
+            assert_eq!(ex.x_t[2 * i..2 * i + 2], x, "example {i}");
+            assert_eq!(ex.noise[2 * i..2 * i + 2], z, "example {i}");
+            assert_eq!(ex.t_input[i], t as f32 / 1000.0, "example {i}");
+        }
+        // with replacement, 200 draws of 37 rows reach nearly all of them
+        assert!(rows.len() > 33, "{}", rows.len());
+        assert_eq!(data.tag(), TrainingData::POINTS_TAG);
+        assert!(DataSet::from_id(TrainingData::POINTS_TAG).is_none());
+    }
+
+    /// Shift and scale are the f64 mean and population standard deviation rounded once,
+    /// and each value is `(x − shift)/scale` in f32.
+    #[test]
+    fn standard_normalization_is_the_f64_mean_and_population_deviation() {
+        let raw = values(1000);
+        let set = PointSet::new("p", 2, raw.clone(), Normalize::Standard).unwrap();
+        let units = *set.units().unwrap();
+        for c in 0..2 {
+            let col: Vec<f64> = raw.iter().skip(c).step_by(2).map(|&v| v.into()).collect();
+            let mean = col.iter().sum::<f64>() / 1000.0;
+            let var = col.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 1000.0;
+            assert_eq!(units.shift[c], mean as f32, "column {c}");
+            assert_eq!(units.scale[c], var.sqrt() as f32, "column {c}");
+            for (i, &v) in raw.iter().skip(c).step_by(2).enumerate() {
+                let want = (v - mean as f32) / var.sqrt() as f32;
+                assert_eq!(set.values()[2 * i + c], want, "row {i} column {c}");
+            }
+            let norm: Vec<f64> = set
+                .values()
+                .iter()
+                .skip(c)
+                .step_by(2)
+                .map(|&v| v.into())
+                .collect();
+            let m = norm.iter().sum::<f64>() / 1000.0;
+            let sd = (norm.iter().map(|v| (v - m).powi(2)).sum::<f64>() / 1000.0).sqrt();
+            assert!(m.abs() < 1e-6 && (sd - 1.0).abs() < 1e-6, "{m} {sd}");
+        }
+        assert_eq!(units.scale[2..], [1.0; 14]);
+        assert_eq!(
+            TrainingData::Points(set.into()).model_data().units,
+            Some(units)
+        );
+    }
+
+    #[test]
+    fn a_csv_and_an_npy_of_the_same_points_are_the_same_set() {
+        let raw = values(50);
+        let from_csv = PointSet::read(&csv_of(&raw)[..], "p", Normalize::Standard).unwrap();
+        let le: Vec<u8> = raw.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let f4 = npy("<f4", "(50, 2)", &le);
+        let from_npy = PointSet::read(&f4[..], "p", Normalize::Standard).unwrap();
+        assert_eq!(from_csv, from_npy);
+        let le8: Vec<u8> = raw
+            .iter()
+            .flat_map(|&v| f64::from(v).to_le_bytes())
+            .collect();
+        let f8 = npy("<f8", "(50, 2)", &le8);
+        assert_eq!(
+            PointSet::read(&f8[..], "p", Normalize::Standard).unwrap(),
+            from_csv
+        );
+        // one value changed: another fingerprint
+        let mut other = raw.clone();
+        other[17] += 1.0;
+        let other = PointSet::read(&csv_of(&other)[..], "p", Normalize::Standard).unwrap();
+        assert_ne!(other.fingerprint(), from_csv.fingerprint());
+    }
+
+    #[test]
+    fn bad_points_are_named() {
+        let read = |bytes: &[u8], normalize| {
+            PointSet::read(bytes, "f.csv", normalize)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            read(b"1,2,3\n4,5,6\n", Normalize::Standard),
+            "f.csv has 3 columns; this build's models take 2"
+        );
+        assert_eq!(
+            read(b"1,2\n3,2\n5,2\n", Normalize::Standard),
+            "column 2 of f.csv is constant: it cannot be standardized (use --normalize none)"
+        );
+        assert!(PointSet::read(&b"1,2\n3,2\n"[..], "f", Normalize::None).is_ok());
+        assert_eq!(
+            read(&npy("<f4", "(0, 2)", &[]), Normalize::None),
+            "f.csv holds no points"
+        );
+        assert!(
+            read(&npy("<i4", "(2, 2)", &[0; 16]), Normalize::Standard).contains("dtype <i4"),
+            "{}",
+            read(&npy("<i4", "(2, 2)", &[0; 16]), Normalize::Standard)
+        );
+        // the mean is 1e37: −3.4e38 minus it is beyond f32's range
+        assert_eq!(
+            read(b"3e38,0\n3.4e38,1\n-3.4e38,2\n", Normalize::Standard),
+            "row 3 of f.csv overflows f32 once normalized"
+        );
+        let tiny = PointSet::new("f.csv", 2, vec![0.0, 0.0, 1e-39, 1.0], Normalize::Standard);
+        assert!(
+            matches!(tiny, Err(PointsError::Spread { column: 1, .. })),
+            "{tiny:?}"
+        );
+    }
+}

@@ -433,6 +433,17 @@ pub struct CheckpointFile {
     points: Option<Arc<PointSet>>,
 }
 
+/// The path, the length and the points given: not the bytes.
+impl fmt::Debug for CheckpointFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CheckpointFile")
+            .field("path", &self.path)
+            .field("len", &self.bytes.len())
+            .field("points", &self.points.as_ref().map(|p| p.name()))
+            .finish()
+    }
+}
+
 impl CheckpointFile {
     /// Reads the checkpoint at `path`.
     pub fn read(path: &Path) -> Result<Self, CheckpointError> {
@@ -879,6 +890,142 @@ mod tests {
             (77, N as u64, Some(0.99))
         );
         assert_eq!(info.non_finite, None);
+    }
+
+    /// Points of `n` rows, standardized.
+    fn points(n: usize, bump: f32) -> Arc<PointSet> {
+        let values = (0..2 * n).map(|i| (i * i % 17) as f32 + bump).collect();
+        Arc::new(PointSet::new("p.csv", 2, values, Normalize::Standard).unwrap())
+    }
+
+    /// A run on points: version 3, tag 255 and the record in front of the version 1 header.
+    fn on_points(p: &Arc<PointSet>) -> State {
+        let mut s = state(true);
+        s.config.data = TrainingData::Points(Arc::clone(p));
+        s
+    }
+
+    fn file_of(bytes: Vec<u8>) -> CheckpointFile {
+        CheckpointFile {
+            path: "c.ckpt".into(),
+            bytes,
+            points: None,
+        }
+    }
+
+    #[test]
+    fn a_run_on_points_is_version_3_and_resumes_only_on_the_same_points() {
+        let p = points(200, 0.0);
+        let s = on_points(&p);
+        let bytes = encode(&s, SHAPE);
+        assert_eq!(bytes[8..10], 3u16.to_le_bytes());
+        assert_eq!(bytes[12], TrainingData::POINTS_TAG);
+        let record = PointsRecord::of(&p);
+        let mut head = vec![TrainingData::POINTS_TAG];
+        head.extend(postcard::to_allocvec(&record).unwrap());
+        assert_eq!(bytes[12..12 + head.len()], head[..]);
+        let v1 = encode(&state(true), SHAPE);
+        assert_eq!(
+            bytes[12 + head.len()..bytes.len() - 4],
+            v1[12..v1.len() - 4]
+        );
+
+        let file = file_of(bytes);
+        assert_eq!(file.data().unwrap(), CheckpointData::Points(record));
+        let info = file.info().unwrap();
+        assert_eq!(
+            (info.version, info.data, info.unusable),
+            (3, CheckpointData::Points(record), None)
+        );
+        // without the points: the state cannot be had, and the error says what to give
+        let e = file.state(SHAPE).unwrap_err().to_string();
+        assert!(
+            e.contains("give the same file again with --data FILE"),
+            "{e}"
+        );
+        let given = file
+            .with_data(&TrainingData::Points(Arc::clone(&p)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(given.state(SHAPE).unwrap(), s);
+        // the same values read again are the same points
+        let again =
+            Arc::new(PointSet::new("q.csv", 2, p.values().to_vec(), Normalize::None).unwrap());
+        let e = file
+            .with_data(&TrainingData::Points(again))
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            e,
+            DataMismatch::Normalization {
+                found: Normalize::Standard,
+                asked: Normalize::None
+            }
+        );
+        let other = points(200, 1.0);
+        let e = file
+            .with_data(&TrainingData::Points(other))
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            matches!(e, DataMismatch::PointsDiffer { rows: 200, .. }),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("p.csv is not the file the checkpoint's run trains on")
+        );
+        let e = file.with_data(&DataSet::Moons.into()).unwrap().unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("not moons (give its file with --data"),
+            "{e}"
+        );
+        // a set's checkpoint given points
+        let moons = file_of(encode(&moons(), SHAPE));
+        let e = moons
+            .with_data(&TrainingData::Points(p))
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the checkpoint's run trains on moons, not the points of p.csv (leave out --data, \
+             or start a new run)"
+        );
+    }
+
+    #[test]
+    fn every_truncation_and_bit_flip_of_a_version_3_file_is_a_typed_error() {
+        let p = points(200, 0.0);
+        let bytes = encode(&on_points(&p), SHAPE);
+        let given = |bytes: &[u8]| {
+            let file = file_of(bytes.to_vec());
+            match file.with_data(&TrainingData::Points(Arc::clone(&p))) {
+                Ok(Ok(file)) => file.state(SHAPE).map(|_| ()),
+                _ => Err(CheckpointError::Io {
+                    path: String::new(),
+                    source: std::io::Error::other("refused"),
+                }),
+            }
+        };
+        assert!(given(&bytes).is_ok());
+        for len in 0..bytes.len() {
+            assert!(given(&bytes[..len]).is_err(), "length {len}");
+        }
+        for i in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut bad = bytes.clone();
+                bad[i] ^= 1 << bit;
+                assert!(given(&bad).is_err(), "byte {i} bit {bit}");
+            }
+        }
+        let mut bad = bytes.clone();
+        bad[12] = 9;
+        reseal(&mut bad);
+        assert_eq!(
+            decode(&bad, SHAPE).unwrap_err(),
+            CheckpointFormatError::Invalid("unknown data source tag 9".into())
+        );
     }
 
     /// Re-seals `bytes` with a correct CRC, so a test reaches the checks behind it.
