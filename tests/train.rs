@@ -9,8 +9,8 @@ use tinyddpm::data::{
 };
 use tinyddpm::modelfile;
 use tinyddpm::train::{
-    CheckpointError, CheckpointFile, CheckpointFormatError, DataMismatch, TrainConfig,
-    TrainError, Trainer, Training, loss_and_gradient, predict_noise,
+    CheckpointError, CheckpointFile, CheckpointFormatError, DataMismatch, TrainConfig, TrainError,
+    Trainer, Training, loss_and_gradient, predict_noise,
 };
 use tinyddpm_core::ContainerError;
 use tinyddpm_core::{Header, Model, Sampler, Schedule, ScheduleKind};
@@ -263,10 +263,15 @@ fn a_run_on_points_trains_thread_independently_and_resumes_given_its_points() {
     half.save_checkpoint(&ckpt).unwrap();
     let file = CheckpointFile::read(&ckpt).unwrap();
     // without its points the run cannot go on
-    let e = Trainer::<32, 2, 1000>::resume_from(&file, Some(1)).err().unwrap();
+    let e = Trainer::<32, 2, 1000>::resume_from(&file, Some(1))
+        .err()
+        .unwrap();
     assert!(e.to_string().contains("--data FILE"), "{e}");
     let other = file.with_data(&point_data(0.5)).unwrap().unwrap_err();
-    assert!(matches!(other, DataMismatch::PointsDiffer { rows: 500, .. }), "{other:?}");
+    assert!(
+        matches!(other, DataMismatch::PointsDiffer { rows: 500, .. }),
+        "{other:?}"
+    );
     let given = file.with_data(&point_data(0.0)).unwrap().unwrap();
     let mut resumed = Trainer::<32, 2, 1000>::resume_from(&given, Some(1)).unwrap();
     for want in &losses[4..] {

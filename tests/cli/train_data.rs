@@ -47,7 +47,11 @@ fn cloud_csv() -> Vec<u8> {
 }
 
 fn cloud_npy() -> Vec<u8> {
-    let le: Vec<u8> = cloud().iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
+    let le: Vec<u8> = cloud()
+        .iter()
+        .flatten()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
     npy("<f4", "(300, 2)", &le)
 }
 
@@ -86,7 +90,12 @@ fn a_run_on_points_samples_in_their_units_and_resumes_bit_for_bit() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(d.join("pts.csv"), cloud_csv()).unwrap();
-    let run = |extra: &[&str]| ok(d, &[&["train", "--data", "pts.csv"][..], &SMALL, extra].concat());
+    let run = |extra: &[&str]| {
+        ok(
+            d,
+            &[&["train", "--data", "pts.csv"][..], &SMALL, extra].concat(),
+        )
+    };
     run(&["--steps", "200", "--out", "m.tdm"]);
 
     // version 3, the file's source and the standard units of its points
@@ -103,13 +112,22 @@ fn a_run_on_points_samples_in_their_units_and_resumes_bit_for_bit() {
     assert_eq!(header.data, want);
 
     // samples in data units: near the data's mean and spread, not the model space's (0, 1)
-    ok(d, &["sample", "--model", "m.tdm", "-n", "2000", "--out", "s.csv"]);
+    ok(
+        d,
+        &["sample", "--model", "m.tdm", "-n", "2000", "--out", "s.csv"],
+    );
     let samples = csv::read_points(&d.join("s.csv")).unwrap();
     for c in 0..2 {
         let (mean, sd) = moments(&cloud(), c);
         let (got, got_sd) = moments(&samples, c);
-        assert!((got - mean).abs() < 0.5 * sd, "column {c}: {got} vs {mean} (sd {sd})");
-        assert!((0.5..2.0).contains(&(got_sd / sd)), "column {c}: sd {got_sd} vs {sd}");
+        assert!(
+            (got - mean).abs() < 0.5 * sd,
+            "column {c}: {got} vs {mean} (sd {sd})"
+        );
+        assert!(
+            (0.5..2.0).contains(&(got_sd / sd)),
+            "column {c}: sd {got_sd} vs {sd}"
+        );
     }
 
     // half the run checkpointed, then resumed with the same file: the same model
@@ -117,8 +135,17 @@ fn a_run_on_points_samples_in_their_units_and_resumes_bit_for_bit() {
     let inspect = ok(d, &["inspect", "c.ckpt"]);
     assert!(inspect.contains("version 3"), "{inspect}");
     let resume = [
-        "train", "--resume", "c.ckpt", "--data", "pts.csv", "--steps", "200", "--out", "r.tdm",
-        "--losses", "h.losses.csv",
+        "train",
+        "--resume",
+        "c.ckpt",
+        "--data",
+        "pts.csv",
+        "--steps",
+        "200",
+        "--out",
+        "r.tdm",
+        "--losses",
+        "h.losses.csv",
     ];
     ok(d, &resume);
     assert!(bytes == std::fs::read(d.join("r.tdm")).unwrap());
@@ -134,7 +161,14 @@ fn points_checkpoint() -> Vec<u8> {
         .get_or_init(|| {
             let dir = tempfile::tempdir().unwrap();
             std::fs::write(dir.path().join("pts.csv"), cloud_csv()).unwrap();
-            let args = ["--steps", "20", "--data", "pts.csv", "--checkpoint", "c.ckpt"];
+            let args = [
+                "--steps",
+                "20",
+                "--data",
+                "pts.csv",
+                "--checkpoint",
+                "c.ckpt",
+            ];
             ok(
                 dir.path(),
                 &[&["train"][..], &SMALL, &args, &["--out", "t.tdm"]].concat(),
@@ -188,7 +222,10 @@ fn three_npy() -> Vec<u8> {
 }
 
 fn constant() -> Vec<u8> {
-    (0..20).map(|i| format!("{i},7\n")).collect::<String>().into_bytes()
+    (0..20)
+        .map(|i| format!("{i},7\n"))
+        .collect::<String>()
+        .into_bytes()
 }
 
 fn int32_npy() -> Vec<u8> {
@@ -201,20 +238,32 @@ fn every_bad_training_file_is_one_line_and_writes_nothing() {
     let small = |setup: &'static [Setup], data: &'static str, code, message| Case {
         setup,
         args: Box::leak(
-            [&["train", "--data", data][..], &SMALL, &["--steps", "5", "--out", "t.tdm"]]
-                .concat()
-                .into_boxed_slice(),
+            [
+                &["train", "--data", data][..],
+                &SMALL,
+                &["--steps", "5", "--out", "t.tdm"],
+            ]
+            .concat()
+            .into_boxed_slice(),
         ),
         code,
         message,
         ..Case::default()
     };
     let resume = |data: &'static [&'static str], message| Case {
-        setup: &[Make("c.ckpt", points_checkpoint), Make("pts.csv", other_cloud_csv)],
+        setup: &[
+            Make("c.ckpt", points_checkpoint),
+            Make("pts.csv", other_cloud_csv),
+        ],
         args: Box::leak(
-            [&["train", "--resume", "c.ckpt", "--steps", "30", "--out", "t.tdm"][..], data]
-                .concat()
-                .into_boxed_slice(),
+            [
+                &[
+                    "train", "--resume", "c.ckpt", "--steps", "30", "--out", "t.tdm",
+                ][..],
+                data,
+            ]
+            .concat()
+            .into_boxed_slice(),
         ),
         code: 1,
         message,
@@ -227,10 +276,30 @@ fn every_bad_training_file_is_one_line_and_writes_nothing() {
             1,
             "cannot read the training data: p.csv: line 302, column 2: \"abc\" is not a number",
         ),
-        small(&[Make("p.csv", ragged)], "p.csv", 1, "p.csv: line 302: 1 column(s), expected 2"),
-        small(&[Make("p.csv", nan)], "p.csv", 1, "\"NaN\" is not a finite number"),
-        small(&[Make("p.csv", inf)], "p.csv", 1, "\"inf\" is not a finite number"),
-        small(&[Make("p.csv", seventeen)], "p.csv", 1, "p.csv: line 1: 17 columns; at most 16"),
+        small(
+            &[Make("p.csv", ragged)],
+            "p.csv",
+            1,
+            "p.csv: line 302: 1 column(s), expected 2",
+        ),
+        small(
+            &[Make("p.csv", nan)],
+            "p.csv",
+            1,
+            "\"NaN\" is not a finite number",
+        ),
+        small(
+            &[Make("p.csv", inf)],
+            "p.csv",
+            1,
+            "\"inf\" is not a finite number",
+        ),
+        small(
+            &[Make("p.csv", seventeen)],
+            "p.csv",
+            1,
+            "p.csv: line 1: 17 columns; at most 16",
+        ),
         small(
             &[Make("p.csv", three)],
             "p.csv",
@@ -255,7 +324,12 @@ fn every_bad_training_file_is_one_line_and_writes_nothing() {
             1,
             "column 2 of p.csv is constant",
         ),
-        small(&[Make("p.npy", int32_npy)], "p.npy", 1, "p.npy: an array of dtype <i4"),
+        small(
+            &[Make("p.npy", int32_npy)],
+            "p.npy",
+            1,
+            "p.npy: an array of dtype <i4",
+        ),
         small(
             &[],
             "nosuch",
@@ -263,7 +337,15 @@ fn every_bad_training_file_is_one_line_and_writes_nothing() {
             "no such file, and unknown data set 'nosuch' (known: swissroll, circles",
         ),
         Case {
-            args: &["train", "--data", "moons", "--normalize", "standard", "--out", "t.tdm"],
+            args: &[
+                "train",
+                "--data",
+                "moons",
+                "--normalize",
+                "standard",
+                "--out",
+                "t.tdm",
+            ],
             code: 1,
             message: "--normalize standard applies to a file given with --data",
             ..Case::default()

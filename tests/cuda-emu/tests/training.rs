@@ -349,7 +349,10 @@ fn point_set() -> TrainingData {
 #[test]
 fn every_data_sets_batch_matches_the_cpus() {
     let s = schedule();
-    let every = DataSet::ALL.map(TrainingData::from).into_iter().chain([point_set()]);
+    let every = DataSet::ALL
+        .map(TrainingData::from)
+        .into_iter()
+        .chain([point_set()]);
     for data in every {
         let state = State::new::<48, 2>(
             TrainConfig {
