@@ -327,6 +327,22 @@ mod tests {
         }
     }
 
+    /// The Swiss roll's record is the one every older model file means (so its files keep
+    /// their bytes); another set's names its id, without units; the tag of points is no id.
+    #[test]
+    fn the_model_files_record_of_each_set() {
+        assert_eq!(TrainingData::default().model_data(), Data::SWISS_ROLL);
+        for set in DataSet::ALL {
+            let data = TrainingData::from(set).model_data();
+            assert_eq!(
+                (data.dim, data.source, data.units),
+                (2, Source::Builtin(set.id()), None)
+            );
+            assert_ne!(set.id(), TrainingData::POINTS_TAG);
+            assert_eq!(TrainingData::from(set).tag(), set.id());
+        }
+    }
+
     #[test]
     fn times_are_uniform_and_x_t_follows_the_forward_process() {
         let coefs = coefs();

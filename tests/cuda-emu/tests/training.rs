@@ -476,3 +476,38 @@ fn emulated_training_keeps_the_state_before_a_non_finite_loss() {
     );
     assert!(after.adam == state.adam && after.ema == state.ema);
 }
+
+/// A run on points: the emulated trainer follows the CPU trainer's losses, and a CPU
+/// checkpoint of the run resumes on the emulated device given the same points (and only
+/// then), with the CPU's state.
+#[test]
+fn a_run_on_points_follows_the_cpu_and_resumes_on_the_device_given_its_points() {
+    let s = schedule();
+    let config = TrainConfig {
+        data: point_set(),
+        ..config(128)
+    };
+    let device = Emulator::default();
+    let mut cpu = Trainer::<48, 2, 1000>::new(config.clone(), &s).expect("CPU trainer");
+    let mut gpu = GpuTrainer::<48, 2, 1000>::new(&device, config, &s).expect("GPU trainer");
+    for _ in 0..5 {
+        let (a, b) = (gpu.step().expect("emulated"), cpu.step().expect("CPU"));
+        assert!(relative(a, b) <= 1e-5, "emulated loss {a} vs {b}");
+    }
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let path = dir.path().join("points.ckpt");
+    cpu.save_checkpoint(&path).expect("checkpoint");
+    let file = tinyddpm::train::CheckpointFile::read(&path).expect("read");
+    let e = GpuTrainer::<48, 2, 1000>::resume_from(&device, &file).err();
+    assert!(e.is_some_and(|e| e.to_string().contains("--data FILE")));
+    let given = file
+        .with_data(&point_set())
+        .expect("file")
+        .expect("the run's points");
+    let mut back = GpuTrainer::<48, 2, 1000>::resume_from(&device, &given).expect("resume");
+    let (resumed, saved) = (back.state().expect("state"), cpu.state());
+    assert!(resumed.params == saved.params && resumed.adam == saved.adam);
+    assert!(resumed.config.data == saved.config.data && resumed.step == saved.step);
+    let (a, b) = (back.step().expect("resumed"), cpu.step().expect("CPU"));
+    assert!(relative(a, b) <= 1e-5, "resumed loss {a} vs {b}");
+}
