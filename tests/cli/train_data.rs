@@ -228,6 +228,11 @@ fn constant() -> Vec<u8> {
         .into_bytes()
 }
 
+/// A header claiming 20 million rows, and no data: refused by its shape, before any value.
+fn huge_npy() -> Vec<u8> {
+    npy("<f4", "(20000000, 2)", &[])
+}
+
 fn int32_npy() -> Vec<u8> {
     npy("<i4", "(20, 2)", &[0; 160])
 }
@@ -329,6 +334,12 @@ fn every_bad_training_file_is_one_line_and_writes_nothing() {
             "p.npy",
             1,
             "p.npy: an array of dtype <i4",
+        ),
+        small(
+            &[Make("p.npy", huge_npy)],
+            "p.npy",
+            1,
+            "p.npy: 20000000 rows, more than the 10000000 this command reads",
         ),
         small(
             &[],
