@@ -89,7 +89,7 @@ fn outliers_of_the_swiss_roll_score_higher_than_its_points() {
 /// The seed recipe (10,000 steps of 128) on `set`, trained here.
 fn trained(set: DataSet, schedule: &Schedule<T>) -> Box<Model<128, 3>> {
     let config = TrainConfig {
-        data: set,
+        data: set.into(),
         ..TrainConfig::default()
     };
     let mut trainer = Trainer::<128, 3, T>::new(config, schedule).unwrap();

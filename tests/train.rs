@@ -4,11 +4,13 @@
 
 use std::path::Path;
 
-use tinyddpm::data::{DataSet, Examples, forward_coefs};
+use tinyddpm::data::{
+    DataSet, Examples, Normalize, PointSet, TrainingData, forward_coefs, true_samples,
+};
 use tinyddpm::modelfile;
 use tinyddpm::train::{
-    CheckpointError, CheckpointFormatError, TrainConfig, TrainError, Trainer, Training,
-    loss_and_gradient, predict_noise,
+    CheckpointError, CheckpointFile, CheckpointFormatError, DataMismatch, TrainConfig, TrainError,
+    Trainer, Training, loss_and_gradient, predict_noise,
 };
 use tinyddpm_core::ContainerError;
 use tinyddpm_core::{Header, Model, Sampler, Schedule, ScheduleKind};
@@ -194,7 +196,7 @@ fn every_data_set_trains_thread_independently_and_resumes_on_its_set() {
     let mut first_losses = Vec::new();
     for data in DataSet::ALL {
         let run = |threads| TrainConfig {
-            data,
+            data: data.into(),
             ..config(100, threads)
         };
         let mut one = Trainer::<32, 2, 1000>::new(run(1), &schedule()).unwrap();
@@ -212,7 +214,7 @@ fn every_data_set_trains_thread_independently_and_resumes_on_its_set() {
         let ckpt = dir.path().join(format!("{data}.ckpt"));
         half.save_checkpoint(&ckpt).unwrap();
         let mut resumed = Trainer::<32, 2, 1000>::resume(&ckpt, Some(1)).unwrap();
-        assert_eq!(resumed.config().data, data);
+        assert_eq!(resumed.config().data, data.into());
         for want in &losses[3..] {
             assert_eq!(resumed.step().unwrap().to_bits(), *want, "{data}");
         }
@@ -222,6 +224,63 @@ fn every_data_set_trains_thread_independently_and_resumes_on_its_set() {
     first_losses.sort_unstable();
     first_losses.dedup();
     assert_eq!(first_losses.len(), DataSet::ALL.len());
+}
+
+/// 500 points of the pinwheel, offset and scaled, standardized.
+fn point_data(bump: f32) -> TrainingData {
+    let values = true_samples(DataSet::Pinwheel, 500, 3)
+        .into_iter()
+        .flat_map(|p| [3.0 * p[0] + 7.0 + bump, 0.5 * p[1] - 2.0])
+        .collect();
+    let points = PointSet::new("pin.csv", 2, values, Normalize::Standard).unwrap();
+    TrainingData::Points(points.into())
+}
+
+/// A run on points: its chunks (batch 200: four of them) on one thread or two give the same
+/// run, and a checkpoint resumes bit for bit given the same points again — only them.
+#[test]
+fn a_run_on_points_trains_thread_independently_and_resumes_given_its_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |threads| TrainConfig {
+        data: point_data(0.0),
+        ema: Some(0.9),
+        ..config(200, threads)
+    };
+    let mut one = Trainer::<32, 2, 1000>::new(run(1), &schedule()).unwrap();
+    let mut two = Trainer::<32, 2, 1000>::new(run(2), &schedule()).unwrap();
+    let mut losses = Vec::new();
+    for _ in 0..8 {
+        let loss = one.step().unwrap();
+        assert_eq!(loss.to_bits(), two.step().unwrap().to_bits());
+        losses.push(loss.to_bits());
+    }
+    assert_eq!(model_bytes(&one), model_bytes(&two));
+    let mut half = Trainer::<32, 2, 1000>::new(run(2), &schedule()).unwrap();
+    for _ in 0..4 {
+        half.step().unwrap();
+    }
+    let ckpt = dir.path().join("points.ckpt");
+    half.save_checkpoint(&ckpt).unwrap();
+    let file = CheckpointFile::read(&ckpt).unwrap();
+    // without its points the run cannot go on
+    let e = Trainer::<32, 2, 1000>::resume_from(&file, Some(1))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("--data FILE"), "{e}");
+    let other = file.with_data(&point_data(0.5)).unwrap().unwrap_err();
+    assert!(
+        matches!(other, DataMismatch::PointsDiffer { rows: 500, .. }),
+        "{other:?}"
+    );
+    let given = file.with_data(&point_data(0.0)).unwrap().unwrap();
+    let mut resumed = Trainer::<32, 2, 1000>::resume_from(&given, Some(1)).unwrap();
+    for want in &losses[4..] {
+        assert_eq!(resumed.step().unwrap().to_bits(), *want);
+    }
+    assert_eq!(model_bytes(&one), model_bytes(&resumed));
+    // another run than the Swiss roll's on the same seed
+    let mut roll = Trainer::<32, 2, 1000>::new(config(200, 1), &schedule()).unwrap();
+    assert_ne!(roll.step().unwrap().to_bits(), losses[0]);
 }
 
 #[test]

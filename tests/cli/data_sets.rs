@@ -12,7 +12,7 @@ use super::*;
 fn library_losses(data: DataSet, steps: u64) -> Vec<(u64, u32)> {
     let config = TrainConfig {
         batch: 16,
-        data,
+        data: data.into(),
         ..TrainConfig::default()
     };
     let mut trainer = Trainer::<32, 2, 1000>::new(config, &schedule()).unwrap();

@@ -872,6 +872,7 @@ mod data_sets;
 mod round_one;
 mod round_two;
 mod table;
+mod train_data;
 use table::*;
 
 #[test]

@@ -1,13 +1,15 @@
-//! `tinyddpm train`: the seed notebook's training run on the CPU or the GPU, on the Swiss roll
-//! or another built-in data set, with checkpoints and resume — the library's training job
-//! ([`tinyddpm::run::train`]) from the command line.
+//! `tinyddpm train`: the seed notebook's training run on the CPU or the GPU, on the Swiss roll,
+//! another built-in data set or the user's points (a CSV or `.npy` file, normalized), with
+//! checkpoints and resume — the library's training job ([`tinyddpm::run::train`]) from the
+//! command line.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
+use clap::{Args, ValueEnum};
 use tinyddpm::cuda::Gpu;
-use tinyddpm::data::DataSet;
+use tinyddpm::data::{DataSet, Normalize, PointSet, TrainingData};
 use tinyddpm::input::Patience;
 use tinyddpm::run::train::{LOSS_TAIL, Start, Summary, TrainJob};
 use tinyddpm::train::{CHUNK, CheckpointFile, MAX_BATCH, TrainConfig};
@@ -31,13 +33,19 @@ pub struct TrainArgs {
     /// Seed of the initial weights and of every batch [default: 42]
     #[arg(long)]
     pub seed: Option<u64>,
-    /// The data set to train on (the names from the library's list, so they cannot drift).
-    #[arg(long, value_name = "NAME", help = format!(
-        "The data set to train on: {} (swissroll is the notebook's, the others FFJORD's toy \
-         sets) [default: swissroll, or the checkpoint's with --resume]",
+    /// The data to train on (the names from the library's list, so they cannot drift).
+    #[arg(long, value_name = "NAME|FILE", value_parser = parse_data, help = format!(
+        "The data to train on: a built-in set, {} (swissroll is the notebook's, the others \
+         FFJORD's toy sets), or a CSV or .npy file of N rows × 2 columns [default: swissroll, \
+         or the checkpoint's with --resume; a file's run needs its file again]",
         DataSet::names()
     ))]
-    pub data: Option<DataSet>,
+    pub data: Option<DataArg>,
+    /// How a file's points are mapped before training (the model file records the map and
+    /// every sample is mapped back): standard (per column minus the mean, divided by the
+    /// standard deviation) or none; a built-in set takes none [default: standard for a file]
+    #[arg(long, value_enum)]
+    pub normalize: Option<NormalizeArg>,
     /// Keep an exponential moving average of the weights with this decay (e.g. 0.999) and
     /// save it as the model
     #[arg(long, allow_negative_numbers = true)]
@@ -74,6 +82,45 @@ pub struct TrainArgs {
     pub blocks: Option<usize>,
     #[command(flatten)]
     pub default_sampler: DefaultSamplerArgs,
+}
+
+/// What `--data` names: a built-in set, or a file.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DataArg {
+    /// A built-in set's name.
+    Set(DataSet),
+    /// A path that exists (a file, a FIFO, /dev/stdin).
+    File(PathBuf),
+}
+
+/// `--data`: a built-in name when it is one, else a path that exists; neither is one line
+/// that lists the names.
+fn parse_data(s: &str) -> std::result::Result<DataArg, String> {
+    match s.parse::<DataSet>() {
+        Ok(set) => Ok(DataArg::Set(set)),
+        Err(unknown) if std::fs::symlink_metadata(s).is_err() => {
+            Err(format!("no such file, and {unknown}"))
+        }
+        Err(_) => Ok(DataArg::File(PathBuf::from(s))),
+    }
+}
+
+/// `--normalize`'s values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum NormalizeArg {
+    /// Per column: minus the mean, divided by the (population) standard deviation.
+    Standard,
+    /// The values as they are.
+    None,
+}
+
+impl From<NormalizeArg> for Normalize {
+    fn from(arg: NormalizeArg) -> Self {
+        match arg {
+            NormalizeArg::Standard => Normalize::Standard,
+            NormalizeArg::None => Normalize::None,
+        }
+    }
 }
 
 impl TrainArgs {
@@ -127,11 +174,14 @@ pub fn check(args: &TrainArgs) -> Result<()> {
     if let Some(path) = &args.checkpoint {
         outputs.push(("--checkpoint", path.as_path()));
     }
-    let inputs: Vec<(&str, &Path)> = args
+    let mut inputs: Vec<(&str, &Path)> = args
         .resume
         .iter()
         .map(|p| ("--resume", p.as_path()))
         .collect();
+    if let Some(DataArg::File(path)) = &args.data {
+        inputs.push(("--data", path.as_path()));
+    }
     // Resuming from a checkpoint and checkpointing into the same file is the usual way to
     // continue a run: the checkpoint is read whole before the first new one replaces it.
     files::check(&inputs, &outputs, &[("--resume", "--checkpoint")])?;
@@ -139,7 +189,31 @@ pub fn check(args: &TrainArgs) -> Result<()> {
     if let Some(batch) = args.batch {
         check_batch(batch, "--batch")?;
     }
+    if args.normalize == Some(NormalizeArg::Standard)
+        && !matches!(args.data, Some(DataArg::File(_)))
+    {
+        bail!(
+            "--normalize standard applies to a file given with --data: a built-in set is \
+             trained on as it is"
+        );
+    }
     Ok(())
+}
+
+/// The data `--data` names, a file read and normalized (none given: `None`).
+fn training_data(args: &TrainArgs) -> Result<Option<TrainingData>> {
+    Ok(match &args.data {
+        None => None,
+        Some(DataArg::Set(set)) => Some(TrainingData::Set(*set)),
+        Some(DataArg::File(path)) => {
+            let what = "cannot read the training data";
+            let file = open_input(path, "--data", Patience::Unbounded).context(what)?;
+            let normalize = args.normalize.map_or(Normalize::Standard, Normalize::from);
+            let name = path.display().to_string();
+            let points = PointSet::read(file, &name, normalize).context(what)?;
+            Some(TrainingData::Points(Arc::new(points)))
+        }
+    })
 }
 
 fn check_batch(batch: u64, what: &str) -> Result<()> {
@@ -189,20 +263,21 @@ pub fn train_on(args: &TrainArgs, gpu: Option<&Gpu>) -> Result<Summary> {
         default_sampler: args.default_sampler.resolve()?,
     };
     let threads = thread_count();
+    let data = training_data(args)?;
     let start = match &resume {
         Some((file, path)) => Start::Resume {
             file,
             path,
             threads,
-            data: args.data,
+            data,
         },
-        None => Start::New(new_config(args, threads)),
+        None => Start::New(new_config(args, threads, data.unwrap_or_default())),
     };
     run_job(&job, hidden, blocks, start, gpu)
 }
 
-/// The configuration of a new run from the command line.
-fn new_config(args: &TrainArgs, threads: usize) -> TrainConfig {
+/// The configuration of a new run on `data` from the command line.
+fn new_config(args: &TrainArgs, threads: usize, data: TrainingData) -> TrainConfig {
     let defaults = TrainConfig::default();
     TrainConfig {
         steps: args.steps,
@@ -211,7 +286,7 @@ fn new_config(args: &TrainArgs, threads: usize) -> TrainConfig {
         seed: args.seed.unwrap_or(defaults.seed),
         ema: args.ema,
         threads,
-        data: args.data.unwrap_or_default(),
+        data,
     }
 }
 

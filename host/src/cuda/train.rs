@@ -14,6 +14,7 @@ use tinyddpm_core::{Model, Schedule, ScheduleKind};
 
 use super::launch::{Arg, Buf, Device, Launch, Plan, Session};
 use super::{CudaError, TRAIN, zero_seed_state};
+use crate::data::TrainingData;
 use crate::train::layout::{Dense, Layout, model_of};
 use crate::train::{self, State, TrainConfig, TrainError, Training, adam};
 
@@ -363,11 +364,20 @@ pub fn step_plan<const H: usize, const B: usize, const T: usize>(
         list: Vec::new(),
     };
 
-    // data/mod.rs `Examples::fill`: the step's batch of the run's set from its streams.
+    // data/mod.rs `Examples::fill`: the step's batch of the run's data from its streams.
+    // A point set's rows are uploaded once, normalized (a built-in set reads none: one
+    // unused float).
     let key = crate::data::train_stream_key(state.config.seed);
+    let (points, npoints) = match &state.config.data {
+        TrainingData::Points(p) => (plan.f32s(p.values()), p.len()),
+        TrainingData::Set(_) => (plan.f32s(&[0.0]), 0),
+    };
     let batch_args = vec![
         Arg::U64(key),
-        Arg::I32(i32::from(state.config.data.id())),
+        Arg::I32(i32::from(state.config.data.tag())),
+        points.ptr(),
+        // At most `MAX_ROWS` (10⁷) rows: an i32.
+        Arg::I32(npoints as i32),
         bufs.ctr.ptr(),
         rows,
         coefs.ptr(),

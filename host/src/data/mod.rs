@@ -1,5 +1,6 @@
-//! Training data: the built-in 2-D data sets ([`DataSet`], in [`sets`]) and noised training
-//! pairs drawn from them.
+//! Training data: the built-in 2-D data sets ([`DataSet`], in [`sets`]), the user's own points
+//! ([`PointSet`], in [`points`]), the one type a run draws from ([`TrainingData`]), and noised
+//! training pairs drawn from it.
 //!
 //! A training example draws a point x₀ of the run's set, a time step `t ~ U{0, …, T−1}` and
 //! noise ε, and forms `x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε` with the core's
@@ -11,18 +12,119 @@
 //! is its seed and step. A stream is read only through the three draws below — a 24-bit
 //! [`uniform`], an integer [`choice`] by multiply-shift, a [`gaussian_pair`] by the core's
 //! Box–Muller ([`box_muller`]) — and each set's point takes a fixed number of them
-//! ([`DataSet::draws`]), so every example's t and ε sit at a known place in its stream.
+//! ([`DataSet::draws`]; a point set's row takes one [`choice`]), so every example's t and ε
+//! sit at a known place in its stream.
 //! `sin`, `cos` and the rest come from `libm`, so the data are the same bits on every
 //! platform.
 
+pub mod points;
 pub mod sets;
+
+use std::sync::Arc;
 
 use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro128PlusPlus;
-use tinyddpm_core::Schedule;
 use tinyddpm_core::noise::{box_muller, mix64, stream_seed};
+use tinyddpm_core::{Data, Schedule, Source};
 
+pub use points::{Normalize, PointSet, PointsError};
 pub use sets::{DataSet, S_MAX, S_MIN, SCALE, UnknownDataSet, swiss_roll_point};
+
+/// What a training run draws its points from: a built-in set (the Swiss roll by default) or
+/// the user's points.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TrainingData {
+    /// A built-in distribution, each point drawn by its formula ([`DataSet::point`]).
+    Set(DataSet),
+    /// Points read from a file, normalized at load; each example takes a row, with
+    /// replacement ([`PointSet::point`]). Shared, not copied, by the run's configuration.
+    Points(Arc<PointSet>),
+}
+
+impl Default for TrainingData {
+    fn default() -> Self {
+        Self::Set(DataSet::SwissRoll)
+    }
+}
+
+impl From<DataSet> for TrainingData {
+    fn from(set: DataSet) -> Self {
+        Self::Set(set)
+    }
+}
+
+impl TrainingData {
+    /// The CUDA trainer's number for a point set (`POINTS` in `cuda/kernels/train.cu`'s
+    /// `data_point`): past every [`DataSet::id`], which run from 0 up.
+    pub const POINTS_TAG: u8 = 255;
+
+    /// The number the CUDA trainer's `make_batch` switches on: the set's [`DataSet::id`], or
+    /// [`TrainingData::POINTS_TAG`].
+    pub fn tag(&self) -> u8 {
+        match self {
+            Self::Set(set) => set.id(),
+            Self::Points(_) => Self::POINTS_TAG,
+        }
+    }
+
+    /// One point from `rng` (the set's [`DataSet::draws`], or one draw for a row).
+    pub fn point(&self, rng: &mut Xoshiro128PlusPlus) -> [f32; 2] {
+        match self {
+            Self::Set(set) => set.point(rng),
+            Self::Points(points) => points.point(rng),
+        }
+    }
+
+    /// What the model file records of the data: D = 2, the source, and the units of
+    /// normalized points (the samplers map every sample back by them).
+    pub fn model_data(&self) -> Data {
+        match self {
+            Self::Set(set) => Data {
+                dim: 2,
+                source: Source::Builtin(set.id()),
+                units: None,
+            },
+            Self::Points(points) => Data {
+                dim: points::DIM as u8,
+                source: Source::File,
+                units: points.units().copied(),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for TrainingData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Set(set) => set.fmt(f),
+            Self::Points(points) => write!(f, "the points of {}", points.name()),
+        }
+    }
+}
+
+/// A source of one example's point: what [`Examples::fill`] draws from.
+pub trait PointSource {
+    /// One point from `rng`, a fixed number of draws.
+    fn draw(&self, rng: &mut Xoshiro128PlusPlus) -> [f32; 2];
+}
+
+impl PointSource for DataSet {
+    fn draw(&self, rng: &mut Xoshiro128PlusPlus) -> [f32; 2] {
+        self.point(rng)
+    }
+}
+
+impl PointSource for TrainingData {
+    fn draw(&self, rng: &mut Xoshiro128PlusPlus) -> [f32; 2] {
+        self.point(rng)
+    }
+}
+
+impl<S: PointSource + ?Sized> PointSource for &S {
+    fn draw(&self, rng: &mut Xoshiro128PlusPlus) -> [f32; 2] {
+        (**self).draw(rng)
+    }
+}
 
 /// The host's uses of a seed, one stream domain each, so that no two of them ever share a
 /// stream: a use's key is `mix64(seed ^ tag)` (SplitMix64's bijective mix), its tag an ASCII
@@ -115,10 +217,18 @@ impl Examples {
     }
 
     /// Fills every row with the examples `first, first + 1, …` of training step `step` under
-    /// `seed`, points of `set`; `coefs[t]` is `schedule.forward_coefs(t)` (see
-    /// [`forward_coefs`]). Each example's stream yields, in order: the point
-    /// ([`DataSet::draws`] draws), t (one [`choice`]), ε (one [`gaussian_pair`]).
-    pub fn fill(&mut self, set: DataSet, coefs: &[(f32, f32)], seed: u64, step: u64, first: usize) {
+    /// `seed`, points of `data` (a [`DataSet`] or the run's [`TrainingData`]); `coefs[t]` is
+    /// `schedule.forward_coefs(t)` (see [`forward_coefs`]). Each example's stream yields, in
+    /// order: the point ([`DataSet::draws`] draws, or one [`choice`] of a point set's row), t
+    /// (one [`choice`]), ε (one [`gaussian_pair`]).
+    pub fn fill(
+        &mut self,
+        data: impl PointSource,
+        coefs: &[(f32, f32)],
+        seed: u64,
+        step: u64,
+        first: usize,
+    ) {
         let base = train_stream_key(seed).wrapping_add(step);
         // T ≤ 2^32 for every schedule the trainer builds (T is a u32 in every file header).
         let steps = coefs.len() as u32;
@@ -129,7 +239,7 @@ impl Examples {
             .zip(&mut self.t_input);
         for (i, ((x, eps), t_in)) in rows.enumerate() {
             let mut rng = Xoshiro128PlusPlus::from_seed(stream_seed(base, (first + i) as u64));
-            let x0 = set.point(&mut rng);
+            let x0 = data.draw(&mut rng);
             let t = choice(&mut rng, steps) as usize;
             let z = gaussian_pair(&mut rng);
             let (signal, noise) = coefs[t];
@@ -214,6 +324,22 @@ mod tests {
                 assert_eq!(ex.t_input[i], t as f32 / 1000.0, "{set} row {i}");
                 assert_eq!(ex.noise[2 * i..2 * i + 2], z, "{set} row {i}");
             }
+        }
+    }
+
+    /// The Swiss roll's record is the one every older model file means (so its files keep
+    /// their bytes); another set's names its id, without units; the tag of points is no id.
+    #[test]
+    fn the_model_files_record_of_each_set() {
+        assert_eq!(TrainingData::default().model_data(), Data::SWISS_ROLL);
+        for set in DataSet::ALL {
+            let data = TrainingData::from(set).model_data();
+            assert_eq!(
+                (data.dim, data.source, data.units),
+                (2, Source::Builtin(set.id()), None)
+            );
+            assert_ne!(set.id(), TrainingData::POINTS_TAG);
+            assert_eq!(TrainingData::from(set).tag(), set.id());
         }
     }
 

@@ -17,10 +17,11 @@ use super::{T, Watch};
 use crate::atomic::AtomicFile;
 use crate::csv;
 use crate::cuda::{CudaError, Gpu, GpuTrainer};
-use crate::data::DataSet;
+use crate::data::TrainingData;
 use crate::modelfile::{self, ModelFileError};
 use crate::train::{
-    CheckpointError, CheckpointFile, TrainConfig, TrainError, Trainer, Training, write_checkpoint,
+    CheckpointError, CheckpointFile, DataMismatch, TrainConfig, TrainError, Trainer, Training,
+    write_checkpoint,
 };
 
 /// Steps the final loss averages.
@@ -45,7 +46,7 @@ pub struct TrainJob {
 /// How the run starts.
 pub enum Start<'a> {
     /// A new run: initial weights and batches from the configuration's seed, points of its
-    /// data set.
+    /// data.
     New(TrainConfig),
     /// The run a checkpoint file holds (from either trainer), read from `path`.
     Resume {
@@ -56,9 +57,10 @@ pub enum Start<'a> {
         path: &'a Path,
         /// CPU worker threads (the results do not depend on them).
         threads: usize,
-        /// The data set the caller asks for, if any: a checkpoint of another set is refused
-        /// (its run continues only on the set it began with).
-        data: Option<DataSet>,
+        /// The data the caller gives, if any: a checkpoint of other data is refused (its run
+        /// continues only on the set or the points it began with). A run on points needs
+        /// them given.
+        data: Option<TrainingData>,
     },
 }
 
@@ -127,17 +129,9 @@ pub enum TrainJobError {
     /// The resumed checkpoint cannot be continued.
     #[error("cannot resume training: {0}")]
     Resume(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// The resumed checkpoint's run trains on another data set than the one asked for.
-    #[error(
-        "cannot resume training: the checkpoint's run trains on {found}, not {asked} (leave out \
-         --data, or start a new run)"
-    )]
-    DataSet {
-        /// The checkpoint's set.
-        found: DataSet,
-        /// The set asked for.
-        asked: DataSet,
-    },
+    /// The resumed checkpoint's run trains on other data than those given.
+    #[error("cannot resume training: {0}")]
+    Data(#[source] DataMismatch),
     /// A resumed run already reached the step asked for.
     #[error("the checkpoint is already at step {0}: ask for more --steps")]
     AlreadyDone(u64),
@@ -266,24 +260,29 @@ pub fn train<const H: usize, const B: usize>(
         Start::Resume { path, .. } => Some(path.to_path_buf()),
         Start::New(_) => None,
     };
-    // A resumed run's set is its checkpoint's: one asked for must be that one (checked
-    // before a device is set up for it).
-    if let Start::Resume {
-        file,
-        data: Some(asked),
-        ..
-    } = &start
-    {
-        let found = file
-            .data_set()
-            .map_err(|e| TrainJobError::Resume(boxed(e)))?;
-        if found != *asked {
-            return Err(TrainJobError::DataSet {
-                found,
-                asked: *asked,
-            });
+    // A resumed run's data are its checkpoint's: those given must be them (checked before a
+    // device is set up for them), and a run on points draws from the points given.
+    let given;
+    let start = match start {
+        Start::Resume {
+            file,
+            path,
+            threads,
+            data: Some(asked),
+        } => {
+            given = file
+                .with_data(&asked)
+                .map_err(|e| TrainJobError::Resume(boxed(e)))?
+                .map_err(TrainJobError::Data)?;
+            Start::Resume {
+                file: &given,
+                path,
+                threads,
+                data: Some(asked),
+            }
         }
-    }
+        start => start,
+    };
     match (gpu, start) {
         (Some(gpu), Start::Resume { file, .. }) => drive(
             job,
@@ -393,7 +392,10 @@ fn drive<const H: usize, const B: usize, R: Training<H, B>>(
         }
     }
     let seconds = begin.elapsed().as_secs_f64();
-    let header = Header::new::<H, B, T>(trainer.schedule_kind(), job.default_sampler);
+    // The data's record: D, the source and the units (written only when not the Swiss
+    // roll's, so the notebook's model files keep their bytes).
+    let header = Header::new::<H, B, T>(trainer.schedule_kind(), job.default_sampler)
+        .with_data(trainer.config().data.model_data());
     let model = trainer
         .model()
         .map_err(|e| TrainJobError::ReadModel(boxed(e)))?;

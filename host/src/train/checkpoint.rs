@@ -3,30 +3,40 @@
 //!
 //! ```text
 //! offset 0   "TDDPMCKP"              magic, 8 bytes
-//!        8   version                 u16 LE: 1 or 2
+//!        8   version                 u16 LE: 1, 2 or 3
 //!       10   header length n         u16 LE
 //!       12   header                  postcard, n bytes
 //!                                      version 1: CheckpointHeader (shape, schedule,
 //!                                                 config, step), a Swiss-roll run
 //!                                      version 2: the data set's id (u8, DataSet::id),
 //!                                                 then CheckpointHeader
+//!                                      version 3: a run on the user's points: the tag
+//!                                                 255 (u8, TrainingData::POINTS_TAG),
+//!                                                 PointsRecord (N as a varint, the
+//!                                                 fingerprint as a u64 varint, the
+//!                                                 normalization's variant index), then
+//!                                                 CheckpointHeader
 //!            weights, m, v [, EMA]   f32 LE, each in the model file's parameter order
 //!   len − 4  CRC-32/ISO-HDLC         u32 LE, over every byte before it
 //! ```
-//! The random state is the data set, the seed and the step: every example's stream is a
-//! function of `(seed, step, index)` and its point one of the set's formulas (see
-//! [`crate::data`]), so nothing else needs saving.
+//! The random state is the data, the seed and the step: every example's stream is a
+//! function of `(seed, step, index)` and its point one of the set's formulas or a row of the
+//! points (see [`crate::data`]), so nothing else needs saving. The points themselves are not
+//! saved: a run on them resumes only when given the same file again, which its
+//! [`PointsRecord`] (N, the normalization, a CRC-64 of the normalized values) recognises.
 //!
 //! **Versions.** Version 1 is every checkpoint written before there were data sets, all of
 //! the Swiss roll. Swiss-roll runs are still written as version 1, so their checkpoints keep
 //! their bytes and older builds keep resuming them; version 2 puts the set's id in front of
-//! the same header, for the other sets.
+//! the same header, for the other sets; version 3 the points' record, for a run on a file.
 //!
 //! A file is read no further than its header allows ([`read_bytes`]), so a foreign or
 //! endless file given as a checkpoint is refused without being read whole.
 
+use std::fmt;
 use std::io::{Cursor, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tinyddpm_core::ScheduleKind;
@@ -34,7 +44,7 @@ use tinyddpm_core::container::{ContainerError, Format, PREAMBLE};
 
 use super::adam::Adam;
 use super::{CheckpointError, State, TrainConfig};
-use crate::data::DataSet;
+use crate::data::{DataSet, Normalize, PointSet, TrainingData};
 use crate::modelfile::{ReadError, read_bounded};
 
 /// The checkpoint's container, version 1 (a Swiss-roll run's): the arrays follow the header
@@ -47,6 +57,11 @@ pub const FORMAT: Format = Format {
 /// Version 2 (a run on another data set): the set's id, then version 1's header.
 pub const FORMAT_V2: Format = Format {
     version: 2,
+    ..FORMAT
+};
+/// Version 3 (a run on the user's points): their record, then version 1's header.
+pub const FORMAT_V3: Format = Format {
+    version: 3,
     ..FORMAT
 };
 /// What the checkpoint is called in its errors.
@@ -62,7 +77,7 @@ pub enum CheckpointFormatError {
     #[error("{}", .0.named(NAME))]
     Container(ContainerError),
     /// A version of the format this build does not read.
-    #[error("training checkpoint format version {found}, this build reads versions 1 and 2")]
+    #[error("training checkpoint format version {found}, this build reads versions 1, 2 and 3")]
     Version {
         /// The file's version.
         found: u16,
@@ -88,6 +103,9 @@ pub enum CheckpointFormatError {
         /// Expected T.
         want_timesteps: usize,
     },
+    /// The data given for the run are not the ones it trains on.
+    #[error(transparent)]
+    Data(#[from] DataMismatch),
     /// A weight is NaN or infinite.
     #[error("checkpoint weight {index} is not finite")]
     NonFinite {
@@ -125,6 +143,109 @@ struct DataHeader {
     header: CheckpointHeader,
 }
 
+/// The version 3 header: [`TrainingData::POINTS_TAG`], the points' record, then the version
+/// 1 fields.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct PointsHeader {
+    data: u8,
+    points: PointsRecord,
+    header: CheckpointHeader,
+}
+
+/// What a checkpoint records of a run's points, enough to recognise them again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointsRecord {
+    /// N, the rows.
+    pub rows: u64,
+    /// [`PointSet::fingerprint`]: CRC-64/XZ of N and the normalized values.
+    pub fingerprint: u64,
+    /// How the file's values were normalized.
+    pub normalize: Normalize,
+}
+
+impl PointsRecord {
+    /// The record of `points`.
+    pub fn of(points: &PointSet) -> Self {
+        Self {
+            rows: points.len() as u64,
+            fingerprint: points.fingerprint(),
+            normalize: points.normalize(),
+        }
+    }
+}
+
+/// What a checkpoint's run trains on, as the file says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckpointData {
+    /// A built-in set (versions 1 and 2).
+    Set(DataSet),
+    /// Points from a file (version 3), which the checkpoint does not hold.
+    Points(PointsRecord),
+}
+
+impl fmt::Display for CheckpointData {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Set(set) => set.fmt(f),
+            Self::Points(p) => write!(
+                f,
+                "points from a file ({} rows, --normalize {}, fingerprint {:016x})",
+                p.rows,
+                p.normalize.name(),
+                p.fingerprint
+            ),
+        }
+    }
+}
+
+/// The data given for a resumed run are not the ones it trains on.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DataMismatch {
+    /// Another set, or a set where the run trains on points, or points where it trains on
+    /// a set.
+    #[error("the checkpoint's run trains on {found}, not {asked} ({})", match found {
+        CheckpointData::Set(_) => "leave out --data, or start a new run",
+        CheckpointData::Points(_) => "give its file with --data, or start a new run",
+    })]
+    Other {
+        /// What the checkpoint's run trains on.
+        found: CheckpointData,
+        /// What was given (its description).
+        asked: String,
+    },
+    /// The run trains on points and none were given.
+    #[error(
+        "the checkpoint's run trains on {}: give the same file again with --data FILE",
+        CheckpointData::Points(*.0)
+    )]
+    PointsNeeded(PointsRecord),
+    /// The points given are normalized otherwise than the run's.
+    #[error("the checkpoint's run normalizes its points with --normalize {found}, not {asked}",
+            found = .found.name(), asked = .asked.name())]
+    Normalization {
+        /// The run's.
+        found: Normalize,
+        /// The one given.
+        asked: Normalize,
+    },
+    /// Other points than the run's.
+    #[error(
+        "{name} is not the file the checkpoint's run trains on: {rows} rows with fingerprint \
+         {fingerprint:016x}, the run's {} rows with {:016x}",
+        found.rows, found.fingerprint
+    )]
+    PointsDiffer {
+        /// The file given.
+        name: String,
+        /// Its rows.
+        rows: u64,
+        /// Its fingerprint.
+        fingerprint: u64,
+        /// The run's record.
+        found: PointsRecord,
+    },
+}
+
 impl CheckpointHeader {
     /// Bytes of the arrays the header announces, if that fits a `usize`.
     fn payload_len(&self) -> Option<usize> {
@@ -134,7 +255,7 @@ impl CheckpointHeader {
 
     /// The run's configuration on `data`, checked (`threads` is not saved: the results do
     /// not depend on it).
-    fn config(&self, data: DataSet) -> Result<TrainConfig, CheckpointFormatError> {
+    fn config(&self, data: TrainingData) -> Result<TrainConfig, CheckpointFormatError> {
         use CheckpointFormatError as E;
         let config = TrainConfig {
             steps: self.steps,
@@ -154,7 +275,8 @@ impl CheckpointHeader {
 pub(crate) type Shape = (usize, usize, usize);
 
 /// Encodes `state` of a model of `shape`: version 1 for a Swiss-roll run (the bytes such
-/// checkpoints have always had), version 2 with the set's id for another set.
+/// checkpoints have always had), version 2 with the set's id for another set, version 3
+/// with the points' record for a run on a file.
 pub(crate) fn encode(state: &State, shape: Shape) -> Vec<u8> {
     let c = &state.config;
     let header = CheckpointHeader {
@@ -175,12 +297,21 @@ pub(crate) fn encode(state: &State, shape: Shape) -> Vec<u8> {
         .chain(&state.ema)
         .map(Vec::as_slice)
         .collect();
-    match c.data {
-        DataSet::SwissRoll => seal(&FORMAT, &header, &arrays),
-        set => seal(
+    match &c.data {
+        TrainingData::Set(DataSet::SwissRoll) => seal(&FORMAT, &header, &arrays),
+        TrainingData::Set(set) => seal(
             &FORMAT_V2,
             &DataHeader {
                 data: set.id(),
+                header,
+            },
+            &arrays,
+        ),
+        TrainingData::Points(points) => seal(
+            &FORMAT_V3,
+            &PointsHeader {
+                data: TrainingData::POINTS_TAG,
+                points: PointsRecord::of(points),
                 header,
             },
             &arrays,
@@ -217,6 +348,7 @@ fn format_of(bytes: &[u8]) -> Result<&'static Format, CheckpointFormatError> {
             match u16::from_le_bytes([lo, hi]) {
                 1 => Ok(&FORMAT),
                 2 => Ok(&FORMAT_V2),
+                3 => Ok(&FORMAT_V3),
                 found => Err(CheckpointFormatError::Version { found }),
             }
         }
@@ -224,23 +356,38 @@ fn format_of(bytes: &[u8]) -> Result<&'static Format, CheckpointFormatError> {
     }
 }
 
-/// Checks the magic, version, CRC, length and header of a checkpoint of either version;
-/// returns its version, data set, header and payload. `judge` checks the header as
+/// What a checkpoint is, opened: version, data, header and payload.
+type Opened<'a> = (u16, CheckpointData, CheckpointHeader, &'a [u8]);
+
+/// Checks the magic, version, CRC, length and header of a checkpoint of any version;
+/// returns its version, data, header and payload. `judge` checks the header as
 /// [`Format::open`]'s `payload_len` does.
 fn open(
     bytes: &[u8],
     judge: impl FnOnce(&CheckpointHeader) -> Result<usize, CheckpointFormatError>,
-) -> Result<(u16, DataSet, CheckpointHeader, &[u8]), CheckpointFormatError> {
+) -> Result<Opened<'_>, CheckpointFormatError> {
+    use CheckpointFormatError as E;
     let format = format_of(bytes)?;
-    if *format == FORMAT {
-        let (h, payload) = format.open(bytes, judge)?;
-        return Ok((format.version, DataSet::SwissRoll, h, payload));
+    match format.version {
+        1 => {
+            let (h, payload) = format.open(bytes, judge)?;
+            Ok((1, CheckpointData::Set(DataSet::SwissRoll), h, payload))
+        }
+        2 => {
+            let (h, payload) = format.open(bytes, |h: &DataHeader| judge(&h.header))?;
+            // An id this build does not know: a set added after it.
+            let set = DataSet::from_id(h.data)
+                .ok_or_else(|| E::Invalid(format!("unknown data set id {}", h.data)))?;
+            Ok((2, CheckpointData::Set(set), h.header, payload))
+        }
+        _ => {
+            let (h, payload) = format.open(bytes, |h: &PointsHeader| judge(&h.header))?;
+            if h.data != TrainingData::POINTS_TAG {
+                return Err(E::Invalid(format!("unknown data source tag {}", h.data)));
+            }
+            Ok((3, CheckpointData::Points(h.points), h.header, payload))
+        }
     }
-    let (h, payload) = format.open(bytes, |h: &DataHeader| judge(&h.header))?;
-    // An id this build does not know: a set added after it.
-    let data = DataSet::from_id(h.data)
-        .ok_or_else(|| CheckpointFormatError::Invalid(format!("unknown data set id {}", h.data)))?;
-    Ok((format.version, data, h.header, payload))
 }
 
 /// The f32 values of a checkpoint's payload, in file order.
@@ -262,7 +409,8 @@ fn read_bytes(mut reader: impl Read) -> std::io::Result<Vec<u8>> {
     let format = format_of(&preamble).unwrap_or(&FORMAT);
     let expected_len = |prefix: &[u8]| match format.version {
         1 => format.expected_len(prefix, CheckpointHeader::payload_len),
-        _ => format.expected_len(prefix, |h: &DataHeader| h.header.payload_len()),
+        2 => format.expected_len(prefix, |h: &DataHeader| h.header.payload_len()),
+        _ => format.expected_len(prefix, |h: &PointsHeader| h.header.payload_len()),
     };
     let reader = Cursor::new(preamble).chain(reader);
     read_bounded(reader, format, MAX_FILE_BYTES, expected_len).map_err(|e| match e {
@@ -275,10 +423,25 @@ fn read_bytes(mut reader: impl Read) -> std::io::Result<Vec<u8>> {
 }
 
 /// A checkpoint file read once, not yet judged: [`CheckpointFile::info`] says what it holds
-/// whatever its shape, [`CheckpointFile::state`] decodes it for the shape a run trains.
+/// whatever its shape, [`CheckpointFile::state`] decodes it for the shape a run trains. A
+/// run on points needs them given again ([`CheckpointFile::with_data`]).
+#[derive(Clone)]
 pub struct CheckpointFile {
     path: PathBuf,
     bytes: Vec<u8>,
+    /// The run's points, once given and recognised.
+    points: Option<Arc<PointSet>>,
+}
+
+/// The path, the length and the points given: not the bytes.
+impl fmt::Debug for CheckpointFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CheckpointFile")
+            .field("path", &self.path)
+            .field("len", &self.bytes.len())
+            .field("points", &self.points.as_ref().map(|p| p.name()))
+            .finish()
+    }
 }
 
 impl CheckpointFile {
@@ -300,6 +463,7 @@ impl CheckpointFile {
         Ok(Self {
             path: path.to_path_buf(),
             bytes,
+            points: None,
         })
     }
 
@@ -308,16 +472,26 @@ impl CheckpointFile {
         &self.path
     }
 
-    /// The training state for a model of `shape` (H, B, T), every field checked.
+    /// The training state for a model of `shape` (H, B, T), every field checked; a run on
+    /// points takes those given by [`CheckpointFile::with_data`] (none: an error saying so).
     pub(crate) fn state(&self, shape: Shape) -> Result<State, CheckpointError> {
-        decode(&self.bytes, shape).map_err(|source| CheckpointError::Format {
+        let data = |found: CheckpointData| match (found, &self.points) {
+            (CheckpointData::Set(set), _) => Ok(TrainingData::Set(set)),
+            (CheckpointData::Points(_), Some(points)) => {
+                Ok(TrainingData::Points(Arc::clone(points)))
+            }
+            (CheckpointData::Points(record), None) => {
+                Err(DataMismatch::PointsNeeded(record).into())
+            }
+        };
+        decode_with(&self.bytes, shape, data).map_err(|source| CheckpointError::Format {
             path: self.path.display().to_string(),
             source,
         })
     }
 
-    /// The file opened whatever its model shape: version, data set, header and payload.
-    fn open_any_shape(&self) -> Result<(u16, DataSet, CheckpointHeader, &[u8]), CheckpointError> {
+    /// The file opened whatever its model shape: version, data, header and payload.
+    fn open_any_shape(&self) -> Result<Opened<'_>, CheckpointError> {
         let any_shape = |h: &CheckpointHeader| h.payload_len().ok_or(ContainerError::Header.into());
         open(&self.bytes, any_shape).map_err(|source| CheckpointError::Format {
             path: self.path.display().to_string(),
@@ -325,9 +499,49 @@ impl CheckpointFile {
         })
     }
 
-    /// The data set the checkpoint's run trains on (magic, version, CRC and header checked).
-    pub fn data_set(&self) -> Result<DataSet, CheckpointError> {
+    /// What the checkpoint's run trains on (magic, version, CRC and header checked).
+    pub fn data(&self) -> Result<CheckpointData, CheckpointError> {
         Ok(self.open_any_shape()?.1)
+    }
+
+    /// The checkpoint with `data` given for its run: the same set, or the same points (the
+    /// same N, normalization and fingerprint), which a resumed run then draws from. The
+    /// outer error is the file's; the inner says how `data` differs from the run's.
+    pub fn with_data(
+        &self,
+        data: &TrainingData,
+    ) -> Result<Result<Self, DataMismatch>, CheckpointError> {
+        let found = self.data()?;
+        let other = || DataMismatch::Other {
+            found,
+            asked: data.to_string(),
+        };
+        let points = match (found, data) {
+            (CheckpointData::Set(found), TrainingData::Set(asked)) if found == *asked => None,
+            (CheckpointData::Points(record), TrainingData::Points(points)) => {
+                let given = PointsRecord::of(points);
+                if given.normalize != record.normalize {
+                    return Ok(Err(DataMismatch::Normalization {
+                        found: record.normalize,
+                        asked: given.normalize,
+                    }));
+                }
+                if given != record {
+                    return Ok(Err(DataMismatch::PointsDiffer {
+                        name: points.name().into(),
+                        rows: given.rows,
+                        fingerprint: given.fingerprint,
+                        found: record,
+                    }));
+                }
+                Some(Arc::clone(points))
+            }
+            _ => return Ok(Err(other())),
+        };
+        Ok(Ok(Self {
+            points,
+            ..self.clone()
+        }))
     }
 
     /// What the checkpoint holds, of any model shape: magic, version, CRC and length are
@@ -364,8 +578,24 @@ impl CheckpointFile {
     }
 }
 
-/// Decodes a checkpoint of a model of `shape`, checking every field before trusting it.
+/// Decodes a checkpoint of a model of `shape`, checking every field before trusting it; a
+/// run on points is decoded as if on the Swiss roll (the file does not hold them), which is
+/// how [`CheckpointFile::info`] judges it.
 pub(crate) fn decode(bytes: &[u8], shape: Shape) -> Result<State, CheckpointFormatError> {
+    decode_with(bytes, shape, |found| {
+        Ok(match found {
+            CheckpointData::Set(set) => TrainingData::Set(set),
+            CheckpointData::Points(_) => TrainingData::default(),
+        })
+    })
+}
+
+/// [`decode`], the run's data made by `data` from what the file says of them.
+fn decode_with(
+    bytes: &[u8],
+    shape: Shape,
+    data: impl FnOnce(CheckpointData) -> Result<TrainingData, CheckpointFormatError>,
+) -> Result<State, CheckpointFormatError> {
     use CheckpointFormatError as E;
     let judge = |h: &CheckpointHeader| {
         if (h.hidden as usize, h.blocks as usize, h.timesteps as usize) != shape {
@@ -388,11 +618,11 @@ pub(crate) fn decode(bytes: &[u8], shape: Shape) -> Result<State, CheckpointForm
         if !h.schedule.is_valid() {
             return Err(E::Invalid("schedule parameters out of range".into()));
         }
-        // The configuration's ranges (the data set is no part of them).
-        h.config(DataSet::default())?;
+        // The configuration's ranges (the data are no part of them).
+        h.config(TrainingData::default())?;
         h.payload_len().ok_or(ContainerError::Header.into())
     };
-    let (_, data, h, payload) = open(bytes, judge)?;
+    let (_, found, h, payload) = open(bytes, judge)?;
     let n = h.params as usize;
     let mut values = values(payload);
     let mut take = || -> Result<Vec<f32>, E> {
@@ -409,7 +639,7 @@ pub(crate) fn decode(bytes: &[u8], shape: Shape) -> Result<State, CheckpointForm
     };
     let ema = if h.ema.is_some() { Some(take()?) } else { None };
     Ok(State {
-        config: h.config(data)?,
+        config: h.config(data(found)?)?,
         schedule: h.schedule,
         step: h.step,
         params,
@@ -423,10 +653,10 @@ pub(crate) fn decode(bytes: &[u8], shape: Shape) -> Result<State, CheckpointForm
 pub struct CheckpointInfo {
     /// Bytes in the file.
     pub len: usize,
-    /// The format version: 1 (a Swiss-roll run) or 2.
+    /// The format version: 1 (a Swiss-roll run), 2 (another set) or 3 (points from a file).
     pub version: u16,
-    /// The data set the run trains on.
-    pub data: DataSet,
+    /// What the run trains on (its [`fmt::Display`] describes it in a line).
+    pub data: CheckpointData,
     /// H.
     pub hidden: u32,
     /// B.
@@ -553,7 +783,7 @@ mod tests {
     /// A run on another set than the Swiss roll: version 2, the set's id in front.
     fn moons() -> State {
         let mut s = state(true);
-        s.config.data = DataSet::Moons;
+        s.config.data = DataSet::Moons.into();
         s
     }
 
@@ -571,8 +801,11 @@ mod tests {
         assert_eq!(bytes[13..bytes.len() - 4], v1[12..v1.len() - 4]);
         for set in DataSet::ALL {
             let mut s = state(false);
-            s.config.data = set;
-            assert_eq!(decode(&encode(&s, SHAPE), SHAPE).unwrap().config.data, set);
+            s.config.data = set.into();
+            assert_eq!(
+                decode(&encode(&s, SHAPE), SHAPE).unwrap().config.data,
+                set.into()
+            );
         }
     }
 
@@ -602,11 +835,11 @@ mod tests {
             CheckpointFormatError::Invalid("unknown data set id 10".into())
         );
         let mut bytes = encode(&moons(), SHAPE);
-        bytes[8] = 3;
+        bytes[8] = 4;
         reseal(&mut bytes);
         let e = decode(&bytes, SHAPE).unwrap_err();
-        assert_eq!(e, CheckpointFormatError::Version { found: 3 });
-        assert!(e.to_string().contains("reads versions 1 and 2"), "{e}");
+        assert_eq!(e, CheckpointFormatError::Version { found: 4 });
+        assert!(e.to_string().contains("reads versions 1, 2 and 3"), "{e}");
     }
 
     #[test]
@@ -624,11 +857,11 @@ mod tests {
             bytes
         );
         let file = CheckpointFile::read(&path).unwrap();
-        assert_eq!(file.data_set().unwrap(), DataSet::Moons);
+        assert_eq!(file.data().unwrap(), CheckpointData::Set(DataSet::Moons));
         let info = file.info().unwrap();
         assert_eq!(
             (info.version, info.data, info.unusable),
-            (2, DataSet::Moons, None)
+            (2, CheckpointData::Set(DataSet::Moons), None)
         );
     }
 
@@ -657,6 +890,142 @@ mod tests {
             (77, N as u64, Some(0.99))
         );
         assert_eq!(info.non_finite, None);
+    }
+
+    /// Points of `n` rows, standardized.
+    fn points(n: usize, bump: f32) -> Arc<PointSet> {
+        let values = (0..2 * n).map(|i| (i * i % 17) as f32 + bump).collect();
+        Arc::new(PointSet::new("p.csv", 2, values, Normalize::Standard).unwrap())
+    }
+
+    /// A run on points: version 3, tag 255 and the record in front of the version 1 header.
+    fn on_points(p: &Arc<PointSet>) -> State {
+        let mut s = state(true);
+        s.config.data = TrainingData::Points(Arc::clone(p));
+        s
+    }
+
+    fn file_of(bytes: Vec<u8>) -> CheckpointFile {
+        CheckpointFile {
+            path: "c.ckpt".into(),
+            bytes,
+            points: None,
+        }
+    }
+
+    #[test]
+    fn a_run_on_points_is_version_3_and_resumes_only_on_the_same_points() {
+        let p = points(200, 0.0);
+        let s = on_points(&p);
+        let bytes = encode(&s, SHAPE);
+        assert_eq!(bytes[8..10], 3u16.to_le_bytes());
+        assert_eq!(bytes[12], TrainingData::POINTS_TAG);
+        let record = PointsRecord::of(&p);
+        let mut head = vec![TrainingData::POINTS_TAG];
+        head.extend(postcard::to_allocvec(&record).unwrap());
+        assert_eq!(bytes[12..12 + head.len()], head[..]);
+        let v1 = encode(&state(true), SHAPE);
+        assert_eq!(
+            bytes[12 + head.len()..bytes.len() - 4],
+            v1[12..v1.len() - 4]
+        );
+
+        let file = file_of(bytes);
+        assert_eq!(file.data().unwrap(), CheckpointData::Points(record));
+        let info = file.info().unwrap();
+        assert_eq!(
+            (info.version, info.data, info.unusable),
+            (3, CheckpointData::Points(record), None)
+        );
+        // without the points: the state cannot be had, and the error says what to give
+        let e = file.state(SHAPE).unwrap_err().to_string();
+        assert!(
+            e.contains("give the same file again with --data FILE"),
+            "{e}"
+        );
+        let given = file
+            .with_data(&TrainingData::Points(Arc::clone(&p)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(given.state(SHAPE).unwrap(), s);
+        // the same values read again are the same points
+        let again =
+            Arc::new(PointSet::new("q.csv", 2, p.values().to_vec(), Normalize::None).unwrap());
+        let e = file
+            .with_data(&TrainingData::Points(again))
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            e,
+            DataMismatch::Normalization {
+                found: Normalize::Standard,
+                asked: Normalize::None
+            }
+        );
+        let other = points(200, 1.0);
+        let e = file
+            .with_data(&TrainingData::Points(other))
+            .unwrap()
+            .unwrap_err();
+        assert!(
+            matches!(e, DataMismatch::PointsDiffer { rows: 200, .. }),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("p.csv is not the file the checkpoint's run trains on")
+        );
+        let e = file.with_data(&DataSet::Moons.into()).unwrap().unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("not moons (give its file with --data"),
+            "{e}"
+        );
+        // a set's checkpoint given points
+        let moons = file_of(encode(&moons(), SHAPE));
+        let e = moons
+            .with_data(&TrainingData::Points(p))
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the checkpoint's run trains on moons, not the points of p.csv (leave out --data, \
+             or start a new run)"
+        );
+    }
+
+    #[test]
+    fn every_truncation_and_bit_flip_of_a_version_3_file_is_a_typed_error() {
+        let p = points(200, 0.0);
+        let bytes = encode(&on_points(&p), SHAPE);
+        let given = |bytes: &[u8]| {
+            let file = file_of(bytes.to_vec());
+            match file.with_data(&TrainingData::Points(Arc::clone(&p))) {
+                Ok(Ok(file)) => file.state(SHAPE).map(|_| ()),
+                _ => Err(CheckpointError::Io {
+                    path: String::new(),
+                    source: std::io::Error::other("refused"),
+                }),
+            }
+        };
+        assert!(given(&bytes).is_ok());
+        for len in 0..bytes.len() {
+            assert!(given(&bytes[..len]).is_err(), "length {len}");
+        }
+        for i in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut bad = bytes.clone();
+                bad[i] ^= 1 << bit;
+                assert!(given(&bad).is_err(), "byte {i} bit {bit}");
+            }
+        }
+        let mut bad = bytes.clone();
+        bad[12] = 9;
+        reseal(&mut bad);
+        assert_eq!(
+            decode(&bad, SHAPE).unwrap_err(),
+            CheckpointFormatError::Invalid("unknown data source tag 9".into())
+        );
     }
 
     /// Re-seals `bytes` with a correct CRC, so a test reaches the checks behind it.

@@ -1,5 +1,5 @@
-//! Training the core's model on the CPU: batches of a built-in data set ([`DataSet`], the
-//! Swiss roll by default), a hand-written backward pass, Adam, optional EMA, and checkpoints
+//! Training the core's model on the CPU: batches of a built-in data set or the user's points
+//! ([`TrainingData`], the Swiss roll by default), a hand-written backward pass, Adam, optional EMA, and checkpoints
 //! that resume bit for bit.
 //!
 //! ```no_run
@@ -42,12 +42,12 @@ use tinyddpm_core::{Model, Schedule, ScheduleKind};
 
 pub use adam::Adam;
 pub use checkpoint::{
-    CheckpointFile, CheckpointFormatError, CheckpointInfo, FORMAT as CHECKPOINT_FORMAT,
-    inspect as inspect_checkpoint,
+    CheckpointData, CheckpointFile, CheckpointFormatError, CheckpointInfo, DataMismatch,
+    FORMAT as CHECKPOINT_FORMAT, PointsRecord, inspect as inspect_checkpoint,
 };
 pub use layout::params_of;
 
-use crate::data::{DataSet, Examples, forward_coefs};
+use crate::data::{Examples, TrainingData, forward_coefs};
 use layout::{Layout, model_of};
 use net::Chunk;
 
@@ -73,8 +73,8 @@ pub struct TrainConfig {
     pub ema: Option<f32>,
     /// Worker threads (0 = one per core). Results do not depend on it.
     pub threads: usize,
-    /// The distribution every batch is drawn from (the notebook's Swiss roll).
-    pub data: DataSet,
+    /// What every batch is drawn from (the notebook's Swiss roll).
+    pub data: TrainingData,
 }
 
 impl Default for TrainConfig {
@@ -86,7 +86,7 @@ impl Default for TrainConfig {
             seed: 42,
             ema: None,
             threads: 0,
-            data: DataSet::SwissRoll,
+            data: TrainingData::default(),
         }
     }
 }
@@ -114,6 +114,18 @@ impl TrainConfig {
             && !(0.0..1.0).contains(&d)
         {
             return Err(format!("EMA decay must be in [0, 1), not {d}"));
+        }
+        // Drawn with replacement, a batch could take fewer rows; but a file smaller than one
+        // batch is most likely the wrong file.
+        if let TrainingData::Points(points) = &self.data
+            && points.len() < self.batch
+        {
+            return Err(format!(
+                "{} has {} rows, fewer than the batch of {}",
+                points.name(),
+                points.len(),
+                self.batch
+            ));
         }
         Ok(())
     }
@@ -175,7 +187,7 @@ pub enum CheckpointError {
 /// Everything a training run is, on any device and in its checkpoint: the configuration,
 /// the schedule, the steps done, the weights, Adam's moments and the EMA weights (all in the
 /// model file's parameter order). The data need no state: step `s`'s batch is a function of
-/// the data set, the seed and `s` (see [`crate::data`]).
+/// the data (a set, or the points), the seed and `s` (see [`crate::data`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct State {
     /// The run's configuration (`threads` is not saved: the results do not depend on it).
@@ -351,12 +363,12 @@ impl<const H: usize, const B: usize, const T: usize> Trainer<H, B, T> {
             step,
             ..
         } = self;
-        let (set, seed, count, at) = (config.data, config.seed, 2 * config.batch, *step);
+        let (data, seed, count, at) = (&config.data, config.seed, 2 * config.batch, *step);
         let results: Vec<(f64, bool)> = self.pool.install(|| {
             chunks
                 .par_iter_mut()
                 .map(|c| {
-                    c.examples.fill(set, coefs, seed, at, c.first);
+                    c.examples.fill(data, coefs, seed, at, c.first);
                     c.forward_backward(params, layout, count)
                 })
                 .collect()

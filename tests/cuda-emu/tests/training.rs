@@ -15,7 +15,7 @@
 
 use tinyddpm::cuda::launch::{Arg, Device, Launch, Plan, Session};
 use tinyddpm::cuda::{GpuTrainer, StateBuffers, step_plan};
-use tinyddpm::data::{DataSet, Examples, forward_coefs};
+use tinyddpm::data::{DataSet, Examples, Normalize, PointSet, TrainingData, forward_coefs};
 use tinyddpm::train::{State, TrainConfig, Trainer, Training, write_checkpoint};
 use tinyddpm_core::gelu::{gelu, gelu_derivative};
 use tinyddpm_core::model::{input_unit, residual_unit};
@@ -119,7 +119,7 @@ fn check_every_launch<const H: usize, const B: usize>(state: State) {
     let mut cpu = Trainer::<H, B, 1000>::from_state(state.clone()).expect("CPU trainer");
     let mut examples = Examples::with_len(n);
     let c = &state.config;
-    examples.fill(c.data, &forward_coefs(&s), c.seed, state.step, 0);
+    examples.fill(&c.data, &forward_coefs(&s), c.seed, state.step, 0);
     let current = cpu.weights();
     let (_, cpu_grad) = tinyddpm::train::loss_and_gradient(&*current, &examples);
     let cpu_grad = tinyddpm::train::params_of(&cpu_grad);
@@ -140,7 +140,7 @@ fn check_every_launch<const H: usize, const B: usize>(state: State) {
         session.run(i..i + 1, 1).expect("launch");
         let now = |k: usize| floats(&*session, a[k]);
         match *kernel {
-            "make_batch" => assert_batch(state.config.data, &*session, a, &examples),
+            "make_batch" => assert_batch(&state.config.data, &*session, a, &examples),
             "linear_fwd" => {
                 let (x, w, bias) = (&before[0], &before[1], &before[2]);
                 let (rows, out, inp, mode) = (int(a[3]), int(a[4]), int(a[5]), int(a[6]));
@@ -297,17 +297,26 @@ fn check_every_launch<const H: usize, const B: usize>(state: State) {
 }
 
 /// Asserts that `make_batch`'s outputs (its arguments `args`, run) are the CPU's batch
-/// `examples` of `set`: t and ε bit for bit — so the kernel's point took the set's draws
-/// from the stream — and x_t to a few ulps (the C library's cos/sin/exp against libm's) of
-/// the larger of x_t and the set's extent: an ulp of an angle's cosine moves a point by
-/// ulps of the set's scale, however near the origin the point lies (for the Swiss roll, of
-/// extent 1, this is the bound the spiral has always been held to).
-fn assert_batch(set: DataSet, session: &dyn Session, args: &[Arg], examples: &Examples) {
+/// `examples` of `data`: t and ε bit for bit — so the kernel's point took the data's draws
+/// from the stream. For a point set x_t is bit for bit too (its rows are copied, and
+/// `signal·x₀ + noise·ε` is two rounded products and a rounded sum on both sides); for a
+/// built-in set x_t is within a few ulps (the C library's cos/sin/exp against libm's) of the
+/// larger of x_t and the set's extent: an ulp of an angle's cosine moves a point by ulps of
+/// the set's scale, however near the origin the point lies (for the Swiss roll, of extent
+/// 1, this is the bound the spiral has always been held to).
+fn assert_batch(data: &TrainingData, session: &dyn Session, args: &[Arg], examples: &Examples) {
     let n = examples.len();
     let out = |k: usize| floats(session, args[k]);
-    assert_bits(&format!("{set} t_input"), &out(7)[..n], &examples.t_input);
-    assert_bits(&format!("{set} noise"), &out(8)[..2 * n], &examples.noise);
-    let x = &out(6)[..2 * n];
+    assert_bits(&format!("{data} t_input"), &out(9)[..n], &examples.t_input);
+    assert_bits(&format!("{data} noise"), &out(10)[..2 * n], &examples.noise);
+    let x = &out(8)[..2 * n];
+    let set = match data {
+        TrainingData::Set(set) => *set,
+        TrainingData::Points(_) => {
+            assert_bits(&format!("{data} x_t"), x, &examples.x_t);
+            return;
+        }
+    };
     for (j, (&g, &w)) in x.iter().zip(&examples.x_t).enumerate() {
         assert!(
             (g - w).abs() <= 4.0 * f32::EPSILON * w.abs().max(set.extent()),
@@ -322,14 +331,32 @@ fn assert_batch(set: DataSet, session: &dyn Session, args: &[Arg], examples: &Ex
     );
 }
 
-/// Every data set: the emulated `make_batch` of a step draws the CPU's batch (`Examples::fill`).
+/// 1,000 standardized points of an uneven cloud (a parabola of rows, offset and scaled),
+/// so that rows differ in every bit.
+fn point_set() -> TrainingData {
+    let values = (0..1000)
+        .flat_map(|i| {
+            let x = i as f32 / 77.0 - 6.0;
+            [100.0 + 10.0 * x, -50.0 + 0.5 * x * x]
+        })
+        .collect();
+    let points = PointSet::new("cloud", 2, values, Normalize::Standard).expect("points");
+    TrainingData::Points(points.into())
+}
+
+/// Every data set, and a point set: the emulated `make_batch` of a step draws the CPU's
+/// batch (`Examples::fill`).
 #[test]
 fn every_data_sets_batch_matches_the_cpus() {
     let s = schedule();
-    for set in DataSet::ALL {
+    let every = DataSet::ALL
+        .map(TrainingData::from)
+        .into_iter()
+        .chain([point_set()]);
+    for data in every {
         let state = State::new::<48, 2>(
             TrainConfig {
-                data: set,
+                data: data.clone(),
                 ..config(300)
             },
             s.kind,
@@ -341,8 +368,8 @@ fn every_data_sets_batch_matches_the_cpus() {
         let mut session = Emulator::default().load(&plan).expect("load");
         session.run(0..1, 1).expect("launch");
         let mut examples = Examples::with_len(300);
-        examples.fill(set, &forward_coefs(&s), state.config.seed, state.step, 0);
-        assert_batch(set, &*session, &launch.args, &examples);
+        examples.fill(&data, &forward_coefs(&s), state.config.seed, state.step, 0);
+        assert_batch(&data, &*session, &launch.args, &examples);
     }
 }
 
@@ -448,4 +475,39 @@ fn emulated_training_keeps_the_state_before_a_non_finite_loss() {
             .all(|(a, b)| a.to_bits() == b.to_bits())
     );
     assert!(after.adam == state.adam && after.ema == state.ema);
+}
+
+/// A run on points: the emulated trainer follows the CPU trainer's losses, and a CPU
+/// checkpoint of the run resumes on the emulated device given the same points (and only
+/// then), with the CPU's state.
+#[test]
+fn a_run_on_points_follows_the_cpu_and_resumes_on_the_device_given_its_points() {
+    let s = schedule();
+    let config = TrainConfig {
+        data: point_set(),
+        ..config(128)
+    };
+    let device = Emulator::default();
+    let mut cpu = Trainer::<48, 2, 1000>::new(config.clone(), &s).expect("CPU trainer");
+    let mut gpu = GpuTrainer::<48, 2, 1000>::new(&device, config, &s).expect("GPU trainer");
+    for _ in 0..5 {
+        let (a, b) = (gpu.step().expect("emulated"), cpu.step().expect("CPU"));
+        assert!(relative(a, b) <= 1e-5, "emulated loss {a} vs {b}");
+    }
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let path = dir.path().join("points.ckpt");
+    cpu.save_checkpoint(&path).expect("checkpoint");
+    let file = tinyddpm::train::CheckpointFile::read(&path).expect("read");
+    let e = GpuTrainer::<48, 2, 1000>::resume_from(&device, &file).err();
+    assert!(e.is_some_and(|e| e.to_string().contains("--data FILE")));
+    let given = file
+        .with_data(&point_set())
+        .expect("file")
+        .expect("the run's points");
+    let mut back = GpuTrainer::<48, 2, 1000>::resume_from(&device, &given).expect("resume");
+    let (resumed, saved) = (back.state().expect("state"), cpu.state());
+    assert!(resumed.params == saved.params && resumed.adam == saved.adam);
+    assert!(resumed.config.data == saved.config.data && resumed.step == saved.step);
+    let (a, b) = (back.step().expect("resumed"), cpu.step().expect("CPU"));
+    assert!(relative(a, b) <= 1e-5, "resumed loss {a} vs {b}");
 }

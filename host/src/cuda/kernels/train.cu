@@ -1,5 +1,5 @@
-// Adam training of the time-embedded MLP on batches of a built-in data set (the CPU
-// trainer's maths).
+// Adam training of the time-embedded MLP on batches of a built-in data set or of the
+// user's points (the CPU trainer's maths).
 //
 // Compile-time sizes (NVRTC -D options): HID = H, NBLK = B, NT = T (diffusion steps).
 // Parameters, gradients and Adam moments are flat vectors in the model file's order; a
@@ -19,6 +19,8 @@
 #define TWO_PI_F (2.0f * PI_F)
 #define FRAC_1_SQRT_2_F 0.70710678118654752440f
 #define S_MIN_F (1.5f * PI_F)
+// data/mod.rs TrainingData::POINTS_TAG: a point set's number, past every DataSet id.
+#define POINTS 255
 #define SCALE_F 15.0f
 
 // ctr[0] = steps done, ctr[1] = losses logged since the host last read them,
@@ -40,12 +42,21 @@ __device__ __forceinline__ u32 choice(Xoshiro128pp *st, u32 k) {
     return (u32)(((u64)next_u32(st) * (u64)k) >> 32);
 }
 
-// data/sets.rs DataSet::point for the set of id `set` (DataSet::id), each case a copy of
-// its Rust twin, draw for draw. cosf, sinf and expf are CUDA's, within an ulp or two of
-// libm's: the only inexact part of the data.
-__device__ __forceinline__ void data_point(int set, Xoshiro128pp *st, float *p0, float *p1) {
+// data/mod.rs TrainingData::point: DataSet::point (data/sets.rs) for the set of id `set`
+// (DataSet::id), or PointSet::point (data/points.rs) for POINTS, each case a copy of its
+// Rust twin, draw for draw. cosf, sinf and expf are CUDA's, within an ulp or two of libm's:
+// the only inexact part of the data (a point set's rows are copied exactly).
+__device__ __forceinline__ void data_point(int set, const float *__restrict__ points,
+                                           int npoints, Xoshiro128pp *st, float *p0,
+                                           float *p1) {
     float z0, z1;
     switch (set) {
+    case POINTS: { // PointSet::point: row choice(N), one draw
+        const u32 i = choice(st, (u32)npoints);
+        *p0 = points[2 * i];
+        *p1 = points[2 * i + 1];
+        return;
+    }
     case 1: { // DataSet::Circles
         const float r = choice(st, 2) == 0 ? 1.0f : 0.5f;
         const float a = MUL(TWO_PI_F, uniform(st));
@@ -140,10 +151,12 @@ __device__ __forceinline__ void data_point(int set, Xoshiro128pp *st, float *p0,
     }
 }
 
-// One training batch of the set of id `set`, row i from its own stream (data/mod.rs,
-// Examples::fill): stream (base0 + step, i); the point, t by multiply-shift, Box–Muller
-// noise.
-KERNEL void make_batch(u64 base0, int set, const u64 *__restrict__ ctr, int n,
+// One training batch of the data of number `set` (TrainingData::tag; `points` the point
+// set's npoints normalized rows, row-major, when it is POINTS), row i from its own stream
+// (data/mod.rs, Examples::fill): stream (base0 + step, i); the point, t by multiply-shift,
+// Box–Muller noise.
+KERNEL void make_batch(u64 base0, int set, const float *__restrict__ points, int npoints,
+                       const u64 *__restrict__ ctr, int n,
                        const float2 *__restrict__ coefs,
                        const u32 *__restrict__ zero_fallback,
                        float *__restrict__ x, float *__restrict__ tin,
@@ -154,7 +167,7 @@ KERNEL void make_batch(u64 base0, int set, const u64 *__restrict__ ctr, int n,
     }
     Xoshiro128pp st = stream_new(base0 + ctr[CTR_STEP], (u64)i, zero_fallback);
     float p0, p1;
-    data_point(set, &st, &p0, &p1);
+    data_point(set, points, npoints, &st, &p0, &p1);
     const u32 t = choice(&st, NT);
     float z0, z1;
     gaussian_pair(&st, &z0, &z1);
