@@ -125,7 +125,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         steps: args.steps,
         seed: args.seed,
         threads,
-        data: set,
+        data: set.into(),
         ..TrainConfig::default()
     };
     let (hidden, blocks) = SEED;

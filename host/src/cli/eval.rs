@@ -9,6 +9,7 @@ use super::{open_input, say};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use tinyddpm::data::DataSet;
+use tinyddpm::data::points;
 use tinyddpm::eval::{ENERGY_CAP, Metrics, evaluate};
 use tinyddpm::input::Patience;
 use tinyddpm::scores::{self, K, MAX_POINTS, PROJECTIONS, Points, Scores};
@@ -17,12 +18,12 @@ use tinyddpm::{csv, data};
 /// Options of `tinyddpm eval`.
 #[derive(Args, Clone, Debug)]
 pub struct EvalArgs {
-    /// The samples (CSV, a header line allowed): Swiss-roll samples in the first two
-    /// columns x, y, or, with --reference, points of 1 to 16 columns
+    /// The samples (CSV, a header line allowed, or .npy): Swiss-roll samples in the first
+    /// two columns x, y, or, with --reference or another --data, points of 1 to 16 columns
     #[arg(long)]
     pub samples: PathBuf,
-    /// Reference points (CSV of the samples' width): print the generic scores against them
-    /// instead of the Swiss roll's
+    /// Reference points (CSV or .npy, of the samples' width): print the generic scores
+    /// against them instead of the Swiss roll's
     #[arg(long, conflicts_with = "data")]
     pub reference: Option<PathBuf>,
     /// The built-in data set the samples should follow: the generic scores against its fresh
@@ -197,7 +198,7 @@ fn read_points(path: &Path, flag: &str) -> Result<Points> {
     let what = || format!("cannot read the {}", flag.trim_start_matches('-'));
     let file = open_input(path, flag, Patience::Unbounded).with_context(what)?;
     let name = path.display().to_string();
-    csv::read_point_cloud_from(file, &name, csv::MAX_ROWS).with_context(what)
+    points::read_cloud(file, &name, csv::MAX_ROWS).with_context(what)
 }
 
 /// The generic scores of `samples` against `reference` points, however these were had (a

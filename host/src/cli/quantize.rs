@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
-use tinyddpm::csv;
 use tinyddpm::data::DataSet;
+use tinyddpm::data::points;
 use tinyddpm::input::Patience;
 use tinyddpm::modelfile::{self, ModelFile};
 use tinyddpm::quantize::{Calibration, CalibrationData, quantize};
@@ -33,9 +33,9 @@ pub struct QuantizeArgs {
     /// Seed of the calibration inputs (their x₀ and noise)
     #[arg(long, default_value_t = Calibration::default().seed)]
     pub seed: u64,
-    /// Points like the model's training data, in data units (CSV, a header line allowed):
-    /// the calibration's x₀ [default: fresh points of the built-in set the model file names;
-    /// required for a model trained on a file's points]
+    /// Points like the model's training data, in data units (CSV, a header line allowed, or
+    /// .npy): the calibration's x₀ [default: fresh points of the built-in set the model file
+    /// names; required for a model trained on a file's points]
     #[arg(long, value_name = "FILE")]
     pub calibration_data: Option<PathBuf>,
 }
@@ -103,7 +103,7 @@ fn calibration_data(args: &QuantizeArgs, data: &Data) -> Result<CalibrationData>
     let what = "cannot read --calibration-data";
     let reader = open_input(path, "--calibration-data", Patience::Unbounded).context(what)?;
     let name = path.display().to_string();
-    let points = csv::read_point_cloud_from(reader, &name, MAX_POINTS as usize).context(what)?;
+    let points = points::read_cloud(reader, &name, MAX_POINTS as usize).context(what)?;
     if points.dim() != usize::from(data.dim) {
         bail!(
             "--calibration-data has {} columns, the model's data {}",

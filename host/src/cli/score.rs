@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use tinyddpm::atomic::AtomicFile;
 use tinyddpm::csv;
+use tinyddpm::data::points;
 use tinyddpm::input::Patience;
 use tinyddpm::modelfile::ModelFile;
 use tinyddpm::run::score::scores;
@@ -23,7 +24,8 @@ pub struct ScoreArgs {
     /// The model file (float or integer)
     #[arg(long)]
     pub model: PathBuf,
-    /// The points to score (CSV, as many columns as the model's data; a header line allowed)
+    /// The points to score (CSV, a header line allowed, or .npy; as many columns as the
+    /// model's data)
     #[arg(long)]
     pub points: PathBuf,
     /// Seed of the noise put on the points: point i uses stream (seed, i)
@@ -49,7 +51,7 @@ pub fn run(args: &ScoreArgs) -> Result<()> {
         .context("cannot read --points")?;
     let name = args.points.display().to_string();
     let points =
-        csv::read_point_cloud_from(reader, &name, csv::MAX_ROWS).context("cannot read --points")?;
+        points::read_cloud(reader, &name, csv::MAX_ROWS).context("cannot read --points")?;
     let dim = usize::from(file.header.data.dim);
     if points.dim() != dim {
         bail!(

@@ -29,6 +29,7 @@ use tinyddpm_core::Units;
 use super::choice;
 use crate::csv::{self, CsvError};
 use crate::npy::{self, NpyError};
+use crate::scores::Points;
 
 /// The most rows read from a points file: the CSV readers' cap.
 pub const MAX_ROWS: usize = csv::MAX_ROWS;
@@ -65,6 +66,9 @@ pub enum PointsError {
     /// The `.npy` file could not be read or is not a point set.
     #[error(transparent)]
     Npy(#[from] NpyError),
+    /// Rows that make no point cloud (the readers' checks make this unreachable).
+    #[error(transparent)]
+    Cloud(#[from] crate::scores::PointsError),
     /// The file could not be read before its format was known.
     #[error("{name}: {source}")]
     Io {
@@ -139,21 +143,38 @@ pub struct PointSet {
     fingerprint: u64,
 }
 
+/// A CSV or `.npy` file's rows (told apart by the first bytes), at most `max_rows` of 1 to
+/// 16 finite numbers: (the width, the values row-major). Every command that reads points
+/// reads them here.
+pub fn read_rows(
+    reader: impl Read,
+    name: &str,
+    max_rows: usize,
+) -> Result<(usize, Vec<f32>), PointsError> {
+    let mut reader = BufReader::new(reader);
+    let prefix = reader.fill_buf().map_err(|source| PointsError::Io {
+        name: name.into(),
+        source,
+    })?;
+    Ok(if npy::is_npy(prefix) {
+        npy::read_points(reader, name, max_rows)?
+    } else {
+        let points = csv::read_point_cloud_from(reader, name, max_rows)?;
+        (points.dim(), points.values().to_vec())
+    })
+}
+
+/// [`read_rows`] as a point cloud, for the scores and the commands that take any width.
+pub fn read_cloud(reader: impl Read, name: &str, max_rows: usize) -> Result<Points, PointsError> {
+    let (dim, values) = read_rows(reader, name, max_rows)?;
+    Ok(Points::new(dim, values)?)
+}
+
 impl PointSet {
     /// Reads a CSV or `.npy` file's points from `reader` (`name` names it in errors) and
     /// normalizes them as `normalize` says.
     pub fn read(reader: impl Read, name: &str, normalize: Normalize) -> Result<Self, PointsError> {
-        let mut reader = BufReader::new(reader);
-        let prefix = reader.fill_buf().map_err(|source| PointsError::Io {
-            name: name.into(),
-            source,
-        })?;
-        let (dim, values) = if npy::is_npy(prefix) {
-            npy::read_points(reader, name, MAX_ROWS)?
-        } else {
-            let points = csv::read_point_cloud_from(reader, name, MAX_ROWS)?;
-            (points.dim(), points.values().to_vec())
-        };
+        let (dim, values) = read_rows(reader, name, MAX_ROWS)?;
         Self::new(name, dim, values, normalize)
     }
 
