@@ -18,8 +18,8 @@ use tinyddpm::{csv, data};
 /// Options of `tinyddpm eval`.
 #[derive(Args, Clone, Debug)]
 pub struct EvalArgs {
-    /// The samples (CSV, a header line allowed, or .npy): Swiss-roll samples in the first
-    /// two columns x, y, or, with --reference or another --data, points of 1 to 16 columns
+    /// The samples (CSV, a header line allowed): Swiss-roll samples in the first two columns
+    /// x, y, or, with --reference or another --data, points of 1 to 16 columns (or .npy)
     #[arg(long)]
     pub samples: PathBuf,
     /// Reference points (CSV or .npy, of the samples' width): print the generic scores
