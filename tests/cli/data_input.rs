@@ -84,6 +84,42 @@ fn every_bad_points_file_is_one_line_and_writes_nothing() {
             &["eval", "--samples", "s.csv", "--reference", "r.csv"],
             "r.csv: no data rows",
         ),
+        // Points of another width than the model's D.
+        case(
+            &[
+                Make("m.tdm", || model_bytes().to_vec()),
+                File("x.csv", THREE),
+            ],
+            &[
+                "sample", "--model", "m.tdm", "--x-init", "x.csv", "--out", "s.csv",
+            ],
+            "--x-init has 3 columns, the model's data 2",
+        ),
+        case(
+            &[
+                Make("m.tdm", || model_bytes().to_vec()),
+                File("p.csv", THREE),
+            ],
+            &[
+                "score", "--model", "m.tdm", "--points", "p.csv", "--out", "s.csv",
+            ],
+            "--points has 3 columns, the model's data 2",
+        ),
+        case(
+            &[File("s.csv", THREE)],
+            &["eval", "--samples", "s.csv", "--data", "moons"],
+            "--data moons has 2 columns, the samples 3",
+        ),
+        // An unknown name is a usage error (exit 2), as every option's bad value is.
+        Case {
+            code: 2,
+            ..case(
+                &[File("s.csv", TWO)],
+                &["eval", "--samples", "s.csv", "--data", "nosuch"],
+                "unknown data set 'nosuch' (known: swissroll, circles, rings, moons, \
+                 8gaussians, pinwheel, 2spirals, checkerboard, line, cos)",
+            )
+        },
     ];
     for case in &cases {
         run_case(case);

@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use tinyddpm::atomic::AtomicFile;
 use tinyddpm::csv;
+use tinyddpm::data::points;
 use tinyddpm::input::Patience;
 use tinyddpm::modelfile::ModelFile;
 use tinyddpm::run::sample::{SampleModel, Sampling};
@@ -33,8 +34,8 @@ pub struct SampleArgs {
     pub seed: u64,
     #[command(flatten)]
     pub sampler: SamplerArgs,
-    /// Start from these points instead of noise: a CSV whose first two columns are x, y
-    /// (a header line allowed)
+    /// Start from these points x_T instead of noise (the model's space): a CSV (a header line
+    /// allowed) or .npy of the model's D columns
     #[arg(long)]
     pub x_init: Option<PathBuf>,
     /// Worker threads (0 = all cores); the samples do not depend on it
@@ -61,8 +62,16 @@ pub fn run(args: &SampleArgs) -> Result<()> {
             let reader = open_input(path, "--x-init", Patience::Unbounded)
                 .context("cannot read --x-init")?;
             let name = path.display().to_string();
-            let points = csv::read_rows_from::<2>(reader, &name, csv::MAX_ROWS)
-                .context("cannot read --x-init")?;
+            let cloud =
+                points::read_cloud(reader, &name, csv::MAX_ROWS).context("cannot read --x-init")?;
+            let dim = usize::from(file.header.data.dim);
+            if cloud.dim() != dim {
+                bail!(
+                    "--x-init has {} columns, the model's data {dim}",
+                    cloud.dim()
+                );
+            }
+            let points: Vec<[f32; 2]> = cloud.rows().map(|r| [r[0], r[1]]).collect();
             if let Some(n) = args.count
                 && n != points.len() as u64
             {
