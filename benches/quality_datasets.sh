@@ -22,8 +22,10 @@
 #
 # Uses the release binary in ${CARGO_TARGET_DIR:-target}/release and builds it only when it is
 # missing (build it first if the sources changed). Progress goes to stderr, the table to stdout.
-# About 2 minutes per set and seed on a 2-core machine (PyTorch ~80 s, ours ~35 s, scoring
-# ~1 s): ~80 minutes for the full 10 x 4. Exits 0 with a message when PyTorch is not installed.
+# Time per set and seed on an idle 2-core machine: about 2 minutes (PyTorch ~80 s, ours ~35 s, as
+# in quality_vs_torch.sh; scoring ~1 s), ~80 minutes for the full 10 x 4. On a loaded machine
+# (2026-12-07, other builds running, nice -n 10, THREADS=1) it took 7-15 minutes per set and seed.
+# Exits 0 with a message when PyTorch is not installed.
 set -euo pipefail
 
 # shellcheck source=benches/torch_env.sh
