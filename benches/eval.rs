@@ -8,7 +8,6 @@
 //! speed-up. `cargo bench --bench eval -- --test` is a quick smoke run.
 
 use std::hint::black_box;
-use std::time::Instant;
 
 use criterion::{Criterion, Throughput};
 use rand_core::{Rng, SeedableRng};
@@ -18,7 +17,7 @@ use tinyddpm::data::{DataSet, true_samples};
 use tinyddpm::eval::{ENERGY_CAP, GridSearch, evaluate, nearest};
 
 mod machine;
-use machine::{cpu_name, load_average};
+use machine::{best_of, cpu_name, load_average};
 
 /// Points of the scoring job.
 const POINTS: usize = 1_000_000;
@@ -41,17 +40,6 @@ fn points(n: usize) -> Vec<[f32; 2]> {
             }
         })
         .collect()
-}
-
-/// Best of `runs` timings of `job`, in seconds.
-fn best_of(runs: usize, mut job: impl FnMut()) -> f64 {
-    (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            job();
-            start.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
 }
 
 fn main() {

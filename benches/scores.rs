@@ -6,13 +6,12 @@
 //! quick smoke run (1,000 points).
 
 use std::hint::black_box;
-use std::time::Instant;
 
 use criterion::Criterion;
 use tinyddpm::scores::{Points, compare};
 
 mod machine;
-use machine::{cpu_name, load_average};
+use machine::{best_of, cpu_name, load_average};
 
 /// Points of each side.
 const POINTS: usize = 10_000;
@@ -20,17 +19,6 @@ const POINTS: usize = 10_000;
 /// `n` points of N(shift, I) in `dim` coordinates ([`Points::gaussian`]).
 fn cloud(n: usize, dim: usize, seed: u64, shift: f32) -> Points {
     Points::gaussian(n, dim, seed, shift).expect("finite points of 1 to 16 coordinates")
-}
-
-/// Best of `runs` timings of `job`, in seconds.
-fn best_of(runs: usize, mut job: impl FnMut()) -> f64 {
-    (0..runs)
-        .map(|_| {
-            let start = Instant::now();
-            job();
-            start.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
 }
 
 fn main() {

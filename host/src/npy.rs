@@ -73,6 +73,24 @@ pub fn is_npy(prefix: &[u8]) -> bool {
     prefix.starts_with(MAGIC)
 }
 
+/// A version 1 `.npy` file of dtype `descr` (`<f4`) and `shape` (`(2, 3)`), its data given as
+/// bytes: the magic, the version, the header's length, the header dict padded with spaces and
+/// a newline to 64 bytes, as NumPy's format specification writes them (not through npyz, so
+/// that the reader's tests do not check npyz against itself).
+pub fn version_1(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + dict.len() + 1) % 64 != 0 {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let mut out = MAGIC.to_vec();
+    out.extend_from_slice(&[1, 0]);
+    out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+    out.extend_from_slice(dict.as_bytes());
+    out.extend_from_slice(data);
+    out
+}
+
 /// Reads an N × D point set from `reader` (named `name` in errors), at most `max_rows` rows:
 /// (D, the values row-major as f32). Float64 values are rounded to the nearest f32.
 pub fn read_points(
@@ -187,22 +205,8 @@ fn dtype_name(dtype: &DType) -> String {
 mod tests {
     use super::*;
 
-    /// A version 1 `.npy` file written byte by byte as NumPy's format specification says
-    /// (magic, version, header length, the dict padded with spaces and a newline to 64
-    /// bytes), not with npyz.
     fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
-        let mut dict =
-            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-        while (10 + dict.len() + 1) % 64 != 0 {
-            dict.push(' ');
-        }
-        dict.push('\n');
-        let mut out = MAGIC.to_vec();
-        out.extend_from_slice(&[1, 0]);
-        out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
-        out.extend_from_slice(dict.as_bytes());
-        out.extend_from_slice(data);
-        out
+        version_1(descr, shape, data)
     }
 
     fn f32s(v: &[f32]) -> Vec<u8> {

@@ -27,19 +27,9 @@ fn csv_of(points: &[[f32; 2]]) -> Vec<u8> {
     text.into_bytes()
 }
 
-/// A version 1 `.npy` file of `descr` and `shape`, written as NumPy's format specification
-/// says (magic, version, header length, the dict padded to 64 bytes).
+/// A version 1 `.npy` file of `descr` and `shape` ([`tinyddpm::npy::version_1`]).
 fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
-    let mut dict = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + dict.len() + 1) % 64 != 0 {
-        dict.push(' ');
-    }
-    dict.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
-    out.extend_from_slice(dict.as_bytes());
-    out.extend_from_slice(data);
-    out
+    tinyddpm::npy::version_1(descr, shape, data)
 }
 
 fn cloud_csv() -> Vec<u8> {

@@ -338,20 +338,9 @@ mod tests {
             .collect()
     }
 
-    /// A version 1 `.npy` file of `descr` and `shape`, written as NumPy's format
-    /// specification says (not with npyz).
+    /// A version 1 `.npy` file of `descr` and `shape` ([`crate::npy::version_1`]).
     fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
-        let mut dict =
-            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-        while (10 + dict.len() + 1) % 64 != 0 {
-            dict.push(' ');
-        }
-        dict.push('\n');
-        let mut out = b"\x93NUMPY\x01\x00".to_vec();
-        out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
-        out.extend_from_slice(dict.as_bytes());
-        out.extend_from_slice(data);
-        out
+        crate::npy::version_1(descr, shape, data)
     }
 
     fn csv_of(values: &[f32]) -> Vec<u8> {
