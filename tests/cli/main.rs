@@ -248,9 +248,10 @@ fn train_writes_the_default_sampler_it_is_given() {
 fn x_init_gives_the_starting_points_and_the_count() {
     let dir = with_model();
     let starts = [[0.5f32, -1.25], [2.0, 0.125], [-0.75, 0.0]];
+    // The model's D columns (another width is one line: tests/cli/data_input.rs).
     std::fs::write(
         dir.path().join("init.csv"),
-        "x0,x1,extra\n0.5,-1.25,9\n2,0.125,9\n-0.75,0,9\n",
+        "x0,x1\n0.5,-1.25\n2,0.125\n-0.75,0\n",
     )
     .unwrap();
     ok(

@@ -459,10 +459,7 @@ fn failure_cases() -> Vec<Case> {
             ..Case::default()
         },
         Case {
-            setup: &[File(
-                "init.csv",
-                b"x0,x1,extra\n0.5,-1.25,9\n2,0.125,9\n-0.75,0,9\n",
-            )],
+            setup: &[File("init.csv", b"x0,x1\n0.5,-1.25\n2,0.125\n-0.75,0\n")],
             args: &[
                 "sample", "--model", "m.tdm", "--x-init", "init.csv", "-n", "4", "--out", "t.csv",
             ],
