@@ -234,7 +234,7 @@ fn gpu_sampling_from_given_starts_matches_sample_from() {
                 model: &*m,
                 schedule: &s,
                 sampler: &sampler,
-                init: Init::Given(&starts),
+                init: Init::Given(starts.as_flattened()),
                 seed: 3,
                 first: 0,
                 count: starts.len(),

@@ -15,6 +15,7 @@ use std::sync::OnceLock;
 use proptest::prelude::*;
 use rayon::prelude::*;
 use tinyddpm::batch::{self, Batch1, BatchModel, Init, QRequest, Request, SampleRequest, Simd};
+use tinyddpm::flat::FlatModel;
 use tinyddpm::quantize::{Calibration, quantize};
 use tinyddpm::train::pytorch_init;
 use tinyddpm_core::quant::Gelu;
@@ -134,7 +135,7 @@ fn reference<const H: usize, const B: usize, const T: usize, M: Scalar<H, B>>(
         .map(|i| {
             let x_init = match init {
                 Init::Noise => None,
-                Init::Given(xs) => Some(xs[i]),
+                Init::Given(xs) => Some([xs[2 * i], xs[2 * i + 1]]),
             };
             model.scalar(schedule, sampler, x_init, seed, first + i as u64)
         })
@@ -253,7 +254,9 @@ fn run_model<const H: usize, const B: usize, const T: usize, M: Scalar<H, B>>(
         model,
         schedule: &schedule,
         sampler: &sampler,
-        init: xs.as_deref().map_or(Init::Noise, Init::Given),
+        init: xs
+            .as_deref()
+            .map_or(Init::Noise, |xs| Init::Given(xs.as_flattened())),
         seed,
         first,
         count,
@@ -485,7 +488,7 @@ fn trained_integer_model_matches_core() {
         spacing: Spacing::Karras,
     };
     for sampler in [Sampler::DDIM_DEFAULT, multistep] {
-        for init in [Init::Noise, Init::Given(&xs)] {
+        for init in [Init::Noise, Init::Given(xs.as_flattened())] {
             let request = QRequest {
                 model: &q,
                 schedule: &schedule,
@@ -556,7 +559,7 @@ fn trained_model_ddim_matches_core() {
     let xs: Vec<[f32; 2]> = (0..100)
         .map(|_| [rng.uniform(3.0), rng.uniform(3.0)])
         .collect();
-    for init in [Init::Noise, Init::Given(&xs)] {
+    for init in [Init::Noise, Init::Given(xs.as_flattened())] {
         let request = Request {
             model: &*model,
             schedule: &schedule,
@@ -690,4 +693,104 @@ fn frames_are_the_cores_chain_stopped_at_each_kept_step() {
     }
     let last = sample(&*model, &schedule, &sampler, 9, 3 + 20);
     assert_eq!(frames[3][20].map(f32::to_bits), last.map(f32::to_bits));
+}
+
+/// A float model of shape (H, B, D) with weights uniform in ±1/√fan-in, as PyTorch
+/// initialises a `Linear` (the generator is the test's own).
+fn any_dim_model<const H: usize, const B: usize, const D: usize>(seed: u64) -> Box<Model<H, B, D>> {
+    let mut m = Box::new(Model::<H, B, D>::ZERO);
+    let mut rng = Mix(seed);
+    m.for_each_tensor_mut(|_, shape, values| {
+        let fan_in = shape.last().copied().unwrap_or(1).max(1) as f32;
+        let bound = if shape.len() == 2 {
+            1.0 / fan_in.sqrt()
+        } else {
+            0.1
+        };
+        values.iter_mut().for_each(|v| *v = rng.uniform(bound));
+    });
+    m
+}
+
+/// The batched sampler on the model of any shape ([`FlatModel`]) equals the core's
+/// `sample` / `sample_from` on the const-generic model of that shape, on every path and 1
+/// and 2 threads: D = 1, 3, 8, 16 and widths no tile divides.
+fn any_dim_case<const H: usize, const B: usize, const D: usize>(
+    model_seed: u64,
+    sampler: Sampler,
+    seed: u64,
+    first: u64,
+    count: usize,
+    given: bool,
+) -> Result<(), TestCaseError> {
+    let model = any_dim_model::<H, B, D>(model_seed);
+    let schedule = Schedule::<40>::new(ScheduleKind::SEED).expect("schedule");
+    let mut rng = Mix(seed ^ 0x5eed);
+    let starts: Vec<f32> = (0..count * D).map(|_| rng.uniform(3.0)).collect();
+    let init = match given {
+        true => Init::Given(&starts),
+        false => Init::Noise,
+    };
+    let want: Vec<u32> = (0..count)
+        .into_par_iter()
+        .flat_map_iter(|i| {
+            let index = first + i as u64;
+            let x = match given {
+                true => {
+                    let x: [f32; D] = std::array::from_fn(|c| starts[i * D + c]);
+                    sample_from(&*model, &schedule, &sampler, x, seed, index)
+                }
+                false => sample(&*model, &schedule, &sampler, seed, index),
+            };
+            x.map(f32::to_bits)
+        })
+        .collect();
+    let flat = FlatModel::of(&*model);
+    for simd in available_paths() {
+        for threads in [1, 2] {
+            let got = tinyddpm::threads::run_on(threads, || {
+                batch::Prepared::float(simd, &flat, &schedule, &sampler).sample(
+                    init,
+                    seed,
+                    first,
+                    count,
+                    &|_| (),
+                )
+            })
+            .expect("thread pool");
+            let got: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+            prop_assert_eq!(
+                &got,
+                &want,
+                "H={} B={} D={} {:?} {} threads",
+                H,
+                B,
+                D,
+                simd,
+                threads
+            );
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, ..ProptestConfig::default() })]
+
+    /// Any D from 1 to 16, and hidden widths no tile or lane count divides, through the
+    /// model of a shape read at run time.
+    #[test]
+    fn any_shape_float_model_matches_core_bit_for_bit(
+        count in 1usize..120,
+        sampler in short_schedule_sampler(),
+        seed in any::<u64>(),
+        first in any::<u32>(),
+        given in any::<bool>(),
+    ) {
+        let first = u64::from(first);
+        any_dim_case::<16, 1, 1>(seed, sampler, seed, first, count, given)?;
+        any_dim_case::<19, 2, 3>(seed ^ 1, sampler, seed, first, count, given)?;
+        any_dim_case::<24, 1, 8>(seed ^ 2, sampler, seed, first, count, given)?;
+        any_dim_case::<33, 2, 16>(seed ^ 3, sampler, seed, first, count, given)?;
+    }
 }

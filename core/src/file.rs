@@ -576,18 +576,52 @@ impl<const H: usize, const B: usize, const D: usize> Stored<H, B, D> for Model<H
     }
 
     fn read_payload(&mut self, weights: &[u8]) -> Result<(), FileError> {
-        let value = |c: &[u8]| f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        if let Some(index) = weights.chunks_exact(4).position(|c| !value(c).is_finite()) {
-            return Err(FileError::NonFinite { index });
-        }
-        let mut chunks = weights.chunks_exact(4);
+        let mut values = float_values(weights)?;
         self.for_each_param_mut(|p| {
-            if let Some(c) = chunks.next() {
-                *p = value(c);
+            if let Some(v) = values.next() {
+                *p = v;
             }
         });
         Ok(())
     }
+}
+
+/// A float payload's values in file order, once every one is known to be finite.
+fn float_values(weights: &[u8]) -> Result<impl Iterator<Item = f32> + '_, FileError> {
+    let value = |c: &[u8]| f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+    if let Some(index) = weights.chunks_exact(4).position(|c| !value(c).is_finite()) {
+        return Err(FileError::NonFinite { index });
+    }
+    Ok(weights.chunks_exact(4).map(value))
+}
+
+impl<'a> Contents<'a> {
+    /// A float model's parameters in file order (the order of
+    /// [`Layout::with_dim`](crate::Layout::with_dim) for the header's shape, exactly
+    /// [`Header::params`] of them), for a host that learns the shape from the file: the same
+    /// checks as [`decode_into`] on a `Model`, without naming its shape at compile time.
+    pub fn float_params(&self) -> Result<impl Iterator<Item = f32> + 'a, FileError> {
+        let c = self.require_kind(Kind::Float)?;
+        float_values(c.payload)
+    }
+}
+
+/// [`encode`] for a float model held as its parameters in file order, of the shape
+/// `header` describes (its D included): a model of any shape, written without naming it at
+/// compile time. The same bytes as [`encode`] on the `Model` these parameters make;
+/// parameters of another count than the header's shape are refused as a header that does
+/// not describe them.
+pub fn encode_params(header: &Header, params: &[f32], out: &mut [u8]) -> Result<usize, FileError> {
+    let len = header.payload_len(Kind::Float)?;
+    if header.params() != Some(params.len()) {
+        return Err(ContainerError::Header.into());
+    }
+    let write = |payload: &mut [u8]| {
+        for (c, p) in payload.chunks_exact_mut(4).zip(params) {
+            c.copy_from_slice(&p.to_le_bytes());
+        }
+    };
+    Ok(Wire::of(Kind::Float, header).seal(len, out, write)?)
 }
 
 impl<const H: usize, const B: usize, const D: usize> Stored<H, B, D> for QModel<H, B, D> {

@@ -57,7 +57,10 @@ pub use network::{Kind, Network};
 pub use noise::NoiseStream;
 pub use quant::{QLinear, QModel, QSeedModel, QuantError};
 pub use real::Real;
-pub use sample::{PredictNoise, chain, gaussian_draw, gaussian_lanes, sample, sample_from};
+pub use sample::{
+    PredictNoise, PredictNoiseIn, chain, chain_in, gaussian_draw, gaussian_draw_into,
+    gaussian_lanes, sample, sample_from,
+};
 pub use sampler::{ChoiceError, Sampler, SamplerChoice, SamplerError, Spacing, Step, Update};
 pub use schedule::{Schedule, ScheduleKind};
 pub use units::Units;

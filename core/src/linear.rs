@@ -34,32 +34,53 @@ impl<const I: usize, const O: usize> Linear<I, O> {
     /// `y = W·x + b` in the fixed order (module docs); `R` lanes are independent samples.
     #[inline]
     pub fn forward<R: Real>(&self, x: &[R; I], y: &mut [R; O]) {
-        let mut j = 0;
-        while j + BLOCK <= O {
-            self.forward_block::<R, BLOCK>(j, x, y);
-            j += BLOCK;
-        }
-        while j < O {
-            self.forward_block::<R, 1>(j, x, y);
-            j += 1;
-        }
+        dense(self.weight.as_flattened(), &self.bias, x, y);
     }
+}
 
-    /// Outputs `j0 .. j0 + N`, each its own accumulator, all advancing through k together.
-    #[inline(always)]
-    fn forward_block<R: Real, const N: usize>(&self, j0: usize, x: &[R; I], y: &mut [R; O]) {
-        let rows: &[[f32; I]] = &self.weight[j0..j0 + N];
-        let mut acc = [R::splat(0.0); N];
-        for (a, &b) in acc.iter_mut().zip(&self.bias[j0..j0 + N]) {
-            *a = R::splat(b);
-        }
-        for (k, &xk) in x.iter().enumerate() {
-            for (a, row) in acc.iter_mut().zip(rows) {
-                *a = *a + R::splat(row[k]) * xk;
-            }
-        }
-        y[j0..j0 + N].copy_from_slice(&acc);
+/// `y = W·x + b` for a layer whose sizes are known only at run time: `weight` is `[O][I]`
+/// row-major with `I = x.len()` and `O = y.len()`, `bias` holds O values. The one summation
+/// order (module docs) for every shape: [`Linear::forward`] is this function on its arrays,
+/// and a host that reads a model's shape from a file calls it on the file's tensors. Extra
+/// weights or biases past `O` rows are not read; outputs without a whole row are left as
+/// they are.
+#[inline]
+pub fn dense<R: Real>(weight: &[f32], bias: &[f32], x: &[R], y: &mut [R]) {
+    let outputs = y.len().min(bias.len());
+    let mut j = 0;
+    while j + BLOCK <= outputs {
+        dense_block::<R, BLOCK>(weight, bias, j, x, y);
+        j += BLOCK;
     }
+    while j < outputs {
+        dense_block::<R, 1>(weight, bias, j, x, y);
+        j += 1;
+    }
+}
+
+/// Outputs `j0 .. j0 + N`, each its own accumulator, all advancing through k together.
+#[inline(always)]
+fn dense_block<R: Real, const N: usize>(
+    weight: &[f32],
+    bias: &[f32],
+    j0: usize,
+    x: &[R],
+    y: &mut [R],
+) {
+    let inputs = x.len();
+    let Some(rows) = weight.get(j0 * inputs..(j0 + N) * inputs) else {
+        return;
+    };
+    let mut acc = [R::splat(0.0); N];
+    for (a, &b) in acc.iter_mut().zip(&bias[j0..j0 + N]) {
+        *a = R::splat(b);
+    }
+    for (k, &xk) in x.iter().enumerate() {
+        for (a, row) in acc.iter_mut().zip(rows.chunks_exact(inputs)) {
+            *a = *a + R::splat(row[k]) * xk;
+        }
+    }
+    y[j0..j0 + N].copy_from_slice(&acc);
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use core::fmt;
 
 use crate::gelu::gelu;
 use crate::layout::Layout;
-use crate::linear::Linear;
+use crate::linear::{Linear, dense};
 use crate::real::Real;
 
 /// One residual block: two H×H layers, each followed by GELU.
@@ -147,6 +147,27 @@ pub fn residual_unit<R: Real>(second_pre_activation: R, h_prev: R, temb: R) -> R
     (gelu(second_pre_activation) + h_prev + temb) / R::splat(SQRT_2)
 }
 
+/// The time embedding `time_out(GELU(time_in(t_input)))` of a model whose H is known only
+/// at run time, from its `time_in` and `time_out` tensors ([`Model::tensors`]' (weight,
+/// bias) pairs): `hidden` is scratch and `temb` receives the embedding, both H long.
+/// [`Model::time_embedding_observed`] is this function on its arrays; `tap` sees
+/// [`Tap::TimePre`], [`Tap::TimeHidden`] and [`Tap::Temb`].
+#[inline(always)]
+pub fn time_embedding_in(
+    (w_in, b_in): (&[f32], &[f32]),
+    (w_out, b_out): (&[f32], &[f32]),
+    t_input: f32,
+    (hidden, temb): (&mut [f32], &mut [f32]),
+    mut tap: impl FnMut(Tap, &[f32]),
+) {
+    dense(w_in, b_in, &[t_input], hidden);
+    tap(Tap::TimePre, hidden);
+    hidden.iter_mut().for_each(|v| *v = gelu(*v));
+    tap(Tap::TimeHidden, hidden);
+    dense(w_out, b_out, hidden, temb);
+    tap(Tap::Temb, temb);
+}
+
 impl<const H: usize, const B: usize, const D: usize> Model<H, B, D> {
     /// All parameters zero (a `const`, so a model can live in a `static`).
     pub const ZERO: Self = Self {
@@ -169,19 +190,15 @@ impl<const H: usize, const B: usize, const D: usize> Model<H, B, D> {
     /// [`Model::time_embedding`], showing `tap` each intermediate tensor ([`Tap::TimePre`],
     /// [`Tap::TimeHidden`], [`Tap::Temb`]) as it is computed: the same code, the same bits.
     #[inline(always)]
-    pub fn time_embedding_observed(
-        &self,
-        t_input: f32,
-        mut tap: impl FnMut(Tap, &[f32]),
-    ) -> [f32; H] {
-        let mut hidden = [0.0f32; H];
-        self.time_in.forward(&[t_input], &mut hidden);
-        tap(Tap::TimePre, &hidden);
-        hidden.iter_mut().for_each(|v| *v = gelu(*v));
-        tap(Tap::TimeHidden, &hidden);
-        let mut temb = [0.0f32; H];
-        self.time_out.forward(&hidden, &mut temb);
-        tap(Tap::Temb, &temb);
+    pub fn time_embedding_observed(&self, t_input: f32, tap: impl FnMut(Tap, &[f32])) -> [f32; H] {
+        let (mut hidden, mut temb) = ([0.0f32; H], [0.0f32; H]);
+        time_embedding_in(
+            self.tensors(Layer::TimeIn),
+            self.tensors(Layer::TimeOut),
+            t_input,
+            (&mut hidden, &mut temb),
+            tap,
+        );
         temb
     }
 

@@ -71,12 +71,18 @@ impl NoiseStream {
     /// [`gaussian_pair`]: NoiseStream::gaussian_pair
     pub fn gaussians<const D: usize>(&mut self) -> [f32; D] {
         let mut z = [0.0; D];
+        self.fill_gaussians(&mut z);
+        z
+    }
+
+    /// [`NoiseStream::gaussians`] for a D known at run time: one draw of `z.len()`
+    /// coordinates into `z`, by the same rule.
+    pub fn fill_gaussians(&mut self, z: &mut [f32]) {
         for coords in z.chunks_mut(2) {
             for (v, g) in coords.iter_mut().zip(self.gaussian_pair()) {
                 *v = g;
             }
         }
-        z
     }
 }
 

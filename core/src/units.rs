@@ -61,10 +61,15 @@ impl Units {
     /// product rounded before the sum.
     pub fn to_data<const D: usize>(&self, x: [f32; D]) -> [f32; D] {
         let mut out = x;
-        for ((o, &s), &m) in out.iter_mut().zip(&self.scale).zip(&self.shift) {
+        self.to_data_in(&mut out);
+        out
+    }
+
+    /// [`Units::to_data`] in place, for a D known at run time (`x.len()` columns).
+    pub fn to_data_in(&self, x: &mut [f32]) {
+        for ((o, &s), &m) in x.iter_mut().zip(&self.scale).zip(&self.shift) {
             *o = *o * s + m;
         }
-        out
     }
 
     /// A data point in the model's space: `(x − shift)/scale` per column (what the trainer

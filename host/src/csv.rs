@@ -418,21 +418,37 @@ fn write_atomic(
     })
 }
 
-/// Writes the header line of a points file (`x,y`).
-pub fn write_points_header(w: &mut impl Write) -> io::Result<()> {
-    writeln!(w, "x,y")
+/// Writes the header line of a points file of `dim` columns: `x,y` for the notebook's 2-D
+/// points, `x0,x1,…` for any other D.
+pub fn write_points_header(w: &mut impl Write, dim: usize) -> io::Result<()> {
+    match dim {
+        2 => writeln!(w, "x,y"),
+        _ => {
+            let names: Vec<String> = (0..dim).map(|c| format!("x{c}")).collect();
+            writeln!(w, "{}", names.join(","))
+        }
+    }
 }
 
-/// Writes points as rows of a points file, in the shortest form that reads back exactly.
-pub fn write_point_rows(w: &mut impl Write, points: &[[f32; 2]]) -> io::Result<()> {
-    points.iter().try_for_each(|[x, y]| writeln!(w, "{x},{y}"))
+/// Writes points of `dim` coordinates (`rows`: one point after another) as rows of a points
+/// file, in the shortest form that reads back exactly.
+pub fn write_point_rows(w: &mut impl Write, rows: &[f32], dim: usize) -> io::Result<()> {
+    for row in rows.chunks_exact(dim.max(1)) {
+        let mut sep = "";
+        for v in row {
+            write!(w, "{sep}{v}")?;
+            sep = ",";
+        }
+        writeln!(w)?;
+    }
+    Ok(())
 }
 
 /// Writes points with the header `x,y`, one row per point, atomically.
 pub fn write_points(path: &Path, points: &[[f32; 2]]) -> Result<(), CsvError> {
     write_atomic(path, |w| {
-        write_points_header(w)?;
-        write_point_rows(w, points)
+        write_points_header(w, 2)?;
+        write_point_rows(w, points.as_flattened(), 2)
     })
 }
 

@@ -8,6 +8,7 @@ pub mod csv;
 pub mod cuda;
 pub mod data;
 pub mod eval;
+pub mod flat;
 pub mod input;
 pub mod modelfile;
 pub mod npy;

@@ -979,7 +979,7 @@ fn sample_streams_chunks_with_the_librarys_bits() {
     let starts: Vec<[f32; 2]> = (0..20).map(|i| [i as f32 / 10.0, -1.0]).collect();
     csv::write_points(&d.join("init.csv"), &starts).unwrap();
     let got = run(&["--x-init", "init.csv"]);
-    let given = Init::Given(&starts);
+    let given = Init::Given(starts.as_flattened());
     let want = batch::sample(
         &Request {
             model: &*model,

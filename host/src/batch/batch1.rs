@@ -6,6 +6,7 @@ use tinyddpm_core::Model;
 use super::Simd;
 use super::float::kernel::Batch1Scratch;
 use super::float::packed::Layers;
+use crate::flat::FlatModel;
 
 /// A model prepared for one sample at a time (lowest latency): each layer vectorised across
 /// its outputs, weights re-laid-out once. Same bits as the core's `time_embedding` and
@@ -22,7 +23,8 @@ impl<const H: usize, const B: usize> Batch1<H, B> {
     /// `model` prepared for `simd`. Panics if the CPU lacks it.
     pub fn new(model: &Model<H, B>, simd: Simd) -> Self {
         simd.require();
-        let layers = Layers::new(model, simd.batch1_outputs(), simd.batch1_lanes());
+        let flat = FlatModel::of(model);
+        let layers = Layers::new(&flat, simd.batch1_outputs(), simd.batch1_lanes());
         let scratch = Batch1Scratch::new(&layers);
         let temb = vec![0.0; layers.input.bias.len()];
         Self {
@@ -55,6 +57,8 @@ impl<const H: usize, const B: usize> Batch1<H, B> {
             temb: padded,
         } = self;
         padded[..H].copy_from_slice(temb);
-        simd.batch1_predict_noise(layers, x, padded, scratch)
+        let mut eps = [0.0; 2];
+        simd.batch1_predict_noise(layers, &x, padded, scratch, &mut eps);
+        eps
     }
 }

@@ -2,12 +2,16 @@
 //! [`frames`] for the reverse-process figure.
 
 use rayon::prelude::*;
+use tinyddpm_core::units::MAX_DIM;
 use tinyddpm_core::{
     Lanes, Model, Network, NoiseStream, PredictNoise, QModel, Real, Sampler, Schedule, Step, chain,
     gaussian_lanes,
 };
 
+use super::float::Float;
+use super::integer::Integer;
 use super::{Init, SampleRequest, Simd};
+use crate::flat::FlatModel;
 use crate::threads::{ThreadsError, run_on};
 
 /// A model the executor runs: the float `Model` and the integer `QModel`. Sealed: the
@@ -21,27 +25,45 @@ impl<const H: usize, const B: usize> BatchModel<H, B> for QModel<H, B> {}
 /// Lanes of the figure runner ([`frames`]).
 pub(super) const FRAME_LANES: usize = 16;
 
-pub(super) use sealed::Executor;
+pub(super) use sealed::{Executor, Kernel};
 
 mod sealed {
     use super::*;
 
     /// What [`BatchModel`] needs of a model kind, kept out of the public API.
     pub trait Executor {
-        /// The model prepared for one path and one step table.
-        type Prepared: Sync;
-        /// Prepares `self` for `simd` (available) and `steps`, on the current rayon pool.
-        fn prepare(&self, simd: Simd, steps: &[Step]) -> Self::Prepared;
-        /// Runs every step for up to `simd.tile_samples()` samples: `x` holds their x_T,
-        /// `noise` their streams (past x_T's pair); `x` is overwritten with x_0.
-        fn run_tile(
-            prepared: &Self::Prepared,
-            steps: &[Step],
-            x: &mut [[f32; 2]],
-            noise: &mut [NoiseStream],
-        );
+        /// `self` prepared for `simd` (available) and `steps`, on the current rayon pool.
+        fn prepare(&self, simd: Simd, steps: &[Step]) -> Kernel;
         /// The core's predictor on [`FRAME_LANES`] lanes, for the figure runner.
         fn lanes(&self) -> impl PredictNoise<Lanes<FRAME_LANES>> + '_;
+    }
+
+    /// A model prepared for one SIMD path and one step table: its packed weights and every
+    /// step's time embedding.
+    pub enum Kernel {
+        /// The float model, of any shape.
+        Float(Float),
+        /// The integer model (2-D points).
+        Integer(Integer),
+    }
+}
+
+impl Kernel {
+    /// Runs every step for up to `simd.tile_samples()` samples: `x` holds their x_T, D
+    /// values a sample, `noise` their streams (past x_T's draw); `x` is overwritten with x_0.
+    fn run_tile(&self, steps: &[Step], x: &mut [f32], noise: &mut [NoiseStream]) {
+        match self {
+            Kernel::Float(f) => f.run_tile(steps, x, noise),
+            Kernel::Integer(q) => q.run_tile(steps, x, noise),
+        }
+    }
+
+    /// D: coordinates of a sample.
+    fn dim(&self) -> usize {
+        match self {
+            Kernel::Float(f) => f.dim(),
+            Kernel::Integer(_) => 2,
+        }
     }
 }
 
@@ -74,23 +96,26 @@ pub fn sample_with<const H: usize, const B: usize, const T: usize, M: BatchModel
         count,
     } = *request;
     run_on(threads, || {
-        Prepared::new(simd, model, schedule, sampler).sample(init, seed, first, count, progress)
+        let rows = Prepared::new(simd, model, schedule, sampler)
+            .sample(init, seed, first, count, progress);
+        let (points, _) = rows.as_chunks::<2>();
+        points.to_vec()
     })
 }
 
 /// A model prepared for one SIMD path and one sampler: the step table, the weights packed
 /// for the path and every step's time embedding, made once and shared by every call of
 /// [`Prepared::sample`] (a job that samples chunk after chunk prepares once per run).
-pub struct Prepared<const H: usize, const B: usize, M: BatchModel<H, B>> {
+pub struct Prepared {
     simd: Simd,
     steps: Vec<Step>,
-    model: M::Prepared,
+    kernel: Kernel,
 }
 
-impl<const H: usize, const B: usize, M: BatchModel<H, B>> Prepared<H, B, M> {
+impl Prepared {
     /// `model` prepared for `simd` and `sampler` on `schedule`, on the current rayon pool.
     /// Panics if the CPU lacks `simd` ([`Simd::is_available`]).
-    pub fn new<const T: usize>(
+    pub fn new<const H: usize, const B: usize, const T: usize, M: BatchModel<H, B>>(
         simd: Simd,
         model: &M,
         schedule: &Schedule<T>,
@@ -98,13 +123,40 @@ impl<const H: usize, const B: usize, M: BatchModel<H, B>> Prepared<H, B, M> {
     ) -> Self {
         simd.require();
         let steps: Vec<Step> = sampler.steps(schedule).collect();
-        let model = model.prepare(simd, &steps);
-        Self { simd, steps, model }
+        let kernel = model.prepare(simd, &steps);
+        Self {
+            simd,
+            steps,
+            kernel,
+        }
+    }
+
+    /// The float model of any shape, `model`, prepared as [`Prepared::new`] prepares a
+    /// `Model` of its shape: the same bits.
+    pub fn float<const T: usize>(
+        simd: Simd,
+        model: &FlatModel,
+        schedule: &Schedule<T>,
+        sampler: &Sampler,
+    ) -> Self {
+        simd.require();
+        let steps: Vec<Step> = sampler.steps(schedule).collect();
+        let kernel = Kernel::Float(Float::new(simd, model, &steps));
+        Self {
+            simd,
+            steps,
+            kernel,
+        }
+    }
+
+    /// D: coordinates of a sample.
+    pub fn dim(&self) -> usize {
+        self.kernel.dim()
     }
 
     /// Samples `first .. first + count` of `seed` from `init`, in tiles on the current rayon
-    /// pool: the core's bits (see [`SampleRequest`]). Panics if `Init::Given` does not hold
-    /// `count` points.
+    /// pool: the core's bits (see [`SampleRequest`]), D values a sample, one sample after
+    /// another. Panics if `Init::Given` does not hold `count` points of D values.
     pub fn sample(
         &self,
         init: Init<'_>,
@@ -112,27 +164,33 @@ impl<const H: usize, const B: usize, M: BatchModel<H, B>> Prepared<H, B, M> {
         first: u64,
         count: usize,
         progress: &(dyn Fn(usize) + Sync),
-    ) -> Vec<[f32; 2]> {
+    ) -> Vec<f32> {
+        let d = self.dim();
         if let Init::Given(xs) = init {
-            assert_eq!(xs.len(), count, "one x_T per sample");
+            assert_eq!(xs.len(), count * d, "one x_T per sample");
         }
         let tile = self.simd.tile_samples();
-        let mut out = vec![[0.0f32; 2]; count];
-        out.par_chunks_mut(tile).enumerate().for_each(|(t, xs)| {
-            let first = first + (t * tile) as u64;
-            let mut noise: Vec<NoiseStream> = (0..xs.len() as u64)
-                .map(|i| NoiseStream::new(seed, first + i))
-                .collect();
-            for (i, (x, n)) in xs.iter_mut().zip(&mut noise).enumerate() {
-                let pair = n.gaussian_pair();
-                *x = match init {
-                    Init::Noise => pair,
-                    Init::Given(given) => given[t * tile + i],
-                };
-            }
-            M::run_tile(&self.model, &self.steps, xs, &mut noise);
-            progress(xs.len());
-        });
+        let mut out = vec![0.0f32; count * d];
+        out.par_chunks_mut(tile * d)
+            .enumerate()
+            .for_each(|(t, xs)| {
+                let first = first + (t * tile) as u64;
+                let mut noise: Vec<NoiseStream> = (0..(xs.len() / d) as u64)
+                    .map(|i| NoiseStream::new(seed, first + i))
+                    .collect();
+                for (i, (x, n)) in xs.chunks_exact_mut(d).zip(&mut noise).enumerate() {
+                    match init {
+                        Init::Noise => n.fill_gaussians(x),
+                        Init::Given(given) => {
+                            let at = (t * tile + i) * d;
+                            x.copy_from_slice(&given[at..at + d]);
+                            n.fill_gaussians(&mut [0.0; MAX_DIM][..d]);
+                        }
+                    }
+                }
+                self.kernel.run_tile(&self.steps, xs, &mut noise);
+                progress(noise.len());
+            });
         out
     }
 }

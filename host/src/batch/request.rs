@@ -8,8 +8,9 @@ use tinyddpm_core::{Model, QModel, Sampler, Schedule, Step};
 pub enum Init<'a> {
     /// x_T from each sample's own noise stream.
     Noise,
-    /// x_T given, one per sample (`len == count`).
-    Given(&'a [[f32; 2]]),
+    /// x_T given, one per sample: D values a sample, one sample after another
+    /// (`len == count·D`).
+    Given(&'a [f32]),
 }
 
 /// Samples `first .. first + count` of `seed` from `model` with `sampler`, for a model of

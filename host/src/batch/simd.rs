@@ -119,7 +119,7 @@ impl Simd {
         layers: &Layers,
         steps: &[Step],
         tembs: &[f32],
-        x: &mut [[f32; 2]],
+        x: &mut [f32],
         noise: &mut [NoiseStream],
     ) {
         match self {
@@ -145,9 +145,12 @@ impl Simd {
         steps: &[Step],
         tembs: &[i16],
         hidden: usize,
-        x: &mut [[f32; 2]],
+        x: &mut [f32],
         noise: &mut [NoiseStream],
     ) {
+        // The integer model draws the notebook's 2-D points.
+        let (x, rest) = x.as_chunks_mut::<2>();
+        assert!(rest.is_empty(), "rows of two coordinates");
         match self {
             // SAFETY: the caller checked that the CPU has the path's target features.
             #[cfg(target_arch = "x86_64")]
@@ -193,21 +196,22 @@ impl Simd {
     pub(super) fn batch1_predict_noise(
         self,
         layers: &Layers,
-        x: [f32; 2],
+        x: &[f32],
         temb: &[f32],
         scratch: &mut Batch1Scratch,
-    ) -> [f32; 2] {
+        eps: &mut [f32],
+    ) {
         match self {
             // SAFETY: the caller checked that the CPU has the path's target feature.
             #[cfg(target_arch = "x86_64")]
             Simd::Avx512Vnni | Simd::Avx512 => unsafe {
-                x86::batch1_avx512(layers, x, temb, scratch)
+                x86::batch1_avx512(layers, x, temb, scratch, eps)
             },
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 => unsafe { x86::batch1_avx2(layers, x, temb, scratch) },
+            Simd::Avx2 => unsafe { x86::batch1_avx2(layers, x, temb, scratch, eps) },
             _ => kernel::predict_noise_batch1::<PortableF32, BATCH1_VECTORS>(
-                layers, x, temb, scratch,
+                layers, x, temb, scratch, eps,
             ),
         }
     }
@@ -227,7 +231,7 @@ mod x86 {
         layers: &Layers,
         steps: &[Step],
         tembs: &[f32],
-        x: &mut [[f32; 2]],
+        x: &mut [f32],
         noise: &mut [NoiseStream],
     ) {
         kernel::sample_tile::<F32x16, AVX512_S, AVX512_J>(layers, steps, tembs, x, noise)
@@ -238,7 +242,7 @@ mod x86 {
         layers: &Layers,
         steps: &[Step],
         tembs: &[f32],
-        x: &mut [[f32; 2]],
+        x: &mut [f32],
         noise: &mut [NoiseStream],
     ) {
         kernel::sample_tile::<F32x8, AVX2_S, AVX2_J>(layers, steps, tembs, x, noise)
@@ -287,21 +291,23 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     pub(super) fn batch1_avx512(
         layers: &Layers,
-        x: [f32; 2],
+        x: &[f32],
         temb: &[f32],
         scratch: &mut Batch1Scratch,
-    ) -> [f32; 2] {
-        kernel::predict_noise_batch1::<F32x16, BATCH1_VECTORS>(layers, x, temb, scratch)
+        eps: &mut [f32],
+    ) {
+        kernel::predict_noise_batch1::<F32x16, BATCH1_VECTORS>(layers, x, temb, scratch, eps)
     }
 
     #[target_feature(enable = "avx2")]
     pub(super) fn batch1_avx2(
         layers: &Layers,
-        x: [f32; 2],
+        x: &[f32],
         temb: &[f32],
         scratch: &mut Batch1Scratch,
-    ) -> [f32; 2] {
-        kernel::predict_noise_batch1::<F32x8, BATCH1_VECTORS>(layers, x, temb, scratch)
+        eps: &mut [f32],
+    ) {
+        kernel::predict_noise_batch1::<F32x8, BATCH1_VECTORS>(layers, x, temb, scratch, eps)
     }
 
     #[target_feature(enable = "avx512f")]

@@ -91,7 +91,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let gpu = device(args.device)?;
     // The integer model samples on the CPU: said once when the float model runs on the GPU.
     let int_gpu = match (args.quantize, &gpu) {
-        (true, Some(_)) => device_for::<128, 3, QSeedModel>(args.device)?,
+        (true, Some(_)) => device_for::<QSeedModel>(args.device)?,
         _ => None,
     };
     let dir = &args.out_dir;
@@ -236,7 +236,7 @@ struct Drawing<'a> {
 
 impl Drawing<'_> {
     /// Samples `0..count` of the seed from `model` (the `kind` named in the note), timed.
-    fn samples<M: SampleModel<128, 3>>(
+    fn samples<M: SampleModel>(
         &self,
         kind: &str,
         model: &M,
@@ -254,7 +254,7 @@ impl Drawing<'_> {
         };
         let mut points = Vec::new();
         draw(&sampling, None, self.count, &mut |chunk| {
-            points.extend_from_slice(chunk);
+            points.extend(chunk.as_chunks::<2>().0);
             Ok(())
         })?;
         tell!(

@@ -35,9 +35,7 @@ impl Watch for BarWatch {
 
 /// Resolves `--device` for a model kind: [`device`] for the float model; an integer model
 /// runs on the CPU whatever was asked, saying so when the GPU was.
-pub fn device_for<const H: usize, const B: usize, M: SampleModel<H, B>>(
-    arg: DeviceArg,
-) -> Result<Option<M::Gpu>> {
+pub fn device_for<M: SampleModel>(arg: DeviceArg) -> Result<Option<M::Gpu>> {
     if !M::ON_GPU {
         if arg != DeviceArg::Cpu {
             tell!("note: integer models run on the CPU: the GPU kernels run float models only");
@@ -49,9 +47,9 @@ pub fn device_for<const H: usize, const B: usize, M: SampleModel<H, B>>(
 
 /// Draws `0..count` with `sampling` into `sink`, with a progress bar and the stop signals
 /// watched; the errors in the command line's words.
-pub fn draw<const H: usize, const B: usize, M: SampleModel<H, B>>(
-    sampling: &Sampling<'_, H, B, M>,
-    init: Option<&[[f32; 2]]>,
+pub fn draw<M: SampleModel>(
+    sampling: &Sampling<'_, M>,
+    init: Option<&[f32]>,
     count: u64,
     sink: &mut Sink<'_, anyhow::Error>,
 ) -> Result<()> {
@@ -74,17 +72,17 @@ pub fn draw<const H: usize, const B: usize, M: SampleModel<H, B>>(
                 .into(),
                 SampleError::NotFinite {
                     index,
-                    point: [x, y],
+                    point,
                     cause,
                 } => {
                     let cause = match cause {
-                        Overflow::Start([x0, y0]) => format!("its --x-init row is ({x0}, {y0})"),
+                        Overflow::Start(row) => format!("its --x-init row is {row}"),
                         Overflow::Model => {
                             "the model's output overflows: see `tinyddpm inspect`".into()
                         }
                         schedule => schedule.to_string(),
                     };
-                    anyhow!("sample {index} is not finite ({x}, {y}); {cause}; nothing was written")
+                    anyhow!("sample {index} is not finite {point}; {cause}; nothing was written")
                 }
                 SampleError::Sink(SinkError(e)) => e,
                 e => e.into(),

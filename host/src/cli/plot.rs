@@ -8,11 +8,11 @@ use tinyddpm::batch::{Init, SampleRequest};
 use tinyddpm::data::DataSet;
 use tinyddpm::input::Patience;
 use tinyddpm::modelfile::ModelFile;
-use tinyddpm::run::sample::SampleModel;
 use tinyddpm::{csv, data, plot};
 use tinyddpm_core::{Sampler, Schedule, ScheduleKind};
 
 use super::say;
+use super::shapes::ShapedModel;
 use super::{MAX_POINTS, SamplerArgs, T, check_points, describe, dispatch, files, open_input};
 
 /// Points drawn in the forward-process grid.
@@ -381,7 +381,7 @@ pub fn reverse(args: &ReverseArgs) -> Result<()> {
     )
 }
 
-fn reverse_shape<const H: usize, const B: usize, M: SampleModel<H, B>>(
+fn reverse_shape<const H: usize, const B: usize, M: ShapedModel<H, B>>(
     args: &ReverseArgs,
     file: &ModelFile,
 ) -> Result<()> {

@@ -8,16 +8,22 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use tinyddpm::atomic::AtomicFile;
 use tinyddpm::csv;
+use tinyddpm::cuda::Gpu;
 use tinyddpm::data::points;
+use tinyddpm::flat::FlatModel;
 use tinyddpm::input::Patience;
-use tinyddpm::modelfile::ModelFile;
+use tinyddpm::modelfile::{ModelFile, ModelFileError};
 use tinyddpm::run::sample::{SampleModel, Sampling};
 use tinyddpm_core::Sampler;
+use tinyddpm_core::file::Kind;
 
 use super::jobs::{device_for, draw};
 use super::plot::read_model;
 use super::say;
-use super::{DeviceArg, SamplerArgs, T, describe, dispatch, files, open_input, thread_count};
+use super::shapes::ShapedModel;
+use super::{
+    DeviceArg, SamplerArgs, T, describe, device, dispatch, files, open_input, thread_count,
+};
 
 /// Options of `tinyddpm sample`.
 #[derive(Args, Clone, Debug)]
@@ -71,33 +77,46 @@ pub fn run(args: &SampleArgs) -> Result<()> {
                     cloud.dim()
                 );
             }
-            let points: Vec<[f32; 2]> = cloud.rows().map(|r| [r[0], r[1]]).collect();
+            let rows = cloud.len() as u64;
             if let Some(n) = args.count
-                && n != points.len() as u64
+                && n != rows
             {
-                bail!(
-                    "-n {n} does not match --x-init, which has {} rows",
-                    points.len()
-                );
+                bail!("-n {n} does not match --x-init, which has {rows} rows");
             }
-            Some(points)
+            Some((cloud.values().to_vec(), rows))
         }
         None => None,
     };
-    let count = init
-        .as_ref()
-        .map_or(args.count.unwrap_or(0), |p| p.len() as u64);
+    let count = init.as_ref().map_or(args.count.unwrap_or(0), |p| p.1);
+    let init = init.as_ref().map(|p| p.0.as_slice());
     // Each row is at least "0,0\n": a file the disk cannot hold is refused before any work.
     let least = count.checked_mul(4).and_then(|b| b.checked_add(4));
     files::check_space(&args.out, least, &format!("{count} samples"))?;
     let begin = Instant::now();
     let header = &file.header;
-    let sampler = dispatch!(
-        file.kind,
-        header.hidden,
-        header.blocks,
-        decode_and_sample(args, &file, init.as_deref(), count)
-    )?;
+    // A float model on the CPU runs whatever its shape; the GPU and the integer model run
+    // the shapes this build names.
+    let gpu = match file.kind {
+        Kind::Float => device(args.device)?,
+        Kind::Integer => None,
+    };
+    let sampler = match (file.kind, gpu) {
+        (Kind::Float, None) => {
+            let model = FlatModel::decode(file.bytes())
+                .map_err(|e| ModelFileError::Format {
+                    path: file.path.display().to_string(),
+                    source: e,
+                })
+                .context("cannot load the model")?;
+            write_samples(args, &file, &model, None, init, count)?
+        }
+        (_, gpu) => dispatch!(
+            file.kind,
+            header.hidden,
+            header.blocks,
+            decode_and_sample(args, &file, gpu, init, count)
+        )?,
+    };
     say!(
         "wrote {count} samples to {} ({}, seed {}, {:.1} s)",
         args.out.display(),
@@ -110,22 +129,39 @@ pub fn run(args: &SampleArgs) -> Result<()> {
 
 /// Samples into the output file as they are drawn, chunk by chunk: memory stays bounded
 /// whatever `-n` is, and the file appears (atomically) only when every sample is written.
-fn decode_and_sample<const H: usize, const B: usize, M: SampleModel<H, B>>(
+fn decode_and_sample<const H: usize, const B: usize, M: ShapedModel<H, B>>(
     args: &SampleArgs,
     file: &ModelFile,
-    init: Option<&[[f32; 2]]>,
+    gpu: Option<Gpu>,
+    init: Option<&[f32]>,
     count: u64,
 ) -> Result<Sampler> {
     let model = file.model::<H, B, M>().context("cannot load the model")?;
+    let gpu = match gpu {
+        Some(gpu) => M::on(gpu),
+        None => device_for::<M>(args.device)?,
+    };
+    write_samples(args, file, &*model, gpu.as_ref(), init, count)
+}
+
+/// Samples `model` into the output file as they are drawn (see [`decode_and_sample`]).
+fn write_samples<M: SampleModel>(
+    args: &SampleArgs,
+    file: &ModelFile,
+    model: &M,
+    gpu: Option<&M::Gpu>,
+    init: Option<&[f32]>,
+    count: u64,
+) -> Result<Sampler> {
     let schedule = file.schedule::<T>().context("cannot use the model")?;
     let sampler = args.sampler.resolve(file.header.sampler)?;
-    let gpu = device_for::<H, B, M>(args.device)?;
+    let dim = model.layout().dim;
     let write_error = || format!("cannot write the samples to {}", args.out.display());
     let mut out = AtomicFile::create(&args.out).with_context(write_error)?;
-    csv::write_points_header(&mut out).with_context(write_error)?;
+    csv::write_points_header(&mut out, dim).with_context(write_error)?;
     let sampling = Sampling {
-        gpu: gpu.as_ref(),
-        model: &*model,
+        gpu,
+        model,
         schedule: &schedule,
         sampler: &sampler,
         seed: args.seed,
@@ -133,7 +169,7 @@ fn decode_and_sample<const H: usize, const B: usize, M: SampleModel<H, B>>(
         threads: thread_count(),
     };
     draw(&sampling, init, count, &mut |points| {
-        csv::write_point_rows(&mut out, points).with_context(write_error)
+        csv::write_point_rows(&mut out, points, dim).with_context(write_error)
     })?;
     out.commit().with_context(write_error)?;
     Ok(sampler)

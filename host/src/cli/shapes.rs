@@ -6,7 +6,9 @@
 //! model file's kind (float or integer) is dispatched there too, for the commands that take
 //! either.
 
-use tinyddpm_core::file::param_count;
+use tinyddpm::batch::BatchModel;
+use tinyddpm::run::sample::SampleModel;
+use tinyddpm_core::file::{Stored, param_count};
 
 /// Every (H, B) this build runs: the seed notebook's, then the small boards'.
 pub const SUPPORTED: [(usize, usize); 2] = [(128, 3), (32, 2)];
@@ -50,6 +52,18 @@ macro_rules! dispatch {
     };
 }
 pub(crate) use dispatch;
+
+/// A model kind the commands decode for a shape this build names: both kinds, which the
+/// sampling job, the batched sampler and the model file all take.
+pub trait ShapedModel<const H: usize, const B: usize>:
+    SampleModel + BatchModel<H, B> + Stored<H, B>
+{
+}
+
+impl<const H: usize, const B: usize, M: SampleModel + BatchModel<H, B> + Stored<H, B>>
+    ShapedModel<H, B> for M
+{
+}
 
 /// The supported shapes in words: "H=128 B=3 and H=32 B=2".
 pub fn listed() -> String {

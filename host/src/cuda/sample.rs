@@ -165,7 +165,7 @@ pub fn sample_plan<const H: usize, const B: usize, const T: usize>(
     let rng = plan.zeros_f32(4 * count);
     let hist = plan.zeros_f32(HIST_WORDS * count);
     let (has_init, x_init) = match init {
-        Init::Given(xs) => (1, plan.f32s(xs.as_flattened()).ptr()),
+        Init::Given(xs) => (1, plan.f32s(xs).ptr()),
         Init::Noise => (0, Arg::Null),
     };
 

@@ -4,12 +4,12 @@
 
 use std::convert::Infallible;
 
-use tinyddpm_core::file::Stored;
-use tinyddpm_core::{Model, QModel, Sampler, Schedule, ScheduleKind, Units};
+use tinyddpm_core::{Layout, Model, QModel, Sampler, Schedule, ScheduleKind, Units};
 
 use super::{T, Watch};
-use crate::batch::{self, BatchModel, Init, SampleRequest, Simd};
+use crate::batch::{self, Init, SampleRequest, Simd};
 use crate::cuda::{CudaError, Gpu};
+use crate::flat::FlatModel;
 
 /// Samples drawn per call of the sampler on the GPU: 8 MB of points on the host, and
 /// calls long enough to keep the device busy.
@@ -22,52 +22,135 @@ const TILES_PER_THREAD: usize = 64;
 /// and so the memory it holds, larger than without it.
 const CHUNK_ENV: &str = "TINYDDPM_SAMPLE_CHUNK";
 
-/// A model kind the sampling job runs, both through one code path ([`Sampling`]): the float
-/// [`Model`], on the CPU or the GPU, and the integer [`QModel`], on the CPU only (the GPU
-/// kernels run float models).
-pub trait SampleModel<const H: usize, const B: usize>: BatchModel<H, B> + Stored<H, B> {
-    /// The GPU this kind samples on: [`Gpu`] for the float model; for the integer model a
-    /// type without values, so that no GPU can be given to it.
+/// A model the sampling job runs, every kind through one code path ([`Sampling`]): the
+/// float [`Model`] of a shape this build names, on the CPU or the GPU; the float
+/// [`FlatModel`] of any shape, on the CPU; the integer [`QModel`], on the CPU (the GPU
+/// kernels run float models of 2-D points).
+pub trait SampleModel {
+    /// The GPU this kind samples on: [`Gpu`] for the float model; for the others a type
+    /// without values, so that no GPU can be given to them.
     type Gpu;
     /// Whether a GPU can run this kind at all.
     const ON_GPU: bool;
     /// `gpu` as this kind's GPU, when it can run this kind.
     fn on(gpu: Gpu) -> Option<Self::Gpu>;
-    /// The samples of `request` on `gpu`.
+    /// The model's layout: its shape, D included.
+    fn layout(&self) -> Layout;
+    /// The model prepared for the CPU's widest path and `sampler`.
+    fn prepare(&self, schedule: &Schedule<T>, sampler: &Sampler) -> batch::Prepared;
+    /// Samples `first .. first + count` of `seed` on `gpu`, D values a sample.
+    #[allow(clippy::too_many_arguments)]
     fn sample_gpu(
+        &self,
         gpu: &Self::Gpu,
-        request: &SampleRequest<'_, H, B, T, Self>,
+        schedule: &Schedule<T>,
+        sampler: &Sampler,
+        init: Init<'_>,
+        seed: u64,
+        first: u64,
+        count: usize,
         progress: &(dyn Fn(usize) + Sync),
-    ) -> Result<Vec<[f32; 2]>, CudaError>;
+    ) -> Result<Vec<f32>, CudaError>;
 }
 
-impl<const H: usize, const B: usize> SampleModel<H, B> for Model<H, B> {
+impl<const H: usize, const B: usize> SampleModel for Model<H, B> {
     type Gpu = Gpu;
     const ON_GPU: bool = true;
     fn on(gpu: Gpu) -> Option<Gpu> {
         Some(gpu)
     }
+    fn layout(&self) -> Layout {
+        Layout::of::<H, B>()
+    }
+    fn prepare(&self, schedule: &Schedule<T>, sampler: &Sampler) -> batch::Prepared {
+        batch::Prepared::new(Simd::detect(), self, schedule, sampler)
+    }
     fn sample_gpu(
+        &self,
         gpu: &Gpu,
-        request: &SampleRequest<'_, H, B, T, Self>,
+        schedule: &Schedule<T>,
+        sampler: &Sampler,
+        init: Init<'_>,
+        seed: u64,
+        first: u64,
+        count: usize,
         progress: &(dyn Fn(usize) + Sync),
-    ) -> Result<Vec<[f32; 2]>, CudaError> {
-        gpu.sample(request, progress)
+    ) -> Result<Vec<f32>, CudaError> {
+        let request = SampleRequest {
+            model: self,
+            schedule,
+            sampler,
+            init,
+            seed,
+            first,
+            count,
+        };
+        Ok(gpu.sample(&request, progress)?.into_flattened())
     }
 }
 
-impl<const H: usize, const B: usize> SampleModel<H, B> for QModel<H, B> {
+impl<const H: usize, const B: usize> SampleModel for QModel<H, B> {
     type Gpu = Infallible;
     const ON_GPU: bool = false;
     fn on(_: Gpu) -> Option<Infallible> {
         None
     }
+    fn layout(&self) -> Layout {
+        Layout::of::<H, B>()
+    }
+    fn prepare(&self, schedule: &Schedule<T>, sampler: &Sampler) -> batch::Prepared {
+        batch::Prepared::new(Simd::detect(), self, schedule, sampler)
+    }
     fn sample_gpu(
+        &self,
         gpu: &Infallible,
-        _: &SampleRequest<'_, H, B, T, Self>,
+        _: &Schedule<T>,
+        _: &Sampler,
+        _: Init<'_>,
+        _: u64,
+        _: u64,
+        _: usize,
         _: &(dyn Fn(usize) + Sync),
-    ) -> Result<Vec<[f32; 2]>, CudaError> {
+    ) -> Result<Vec<f32>, CudaError> {
         match *gpu {}
+    }
+}
+
+impl SampleModel for FlatModel {
+    type Gpu = Infallible;
+    const ON_GPU: bool = false;
+    fn on(_: Gpu) -> Option<Infallible> {
+        None
+    }
+    fn layout(&self) -> Layout {
+        FlatModel::layout(self)
+    }
+    fn prepare(&self, schedule: &Schedule<T>, sampler: &Sampler) -> batch::Prepared {
+        batch::Prepared::float(Simd::detect(), self, schedule, sampler)
+    }
+    fn sample_gpu(
+        &self,
+        gpu: &Infallible,
+        _: &Schedule<T>,
+        _: &Sampler,
+        _: Init<'_>,
+        _: u64,
+        _: u64,
+        _: usize,
+        _: &(dyn Fn(usize) + Sync),
+    ) -> Result<Vec<f32>, CudaError> {
+        match *gpu {}
+    }
+}
+
+/// A point of D coordinates in messages: "(x, y, …)".
+#[derive(Clone, Debug, PartialEq)]
+pub struct Point(pub Vec<f32>);
+
+impl std::fmt::Display for Point {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let each: Vec<String> = self.0.iter().map(f32::to_string).collect();
+        write!(f, "({})", each.join(", "))
     }
 }
 
@@ -84,12 +167,12 @@ pub enum SampleError<E: std::error::Error + 'static> {
     },
     /// Sample `index` is not finite (in data units): nothing past the chunk before it
     /// reached the sink.
-    #[error("sample {index} is not finite ({}, {}); {cause}", point[0], point[1])]
+    #[error("sample {index} is not finite {point}; {cause}")]
     NotFinite {
         /// Its index.
         index: u64,
         /// Its value.
-        point: [f32; 2],
+        point: Point,
         /// What made it so.
         cause: Overflow,
     },
@@ -102,10 +185,10 @@ pub enum SampleError<E: std::error::Error + 'static> {
 }
 
 /// What made a sample not finite.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Overflow {
     /// It started from this given point.
-    Start([f32; 2]),
+    Start(Point),
     /// The network's output overflows (the chain with a network predicting no noise stays
     /// finite).
     Model,
@@ -113,39 +196,40 @@ pub enum Overflow {
     /// predicts no noise.
     Schedule(ScheduleKind),
     /// The finite point the model drew, which the data's units map past f32's range.
-    Units([f32; 2]),
+    Units(Point),
 }
 
 impl std::fmt::Display for Overflow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Overflow::Start([x, y]) => write!(f, "it started from ({x}, {y})"),
+            Overflow::Start(p) => write!(f, "it started from {p}"),
             Overflow::Model => f.write_str("the model's output overflows"),
             Overflow::Schedule(kind) => write!(
                 f,
                 "the noise schedule ({kind}) makes the reverse process overflow even with a \
                  network that predicts no noise"
             ),
-            Overflow::Units([x, y]) => write!(
+            Overflow::Units(p) => write!(
                 f,
-                "the model drew ({x}, {y}), which the data's units map past f32's range"
+                "the model drew {p}, which the data's units map past f32's range"
             ),
         }
     }
 }
 
-/// Where a job's samples go, a chunk at a time in index order.
-pub type Sink<'a, E> = dyn FnMut(&[[f32; 2]]) -> Result<(), E> + 'a;
+/// Where a job's samples go, a chunk at a time in index order: D values a sample, one
+/// sample after another.
+pub type Sink<'a, E> = dyn FnMut(&[f32]) -> Result<(), E> + 'a;
 
 /// Where a job's chunks are drawn: the GPU, or the CPU with the model prepared once.
-enum On<'a, const H: usize, const B: usize, M: SampleModel<H, B>> {
+enum On<'a, M: SampleModel> {
     Gpu(&'a M::Gpu),
-    Cpu(batch::Prepared<H, B, M>),
+    Cpu(Box<batch::Prepared>),
 }
 
 /// What to sample with: samples `i` of `seed` are the same bits whatever the device, the
 /// thread count or the chunking.
-pub struct Sampling<'a, const H: usize, const B: usize, M: SampleModel<H, B>> {
+pub struct Sampling<'a, M: SampleModel> {
     /// The GPU, when sampling there.
     pub gpu: Option<&'a M::Gpu>,
     /// The model, float or integer.
@@ -163,7 +247,12 @@ pub struct Sampling<'a, const H: usize, const B: usize, M: SampleModel<H, B>> {
     pub threads: usize,
 }
 
-impl<const H: usize, const B: usize, M: SampleModel<H, B>> Sampling<'_, H, B, M> {
+impl<M: SampleModel> Sampling<'_, M> {
+    /// D: coordinates of a sample.
+    pub fn dim(&self) -> usize {
+        self.model.layout().dim
+    }
+
     /// Samples per sampler call.
     fn chunk(&self) -> usize {
         let chunk = match self.gpu {
@@ -177,28 +266,24 @@ impl<const H: usize, const B: usize, M: SampleModel<H, B>> Sampling<'_, H, B, M>
     }
 
     /// Samples `0..count` (starting from `init` when given, which then holds `count`
-    /// points), passing them to `sink` in index order, a chunk at a time. Fails, naming its
-    /// index, at the first sample that is not finite, and stops between chunks when `watch`
-    /// asks to.
+    /// points of D values), passing them to `sink` in index order, a chunk at a time. Fails,
+    /// naming its index, at the first sample that is not finite, and stops between chunks
+    /// when `watch` asks to.
     pub fn run<E: std::error::Error + 'static>(
         &self,
-        init: Option<&[[f32; 2]]>,
+        init: Option<&[f32]>,
         count: u64,
         watch: &dyn Watch,
         sink: &mut Sink<'_, E>,
     ) -> Result<(), SampleError<E>> {
         watch.total(count);
+        let d = self.dim();
         let chunk = self.chunk() as u64;
         let progress = |done: usize| watch.advance(done as u64);
         // On the CPU, the packed weights, step table and time embeddings once for every chunk.
         let on = match self.gpu {
-            Some(gpu) => On::Gpu(gpu),
-            None => On::Cpu(batch::Prepared::new(
-                Simd::detect(),
-                self.model,
-                self.schedule,
-                self.sampler,
-            )),
+            Some(gpu) => On::<M>::Gpu(gpu),
+            None => On::Cpu(Box::new(self.model.prepare(self.schedule, self.sampler))),
         };
         let mut first = 0u64;
         while first < count {
@@ -207,41 +292,47 @@ impl<const H: usize, const B: usize, M: SampleModel<H, B>> Sampling<'_, H, B, M>
             }
             let n = (count - first).min(chunk) as usize;
             let init = match init {
-                Some(points) => Init::Given(&points[first as usize..first as usize + n]),
+                Some(points) => {
+                    let at = first as usize * d;
+                    Init::Given(&points[at..at + n * d])
+                }
                 None => Init::Noise,
             };
             let mut points = match &on {
-                On::Gpu(gpu) => {
-                    let request = SampleRequest {
-                        model: self.model,
-                        schedule: self.schedule,
-                        sampler: self.sampler,
+                On::Gpu(gpu) => self
+                    .model
+                    .sample_gpu(
+                        gpu,
+                        self.schedule,
+                        self.sampler,
                         init,
-                        seed: self.seed,
+                        self.seed,
                         first,
-                        count: n,
-                    };
-                    M::sample_gpu(gpu, &request, &progress).map_err(SampleError::Gpu)?
-                }
+                        n,
+                        &progress,
+                    )
+                    .map_err(SampleError::Gpu)?,
                 On::Cpu(cpu) => cpu.sample(init, self.seed, first, n, &progress),
             };
             let drawn = self.units.map(|units| {
                 let drawn = points.clone();
-                points.iter_mut().for_each(|p| *p = units.to_data(*p));
+                points.chunks_exact_mut(d).for_each(|p| units.to_data_in(p));
                 drawn
             });
-            if let Some(i) = points.iter().position(|p| !p.iter().all(|v| v.is_finite())) {
+            let finite = |p: &[f32]| p.iter().all(|v| v.is_finite());
+            if let Some(i) = points.chunks_exact(d).position(|p| !finite(p)) {
                 let index = first + i as u64;
+                let row = |xs: &[f32]| Point(xs[i * d..(i + 1) * d].to_vec());
                 let cause = match (init, drawn) {
-                    (_, Some(drawn)) if drawn[i].iter().all(|v| v.is_finite()) => {
-                        Overflow::Units(drawn[i])
+                    (_, Some(drawn)) if finite(&drawn[i * d..(i + 1) * d]) => {
+                        Overflow::Units(row(&drawn))
                     }
-                    (Init::Given(starts), _) => Overflow::Start(starts[i]),
+                    (Init::Given(starts), _) => Overflow::Start(row(starts)),
                     (Init::Noise, _) => self.overflow_cause(index),
                 };
                 return Err(SampleError::NotFinite {
                     index,
-                    point: points[i],
+                    point: row(&points),
                     cause,
                 });
             }
@@ -254,9 +345,9 @@ impl<const H: usize, const B: usize, M: SampleModel<H, B>> Sampling<'_, H, B, M>
     /// Why sample `index` from noise overflowed: the same chain with a model that predicts
     /// no noise at all isolates the schedule and sampler from the network.
     fn overflow_cause(&self, index: u64) -> Overflow {
-        let zero = Box::new(Model::<H, B>::ZERO);
-        let without_model =
-            tinyddpm_core::sample(&zero, self.schedule, self.sampler, self.seed, index);
+        let zero = FlatModel::zero(self.model.layout());
+        let prepared = batch::Prepared::float(Simd::detect(), &zero, self.schedule, self.sampler);
+        let without_model = prepared.sample(Init::Noise, self.seed, index, 1, &|_| ());
         match without_model.iter().all(|v| v.is_finite()) {
             true => Overflow::Model,
             false => Overflow::Schedule(self.schedule.kind),

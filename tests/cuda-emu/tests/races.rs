@@ -64,7 +64,7 @@ fn sampling_kernels_do_not_depend_on_thread_order() {
             init: if k % 2 == 0 {
                 Init::Noise
             } else {
-                Init::Given(&given)
+                Init::Given(given.as_flattened())
             },
             seed: 2,
             first: 5,

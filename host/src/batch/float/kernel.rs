@@ -17,7 +17,8 @@
 
 use tinyddpm_core::gelu::gelu;
 use tinyddpm_core::model::{input_unit, residual_unit};
-use tinyddpm_core::{NoiseStream, PredictNoise, Real, Step, chain};
+use tinyddpm_core::units::MAX_DIM;
+use tinyddpm_core::{NoiseStream, PredictNoiseIn, Real, Step, chain_in};
 
 use super::packed::{Layers, Packed};
 use super::vectors::{Lane, Tile};
@@ -54,6 +55,10 @@ fn dense_tile<V: Lane, const S: usize, const J: usize>(
     }
 }
 
+/// Outputs per block of the output layer (D of them): ε̂'s coordinates in pairs, each
+/// pair one pass over the residual stream.
+pub(crate) const OUT_J: usize = 2;
+
 /// Scratch activations of one tile: `h` (the residual stream) and `u` (inside a block).
 pub(crate) struct TileBuffers<V, const S: usize> {
     h: Vec<[V; S]>,
@@ -71,17 +76,23 @@ impl<V: Lane, const S: usize> TileBuffers<V, S> {
     }
 }
 
-/// ε̂ for a tile: `x[c].0[s]` is coordinate `c` of sample vector `s`; `temb` is the step's
-/// time embedding. Same operations as `Model::predict_noise`, per lane.
+/// ε̂ for a tile into `eps`: `x[c].0[s]` is coordinate `c` of sample vector `s` (D = `x.len()`
+/// coordinates, as many as the input layer takes); `temb` is the step's time embedding. Same
+/// operations as `Model::predict_noise`, per lane.
 #[inline(always)]
 pub(crate) fn predict_noise_tile<V: Lane, const S: usize, const J: usize>(
     layers: &Layers,
-    x: [Tile<V, S>; 2],
+    x: &[Tile<V, S>],
     temb: &[f32],
     buf: &mut TileBuffers<V, S>,
-) -> [Tile<V, S>; 2] {
+    eps: &mut [Tile<V, S>],
+) {
     let TileBuffers { h, u } = buf;
-    dense_tile::<V, S, J>(&layers.input, &[x[0].0, x[1].0], |j, a| {
+    let mut rows = [[V::splat(0.0); S]; MAX_DIM];
+    for (r, xc) in rows.iter_mut().zip(x) {
+        *r = xc.0;
+    }
+    dense_tile::<V, S, J>(&layers.input, &rows[..x.len()], |j, a| {
         let t = V::splat(temb[j]);
         for (hs, v) in h[j].iter_mut().zip(a) {
             *hs = input_unit(v, t);
@@ -100,9 +111,7 @@ pub(crate) fn predict_noise_tile<V: Lane, const S: usize, const J: usize>(
             }
         });
     }
-    let mut eps = [Tile([V::splat(0.0); S]); 2];
-    dense_tile::<V, S, 2>(&layers.output, h, |j, a| eps[j] = Tile(a));
-    eps
+    dense_tile::<V, S, OUT_J>(&layers.output, h, |j, a| eps[j] = Tile(a));
 }
 
 /// The packed model of one tile, with every step's time embedding computed beforehand
@@ -113,41 +122,48 @@ struct TileModel<'a, V, const S: usize, const J: usize> {
     buf: TileBuffers<V, S>,
 }
 
-impl<V: Lane, const S: usize, const J: usize> PredictNoise<Tile<V, S>> for TileModel<'_, V, S, J> {
+impl<V: Lane, const S: usize, const J: usize> PredictNoiseIn<Tile<V, S>>
+    for TileModel<'_, V, S, J>
+{
     #[inline(always)]
-    fn predict_noise(&mut self, k: usize, _: &Step, x: [Tile<V, S>; 2]) -> [Tile<V, S>; 2] {
+    fn predict_noise_in(&mut self, k: usize, _: &Step, x: &[Tile<V, S>], eps: &mut [Tile<V, S>]) {
         let hidden = self.layers.input.outputs;
         let temb = &self.tembs[k * hidden..(k + 1) * hidden];
-        predict_noise_tile::<V, S, J>(self.layers, x, temb, &mut self.buf)
+        predict_noise_tile::<V, S, J>(self.layers, x, temb, &mut self.buf, eps)
     }
 }
 
-/// Runs every step for up to `S·LANES` samples through the core's chain: `x` holds their x_T,
-/// `noise` their streams (already past x_T's pair); `x` is overwritten with x_0. `tembs` holds
-/// step `k`'s time embedding at `k·H`. Lanes past `x.len()` are padding (x = 0, z = 0) whose
-/// results are dropped.
+/// Runs every step for up to `S·LANES` samples through the core's chain: `x` holds their
+/// x_T, D values a sample (D = the model's), `noise` their streams (already past x_T's
+/// draw); `x` is overwritten with x_0. `tembs` holds step `k`'s time embedding at `k·H`.
+/// Lanes past the samples given are padding (x = 0, z = 0) whose results are dropped.
 #[inline(always)]
 pub(crate) fn sample_tile<V: Lane, const S: usize, const J: usize>(
     layers: &Layers,
     steps: &[Step],
     tembs: &[f32],
-    x: &mut [[f32; 2]],
+    x: &mut [f32],
     noise: &mut [NoiseStream],
 ) {
-    assert!(x.len() <= S * V::LANES && noise.len() == x.len());
-    let mut xv = [Tile([V::splat(0.0); S]); 2];
-    for (i, p) in x.iter().enumerate() {
-        xv[0].set_lane(i, p[0]);
-        xv[1].set_lane(i, p[1]);
+    let d = layers.dim();
+    assert!(d <= MAX_DIM && x.len() == noise.len() * d && noise.len() <= S * V::LANES);
+    let mut xv = [Tile([V::splat(0.0); S]); MAX_DIM];
+    let xv = &mut xv[..d];
+    for (i, p) in x.chunks_exact(d).enumerate() {
+        for (c, &v) in xv.iter_mut().zip(p) {
+            c.set_lane(i, v);
+        }
     }
     let model = TileModel::<V, S, J> {
         layers,
         tembs,
         buf: TileBuffers::new(layers.input.outputs),
     };
-    let xv = chain(model, steps.iter().copied(), xv, noise, |_, _| ());
-    for (i, p) in x.iter_mut().enumerate() {
-        *p = [xv[0].lane(i), xv[1].lane(i)];
+    chain_in(model, steps.iter().copied(), xv, noise, |_, _| ());
+    for (i, p) in x.chunks_exact_mut(d).enumerate() {
+        for (v, c) in p.iter_mut().zip(xv.iter()) {
+            *v = c.lane(i);
+        }
     }
 }
 
@@ -224,17 +240,19 @@ pub(crate) fn time_embedding_batch1<V: Lane, const NV: usize>(
     dense_batch1::<V, NV>(&layers.time_out, hidden, temb, |_, a| a);
 }
 
-/// ε̂ for one sample, lanes = outputs; `temb` has the padded hidden length.
+/// ε̂ for one sample, lanes = outputs, into `eps` (D long); `temb` has the padded hidden
+/// length.
 #[inline(always)]
 pub(crate) fn predict_noise_batch1<V: Lane, const NV: usize>(
     layers: &Layers,
-    x: [f32; 2],
+    x: &[f32],
     temb: &[f32],
     scratch: &mut Batch1Scratch,
-) -> [f32; 2] {
+    eps: &mut [f32],
+) {
     let Batch1Scratch { h, u, v, out, .. } = scratch;
     let t = |j0: usize| V::load(&temb[j0..]);
-    dense_batch1::<V, NV>(&layers.input, &x, h, |j0, a| input_unit(a, t(j0)));
+    dense_batch1::<V, NV>(&layers.input, x, h, |j0, a| input_unit(a, t(j0)));
     for (first, second) in &layers.blocks {
         dense_batch1::<V, NV>(first, h, u, |_, a| gelu(a));
         let h_old = &*h;
@@ -244,5 +262,5 @@ pub(crate) fn predict_noise_batch1<V: Lane, const NV: usize>(
         core::mem::swap(h, v);
     }
     dense_batch1::<V, 1>(&layers.output, h, out, |_, a| a);
-    [out[0], out[1]]
+    eps.copy_from_slice(&out[..eps.len()]);
 }

@@ -13,7 +13,9 @@ use rayon::prelude::*;
 use tinyddpm_core::{Lanes, Model, NoiseStream, PredictNoise, Step};
 
 use super::Simd;
-use super::executor::{Executor, FRAME_LANES};
+use super::executor::{Executor, FRAME_LANES, Kernel};
+use crate::flat::FlatModel;
+use kernel::OUT_J;
 use packed::Layers;
 
 /// A float model prepared: its packed layers and every step's time embedding.
@@ -23,21 +25,43 @@ pub struct Float {
     tembs: Vec<f32>,
 }
 
-impl<const H: usize, const B: usize> Executor for Model<H, B> {
-    type Prepared = Float;
-    fn prepare(&self, simd: Simd, steps: &[Step]) -> Float {
-        let tembs: Vec<[f32; H]> = steps
-            .par_iter()
-            .map(|s| self.time_embedding(s.t_input))
-            .collect();
-        Float {
+impl Float {
+    /// `model` prepared for `simd` (available) and `steps`: each step's time embedding is the
+    /// core's, computed once for every sample.
+    pub(in crate::batch) fn new(simd: Simd, model: &FlatModel, steps: &[Step]) -> Self {
+        let hidden = model.hidden();
+        let mut tembs = vec![0.0; steps.len() * hidden];
+        tembs
+            .par_chunks_mut(hidden.max(1))
+            .zip(steps)
+            .for_each(|(temb, s)| model.time_embedding(s.t_input, temb));
+        Self {
             simd,
-            layers: Layers::new(self, simd.tile_outputs(), 2),
-            tembs: tembs.into_flattened(),
+            layers: Layers::new(model, simd.tile_outputs(), OUT_J),
+            tembs,
         }
     }
-    fn run_tile(p: &Float, steps: &[Step], x: &mut [[f32; 2]], noise: &mut [NoiseStream]) {
-        p.simd.float_tile(&p.layers, steps, &p.tembs, x, noise)
+
+    /// D: coordinates of a sample.
+    pub(in crate::batch) fn dim(&self) -> usize {
+        self.layers.dim()
+    }
+
+    /// One tile of samples, `x` D values a sample (see the executor's `Kernel::run_tile`).
+    pub(in crate::batch) fn run_tile(
+        &self,
+        steps: &[Step],
+        x: &mut [f32],
+        noise: &mut [NoiseStream],
+    ) {
+        self.simd
+            .float_tile(&self.layers, steps, &self.tembs, x, noise)
+    }
+}
+
+impl<const H: usize, const B: usize> Executor for Model<H, B> {
+    fn prepare(&self, simd: Simd, steps: &[Step]) -> Kernel {
+        Kernel::Float(Float::new(simd, &FlatModel::of(self), steps))
     }
     fn lanes(&self) -> impl PredictNoise<Lanes<FRAME_LANES>> + '_ {
         self

@@ -8,7 +8,9 @@
 //! bias; the kernels never store them. Only the layout changes: every output's sum keeps the
 //! core's order.
 
-use tinyddpm_core::{Linear, Model};
+use tinyddpm_core::{Dense, Layer};
+
+use crate::flat::FlatModel;
 
 /// One dense layer, blocked by `width` outputs.
 #[derive(Clone, Debug)]
@@ -26,22 +28,28 @@ pub(crate) struct Packed {
 }
 
 impl Packed {
-    /// `layer` blocked by `width` outputs.
-    pub fn new<const I: usize, const O: usize>(layer: &Linear<I, O>, width: usize) -> Self {
-        let blocks = O.div_ceil(width);
-        let mut weight = vec![0.0; blocks * I * width];
+    /// Layer `layer` of `model` blocked by `width` outputs.
+    pub fn new(model: &FlatModel, layer: Layer, width: usize) -> Self {
+        let Dense {
+            i: inputs,
+            o: outputs,
+            ..
+        } = model.layout().dense(layer);
+        let (w, b) = model.tensors(layer);
+        let blocks = outputs.div_ceil(width);
+        let mut weight = vec![0.0; blocks * inputs * width];
         let mut bias = vec![0.0; blocks * width];
-        for (j, (row, &b)) in layer.weight.iter().zip(&layer.bias).enumerate() {
+        for (j, (row, &bj)) in w.chunks_exact(inputs).zip(b).enumerate() {
             let (block, jj) = (j / width, j % width);
-            bias[j] = b;
-            for (k, &w) in row.iter().enumerate() {
-                weight[(block * I + k) * width + jj] = w;
+            bias[j] = bj;
+            for (k, &wk) in row.iter().enumerate() {
+                weight[(block * inputs + k) * width + jj] = wk;
             }
         }
         Self {
             width,
-            inputs: I,
-            outputs: O,
+            inputs,
+            outputs,
             weight,
             bias,
         }
@@ -64,22 +72,22 @@ pub(crate) struct Layers {
 }
 
 impl Layers {
-    /// `model` with H-output layers blocked by `width`, the 2-output layer by `out_width`.
-    pub fn new<const H: usize, const B: usize>(
-        model: &Model<H, B>,
-        width: usize,
-        out_width: usize,
-    ) -> Self {
+    /// `model` with H-output layers blocked by `width`, the D-output layer by `out_width`.
+    pub fn new(model: &FlatModel, width: usize, out_width: usize) -> Self {
+        let pack = |layer| Packed::new(model, layer, width);
         Self {
-            time_in: Packed::new(&model.time_in, width),
-            time_out: Packed::new(&model.time_out, width),
-            input: Packed::new(&model.input, width),
-            blocks: model
-                .blocks
-                .iter()
-                .map(|b| (Packed::new(&b.first, width), Packed::new(&b.second, width)))
+            time_in: pack(Layer::TimeIn),
+            time_out: pack(Layer::TimeOut),
+            input: pack(Layer::Input),
+            blocks: (0..model.layout().blocks)
+                .map(|i| (pack(Layer::BlockFirst(i)), pack(Layer::BlockSecond(i))))
                 .collect(),
-            output: Packed::new(&model.output, out_width),
+            output: Packed::new(model, Layer::Output, out_width),
         }
+    }
+
+    /// D: the input layer's inputs, the output layer's outputs.
+    pub fn dim(&self) -> usize {
+        self.input.inputs
     }
 }

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use tinyddpm_core::{Lanes, NoiseStream, PredictNoise, QModel, Step};
 
 use super::Simd;
-use super::executor::{Executor, FRAME_LANES};
+use super::executor::{Executor, FRAME_LANES, Kernel};
 use packed::QLayers;
 
 /// An integer model prepared: its packed layers and every step's integer time embedding
@@ -27,25 +27,33 @@ pub struct Integer {
     stride: usize,
 }
 
+impl Integer {
+    /// One tile of samples, `x` two values a sample (see the executor's `Kernel::run_tile`).
+    pub(in crate::batch) fn run_tile(
+        &self,
+        steps: &[Step],
+        x: &mut [f32],
+        noise: &mut [NoiseStream],
+    ) {
+        self.simd
+            .integer_tile(&self.layers, steps, &self.tembs, self.stride, x, noise)
+    }
+}
+
 impl<const H: usize, const B: usize> Executor for QModel<H, B> {
-    type Prepared = Integer;
-    fn prepare(&self, simd: Simd, steps: &[Step]) -> Integer {
+    fn prepare(&self, simd: Simd, steps: &[Step]) -> Kernel {
         let stride = H.next_multiple_of(2);
         let mut tembs = vec![0; steps.len() * stride];
         tembs
             .par_chunks_mut(stride)
             .zip(steps)
             .for_each(|(t, s)| t[..H].copy_from_slice(&self.time_embedding(s.t_input)));
-        Integer {
+        Kernel::Integer(Integer {
             simd,
             layers: QLayers::new(self, simd.tile_outputs()),
             tembs,
             stride,
-        }
-    }
-    fn run_tile(p: &Integer, steps: &[Step], x: &mut [[f32; 2]], noise: &mut [NoiseStream]) {
-        p.simd
-            .integer_tile(&p.layers, steps, &p.tembs, p.stride, x, noise)
+        })
     }
     fn lanes(&self) -> impl PredictNoise<Lanes<FRAME_LANES>> + '_ {
         self

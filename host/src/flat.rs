@@ -1,0 +1,187 @@
+//! A float model of any shape: its parameters in file order and the core's [`Layout`] of
+//! them, the shape read from a model file at run time instead of named at compile time.
+//!
+//! The host's fast paths (the SIMD sampler's packed layers, the trainer) read their tensors
+//! from here, and the time embedding shared by a step's samples is the core's own code
+//! ([`time_embedding_in`]) on these tensors, so a shape this build never named runs with the
+//! core's bits. The core's const-generic [`Model`] stays the interface of `no_std` users and
+//! the reference every fast path is tested against: [`FlatModel::of`] and
+//! [`FlatModel::to_model`] convert both ways, parameter for parameter.
+
+use tinyddpm_core::file::{self, FileError, Header};
+use tinyddpm_core::model::time_embedding_in;
+use tinyddpm_core::{Layer, Layout, Model};
+
+/// A float model's parameters in file order, with their layout.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlatModel {
+    layout: Layout,
+    params: Vec<f32>,
+}
+
+impl FlatModel {
+    /// The model of `layout` whose parameters, in file order, are `params`; `None` unless
+    /// it holds exactly the layout's count.
+    pub fn new(layout: Layout, params: Vec<f32>) -> Option<Self> {
+        (params.len() == layout.len()).then_some(Self { layout, params })
+    }
+
+    /// Every parameter zero: a network that predicts no noise.
+    pub fn zero(layout: Layout) -> Self {
+        let params = vec![0.0; layout.len()];
+        Self { layout, params }
+    }
+
+    /// `model`'s parameters, in file order.
+    pub fn of<const H: usize, const B: usize, const D: usize>(model: &Model<H, B, D>) -> Self {
+        let mut params = Vec::with_capacity(Model::<H, B, D>::PARAMS);
+        model.for_each_param(|w| params.push(w));
+        Self {
+            layout: Layout::of_dim::<H, B, D>(),
+            params,
+        }
+    }
+
+    /// The const-generic model these parameters make, if it has this shape.
+    pub fn to_model<const H: usize, const B: usize, const D: usize>(
+        &self,
+    ) -> Option<Box<Model<H, B, D>>> {
+        if self.layout != Layout::of_dim::<H, B, D>() {
+            return None;
+        }
+        let mut model = Box::new(Model::<H, B, D>::ZERO);
+        let mut values = self.params.iter();
+        model.for_each_param_mut(|w| {
+            if let Some(&v) = values.next() {
+                *w = v;
+            }
+        });
+        Some(model)
+    }
+
+    /// The float model a model file holds, of the shape its header names.
+    pub fn decode(bytes: &[u8]) -> Result<Self, FileError> {
+        let contents = file::open(bytes)?;
+        let header = &contents.header;
+        let layout = Layout::with_dim(
+            header.hidden as usize,
+            header.blocks as usize,
+            header.data.dim.into(),
+        );
+        // The decoder has judged the header: its shape counts.
+        let layout = layout.ok_or(tinyddpm_core::ContainerError::Header)?;
+        let params: Vec<f32> = contents.float_params()?.collect();
+        Ok(Self { layout, params })
+    }
+
+    /// The model file of this model with `header` (which must describe its shape).
+    pub fn encode(&self, header: &Header) -> Result<Vec<u8>, FileError> {
+        let mut out = vec![0; file::encoded_len(tinyddpm_core::Kind::Float, header)?];
+        let len = file::encode_params(header, &self.params, &mut out)?;
+        out.truncate(len);
+        Ok(out)
+    }
+
+    /// The layout: H, B, D and where each tensor lies.
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    /// D: coordinates of a point.
+    pub fn dim(&self) -> usize {
+        self.layout.dim
+    }
+
+    /// H: hidden units.
+    pub fn hidden(&self) -> usize {
+        self.layout.hidden
+    }
+
+    /// Every parameter, in file order.
+    pub fn params(&self) -> &[f32] {
+        &self.params
+    }
+
+    /// Layer `layer`'s weight (`[out][in]` row-major) and bias (a block index below B).
+    pub fn tensors(&self, layer: Layer) -> (&[f32], &[f32]) {
+        let d = self.layout.dense(layer);
+        (&self.params[d.w..d.b], &self.params[d.b..d.b + d.o])
+    }
+
+    /// The time embedding for network input `t_input` into `temb` (H long): the core's
+    /// [`time_embedding_in`], so the same bits as `Model::time_embedding`.
+    pub fn time_embedding(&self, t_input: f32, temb: &mut [f32]) {
+        let mut hidden = vec![0.0; self.hidden()];
+        time_embedding_in(
+            self.tensors(Layer::TimeIn),
+            self.tensors(Layer::TimeOut),
+            t_input,
+            (&mut hidden, temb),
+            |_, _| (),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tinyddpm_core::file::{Data, Source};
+    use tinyddpm_core::{Sampler, ScheduleKind};
+
+    /// A model of shape (H, B, D) with every parameter distinct.
+    fn model<const H: usize, const B: usize, const D: usize>() -> Box<Model<H, B, D>> {
+        let mut m = Box::new(Model::<H, B, D>::ZERO);
+        let mut n = 0u32;
+        m.for_each_param_mut(|w| {
+            n += 1;
+            *w = (n as f32 * 0.618_034).fract() - 0.5;
+        });
+        m
+    }
+
+    #[test]
+    fn converts_both_ways_and_names_the_core_models_tensors() {
+        let m = model::<8, 2, 3>();
+        let flat = FlatModel::of(&*m);
+        assert_eq!(flat.to_model::<8, 2, 3>().as_deref(), Some(&*m));
+        assert!(flat.to_model::<8, 2, 2>().is_none());
+        let lay = flat.layout();
+        for n in 0..lay.layers() {
+            let layer = lay.layer(n);
+            assert_eq!(flat.tensors(layer), m.tensors(layer), "{layer:?}");
+        }
+    }
+
+    #[test]
+    fn time_embedding_is_the_cores() {
+        let m = model::<16, 1, 5>();
+        let flat = FlatModel::of(&*m);
+        let mut temb = [0.0f32; 16];
+        for t in [0.0, 0.37, 0.999] {
+            flat.time_embedding(t, &mut temb);
+            assert_eq!(
+                temb.map(f32::to_bits),
+                m.time_embedding(t).map(f32::to_bits)
+            );
+        }
+    }
+
+    #[test]
+    fn files_are_the_bytes_the_core_writes_for_the_model() {
+        let m = model::<8, 2, 3>();
+        let data = Data {
+            dim: 3,
+            source: Source::File,
+            units: None,
+        };
+        let header = Header::new::<8, 2, 1000>(ScheduleKind::SEED, Sampler::Ddpm).with_data(data);
+        let mut typed = vec![0; file::encoded_len(tinyddpm_core::Kind::Float, &header).unwrap()];
+        let len = file::encode(&*m, &header, &mut typed).unwrap();
+        typed.truncate(len);
+        let flat = FlatModel::of(&*m);
+        assert_eq!(flat.encode(&header).unwrap(), typed);
+        assert_eq!(FlatModel::decode(&typed).unwrap(), flat);
+        let other = Header::new::<8, 2, 1000>(ScheduleKind::SEED, Sampler::Ddpm);
+        assert!(flat.encode(&other).is_err(), "a header of D = 2");
+    }
+}
