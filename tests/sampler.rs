@@ -323,30 +323,43 @@ proptest! {
         run_case::<19, 2, 40>(&model, ScheduleKind::SEED, sampler, &xs, seed, first.into(), count)?;
     }
 
-    /// Batch-1 forward pass and time embedding equal the core's for every path.
+    /// Batch-1 forward pass and time embedding equal the core's for every path, on the
+    /// seed shape, an odd width and a model of 5-D points.
     #[test]
     fn batch1_matches_core_bit_for_bit(
-        x in [-4.0f32..4.0, -4.0f32..4.0],
+        x in [-4.0f32..4.0, -4.0f32..4.0, -4.0f32..4.0, -4.0f32..4.0, -4.0f32..4.0],
         t in 0u32..1000,
         model_seed in 0u64..4,
     ) {
-        let seed_model = pytorch_init::<128, 3>(model_seed);
-        let odd = pytorch_init::<19, 2>(model_seed);
         let t_input = t as f32 / 1000.0;
-        for simd in available_paths() {
-            let mut b = Batch1::new(&*seed_model, simd);
-            let temb = seed_model.time_embedding(t_input);
-            prop_assert_eq!(b.time_embedding(t_input).map(f32::to_bits), temb.map(f32::to_bits));
-            let want = seed_model.predict_noise(x, &temb).map(f32::to_bits);
-            prop_assert_eq!(b.predict_noise(x, &temb).map(f32::to_bits), want, "{:?}", simd);
-
-            let mut b = Batch1::new(&*odd, simd);
-            let temb = odd.time_embedding(t_input);
-            prop_assert_eq!(b.time_embedding(t_input).map(f32::to_bits), temb.map(f32::to_bits));
-            let want = odd.predict_noise(x, &temb).map(f32::to_bits);
-            prop_assert_eq!(b.predict_noise(x, &temb).map(f32::to_bits), want, "{:?}", simd);
-        }
+        batch1_case(&*pytorch_init::<128, 3>(model_seed), [x[0], x[1]], t_input)?;
+        batch1_case(&*pytorch_init::<19, 2>(model_seed), [x[0], x[1]], t_input)?;
+        batch1_case(&*any_dim_model::<40, 2, 5>(model_seed), x, t_input)?;
     }
+}
+
+/// [`Batch1`] on `model` at `x` and `t_input` against the core's `time_embedding` and
+/// `predict_noise`, on every path.
+fn batch1_case<const H: usize, const B: usize, const D: usize>(
+    model: &Model<H, B, D>,
+    x: [f32; D],
+    t_input: f32,
+) -> Result<(), TestCaseError> {
+    let temb = model.time_embedding(t_input);
+    let want = model.predict_noise(x, &temb).map(f32::to_bits);
+    for simd in available_paths() {
+        let mut b = Batch1::new(&FlatModel::of(model), simd);
+        let got: Vec<u32> = b
+            .time_embedding(t_input)
+            .iter()
+            .map(|v| v.to_bits())
+            .collect();
+        prop_assert_eq!(got, temb.map(f32::to_bits).to_vec(), "{:?}", simd);
+        let mut eps = [0.0f32; D];
+        b.predict_noise(&x, &mut eps);
+        prop_assert_eq!(eps.map(f32::to_bits), want, "{:?}", simd);
+    }
+    Ok(())
 }
 
 /// A quantized model: `quantize` on a short calibration (its quality is not under test here).

@@ -4,12 +4,16 @@
 
 use rand_core::{Rng, SeedableRng};
 use rand_xoshiro::Xoshiro128PlusPlus;
+use tinyddpm::batch::{Batch1, Simd};
 use tinyddpm::data::{self, DataSet};
+use tinyddpm::flat::FlatModel;
 use tinyddpm::quantize::{Calibration, quantize};
 use tinyddpm::run::score::scores;
 use tinyddpm::train::{TrainConfig, Trainer};
 use tinyddpm_core::file;
-use tinyddpm_core::{Model, PredictNoise, Schedule, ScheduleKind, SeedModel, Units, anomaly_score};
+use tinyddpm_core::{
+    Fixed, Model, PredictNoise, Schedule, ScheduleKind, SeedModel, Units, anomaly_score,
+};
 
 const T: usize = 1000;
 
@@ -65,14 +69,17 @@ fn with_outliers(inliers: &[[f32; 2]], seed: u64) -> (Vec<[f32; 2]>, Vec<bool>) 
     (points, labels)
 }
 
+/// The float model's predictor of the scoring job: the batch-1 path.
+fn batch1<const H: usize, const B: usize, const D: usize>(model: &Model<H, B, D>) -> Batch1 {
+    Batch1::new(&FlatModel::of(model), Simd::detect())
+}
+
 /// AUROC of the scores of 2,000 fresh points of `set` and 200 outliers.
-fn auroc_on<M>(model: &M, schedule: &Schedule<T>, set: DataSet) -> f64
-where
-    for<'a> &'a M: PredictNoise<f32>,
-    M: Sync,
-{
+fn auroc_on(model: &SeedModel, schedule: &Schedule<T>, set: DataSet) -> f64 {
     let (points, outlier) = with_outliers(&data::true_samples(set, 2000, 11), 12);
-    let area = auroc(&scores(model, schedule, None, 0, &points), &outlier);
+    let b = batch1(model);
+    let scored = scores(|| b.clone(), schedule, None, 0, points.as_flattened(), 2);
+    let area = auroc(&scored, &outlier);
     eprintln!("{set}: AUROC {area}");
     area
 }
@@ -148,14 +155,14 @@ fn outliers_of_a_thick_set_score_nearly_as_well_as_by_the_true_density() {
 }
 
 /// The core's scalar score of every point, in order.
-fn scalar<M>(
+fn scalar<M, const D: usize>(
     model: &M,
     schedule: &Schedule<T>,
     units: Option<&Units>,
-    points: &[[f32; 2]],
+    points: &[[f32; D]],
 ) -> Vec<f32>
 where
-    for<'a> &'a M: PredictNoise<f32>,
+    for<'a> &'a M: PredictNoise<f32, D>,
 {
     (0..points.len())
         .map(|i| anomaly_score(model, schedule, units, 7, i as u64, points[i]))
@@ -177,11 +184,28 @@ fn the_parallel_job_gives_the_cores_bits_for_any_thread_count_and_kind() {
                 .num_threads(threads)
                 .build()
                 .unwrap();
+            let b = batch1(&*model);
+            let flat = points.as_flattened();
             pool.install(|| {
-                assert!(scores(&*model, &schedule, units, 7, &points) == float);
-                assert!(scores(&*integer, &schedule, units, 7, &points) == int);
+                assert!(scores(|| b.clone(), &schedule, units, 7, flat, 2) == float);
+                assert!(scores(|| Fixed(&*integer), &schedule, units, 7, flat, 2) == int);
             });
         }
+    }
+    // A model of 3-D points, its width no lane count divides.
+    let mut model3 = Box::new(Model::<24, 1, 3>::ZERO);
+    let mut n = 0u32;
+    model3.for_each_param_mut(|w| {
+        n += 1;
+        *w = ((n as f32 * 0.618_034).fract() - 0.5) * 0.4;
+    });
+    let points3: Vec<[f32; 3]> = points.iter().map(|p| [p[0], p[1], p[0] - p[1]]).collect();
+    let units3 = Units::new(&[0.5, 2.0, 1.5], &[0.25, -1.0, 0.0]).unwrap();
+    for units in [None, Some(&units3)] {
+        let want = scalar(&*model3, &schedule, units, &points3);
+        let b = batch1(&*model3);
+        let got = scores(|| b.clone(), &schedule, units, 7, points3.as_flattened(), 3);
+        assert!(got == want, "D = 3");
     }
     // The model space is where the points are scored: units move the points.
     let zero = Model::<4, 1>::ZERO;

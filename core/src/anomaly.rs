@@ -19,10 +19,10 @@
 //! same bits on every backend the model runs on.
 
 use crate::noise::{NoiseStream, mix64};
-use crate::sample::PredictNoise;
+use crate::sample::{Fixed, PredictNoise, PredictNoiseIn};
 use crate::sampler::{Step, Update};
 use crate::schedule::Schedule;
-use crate::units::Units;
+use crate::units::{MAX_DIM, Units};
 
 /// The fractions of T at which a point is noised, [`COPIES`] copies at each: on the linear
 /// schedule (T = 1000) t = 1, 2, 5, 13, 35, 80, 200 and 450, roughly ×2.5 apart, where the
@@ -54,27 +54,48 @@ fn timestep<const T: usize>(f: f32) -> usize {
 
 /// The score of point `x` (in the data's units: `units` maps it into the model's space
 /// first, as the trainer did), point `index` under `seed`; the formula is in the module
-/// docs. Larger is more anomalous.
+/// docs. Larger is more anomalous. [`anomaly_score_in`] with D fixed at compile time.
 pub fn anomaly_score<P: PredictNoise<f32, D>, const T: usize, const D: usize>(
-    mut model: P,
+    model: P,
     schedule: &Schedule<T>,
     units: Option<&Units>,
     seed: u64,
     index: u64,
     x: [f32; D],
 ) -> f32 {
-    let mut x0 = x;
+    anomaly_score_in(Fixed(model), schedule, units, seed, index, &x)
+}
+
+/// [`anomaly_score`] of a point of `x.len()` coordinates (1 ..= [`MAX_DIM`]; more are not
+/// looked at), for a model whose D is known only at run time.
+pub fn anomaly_score_in<P: PredictNoiseIn<f32>, const T: usize>(
+    mut model: P,
+    schedule: &Schedule<T>,
+    units: Option<&Units>,
+    seed: u64,
+    index: u64,
+    x: &[f32],
+) -> f32 {
+    let d = x.len().min(MAX_DIM);
+    let mut x0 = [0.0f32; MAX_DIM];
+    let x0 = &mut x0[..d];
+    x0.copy_from_slice(&x[..d]);
     if let Some(units) = units {
-        units.to_model(&mut x0);
+        units.to_model(x0);
     }
     let mut noise = NoiseStream::new(mix64(seed ^ DOMAIN), index);
+    let (mut eps, mut x_t, mut predicted) =
+        ([0.0f32; MAX_DIM], [0.0f32; MAX_DIM], [0.0f32; MAX_DIM]);
+    let (eps, x_t, predicted) = (&mut eps[..d], &mut x_t[..d], &mut predicted[..d]);
     let mut total = 0.0f32;
     let times = LEVELS.iter().flat_map(|&f| [f; COPIES]);
     for (k, f) in times.enumerate() {
         let t = timestep::<T>(f);
         let (signal, spread) = schedule.forward_coefs(t);
-        let eps = noise.gaussians::<D>();
-        let x_t: [f32; D] = core::array::from_fn(|c| signal * x0[c] + spread * eps[c]);
+        noise.fill_gaussians(eps);
+        for c in 0..d {
+            x_t[c] = signal * x0[c] + spread * eps[c];
+        }
         // Only the time input matters to a network; the update is never applied.
         let step = Step {
             t: t as u32,
@@ -85,13 +106,13 @@ pub fn anomaly_score<P: PredictNoise<f32, D>, const T: usize, const D: usize>(
             },
             sigma: 0.0,
         };
-        let predicted = model.predict_noise(k, &step, x_t);
-        for c in 0..D {
+        model.predict_noise_in(k, &step, x_t, predicted);
+        for c in 0..d {
             let miss = eps[c] - predicted[c];
             total += miss * miss;
         }
     }
-    total / (D * EVALUATIONS) as f32
+    total / (d * EVALUATIONS) as f32
 }
 
 #[cfg(test)]

@@ -43,7 +43,7 @@ pub mod spacing;
 pub mod step;
 pub mod units;
 
-pub use anomaly::anomaly_score;
+pub use anomaly::{anomaly_score, anomaly_score_in};
 #[cfg(feature = "file")]
 pub use container::ContainerError;
 #[cfg(feature = "file")]
@@ -58,7 +58,7 @@ pub use noise::NoiseStream;
 pub use quant::{QLinear, QModel, QSeedModel, QuantError};
 pub use real::Real;
 pub use sample::{
-    PredictNoise, PredictNoiseIn, chain, chain_in, gaussian_draw, gaussian_draw_into,
+    Fixed, PredictNoise, PredictNoiseIn, chain, chain_in, gaussian_draw, gaussian_draw_into,
     gaussian_lanes, sample, sample_from,
 };
 pub use sampler::{ChoiceError, Sampler, SamplerChoice, SamplerError, Spacing, Step, Update};

@@ -47,9 +47,17 @@ pub trait PredictNoiseIn<R: Real> {
     fn predict_noise_in(&mut self, k: usize, step: &Step, x: &[R], eps: &mut [R]);
 }
 
-/// A [`PredictNoise`] of a compile-time D seen as a [`PredictNoiseIn`]: [`chain`] is
-/// [`chain_in`] on it, so the chain is written once.
-struct Fixed<P, const D: usize>(P);
+/// A borrowed predictor predicts too (a caller keeps its predictor across calls).
+impl<R: Real, P: PredictNoiseIn<R> + ?Sized> PredictNoiseIn<R> for &mut P {
+    #[inline(always)]
+    fn predict_noise_in(&mut self, k: usize, step: &Step, x: &[R], eps: &mut [R]) {
+        (**self).predict_noise_in(k, step, x, eps)
+    }
+}
+
+/// A [`PredictNoise`] of a compile-time D seen as a [`PredictNoiseIn`] (for a point of
+/// exactly D coordinates): [`chain`] is [`chain_in`] on it, so the chain is written once.
+pub struct Fixed<P, const D: usize>(pub P);
 
 impl<R: Real, P: PredictNoise<R, D>, const D: usize> PredictNoiseIn<R> for Fixed<P, D> {
     #[inline(always)]

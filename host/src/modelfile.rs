@@ -10,12 +10,14 @@
 use std::io::Read;
 use std::path::Path;
 
+use tinyddpm_core::Schedule;
 use tinyddpm_core::container::{Format, PREAMBLE};
 use tinyddpm_core::file::{self, FileError, Header, Kind, Stored};
-use tinyddpm_core::{Model, Schedule};
 
-use crate::batch::{self, Init, Request};
+use crate::batch::{self, Batch1, Init, Simd};
+use crate::flat::FlatModel;
 use crate::input;
+use crate::run::sample::Point;
 
 /// The most bytes read from any file given as a model file, whatever its header says (the
 /// seed model's file is 466 KB; this allows shapes up to millions of parameters).
@@ -220,6 +222,11 @@ impl ModelFile {
         Ok(model)
     }
 
+    /// The float model of any shape the file holds (an error for an integer file).
+    pub fn flat(&self) -> Result<FlatModel, ModelFileError> {
+        FlatModel::decode(&self.bytes).map_err(|e| ModelFileError::format(&self.path, e))
+    }
+
     /// The noise schedule of this build's `T` steps: the one check of the header's
     /// timesteps and β every command makes before using a model.
     pub fn schedule<const T: usize>(&self) -> Result<Schedule<T>, FileError> {
@@ -250,44 +257,39 @@ pub fn load<const H: usize, const B: usize, M: Stored<H, B>>(
 }
 
 /// Where a model's output is not finite, if anywhere it is probed: ε̂ at a few inputs (the
-/// origin, a point on the data's scale and one far out, at t = 0, T/2 and T − 1), then the
-/// first samples of seed 0 with the file's default sampler. A model can load (every weight
-/// finite) and still overflow, e.g. with a huge bias; sampling it would give NaN.
-pub fn probe<const H: usize, const B: usize, const T: usize>(
-    model: &Model<H, B>,
-    header: &Header,
-) -> Option<String> {
+/// origin, a point on the data's scale and one far out — their coordinates alternate in sign
+/// — at t = 0, T/2 and T − 1), then the first samples of seed 0 with the file's default
+/// sampler. A model can load (every weight finite) and still overflow, e.g. with a huge
+/// bias; sampling it would give NaN.
+pub fn probe<const T: usize>(model: &FlatModel, header: &Header) -> Option<String> {
     const PROBE_SAMPLES: usize = 4;
+    let d = model.dim();
+    let mut b1 = Batch1::new(model, Simd::detect());
+    let mut eps = vec![0.0; d];
+    let point = |a: f32| -> Vec<f32> { (0..d).map(|c| if c % 2 == 0 { a } else { -a }).collect() };
     for t in [0, T / 2, T - 1] {
-        let temb = model.time_embedding(t as f32 / T as f32);
-        for x in [[0.0f32, 0.0], [1.5, -1.5], [-4.0, 4.0]] {
-            let eps = model.predict_noise(x, &temb);
+        b1.time_embedding(t as f32 / T as f32);
+        for x in [point(0.0), point(1.5), point(-4.0)] {
+            b1.predict_noise(&x, &mut eps);
             if !eps.iter().all(|v| v.is_finite()) {
                 return Some(format!(
-                    "the predicted noise at x = ({}, {}), t = {t} is ({}, {})",
-                    x[0], x[1], eps[0], eps[1]
+                    "the predicted noise at x = {}, t = {t} is {}",
+                    Point(x),
+                    Point(eps)
                 ));
             }
         }
     }
     let schedule: Schedule<T> = header.schedule().ok()?;
-    let request = Request {
-        model,
-        schedule: &schedule,
-        sampler: &header.sampler,
-        init: Init::Noise,
-        seed: 0,
-        first: 0,
-        count: PROBE_SAMPLES,
-    };
-    let first = batch::sample(&request, 0, &|_| {}).ok()?;
+    let prepared = batch::Prepared::float(Simd::detect(), model, &schedule, &header.sampler);
+    let first = prepared.sample(Init::Noise, 0, 0, PROBE_SAMPLES, &|_| {});
     let (i, p) = first
-        .iter()
+        .chunks_exact(d)
         .enumerate()
         .find(|(_, p)| !p.iter().all(|v| v.is_finite()))?;
     Some(format!(
-        "sample {i} of seed 0 with the default sampler is ({}, {})",
-        p[0], p[1]
+        "sample {i} of seed 0 with the default sampler is {}",
+        Point(p.to_vec())
     ))
 }
 
@@ -322,7 +324,7 @@ fn write(path: &Path, bytes: Result<Vec<u8>, FileError>) -> Result<(), ModelFile
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tinyddpm_core::{QModel, Sampler, ScheduleKind};
+    use tinyddpm_core::{Model, QModel, Sampler, ScheduleKind};
 
     fn model_file(dir: &Path) -> (std::path::PathBuf, Vec<u8>) {
         let model = Box::new(Model::<4, 1>::ZERO);
@@ -415,8 +417,8 @@ mod tests {
     fn probe_finds_an_overflowing_output() {
         let header = Header::new::<4, 1, 10>(ScheduleKind::SEED, Sampler::Ddpm);
         let mut model = Box::new(Model::<4, 1>::ZERO);
-        assert_eq!(probe::<4, 1, 10>(&model, &header), None);
+        assert_eq!(probe::<10>(&FlatModel::of(&*model), &header), None);
         model.for_each_param_mut(|p| *p = 3e38);
-        assert!(probe::<4, 1, 10>(&model, &header).is_some());
+        assert!(probe::<10>(&FlatModel::of(&*model), &header).is_some());
     }
 }

@@ -1,30 +1,31 @@
 //! The latency path: one sample at a time, each layer vectorised across its outputs
 //! (lanes = outputs), each lane the core's sequential sum.
 
-use tinyddpm_core::Model;
+use tinyddpm_core::{PredictNoiseIn, Step};
 
 use super::Simd;
 use super::float::kernel::Batch1Scratch;
 use super::float::packed::Layers;
 use crate::flat::FlatModel;
 
-/// A model prepared for one sample at a time (lowest latency): each layer vectorised across
-/// its outputs, weights re-laid-out once. Same bits as the core's `time_embedding` and
-/// `predict_noise`.
+/// A float model of any shape prepared for one sample at a time (lowest latency): each
+/// layer vectorised across its outputs, weights re-laid-out once. Same bits as the core's
+/// `time_embedding` and `predict_noise`.
 #[derive(Clone, Debug)]
-pub struct Batch1<const H: usize, const B: usize> {
+pub struct Batch1 {
     simd: Simd,
     layers: Layers,
     scratch: Batch1Scratch,
+    /// The time embedding of `t_input` (padded hidden length), when one was computed.
     temb: Vec<f32>,
+    t_input: Option<f32>,
 }
 
-impl<const H: usize, const B: usize> Batch1<H, B> {
+impl Batch1 {
     /// `model` prepared for `simd`. Panics if the CPU lacks it.
-    pub fn new(model: &Model<H, B>, simd: Simd) -> Self {
+    pub fn new(model: &FlatModel, simd: Simd) -> Self {
         simd.require();
-        let flat = FlatModel::of(model);
-        let layers = Layers::new(&flat, simd.batch1_outputs(), simd.batch1_lanes());
+        let layers = Layers::new(model, simd.batch1_outputs(), simd.batch1_lanes());
         let scratch = Batch1Scratch::new(&layers);
         let temb = vec![0.0; layers.input.bias.len()];
         Self {
@@ -32,33 +33,47 @@ impl<const H: usize, const B: usize> Batch1<H, B> {
             layers,
             scratch,
             temb,
+            t_input: None,
         }
     }
 
-    /// The time embedding for `t_input` (= t/T): the core's `Model::time_embedding`.
-    pub fn time_embedding(&mut self, t_input: f32) -> [f32; H] {
+    /// The time embedding for `t_input` (= t/T), H values: the core's
+    /// `Model::time_embedding`.
+    pub fn time_embedding(&mut self, t_input: f32) -> &[f32] {
         let Self {
             simd,
             layers,
             scratch,
             temb,
+            ..
         } = self;
         simd.batch1_time_embedding(layers, t_input, scratch, temb);
-        core::array::from_fn(|j| temb[j])
+        self.t_input = Some(t_input);
+        &self.temb[..self.layers.input.outputs]
     }
 
-    /// Predicted noise ε̂(x, t) given that step's time embedding: the core's
-    /// `Model::predict_noise` for one sample.
-    pub fn predict_noise(&mut self, x: [f32; 2], temb: &[f32; H]) -> [f32; 2] {
+    /// Predicted noise ε̂(x, t) into `eps` (both D long) at the time of the last
+    /// [`Batch1::time_embedding`]: the core's `Model::predict_noise` for one sample.
+    pub fn predict_noise(&mut self, x: &[f32], eps: &mut [f32]) {
         let Self {
             simd,
             layers,
             scratch,
-            temb: padded,
+            temb,
+            ..
         } = self;
-        padded[..H].copy_from_slice(temb);
-        let mut eps = [0.0; 2];
-        simd.batch1_predict_noise(layers, &x, padded, scratch, &mut eps);
-        eps
+        simd.batch1_predict_noise(layers, x, temb, scratch, eps);
+    }
+}
+
+/// The predictor of the core's chain and scores: the time embedding is computed when a
+/// step's time differs from the last one's (the anomaly score evaluates each time several
+/// times in a row).
+impl PredictNoiseIn<f32> for Batch1 {
+    fn predict_noise_in(&mut self, _k: usize, step: &Step, x: &[f32], eps: &mut [f32]) {
+        if self.t_input != Some(step.t_input) {
+            self.time_embedding(step.t_input);
+        }
+        self.predict_noise(x, eps);
     }
 }

@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Args;
 use tinyddpm::data::DataSet;
+use tinyddpm::flat::FlatModel;
 use tinyddpm::input::Patience;
 use tinyddpm::modelfile::{self, ModelFile};
 use tinyddpm::quantize::{layer_name, weight_scales};
 use tinyddpm::train::{CHECKPOINT_FORMAT, CheckpointFile, CheckpointInfo};
 use tinyddpm_core::file::{self, Contents, FileError, Header, Kind, QuantSizes};
-use tinyddpm_core::{Data, Model, QModel, Source};
+use tinyddpm_core::{Data, QModel, Source};
 
 use super::shapes::{SUPPORTED, listed};
 use super::{INSPECT_PATIENCE, T, describe, dispatch, open_input};
@@ -151,23 +152,15 @@ fn float_model(path: &Path, bytes: &[u8], contents: &Contents<'_>) {
             "warning: {} has weights that are not finite; no command will load it",
             path.display()
         );
-    } else if header.timesteps as usize == T {
-        // Shapes this build cannot run are shown, not probed.
-        let _ = dispatch!(header.hidden, header.blocks, probe(bytes, header, path));
-    }
-}
-
-/// Warns (one line on stderr) when the model's output is not finite where probed.
-fn probe<const H: usize, const B: usize>(bytes: &[u8], header: &Header, path: &Path) -> Result<()> {
-    let mut model = Box::new(Model::<H, B>::ZERO);
-    file::decode_into(bytes, &mut *model)?;
-    if let Some(why) = modelfile::probe::<H, B, T>(&model, header) {
+    } else if header.timesteps as usize == T
+        && let Ok(model) = FlatModel::decode(bytes)
+        && let Some(why) = modelfile::probe::<T>(&model, header)
+    {
         tell!(
             "warning: {}: the model's output is not finite: {why}; sampling it will fail",
             path.display()
         );
     }
-    Ok(())
 }
 
 fn integer_model(path: &Path, bytes: &[u8], contents: &Contents<'_>) {

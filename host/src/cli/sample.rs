@@ -10,9 +10,8 @@ use tinyddpm::atomic::AtomicFile;
 use tinyddpm::csv;
 use tinyddpm::cuda::Gpu;
 use tinyddpm::data::points;
-use tinyddpm::flat::FlatModel;
 use tinyddpm::input::Patience;
-use tinyddpm::modelfile::{ModelFile, ModelFileError};
+use tinyddpm::modelfile::ModelFile;
 use tinyddpm::run::sample::{SampleModel, Sampling};
 use tinyddpm_core::Sampler;
 use tinyddpm_core::file::Kind;
@@ -102,12 +101,7 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     };
     let sampler = match (file.kind, gpu) {
         (Kind::Float, None) => {
-            let model = FlatModel::decode(file.bytes())
-                .map_err(|e| ModelFileError::Format {
-                    path: file.path.display().to_string(),
-                    source: e,
-                })
-                .context("cannot load the model")?;
+            let model = file.flat().context("cannot load the model")?;
             write_samples(args, &file, &model, None, init, count)?
         }
         (_, gpu) => dispatch!(

@@ -7,13 +7,15 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use tinyddpm::atomic::AtomicFile;
+use tinyddpm::batch::{Batch1, Simd};
 use tinyddpm::csv;
 use tinyddpm::data::points;
 use tinyddpm::input::Patience;
 use tinyddpm::modelfile::ModelFile;
 use tinyddpm::run::score::scores;
-use tinyddpm_core::PredictNoise;
-use tinyddpm_core::file::Stored;
+use tinyddpm::scores::Points;
+use tinyddpm_core::file::{Kind, Stored};
+use tinyddpm_core::{Fixed, PredictNoise, PredictNoiseIn};
 
 use super::plot::read_model;
 use super::{T, dispatch, files, open_input, say};
@@ -59,14 +61,21 @@ pub fn run(args: &ScoreArgs) -> Result<()> {
             points.dim()
         );
     }
-    let points: Vec<[f32; 2]> = points.rows().map(|r| [r[0], r[1]]).collect();
     let header = &file.header;
-    let scored = dispatch!(
-        file.kind,
-        header.hidden,
-        header.blocks,
-        score_points(args, &file, &points)
-    )?;
+    let scored = match file.kind {
+        // A float model of any shape, on the batch-1 path.
+        Kind::Float => {
+            let model = file.flat().context("cannot load the model")?;
+            let batch1 = Batch1::new(&model, Simd::detect());
+            score_with(args, &file, || batch1.clone(), &points)?
+        }
+        Kind::Integer => dispatch!(
+            file.kind,
+            header.hidden,
+            header.blocks,
+            score_points(args, &file, &points)
+        )?,
+    };
     let write_error = || format!("cannot write the scores to {}", args.out.display());
     let mut out = AtomicFile::create(&args.out).with_context(write_error)?;
     // Shortest round-trip form, as every CSV the tool writes.
@@ -84,16 +93,28 @@ pub fn run(args: &ScoreArgs) -> Result<()> {
     Ok(())
 }
 
-fn score_points<const H: usize, const B: usize, M: Stored<H, B>>(
+/// The scores under the integer model of a shape this build names.
+fn score_points<const H: usize, const B: usize, M: Stored<H, B> + Sync>(
     args: &ScoreArgs,
     file: &ModelFile,
-    points: &[[f32; 2]],
+    points: &Points,
 ) -> Result<Vec<f32>>
 where
     for<'a> &'a M: PredictNoise<f32>,
 {
     let model = file.model::<H, B, M>().context("cannot load the model")?;
+    score_with(args, file, || Fixed(&*model), points)
+}
+
+/// The scores of `points` with the predictor `predictor` makes.
+fn score_with<P: PredictNoiseIn<f32>>(
+    args: &ScoreArgs,
+    file: &ModelFile,
+    predictor: impl Fn() -> P + Sync,
+    points: &Points,
+) -> Result<Vec<f32>> {
     let schedule = file.schedule::<T>().context("cannot use the model")?;
     let units = file.header.data.units.as_ref();
-    Ok(scores(&*model, &schedule, units, args.seed, points))
+    let (values, dim) = (points.values(), points.dim());
+    Ok(scores(predictor, &schedule, units, args.seed, values, dim))
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use tinyddpm::flat::FlatModel;
 use tinyddpm::input::Patience;
 use tinyddpm::modelfile::{self, ModelFile};
 use tinyddpm::{atomic, state_dict};
@@ -91,7 +92,7 @@ fn import_shape<const H: usize, const B: usize>(
     // PyTorch state dicts carry no schedule: the seed notebook's is the one they were
     // trained with.
     let header = Header::new::<H, B, T>(ScheduleKind::SEED, sampler);
-    if let Some(why) = modelfile::probe::<H, B, T>(&model, &header) {
+    if let Some(why) = modelfile::probe::<T>(&FlatModel::of(&*model), &header) {
         tell!("warning: the imported model's output is not finite: {why}; sampling it will fail");
     }
     Ok(modelfile::save(&args.out, &*model, &header)?)

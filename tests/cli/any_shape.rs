@@ -1,0 +1,183 @@
+//! Float models of shapes this build never named — another D, another H and B — sampled,
+//! scored and inspected by the binary on the CPU, against the core's const-generic model of
+//! that shape computed here.
+
+use std::path::Path;
+
+use tinyddpm::flat::FlatModel;
+use tinyddpm_core::file::{Data, Source};
+use tinyddpm_core::{
+    Header, Model, Sampler, ScheduleKind, Spacing, Units, anomaly_score, sample, sample_from,
+};
+
+use super::{ok, schedule, text, tinyddpm};
+
+/// A model of shape (H, B, D) with every weight distinct and small enough that samples stay
+/// on the data's scale.
+fn model<const H: usize, const B: usize, const D: usize>() -> Box<Model<H, B, D>> {
+    let mut m = Box::new(Model::<H, B, D>::ZERO);
+    let mut n = 0u32;
+    m.for_each_param_mut(|w| {
+        n += 1;
+        *w = ((n as f32 * 0.618_034).fract() - 0.5) * 0.3;
+    });
+    m
+}
+
+/// Writes `model` with `data` and the default sampler DDIM (10 steps) to `path`.
+fn save<const H: usize, const B: usize, const D: usize>(
+    path: &Path,
+    model: &Model<H, B, D>,
+    data: Data,
+) -> Header {
+    let sampler = Sampler::Ddim {
+        steps: 10,
+        eta: 1.0,
+        spacing: Spacing::Trailing,
+        clip: false,
+    };
+    let header = Header::new::<H, B, 1000>(ScheduleKind::SEED, sampler).with_data(data);
+    let bytes = FlatModel::of(model).encode(&header).unwrap();
+    std::fs::write(path, bytes).unwrap();
+    header
+}
+
+/// The rows of a CSV the binary wrote, after its header line.
+fn rows(path: &Path) -> (String, Vec<Vec<f32>>) {
+    let written = std::fs::read_to_string(path).unwrap();
+    let mut lines = written.lines();
+    let head = lines.next().unwrap().to_owned();
+    let rows = lines
+        .map(|l| l.split(',').map(|v| v.parse().unwrap()).collect())
+        .collect();
+    (head, rows)
+}
+
+#[test]
+fn a_model_of_3d_points_samples_and_scores_as_the_core_in_data_units() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let m = model::<24, 1, 3>();
+    let units = Units::new(&[2.0, 0.5, 10.0], &[1.0, -3.0, 0.25]).unwrap();
+    let data = Data {
+        dim: 3,
+        source: Source::File,
+        units: Some(units),
+    };
+    let header = save(&d.join("m3.tdm"), &*m, data);
+    let info = ok(d, &["inspect", "m3.tdm"]);
+    assert!(info.contains("D = 3"), "{info}");
+
+    ok(
+        d,
+        &[
+            "sample", "--model", "m3.tdm", "-n", "50", "--seed", "9", "--out", "s.csv",
+        ],
+    );
+    let (head, got) = rows(&d.join("s.csv"));
+    assert_eq!(head, "x0,x1,x2");
+    let want: Vec<Vec<f32>> = (0..50)
+        .map(|i| {
+            units
+                .to_data(sample(&*m, &schedule(), &header.sampler, 9, i))
+                .to_vec()
+        })
+        .collect();
+    assert!(got == want, "samples differ from the core's");
+
+    // From given x_T: a 3-column file.
+    let starts: Vec<[f32; 3]> = (0..20).map(|i| [i as f32 * 0.1, -1.0, 0.5]).collect();
+    let csv: String = starts
+        .iter()
+        .map(|p| format!("{},{},{}\n", p[0], p[1], p[2]))
+        .collect();
+    std::fs::write(d.join("x.csv"), csv).unwrap();
+    ok(
+        d,
+        &[
+            "sample", "--model", "m3.tdm", "--x-init", "x.csv", "--out", "f.csv",
+        ],
+    );
+    let (_, got) = rows(&d.join("f.csv"));
+    let want: Vec<Vec<f32>> = (0..20)
+        .map(|i| {
+            let x = sample_from(&*m, &schedule(), &header.sampler, starts[i], 42, i as u64);
+            units.to_data(x).to_vec()
+        })
+        .collect();
+    assert!(got == want, "--x-init samples differ from the core's");
+
+    ok(
+        d,
+        &[
+            "score", "--model", "m3.tdm", "--points", "x.csv", "--seed", "4", "--out", "a.csv",
+        ],
+    );
+    let (head, got) = rows(&d.join("a.csv"));
+    assert_eq!(head, "score");
+    let want: Vec<Vec<f32>> = (0..20)
+        .map(|i| {
+            vec![anomaly_score(
+                &*m,
+                &schedule(),
+                Some(&units),
+                4,
+                i as u64,
+                starts[i],
+            )]
+        })
+        .collect();
+    assert!(got == want, "scores differ from the core's");
+
+    // A file of 2-D points is one line.
+    std::fs::write(d.join("two.csv"), "1,2\n3,4\n").unwrap();
+    let out = tinyddpm(
+        d,
+        &[
+            "score", "--model", "m3.tdm", "--points", "two.csv", "--out", "t.csv",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr).lines().count(),
+        1,
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!d.join("t.csv").exists());
+}
+
+#[test]
+fn shapes_no_dispatch_names_sample_on_the_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let one = Data {
+        dim: 1,
+        source: Source::File,
+        units: None,
+    };
+    let m1 = model::<40, 5, 1>();
+    let h1 = save(&d.join("m1.tdm"), &*m1, one);
+    let m2 = model::<17, 1, 2>();
+    let h2 = save(&d.join("m2.tdm"), &*m2, Data::SWISS_ROLL);
+    ok(
+        d,
+        &["sample", "--model", "m1.tdm", "-n", "30", "--out", "a.csv"],
+    );
+    ok(
+        d,
+        &["sample", "--model", "m2.tdm", "-n", "30", "--out", "b.csv"],
+    );
+    let (head, got) = rows(&d.join("a.csv"));
+    assert_eq!(head, "x0");
+    let want: Vec<Vec<f32>> = (0..30)
+        .map(|i| sample(&*m1, &schedule(), &h1.sampler, 42, i).to_vec())
+        .collect();
+    assert!(got == want, "D = 1");
+    let (head, got) = rows(&d.join("b.csv"));
+    assert_eq!(head, "x,y");
+    let want: Vec<Vec<f32>> = (0..30)
+        .map(|i| sample(&*m2, &schedule(), &h2.sampler, 42, i).to_vec())
+        .collect();
+    assert!(got == want, "H = 17, B = 1");
+}
