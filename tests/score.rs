@@ -89,7 +89,7 @@ fn auroc_on(model: &SeedModel, schedule: &Schedule<T>, set: DataSet) -> f64 {
 #[test]
 fn outliers_of_the_swiss_roll_score_higher_than_its_points() {
     let (model, schedule) = seed_model();
-    let area = auroc_on(&*model, &schedule, DataSet::SwissRoll);
+    let area = auroc_on(&model, &schedule, DataSet::SwissRoll);
     assert!(area >= 0.94, "AUROC {area}");
 }
 
@@ -112,7 +112,7 @@ fn trained(set: DataSet, schedule: &Schedule<T>) -> Box<Model<128, 3>> {
 fn outliers_of_thin_sets_score_higher_than_their_points() {
     let schedule = Schedule::<T>::new(ScheduleKind::SEED).unwrap();
     for set in [DataSet::Cos, DataSet::Line] {
-        let area = auroc_on(&*trained(set, &schedule), &schedule, set);
+        let area = auroc_on(&trained(set, &schedule), &schedule, set);
         assert!(area >= 0.95, "{set}: AUROC {area}");
     }
 }
@@ -140,7 +140,7 @@ fn moons_density(p: [f32; 2]) -> f64 {
 fn outliers_of_a_thick_set_score_nearly_as_well_as_by_the_true_density() {
     let schedule = Schedule::<T>::new(ScheduleKind::SEED).unwrap();
     let area = auroc_on(
-        &*trained(DataSet::Moons, &schedule),
+        &trained(DataSet::Moons, &schedule),
         &schedule,
         DataSet::Moons,
     );
