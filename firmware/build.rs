@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 
 use tinyddpm_core::file::{self, Header, Kind};
 use tinyddpm_core::quant::{Gelu, QLinear, QModel};
-use tinyddpm_core::{ChoiceError, Model, Sampler, SamplerChoice, Schedule, Step};
+use tinyddpm_core::{ChoiceError, Sampler, SamplerChoice, Schedule, Step};
 
 /// A core this firmware builds for: its memory map, default model and clocks.
 struct Chip {
@@ -264,8 +264,11 @@ fn sampler(header: &Header) -> Result<Sampler, String> {
         })
 }
 
-/// Monomorphises the emitter for the file's kind and shape; these are the shapes a build
-/// supports. `t_inputs` are the steps' network time inputs (for the integer model's table).
+/// The model's source for the file's kind: a float model of any shape is written from its
+/// parameters (the core's `Model::from_params` then builds it at compile time with the
+/// file's H, B and D); an integer model is monomorphised for its shape, these being the
+/// shapes a build supports. `t_inputs` are the steps' network time inputs (for the integer
+/// model's table).
 fn model_source(
     kind: Kind,
     header: &Header,
@@ -273,56 +276,70 @@ fn model_source(
     t_inputs: &[f32],
     src: &mut String,
 ) -> Result<(), String> {
+    if kind == Kind::Float {
+        return emit_model(bytes, src);
+    }
     let blocks = header.blocks;
     match header.hidden {
-        8 => with_blocks::<8>(kind, blocks, bytes, t_inputs, src),
-        16 => with_blocks::<16>(kind, blocks, bytes, t_inputs, src),
-        32 => with_blocks::<32>(kind, blocks, bytes, t_inputs, src),
-        64 => with_blocks::<64>(kind, blocks, bytes, t_inputs, src),
-        128 => with_blocks::<128>(kind, blocks, bytes, t_inputs, src),
-        256 => with_blocks::<256>(kind, blocks, bytes, t_inputs, src),
+        8 => with_blocks::<8>(blocks, bytes, t_inputs, src),
+        16 => with_blocks::<16>(blocks, bytes, t_inputs, src),
+        32 => with_blocks::<32>(blocks, bytes, t_inputs, src),
+        64 => with_blocks::<64>(blocks, bytes, t_inputs, src),
+        128 => with_blocks::<128>(blocks, bytes, t_inputs, src),
+        256 => with_blocks::<256>(blocks, bytes, t_inputs, src),
         h => Err(format!(
-            "H={h}: this build script supports H in [8, 16, 32, 64, 128, 256]"
+            "H={h}: this build script supports integer models of H in [8, 16, 32, 64, 128, 256]"
         )),
     }
 }
 
 fn with_blocks<const H: usize>(
-    kind: Kind,
     blocks: u32,
     bytes: &[u8],
     t_inputs: &[f32],
     src: &mut String,
 ) -> Result<(), String> {
-    match (kind, blocks) {
-        (Kind::Float, 1) => emit_model::<H, 1>(bytes, src),
-        (Kind::Float, 2) => emit_model::<H, 2>(bytes, src),
-        (Kind::Float, 3) => emit_model::<H, 3>(bytes, src),
-        (Kind::Float, 4) => emit_model::<H, 4>(bytes, src),
-        (Kind::Integer, 1) => emit_qmodel::<H, 1>(bytes, t_inputs, src),
-        (Kind::Integer, 2) => emit_qmodel::<H, 2>(bytes, t_inputs, src),
-        (Kind::Integer, 3) => emit_qmodel::<H, 3>(bytes, t_inputs, src),
-        (Kind::Integer, 4) => emit_qmodel::<H, 4>(bytes, t_inputs, src),
-        (_, b) => Err(format!("B={b}: this build script supports 1 to 4 blocks")),
+    match blocks {
+        1 => emit_qmodel::<H, 1>(bytes, t_inputs, src),
+        2 => emit_qmodel::<H, 2>(bytes, t_inputs, src),
+        3 => emit_qmodel::<H, 3>(bytes, t_inputs, src),
+        4 => emit_qmodel::<H, 4>(bytes, t_inputs, src),
+        b => Err(format!(
+            "B={b}: this build script supports integer models of 1 to 4 blocks"
+        )),
     }
 }
 
-/// Decodes with the core (so only a file it accepts is embedded) and writes its parameters
-/// in file order, from which the core's `Model::from_params` builds the `static` at compile
-/// time.
-fn emit_model<const H: usize, const B: usize>(
-    bytes: &[u8],
-    src: &mut String,
-) -> Result<(), String> {
-    let mut model: Box<Model<H, B>> = Box::new(Model::ZERO);
-    file::decode_into(bytes, &mut *model).map_err(|e| e.to_string())?;
-    let mut params = Vec::with_capacity(Model::<H, B>::PARAMS);
-    model.for_each_param(|p| params.push(p));
-    src.push_str("use tinyddpm_core::Model;\n");
+/// Writes H, B and D, and the shape consts every model's source starts with.
+fn emit_shape(src: &mut String, hidden: usize, blocks: usize, dim: usize) {
     writeln!(src, "/// H, hidden width of the embedded model.").unwrap();
-    writeln!(src, "pub const H: usize = {H};").unwrap();
+    writeln!(src, "pub const H: usize = {hidden};").unwrap();
     writeln!(src, "/// B, residual blocks of the embedded model.").unwrap();
-    writeln!(src, "pub const B: usize = {B};").unwrap();
+    writeln!(src, "pub const B: usize = {blocks};").unwrap();
+    writeln!(src, "/// D, coordinates of a sample.").unwrap();
+    writeln!(src, "pub const D: usize = {dim};").unwrap();
+}
+
+/// Decodes with the core (so only a file it accepts is embedded: every weight finite) and
+/// writes its parameters in file order, from which the core's `Model::from_params` builds
+/// the `static` at compile time.
+fn emit_model(bytes: &[u8], src: &mut String) -> Result<(), String> {
+    let contents = file::open(bytes).map_err(|e| e.to_string())?;
+    let params: Vec<f32> = contents
+        .float_params()
+        .map_err(|e| e.to_string())?
+        .collect();
+    let header = contents.header;
+    src.push_str(
+        "use tinyddpm_core::Model;
+",
+    );
+    emit_shape(
+        src,
+        header.hidden as usize,
+        header.blocks as usize,
+        header.data.dim.into(),
+    );
     let n = params.len();
     src.push_str(
         "/// The model's parameters in file order (compile time only: not in the image).\n",
@@ -336,7 +353,7 @@ fn emit_model<const H: usize, const B: usize>(
     // count after which it warns that it may not terminate; it does, in under a second.
     src.push_str(
         "#[allow(long_running_const_eval)]\n\
-         pub static MODEL: Model<H, B> = match Model::from_params(&PARAMS) {\n    \
+         pub static MODEL: Model<H, B, D> = match Model::from_params(&PARAMS) {\n    \
          Some(model) => model,\n    \
          None => panic!(\"the parameters are not the model's\"),\n};\n",
     );
@@ -359,10 +376,8 @@ fn emit_qmodel<const H: usize, const B: usize>(
     let mut q: Box<QModel<H, B>> = Box::new(QModel::ZERO);
     file::decode_into(bytes, &mut *q).map_err(|e| e.to_string())?;
     src.push_str("use tinyddpm_core::quant::{Gelu, QBlock, QLinear, QModel};\n");
-    writeln!(src, "/// H, hidden width of the embedded model.").unwrap();
-    writeln!(src, "pub const H: usize = {H};").unwrap();
-    writeln!(src, "/// B, residual blocks of the embedded model.").unwrap();
-    writeln!(src, "pub const B: usize = {B};").unwrap();
+    // The integer model draws the notebook's 2-D points (the decoder refused any other D).
+    emit_shape(src, H, B, 2);
     writeln!(src, "/// The integer model, in flash.").unwrap();
     let gelu = |g: Gelu| {
         format!(

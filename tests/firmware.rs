@@ -2,7 +2,8 @@
 //!
 //! Each case builds `firmware/` for a target with a model file, a sampler, a seed and a sample
 //! count (the firmware's build-time settings), runs the image in QEMU with `-icount shift=0`
-//! under a timeout, its output in a file, and compares every `index,x,y` line bit for bit with
+//! under a timeout, its output in a file, and compares every sample line (`index,x,y`, or
+//! `index,x0,x1,…` for a model of other points) bit for bit with
 //! `tinyddpm sample` for the same model file (float or integer), seed and sampler. The counts
 //! are chosen so that both firmware paths run (sample 0 alone, then batches: 3 lanes for the
 //! float model and on the M0, 5 for the integer model on the DSP cores), except DDPM-1000 on
@@ -52,7 +53,8 @@ const TINY_MODEL: &str = "tiny-h32-b2.tdm";
 
 /// One build and run: what the firmware printed.
 struct Run {
-    samples: Vec<[f32; 2]>,
+    /// Each sample's coordinates, D of them.
+    samples: Vec<Vec<f32>>,
     budget: Vec<String>,
 }
 
@@ -199,6 +201,41 @@ fn tiny_model_with_units() -> PathBuf {
     path
 }
 
+/// A model of 3-D points with data units, of a width no board kernel was tuned for (H = 24,
+/// B = 1): what a model trained on a 3-column CSV holds. Its weights are the test's own.
+fn model_3d(target: &Target) -> PathBuf {
+    use tinyddpm_core::file::{self, Kind};
+    use tinyddpm_core::{Data, Header, Model, Sampler, ScheduleKind, Source, Units};
+    let mut model = Box::new(Model::<24, 1, 3>::ZERO);
+    let mut n = 0u32;
+    model.for_each_param_mut(|w| {
+        n += 1;
+        *w = ((n as f32 * 0.618_034).fract() - 0.5) * 0.3;
+    });
+    let header = Header::new::<24, 1, 1000>(ScheduleKind::SEED, Sampler::Ddpm).with_data(Data {
+        dim: 3,
+        source: Source::File,
+        units: Units::new(&[1.7, 0.3, 2.0], &[-0.25, 40.0, 0.5]),
+    });
+    let mut out = vec![0; file::encoded_len(Kind::Float, &header).unwrap()];
+    file::encode(&*model, &header, &mut out).unwrap();
+    // One file per target: the cases run in parallel.
+    let name = format!("model-3d-{}.tdm", target.triple);
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    fs::write(&path, out).unwrap();
+    path
+}
+
+#[test]
+fn m0_model_of_3d_points_matches_host() {
+    check_file(&M0, &model_3d(&M0), "ddim", 4);
+}
+
+#[test]
+fn m4f_model_of_3d_points_matches_host() {
+    check_file(&M4F, &model_3d(&M4F), "dpmpp-2m", 4);
+}
+
 #[test]
 fn m0_model_with_units_matches_host() {
     check_file(&M0, &tiny_model_with_units(), "ddim", 4);
@@ -248,7 +285,8 @@ fn check_file(target: &Target, model: &Path, sampler: &str, count: u64) -> Run {
     let host = host_samples(model, sampler, count, &dir.join(format!("{case}-host.csv")));
     assert_eq!(run.samples.len(), host.len(), "{case}: sample count");
     for (i, (fw, host)) in run.samples.iter().zip(&host).enumerate() {
-        for c in 0..2 {
+        assert_eq!(fw.len(), host.len(), "{case}: sample {i}'s coordinates");
+        for c in 0..host.len() {
             assert_eq!(
                 fw[c].to_bits(),
                 host[c].to_bits(),
@@ -361,24 +399,28 @@ fn run_qemu(target: &Target, elf: &Path, out: &Path) -> Run {
         samples: Vec::new(),
         budget: Vec::new(),
     };
-    for line in text.lines().skip_while(|l| *l != "index,x,y").skip(1) {
+    let mut lines = text.lines().skip_while(|l| !l.starts_with("index,"));
+    let columns = lines.next().map_or(0, |head| head.split(',').count());
+    for line in lines {
         if line.starts_with('#') {
             run.budget.push(line.to_owned());
             continue;
         }
         let fields: Vec<&str> = line.split(',').collect();
-        assert_eq!(fields.len(), 3, "bad firmware line {line:?}");
+        assert_eq!(fields.len(), columns, "bad firmware line {line:?}");
         let index: usize = fields[0].parse().expect("sample index");
         assert_eq!(index, run.samples.len(), "samples out of order: {line:?}");
-        run.samples
-            .push([fields[1], fields[2]].map(|f| f.parse().expect("firmware float")));
+        let point = fields[1..]
+            .iter()
+            .map(|f| f.parse().expect("firmware float"));
+        run.samples.push(point.collect());
     }
     assert!(!run.budget.is_empty(), "no budget lines in:\n{text}");
     run
 }
 
 /// The same samples from the host CLI.
-fn host_samples(model: &Path, sampler: &str, count: u64, csv: &Path) -> Vec<[f32; 2]> {
+fn host_samples(model: &Path, sampler: &str, count: u64, csv: &Path) -> Vec<Vec<f32>> {
     let output = Command::new(env!("CARGO_BIN_EXE_tinyddpm"))
         .arg("sample")
         .arg("--model")
@@ -398,10 +440,9 @@ fn host_samples(model: &Path, sampler: &str, count: u64, csv: &Path) -> Vec<[f32
         .lines()
         .skip(1)
         .map(|line| {
-            let mut fields = line
-                .split(',')
-                .map(|f| f.parse::<f32>().expect("host float"));
-            [fields.next().unwrap(), fields.next().unwrap()]
+            line.split(',')
+                .map(|f| f.parse::<f32>().expect("host float"))
+                .collect()
         })
         .collect()
 }

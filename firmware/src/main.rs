@@ -3,8 +3,8 @@
 //! The model (float, or integer from `tinyddpm quantize`: whichever the model file holds) and
 //! the sampler's step table are `static`s in flash, generated at build time by `build.rs`
 //! from a model file (see there for the settings). The firmware draws samples
-//! `0 .. SAMPLES` of `SEED` with the core's arithmetic, prints them as `index,x,y` (floats in
-//! Rust's shortest round-trip form, like the host CLI's CSV) over semihosting, or over RTT on
+//! `0 .. SAMPLES` of `SEED` with the core's arithmetic, prints them as `index,x,y` (`index,x0,x1,…` for
+//! points of another D; floats in Rust's shortest round-trip form, like the host CLI's CSV) over semihosting, or over RTT on
 //! a board ([`out`]), then its budgets as `# ` lines, and ends (QEMU exits with status 0).
 //!
 //! Two paths, both the core's reverse chain ([`tinyddpm_core::chain`]) and checked against the
@@ -29,10 +29,10 @@ mod embedded {
 
 use cortex_m as _;
 use cortex_m_rt::entry;
-use tinyddpm_core::{Lanes, NoiseStream, PredictNoise, Real, Step, chain, gaussian_lanes};
+use tinyddpm_core::{Lanes, NoiseStream, PredictNoise, Real, Step, chain, gaussian_draw};
 
 use clock::{Clock, Meter};
-use embedded::{B, H, MODEL, SAMPLES, SEED, STEPS};
+use embedded::{B, D, H, MODEL, SAMPLES, SEED, STEPS};
 use out::say;
 
 /// Samples per batch on the batched path, float model. The core's layers keep 8 outputs in
@@ -53,7 +53,7 @@ const TIME_MACS: u64 = if cfg!(time_table) {
     (H + H * H) as u64
 };
 /// Multiply-adds of one sample's noise prediction: input, 2·B hidden layers, output.
-const NET_MACS: u64 = (2 * H + 2 * B * H * H + 2 * H) as u64;
+const NET_MACS: u64 = (D * H + 2 * B * H * H + H * D) as u64;
 
 #[entry]
 fn main() -> ! {
@@ -62,19 +62,18 @@ fn main() -> ! {
     let clock = Clock::start(peripherals.SYST);
     let (mut single, mut batched) = (Meter::default(), Meter::default());
 
-    say!("index,x,y");
+    say!("{}", Columns);
     let mut index = 0;
     while index < SAMPLES {
         if index > 0 && SAMPLES - index >= LANES as u64 {
             let points = sample_batch::<LANES>(index, &clock, &mut batched);
             for (i, &point) in (index..).zip(&points) {
-                let point = in_data_units(point);
-                say!("{},{},{}", i, point[0], point[1]);
+                say!("{}", Row(i, in_data_units(point)));
             }
             index += LANES as u64;
         } else {
             let point = in_data_units(sample_one(index, &clock, &mut single));
-            say!("{},{},{}", index, point[0], point[1]);
+            say!("{}", Row(index, point));
             index += 1;
         }
     }
@@ -84,10 +83,34 @@ fn main() -> ! {
 
 /// A drawn point in the data's units, by the core's map, as the host's sampling job applies
 /// it (untimed: two operations a coordinate, once per sample).
-fn in_data_units(point: [f32; 2]) -> [f32; 2] {
+fn in_data_units(point: [f32; D]) -> [f32; D] {
     match &embedded::UNITS {
         Some(units) => units.to_data(point),
         None => point,
+    }
+}
+
+/// The header line of the samples: `index,x,y` for the notebook's 2-D points (as the host's
+/// CSV names them), `index,x0,x1,…` for any other D.
+struct Columns;
+
+impl core::fmt::Display for Columns {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("index")?;
+        match D {
+            2 => f.write_str(",x,y"),
+            _ => (0..D).try_for_each(|c| write!(f, ",x{c}")),
+        }
+    }
+}
+
+/// One sample's line: its index, then its coordinates in Rust's shortest round-trip form.
+struct Row(u64, [f32; D]);
+
+impl core::fmt::Display for Row {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", self.0)?;
+        self.1.iter().try_for_each(|v| write!(f, ",{v}"))
     }
 }
 
@@ -112,7 +135,7 @@ fn fp_defaults() {}
 /// to the other path, its loops get registers to themselves (fewer instructions per
 /// multiply-add: docs/performance.md, "Constants chosen by measurement").
 #[inline(never)]
-fn sample_one(index: u64, clock: &Clock, meter: &mut Meter) -> [f32; 2] {
+fn sample_one(index: u64, clock: &Clock, meter: &mut Meter) -> [f32; D] {
     let [x] = sample_lanes::<f32, 1>(index, clock, meter);
     x
 }
@@ -120,7 +143,7 @@ fn sample_one(index: u64, clock: &Clock, meter: &mut Meter) -> [f32; 2] {
 /// Samples `first .. first + N` together, lane `i` carrying sample `first + i` with its own
 /// noise stream; the time embedding is computed once per step for the batch.
 #[inline(never)]
-fn sample_batch<const N: usize>(first: u64, clock: &Clock, meter: &mut Meter) -> [[f32; 2]; N] {
+fn sample_batch<const N: usize>(first: u64, clock: &Clock, meter: &mut Meter) -> [[f32; D]; N] {
     sample_lanes::<Lanes<N>, N>(first, clock, meter)
 }
 
@@ -131,13 +154,13 @@ fn sample_lanes<R: Real, const N: usize>(
     first: u64,
     clock: &Clock,
     meter: &mut Meter,
-) -> [[f32; 2]; N]
+) -> [[f32; D]; N]
 where
-    Predictor: PredictNoise<R>,
+    Predictor: PredictNoise<R, D>,
 {
     let mut noise: [NoiseStream; N] =
         core::array::from_fn(|i| NoiseStream::new(SEED, first + i as u64));
-    let x = gaussian_lanes::<R>(&mut noise);
+    let x = gaussian_draw::<R, D>(&mut noise);
     let mut started = None;
     let steps = STEPS.iter().map(|row| step(row));
     let x = chain(predictor(), steps, x, &mut noise, |_, _| {
@@ -146,7 +169,7 @@ where
         }
         started = Some(clock.now());
     });
-    core::array::from_fn(|i| [x[0].lane(i), x[1].lane(i)])
+    core::array::from_fn(|i| x.map(|c| c.lane(i)))
 }
 
 /// A row of the build's step table as the core's step. The build script read every row
@@ -158,7 +181,7 @@ fn step(row: &[u32]) -> Step {
 
 /// What predicts the noise: the float model itself ...
 #[cfg(not(integer))]
-type Predictor = &'static tinyddpm_core::Model<H, B>;
+type Predictor = &'static tinyddpm_core::Model<H, B, D>;
 /// ... or the integer model with this core's kernel for its dense layers ...
 #[cfg(all(integer, not(time_table)))]
 type Predictor = tinyddpm_core::quant::WithKernel<'static, kernel::Board, H, B>;
