@@ -193,8 +193,8 @@ impl<const H: usize, const B: usize, const D: usize> Model<H, B, D> {
     pub fn time_embedding_observed(&self, t_input: f32, tap: impl FnMut(Tap, &[f32])) -> [f32; H] {
         let (mut hidden, mut temb) = ([0.0f32; H], [0.0f32; H]);
         time_embedding_in(
-            self.tensors(Layer::TimeIn),
-            self.tensors(Layer::TimeOut),
+            (self.time_in.weight.as_flattened(), &self.time_in.bias),
+            (self.time_out.weight.as_flattened(), &self.time_out.bias),
             t_input,
             (&mut hidden, &mut temb),
             tap,
