@@ -15,6 +15,7 @@ use tinyddpm_core::file::{self, FileError, Header, Kind, Stored};
 use tinyddpm_core::{Model, Schedule};
 
 use crate::batch::{self, Init, Request};
+use crate::flat::FlatModel;
 use crate::input;
 
 /// The most bytes read from any file given as a model file, whatever its header says (the
@@ -309,6 +310,12 @@ pub fn save<const H: usize, const B: usize, M: Stored<H, B>>(
     header: &Header,
 ) -> Result<(), ModelFileError> {
     write(path, encode(model, header))
+}
+
+/// Writes a float model of any shape atomically: [`FlatModel::encode`]'s bytes, which are
+/// [`save`]'s for a shape this build names.
+pub fn save_flat(path: &Path, model: &FlatModel, header: &Header) -> Result<(), ModelFileError> {
+    write(path, model.encode(header))
 }
 
 fn write(path: &Path, bytes: Result<Vec<u8>, FileError>) -> Result<(), ModelFileError> {

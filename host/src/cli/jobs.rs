@@ -96,8 +96,9 @@ pub fn draw<M: SampleModel>(
 #[error("{0:#}")]
 pub struct SinkError(anyhow::Error);
 
-/// Runs `job` for the shape (`hidden`, `blocks`), with a progress bar and the stop signals
-/// watched; the errors in the command line's words.
+/// Runs `job` for the shape (`hidden`, `blocks`) on the CPU, or on the GPU for a shape
+/// [`dispatch!`] names, with a progress bar and the stop signals watched; the errors in the
+/// command line's words.
 pub fn run_job(
     job: &TrainJob,
     hidden: usize,
@@ -107,7 +108,10 @@ pub fn run_job(
 ) -> Result<Summary> {
     interrupt::watch()?;
     let watch = BarWatch(progress_bar(0, "train"));
-    let trained = dispatch!(hidden, blocks, train_shape(job, start, gpu, &watch));
+    let trained = match gpu {
+        Some(gpu) => dispatch!(hidden, blocks, train_gpu(job, start, gpu, &watch)),
+        None => job::train(job, start, (hidden, blocks), &watch).map_err(job_error),
+    };
     match trained {
         Ok(_) => watch.0.finish_and_clear(),
         Err(_) => watch.0.abandon(),
@@ -115,15 +119,20 @@ pub fn run_job(
     trained
 }
 
-/// [`train`] for one shape, its stop an [`Interrupted`] (exit 128 + the signal).
-fn train_shape<const H: usize, const B: usize>(
+/// [`job::train_gpu`] for one shape.
+fn train_gpu<const H: usize, const B: usize>(
     job: &TrainJob,
     start: Start<'_>,
-    gpu: Option<&Gpu>,
+    gpu: &Gpu,
     watch: &BarWatch,
 ) -> Result<Summary> {
-    job::train::<H, B>(job, start, gpu, watch).map_err(|e| match e {
+    job::train_gpu::<H, B>(job, start, gpu, watch).map_err(job_error)
+}
+
+/// A training job's error; a stop is an [`Interrupted`] (exit 128 + the signal).
+fn job_error(e: TrainJobError) -> anyhow::Error {
+    match e {
         TrainJobError::Stopped { .. } => Interrupted::new(e.to_string()).into(),
         e => e.into(),
-    })
+    }
 }
