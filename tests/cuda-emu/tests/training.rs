@@ -513,3 +513,28 @@ fn a_run_on_points_follows_the_cpu_and_resumes_on_the_device_given_its_points() 
     let (a, b) = (back.step().expect("resumed"), cpu.step().expect("CPU"));
     assert!(relative(a, b) <= 1e-5, "resumed loss {a} vs {b}");
 }
+
+/// Points of 3 columns: the GPU's kernels take 2, so a new run and a CPU run's checkpoint
+/// are both refused in words that say where to train instead.
+#[test]
+fn a_run_on_points_of_another_width_is_refused_by_the_device() {
+    let s = schedule();
+    let values = (0..3 * 200).map(|i| (i * i % 29) as f32).collect();
+    let points = PointSet::new("p3.csv", 3, values, Normalize::Standard).expect("points");
+    let config = TrainConfig {
+        data: TrainingData::Points(points.into()),
+        ..config(64)
+    };
+    let device = Emulator::default();
+    let refused = |e: Option<tinyddpm::cuda::CudaError>| {
+        let e = e.expect("refused").to_string();
+        assert!(
+            e.contains("have D=3; the GPU trainer takes 2-D points (train with --device cpu)"),
+            "{e}"
+        );
+    };
+    refused(GpuTrainer::<48, 2, 1000>::new(&device, config.clone(), &s).err());
+    let mut cpu = Trainer::<1000>::new(config.clone(), 48, 2, &s).expect("CPU trainer");
+    cpu.step().expect("CPU step");
+    refused(GpuTrainer::<48, 2, 1000>::from_state(&device, cpu.state()).err());
+}
