@@ -2,7 +2,7 @@
 //! stderr, the stop signals watched ([`interrupt`]), the device resolved for each model
 //! kind, and the jobs' errors in the command line's words.
 
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use indicatif::ProgressBar;
 use tinyddpm::cuda::Gpu;
 use tinyddpm::run::Watch;
@@ -10,6 +10,7 @@ use tinyddpm::run::sample::{Overflow, SampleError, SampleModel, Sampling, Sink};
 use tinyddpm::run::train::{self as job, Start, Summary, TrainJob, TrainJobError};
 
 use super::interrupt::{self, Interrupted};
+use super::shapes::{SUPPORTED, listed};
 use super::{DeviceArg, device, dispatch, progress_bar, tell};
 
 /// A job's progress as a bar on stderr; a stop signal ([`interrupt::watch`]) stops it.
@@ -106,6 +107,12 @@ pub fn run_job(
     start: Start<'_>,
     gpu: Option<&Gpu>,
 ) -> Result<Summary> {
+    if gpu.is_some() && !SUPPORTED.contains(&(hidden, blocks)) {
+        bail!(
+            "the GPU trainer runs {}, not H={hidden} B={blocks} (train with --device cpu)",
+            listed()
+        );
+    }
     interrupt::watch()?;
     let watch = BarWatch(progress_bar(0, "train"));
     let trained = match gpu {
