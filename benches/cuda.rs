@@ -52,7 +52,11 @@ fn main() {
         .map(|(i, l)| format!("{i},{l}\n"))
         .collect();
     std::fs::write(dir.join("gpu_losses.csv"), format!("step,loss\n{log}")).expect("losses");
-    let model = trainer.model().expect("model");
+    let model = trainer
+        .model()
+        .expect("model")
+        .to_model::<128, 3, 2>()
+        .expect("the seed shape");
     let header = Header::new::<128, 3, 1000>(ScheduleKind::SEED, Sampler::Ddpm);
     tinyddpm::modelfile::save(&dir.join("gpu_model.tdm"), &*model, &header).expect("model file");
 

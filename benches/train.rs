@@ -29,9 +29,9 @@ const MACS_PER_EXAMPLE: usize = {
 };
 const FLOP_PER_STEP: f64 = (2 * MACS_PER_EXAMPLE * BATCH) as f64;
 
-fn trainer() -> Trainer<H, B, 1000> {
+fn trainer() -> Trainer<1000> {
     let schedule = Schedule::<1000>::new(ScheduleKind::SEED).expect("seed schedule");
-    Trainer::new(TrainConfig::default(), &schedule).expect("seed configuration")
+    Trainer::new(TrainConfig::default(), H, B, &schedule).expect("seed configuration")
 }
 
 fn train_step(c: &mut Criterion) {

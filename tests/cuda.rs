@@ -276,7 +276,7 @@ fn gpu_sampling_handles_the_all_zero_stream_seed() {
 
 /// Step `step`'s training batch under `seed`, as the CPU trainer draws it.
 fn batch_of(seed: u64, step: u64, batch: usize, s: &Schedule<1000>) -> Examples {
-    let mut ex = Examples::with_len(batch);
+    let mut ex = Examples::new(batch, 2);
     ex.fill(
         tinyddpm::data::DataSet::SwissRoll,
         &tinyddpm::data::forward_coefs(s),
@@ -331,10 +331,11 @@ fn gpu_training_step_matches_cpu_references() {
     assert_close("loss", &[loss], &[core_loss(&m0, &ex) as f32], 1e-6, 1e-4);
 
     // Backward: the CPU trainer's hand-written gradient on the same batch.
-    let (cpu_loss, cpu_grad) = tinyddpm::train::loss_and_gradient(&*m0, &ex);
+    let (cpu_loss, cpu_grad) =
+        tinyddpm::train::loss_and_gradient(&tinyddpm::flat::FlatModel::of(&*m0), &ex);
     assert_close("loss vs CPU trainer", &[loss], &[cpu_loss], 1e-6, 1e-4);
     let g = trainer.gradients().expect("gradients");
-    assert_close("gradient", &g, &params_of(&cpu_grad), 1e-6, 1e-3);
+    assert_close("gradient", &g, cpu_grad.params(), 1e-6, 1e-3);
 
     // Adam (zero moments, update number 4) and the EMA in the CPU trainer's f32 sequence,
     // from the GPU's own gradients.

@@ -99,11 +99,11 @@ fn trained(set: DataSet, schedule: &Schedule<T>) -> Box<Model<128, 3>> {
         data: set.into(),
         ..TrainConfig::default()
     };
-    let mut trainer = Trainer::<128, 3, T>::new(config, schedule).unwrap();
+    let mut trainer = Trainer::<T>::new(config, 128, 3, schedule).unwrap();
     for _ in 0..10_000 {
         trainer.step().unwrap();
     }
-    trainer.model()
+    trainer.model().to_model().expect("the seed shape")
 }
 
 /// Two sets without noise, whose outliers lie off the data: measured 0.990 (cos) and 0.999

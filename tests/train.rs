@@ -7,7 +7,7 @@ use std::path::Path;
 use tinyddpm::data::{
     DataSet, Examples, Normalize, PointSet, TrainingData, forward_coefs, true_samples,
 };
-use tinyddpm::modelfile;
+use tinyddpm::flat::FlatModel;
 use tinyddpm::train::{
     CheckpointError, CheckpointFile, CheckpointFormatError, DataMismatch, TrainConfig, TrainError,
     Trainer, Training, loss_and_gradient, predict_noise,
@@ -20,7 +20,7 @@ fn schedule() -> Schedule<1000> {
 }
 
 fn examples(n: usize, seed: u64) -> Examples {
-    let mut ex = Examples::with_len(n);
+    let mut ex = Examples::new(n, 2);
     ex.fill(DataSet::SwissRoll, &forward_coefs(&schedule()), seed, 0, 0);
     ex
 }
@@ -35,18 +35,18 @@ fn config(batch: usize, threads: usize) -> TrainConfig {
 
 /// A trained-a-little model, so activations are not all at initial scale.
 fn warm_model<const H: usize, const B: usize>(steps: u64) -> Box<Model<H, B>> {
-    let mut t = Trainer::<H, B, 1000>::new(config(64, 1), &schedule()).unwrap();
+    let mut t = Trainer::<1000>::new(config(64, 1), H, B, &schedule()).unwrap();
     for _ in 0..steps {
         t.step().unwrap();
     }
-    t.weights()
+    t.weights().to_model::<H, B, 2>().unwrap()
 }
 
 #[test]
 fn batched_forward_agrees_with_the_cores_predict_noise() {
     let model = warm_model::<128, 3>(200);
     let ex = examples(300, 11);
-    let batched = predict_noise(&model, &ex);
+    let batched = predict_noise(&FlatModel::of(&*model), &ex);
     let mut worst = 0.0f32;
     for i in 0..ex.len() {
         let temb = model.time_embedding(ex.t_input[i]);
@@ -59,8 +59,10 @@ fn batched_forward_agrees_with_the_cores_predict_noise() {
     assert!(worst < 1e-5, "worst scaled difference {worst:e}");
 }
 
-/// The model in f64 with the exact (erf) GELU, parameters in file order.
+/// The model in f64 with the exact (erf) GELU, parameters in file order, on the examples'
+/// D coordinates.
 fn loss_f64(p: &[f64], ex: &Examples, h: usize, blocks: usize) -> f64 {
+    let d = ex.dim;
     let gelu = |x: f64| 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2));
     // `at` walks through the parameters in file order, layer by layer
     let dense = |at: &mut usize, x: &[f64], i: usize, o: usize| -> Vec<f64> {
@@ -76,8 +78,8 @@ fn loss_f64(p: &[f64], ex: &Examples, h: usize, blocks: usize) -> f64 {
         let e: Vec<f64> = dense(at, &[f64::from(ex.t_input[n])], 1, h);
         let e: Vec<f64> = e.into_iter().map(gelu).collect();
         let temb = dense(at, &e, h, h);
-        let x = [f64::from(ex.x_t[2 * n]), f64::from(ex.x_t[2 * n + 1])];
-        let mut hid: Vec<f64> = dense(at, &x, 2, h).into_iter().map(gelu).collect();
+        let x: Vec<f64> = ex.x_t[d * n..d * n + d].iter().map(|&v| v.into()).collect();
+        let mut hid: Vec<f64> = dense(at, &x, d, h).into_iter().map(gelu).collect();
         for (v, t) in hid.iter_mut().zip(&temb) {
             *v += t;
         }
@@ -88,27 +90,23 @@ fn loss_f64(p: &[f64], ex: &Examples, h: usize, blocks: usize) -> f64 {
                 *hj = (vj + *hj + tj) / std::f64::consts::SQRT_2;
             }
         }
-        let out = dense(at, &hid, h, 2);
-        for (o, &e) in out.iter().zip(&ex.noise[2 * n..2 * n + 2]) {
+        let out = dense(at, &hid, h, d);
+        for (o, &e) in out.iter().zip(&ex.noise[d * n..d * n + d]) {
             total += (o - f64::from(e)).powi(2);
         }
     }
-    total / (2 * ex.len()) as f64
+    total / (d * ex.len()) as f64
 }
 
-#[test]
-fn gradients_match_f64_finite_differences() {
-    const H: usize = 8;
-    const B: usize = 2;
-    let model = warm_model::<H, B>(30);
-    let ex = examples(7, 5);
-    let (loss, grad) = loss_and_gradient(&model, &ex);
-    let mut p = Vec::new();
-    model.for_each_param(|w| p.push(f64::from(w)));
-    let mut g = Vec::new();
-    grad.for_each_param(|w| g.push(f64::from(w)));
-    assert_eq!(p.len(), Model::<H, B>::PARAMS);
-    let exact = loss_f64(&p, &ex, H, B);
+/// The trainer's loss equals the f64 model's, and its gradient the f64 loss's central
+/// differences, parameter by parameter.
+fn check_gradient(model: &FlatModel, ex: &Examples) {
+    let lay = model.layout();
+    let (loss, grad) = loss_and_gradient(model, ex);
+    let p: Vec<f64> = model.params().iter().map(|&w| w.into()).collect();
+    let g: Vec<f64> = grad.params().iter().map(|&w| w.into()).collect();
+    assert_eq!((g.len(), grad.layout()), (p.len(), lay));
+    let exact = loss_f64(&p, ex, lay.hidden, lay.blocks);
     assert!(
         (f64::from(loss) - exact).abs() < 1e-5 * exact,
         "{loss} vs {exact}"
@@ -118,26 +116,113 @@ fn gradients_match_f64_finite_differences() {
     for i in 0..p.len() {
         let mut q = p.clone();
         q[i] = p[i] + step;
-        let up = loss_f64(&q, &ex, H, B);
+        let up = loss_f64(&q, ex, lay.hidden, lay.blocks);
         q[i] = p[i] - step;
-        let down = loss_f64(&q, &ex, H, B);
+        let down = loss_f64(&q, ex, lay.hidden, lay.blocks);
         let fd = (up - down) / (2.0 * step);
         assert!(
             (g[i] - fd).abs() <= 2e-3 * fd.abs() + 2e-6,
-            "parameter {i}: backward {} vs finite difference {fd}",
+            "{lay:?} parameter {i}: backward {} vs finite difference {fd}",
             g[i]
         );
         checked_nonzero += usize::from(fd.abs() > 1e-4);
     }
     assert!(
         checked_nonzero > p.len() / 2,
-        "{checked_nonzero} informative parameters"
+        "{lay:?}: {checked_nonzero} informative parameters"
     );
 }
 
-fn model_bytes<const H: usize, const B: usize>(t: &Trainer<H, B, 1000>) -> Vec<u8> {
-    let header = Header::new::<H, B, 1000>(t.schedule_kind(), Sampler::Ddpm);
-    modelfile::encode(&*t.model(), &header).unwrap()
+#[test]
+fn gradients_match_f64_finite_differences() {
+    let model = warm_model::<8, 2>(30);
+    assert_eq!(FlatModel::of(&*model).params().len(), Model::<8, 2>::PARAMS);
+    check_gradient(&FlatModel::of(&*model), &examples(7, 5));
+}
+
+/// 100 rows of `dim` columns, standardized: a rational sequence, every column its own.
+fn points_of(dim: usize) -> TrainingData {
+    let values = (0..100 * dim)
+        .map(|i| ((i * 37 + i / dim * 11) % 97) as f32 / 8.0 - (i % dim) as f32)
+        .collect();
+    let points = PointSet::new("d.csv", dim, values, Normalize::Standard).unwrap();
+    TrainingData::Points(points.into())
+}
+
+/// A shape no build names (H = 24, B = 1) on points of D = 1, 3 and 16, trained a little on
+/// them by the runtime-shaped trainer: its loss and gradient are the f64 model's.
+#[test]
+fn gradients_of_any_shape_and_dimension_match_f64_finite_differences() {
+    for dim in [1, 3, 16] {
+        let data = points_of(dim);
+        let run = TrainConfig {
+            data: data.clone(),
+            ..config(64, 1)
+        };
+        let mut t = Trainer::<1000>::new(run, 24, 1, &schedule()).unwrap();
+        for _ in 0..20 {
+            t.step().unwrap();
+        }
+        let model = t.weights();
+        assert_eq!(
+            (model.hidden(), model.layout().blocks, model.dim()),
+            (24, 1, dim)
+        );
+        let mut ex = Examples::new(7, dim);
+        ex.fill(&data, &forward_coefs(&schedule()), 5, 0, 0);
+        check_gradient(&model, &ex);
+    }
+}
+
+/// Points of D = 3 at a shape no build names, two chunks a step: one thread or two give the
+/// same run, and its checkpoint (version 4, D recorded) resumes bit for bit given the same
+/// points.
+#[test]
+fn a_run_of_any_shape_and_dimension_is_thread_independent_and_resumes_bit_for_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |threads| TrainConfig {
+        data: points_of(3),
+        ema: Some(0.9),
+        ..config(100, threads)
+    };
+    let mut one = Trainer::<1000>::new(run(1), 24, 1, &schedule()).unwrap();
+    let mut two = Trainer::<1000>::new(run(2), 24, 1, &schedule()).unwrap();
+    let mut losses = Vec::new();
+    for _ in 0..6 {
+        let loss = one.step().unwrap();
+        assert_eq!(loss.to_bits(), two.step().unwrap().to_bits());
+        losses.push(loss.to_bits());
+    }
+    let mut half = Trainer::<1000>::new(run(2), 24, 1, &schedule()).unwrap();
+    for _ in 0..3 {
+        half.step().unwrap();
+    }
+    let ckpt = dir.path().join("d3.ckpt");
+    half.save_checkpoint(&ckpt).unwrap();
+    let file = CheckpointFile::read(&ckpt).unwrap();
+    let info = file.info().unwrap();
+    assert_eq!(
+        (info.version, info.dim, info.hidden, info.blocks),
+        (4, 3, 24, 1)
+    );
+    let given = file.with_data(&points_of(3)).unwrap().unwrap();
+    let mut resumed = Trainer::<1000>::resume_from(&given, Some(1)).unwrap();
+    for want in &losses[3..] {
+        assert_eq!(resumed.step().unwrap().to_bits(), *want);
+    }
+    assert_eq!(model_bytes(&one), model_bytes(&resumed));
+}
+
+fn model_bytes(t: &Trainer<1000>) -> Vec<u8> {
+    let model = t.model();
+    let lay = model.layout();
+    let header = Header {
+        hidden: lay.hidden as u32,
+        blocks: lay.blocks as u32,
+        data: t.config().data.model_data(),
+        ..Header::new::<0, 0, 1000>(t.schedule_kind(), Sampler::Ddpm)
+    };
+    model.encode(&header).unwrap()
 }
 
 #[test]
@@ -147,7 +232,7 @@ fn resume_continues_bit_for_bit_on_any_thread_count() {
         ema: Some(0.99),
         ..config(128, 2)
     };
-    let mut straight = Trainer::<128, 3, 1000>::new(run.clone(), &schedule()).unwrap();
+    let mut straight = Trainer::<1000>::new(run.clone(), 128, 3, &schedule()).unwrap();
     let mut losses = Vec::new();
     for _ in 0..300 {
         losses.push(straight.step().unwrap());
@@ -155,7 +240,7 @@ fn resume_continues_bit_for_bit_on_any_thread_count() {
     let whole = dir.path().join("whole.ckpt");
     straight.save_checkpoint(&whole).unwrap();
 
-    let mut first = Trainer::<128, 3, 1000>::new(run, &schedule()).unwrap();
+    let mut first = Trainer::<1000>::new(run, 128, 3, &schedule()).unwrap();
     let mut resumed_losses = Vec::new();
     for _ in 0..150 {
         resumed_losses.push(first.step().unwrap());
@@ -163,7 +248,7 @@ fn resume_continues_bit_for_bit_on_any_thread_count() {
     let half = dir.path().join("half.ckpt");
     first.save_checkpoint(&half).unwrap();
     drop(first);
-    let mut second = Trainer::<128, 3, 1000>::resume(&half, Some(1)).unwrap();
+    let mut second = Trainer::<1000>::resume(&half, Some(1)).unwrap();
     assert_eq!(second.step_index(), 150);
     for _ in 0..150 {
         resumed_losses.push(second.step().unwrap());
@@ -199,21 +284,21 @@ fn every_data_set_trains_thread_independently_and_resumes_on_its_set() {
             data: data.into(),
             ..config(100, threads)
         };
-        let mut one = Trainer::<32, 2, 1000>::new(run(1), &schedule()).unwrap();
-        let mut two = Trainer::<32, 2, 1000>::new(run(2), &schedule()).unwrap();
+        let mut one = Trainer::<1000>::new(run(1), 32, 2, &schedule()).unwrap();
+        let mut two = Trainer::<1000>::new(run(2), 32, 2, &schedule()).unwrap();
         let mut losses = Vec::new();
         for _ in 0..6 {
             let loss = one.step().unwrap();
             assert_eq!(loss.to_bits(), two.step().unwrap().to_bits(), "{data}");
             losses.push(loss.to_bits());
         }
-        let mut half = Trainer::<32, 2, 1000>::new(run(2), &schedule()).unwrap();
+        let mut half = Trainer::<1000>::new(run(2), 32, 2, &schedule()).unwrap();
         for _ in 0..3 {
             half.step().unwrap();
         }
         let ckpt = dir.path().join(format!("{data}.ckpt"));
         half.save_checkpoint(&ckpt).unwrap();
-        let mut resumed = Trainer::<32, 2, 1000>::resume(&ckpt, Some(1)).unwrap();
+        let mut resumed = Trainer::<1000>::resume(&ckpt, Some(1)).unwrap();
         assert_eq!(resumed.config().data, data.into());
         for want in &losses[3..] {
             assert_eq!(resumed.step().unwrap().to_bits(), *want, "{data}");
@@ -246,8 +331,8 @@ fn a_run_on_points_trains_thread_independently_and_resumes_given_its_points() {
         ema: Some(0.9),
         ..config(200, threads)
     };
-    let mut one = Trainer::<32, 2, 1000>::new(run(1), &schedule()).unwrap();
-    let mut two = Trainer::<32, 2, 1000>::new(run(2), &schedule()).unwrap();
+    let mut one = Trainer::<1000>::new(run(1), 32, 2, &schedule()).unwrap();
+    let mut two = Trainer::<1000>::new(run(2), 32, 2, &schedule()).unwrap();
     let mut losses = Vec::new();
     for _ in 0..8 {
         let loss = one.step().unwrap();
@@ -255,7 +340,7 @@ fn a_run_on_points_trains_thread_independently_and_resumes_given_its_points() {
         losses.push(loss.to_bits());
     }
     assert_eq!(model_bytes(&one), model_bytes(&two));
-    let mut half = Trainer::<32, 2, 1000>::new(run(2), &schedule()).unwrap();
+    let mut half = Trainer::<1000>::new(run(2), 32, 2, &schedule()).unwrap();
     for _ in 0..4 {
         half.step().unwrap();
     }
@@ -263,9 +348,7 @@ fn a_run_on_points_trains_thread_independently_and_resumes_given_its_points() {
     half.save_checkpoint(&ckpt).unwrap();
     let file = CheckpointFile::read(&ckpt).unwrap();
     // without its points the run cannot go on
-    let e = Trainer::<32, 2, 1000>::resume_from(&file, Some(1))
-        .err()
-        .unwrap();
+    let e = Trainer::<1000>::resume_from(&file, Some(1)).err().unwrap();
     assert!(e.to_string().contains("--data FILE"), "{e}");
     let other = file.with_data(&point_data(0.5)).unwrap().unwrap_err();
     assert!(
@@ -273,13 +356,13 @@ fn a_run_on_points_trains_thread_independently_and_resumes_given_its_points() {
         "{other:?}"
     );
     let given = file.with_data(&point_data(0.0)).unwrap().unwrap();
-    let mut resumed = Trainer::<32, 2, 1000>::resume_from(&given, Some(1)).unwrap();
+    let mut resumed = Trainer::<1000>::resume_from(&given, Some(1)).unwrap();
     for want in &losses[4..] {
         assert_eq!(resumed.step().unwrap().to_bits(), *want);
     }
     assert_eq!(model_bytes(&one), model_bytes(&resumed));
     // another run than the Swiss roll's on the same seed
-    let mut roll = Trainer::<32, 2, 1000>::new(config(200, 1), &schedule()).unwrap();
+    let mut roll = Trainer::<1000>::new(config(200, 1), 32, 2, &schedule()).unwrap();
     assert_ne!(roll.step().unwrap().to_bits(), losses[0]);
 }
 
@@ -287,7 +370,7 @@ fn a_run_on_points_trains_thread_independently_and_resumes_given_its_points() {
 fn a_non_finite_loss_stops_training_and_keeps_the_last_good_state() {
     let dir = tempfile::tempdir().unwrap();
     let ckpt = dir.path().join("run.ckpt");
-    let mut t = Trainer::<32, 2, 1000>::new(config(64, 2), &schedule()).unwrap();
+    let mut t = Trainer::<1000>::new(config(64, 2), 32, 2, &schedule()).unwrap();
     for _ in 0..5 {
         t.step().unwrap();
     }
@@ -301,24 +384,17 @@ fn a_non_finite_loss_stops_training_and_keeps_the_last_good_state() {
     }
     assert_eq!(t.step_index(), 5);
     let after = t.weights();
-    let (mut same, mut count) = (0, 0);
-    after.for_each_param(|w| {
-        count += 1;
-        same += usize::from(!w.is_nan());
-    });
-    assert_eq!(same, count - 1, "only the injected weight is NaN");
-    let mut w_before = Vec::new();
-    before.for_each_param(|w| w_before.push(w));
-    let mut i = 0;
-    after.for_each_param(|w| {
+    let (after, w_before) = (after.params(), before.params());
+    let same = after.iter().filter(|w| !w.is_nan()).count();
+    assert_eq!(same, after.len() - 1, "only the injected weight is NaN");
+    for (i, w) in after.iter().enumerate() {
         assert!(
             i == 0 || w.to_bits() == w_before[i].to_bits(),
             "weight {i} changed"
         );
-        i += 1;
-    });
+    }
     assert_eq!(std::fs::read(&ckpt).unwrap(), good);
-    let resumed = Trainer::<32, 2, 1000>::resume(&ckpt, None).unwrap();
+    let resumed = Trainer::<1000>::resume(&ckpt, None).unwrap();
     assert_eq!(resumed.weights(), before);
 }
 
@@ -330,7 +406,7 @@ fn a_huge_learning_rate_diverges_with_a_clear_error() {
         lr: 1e30,
         ..config(64, 2)
     };
-    let mut t = Trainer::<32, 2, 1000>::new(run, &schedule()).unwrap();
+    let mut t = Trainer::<1000>::new(run, 32, 2, &schedule()).unwrap();
     let err = loop {
         match t.step() {
             Ok(_) => t.save_checkpoint(&ckpt).unwrap(),
@@ -344,13 +420,13 @@ fn a_huge_learning_rate_diverges_with_a_clear_error() {
     };
     assert_eq!(step, t.step_index());
     assert!(err.to_string().contains("diverged at step"), "{err}");
-    let resumed = Trainer::<32, 2, 1000>::resume(&ckpt, None).unwrap();
+    let resumed = Trainer::<1000>::resume(&ckpt, None).unwrap();
     assert_eq!(resumed.step_index(), step);
     assert_eq!(resumed.weights(), t.weights());
 }
 
 fn resume_error(path: &Path) -> CheckpointError {
-    match Trainer::<32, 2, 1000>::resume(path, Some(1)) {
+    match Trainer::<1000>::resume(path, Some(1)) {
         Ok(_) => panic!("{} resumed", path.display()),
         Err(e) => e,
     }
@@ -360,7 +436,7 @@ fn resume_error(path: &Path) -> CheckpointError {
 fn bad_checkpoints_are_typed_errors() {
     let dir = tempfile::tempdir().unwrap();
     let ckpt = dir.path().join("run.ckpt");
-    let t = Trainer::<32, 2, 1000>::new(config(16, 1), &schedule()).unwrap();
+    let t = Trainer::<1000>::new(config(16, 1), 32, 2, &schedule()).unwrap();
     t.save_checkpoint(&ckpt).unwrap();
     let bytes = std::fs::read(&ckpt).unwrap();
 
@@ -391,9 +467,9 @@ fn bad_checkpoints_are_typed_errors() {
             ..
         }
     ));
-    let other_shape = Trainer::<16, 1, 1000>::resume(&ckpt, Some(1));
+    let other_schedule = Trainer::<500>::resume(&ckpt, Some(1));
     assert!(matches!(
-        other_shape.err(),
+        other_schedule.err(),
         Some(CheckpointError::Format {
             source: CheckpointFormatError::Shape { .. },
             ..
@@ -417,7 +493,7 @@ fn invalid_configurations_are_rejected() {
         },
     ] {
         assert!(matches!(
-            Trainer::<8, 1, 1000>::new(bad, &schedule()),
+            Trainer::<1000>::new(bad, 8, 1, &schedule()),
             Err(TrainError::Config(_))
         ));
     }

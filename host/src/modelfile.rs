@@ -313,6 +313,12 @@ pub fn save<const H: usize, const B: usize, M: Stored<H, B>>(
     write(path, encode(model, header))
 }
 
+/// Writes a float model of any shape atomically: [`FlatModel::encode`]'s bytes, which are
+/// [`save`]'s for a shape this build names.
+pub fn save_flat(path: &Path, model: &FlatModel, header: &Header) -> Result<(), ModelFileError> {
+    write(path, model.encode(header))
+}
+
 fn write(path: &Path, bytes: Result<Vec<u8>, FileError>) -> Result<(), ModelFileError> {
     let bytes = bytes.map_err(|e| ModelFileError::format(path, e))?;
     crate::atomic::write(path, &bytes).map_err(|source| ModelFileError::Io {

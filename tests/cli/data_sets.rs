@@ -15,7 +15,7 @@ fn library_losses(data: DataSet, steps: u64) -> Vec<(u64, u32)> {
         data: data.into(),
         ..TrainConfig::default()
     };
-    let mut trainer = Trainer::<32, 2, 1000>::new(config, &schedule()).unwrap();
+    let mut trainer = Trainer::<1000>::new(config, 32, 2, &schedule()).unwrap();
     let mut losses = Vec::new();
     trainer
         .run(steps, &mut |step, loss| losses.push((step, loss.to_bits())))

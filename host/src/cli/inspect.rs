@@ -15,7 +15,6 @@ use tinyddpm::train::{CHECKPOINT_FORMAT, CheckpointFile, CheckpointInfo};
 use tinyddpm_core::file::{self, Contents, FileError, Header, Kind, QuantSizes};
 use tinyddpm_core::{Data, QModel, Source};
 
-use super::shapes::{SUPPORTED, listed};
 use super::{INSPECT_PATIENCE, T, describe, dispatch, open_input};
 use super::{say, tell};
 
@@ -244,9 +243,10 @@ fn checkpoint(path: &Path, info: &CheckpointInfo) {
         non_finite(info.non_finite, "value")
     );
     say!(
-        "model            H = {}, B = {} residual blocks",
+        "model            H = {}, B = {} residual blocks, D = {}",
         info.hidden,
-        info.blocks
+        info.blocks,
+        info.dim
     );
     say!("parameters       {}", info.params);
     say!("data             {}", info.data);
@@ -264,26 +264,12 @@ fn checkpoint(path: &Path, info: &CheckpointInfo) {
         Some(decay) => say!("EMA              decay {decay}"),
         None => say!("EMA              none"),
     }
-    // What `train --resume` checks, in the same words: the first reason is enough.
-    let shape = (info.hidden as usize, info.blocks as usize);
-    let unusable = info
-        .unusable
-        .as_ref()
-        .map(ToString::to_string)
-        .or_else(|| {
-            (info.timesteps as usize != T)
-                .then(|| format!("T = {}, and this build runs T = {T}", info.timesteps))
-        })
-        .or_else(|| {
-            (!SUPPORTED.contains(&shape)).then(|| {
-                format!(
-                    "model shape H={} B={} is not supported (this build runs {})",
-                    shape.0,
-                    shape.1,
-                    listed()
-                )
-            })
-        });
+    // What `train --resume` checks, in the same words: the first reason is enough. (The CPU
+    // trainer resumes a model of any shape.)
+    let unusable = info.unusable.as_ref().map(ToString::to_string).or_else(|| {
+        (info.timesteps as usize != T)
+            .then(|| format!("T = {}, and this build runs T = {T}", info.timesteps))
+    });
     if let Some(why) = unusable {
         tell!(
             "warning: {}: {why}; no command will load it (training cannot resume from it)",

@@ -2,7 +2,7 @@
 //! stderr, the stop signals watched ([`interrupt`]), the device resolved for each model
 //! kind, and the jobs' errors in the command line's words.
 
-use anyhow::{Result, anyhow};
+use anyhow::{Result, anyhow, bail};
 use indicatif::ProgressBar;
 use tinyddpm::cuda::Gpu;
 use tinyddpm::run::Watch;
@@ -10,6 +10,7 @@ use tinyddpm::run::sample::{Overflow, SampleError, SampleModel, Sampling, Sink};
 use tinyddpm::run::train::{self as job, Start, Summary, TrainJob, TrainJobError};
 
 use super::interrupt::{self, Interrupted};
+use super::shapes::{SUPPORTED, listed};
 use super::{DeviceArg, device, dispatch, progress_bar, tell};
 
 /// A job's progress as a bar on stderr; a stop signal ([`interrupt::watch`]) stops it.
@@ -96,8 +97,9 @@ pub fn draw<M: SampleModel>(
 #[error("{0:#}")]
 pub struct SinkError(anyhow::Error);
 
-/// Runs `job` for the shape (`hidden`, `blocks`), with a progress bar and the stop signals
-/// watched; the errors in the command line's words.
+/// Runs `job` for the shape (`hidden`, `blocks`) on the CPU, or on the GPU for a shape
+/// [`dispatch!`] names, with a progress bar and the stop signals watched; the errors in the
+/// command line's words.
 pub fn run_job(
     job: &TrainJob,
     hidden: usize,
@@ -105,9 +107,18 @@ pub fn run_job(
     start: Start<'_>,
     gpu: Option<&Gpu>,
 ) -> Result<Summary> {
+    if gpu.is_some() && !SUPPORTED.contains(&(hidden, blocks)) {
+        bail!(
+            "the GPU trainer runs {}, not H={hidden} B={blocks} (train with --device cpu)",
+            listed()
+        );
+    }
     interrupt::watch()?;
     let watch = BarWatch(progress_bar(0, "train"));
-    let trained = dispatch!(hidden, blocks, train_shape(job, start, gpu, &watch));
+    let trained = match gpu {
+        Some(gpu) => dispatch!(hidden, blocks, train_gpu(job, start, gpu, &watch)),
+        None => job::train(job, start, (hidden, blocks), &watch).map_err(job_error),
+    };
     match trained {
         Ok(_) => watch.0.finish_and_clear(),
         Err(_) => watch.0.abandon(),
@@ -115,15 +126,20 @@ pub fn run_job(
     trained
 }
 
-/// [`train`] for one shape, its stop an [`Interrupted`] (exit 128 + the signal).
-fn train_shape<const H: usize, const B: usize>(
+/// [`job::train_gpu`] for one shape.
+fn train_gpu<const H: usize, const B: usize>(
     job: &TrainJob,
     start: Start<'_>,
-    gpu: Option<&Gpu>,
+    gpu: &Gpu,
     watch: &BarWatch,
 ) -> Result<Summary> {
-    job::train::<H, B>(job, start, gpu, watch).map_err(|e| match e {
+    job::train_gpu::<H, B>(job, start, gpu, watch).map_err(job_error)
+}
+
+/// A training job's error; a stop is an [`Interrupted`] (exit 128 + the signal).
+fn job_error(e: TrainJobError) -> anyhow::Error {
+    match e {
         TrainJobError::Stopped { .. } => Interrupted::new(e.to_string()).into(),
         e => e.into(),
-    })
+    }
 }

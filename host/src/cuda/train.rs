@@ -15,6 +15,7 @@ use tinyddpm_core::{Model, Schedule, ScheduleKind};
 use super::launch::{Arg, Buf, Device, Launch, Plan, Session};
 use super::{CudaError, TRAIN, zero_seed_state};
 use crate::data::TrainingData;
+use crate::flat::FlatModel;
 use crate::train::layout::{Dense, Layout, model_of};
 use crate::train::{self, State, TrainConfig, TrainError, Training, adam};
 
@@ -448,7 +449,7 @@ impl<const H: usize, const B: usize, const T: usize> GpuTrainer<H, B, T> {
         config: TrainConfig,
         schedule: &Schedule<T>,
     ) -> Result<Self, CudaError> {
-        Self::from_state(device, State::new::<H, B>(config, schedule.kind))
+        Self::from_state(device, State::new(config, H, B, schedule.kind)?)
     }
 
     /// Continues on `device` the run a checkpoint file (from either trainer) holds.
@@ -467,7 +468,7 @@ impl<const H: usize, const B: usize, const T: usize> GpuTrainer<H, B, T> {
     /// Continues the run `state` (e.g. a CPU trainer's) on `device`. Steps replay one
     /// captured CUDA graph where the device has them.
     pub fn from_state(device: &dyn Device, state: State) -> Result<Self, CudaError> {
-        let schedule = state.check::<H, B, T>()?;
+        let schedule = state.check_typed::<H, B, T>()?;
         let n = state.config.batch;
         if i32::try_from(n * H.max(2)).is_err() {
             return Err(CudaError::Unsupported(format!("batch size {n}")));
@@ -510,7 +511,7 @@ impl<const H: usize, const B: usize, const T: usize> GpuTrainer<H, B, T> {
     }
 }
 
-impl<const H: usize, const B: usize, const T: usize> Training<H, B> for GpuTrainer<H, B, T> {
+impl<const H: usize, const B: usize, const T: usize> Training for GpuTrainer<H, B, T> {
     type Error = CudaError;
 
     const STEPS_PER_CALL: u64 = LOSS_LOG as u64;
@@ -570,6 +571,10 @@ impl<const H: usize, const B: usize, const T: usize> Training<H, B> for GpuTrain
         self.schedule
     }
 
+    fn layout(&self) -> tinyddpm_core::Layout {
+        tinyddpm_core::Layout::of::<H, B>()
+    }
+
     fn state(&self) -> Result<State, CudaError> {
         let read = |buf| self.session.read_f32(buf);
         Ok(State {
@@ -588,12 +593,13 @@ impl<const H: usize, const B: usize, const T: usize> Training<H, B> for GpuTrain
         })
     }
 
-    fn model(&self) -> Result<Box<Model<H, B>>, CudaError> {
+    fn model(&self) -> Result<FlatModel, CudaError> {
         let src = match self.config.ema {
             Some(_) => self.buffers.ema,
             None => self.buffers.params,
         };
-        Ok(model_of(&self.session.read_f32(src)?))
+        let params = self.session.read_f32(src)?;
+        Ok(FlatModel::new(self.layout(), params).expect("the weight buffer is the model's"))
     }
 }
 
@@ -613,7 +619,7 @@ mod tests {
     fn device_batches_use_the_cpu_trainers_streams() {
         let schedule = Schedule::<1000>::new(ScheduleKind::SEED).expect("schedule");
         let (seed, step) = (42, 7);
-        let mut ex = Examples::with_len(64);
+        let mut ex = Examples::new(64, 2);
         ex.fill(DataSet::SwissRoll, &forward_coefs(&schedule), seed, step, 0);
         let base = crate::data::train_stream_key(seed).wrapping_add(step);
         for i in 0..64 {
@@ -638,9 +644,9 @@ mod tests {
         };
         for blocks in [0, 1, 3] {
             let state = match blocks {
-                0 => State::new::<16, 0>(config.clone(), schedule.kind),
-                1 => State::new::<16, 1>(config.clone(), schedule.kind),
-                _ => State::new::<16, 3>(config.clone(), schedule.kind),
+                0 => State::new(config.clone(), 16, 0, schedule.kind).expect("state"),
+                1 => State::new(config.clone(), 16, 1, schedule.kind).expect("state"),
+                _ => State::new(config.clone(), 16, 3, schedule.kind).expect("state"),
             };
             let (plan, _) = match blocks {
                 0 => step_plan::<16, 0, 1000>(&state, &schedule),

@@ -67,15 +67,16 @@ impl TrainingData {
         }
     }
 
-    /// One point from `rng` (the set's [`DataSet::draws`], or one draw for a row).
-    pub fn point(&self, rng: &mut Xoshiro128PlusPlus) -> [f32; 2] {
+    /// D, the coordinates of a point: 2 for every built-in set, the file's columns for
+    /// points.
+    pub fn dim(&self) -> usize {
         match self {
-            Self::Set(set) => set.point(rng),
-            Self::Points(points) => points.point(rng),
+            Self::Set(_) => 2,
+            Self::Points(points) => points.dim(),
         }
     }
 
-    /// What the model file records of the data: D = 2, the source, and the units of
+    /// What the model file records of the data: D, the source, and the units of
     /// normalized points (the samplers map every sample back by them).
     pub fn model_data(&self) -> Data {
         match self {
@@ -85,7 +86,8 @@ impl TrainingData {
                 units: None,
             },
             Self::Points(points) => Data {
-                dim: points::DIM as u8,
+                // At most MAX_DIM = 16 columns: a point set is never wider.
+                dim: points.dim() as u8,
                 source: Source::File,
                 units: points.units().copied(),
             },
@@ -104,25 +106,29 @@ impl std::fmt::Display for TrainingData {
 
 /// A source of one example's point: what [`Examples::fill`] draws from.
 pub trait PointSource {
-    /// One point from `rng`, a fixed number of draws.
-    fn draw(&self, rng: &mut Xoshiro128PlusPlus) -> [f32; 2];
+    /// One point from `rng` into `x` (D long), a fixed number of draws.
+    fn draw(&self, rng: &mut Xoshiro128PlusPlus, x: &mut [f32]);
 }
 
 impl PointSource for DataSet {
-    fn draw(&self, rng: &mut Xoshiro128PlusPlus) -> [f32; 2] {
-        self.point(rng)
+    fn draw(&self, rng: &mut Xoshiro128PlusPlus, x: &mut [f32]) {
+        x.copy_from_slice(&self.point(rng));
     }
 }
 
+/// The set's [`DataSet::draws`], or one draw for a row of points.
 impl PointSource for TrainingData {
-    fn draw(&self, rng: &mut Xoshiro128PlusPlus) -> [f32; 2] {
-        self.point(rng)
+    fn draw(&self, rng: &mut Xoshiro128PlusPlus, x: &mut [f32]) {
+        match self {
+            Self::Set(set) => set.draw(rng, x),
+            Self::Points(points) => points.point(rng, x),
+        }
     }
 }
 
 impl<S: PointSource + ?Sized> PointSource for &S {
-    fn draw(&self, rng: &mut Xoshiro128PlusPlus) -> [f32; 2] {
-        (**self).draw(rng)
+    fn draw(&self, rng: &mut Xoshiro128PlusPlus, x: &mut [f32]) {
+        (**self).draw(rng, x)
     }
 }
 
@@ -185,9 +191,12 @@ pub fn true_samples(set: DataSet, n: usize, seed: u64) -> Vec<[f32; 2]> {
         .collect()
 }
 
-/// Noised training examples, row-major: `x_t` and `noise` are `[n × 2]`, `t_input` is `[n]`.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// Noised training examples of D coordinates, row-major: `x_t` and `noise` are `[n × D]`,
+/// `t_input` is `[n]`.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Examples {
+    /// D, the coordinates of a point.
+    pub dim: usize,
     /// The noised points x_t.
     pub x_t: Vec<f32>,
     /// The network's time input `t/T` (f32, as the core computes it).
@@ -197,12 +206,13 @@ pub struct Examples {
 }
 
 impl Examples {
-    /// Storage for `n` examples.
-    pub fn with_len(n: usize) -> Self {
+    /// Storage for `n` examples of `dim` coordinates.
+    pub fn new(n: usize, dim: usize) -> Self {
         Self {
-            x_t: vec![0.0; 2 * n],
+            dim,
+            x_t: vec![0.0; dim * n],
             t_input: vec![0.0; n],
-            noise: vec![0.0; 2 * n],
+            noise: vec![0.0; dim * n],
         }
     }
 
@@ -217,10 +227,12 @@ impl Examples {
     }
 
     /// Fills every row with the examples `first, first + 1, …` of training step `step` under
-    /// `seed`, points of `data` (a [`DataSet`] or the run's [`TrainingData`]); `coefs[t]` is
-    /// `schedule.forward_coefs(t)` (see [`forward_coefs`]). Each example's stream yields, in
-    /// order: the point ([`DataSet::draws`] draws, or one [`choice`] of a point set's row), t
-    /// (one [`choice`]), ε (one [`gaussian_pair`]).
+    /// `seed`, points of `data` (a [`DataSet`] or the run's [`TrainingData`], of D
+    /// coordinates); `coefs[t]` is `schedule.forward_coefs(t)` (see [`forward_coefs`]). Each
+    /// example's stream yields, in order: the point ([`DataSet::draws`] draws, or one
+    /// [`choice`] of a point set's row), t (one [`choice`]), ε (⌈D/2⌉ [`gaussian_pair`]s, the
+    /// last one's second value dropped for an odd D: the samplers' rule,
+    /// `NoiseStream::fill_gaussians`).
     pub fn fill(
         &mut self,
         data: impl PointSource,
@@ -234,18 +246,22 @@ impl Examples {
         let steps = coefs.len() as u32;
         let rows = self
             .x_t
-            .chunks_exact_mut(2)
-            .zip(self.noise.chunks_exact_mut(2))
+            .chunks_exact_mut(self.dim)
+            .zip(self.noise.chunks_exact_mut(self.dim))
             .zip(&mut self.t_input);
         for (i, ((x, eps), t_in)) in rows.enumerate() {
             let mut rng = Xoshiro128PlusPlus::from_seed(stream_seed(base, (first + i) as u64));
-            let x0 = data.draw(&mut rng);
+            data.draw(&mut rng, x);
             let t = choice(&mut rng, steps) as usize;
-            let z = gaussian_pair(&mut rng);
+            for pair in eps.chunks_mut(2) {
+                for (e, z) in pair.iter_mut().zip(gaussian_pair(&mut rng)) {
+                    *e = z;
+                }
+            }
             let (signal, noise) = coefs[t];
-            x[0] = signal * x0[0] + noise * z[0];
-            x[1] = signal * x0[1] + noise * z[1];
-            eps.copy_from_slice(&z);
+            for (x, &e) in x.iter_mut().zip(eps.iter()) {
+                *x = signal * *x + noise * e;
+            }
             *t_in = t as f32 / steps as f32;
         }
     }
@@ -285,21 +301,22 @@ mod tests {
     fn examples_depend_on_seed_step_and_index_only() {
         let coefs = coefs();
         for set in DataSet::ALL {
-            let mut whole = Examples::with_len(8);
+            let mut whole = Examples::new(8, 2);
             whole.fill(set, &coefs, 5, 9, 0);
             for split in [1, 3, 7] {
-                let mut head = Examples::with_len(split);
+                let mut head = Examples::new(split, 2);
                 head.fill(set, &coefs, 5, 9, 0);
-                let mut tail = Examples::with_len(8 - split);
+                let mut tail = Examples::new(8 - split, 2);
                 tail.fill(set, &coefs, 5, 9, split);
                 let joined = Examples {
+                    dim: 2,
                     x_t: [head.x_t, tail.x_t].concat(),
                     t_input: [head.t_input, tail.t_input].concat(),
                     noise: [head.noise, tail.noise].concat(),
                 };
                 assert_eq!(whole, joined, "{set} split at {split}");
             }
-            let mut other = Examples::with_len(8);
+            let mut other = Examples::new(8, 2);
             other.fill(set, &coefs, 5, 10, 0);
             assert_ne!(whole, other, "{set}");
         }
@@ -312,7 +329,7 @@ mod tests {
         let coefs = coefs();
         let base = train_stream_key(5).wrapping_add(9);
         for set in DataSet::ALL {
-            let mut ex = Examples::with_len(16);
+            let mut ex = Examples::new(16, 2);
             ex.fill(set, &coefs, 5, 9, 0);
             for i in 0..16 {
                 let mut rng = Xoshiro128PlusPlus::from_seed(stream_seed(base, i as u64));
@@ -346,7 +363,7 @@ mod tests {
     #[test]
     fn times_are_uniform_and_x_t_follows_the_forward_process() {
         let coefs = coefs();
-        let mut ex = Examples::with_len(50_000);
+        let mut ex = Examples::new(50_000, 2);
         ex.fill(DataSet::SwissRoll, &coefs, 1, 0, 0);
         let mean_t = ex.t_input.iter().map(|&t| f64::from(t)).sum::<f64>() / 50_000.0;
         assert!((mean_t - 0.4995).abs() < 0.005, "{mean_t}");

@@ -4,8 +4,8 @@
 //! **Reading.** The format is told by the first bytes ([`crate::npy::is_npy`]); a CSV's header
 //! line is optional. Both are read as streams, at most [`MAX_ROWS`] rows: a CSV row by row
 //! (each line at most [`crate::csv::MAX_LINE`] bytes), an `.npy` after its shape has been
-//! checked against the bounds, so the points take at most 4·D·N ≤ 4·16·10⁷ bytes (640 MB; 80
-//! MB for the D = 2 this build trains) whatever the file's length.
+//! checked against the bounds, so the points take at most 4·D·N ≤ 4·16·10⁷ bytes (640 MB)
+//! whatever the file's length.
 //!
 //! **Normalization** ([`Normalize::Standard`], the default for a file): per column, the shift
 //! is the mean and the scale the population standard deviation `√(Σ(x − mean)²/N)`, both
@@ -25,6 +25,7 @@ use std::io::{BufRead, BufReader, Read};
 use rand_xoshiro::Xoshiro128PlusPlus;
 use serde::{Deserialize, Serialize};
 use tinyddpm_core::Units;
+use tinyddpm_core::units::MAX_DIM;
 
 use super::choice;
 use crate::csv::{self, CsvError};
@@ -33,8 +34,6 @@ use crate::scores::Points;
 
 /// The most rows read from a points file: the CSV readers' cap.
 pub const MAX_ROWS: usize = csv::MAX_ROWS;
-/// The width of the points this build's models take.
-pub const DIM: usize = 2;
 
 /// How a file's points are mapped to the model's space before training.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -77,8 +76,8 @@ pub enum PointsError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// Points of another width than the models take.
-    #[error("{name} has {dim} columns; this build's models take {DIM}")]
+    /// Points of a width no model takes (the readers never make one).
+    #[error("{name} has {dim} columns; a model takes 1 to {MAX_DIM}")]
     Width {
         /// The file.
         name: String,
@@ -129,13 +128,15 @@ pub enum PointsError {
     },
 }
 
-/// N points of [`DIM`] coordinates in the model's space, the file they came from and the map
+/// N points of D coordinates (1 to [`MAX_DIM`]) in the model's space, the file they came from and the map
 /// back to its units.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PointSet {
     name: String,
     /// Row-major, normalized, every value finite.
     values: Vec<f32>,
+    /// D, the coordinates of a point.
+    dim: usize,
     /// N, at most [`MAX_ROWS`] (so a u32 for [`choice`]).
     rows: u32,
     normalize: Normalize,
@@ -186,13 +187,13 @@ impl PointSet {
         mut values: Vec<f32>,
         normalize: Normalize,
     ) -> Result<Self, PointsError> {
-        if dim != DIM {
+        if !(1..=MAX_DIM).contains(&dim) || !values.len().is_multiple_of(dim) {
             return Err(PointsError::Width {
                 name: name.into(),
                 dim,
             });
         }
-        let rows = values.len() / DIM;
+        let rows = values.len() / dim;
         if rows == 0 {
             return Err(PointsError::Empty { name: name.into() });
         }
@@ -204,11 +205,11 @@ impl PointSet {
             });
         };
         let units = match normalize {
-            Normalize::Standard => Some(standard_units(name, &values)?),
+            Normalize::Standard => Some(standard_units(name, dim, &values)?),
             Normalize::None => None,
         };
         if let Some(units) = &units {
-            for (row, p) in values.chunks_exact_mut(DIM).enumerate() {
+            for (row, p) in values.chunks_exact_mut(dim).enumerate() {
                 units.to_model(p);
                 if !p.iter().all(|v| v.is_finite()) {
                     return Err(PointsError::Overflow {
@@ -218,9 +219,10 @@ impl PointSet {
                 }
             }
         }
-        let fingerprint = fingerprint(&values);
+        let fingerprint = fingerprint(n, &values);
         Ok(Self {
             name: name.into(),
+            dim,
             rows: n,
             values,
             normalize,
@@ -229,10 +231,15 @@ impl PointSet {
         })
     }
 
-    /// One example's point: row `choice(rng, N)`, one draw.
-    pub fn point(&self, rng: &mut Xoshiro128PlusPlus) -> [f32; 2] {
-        let i = choice(rng, self.rows) as usize * DIM;
-        [self.values[i], self.values[i + 1]]
+    /// One example's point into `x` (D long): row `choice(rng, N)`, one draw.
+    pub fn point(&self, rng: &mut Xoshiro128PlusPlus, x: &mut [f32]) {
+        let i = choice(rng, self.rows) as usize * self.dim;
+        x.copy_from_slice(&self.values[i..i + self.dim]);
+    }
+
+    /// D, the coordinates of a point.
+    pub fn dim(&self) -> usize {
+        self.dim
     }
 
     /// The file's name, as given.
@@ -273,11 +280,11 @@ impl PointSet {
     }
 }
 
-/// The fingerprint of normalized `values` (see [`PointSet::fingerprint`]).
-fn fingerprint(values: &[f32]) -> u64 {
+/// The fingerprint of `rows` normalized rows `values` (see [`PointSet::fingerprint`]).
+fn fingerprint(rows: u32, values: &[f32]) -> u64 {
     let crc = crc::Crc::<u64>::new(&crc::CRC_64_XZ);
     let mut digest = crc.digest();
-    digest.update(&((values.len() / DIM) as u64).to_le_bytes());
+    digest.update(&u64::from(rows).to_le_bytes());
     for v in values {
         digest.update(&v.to_le_bytes());
     }
@@ -287,11 +294,11 @@ fn fingerprint(values: &[f32]) -> u64 {
 /// The standard normalization's map of row-major `values` (see the module docs): per column
 /// the mean and the population standard deviation, in f64 over the rows in order, each
 /// rounded to f32 once.
-fn standard_units(name: &str, values: &[f32]) -> Result<Units, PointsError> {
-    let n = (values.len() / DIM) as f64;
-    let (mut scale, mut shift, mut spread) = ([0f32; DIM], [0f32; DIM], [0f64; DIM]);
-    for c in 0..DIM {
-        let column = || values.iter().skip(c).step_by(DIM).map(|&v| f64::from(v));
+fn standard_units(name: &str, dim: usize, values: &[f32]) -> Result<Units, PointsError> {
+    let n = (values.len() / dim) as f64;
+    let (mut scale, mut shift, mut spread) = (vec![0f32; dim], vec![0f32; dim], vec![0f64; dim]);
+    for c in 0..dim {
+        let column = || values.iter().skip(c).step_by(dim).map(|&v| f64::from(v));
         let mean = column().sum::<f64>() / n;
         let sd = (column().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n).sqrt();
         if sd == 0.0 {
@@ -360,7 +367,7 @@ mod tests {
         assert_eq!(set.values(), &raw[..]);
         let data = TrainingData::Points(std::sync::Arc::new(set));
         let coefs = forward_coefs(&Schedule::<1000>::new(ScheduleKind::SEED).unwrap());
-        let mut ex = Examples::with_len(200);
+        let mut ex = Examples::new(200, 2);
         ex.fill(&data, &coefs, 9, 4, 0);
         let base = train_stream_key(9).wrapping_add(4);
         let mut rows = std::collections::BTreeSet::new();
@@ -380,6 +387,34 @@ mod tests {
         assert!(rows.len() > 33, "{}", rows.len());
         assert_eq!(data.tag(), TrainingData::POINTS_TAG);
         assert!(DataSet::from_id(TrainingData::POINTS_TAG).is_none());
+    }
+
+    /// Points of 3 columns: the row's 3 values, then t, then ε from two Box–Muller pairs,
+    /// the second pair's sine dropped (the samplers' rule for an odd D).
+    #[test]
+    fn an_odd_width_takes_its_noise_as_the_samplers_do() {
+        let raw: Vec<f32> = (0..30).map(|i| (i * 7 % 13) as f32 - 6.0).collect();
+        let set = PointSet::new("p", 3, raw.clone(), Normalize::None).unwrap();
+        assert_eq!((set.dim(), set.len()), (3, 10));
+        let data = TrainingData::Points(std::sync::Arc::new(set));
+        assert_eq!(data.dim(), 3);
+        let coefs = forward_coefs(&Schedule::<1000>::new(ScheduleKind::SEED).unwrap());
+        let mut ex = Examples::new(20, 3);
+        ex.fill(&data, &coefs, 2, 8, 5);
+        let base = train_stream_key(2).wrapping_add(8);
+        for i in 0..20 {
+            let mut rng = Xoshiro128PlusPlus::from_seed(stream_seed(base, 5 + i as u64));
+            let row = ((u64::from(rng.next_u32()) * 10) >> 32) as usize;
+            let t = ((u64::from(rng.next_u32()) * 1000) >> 32) as usize;
+            let z01 = box_muller(rng.next_u32() >> 8, rng.next_u32() >> 8);
+            let z2 = box_muller(rng.next_u32() >> 8, rng.next_u32() >> 8)[0];
+            let z = [z01[0], z01[1], z2];
+            let (a, b) = coefs[t];
+            let x: Vec<f32> = (0..3).map(|c| a * raw[3 * row + c] + b * z[c]).collect();
+            assert_eq!(ex.x_t[3 * i..3 * i + 3], x[..], "example {i}");
+            assert_eq!(ex.noise[3 * i..3 * i + 3], z, "example {i}");
+            assert_eq!(ex.t_input[i], t as f32 / 1000.0, "example {i}");
+        }
     }
 
     /// Shift and scale are the f64 mean and population standard deviation rounded once,
@@ -449,8 +484,10 @@ mod tests {
                 .to_string()
         };
         assert_eq!(
-            read(b"1,2,3\n4,5,6\n", Normalize::Standard),
-            "f.csv has 3 columns; this build's models take 2"
+            PointSet::new("f.csv", 17, vec![0.0; 17], Normalize::None)
+                .unwrap_err()
+                .to_string(),
+            "f.csv has 17 columns; a model takes 1 to 16"
         );
         assert_eq!(
             read(b"1,2\n3,2\n5,2\n", Normalize::Standard),

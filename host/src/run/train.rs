@@ -20,8 +20,7 @@ use crate::cuda::{CudaError, Gpu, GpuTrainer};
 use crate::data::TrainingData;
 use crate::modelfile::{self, ModelFileError};
 use crate::train::{
-    CheckpointError, CheckpointFile, DataMismatch, TrainConfig, TrainError, Trainer, Training,
-    write_checkpoint,
+    CheckpointFile, DataMismatch, TrainConfig, Trainer, Training, write_checkpoint,
 };
 
 /// Steps the final loss averages.
@@ -244,24 +243,73 @@ fn boxed(
     Box::new(e)
 }
 
-/// Runs `job` on the GPU when given, else on the CPU, from `start`: the model file, the
-/// loss log and the checkpoints as [`TrainJob`] says.
-pub fn train<const H: usize, const B: usize>(
+/// Runs `job` on the CPU from `start`, a model of `hidden` units and `blocks` blocks on
+/// points of the data's D (a resumed run's shape must be its checkpoint's): the model file,
+/// the loss log and the checkpoints as [`TrainJob`] says.
+pub fn train(
     job: &TrainJob,
     start: Start<'_>,
-    gpu: Option<&Gpu>,
+    (hidden, blocks): (usize, usize),
     watch: &dyn Watch,
 ) -> Result<Summary, TrainJobError> {
-    let seed_schedule = || {
-        Schedule::<T>::new(ScheduleKind::SEED)
-            .ok_or_else(|| TrainJobError::Start("the seed noise schedule is invalid".into()))
-    };
+    with_data(start, |start, resumed| match start {
+        Start::Resume { file, threads, .. } => {
+            let trainer = Trainer::<T>::resume_as(file, (hidden, blocks), Some(threads))
+                .map_err(|e| TrainJobError::Resume(boxed(e)))?;
+            drive(job, trainer, resumed, watch)
+        }
+        Start::New(config) => {
+            let trainer = Trainer::<T>::new(config, hidden, blocks, &seed_schedule()?)
+                .map_err(|e| TrainJobError::Start(boxed(e)))?;
+            drive(job, trainer, resumed, watch)
+        }
+    })
+}
+
+/// [`train`] on `gpu`, for a `Model<H, B>` on 2-D points (the shapes its kernels are built
+/// for).
+pub fn train_gpu<const H: usize, const B: usize>(
+    job: &TrainJob,
+    start: Start<'_>,
+    gpu: &Gpu,
+    watch: &dyn Watch,
+) -> Result<Summary, TrainJobError> {
+    with_data(start, |start, resumed| match start {
+        Start::Resume { file, .. } => drive(
+            job,
+            GpuTrainer::<H, B, T>::resume_from(gpu, file)
+                .map_err(|e: CudaError| TrainJobError::Resume(boxed(e)))?,
+            resumed,
+            watch,
+        ),
+        Start::New(config) => drive(
+            job,
+            GpuTrainer::<H, B, T>::new(gpu, config, &seed_schedule()?)
+                .map_err(|e| TrainJobError::Start(boxed(e)))?,
+            resumed,
+            watch,
+        ),
+    })
+}
+
+/// The seed notebook's noise schedule, every new run's.
+fn seed_schedule() -> Result<Schedule<T>, TrainJobError> {
+    Schedule::<T>::new(ScheduleKind::SEED)
+        .ok_or_else(|| TrainJobError::Start("the seed noise schedule is invalid".into()))
+}
+
+/// Runs `run` on `start` with a resumed run's data checked and given: a resumed run's data
+/// are its checkpoint's, so those given must be them (checked before a device is set up for
+/// them), and a run on points draws from the points given. `run` also gets the checkpoint
+/// resumed from, if any.
+fn with_data<R>(
+    start: Start<'_>,
+    run: impl FnOnce(Start<'_>, Option<PathBuf>) -> Result<R, TrainJobError>,
+) -> Result<R, TrainJobError> {
     let resumed = match &start {
         Start::Resume { path, .. } => Some(path.to_path_buf()),
         Start::New(_) => None,
     };
-    // A resumed run's data are its checkpoint's: those given must be them (checked before a
-    // device is set up for them), and a run on points draws from the points given.
     let given;
     let start = match start {
         Start::Resume {
@@ -283,42 +331,13 @@ pub fn train<const H: usize, const B: usize>(
         }
         start => start,
     };
-    match (gpu, start) {
-        (Some(gpu), Start::Resume { file, .. }) => drive(
-            job,
-            GpuTrainer::<H, B, T>::resume_from(gpu, file)
-                .map_err(|e: CudaError| TrainJobError::Resume(boxed(e)))?,
-            resumed,
-            watch,
-        ),
-        (Some(gpu), Start::New(config)) => drive(
-            job,
-            GpuTrainer::<H, B, T>::new(gpu, config, &seed_schedule()?)
-                .map_err(|e| TrainJobError::Start(boxed(e)))?,
-            resumed,
-            watch,
-        ),
-        (None, Start::Resume { file, threads, .. }) => drive(
-            job,
-            Trainer::<H, B, T>::resume_from(file, Some(threads))
-                .map_err(|e: CheckpointError| TrainJobError::Resume(boxed(e)))?,
-            resumed,
-            watch,
-        ),
-        (None, Start::New(config)) => drive(
-            job,
-            Trainer::<H, B, T>::new(config, &seed_schedule()?)
-                .map_err(|e: TrainError| TrainJobError::Start(boxed(e)))?,
-            resumed,
-            watch,
-        ),
-    }
+    run(start, resumed)
 }
 
 /// Runs `trainer` to the job's step count on whichever device: the loss log, a checkpoint
 /// every so many steps and at the end, a stop between calls of [`Training::run`],
 /// divergence naming the intact checkpoint; then the model file.
-fn drive<const H: usize, const B: usize, R: Training<H, B>>(
+fn drive<R: Training>(
     job: &TrainJob,
     mut trainer: R,
     resumed: Option<PathBuf>,
@@ -329,6 +348,7 @@ fn drive<const H: usize, const B: usize, R: Training<H, B>>(
         return Err(TrainJobError::AlreadyDone(start));
     }
     trainer.set_steps(job.steps);
+    let layout = trainer.layout();
     watch.total(job.steps - start);
     // The checkpoint a failure leaves to resume from, and its step.
     let mut last = LastCheckpoint(resumed.map(|path| (path, start)));
@@ -379,7 +399,7 @@ fn drive<const H: usize, const B: usize, R: Training<H, B>>(
         }
         let at = trainer.step_index();
         if let Some((path, every)) = &job.checkpoint
-            && (at % every == 0 || at == job.steps)
+            && (at.is_multiple_of(*every) || at == job.steps)
         {
             let failed = |source| TrainJobError::Checkpoint {
                 path: path.clone(),
@@ -387,19 +407,26 @@ fn drive<const H: usize, const B: usize, R: Training<H, B>>(
                 source,
             };
             let state = trainer.state().map_err(|e| failed(boxed(e)))?;
-            write_checkpoint(path, &state, (H, B, T)).map_err(|e| failed(boxed(e)))?;
+            let shape = (layout.hidden, layout.blocks, T);
+            write_checkpoint(path, &state, shape).map_err(|e| failed(boxed(e)))?;
             last = LastCheckpoint(Some((path.clone(), at)));
         }
     }
     let seconds = begin.elapsed().as_secs_f64();
     // The data's record: D, the source and the units (written only when not the Swiss
     // roll's, so the notebook's model files keep their bytes).
-    let header = Header::new::<H, B, T>(trainer.schedule_kind(), job.default_sampler)
-        .with_data(trainer.config().data.model_data());
+    let header = Header {
+        hidden: layout.hidden as u32,
+        blocks: layout.blocks as u32,
+        timesteps: T as u32,
+        schedule: trainer.schedule_kind(),
+        sampler: job.default_sampler,
+        data: trainer.config().data.model_data(),
+    };
     let model = trainer
         .model()
         .map_err(|e| TrainJobError::ReadModel(boxed(e)))?;
-    modelfile::save(&job.out, &*model, &header).map_err(TrainJobError::Model)?;
+    modelfile::save_flat(&job.out, &model, &header).map_err(TrainJobError::Model)?;
     let final_loss = log.commit().map_err(|source| TrainJobError::LossLog {
         path: job.losses.clone(),
         source,

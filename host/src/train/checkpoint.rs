@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! offset 0   "TDDPMCKP"              magic, 8 bytes
-//!        8   version                 u16 LE: 1, 2 or 3
+//!        8   version                 u16 LE: 1 to 4
 //!       10   header length n         u16 LE
 //!       12   header                  postcard, n bytes
 //!                                      version 1: CheckpointHeader (shape, schedule,
@@ -16,6 +16,8 @@
 //!                                                 fingerprint as a u64 varint, the
 //!                                                 normalization's variant index), then
 //!                                                 CheckpointHeader
+//!                                      version 4: a run on points of D ≠ 2: as version
+//!                                                 3 with D (u8) after PointsRecord
 //!            weights, m, v [, EMA]   f32 LE, each in the model file's parameter order
 //!   len − 4  CRC-32/ISO-HDLC         u32 LE, over every byte before it
 //! ```
@@ -28,7 +30,9 @@
 //! **Versions.** Version 1 is every checkpoint written before there were data sets, all of
 //! the Swiss roll. Swiss-roll runs are still written as version 1, so their checkpoints keep
 //! their bytes and older builds keep resuming them; version 2 puts the set's id in front of
-//! the same header, for the other sets; version 3 the points' record, for a run on a file.
+//! the same header, for the other sets; version 3 the points' record, for a run on a file;
+//! version 4 adds the points' D, for a file of other than 2 columns (a file of 2 keeps
+//! version 3, so its checkpoints keep their bytes).
 //!
 //! A file is read no further than its header allows ([`read_bytes`]), so a foreign or
 //! endless file given as a checkpoint is refused without being read whole.
@@ -64,6 +68,11 @@ pub const FORMAT_V3: Format = Format {
     version: 3,
     ..FORMAT
 };
+/// Version 4 (a run on points of D ≠ 2): version 3's header with D after the record.
+pub const FORMAT_V4: Format = Format {
+    version: 4,
+    ..FORMAT
+};
 /// What the checkpoint is called in its errors.
 const NAME: &str = "training checkpoint";
 /// The most bytes read from any file given as a checkpoint: its four arrays (weights, Adam's
@@ -77,7 +86,7 @@ pub enum CheckpointFormatError {
     #[error("{}", .0.named(NAME))]
     Container(ContainerError),
     /// A version of the format this build does not read.
-    #[error("training checkpoint format version {found}, this build reads versions 1, 2 and 3")]
+    #[error("training checkpoint format version {found}, this build reads versions 1 to 4")]
     Version {
         /// The file's version.
         found: u16,
@@ -149,6 +158,15 @@ struct DataHeader {
 struct PointsHeader {
     data: u8,
     points: PointsRecord,
+    header: CheckpointHeader,
+}
+
+/// The version 4 header: version 3's with the points' D after their record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct PointsDimHeader {
+    data: u8,
+    points: PointsRecord,
+    dim: u8,
     header: CheckpointHeader,
 }
 
@@ -274,9 +292,10 @@ impl CheckpointHeader {
 /// The model shape a checkpoint is checked against: (H, B, T).
 pub(crate) type Shape = (usize, usize, usize);
 
-/// Encodes `state` of a model of `shape`: version 1 for a Swiss-roll run (the bytes such
-/// checkpoints have always had), version 2 with the set's id for another set, version 3
-/// with the points' record for a run on a file.
+/// Encodes `state` of a model of `shape` (D the data's): version 1 for a Swiss-roll run (the
+/// bytes such checkpoints have always had), version 2 with the set's id for another set,
+/// version 3 with the points' record for a run on a file of 2 columns, version 4 with their
+/// D too for any other.
 pub(crate) fn encode(state: &State, shape: Shape) -> Vec<u8> {
     let c = &state.config;
     let header = CheckpointHeader {
@@ -303,6 +322,17 @@ pub(crate) fn encode(state: &State, shape: Shape) -> Vec<u8> {
             &FORMAT_V2,
             &DataHeader {
                 data: set.id(),
+                header,
+            },
+            &arrays,
+        ),
+        // At most MAX_DIM = 16 columns: D is a u8.
+        TrainingData::Points(points) if points.dim() != 2 => seal(
+            &FORMAT_V4,
+            &PointsDimHeader {
+                data: TrainingData::POINTS_TAG,
+                points: PointsRecord::of(points),
+                dim: points.dim() as u8,
                 header,
             },
             &arrays,
@@ -349,6 +379,7 @@ fn format_of(bytes: &[u8]) -> Result<&'static Format, CheckpointFormatError> {
                 1 => Ok(&FORMAT),
                 2 => Ok(&FORMAT_V2),
                 3 => Ok(&FORMAT_V3),
+                4 => Ok(&FORMAT_V4),
                 found => Err(CheckpointFormatError::Version { found }),
             }
         }
@@ -356,36 +387,44 @@ fn format_of(bytes: &[u8]) -> Result<&'static Format, CheckpointFormatError> {
     }
 }
 
-/// What a checkpoint is, opened: version, data, header and payload.
-type Opened<'a> = (u16, CheckpointData, CheckpointHeader, &'a [u8]);
+/// What a checkpoint is, opened: version, data, D, header and payload.
+type Opened<'a> = (u16, CheckpointData, u8, CheckpointHeader, &'a [u8]);
 
 /// Checks the magic, version, CRC, length and header of a checkpoint of any version;
-/// returns its version, data, header and payload. `judge` checks the header as
-/// [`Format::open`]'s `payload_len` does.
+/// returns its version, data, D, header and payload. `judge` checks the header of a model
+/// of D coordinates as [`Format::open`]'s `payload_len` does.
 fn open(
     bytes: &[u8],
-    judge: impl FnOnce(&CheckpointHeader) -> Result<usize, CheckpointFormatError>,
+    judge: impl FnOnce(&CheckpointHeader, u8) -> Result<usize, CheckpointFormatError>,
 ) -> Result<Opened<'_>, CheckpointFormatError> {
     use CheckpointFormatError as E;
     let format = format_of(bytes)?;
+    let points = |data: u8, record| {
+        if data != TrainingData::POINTS_TAG {
+            return Err(E::Invalid(format!("unknown data source tag {data}")));
+        }
+        Ok(CheckpointData::Points(record))
+    };
     match format.version {
         1 => {
-            let (h, payload) = format.open(bytes, judge)?;
-            Ok((1, CheckpointData::Set(DataSet::SwissRoll), h, payload))
+            let (h, payload) = format.open(bytes, |h| judge(h, 2))?;
+            Ok((1, CheckpointData::Set(DataSet::SwissRoll), 2, h, payload))
         }
         2 => {
-            let (h, payload) = format.open(bytes, |h: &DataHeader| judge(&h.header))?;
+            let (h, payload) = format.open(bytes, |h: &DataHeader| judge(&h.header, 2))?;
             // An id this build does not know: a set added after it.
             let set = DataSet::from_id(h.data)
                 .ok_or_else(|| E::Invalid(format!("unknown data set id {}", h.data)))?;
-            Ok((2, CheckpointData::Set(set), h.header, payload))
+            Ok((2, CheckpointData::Set(set), 2, h.header, payload))
+        }
+        3 => {
+            let (h, payload) = format.open(bytes, |h: &PointsHeader| judge(&h.header, 2))?;
+            Ok((3, points(h.data, h.points)?, 2, h.header, payload))
         }
         _ => {
-            let (h, payload) = format.open(bytes, |h: &PointsHeader| judge(&h.header))?;
-            if h.data != TrainingData::POINTS_TAG {
-                return Err(E::Invalid(format!("unknown data source tag {}", h.data)));
-            }
-            Ok((3, CheckpointData::Points(h.points), h.header, payload))
+            let judge = |h: &PointsDimHeader| judge(&h.header, h.dim);
+            let (h, payload) = format.open(bytes, judge)?;
+            Ok((4, points(h.data, h.points)?, h.dim, h.header, payload))
         }
     }
 }
@@ -410,7 +449,8 @@ fn read_bytes(mut reader: impl Read) -> std::io::Result<Vec<u8>> {
     let expected_len = |prefix: &[u8]| match format.version {
         1 => format.expected_len(prefix, CheckpointHeader::payload_len),
         2 => format.expected_len(prefix, |h: &DataHeader| h.header.payload_len()),
-        _ => format.expected_len(prefix, |h: &PointsHeader| h.header.payload_len()),
+        3 => format.expected_len(prefix, |h: &PointsHeader| h.header.payload_len()),
+        _ => format.expected_len(prefix, |h: &PointsDimHeader| h.header.payload_len()),
     };
     let reader = Cursor::new(preamble).chain(reader);
     read_bounded(reader, format, MAX_FILE_BYTES, expected_len).map_err(|e| match e {
@@ -490,9 +530,10 @@ impl CheckpointFile {
         })
     }
 
-    /// The file opened whatever its model shape: version, data, header and payload.
+    /// The file opened whatever its model shape: version, data, D, header and payload.
     fn open_any_shape(&self) -> Result<Opened<'_>, CheckpointError> {
-        let any_shape = |h: &CheckpointHeader| h.payload_len().ok_or(ContainerError::Header.into());
+        let any_shape =
+            |h: &CheckpointHeader, _| h.payload_len().ok_or(ContainerError::Header.into());
         open(&self.bytes, any_shape).map_err(|source| CheckpointError::Format {
             path: self.path.display().to_string(),
             source,
@@ -502,6 +543,13 @@ impl CheckpointFile {
     /// What the checkpoint's run trains on (magic, version, CRC and header checked).
     pub fn data(&self) -> Result<CheckpointData, CheckpointError> {
         Ok(self.open_any_shape()?.1)
+    }
+
+    /// The run's model shape, H and B (magic, version, CRC and header checked; D is the
+    /// data's).
+    pub fn shape(&self) -> Result<(usize, usize), CheckpointError> {
+        let h = self.open_any_shape()?.3;
+        Ok((h.hidden as usize, h.blocks as usize))
     }
 
     /// The checkpoint with `data` given for its run: the same set, or the same points (the
@@ -548,7 +596,7 @@ impl CheckpointFile {
     /// checked, the values that are not finite counted, and every check a resume makes is
     /// made (its failure reported in [`CheckpointInfo::unusable`], not as an error).
     pub fn info(&self) -> Result<CheckpointInfo, CheckpointError> {
-        let (version, data, h, payload) = self.open_any_shape()?;
+        let (version, data, dim, h, payload) = self.open_any_shape()?;
         let mut non_finite: Option<(usize, usize)> = None;
         for (i, v) in values(payload).enumerate() {
             if !v.is_finite() {
@@ -561,6 +609,7 @@ impl CheckpointFile {
             len: self.bytes.len(),
             version,
             data,
+            dim,
             hidden: h.hidden,
             blocks: h.blocks,
             timesteps: h.timesteps,
@@ -597,7 +646,7 @@ fn decode_with(
     data: impl FnOnce(CheckpointData) -> Result<TrainingData, CheckpointFormatError>,
 ) -> Result<State, CheckpointFormatError> {
     use CheckpointFormatError as E;
-    let judge = |h: &CheckpointHeader| {
+    let judge = |h: &CheckpointHeader, dim: u8| {
         if (h.hidden as usize, h.blocks as usize, h.timesteps as usize) != shape {
             return Err(E::Shape {
                 hidden: h.hidden,
@@ -608,7 +657,7 @@ fn decode_with(
                 want_timesteps: shape.2,
             });
         }
-        let params = tinyddpm_core::file::param_count(h.hidden, h.blocks);
+        let params = tinyddpm_core::file::param_count_dim(h.hidden, h.blocks, dim);
         if params.map(|n| n as u64) != Some(h.params) {
             return Err(E::Invalid(format!(
                 "{} parameters for this shape",
@@ -622,7 +671,7 @@ fn decode_with(
         h.config(TrainingData::default())?;
         h.payload_len().ok_or(ContainerError::Header.into())
     };
-    let (_, found, h, payload) = open(bytes, judge)?;
+    let (_, found, _, h, payload) = open(bytes, judge)?;
     let n = h.params as usize;
     let mut values = values(payload);
     let mut take = || -> Result<Vec<f32>, E> {
@@ -653,10 +702,13 @@ fn decode_with(
 pub struct CheckpointInfo {
     /// Bytes in the file.
     pub len: usize,
-    /// The format version: 1 (a Swiss-roll run), 2 (another set) or 3 (points from a file).
+    /// The format version: 1 (a Swiss-roll run), 2 (another set), 3 (points from a file)
+    /// or 4 (points of D ≠ 2).
     pub version: u16,
     /// What the run trains on (its [`fmt::Display`] describes it in a line).
     pub data: CheckpointData,
+    /// D, the coordinates of a point.
+    pub dim: u8,
     /// H.
     pub hidden: u32,
     /// B.
@@ -831,11 +883,11 @@ mod tests {
             CheckpointFormatError::Invalid("unknown data set id 10".into())
         );
         let mut bytes = encode(&moons(), SHAPE);
-        bytes[8] = 4;
+        bytes[8] = 5;
         reseal(&mut bytes);
         let e = decode(&bytes, SHAPE).unwrap_err();
-        assert_eq!(e, CheckpointFormatError::Version { found: 4 });
-        assert!(e.to_string().contains("reads versions 1, 2 and 3"), "{e}");
+        assert_eq!(e, CheckpointFormatError::Version { found: 5 });
+        assert!(e.to_string().contains("reads versions 1 to 4"), "{e}");
     }
 
     #[test]
@@ -1013,6 +1065,60 @@ mod tests {
             decode(&bad, SHAPE).unwrap_err(),
             CheckpointFormatError::Invalid("unknown data source tag 9".into())
         );
+    }
+
+    /// A run on points of 3 columns, a model of their D: version 4, D after the record.
+    fn on_points_3d() -> (Arc<PointSet>, State) {
+        let values = (0..3 * 200).map(|i| (i * i % 23) as f32).collect();
+        let p = Arc::new(PointSet::new("p3.csv", 3, values, Normalize::Standard).unwrap());
+        let n = tinyddpm_core::Layout::with_dim(1, 2, 3).unwrap().len();
+        let mut s = on_points(&p);
+        s.params = (0..n).map(|i| i as f32 * 0.25).collect();
+        s.adam = Adam {
+            m: vec![0.5; n],
+            v: vec![2e-3; n],
+        };
+        s.ema = Some(vec![1.5; n]);
+        (p, s)
+    }
+
+    #[test]
+    fn a_run_on_points_of_another_width_is_version_4_with_their_dimension() {
+        let (p, s) = on_points_3d();
+        let bytes = encode(&s, SHAPE);
+        assert_eq!(bytes[8..10], 4u16.to_le_bytes());
+        let mut head = vec![TrainingData::POINTS_TAG];
+        head.extend(postcard::to_allocvec(&PointsRecord::of(&p)).unwrap());
+        head.push(3);
+        assert_eq!(bytes[12..12 + head.len()], head[..]);
+        let file = file_of(bytes);
+        let info = file.info().unwrap();
+        assert_eq!((info.version, info.dim, info.unusable), (4, 3, None));
+        assert_eq!(info.params, s.params.len() as u64);
+        assert_eq!(file.shape().unwrap(), (1, 2));
+        let given = file
+            .with_data(&TrainingData::Points(Arc::clone(&p)))
+            .unwrap()
+            .unwrap();
+        assert_eq!(given.state(SHAPE).unwrap(), s);
+    }
+
+    #[test]
+    fn every_truncation_and_bit_flip_of_a_version_4_file_is_a_typed_error() {
+        let (p, s) = on_points_3d();
+        let bytes = encode(&s, SHAPE);
+        let given = |bytes: &[u8]| {
+            let file = file_of(bytes.to_vec());
+            match file.with_data(&TrainingData::Points(Arc::clone(&p))) {
+                Ok(Ok(file)) => file.state(SHAPE).map(|_| ()),
+                _ => Err(CheckpointError::Io {
+                    path: String::new(),
+                    source: std::io::Error::other("refused"),
+                }),
+            }
+        };
+        assert!(given(&bytes).is_ok());
+        every_damage_fails(&bytes, |b| given(b).is_err());
     }
 
     /// Re-seals `bytes` with a correct CRC, so a test reaches the checks behind it.

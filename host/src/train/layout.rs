@@ -1,5 +1,5 @@
-//! The trainer's flat parameter vector: every weight and bias of a `Model<H, B>` in the
-//! core's file order ([`Model::for_each_param`], PyTorch `state_dict` order), so Adam runs
+//! The trainer's flat parameter vector: every weight and bias of a model of any H, B and D
+//! in the core's file order ([`Model::for_each_param`], PyTorch `state_dict` order), so Adam runs
 //! over one slice and the model converts in and out with a single zip.
 
 use rand_core::{Rng, SeedableRng};
@@ -20,34 +20,44 @@ pub(crate) struct Layout {
     pub time_in: Dense,
     /// `time_embed.embed.2`: H → H.
     pub time_out: Dense,
-    /// `input_layer.0`: 2 → H.
+    /// `input_layer.0`: D → H.
     pub input: Dense,
     /// `hidden_layers.k.{0,2}`: H → H twice per block.
     pub blocks: Vec<[Dense; 2]>,
-    /// `output_layer`: H → 2.
+    /// `output_layer`: H → D.
     pub output: Dense,
     /// Total number of parameters.
     pub len: usize,
-    core: tinyddpm_core::Layout,
+    /// The core's layout these layers are read from.
+    pub core: tinyddpm_core::Layout,
 }
 
 impl Layout {
-    /// The layout of `Model<H, B>`.
+    /// The layout of `Model<H, B>` (on 2-D points).
     pub fn of<const H: usize, const B: usize>() -> Self {
-        let core = tinyddpm_core::Layout::of::<H, B>();
+        Self::new(tinyddpm_core::Layout::of::<H, B>())
+    }
+
+    /// The layers of the core's `core`, any shape.
+    pub fn new(core: tinyddpm_core::Layout) -> Self {
         let at = |layer| core.dense(layer);
         Self {
-            hidden: H,
+            hidden: core.hidden,
             time_in: at(Layer::TimeIn),
             time_out: at(Layer::TimeOut),
             input: at(Layer::Input),
-            blocks: (0..B)
+            blocks: (0..core.blocks)
                 .map(|k| [at(Layer::BlockFirst(k)), at(Layer::BlockSecond(k))])
                 .collect(),
             output: at(Layer::Output),
             len: core.len(),
             core,
         }
+    }
+
+    /// D, the coordinates of a point.
+    pub fn dim(&self) -> usize {
+        self.core.dim
     }
 
     /// PyTorch's default `nn.Linear` initialisation, drawn from `seed`: weights and biases

@@ -8,14 +8,15 @@
 //! # fn main() -> anyhow::Result<()> {
 //! # let ckpt = std::path::Path::new("run.ckpt");
 //! let schedule = Schedule::<1000>::new(ScheduleKind::SEED).unwrap();
-//! let mut trainer = Trainer::<128, 3, 1000>::new(TrainConfig::default(), &schedule)?;
+//! // H = 128, B = 3; D is the data's (2 for the Swiss roll)
+//! let mut trainer = Trainer::new(TrainConfig::default(), 128, 3, &schedule)?;
 //! while trainer.step_index() < trainer.config().steps {
 //!     let loss = trainer.step()?; // a NaN or infinite loss is an error; state kept
 //!     if trainer.step_index() % 1000 == 0 {
 //!         trainer.save_checkpoint(ckpt)?;
 //!     }
 //! }
-//! let model = trainer.model(); // the EMA weights when `ema` is set
+//! let model = trainer.model(); // the EMA weights when `ema` is set, any shape
 //! # Ok(()) }
 //! ```
 //!
@@ -39,6 +40,8 @@ use std::path::Path;
 
 use rayon::prelude::*;
 use tinyddpm_core::{Model, Schedule, ScheduleKind};
+
+use crate::flat::FlatModel;
 
 pub use adam::Adam;
 pub use checkpoint::{
@@ -204,42 +207,76 @@ pub struct State {
     pub ema: Option<Vec<f32>>,
 }
 
+/// The layout of a model of `hidden` units and `blocks` blocks on points of `data`'s D.
+fn layout_for(hidden: usize, blocks: usize, data: &TrainingData) -> Result<Layout, TrainError> {
+    tinyddpm_core::Layout::with_dim(hidden, blocks, data.dim())
+        .map(Layout::new)
+        .ok_or_else(|| {
+            TrainError::Config(format!(
+                "a model of H={hidden} B={blocks} has more parameters than a usize counts"
+            ))
+        })
+}
+
 impl State {
-    /// A fresh run of a `Model<H, B>`: PyTorch-default initial weights drawn from
-    /// `config.seed` (see [`pytorch_init`]), zero moments, the EMA starting at the weights.
-    pub fn new<const H: usize, const B: usize>(
+    /// A fresh run of a model of `hidden` units and `blocks` blocks on points of the data's
+    /// D: PyTorch-default initial weights drawn from `config.seed` (see [`pytorch_init`]),
+    /// zero moments, the EMA starting at the weights.
+    pub fn new(
         config: TrainConfig,
+        hidden: usize,
+        blocks: usize,
         schedule: ScheduleKind,
-    ) -> Self {
-        let params = Layout::of::<H, B>().init(config.seed);
-        Self {
+    ) -> Result<Self, TrainError> {
+        let params = layout_for(hidden, blocks, &config.data)?.init(config.seed);
+        Ok(Self {
             ema: config.ema.map(|_| params.clone()),
             adam: Adam::new(params.len()),
             params,
             schedule,
             step: 0,
             config,
-        }
+        })
     }
 
-    /// Checks that the state can go on training a `Model<H, B>` on a `T`-step schedule: the
-    /// configuration in range, every array of the model's length, an EMA exactly when the
-    /// configuration keeps one, a valid schedule (returned).
-    pub fn check<const H: usize, const B: usize, const T: usize>(
+    /// Checks that the state can go on training a model of `hidden` units and `blocks`
+    /// blocks on a `T`-step schedule: the configuration in range, every array of the
+    /// model's length (D being the data's), an EMA exactly when the configuration keeps one,
+    /// a valid schedule. Returns the schedule and the model's layout.
+    fn check<const T: usize>(
         &self,
-    ) -> Result<Schedule<T>, TrainError> {
+        hidden: usize,
+        blocks: usize,
+    ) -> Result<(Schedule<T>, Layout), TrainError> {
         self.config.validate().map_err(TrainError::Config)?;
+        let layout = layout_for(hidden, blocks, &self.config.data)?;
         let arrays_fit = [&self.params, &self.adam.m, &self.adam.v]
             .into_iter()
             .chain(&self.ema)
-            .all(|a| a.len() == Model::<H, B>::PARAMS);
+            .all(|a| a.len() == layout.len);
         if !arrays_fit || self.ema.is_some() != self.config.ema.is_some() {
             return Err(TrainError::Config(
                 "training state does not match the model's shape".into(),
             ));
         }
-        Schedule::new(self.schedule)
-            .ok_or_else(|| TrainError::Config("invalid noise schedule".into()))
+        let schedule = Schedule::new(self.schedule)
+            .ok_or_else(|| TrainError::Config("invalid noise schedule".into()))?;
+        Ok((schedule, layout))
+    }
+
+    /// Checks that the state can go on training a `Model<H, B>` on 2-D points (the shapes
+    /// the GPU's kernels are built for) on a `T`-step schedule; returns the schedule.
+    pub fn check_typed<const H: usize, const B: usize, const T: usize>(
+        &self,
+    ) -> Result<Schedule<T>, TrainError> {
+        if self.config.data.dim() != 2 {
+            return Err(TrainError::Config(format!(
+                "{} have D={}; the GPU trainer takes 2-D points (train with --device cpu)",
+                self.config.data,
+                self.config.data.dim()
+            )));
+        }
+        Ok(self.check::<T>(H, B)?.0)
     }
 }
 
@@ -247,7 +284,7 @@ impl State {
 /// callback, say where the run stands, and hand over its state and model. The CPU
 /// [`Trainer`] and the GPU's [`GpuTrainer`](crate::cuda::GpuTrainer) implement it, so one
 /// loop (`tinyddpm train`'s) drives both: checkpoints, the loss log, Ctrl-C, divergence.
-pub trait Training<const H: usize, const B: usize> {
+pub trait Training {
     /// Why a call fails: a diverged step ([`TrainError`]), or the device.
     type Error: std::error::Error + Send + Sync + 'static;
 
@@ -273,15 +310,19 @@ pub trait Training<const H: usize, const B: usize> {
     /// The noise schedule the run trains for (for the model file's header).
     fn schedule_kind(&self) -> ScheduleKind;
 
+    /// The model's shape: H, B, D and where each tensor lies.
+    fn layout(&self) -> tinyddpm_core::Layout;
+
     /// The whole training state, as a checkpoint holds it (see [`write_checkpoint`]).
     fn state(&self) -> Result<State, Self::Error>;
 
     /// The model to save: the EMA weights when `ema` is set, the raw weights otherwise.
-    fn model(&self) -> Result<Box<Model<H, B>>, Self::Error>;
+    fn model(&self) -> Result<FlatModel, Self::Error>;
 }
 
-/// Adam training of a `Model<H, B>` on batches of `config.data`, schedule of `T` steps.
-pub struct Trainer<const H: usize, const B: usize, const T: usize> {
+/// Adam training of a model of any H and B on batches of `config.data` (D its points'),
+/// schedule of `T` steps.
+pub struct Trainer<const T: usize> {
     config: TrainConfig,
     schedule: ScheduleKind,
     /// `forward_coefs(t)` for every t.
@@ -295,10 +336,17 @@ pub struct Trainer<const H: usize, const B: usize, const T: usize> {
     pool: rayon::ThreadPool,
 }
 
-impl<const H: usize, const B: usize, const T: usize> Trainer<H, B, T> {
-    /// A fresh run: PyTorch-default initial weights drawn from `config.seed`.
-    pub fn new(config: TrainConfig, schedule: &Schedule<T>) -> Result<Self, TrainError> {
-        Self::from_state(State::new::<H, B>(config, schedule.kind))
+impl<const T: usize> Trainer<T> {
+    /// A fresh run of a model of `hidden` units and `blocks` blocks: PyTorch-default initial
+    /// weights drawn from `config.seed`.
+    pub fn new(
+        config: TrainConfig,
+        hidden: usize,
+        blocks: usize,
+        schedule: &Schedule<T>,
+    ) -> Result<Self, TrainError> {
+        let state = State::new(config, hidden, blocks, schedule.kind)?;
+        Self::from_state(state, hidden, blocks)
     }
 
     /// Continues the run saved in `path` on `threads` worker threads (`None` or 0: one per
@@ -307,24 +355,34 @@ impl<const H: usize, const B: usize, const T: usize> Trainer<H, B, T> {
         Self::resume_from(&CheckpointFile::read(path)?, threads)
     }
 
-    /// [`Trainer::resume`] from a checkpoint already read.
+    /// [`Trainer::resume`] from a checkpoint already read, of the model shape it holds.
     pub fn resume_from(
         file: &CheckpointFile,
         threads: Option<usize>,
     ) -> Result<Self, CheckpointError> {
-        let mut state = file.state((H, B, T))?;
+        Self::resume_as(file, file.shape()?, threads)
+    }
+
+    /// [`Trainer::resume_from`] for a run asked to be of H and B `shape`: a checkpoint of
+    /// another shape is an error naming both.
+    pub fn resume_as(
+        file: &CheckpointFile,
+        (hidden, blocks): (usize, usize),
+        threads: Option<usize>,
+    ) -> Result<Self, CheckpointError> {
+        let mut state = file.state((hidden, blocks, T))?;
         state.config.threads = threads.unwrap_or(0);
-        Self::from_state(state).map_err(|source| CheckpointError::Train {
+        Self::from_state(state, hidden, blocks).map_err(|source| CheckpointError::Train {
             path: file.path().display().to_string(),
             source,
         })
     }
 
-    /// Continues the run `state` (e.g. a GPU trainer's) on the CPU.
-    pub fn from_state(state: State) -> Result<Self, TrainError> {
-        let schedule = state.check::<H, B, T>()?;
+    /// Continues the run `state` (e.g. a GPU trainer's) of a model of `hidden` units and
+    /// `blocks` blocks on the CPU.
+    pub fn from_state(state: State, hidden: usize, blocks: usize) -> Result<Self, TrainError> {
+        let (schedule, layout) = state.check::<T>(hidden, blocks)?;
         let config = state.config;
-        let layout = Layout::of::<H, B>();
         let threads = match config.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
@@ -363,7 +421,8 @@ impl<const H: usize, const B: usize, const T: usize> Trainer<H, B, T> {
             step,
             ..
         } = self;
-        let (data, seed, count, at) = (&config.data, config.seed, 2 * config.batch, *step);
+        let count = layout.dim() * config.batch;
+        let (data, seed, at) = (&config.data, config.seed, *step);
         let results: Vec<(f64, bool)> = self.pool.install(|| {
             chunks
                 .par_iter_mut()
@@ -396,13 +455,17 @@ impl<const H: usize, const B: usize, const T: usize> Trainer<H, B, T> {
     }
 
     /// The model to save: the EMA weights when `ema` is set, the raw weights otherwise.
-    pub fn model(&self) -> Box<Model<H, B>> {
-        model_of(self.ema.as_ref().unwrap_or(&self.params))
+    pub fn model(&self) -> FlatModel {
+        self.flat(self.ema.as_ref().unwrap_or(&self.params))
     }
 
     /// The raw (non-averaged) weights.
-    pub fn weights(&self) -> Box<Model<H, B>> {
-        model_of(&self.params)
+    pub fn weights(&self) -> FlatModel {
+        self.flat(&self.params)
+    }
+
+    fn flat(&self, params: &[f32]) -> FlatModel {
+        FlatModel::new(self.layout.core, params.to_vec()).expect("the arrays fit the layout")
     }
 
     /// The whole training state (a copy), as [`Trainer::save_checkpoint`] writes it.
@@ -419,7 +482,11 @@ impl<const H: usize, const B: usize, const T: usize> Trainer<H, B, T> {
 
     /// Writes the whole training state to `path` atomically (temporary file + rename).
     pub fn save_checkpoint(&self, path: &Path) -> Result<(), CheckpointError> {
-        write_checkpoint(path, &self.state(), (H, B, T))
+        write_checkpoint(
+            path,
+            &self.state(),
+            (self.layout.hidden, self.layout.blocks.len(), T),
+        )
     }
 
     /// Overwrites one weight (in the model file's parameter order): a fault-injection hook
@@ -430,7 +497,7 @@ impl<const H: usize, const B: usize, const T: usize> Trainer<H, B, T> {
     }
 }
 
-impl<const H: usize, const B: usize, const T: usize> Training<H, B> for Trainer<H, B, T> {
+impl<const T: usize> Training for Trainer<T> {
     type Error = TrainError;
 
     /// One step per call, as [`Trainer::step`]: nothing is gained by batching them.
@@ -460,11 +527,15 @@ impl<const H: usize, const B: usize, const T: usize> Training<H, B> for Trainer<
         self.schedule
     }
 
+    fn layout(&self) -> tinyddpm_core::Layout {
+        self.layout.core
+    }
+
     fn state(&self) -> Result<State, TrainError> {
         Ok(Trainer::state(self))
     }
 
-    fn model(&self) -> Result<Box<Model<H, B>>, TrainError> {
+    fn model(&self) -> Result<FlatModel, TrainError> {
         Ok(Trainer::model(self))
     }
 }
@@ -476,34 +547,32 @@ pub fn pytorch_init<const H: usize, const B: usize>(seed: u64) -> Box<Model<H, B
     model_of(&Layout::of::<H, B>().init(seed))
 }
 
-/// The batched forward pass: ε̂ for the examples' `x_t` and `t_input` (`[n × 2]`, row-major),
+/// The batched forward pass: ε̂ for the examples' `x_t` and `t_input` (`[n × D]`, row-major),
 /// one chunk, the trainer's arithmetic (matrix products, not the core's summation order).
-pub fn predict_noise<const H: usize, const B: usize>(
-    model: &Model<H, B>,
-    examples: &Examples,
-) -> Vec<f32> {
-    let layout = Layout::of::<H, B>();
-    let mut chunk = Chunk::new(&layout, 0, examples.len());
-    chunk.examples.clone_from(examples);
-    chunk.forward(&params_of(model), &layout);
+pub fn predict_noise(model: &FlatModel, examples: &Examples) -> Vec<f32> {
+    let (layout, mut chunk) = chunk_of(model, examples);
+    chunk.forward(model.params(), &layout);
     chunk.prediction().to_vec()
 }
 
-/// The MSE loss of `model` on `examples` (mean over examples and both coordinates, like
-/// `nn.MSELoss`) and its gradient with respect to every parameter, from the trainer's
-/// hand-written backward pass.
-pub fn loss_and_gradient<const H: usize, const B: usize>(
-    model: &Model<H, B>,
-    examples: &Examples,
-) -> (f32, Box<Model<H, B>>) {
-    let layout = Layout::of::<H, B>();
+/// The MSE loss of `model` on `examples` (mean over examples and their D coordinates, like
+/// `nn.MSELoss`) and its gradient with respect to every parameter (a model of its shape),
+/// from the trainer's hand-written backward pass.
+pub fn loss_and_gradient(model: &FlatModel, examples: &Examples) -> (f32, FlatModel) {
+    let (layout, mut chunk) = chunk_of(model, examples);
+    let count = model.dim() * examples.len();
+    let (sse, _) = chunk.forward_backward(model.params(), &layout, count);
+    let grad = FlatModel::new(model.layout(), chunk.grad).expect("a gradient per parameter");
+    ((sse / count as f64) as f32, grad)
+}
+
+/// One chunk holding `examples`, for `model`'s layout (which must be of their D).
+fn chunk_of(model: &FlatModel, examples: &Examples) -> (Layout, Chunk) {
+    assert_eq!(model.dim(), examples.dim, "the examples' D is the model's");
+    let layout = Layout::new(model.layout());
     let mut chunk = Chunk::new(&layout, 0, examples.len());
     chunk.examples.clone_from(examples);
-    let (sse, _) = chunk.forward_backward(&params_of(model), &layout, 2 * examples.len());
-    (
-        (sse / (2 * examples.len()) as f64) as f32,
-        model_of(&chunk.grad),
-    )
+    (layout, chunk)
 }
 
 /// Writes `state` of a model of `shape` (H, B, T) as a checkpoint at `path`, atomically

@@ -13,7 +13,7 @@
 //! h_0 = GELU(input(x)) + temb                 x̄-side: input grads from h̄_0 ⊙ GELU'
 //! u = GELU(first_k(h_k))                      s̄ = h̄_{k+1}/√2;  v̄ = s̄ ⊙ GELU'
 //! h_{k+1} = (GELU(second_k(u)) + h_k + temb)/√2   ū = second_kᵀ(v̄) ⊙ GELU';  h̄_k = s̄ + first_kᵀ(ū)
-//! ε̂ = output(h_B);  loss = mean((ε̂ − ε)²)      ε̂̄ = 2(ε̂ − ε)/(2·batch)
+//! ε̂ = output(h_B);  loss = mean((ε̂ − ε)²)      ε̂̄ = 2(ε̂ − ε)/(D·batch)
 //! ```
 
 use super::act::gelu_with_derivative;
@@ -46,7 +46,7 @@ pub(crate) struct Chunk {
     u_der: Vec<Vec<f32>>,
     /// GELU' of each block's second layer.
     v_der: Vec<Vec<f32>>,
-    /// ε̂, then ∂loss/∂ε̂, `[n × 2]`.
+    /// ε̂, then ∂loss/∂ε̂, `[n × D]`.
     out: Vec<f32>,
     /// ∂loss/∂h (scratch).
     dh: Vec<f32>,
@@ -67,7 +67,7 @@ impl Chunk {
         let per_block = || (0..lay.blocks.len()).map(|_| act()).collect::<Vec<_>>();
         Self {
             first,
-            examples: Examples::with_len(n),
+            examples: Examples::new(n, lay.dim()),
             time_act: act(),
             time_der: act(),
             temb: act(),
@@ -76,7 +76,7 @@ impl Chunk {
             u: per_block(),
             u_der: per_block(),
             v_der: per_block(),
-            out: vec![0.0; 2 * n],
+            out: vec![0.0; lay.dim() * n],
             dh: act(),
             dtemb: act(),
             dv: act(),
@@ -90,7 +90,7 @@ impl Chunk {
         self.examples.len()
     }
 
-    /// The predicted noise after [`Chunk::forward`], `[n × 2]`.
+    /// The predicted noise after [`Chunk::forward`], `[n × D]`.
     pub fn prediction(&self) -> &[f32] {
         &self.out
     }

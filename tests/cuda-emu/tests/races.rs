@@ -83,7 +83,7 @@ fn training_kernels_do_not_depend_on_thread_order() {
         ema: Some(0.9),
         ..TrainConfig::default()
     };
-    let state = State::new::<48, 2>(config, schedule.kind);
+    let state = State::new(config, 48, 2, schedule.kind).expect("state");
     let (plan, _) = step_plan::<48, 2, 1000>(&state, &schedule);
     assert_order_independent(&plan);
 }

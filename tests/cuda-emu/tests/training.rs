@@ -43,7 +43,7 @@ fn config(batch: usize) -> TrainConfig {
 
 /// A run `steps` steps in on the CPU: moments and EMA no longer trivial.
 fn cpu_state<const H: usize, const B: usize>(batch: usize, steps: u64) -> State {
-    let mut cpu = Trainer::<H, B, 1000>::new(config(batch), &schedule()).expect("CPU trainer");
+    let mut cpu = Trainer::<1000>::new(config(batch), H, B, &schedule()).expect("CPU trainer");
     cpu.run(steps, &mut |_, _| {}).expect("CPU steps");
     cpu.state()
 }
@@ -116,13 +116,12 @@ fn check_every_launch<const H: usize, const B: usize>(state: State) {
     let n = state.config.batch;
 
     // The CPU trainer's step on the same state: its batch, gradient, loss and update.
-    let mut cpu = Trainer::<H, B, 1000>::from_state(state.clone()).expect("CPU trainer");
-    let mut examples = Examples::with_len(n);
+    let mut cpu = Trainer::<1000>::from_state(state.clone(), H, B).expect("CPU trainer");
+    let mut examples = Examples::new(n, 2);
     let c = &state.config;
     examples.fill(&c.data, &forward_coefs(&s), c.seed, state.step, 0);
-    let current = cpu.weights();
-    let (_, cpu_grad) = tinyddpm::train::loss_and_gradient(&*current, &examples);
-    let cpu_grad = tinyddpm::train::params_of(&cpu_grad);
+    let (_, cpu_grad) = tinyddpm::train::loss_and_gradient(&cpu.weights(), &examples);
+    let cpu_grad = cpu_grad.params().to_vec();
     let cpu_loss = cpu.step().expect("CPU step");
     let after = cpu.state();
 
@@ -354,20 +353,23 @@ fn every_data_sets_batch_matches_the_cpus() {
         .into_iter()
         .chain([point_set()]);
     for data in every {
-        let state = State::new::<48, 2>(
+        let state = State::new(
             TrainConfig {
                 data: data.clone(),
                 ..config(300)
             },
+            48,
+            2,
             s.kind,
-        );
+        )
+        .expect("state");
         let state = State { step: 11, ..state };
         let (plan, _) = step_plan::<48, 2, 1000>(&state, &s);
         let launch = &plan.launches[0];
         assert_eq!(launch.kernel, "make_batch");
         let mut session = Emulator::default().load(&plan).expect("load");
         session.run(0..1, 1).expect("launch");
-        let mut examples = Examples::with_len(300);
+        let mut examples = Examples::new(300, 2);
         examples.fill(&data, &forward_coefs(&s), state.config.seed, state.step, 0);
         assert_batch(&data, &*session, &launch.args, &examples);
     }
@@ -409,7 +411,7 @@ fn a_hundred_emulated_steps_follow_the_cpu_trainer_and_resume_across_trainers() 
     let s = schedule();
     let config = config(128);
     let device = Emulator::default();
-    let mut cpu = Trainer::<48, 2, 1000>::new(config.clone(), &s).expect("CPU trainer");
+    let mut cpu = Trainer::<1000>::new(config.clone(), 48, 2, &s).expect("CPU trainer");
     let mut gpu = GpuTrainer::<48, 2, 1000>::new(&device, config, &s).expect("GPU trainer");
     let (mut cpu_losses, mut gpu_losses) = (Vec::new(), Vec::new());
     cpu.run(100, &mut |_, l| cpu_losses.push(l))
@@ -433,7 +435,7 @@ fn a_hundred_emulated_steps_follow_the_cpu_trainer_and_resume_across_trainers() 
     let path = dir.path().join("emulated.ckpt");
     let state = gpu.state().expect("state");
     write_checkpoint(&path, &state, (48, 2, 1000)).expect("checkpoint");
-    let mut resumed = Trainer::<48, 2, 1000>::resume(&path, Some(1)).expect("CPU resume");
+    let mut resumed = Trainer::<1000>::resume(&path, Some(1)).expect("CPU resume");
     let restored = resumed.state();
     assert!(restored.params == state.params && restored.adam == state.adam);
     assert!(restored.ema == state.ema && restored.step == 100);
@@ -488,7 +490,7 @@ fn a_run_on_points_follows_the_cpu_and_resumes_on_the_device_given_its_points() 
         ..config(128)
     };
     let device = Emulator::default();
-    let mut cpu = Trainer::<48, 2, 1000>::new(config.clone(), &s).expect("CPU trainer");
+    let mut cpu = Trainer::<1000>::new(config.clone(), 48, 2, &s).expect("CPU trainer");
     let mut gpu = GpuTrainer::<48, 2, 1000>::new(&device, config, &s).expect("GPU trainer");
     for _ in 0..5 {
         let (a, b) = (gpu.step().expect("emulated"), cpu.step().expect("CPU"));
@@ -510,4 +512,29 @@ fn a_run_on_points_follows_the_cpu_and_resumes_on_the_device_given_its_points() 
     assert!(resumed.config.data == saved.config.data && resumed.step == saved.step);
     let (a, b) = (back.step().expect("resumed"), cpu.step().expect("CPU"));
     assert!(relative(a, b) <= 1e-5, "resumed loss {a} vs {b}");
+}
+
+/// Points of 3 columns: the GPU's kernels take 2, so a new run and a CPU run's checkpoint
+/// are both refused in words that say where to train instead.
+#[test]
+fn a_run_on_points_of_another_width_is_refused_by_the_device() {
+    let s = schedule();
+    let values = (0..3 * 200).map(|i| (i * i % 29) as f32).collect();
+    let points = PointSet::new("p3.csv", 3, values, Normalize::Standard).expect("points");
+    let config = TrainConfig {
+        data: TrainingData::Points(points.into()),
+        ..config(64)
+    };
+    let device = Emulator::default();
+    let refused = |e: Option<tinyddpm::cuda::CudaError>| {
+        let e = e.expect("refused").to_string();
+        assert!(
+            e.contains("have D=3; the GPU trainer takes 2-D points (train with --device cpu)"),
+            "{e}"
+        );
+    };
+    refused(GpuTrainer::<48, 2, 1000>::new(&device, config.clone(), &s).err());
+    let mut cpu = Trainer::<1000>::new(config.clone(), 48, 2, &s).expect("CPU trainer");
+    cpu.step().expect("CPU step");
+    refused(GpuTrainer::<48, 2, 1000>::from_state(&device, cpu.state()).err());
 }
