@@ -89,44 +89,44 @@ impl<const H: usize, const B: usize> SampleModel for Model<H, B> {
     }
 }
 
-impl<const H: usize, const B: usize> SampleModel for QModel<H, B> {
-    type Gpu = Infallible;
-    const ON_GPU: bool = false;
-    fn on(_: Gpu) -> Option<Infallible> {
-        None
-    }
+/// A model kind that samples on the CPU only (the GPU kernels run the float model of the
+/// shapes this build names): its GPU is a type without values.
+pub trait CpuOnly {
+    /// The model's layout: its shape, D included.
+    fn layout(&self) -> Layout;
+    /// The model prepared for the CPU's widest path and `sampler`.
+    fn prepare(&self, schedule: &Schedule<T>, sampler: &Sampler) -> batch::Prepared;
+}
+
+impl<const H: usize, const B: usize> CpuOnly for QModel<H, B> {
     fn layout(&self) -> Layout {
         Layout::of::<H, B>()
     }
     fn prepare(&self, schedule: &Schedule<T>, sampler: &Sampler) -> batch::Prepared {
         batch::Prepared::new(Simd::detect(), self, schedule, sampler)
     }
-    fn sample_gpu(
-        &self,
-        gpu: &Infallible,
-        _: &Schedule<T>,
-        _: &Sampler,
-        _: Init<'_>,
-        _: u64,
-        _: u64,
-        _: usize,
-        _: &(dyn Fn(usize) + Sync),
-    ) -> Result<Vec<f32>, CudaError> {
-        match *gpu {}
+}
+
+impl CpuOnly for FlatModel {
+    fn layout(&self) -> Layout {
+        FlatModel::layout(self)
+    }
+    fn prepare(&self, schedule: &Schedule<T>, sampler: &Sampler) -> batch::Prepared {
+        batch::Prepared::float(Simd::detect(), self, schedule, sampler)
     }
 }
 
-impl SampleModel for FlatModel {
+impl<M: CpuOnly> SampleModel for M {
     type Gpu = Infallible;
     const ON_GPU: bool = false;
     fn on(_: Gpu) -> Option<Infallible> {
         None
     }
     fn layout(&self) -> Layout {
-        FlatModel::layout(self)
+        CpuOnly::layout(self)
     }
     fn prepare(&self, schedule: &Schedule<T>, sampler: &Sampler) -> batch::Prepared {
-        batch::Prepared::float(Simd::detect(), self, schedule, sampler)
+        CpuOnly::prepare(self, schedule, sampler)
     }
     fn sample_gpu(
         &self,
