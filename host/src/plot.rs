@@ -19,6 +19,7 @@ use plotters::style::FontStyle;
 use tinyddpm_core::{NoiseStream, Schedule};
 
 use crate::batch::{self, BatchModel, SampleRequest};
+use crate::scores::Points;
 
 /// Why a figure could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -343,6 +344,80 @@ pub fn samples(path: &Path, points: &[[f32; 2]], title: &str) -> Result<(), Plot
     check_finite("samples", "", points)?;
     render(path, "samples", (600, 600), |root| {
         scatter_panel(root, points, title, BLUE, extent(points))
+    })
+}
+
+/// The most coordinates [`samples_of_any_dim`] pairs: the first five make ten panels.
+pub const PAIR_COORDINATES: usize = 5;
+
+/// Bars of the one-coordinate histogram.
+const HISTOGRAM_BINS: usize = 60;
+
+/// A figure of points of any D: the scatter plot for D = 2 ([`samples`]); for D ≥ 3 one
+/// scatter panel per pair of coordinates (i < j) among the first [`PAIR_COORDINATES`], each
+/// titled with its pair; for D = 1 a histogram. Nothing is cut silently: the title says
+/// which coordinates are drawn.
+pub fn samples_of_any_dim(path: &Path, points: &Points, title: &str) -> Result<(), PlotError> {
+    let dim = points.dim();
+    if points.is_empty() {
+        return Err(PlotError::Empty("samples"));
+    }
+    match dim {
+        1 => histogram(path, points.values(), title),
+        2 => {
+            let (pairs, _) = points.values().as_chunks::<2>();
+            samples(path, pairs, title)
+        }
+        _ => {
+            let shown = dim.min(PAIR_COORDINATES);
+            let frames: Vec<Frame> = (0..shown)
+                .flat_map(|i| (i + 1..shown).map(move |j| (i, j)))
+                .map(|(i, j)| Frame {
+                    label: format!("x{j} against x{i}"),
+                    points: points.rows().map(|r| [r[i], r[j]]).collect(),
+                })
+                .collect();
+            let title = match dim > shown {
+                true => format!("{title}, coordinates x0 to x{} of {dim}", shown - 1),
+                false => title.to_owned(),
+            };
+            grid(path, "samples", &title, (&frames, shown), BLUE)
+        }
+    }
+}
+
+/// A histogram of one coordinate: [`HISTOGRAM_BINS`] bars over the view [`extent`] gives.
+fn histogram(path: &Path, values: &[f32], title: &str) -> Result<(), PlotError> {
+    let pairs: Vec<[f32; 2]> = values.iter().map(|&v| [v, 0.0]).collect();
+    check_finite("samples", "", &pairs)?;
+    let half = extent(&pairs);
+    let width = 2.0 * half / HISTOGRAM_BINS as f32;
+    let mut counts = [0u32; HISTOGRAM_BINS];
+    for &v in values.iter().filter(|v| v.abs() < half) {
+        let bin = ((v + half) / width) as usize;
+        counts[bin.min(HISTOGRAM_BINS - 1)] += 1;
+    }
+    let top = counts.iter().copied().max().unwrap_or(0).max(1) as f32 * 1.05;
+    render(path, "samples", (600, 420), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 18))
+            .margin(8)
+            .x_label_area_size(24)
+            .y_label_area_size(48)
+            .build_cartesian_2d(-half..half, 0f32..top)?;
+        chart
+            .configure_mesh()
+            .light_line_style(WHITE)
+            .x_labels(5)
+            .y_labels(5)
+            .label_style(("sans-serif", 12))
+            .draw()?;
+        let style = BLUE.mix(0.6).filled();
+        chart.draw_series(counts.iter().enumerate().map(|(b, &c)| {
+            let x0 = -half + b as f32 * width;
+            Rectangle::new([(x0, 0.0), (x0 + width, c as f32)], style)
+        }))?;
+        Ok(())
     })
 }
 

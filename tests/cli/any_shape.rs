@@ -181,3 +181,61 @@ fn shapes_no_dispatch_names_sample_on_the_cpu() {
         .collect();
     assert!(got == want, "H = 17, B = 1");
 }
+
+/// The width and height a PNG's header gives.
+fn png_size(path: &Path) -> (u32, u32) {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[1..4], b"PNG");
+    let word = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+    (word(16), word(20))
+}
+
+/// `plot samples` draws points of any D: a panel per pair of the first coordinates (three
+/// coordinates: three panels in a row), a histogram of one; `plot compare`, whose two sets
+/// share one pair of axes, refuses points of another D in one line.
+#[test]
+fn plot_samples_draws_any_dimension_and_compare_names_what_it_draws() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let three: String = (0..300)
+        .map(|i| format!("{},{},{}\n", (i as f32 * 0.1).sin(), i as f32 / 300.0, -0.5))
+        .collect();
+    std::fs::write(d.join("three.csv"), three).unwrap();
+    let one: String = (0..300)
+        .map(|i| format!("{}\n", (i as f32 * 0.37).sin()))
+        .collect();
+    std::fs::write(d.join("one.csv"), one).unwrap();
+    ok(
+        d,
+        &[
+            "plot",
+            "samples",
+            "--samples",
+            "three.csv",
+            "--out",
+            "t.png",
+        ],
+    );
+    assert_eq!(png_size(&d.join("t.png")), (3 * 340, 340 + 40));
+    ok(
+        d,
+        &["plot", "samples", "--samples", "one.csv", "--out", "o.png"],
+    );
+    assert_eq!(png_size(&d.join("o.png")), (600, 420));
+    let out = tinyddpm(
+        d,
+        &[
+            "plot",
+            "compare",
+            "--samples",
+            "three.csv",
+            "--out",
+            "c.png",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("3 columns"), "{stderr}");
+    assert!(!d.join("c.png").exists());
+}

@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use tinyddpm::batch::{Init, SampleRequest};
-use tinyddpm::data::DataSet;
+use tinyddpm::data::{DataSet, points};
 use tinyddpm::input::Patience;
 use tinyddpm::modelfile::ModelFile;
+use tinyddpm::scores::Points;
 use tinyddpm::{csv, data, plot};
 use tinyddpm_core::{Sampler, Schedule, ScheduleKind};
 
@@ -191,8 +192,9 @@ pub fn run(command: &PlotCommand) -> Result<()> {
             out,
             title,
         } => {
-            let points = read_figure_points(samples, "--samples")?;
-            plot::samples(out, &points, &format!("{title} ({} points)", points.len()))?;
+            let points = read_cloud_points(samples, "--samples")?;
+            let title = format!("{title} ({} points)", points.len());
+            plot::samples_of_any_dim(out, &points, &title)?;
         }
         PlotCommand::Compare {
             samples,
@@ -266,8 +268,8 @@ pub fn run(command: &PlotCommand) -> Result<()> {
 /// The most rows of a quality table read: far more points than its lines can show.
 const MAX_QUALITY_ROWS: usize = 100_000;
 
-/// The points of a figure, at most [`MAX_POINTS`].
-fn read_figure_points(path: &Path, flag: &str) -> Result<Vec<[f32; 2]>> {
+/// The points of a figure, any D, at most [`MAX_POINTS`].
+fn read_cloud_points(path: &Path, flag: &str) -> Result<Points> {
     let what = match flag {
         "--samples" => "the samples".to_string(),
         _ => flag.to_string(),
@@ -275,8 +277,23 @@ fn read_figure_points(path: &Path, flag: &str) -> Result<Vec<[f32; 2]>> {
     let file = open_input(path, flag, Patience::Unbounded)
         .with_context(|| format!("cannot read {what}"))?;
     let name = path.display().to_string();
-    csv::read_rows_from::<2>(file, &name, MAX_POINTS as usize)
+    points::read_cloud(file, &name, MAX_POINTS as usize)
         .with_context(|| format!("cannot read {what}"))
+}
+
+/// The 2-D points of a figure that draws two sets on one pair of axes; points of another D
+/// are one line naming the figure that draws them.
+fn read_figure_points(path: &Path, flag: &str) -> Result<Vec<[f32; 2]>> {
+    let cloud = read_cloud_points(path, flag)?;
+    if cloud.dim() != 2 {
+        bail!(
+            "{flag} {} has {} columns: this figure draws 2-D points (`tinyddpm plot samples` \
+             draws points of any D)",
+            path.display(),
+            cloud.dim()
+        );
+    }
+    Ok(cloud.values().as_chunks::<2>().0.to_vec())
 }
 
 /// A loss log, read row by row into a series of bounded size.
