@@ -114,11 +114,12 @@ pub fn sample_plan<const H: usize, const B: usize, const T: usize>(
         ..
     } = *request;
     sampler.validate(T)?;
+    // Given starts are two values a sample (the GPU kernels draw 2-D points).
     if let Init::Given(xs) = init
-        && xs.len() != count
+        && xs.len() != 2 * count
     {
         return Err(CudaError::Unsupported(format!(
-            "{} starting points given for {count} samples",
+            "{} starting values given for {count} samples of 2 coordinates",
             xs.len()
         )));
     }
