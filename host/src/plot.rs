@@ -141,19 +141,20 @@ fn extent(points: &[[f32; 2]]) -> f32 {
     (q * 1.08).clamp(1.1, 4.5)
 }
 
-fn scatter_panel(
-    area: &Area<'_>,
-    points: &[[f32; 2]],
+/// A titled panel with light grid lines and five labels an axis: the axes every scatter and
+/// histogram panel shares; `y_labels` is the width left for the y axis' labels.
+fn panel<'a, 'b>(
+    area: &'a Area<'b>,
     title: &str,
-    color: RGBColor,
-    half: f32,
-) -> DrawResult {
+    (x, y): (std::ops::Range<f32>, std::ops::Range<f32>),
+    y_labels: u32,
+) -> Result<Chart<'a, 'b>, Box<dyn std::error::Error>> {
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 18))
         .margin(8)
         .x_label_area_size(24)
-        .y_label_area_size(36)
-        .build_cartesian_2d(-half..half, -half..half)?;
+        .y_label_area_size(y_labels)
+        .build_cartesian_2d(x, y)?;
     chart
         .configure_mesh()
         .light_line_style(WHITE)
@@ -161,6 +162,24 @@ fn scatter_panel(
         .y_labels(5)
         .label_style(("sans-serif", 12))
         .draw()?;
+    Ok(chart)
+}
+
+/// A chart of f32 axes on a bitmap, as [`panel`] makes it.
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    BitMapBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf32, plotters::coord::types::RangedCoordf32>,
+>;
+
+fn scatter_panel(
+    area: &Area<'_>,
+    points: &[[f32; 2]],
+    title: &str,
+    color: RGBColor,
+    half: f32,
+) -> DrawResult {
+    let mut chart = panel(area, title, (-half..half, -half..half), 36)?;
     // Fewer points get bigger, more opaque dots, as matplotlib's scatter looks at these sizes.
     let (radius, alpha) = if points.len() > 3000 {
         (1, 0.35)
@@ -399,19 +418,7 @@ fn histogram(path: &Path, values: &[f32], title: &str) -> Result<(), PlotError> 
     }
     let top = counts.iter().copied().max().unwrap_or(0).max(1) as f32 * 1.05;
     render(path, "samples", (600, 420), |root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 18))
-            .margin(8)
-            .x_label_area_size(24)
-            .y_label_area_size(48)
-            .build_cartesian_2d(-half..half, 0f32..top)?;
-        chart
-            .configure_mesh()
-            .light_line_style(WHITE)
-            .x_labels(5)
-            .y_labels(5)
-            .label_style(("sans-serif", 12))
-            .draw()?;
+        let mut chart = panel(root, title, (-half..half, 0f32..top), 48)?;
         let style = BLUE.mix(0.6).filled();
         chart.draw_series(counts.iter().enumerate().map(|(b, &c)| {
             let x0 = -half + b as f32 * width;

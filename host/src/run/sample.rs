@@ -38,19 +38,17 @@ pub trait SampleModel {
     fn layout(&self) -> Layout;
     /// The model prepared for the CPU's widest path and `sampler`.
     fn prepare(&self, schedule: &Schedule<T>, sampler: &Sampler) -> batch::Prepared;
-    /// Samples `first .. first + count` of `seed` on `gpu`, D values a sample.
-    #[allow(clippy::too_many_arguments)]
+    /// Samples `first .. first + count` of `job` (its model being `self`) on `gpu`, D values
+    /// a sample, `chunk` being `(init, first, count)`.
     fn sample_gpu(
         &self,
         gpu: &Self::Gpu,
-        schedule: &Schedule<T>,
-        sampler: &Sampler,
-        init: Init<'_>,
-        seed: u64,
-        first: u64,
-        count: usize,
+        job: &Sampling<'_, Self>,
+        chunk: (Init<'_>, u64, usize),
         progress: &(dyn Fn(usize) + Sync),
-    ) -> Result<Vec<f32>, CudaError>;
+    ) -> Result<Vec<f32>, CudaError>
+    where
+        Self: Sized;
 }
 
 impl<const H: usize, const B: usize> SampleModel for Model<H, B> {
@@ -68,20 +66,16 @@ impl<const H: usize, const B: usize> SampleModel for Model<H, B> {
     fn sample_gpu(
         &self,
         gpu: &Gpu,
-        schedule: &Schedule<T>,
-        sampler: &Sampler,
-        init: Init<'_>,
-        seed: u64,
-        first: u64,
-        count: usize,
+        job: &Sampling<'_, Self>,
+        (init, first, count): (Init<'_>, u64, usize),
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<Vec<f32>, CudaError> {
         let request = SampleRequest {
             model: self,
-            schedule,
-            sampler,
+            schedule: job.schedule,
+            sampler: job.sampler,
             init,
-            seed,
+            seed: job.seed,
             first,
             count,
         };
@@ -131,12 +125,8 @@ impl<M: CpuOnly> SampleModel for M {
     fn sample_gpu(
         &self,
         gpu: &Infallible,
-        _: &Schedule<T>,
-        _: &Sampler,
-        _: Init<'_>,
-        _: u64,
-        _: u64,
-        _: usize,
+        _: &Sampling<'_, Self>,
+        _: (Init<'_>, u64, usize),
         _: &(dyn Fn(usize) + Sync),
     ) -> Result<Vec<f32>, CudaError> {
         match *gpu {}
@@ -301,16 +291,7 @@ impl<M: SampleModel> Sampling<'_, M> {
             let mut points = match &on {
                 On::Gpu(gpu) => self
                     .model
-                    .sample_gpu(
-                        gpu,
-                        self.schedule,
-                        self.sampler,
-                        init,
-                        self.seed,
-                        first,
-                        n,
-                        &progress,
-                    )
+                    .sample_gpu(gpu, self, (init, first, n), &progress)
                     .map_err(SampleError::Gpu)?,
                 On::Cpu(cpu) => cpu.sample(init, self.seed, first, n, &progress),
             };
