@@ -237,6 +237,11 @@ fn m4f_model_of_3d_points_matches_host() {
 }
 
 #[test]
+fn m33_model_of_3d_points_matches_host() {
+    check_file(&M33, &model_3d(&M33), "ddim", 4);
+}
+
+#[test]
 fn m0_model_with_units_matches_host() {
     check_file(&M0, &tiny_model_with_units(), "ddim", 4);
 }

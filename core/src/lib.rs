@@ -63,7 +63,7 @@ pub use sample::{
 };
 pub use sampler::{ChoiceError, Sampler, SamplerChoice, SamplerError, Spacing, Step, Update};
 pub use schedule::{Schedule, ScheduleKind};
-pub use units::Units;
+pub use units::{ColumnNames, Units};
 
 /// The crate README's Rust examples compile as doctests.
 #[cfg(doctest)]

@@ -11,6 +11,23 @@
 /// The most data dimensions a model file may declare.
 pub const MAX_DIM: usize = 16;
 
+/// The names of a point's `D` columns, comma-separated, as every sample file and board print
+/// them: `x,y` for the notebook's 2-D points, `x0,x1,…` for any other D.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ColumnNames(pub usize);
+
+impl core::fmt::Display for ColumnNames {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            2 => f.write_str("x,y"),
+            dim => (0..dim).try_for_each(|c| {
+                let sep = if c == 0 { "" } else { "," };
+                write!(f, "{sep}x{c}")
+            }),
+        }
+    }
+}
+
 /// The per-column affine map of a model's data; columns past the data's dimension hold the
 /// identity (scale 1, shift 0), so one value has one encoding.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -29,7 +29,9 @@ mod embedded {
 
 use cortex_m as _;
 use cortex_m_rt::entry;
-use tinyddpm_core::{Lanes, NoiseStream, PredictNoise, Real, Step, chain, gaussian_draw};
+use tinyddpm_core::{
+    ColumnNames, Lanes, NoiseStream, PredictNoise, Real, Step, chain, gaussian_draw,
+};
 
 use clock::{Clock, Meter};
 use embedded::{B, D, H, MODEL, SAMPLES, SEED, STEPS};
@@ -62,7 +64,8 @@ fn main() -> ! {
     let clock = Clock::start(peripherals.SYST);
     let (mut single, mut batched) = (Meter::default(), Meter::default());
 
-    say!("{}", Columns);
+    // The host CSV's column names (`x,y`, or `x0,x1,…` for another D) after the index.
+    say!("index,{}", ColumnNames(D));
     let mut index = 0;
     while index < SAMPLES {
         if index > 0 && SAMPLES - index >= LANES as u64 {
@@ -87,20 +90,6 @@ fn in_data_units(point: [f32; D]) -> [f32; D] {
     match &embedded::UNITS {
         Some(units) => units.to_data(point),
         None => point,
-    }
-}
-
-/// The header line of the samples: `index,x,y` for the notebook's 2-D points (as the host's
-/// CSV names them), `index,x0,x1,…` for any other D.
-struct Columns;
-
-impl core::fmt::Display for Columns {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("index")?;
-        match D {
-            2 => f.write_str(",x,y"),
-            _ => (0..D).try_for_each(|c| write!(f, ",x{c}")),
-        }
     }
 }
 

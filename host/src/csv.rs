@@ -418,16 +418,11 @@ fn write_atomic(
     })
 }
 
-/// Writes the header line of a points file of `dim` columns: `x,y` for the notebook's 2-D
-/// points, `x0,x1,…` for any other D.
+/// Writes the header line of a points file of `dim` columns (the core's [`ColumnNames`]).
+///
+/// [`ColumnNames`]: tinyddpm_core::ColumnNames
 pub fn write_points_header(w: &mut impl Write, dim: usize) -> io::Result<()> {
-    match dim {
-        2 => writeln!(w, "x,y"),
-        _ => {
-            let names: Vec<String> = (0..dim).map(|c| format!("x{c}")).collect();
-            writeln!(w, "{}", names.join(","))
-        }
-    }
+    writeln!(w, "{}", tinyddpm_core::ColumnNames(dim))
 }
 
 /// Writes points of `dim` coordinates (`rows`: one point after another) as rows of a points

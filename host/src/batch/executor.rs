@@ -53,8 +53,10 @@ impl Kernel {
     /// values a sample, `noise` their streams (past x_T's draw); `x` is overwritten with x_0.
     fn run_tile(&self, steps: &[Step], x: &mut [f32], noise: &mut [NoiseStream]) {
         match self {
-            Kernel::Float(f) => f.run_tile(steps, x, noise),
-            Kernel::Integer(q) => q.run_tile(steps, x, noise),
+            Kernel::Float(f) => f.simd.float_tile(&f.layers, steps, &f.tembs, x, noise),
+            Kernel::Integer(q) => q
+                .simd
+                .integer_tile(&q.layers, steps, &q.tembs, q.stride, x, noise),
         }
     }
 

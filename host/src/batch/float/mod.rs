@@ -10,7 +10,7 @@ pub(super) mod packed;
 pub(super) mod vectors;
 
 use rayon::prelude::*;
-use tinyddpm_core::{Lanes, Model, NoiseStream, PredictNoise, Step};
+use tinyddpm_core::{Lanes, Model, PredictNoise, Step};
 
 use super::Simd;
 use super::executor::{Executor, FRAME_LANES, Kernel};
@@ -20,9 +20,9 @@ use packed::Layers;
 
 /// A float model prepared: its packed layers and every step's time embedding.
 pub struct Float {
-    simd: Simd,
-    layers: Layers,
-    tembs: Vec<f32>,
+    pub(in crate::batch) simd: Simd,
+    pub(in crate::batch) layers: Layers,
+    pub(in crate::batch) tembs: Vec<f32>,
 }
 
 impl Float {
@@ -45,17 +45,6 @@ impl Float {
     /// D: coordinates of a sample.
     pub(in crate::batch) fn dim(&self) -> usize {
         self.layers.dim()
-    }
-
-    /// One tile of samples, `x` D values a sample (see the executor's `Kernel::run_tile`).
-    pub(in crate::batch) fn run_tile(
-        &self,
-        steps: &[Step],
-        x: &mut [f32],
-        noise: &mut [NoiseStream],
-    ) {
-        self.simd
-            .float_tile(&self.layers, steps, &self.tembs, x, noise)
     }
 }
 

@@ -11,7 +11,7 @@ pub(super) mod packed;
 pub(super) mod vectors;
 
 use rayon::prelude::*;
-use tinyddpm_core::{Lanes, NoiseStream, PredictNoise, QModel, Step};
+use tinyddpm_core::{Lanes, PredictNoise, QModel, Step};
 
 use super::Simd;
 use super::executor::{Executor, FRAME_LANES, Kernel};
@@ -21,23 +21,10 @@ use packed::QLayers;
 /// (the core's `QModel::time_embedding`) at `tembs[k·stride ..]`, `stride` the hidden width
 /// rounded up to whole pairs (the padding unit's embedding is 0).
 pub struct Integer {
-    simd: Simd,
-    layers: QLayers,
-    tembs: Vec<i16>,
-    stride: usize,
-}
-
-impl Integer {
-    /// One tile of samples, `x` two values a sample (see the executor's `Kernel::run_tile`).
-    pub(in crate::batch) fn run_tile(
-        &self,
-        steps: &[Step],
-        x: &mut [f32],
-        noise: &mut [NoiseStream],
-    ) {
-        self.simd
-            .integer_tile(&self.layers, steps, &self.tembs, self.stride, x, noise)
-    }
+    pub(in crate::batch) simd: Simd,
+    pub(in crate::batch) layers: QLayers,
+    pub(in crate::batch) tembs: Vec<i16>,
+    pub(in crate::batch) stride: usize,
 }
 
 impl<const H: usize, const B: usize> Executor for QModel<H, B> {
