@@ -21,7 +21,10 @@ fn fixture(name: &str) -> std::path::PathBuf {
 fn torch_model() -> Box<SeedModel> {
     let bytes = std::fs::read(fixture("torch_model_3k.safetensors")).expect("fixture model");
     let tensors = tinyddpm::state_dict::parse(&bytes).expect("safetensors");
-    tinyddpm::state_dict::import(&tensors).expect("the notebook's state dict")
+    tinyddpm::state_dict::import(&tensors)
+        .expect("the notebook's state dict")
+        .to_model()
+        .expect("the seed shape")
 }
 
 fn schedule() -> Schedule<1000> {

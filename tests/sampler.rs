@@ -50,7 +50,10 @@ fn torch_model() -> Box<SeedModel> {
     );
     let bytes = std::fs::read(path).expect("fixture model");
     let tensors = tinyddpm::state_dict::parse(&bytes).expect("safetensors");
-    tinyddpm::state_dict::import(&tensors).expect("the notebook's state dict")
+    tinyddpm::state_dict::import(&tensors)
+        .expect("the notebook's state dict")
+        .to_model()
+        .expect("the seed shape")
 }
 
 fn bits(xs: &[[f32; 2]]) -> Vec<[u32; 2]> {

@@ -10,7 +10,9 @@
 //! The model file's float payload, the trainer's flat vectors, the GPU's weight buffer and
 //! the CUDA kernels' offsets are all this layout.
 
-use crate::model::Layer;
+use core::ops::Range;
+
+use crate::model::{Layer, TensorName};
 
 /// Where one dense layer's tensors lie: weight `[o × i]` (row-major) at `w`, bias `[o]` at
 /// `b`.
@@ -187,6 +189,16 @@ impl Layout {
     /// Every layer in file order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = Dense> + Clone + '_ {
         (0..self.layers()).map(|n| self.dense(self.layer(n)))
+    }
+
+    /// Every tensor in file order with its PyTorch `state_dict` name, its shape (`[out, in]`
+    /// for a weight, `[out]` for a bias) and where it lies in the flat vector: for each layer
+    /// its weight, then its bias.
+    pub fn for_each_tensor(&self, mut f: impl FnMut(TensorName, &[usize], Range<usize>)) {
+        for d in self.iter() {
+            f(TensorName::weight(d.layer), &[d.o, d.i], d.w..d.b);
+            f(TensorName::bias(d.layer), &[d.o], d.b..d.end());
+        }
     }
 
     /// The offsets as named constants for generated code (the CUDA sampler's `-D` options):

@@ -63,11 +63,11 @@ pub struct TensorName {
 }
 
 impl TensorName {
-    const fn weight(layer: Layer) -> Self {
+    pub(crate) const fn weight(layer: Layer) -> Self {
         Self { layer, bias: false }
     }
 
-    const fn bias(layer: Layer) -> Self {
+    pub(crate) const fn bias(layer: Layer) -> Self {
         Self { layer, bias: true }
     }
 }
@@ -318,20 +318,18 @@ impl<const H: usize, const B: usize, const D: usize> Model<H, B, D> {
     /// Every tensor with its PyTorch `state_dict` name and shape (`[out, in]` or `[out]`),
     /// in file order: for each layer its weight (row-major), then its bias.
     pub fn for_each_tensor(&self, mut f: impl FnMut(TensorName, &[usize], &[f32])) {
-        for d in Layout::of_dim::<H, B, D>().iter() {
-            let (w, b) = self.tensors(d.layer);
-            f(TensorName::weight(d.layer), &[d.o, d.i], w);
-            f(TensorName::bias(d.layer), &[d.o], b);
-        }
+        Layout::of_dim::<H, B, D>().for_each_tensor(|name, shape, _| {
+            let (w, b) = self.tensors(name.layer);
+            f(name, shape, if name.bias { b } else { w });
+        });
     }
 
     /// [`Model::for_each_tensor`], mutably.
     pub fn for_each_tensor_mut(&mut self, mut f: impl FnMut(TensorName, &[usize], &mut [f32])) {
-        for d in Layout::of_dim::<H, B, D>().iter() {
-            let (w, b) = self.tensors_mut(d.layer);
-            f(TensorName::weight(d.layer), &[d.o, d.i], w);
-            f(TensorName::bias(d.layer), &[d.o], b);
-        }
+        Layout::of_dim::<H, B, D>().for_each_tensor(|name, shape, _| {
+            let (w, b) = self.tensors_mut(name.layer);
+            f(name, shape, if name.bias { b } else { w });
+        });
     }
 
     /// Every parameter in file order.

@@ -10,7 +10,7 @@
 
 use tinyddpm_core::file::{self, FileError, Header};
 use tinyddpm_core::model::time_embedding_in;
-use tinyddpm_core::{Layer, Layout, Model};
+use tinyddpm_core::{Layer, Layout, Model, TensorName};
 
 /// A float model's parameters in file order, with their layout.
 #[derive(Clone, Debug, PartialEq)]
@@ -108,6 +108,20 @@ impl FlatModel {
         (&self.params[d.w..d.b], &self.params[d.b..d.b + d.o])
     }
 
+    /// Every tensor with its PyTorch `state_dict` name and shape, in file order
+    /// ([`Layout::for_each_tensor`]): what [`Model::for_each_tensor`] shows of the same model.
+    pub fn for_each_tensor(&self, mut f: impl FnMut(TensorName, &[usize], &[f32])) {
+        self.layout
+            .for_each_tensor(|name, shape, at| f(name, shape, &self.params[at]));
+    }
+
+    /// [`FlatModel::for_each_tensor`], mutably.
+    pub fn for_each_tensor_mut(&mut self, mut f: impl FnMut(TensorName, &[usize], &mut [f32])) {
+        let params = &mut self.params;
+        self.layout
+            .for_each_tensor(|name, shape, at| f(name, shape, &mut params[at]));
+    }
+
     /// The time embedding for network input `t_input` into `temb` (H long): the core's
     /// [`time_embedding_in`], so the same bits as `Model::time_embedding`.
     pub fn time_embedding(&self, t_input: f32, temb: &mut [f32]) {
@@ -150,6 +164,30 @@ mod tests {
             let layer = lay.layer(n);
             assert_eq!(flat.tensors(layer), m.tensors(layer), "{layer:?}");
         }
+    }
+
+    #[test]
+    fn tensors_are_the_core_models_by_name_shape_and_value() {
+        let m = model::<8, 2, 3>();
+        let mut want = Vec::new();
+        m.for_each_tensor(|name, shape, data| {
+            want.push((name.to_string(), shape.to_vec(), data.to_vec()))
+        });
+        let mut flat = FlatModel::zero(Layout::of_dim::<8, 2, 3>());
+        let mut values = want.iter();
+        flat.for_each_tensor_mut(|name, shape, data| {
+            let (n, s, d) = values.next().expect("as many tensors");
+            assert_eq!((&name.to_string(), &shape.to_vec()), (n, s));
+            data.copy_from_slice(d);
+        });
+        assert_eq!(flat, FlatModel::of(&*m));
+        let mut got = Vec::new();
+        flat.for_each_tensor(|name, shape, data| {
+            got.push((name.to_string(), shape.to_vec(), data.to_vec()))
+        });
+        assert_eq!(got, want);
+        assert_eq!(got[4].0, "input_layer.0.weight");
+        assert_eq!(got[4].1, [8, 3]);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The PyTorch `state_dict` bridge: the seed notebook's weights as safetensors, in and out.
 //!
-//! Keys and shapes are the notebook's (`time_embed.embed.{0,2}`, `input_layer.0`,
+//! Keys and shapes are the notebook's, for a model of any shape (`time_embed.embed.{0,2}`, `input_layer.0`,
 //! `hidden_layers.{i}.{0,2}`, `output_layer`, each `.weight` `[out, in]` and `.bias` `[out]`),
 //! float32, as named by the core's [`Model::for_each_tensor`]. Import is strict, like PyTorch's
 //! `load_state_dict(strict=True)`: a missing, extra, mis-typed or mis-shaped tensor is an
@@ -11,7 +11,10 @@
 use std::collections::BTreeSet;
 
 use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView};
-use tinyddpm_core::Model;
+use tinyddpm_core::Layout;
+use tinyddpm_core::units::MAX_DIM;
+
+use crate::flat::FlatModel;
 
 /// The tensor whose shape gives the hidden width.
 const INPUT_WEIGHT: &str = "input_layer.0.weight";
@@ -47,7 +50,7 @@ pub enum ConvertError {
     #[error("tensor `{0}` holds a value that is not finite")]
     NonFinite(String),
     /// A tensor that is not part of the model.
-    #[error("unexpected tensor `{0}` (not part of the seed model)")]
+    #[error("unexpected tensor `{0}` (not part of the notebook's model)")]
     Unexpected(String),
     /// The state dict could not be encoded.
     #[error("cannot encode safetensors: {0}")]
@@ -59,22 +62,12 @@ pub fn parse(bytes: &[u8]) -> Result<SafeTensors<'_>, ConvertError> {
     SafeTensors::deserialize(bytes).map_err(ConvertError::Format)
 }
 
-/// The model shape `(H, B)` of a state dict: H from `input_layer.0.weight` (`[H, 2]`), B from
-/// the number of consecutive `hidden_layers.{i}` blocks.
-pub fn shape(tensors: &SafeTensors<'_>) -> Result<(usize, usize), ConvertError> {
+/// The layout of a state dict's model: H and D from `input_layer.0.weight` (`[H, D]`, D from 1
+/// to [`MAX_DIM`]), B from the number of consecutive `hidden_layers.{i}` blocks.
+pub fn layout(tensors: &SafeTensors<'_>) -> Result<Layout, ConvertError> {
     let input = tensors
         .tensor(INPUT_WEIGHT)
         .map_err(|_| ConvertError::Missing(INPUT_WEIGHT.into()))?;
-    let hidden = match *input.shape() {
-        [h, 2] => h,
-        _ => {
-            return Err(ConvertError::Shape {
-                name: INPUT_WEIGHT.into(),
-                found: input.shape().to_vec(),
-                expected: "[H, 2]".into(),
-            });
-        }
-    };
     let blocks = (0..)
         .take_while(|i| {
             tensors
@@ -82,7 +75,15 @@ pub fn shape(tensors: &SafeTensors<'_>) -> Result<(usize, usize), ConvertError> 
                 .is_ok()
         })
         .count();
-    Ok((hidden, blocks))
+    let layout = match *input.shape() {
+        [h, d] if h > 0 && (1..=MAX_DIM).contains(&d) => Layout::with_dim(h, blocks, d),
+        _ => None,
+    };
+    layout.ok_or_else(|| ConvertError::Shape {
+        name: INPUT_WEIGHT.into(),
+        found: input.shape().to_vec(),
+        expected: format!("[H, D] with D from 1 to {MAX_DIM}"),
+    })
 }
 
 fn read_tensor(
@@ -116,11 +117,9 @@ fn read_tensor(
     Ok(())
 }
 
-/// Builds a `Model<H, B>` from a state dict (see [`shape`] to choose `H` and `B`).
-pub fn import<const H: usize, const B: usize>(
-    tensors: &SafeTensors<'_>,
-) -> Result<Box<Model<H, B>>, ConvertError> {
-    let mut model = Box::new(Model::<H, B>::ZERO);
+/// The model of a state dict, of the shape its tensors have ([`layout`]).
+pub fn import(tensors: &SafeTensors<'_>) -> Result<FlatModel, ConvertError> {
+    let mut model = FlatModel::zero(layout(tensors)?);
     let mut result = Ok(());
     let mut used = BTreeSet::new();
     model.for_each_tensor_mut(|name, shape, data| {
@@ -143,9 +142,7 @@ pub fn import<const H: usize, const B: usize>(
 }
 
 /// The model's state dict as safetensors bytes (float32, no metadata).
-pub fn export<const H: usize, const B: usize>(
-    model: &Model<H, B>,
-) -> Result<Vec<u8>, ConvertError> {
+pub fn export(model: &FlatModel) -> Result<Vec<u8>, ConvertError> {
     let mut tensors = Vec::new();
     model.for_each_tensor(|name, shape, data| {
         let bytes: Vec<u8> = data.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -164,43 +161,82 @@ pub fn export<const H: usize, const B: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tinyddpm_core::Model;
 
-    fn small() -> Box<Model<4, 1>> {
-        let mut m = Box::new(Model::<4, 1>::ZERO);
+    /// A model of shape (H, B, D) with every parameter distinct.
+    fn small<const H: usize, const B: usize, const D: usize>() -> FlatModel {
+        let mut m = Box::new(Model::<H, B, D>::ZERO);
         let mut k = 0.0f32;
         m.for_each_param_mut(|p| {
             k += 0.25;
             *p = k;
         });
-        m
+        FlatModel::of(&*m)
     }
 
     #[test]
-    fn export_then_import_gives_the_same_model() {
-        let m = small();
-        let bytes = export(&m).unwrap();
-        let t = parse(&bytes).unwrap();
-        assert_eq!(shape(&t).unwrap(), (4, 1));
-        assert_eq!(import::<4, 1>(&t).unwrap(), m);
+    fn export_then_import_gives_the_same_model_of_any_shape() {
+        for m in [small::<4, 1, 2>(), small::<5, 3, 1>(), small::<3, 2, 16>()] {
+            let bytes = export(&m).unwrap();
+            let t = parse(&bytes).unwrap();
+            assert_eq!(layout(&t).unwrap(), m.layout());
+            assert_eq!(import(&t).unwrap(), m);
+        }
     }
 
     #[test]
     fn errors_name_the_key() {
-        let bytes = export(&small()).unwrap();
-        let t = parse(&bytes).unwrap();
-        let e = import::<4, 2>(&t).unwrap_err();
-        assert_eq!(e.to_string(), "missing tensor `hidden_layers.1.0.weight`");
-        let e = import::<8, 1>(&t).unwrap_err();
+        let wide = [0u8; 4 * 8];
+        let bytes = export(&small::<4, 1, 2>()).unwrap();
+        let mut tensors: Vec<(String, TensorView<'_>)> =
+            parse(&bytes).unwrap().tensors().into_iter().collect();
+        let without = |key: &str, tensors: &[(String, TensorView<'_>)]| {
+            let kept = tensors.iter().filter(|(n, _)| n != key).cloned();
+            safetensors::serialize(kept, None).unwrap()
+        };
+        let bytes = without("output_layer.bias", &tensors);
+        let e = import(&parse(&bytes).unwrap()).unwrap_err();
+        assert_eq!(e.to_string(), "missing tensor `output_layer.bias`");
+        let bytes = without("input_layer.0.weight", &tensors);
+        let e = import(&parse(&bytes).unwrap()).unwrap_err();
+        assert_eq!(e.to_string(), "missing tensor `input_layer.0.weight`");
+        // A time embedding of another width than the input layer's.
+        let at = tensors
+            .iter()
+            .position(|(n, _)| n == "time_embed.embed.0.weight")
+            .unwrap();
+        tensors[at].1 = TensorView::new(Dtype::F32, vec![8, 1], &wide).unwrap();
+        let e = import(&parse(&without("", &tensors)).unwrap()).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "tensor `time_embed.embed.0.weight` has shape [4, 1], expected [8, 1]"
+            "tensor `time_embed.embed.0.weight` has shape [8, 1], expected [4, 1]"
         );
-        let bytes = export(&Model::<4, 2>::ZERO).unwrap();
-        let e = import::<4, 1>(&parse(&bytes).unwrap()).unwrap_err();
+        let bytes = export(&small::<4, 2, 2>()).unwrap();
+        let t = parse(&bytes).unwrap();
+        let mut named: Vec<(String, TensorView<'_>)> = t.tensors().into_iter().collect();
+        named.retain(|(n, _)| n != "hidden_layers.1.0.weight");
+        let e = import(&parse(&safetensors::serialize(named, None).unwrap()).unwrap()).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "unexpected tensor `hidden_layers.1.0.bias` (not part of the seed model)"
+            "unexpected tensor `hidden_layers.1.0.bias` (not part of the notebook's model)"
         );
         assert!(matches!(parse(b"garbage"), Err(ConvertError::Format(_))));
+    }
+
+    #[test]
+    fn an_input_layer_of_no_or_too_many_coordinates_is_refused() {
+        for d in [0, 17] {
+            let data = vec![0u8; 4 * 4 * d];
+            let view = TensorView::new(Dtype::F32, vec![4, d], &data).unwrap();
+            let bytes = safetensors::serialize([(INPUT_WEIGHT, view)], None).unwrap();
+            let e = import(&parse(&bytes).unwrap()).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "tensor `input_layer.0.weight` has shape [4, {d}], expected [H, D] with D \
+                     from 1 to 16"
+                )
+            );
+        }
     }
 }

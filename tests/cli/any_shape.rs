@@ -180,6 +180,42 @@ fn shapes_no_dispatch_names_sample_on_the_cpu() {
         .map(|i| sample(&*m2, &schedule(), &h2.sampler, 42, i).to_vec())
         .collect();
     assert!(got == want, "H = 17, B = 1");
+
+    // The PyTorch state dict of a shape no dispatch names: the core model's tensors, and
+    // imported back, the same model.
+    ok(
+        d,
+        &["export", "--model", "m1.tdm", "--out", "m1.safetensors"],
+    );
+    let bytes = std::fs::read(d.join("m1.safetensors")).unwrap();
+    let exported = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names = 0;
+    m1.for_each_tensor(|name, shape, data| {
+        let t = exported.tensor(&name.to_string()).unwrap();
+        assert_eq!(t.shape(), shape, "{name}");
+        let values: Vec<f32> = t
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert!(values == data, "{name}");
+        names += 1;
+    });
+    assert_eq!(exported.len(), names);
+    let said = ok(
+        d,
+        &["import", "--from", "m1.safetensors", "--out", "n1.tdm"],
+    );
+    assert!(said.contains("H = 40, B = 5, D = 1"), "{said}");
+    let ddim = ["--sampler", "ddim", "--steps", "10", "-n", "30"];
+    for (model, out) in [("m1.tdm", "a10.csv"), ("n1.tdm", "n10.csv")] {
+        let args = [&["sample", "--model", model, "--out", out][..], &ddim].concat();
+        ok(d, &args);
+    }
+    assert_eq!(
+        std::fs::read(d.join("n10.csv")).unwrap(),
+        std::fs::read(d.join("a10.csv")).unwrap()
+    );
 }
 
 /// The width and height a PNG's header gives.

@@ -8,7 +8,7 @@
 
 use tinyddpm::batch::BatchModel;
 use tinyddpm::run::sample::SampleModel;
-use tinyddpm_core::file::{Stored, param_count};
+use tinyddpm_core::file::Stored;
 
 /// Every (H, B) this build runs: the seed notebook's, then the small boards'.
 pub const SUPPORTED: [(usize, usize); 2] = [(128, 3), (32, 2)];
@@ -87,15 +87,6 @@ pub fn complete(hidden: Option<usize>, blocks: Option<usize>) -> (usize, usize) 
     }
 }
 
-/// The most parameters of any supported shape (bounds what an import may read).
-pub fn max_params() -> usize {
-    SUPPORTED
-        .iter()
-        .filter_map(|&(h, b)| param_count(h as u32, b as u32))
-        .max()
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +144,5 @@ mod tests {
         assert_eq!(complete(Some(64), None), (64, 3));
         assert_eq!(complete(None, Some(4)), (128, 4));
         assert_eq!(complete(Some(32), Some(3)), (32, 3));
-        assert_eq!(max_params(), 116_482);
     }
 }

@@ -6,18 +6,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use tinyddpm::flat::FlatModel;
 use tinyddpm::input::Patience;
-use tinyddpm::modelfile::{self, ModelFile};
+use tinyddpm::modelfile;
 use tinyddpm::{atomic, state_dict};
-use tinyddpm_core::file::Kind;
-use tinyddpm_core::{Header, Model, Sampler, ScheduleKind};
+use tinyddpm_core::file::{Data, Kind, Source};
+use tinyddpm_core::{Header, ScheduleKind};
 
 use super::plot::read_model;
-use super::{DefaultSamplerArgs, T, dispatch, files, open_input, shapes};
+use super::{DefaultSamplerArgs, T, files, open_input};
 use super::{say, tell};
 
-/// Bytes a state dict may hold beyond the largest supported model's float32 weights: its
+/// Bytes a state dict may hold beyond the largest model file's float32 weights: its
 /// safetensors header (JSON, about 2 kB), generously.
 const MAX_STATE_DICT: u64 = 1 << 20;
 
@@ -53,19 +52,45 @@ pub fn import(args: &ImportArgs) -> Result<()> {
     let bytes = read_state_dict(&args.from)?;
     let context = || format!("cannot import {name}");
     let tensors = state_dict::parse(&bytes).with_context(context)?;
-    let (hidden, blocks) = state_dict::shape(&tensors).with_context(context)?;
-    dispatch!(hidden, blocks, import_shape(args, &tensors, sampler)).with_context(context)?;
+    let model = state_dict::import(&tensors).with_context(context)?;
+    let layout = model.layout();
+    // PyTorch state dicts carry no schedule: the seed notebook's is the one they were
+    // trained with. Nor do they say what data: 2-D is the notebook's roll (so its import
+    // keeps its bytes), any other D points from outside, in the model's own units.
+    let data = match layout.dim {
+        2 => Data::SWISS_ROLL,
+        dim => Data {
+            dim: dim as u8,
+            source: Source::File,
+            units: None,
+        },
+    };
+    let header = Header {
+        hidden: layout.hidden as u32,
+        blocks: layout.blocks as u32,
+        timesteps: T as u32,
+        schedule: ScheduleKind::SEED,
+        sampler,
+        data,
+    };
+    if let Some(why) = modelfile::probe::<T>(&model, &header) {
+        tell!("warning: the imported model's output is not finite: {why}; sampling it will fail");
+    }
+    modelfile::save_flat(&args.out, &model, &header).with_context(context)?;
     say!(
-        "imported H = {hidden}, B = {blocks} from {name} into {}",
+        "imported H = {}, B = {}, D = {} from {name} into {}",
+        layout.hidden,
+        layout.blocks,
+        layout.dim,
         args.out.display()
     );
     Ok(())
 }
 
-/// The state dict's bytes, at most [`MAX_STATE_DICT`] plus the largest supported weights.
+/// The state dict's bytes, at most [`MAX_STATE_DICT`] plus the most weights a model file
+/// holds.
 fn read_state_dict(path: &Path) -> Result<Vec<u8>> {
-    let weights = 4 * shapes::max_params() as u64;
-    let limit = weights + MAX_STATE_DICT;
+    let limit = modelfile::MAX_FILE_BYTES + MAX_STATE_DICT;
     let mut bytes = Vec::new();
     open_input(path, "--from", Patience::Unbounded)
         .context("cannot read the state dict")?
@@ -74,28 +99,12 @@ fn read_state_dict(path: &Path) -> Result<Vec<u8>> {
         .with_context(|| format!("cannot read {}", path.display()))?;
     if bytes.len() as u64 > limit {
         bail!(
-            "cannot read {}: larger than {limit} bytes, more than a state dict of any \
-             supported model ({})",
-            path.display(),
-            shapes::listed()
+            "cannot read {}: larger than {limit} bytes, more than a state dict of any model a \
+             model file can hold",
+            path.display()
         );
     }
     Ok(bytes)
-}
-
-fn import_shape<const H: usize, const B: usize>(
-    args: &ImportArgs,
-    tensors: &safetensors::SafeTensors<'_>,
-    sampler: Sampler,
-) -> Result<()> {
-    let model = state_dict::import::<H, B>(tensors)?;
-    // PyTorch state dicts carry no schedule: the seed notebook's is the one they were
-    // trained with.
-    let header = Header::new::<H, B, T>(ScheduleKind::SEED, sampler);
-    if let Some(why) = modelfile::probe::<T>(&FlatModel::of(&*model), &header) {
-        tell!("warning: the imported model's output is not finite: {why}; sampling it will fail");
-    }
-    Ok(modelfile::save(&args.out, &*model, &header)?)
 }
 
 /// Runs `tinyddpm export`. An integer model is refused: a state dict of its dequantized
@@ -112,8 +121,8 @@ pub fn export(args: &ExportArgs) -> Result<()> {
             args.model.display()
         );
     }
-    let header = &file.header;
-    let bytes = dispatch!(header.hidden, header.blocks, export_shape(&file))?;
+    let model = file.flat().context("cannot load the model")?;
+    let bytes = state_dict::export(&model)?;
     atomic::write(&args.out, &bytes)
         .with_context(|| format!("cannot write {}", args.out.display()))?;
     say!(
@@ -122,11 +131,4 @@ pub fn export(args: &ExportArgs) -> Result<()> {
         args.out.display()
     );
     Ok(())
-}
-
-fn export_shape<const H: usize, const B: usize>(file: &ModelFile) -> Result<Vec<u8>> {
-    let model = file
-        .model::<H, B, Model<H, B>>()
-        .context("cannot load the model")?;
-    Ok(state_dict::export(&model)?)
 }
