@@ -21,7 +21,7 @@ use tinyddpm::train::pytorch_init;
 use tinyddpm_core::quant::Gelu;
 use tinyddpm_core::{
     Model, NoiseStream, QLinear, QModel, QSeedModel, Sampler, Schedule, ScheduleKind, SeedModel,
-    Solver, Spacing, chain, gaussian_lanes, sample, sample_from,
+    Solver, Spacing, chain, gaussian_draw, gaussian_lanes, sample, sample_from,
 };
 
 /// SplitMix64: a small deterministic generator for test inputs.
@@ -394,7 +394,9 @@ fn seed_qmodels() -> &'static [Box<QSeedModel>] {
 /// past their ranges (which evaluation clamps). Not a valid model, but one that every
 /// implementation must evaluate as the core does. ε̂'s exponent stays at 10 or more so that
 /// the chain stays finite.
-fn arbitrary_qmodel<const H: usize, const B: usize>(seed: u64) -> Box<QModel<H, B>> {
+fn arbitrary_qmodel<const H: usize, const B: usize, const D: usize>(
+    seed: u64,
+) -> Box<QModel<H, B, D>> {
     fn linear<const I: usize, const O: usize>(l: &mut QLinear<I, O>, rng: &mut Mix) {
         for w in l.weight.as_flattened_mut() {
             *w = rng.next_u64() as i8;
@@ -410,7 +412,7 @@ fn arbitrary_qmodel<const H: usize, const B: usize>(seed: u64) -> Box<QModel<H, 
     }
     let mut rng = Mix(seed);
     let mut exp = |lo: u64, n: u64| (lo + rng.next_u64() % n) as u8;
-    let mut q = Box::new(QModel::<H, B>::ZERO);
+    let mut q = Box::new(QModel::<H, B, D>::ZERO);
     q.time_act = Gelu {
         pre_exp: exp(0, 30),
         post_exp: exp(0, 40),
@@ -481,7 +483,7 @@ proptest! {
         seed in any::<u64>(),
         xs in given(120),
     ) {
-        let model = arbitrary_qmodel::<21, 2>(seed);
+        let model = arbitrary_qmodel::<21, 2, 2>(seed);
         let xs = xs.map(|mut v| { v.truncate(count); v });
         run_model::<21, 2, 40, _>(&*model, ScheduleKind::SEED, sampler, &xs, seed, 0, count)?;
     }
@@ -728,9 +730,55 @@ fn any_dim_model<const H: usize, const B: usize, const D: usize>(seed: u64) -> B
     m
 }
 
-/// The batched sampler on the model of any shape ([`FlatModel`]) equals the core's
-/// `sample` / `sample_from` on the const-generic model of that shape, on every path and 1
-/// and 2 threads: D = 1, 3, 8, 16 and widths no tile divides.
+/// The batched sampler prepared by `prepare` for each path equals `scalar`, the core's sample
+/// `index` (from the given x_T, if any) on every path and 1 and 2 threads, from noise and
+/// from given x_T.
+fn any_dim_check<const D: usize>(
+    what: &str,
+    scalar: impl Fn(Option<[f32; D]>, u64) -> [f32; D] + Sync,
+    prepare: impl Fn(Simd) -> batch::Prepared,
+    seed: u64,
+    first: u64,
+    count: usize,
+    given: bool,
+) -> Result<(), TestCaseError> {
+    let mut rng = Mix(seed ^ 0x5eed);
+    let starts: Vec<f32> = (0..count * D).map(|_| rng.uniform(3.0)).collect();
+    let init = match given {
+        true => Init::Given(&starts),
+        false => Init::Noise,
+    };
+    let want: Vec<u32> = (0..count)
+        .into_par_iter()
+        .flat_map_iter(|i| {
+            let x = given.then(|| std::array::from_fn(|c| starts[i * D + c]));
+            scalar(x, first + i as u64).map(f32::to_bits)
+        })
+        .collect();
+    for simd in available_paths() {
+        let prepared = prepare(simd);
+        for threads in [1, 2] {
+            let got = tinyddpm::threads::run_on(threads, || {
+                prepared.sample(init, seed, first, count, &|_| ())
+            })
+            .expect("thread pool");
+            let got: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+            prop_assert_eq!(
+                &got,
+                &want,
+                "{} D={} {:?} {} threads",
+                what,
+                D,
+                simd,
+                threads
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The batched sampler on the float model of any shape ([`FlatModel`]) equals the core's
+/// `sample` / `sample_from` on the const-generic model of that shape.
 fn any_dim_case<const H: usize, const B: usize, const D: usize>(
     model_seed: u64,
     sampler: Sampler,
@@ -741,53 +789,47 @@ fn any_dim_case<const H: usize, const B: usize, const D: usize>(
 ) -> Result<(), TestCaseError> {
     let model = any_dim_model::<H, B, D>(model_seed);
     let schedule = Schedule::<40>::new(ScheduleKind::SEED).expect("schedule");
-    let mut rng = Mix(seed ^ 0x5eed);
-    let starts: Vec<f32> = (0..count * D).map(|_| rng.uniform(3.0)).collect();
-    let init = match given {
-        true => Init::Given(&starts),
-        false => Init::Noise,
-    };
-    let want: Vec<u32> = (0..count)
-        .into_par_iter()
-        .flat_map_iter(|i| {
-            let index = first + i as u64;
-            let x = match given {
-                true => {
-                    let x: [f32; D] = std::array::from_fn(|c| starts[i * D + c]);
-                    sample_from(&*model, &schedule, &sampler, x, seed, index)
-                }
-                false => sample(&*model, &schedule, &sampler, seed, index),
-            };
-            x.map(f32::to_bits)
-        })
-        .collect();
     let flat = FlatModel::of(&*model);
-    for simd in available_paths() {
-        for threads in [1, 2] {
-            let got = tinyddpm::threads::run_on(threads, || {
-                batch::Prepared::float(simd, &flat, &schedule, &sampler).sample(
-                    init,
-                    seed,
-                    first,
-                    count,
-                    &|_| (),
-                )
-            })
-            .expect("thread pool");
-            let got: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
-            prop_assert_eq!(
-                &got,
-                &want,
-                "H={} B={} D={} {:?} {} threads",
-                H,
-                B,
-                D,
-                simd,
-                threads
-            );
-        }
-    }
-    Ok(())
+    any_dim_check(
+        &format!("float H={H} B={B}"),
+        |x, index| match x {
+            Some(x) => sample_from(&*model, &schedule, &sampler, x, seed, index),
+            None => sample(&*model, &schedule, &sampler, seed, index),
+        },
+        |simd| batch::Prepared::float(simd, &flat, &schedule, &sampler),
+        seed,
+        first,
+        count,
+        given,
+    )
+}
+
+/// The batched sampler on an integer model of D coordinates (parameters over their whole
+/// types, [`arbitrary_qmodel`]) equals the core's chain on `&QModel<H, B, D>`, the steps of
+/// `sample` / `sample_from`.
+fn integer_dim_case<const H: usize, const B: usize, const D: usize>(
+    sampler: Sampler,
+    seed: u64,
+    first: u64,
+    count: usize,
+    given: bool,
+) -> Result<(), TestCaseError> {
+    let model = arbitrary_qmodel::<H, B, D>(seed);
+    let schedule = Schedule::<40>::new(ScheduleKind::SEED).expect("schedule");
+    any_dim_check(
+        &format!("integer H={H} B={B}"),
+        |x, index| {
+            let mut noise = [NoiseStream::new(seed, index)];
+            let x_t = gaussian_draw::<f32, D>(&mut noise);
+            let steps = sampler.steps(&schedule);
+            chain(&*model, steps, x.unwrap_or(x_t), &mut noise, |_, _| ())
+        },
+        |simd| batch::Prepared::new(simd, &*model, &schedule, &sampler),
+        seed,
+        first,
+        count,
+        given,
+    )
 }
 
 proptest! {
@@ -808,5 +850,22 @@ proptest! {
         any_dim_case::<19, 2, 3>(seed ^ 1, sampler, seed, first, count, given)?;
         any_dim_case::<24, 1, 8>(seed ^ 2, sampler, seed, first, count, given)?;
         any_dim_case::<33, 2, 16>(seed ^ 3, sampler, seed, first, count, given)?;
+    }
+
+    /// The integer model of any D from 1 to 16 (odd ones: a padded input and output pair),
+    /// its parameters over their whole types, on widths no tile divides.
+    #[test]
+    fn any_dim_integer_model_matches_core_bit_for_bit(
+        count in 1usize..120,
+        sampler in prop_oneof![Just(Sampler::Ddpm), ddim(40), multistep(39)],
+        seed in any::<u64>(),
+        first in any::<u32>(),
+        given in any::<bool>(),
+    ) {
+        let first = u64::from(first);
+        integer_dim_case::<16, 1, 1>(sampler, seed, first, count, given)?;
+        integer_dim_case::<19, 2, 3>(sampler, seed ^ 1, first, count, given)?;
+        integer_dim_case::<24, 1, 8>(sampler, seed ^ 2, first, count, given)?;
+        integer_dim_case::<33, 2, 16>(sampler, seed ^ 3, first, count, given)?;
     }
 }

@@ -25,15 +25,21 @@ impl<const H: usize, const B: usize> BatchModel<H, B> for QModel<H, B> {}
 /// Lanes of the figure runner ([`frames`]).
 pub(super) const FRAME_LANES: usize = 16;
 
-pub(super) use sealed::{Executor, Kernel};
+pub(super) use sealed::{Executor, Kernel, Prepare};
 
 mod sealed {
     use super::*;
 
-    /// What [`BatchModel`] needs of a model kind, kept out of the public API.
-    pub trait Executor {
+    /// A model the executor prepares ([`Prepared::new`]): the const-generic `Model` and
+    /// `QModel` of any D. Kept out of the public API.
+    pub trait Prepare {
         /// `self` prepared for `simd` (available) and `steps`, on the current rayon pool.
         fn prepare(&self, simd: Simd, steps: &[Step]) -> Kernel;
+    }
+
+    /// What [`BatchModel`] needs of a model kind beyond [`Prepare`], kept out of the public
+    /// API.
+    pub trait Executor: Prepare {
         /// The core's predictor on [`FRAME_LANES`] lanes, for the figure runner.
         fn lanes(&self) -> impl PredictNoise<Lanes<FRAME_LANES>> + '_;
     }
@@ -43,7 +49,7 @@ mod sealed {
     pub enum Kernel {
         /// The float model, of any shape.
         Float(Float),
-        /// The integer model (2-D points).
+        /// The integer model, of any D.
         Integer(Integer),
     }
 }
@@ -64,7 +70,7 @@ impl Kernel {
     fn dim(&self) -> usize {
         match self {
             Kernel::Float(f) => f.dim(),
-            Kernel::Integer(_) => 2,
+            Kernel::Integer(q) => q.layers.dim(),
         }
     }
 }
@@ -117,7 +123,7 @@ pub struct Prepared {
 impl Prepared {
     /// `model` prepared for `simd` and `sampler` on `schedule`, on the current rayon pool.
     /// Panics if the CPU lacks `simd` ([`Simd::is_available`]).
-    pub fn new<const H: usize, const B: usize, const T: usize, M: BatchModel<H, B>>(
+    pub fn new<const T: usize, M: Prepare>(
         simd: Simd,
         model: &M,
         schedule: &Schedule<T>,

@@ -148,9 +148,6 @@ impl Simd {
         x: &mut [f32],
         noise: &mut [NoiseStream],
     ) {
-        // The integer model draws the notebook's 2-D points.
-        let (x, rest) = x.as_chunks_mut::<2>();
-        assert!(rest.is_empty(), "rows of two coordinates");
         match self {
             // SAFETY: the caller checked that the CPU has the path's target features.
             #[cfg(target_arch = "x86_64")]
@@ -254,7 +251,7 @@ mod x86 {
         steps: &[Step],
         tembs: &[i16],
         hidden: usize,
-        x: &mut [[f32; 2]],
+        x: &mut [f32],
         noise: &mut [NoiseStream],
     ) {
         qkernel::sample_tile::<I32x16<true>, AVX512_S, AVX512_J>(
@@ -268,7 +265,7 @@ mod x86 {
         steps: &[Step],
         tembs: &[i16],
         hidden: usize,
-        x: &mut [[f32; 2]],
+        x: &mut [f32],
         noise: &mut [NoiseStream],
     ) {
         qkernel::sample_tile::<I32x16<false>, AVX512_S, AVX512_J>(
@@ -282,7 +279,7 @@ mod x86 {
         steps: &[Step],
         tembs: &[i16],
         hidden: usize,
-        x: &mut [[f32; 2]],
+        x: &mut [f32],
         noise: &mut [NoiseStream],
     ) {
         qkernel::sample_tile::<I32x8, AVX2_S, AVX2_J>(layers, steps, tembs, hidden, x, noise)

@@ -12,7 +12,8 @@
 //! per step, shared by all tiles.
 
 use tinyddpm_core::quant::{from_i16, to_i16};
-use tinyddpm_core::{NoiseStream, PredictNoise, Real, Step, chain};
+use tinyddpm_core::units::MAX_DIM;
+use tinyddpm_core::{NoiseStream, PredictNoiseIn, Real, Step, chain_in};
 
 use super::packed::{QGelu, QLayers, QPacked, pair};
 use super::vectors::ILane;
@@ -129,74 +130,86 @@ impl<L: ILane, const S: usize> Finish<L, S> for Residual<'_, L, S> {
     }
 }
 
-/// The output layer: ε̂'s two coordinates requantized, each written to `eps[c]` (i32 lanes,
-/// sample vector `s` at `s·LANES`).
+/// The output layer: ε̂'s coordinates requantized, a pair at a time (the layer is blocked by
+/// two outputs), coordinate `c` written to `eps[c·stride ..]` (i32 lanes, sample vector `s`
+/// at `s·LANES` within it); an odd D's last pair drops its padding output.
 struct Output<'a> {
     layer: &'a QPacked,
-    eps: [&'a mut [i32]; 2],
+    eps: &'a mut [i32],
+    stride: usize,
 }
 
 impl<L: ILane, const S: usize> Finish<L, S> for Output<'_> {
     #[inline(always)]
-    fn finish(&mut self, _: usize, lo: &[L; S], hi: &[L; S]) {
-        for (c, a) in [lo, hi].into_iter().enumerate() {
-            let q = &self.layer.requant[c];
-            for (s, a) in a.iter().enumerate() {
-                a.requantize(q)
-                    .sat16()
-                    .store(&mut self.eps[c][s * L::LANES..]);
+    fn finish(&mut self, j: usize, lo: &[L; S], hi: &[L; S]) {
+        for (c, a) in [(j, lo), (j + 1, hi)] {
+            if c < self.layer.outputs {
+                let q = &self.layer.requant[c];
+                let eps = &mut self.eps[c * self.stride..];
+                for (s, a) in a.iter().enumerate() {
+                    a.requantize(q).sat16().store(&mut eps[s * L::LANES..]);
+                }
             }
         }
     }
 }
 
 /// Scratch of one tile: the stream `h` and a block's inner activations `v`, as pairs, and the
-/// f32 boundary's lanes.
+/// f32 boundary's lanes (`ints` holds D coordinates of `S·LANES` lanes each).
 pub(crate) struct QTileBuffers<L, const S: usize> {
     h: Vec<[L; S]>,
     v: Vec<[L; S]>,
-    ints: [Vec<i32>; 2],
+    ints: Vec<i32>,
     floats: Vec<f32>,
 }
 
 impl<L: ILane, const S: usize> QTileBuffers<L, S> {
-    /// Buffers for `pairs` pairs of hidden units.
+    /// Buffers for `pairs` pairs of hidden units and points of `dim` coordinates.
     #[inline(always)]
-    pub fn new(pairs: usize) -> Self {
+    pub fn new(pairs: usize, dim: usize) -> Self {
         Self {
             h: vec![[L::splat(0); S]; pairs],
             v: vec![[L::splat(0); S]; pairs],
-            ints: [vec![0; S * L::LANES], vec![0; S * L::LANES]],
+            ints: vec![0; dim * S * L::LANES],
             floats: vec![0.0; S * L::LANES],
         }
     }
 }
 
-/// ε̂ for a tile: `x[c].0[s]` is coordinate `c` of sample vector `s`; `temb` is the step's
-/// time embedding, padded to whole pairs. `QModel::predict_noise`, per lane.
+/// ε̂ for a tile into `eps`: `x[c].0[s]` is coordinate `c` of sample vector `s` (D =
+/// `x.len()`, the model's); `temb` is the step's time embedding, padded to whole pairs.
+/// `QModel::predict_noise`, per lane.
 #[inline(always)]
 pub(crate) fn predict_noise_tile<L: ILane, const S: usize, const J: usize>(
     layers: &QLayers,
-    x: [Tile<L::F, S>; 2],
+    x: &[Tile<L::F, S>],
     temb: &[i16],
     buf: &mut QTileBuffers<L, S>,
-) -> [Tile<L::F, S>; 2] {
+    eps: &mut [Tile<L::F, S>],
+) {
     let QTileBuffers { h, v, ints, floats } = buf;
-    let lanes = L::LANES;
-    // Boundary in, per sample (the core's `to_i16`): the pair (x, y), one input pair.
-    let [xy, _] = ints;
-    for (c, xc) in x.iter().enumerate() {
-        for (s, xs) in xc.0.iter().enumerate() {
-            xs.store(&mut floats[s * lanes..]);
+    let (lanes, stride) = (L::LANES, S * L::LANES);
+    // Boundary in, per sample (the core's `to_i16`): coordinates 2p and 2p + 1 make input
+    // pair p, an odd D's last pair a zero high half (its weight is zero too).
+    let mut xq = [[L::splat(0); S]; MAX_DIM.div_ceil(2)];
+    for (p, coords) in x.chunks(2).enumerate() {
+        let pair_lanes = &mut ints[..stride];
+        for (c, xc) in coords.iter().enumerate() {
+            for (s, xs) in xc.0.iter().enumerate() {
+                xs.store(&mut floats[s * lanes..]);
+            }
+            for (q, &f) in pair_lanes.iter_mut().zip(floats.iter()) {
+                let v = to_i16(f, layers.input_exp);
+                *q = if c == 0 {
+                    pair(v, 0)
+                } else {
+                    pair(*q as i16, v)
+                };
+            }
         }
-        for (q, &f) in xy.iter_mut().zip(floats.iter()) {
-            let v = to_i16(f, layers.input_exp);
-            *q = if c == 0 { v.into() } else { pair(*q as i16, v) };
+        for (s, q) in xq[p].iter_mut().enumerate() {
+            *q = L::load(&pair_lanes[s * lanes..]);
         }
-    }
-    let mut xq = [L::splat(0); S];
-    for (s, q) in xq.iter_mut().enumerate() {
-        *q = L::load(&xy[s * lanes..]);
     }
     let input = &mut IntoStream {
         layer: &layers.input,
@@ -204,7 +217,7 @@ pub(crate) fn predict_noise_tile<L: ILane, const S: usize, const J: usize>(
         temb,
         h,
     };
-    dense::<L, S, J>(&layers.input, &[xq], input);
+    dense::<L, S, J>(&layers.input, &xq[..x.len().div_ceil(2)], input);
     for block in &layers.blocks {
         let inner = &mut Inner {
             layer: &block.first,
@@ -221,14 +234,13 @@ pub(crate) fn predict_noise_tile<L: ILane, const S: usize, const J: usize>(
         dense::<L, S, J>(&block.second, v, residual);
     }
     // Boundary out, per sample (the core's `from_i16`).
-    let [e0, e1] = ints;
     let out = &mut Output {
         layer: &layers.output,
-        eps: [e0, e1],
+        eps: ints,
+        stride,
     };
     dense::<L, S, 2>(&layers.output, h, out);
-    let mut eps = [Tile([L::F::splat(0.0); S]); 2];
-    for (e, q) in eps.iter_mut().zip(ints.iter()) {
+    for (e, q) in eps.iter_mut().zip(ints.chunks_exact(stride)) {
         for (f, &q) in floats.iter_mut().zip(q) {
             *f = from_i16(q as i16, layers.output_exp);
         }
@@ -236,7 +248,6 @@ pub(crate) fn predict_noise_tile<L: ILane, const S: usize, const J: usize>(
             *e = L::F::load(&floats[s * lanes..]);
         }
     }
-    eps
 }
 
 /// The packed integer model of one tile with every step's time embedding (`tembs[k·hidden
@@ -248,44 +259,55 @@ struct QTileModel<'a, L, const S: usize, const J: usize> {
     buf: QTileBuffers<L, S>,
 }
 
-impl<L: ILane, const S: usize, const J: usize> PredictNoise<Tile<L::F, S>>
+impl<L: ILane, const S: usize, const J: usize> PredictNoiseIn<Tile<L::F, S>>
     for QTileModel<'_, L, S, J>
 {
     #[inline(always)]
-    fn predict_noise(&mut self, k: usize, _: &Step, x: [Tile<L::F, S>; 2]) -> [Tile<L::F, S>; 2] {
+    fn predict_noise_in(
+        &mut self,
+        k: usize,
+        _: &Step,
+        x: &[Tile<L::F, S>],
+        eps: &mut [Tile<L::F, S>],
+    ) {
         let temb = &self.tembs[k * self.hidden..(k + 1) * self.hidden];
-        predict_noise_tile::<L, S, J>(self.layers, x, temb, &mut self.buf)
+        predict_noise_tile::<L, S, J>(self.layers, x, temb, &mut self.buf, eps)
     }
 }
 
 /// Runs every step for up to `S·LANES` samples through the core's chain: `x` holds their x_T,
-/// `noise` their streams (already past x_T's pair); `x` is overwritten with x_0. `tembs`
-/// holds step `k`'s time embedding at `k·hidden`, `hidden` the hidden width rounded up to
-/// whole pairs. Lanes past `x.len()` are padding (x = 0,
-/// z = 0) whose results are dropped.
+/// D values a sample (D = the model's), `noise` their streams (already past x_T's draw); `x`
+/// is overwritten with x_0. `tembs` holds step `k`'s time embedding at `k·hidden`, `hidden`
+/// the hidden width rounded up to whole pairs. Lanes past the samples given are padding
+/// (x = 0, z = 0) whose results are dropped.
 #[inline(always)]
 pub(crate) fn sample_tile<L: ILane, const S: usize, const J: usize>(
     layers: &QLayers,
     steps: &[Step],
     tembs: &[i16],
     hidden: usize,
-    x: &mut [[f32; 2]],
+    x: &mut [f32],
     noise: &mut [NoiseStream],
 ) {
-    assert!(x.len() <= S * L::LANES && noise.len() == x.len());
-    let mut xv = [Tile([L::F::splat(0.0); S]); 2];
-    for (i, p) in x.iter().enumerate() {
-        xv[0].set_lane(i, p[0]);
-        xv[1].set_lane(i, p[1]);
+    let d = layers.dim();
+    assert!(d <= MAX_DIM && x.len() == noise.len() * d && noise.len() <= S * L::LANES);
+    let mut xv = [Tile([L::F::splat(0.0); S]); MAX_DIM];
+    let xv = &mut xv[..d];
+    for (i, p) in x.chunks_exact(d).enumerate() {
+        for (c, &v) in xv.iter_mut().zip(p) {
+            c.set_lane(i, v);
+        }
     }
     let model = QTileModel::<L, S, J> {
         layers,
         tembs,
         hidden,
-        buf: QTileBuffers::new(hidden / 2),
+        buf: QTileBuffers::new(hidden / 2, d),
     };
-    let xv = chain(model, steps.iter().copied(), xv, noise, |_, _| ());
-    for (i, p) in x.iter_mut().enumerate() {
-        *p = [xv[0].lane(i), xv[1].lane(i)];
+    chain_in(model, steps.iter().copied(), xv, noise, |_, _| ());
+    for (i, p) in x.chunks_exact_mut(d).enumerate() {
+        for (v, c) in p.iter_mut().zip(xv.iter()) {
+            *v = c.lane(i);
+        }
     }
 }

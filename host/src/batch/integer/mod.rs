@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use tinyddpm_core::{Lanes, PredictNoise, QModel, Step};
 
 use super::Simd;
-use super::executor::{Executor, FRAME_LANES, Kernel};
+use super::executor::{Executor, FRAME_LANES, Kernel, Prepare};
 use packed::QLayers;
 
 /// An integer model prepared: its packed layers and every step's integer time embedding
@@ -27,7 +27,7 @@ pub struct Integer {
     pub(in crate::batch) stride: usize,
 }
 
-impl<const H: usize, const B: usize> Executor for QModel<H, B> {
+impl<const H: usize, const B: usize, const D: usize> Prepare for QModel<H, B, D> {
     fn prepare(&self, simd: Simd, steps: &[Step]) -> Kernel {
         let stride = H.next_multiple_of(2);
         let mut tembs = vec![0; steps.len() * stride];
@@ -42,6 +42,9 @@ impl<const H: usize, const B: usize> Executor for QModel<H, B> {
             stride,
         })
     }
+}
+
+impl<const H: usize, const B: usize> Executor for QModel<H, B> {
     fn lanes(&self) -> impl PredictNoise<Lanes<FRAME_LANES>> + '_ {
         self
     }

@@ -229,8 +229,11 @@ pub(crate) struct QBlockPacked {
 }
 
 impl QLayers {
-    /// `model` with H-output layers blocked by `width`, the 2-output layer by 2.
-    pub fn new<const H: usize, const B: usize>(model: &QModel<H, B>, width: usize) -> Self {
+    /// `model` with H-output layers blocked by `width`, the D-output layer by 2.
+    pub fn new<const H: usize, const B: usize, const D: usize>(
+        model: &QModel<H, B, D>,
+        width: usize,
+    ) -> Self {
         Self {
             input_exp: model.input_exp,
             output_exp: model.output_exp,
@@ -248,6 +251,11 @@ impl QLayers {
                 .collect(),
             output: QPacked::new(&model.output, 2),
         }
+    }
+
+    /// D: coordinates of a point.
+    pub fn dim(&self) -> usize {
+        self.output.outputs
     }
 }
 
