@@ -4,9 +4,9 @@
 //! host (magic, version, CRC, shape, and finite weights or integer parameters in range) and
 //! written out as Rust source: a float model as its parameters in file order, every weight as
 //! `f32::from_bits(…)` (exact by construction, no decimal round trip), from which the core's
-//! `Model::from_params` builds `static MODEL: Model<H, B>` at compile time; an
-//! integer model (from `tinyddpm quantize`) as `static MODEL: QModel<H, B> = QModel { … }`
-//! with its int8 weights, and the `integer` cfg set; then `static STEPS` computed here by
+//! `Model::from_params` builds `static MODEL: Model<H, B, D>` at compile time; an
+//! integer model (from `tinyddpm quantize`) as `static MODEL: QModel<H, B, D> = QModel { … }`
+//! with its int8 weights, and the `integer` cfg set — either of any shape the file holds; then `static STEPS` computed here by
 //! `Sampler::step` from the core's f64 schedule and written as the core's step rows, which is too big (16 KB) and too slow
 //! (software f64) to build on the MCU. The firmware then needs neither a decoder, nor a copy of
 //! the weights in RAM, nor `unsafe` to reinterpret bytes.
@@ -33,8 +33,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use tinyddpm_core::file::{self, Header, Kind};
-use tinyddpm_core::quant::{Gelu, QLinear, QModel};
-use tinyddpm_core::{ChoiceError, Sampler, SamplerChoice, Schedule, Step};
+use tinyddpm_core::quant::{QLayer, QParams, QParamsMut, time_embedding_in};
+use tinyddpm_core::{ChoiceError, Layer, Sampler, SamplerChoice, Schedule, Step};
 
 /// A core this firmware builds for: its memory map, default model and clocks.
 struct Chip {
@@ -214,7 +214,7 @@ fn run() -> Result<(), String> {
         println!("cargo::rustc-cfg=integer");
     }
     let t_inputs = steps_source(&header, &sampler, &mut src)?;
-    model_source(kind, &header, &bytes, &t_inputs, &mut src)
+    model_source(kind, &bytes, &t_inputs, &mut src)
         .map_err(|e| format!("{}: {e}", model_path.display()))?;
     write(&out.join("embedded.rs"), &src)
 }
@@ -264,49 +264,19 @@ fn sampler(header: &Header) -> Result<Sampler, String> {
         })
 }
 
-/// The model's source for the file's kind: a float model of any shape is written from its
+/// The model's source for the file's kind, of any shape: a float model is written from its
 /// parameters (the core's `Model::from_params` then builds it at compile time with the
-/// file's H, B and D); an integer model is monomorphised for its shape, these being the
-/// shapes a build supports. `t_inputs` are the steps' network time inputs (for the integer
-/// model's table).
+/// file's H, B and D), an integer model as a `QModel<H, B, D>` literal from its sections.
+/// `t_inputs` are the steps' network time inputs (for the integer model's table).
 fn model_source(
     kind: Kind,
-    header: &Header,
     bytes: &[u8],
     t_inputs: &[f32],
     src: &mut String,
 ) -> Result<(), String> {
-    if kind == Kind::Float {
-        return emit_model(bytes, src);
-    }
-    let blocks = header.blocks;
-    match header.hidden {
-        8 => with_blocks::<8>(blocks, bytes, t_inputs, src),
-        16 => with_blocks::<16>(blocks, bytes, t_inputs, src),
-        32 => with_blocks::<32>(blocks, bytes, t_inputs, src),
-        64 => with_blocks::<64>(blocks, bytes, t_inputs, src),
-        128 => with_blocks::<128>(blocks, bytes, t_inputs, src),
-        256 => with_blocks::<256>(blocks, bytes, t_inputs, src),
-        h => Err(format!(
-            "H={h}: this build script supports integer models of H in [8, 16, 32, 64, 128, 256]"
-        )),
-    }
-}
-
-fn with_blocks<const H: usize>(
-    blocks: u32,
-    bytes: &[u8],
-    t_inputs: &[f32],
-    src: &mut String,
-) -> Result<(), String> {
-    match blocks {
-        1 => emit_qmodel::<H, 1>(bytes, t_inputs, src),
-        2 => emit_qmodel::<H, 2>(bytes, t_inputs, src),
-        3 => emit_qmodel::<H, 3>(bytes, t_inputs, src),
-        4 => emit_qmodel::<H, 4>(bytes, t_inputs, src),
-        b => Err(format!(
-            "B={b}: this build script supports integer models of 1 to 4 blocks"
-        )),
+    match kind {
+        Kind::Float => emit_model(bytes, src),
+        Kind::Integer => emit_qmodel(bytes, t_inputs, src),
     }
 }
 
@@ -366,70 +336,93 @@ fn emit_floats(values: &[f32], src: &mut String) {
     }
 }
 
-/// The integer model: decoded with the core (which checks every parameter's range), written
-/// as `static MODEL: QModel<H, B>` with its int8 weights as literals.
-fn emit_qmodel<const H: usize, const B: usize>(
-    bytes: &[u8],
-    t_inputs: &[f32],
-    src: &mut String,
-) -> Result<(), String> {
-    let mut q: Box<QModel<H, B>> = Box::new(QModel::ZERO);
-    file::decode_into(bytes, &mut *q).map_err(|e| e.to_string())?;
+/// The integer model: read with the core (which checks every parameter's range) into its
+/// sections, written as `static MODEL: QModel<H, B, D>` with its int8 weights as literals,
+/// each field from the layer views the core gives (`QParams::layer`).
+fn emit_qmodel(bytes: &[u8], t_inputs: &[f32], src: &mut String) -> Result<(), String> {
+    let contents = file::open(bytes).map_err(|e| e.to_string())?;
+    let layout = contents.layout().map_err(|e| e.to_string())?;
+    let [c, w, e] = QParams::lens(&layout);
+    let (mut biases, mut multipliers) = (vec![0; c], vec![0; c]);
+    let (mut weights, mut shifts, mut exponents) = (vec![0; w], vec![0; c], vec![0; e]);
+    contents
+        .read_quant_params(QParamsMut {
+            biases: &mut biases,
+            multipliers: &mut multipliers,
+            weights: &mut weights,
+            shifts: &mut shifts,
+            exponents: &mut exponents,
+        })
+        .map_err(|e| e.to_string())?;
+    let q = QParams {
+        layout,
+        biases: &biases,
+        multipliers: &multipliers,
+        weights: &weights,
+        shifts: &shifts,
+        exponents: &exponents,
+    };
     src.push_str("use tinyddpm_core::quant::{Gelu, QBlock, QLinear, QModel};\n");
-    // The integer model draws the notebook's 2-D points (the decoder refused any other D).
-    emit_shape(src, H, B, 2);
+    emit_shape(src, layout.hidden, layout.blocks, layout.dim);
     writeln!(src, "/// The integer model, in flash.").unwrap();
-    let gelu = |g: Gelu| {
+    // Every layer but time_out and output has its GELU.
+    let gelu = |l: &QLayer<'_>| {
+        let g = l.act.unwrap_or_default();
         format!(
             "Gelu {{ pre_exp: {}, post_exp: {} }}",
             g.pre_exp, g.post_exp
         )
     };
-    src.push_str("pub static MODEL: QModel<H, B> = QModel {\n    time_in: ");
-    emit_qlinear(&q.time_in, src);
-    writeln!(
-        src,
-        ",\n    time_act: {},\n    time_out: ",
-        gelu(q.time_act)
-    )
-    .unwrap();
-    emit_qlinear(&q.time_out, src);
-    writeln!(src, ",\n    input_exp: {},\n    input: ", q.input_exp).unwrap();
-    emit_qlinear(&q.input, src);
+    let (time_in, time_out) = (q.layer(Layer::TimeIn), q.layer(Layer::TimeOut));
+    let (input, output) = (q.layer(Layer::Input), q.layer(Layer::Output));
+    src.push_str("pub static MODEL: QModel<H, B, D> = QModel {\n    time_in: ");
+    emit_qlayer(&time_in, src);
+    writeln!(src, ",\n    time_act: {},\n    time_out: ", gelu(&time_in)).unwrap();
+    emit_qlayer(&time_out, src);
+    writeln!(src, ",\n    input_exp: {},\n    input: ", input.in_exp).unwrap();
+    emit_qlayer(&input, src);
     writeln!(
         src,
         ",\n    input_pre_exp: {},\n    stream_exp: {},\n    blocks: [",
-        q.input_pre_exp, q.stream_exp
+        input.out_exp, time_out.out_exp
     )
     .unwrap();
-    for b in &q.blocks {
+    for k in 0..layout.blocks {
+        let (first, second) = (
+            q.layer(Layer::BlockFirst(k)),
+            q.layer(Layer::BlockSecond(k)),
+        );
         src.push_str("        QBlock { first: ");
-        emit_qlinear(&b.first, src);
-        write!(src, ", act: {}, second: ", gelu(b.act)).unwrap();
-        emit_qlinear(&b.second, src);
-        writeln!(src, ", second_pre_exp: {} }},", b.second_pre_exp).unwrap();
+        emit_qlayer(&first, src);
+        write!(src, ", act: {}, second: ", gelu(&first)).unwrap();
+        emit_qlayer(&second, src);
+        writeln!(src, ", second_pre_exp: {} }},", second.out_exp).unwrap();
     }
     src.push_str("    ],\n    output: ");
-    emit_qlinear(&q.output, src);
-    writeln!(src, ",\n    output_exp: {},\n}};", q.output_exp).unwrap();
-    if size_of::<[i16; H]>() * t_inputs.len() <= TIME_TABLE_MAX {
+    emit_qlayer(&output, src);
+    writeln!(src, ",\n    output_exp: {},\n}};", output.out_exp).unwrap();
+    let hidden = layout.hidden;
+    if size_of::<i16>() * hidden * t_inputs.len() <= TIME_TABLE_MAX {
         // Each step's time embedding, by the core's own code: the firmware looks it up
         // instead of computing it (16,500 multiply-adds a step for H = 128).
         println!("cargo::rustc-cfg=time_table");
         writeln!(src, "/// Each step's time embedding, noisiest step first.").unwrap();
         let count = t_inputs.len();
         writeln!(src, "pub static TIME_EMBEDDINGS: [[i16; H]; {count}] = [").unwrap();
+        let (mut scratch, mut temb) = (vec![[0i16; 1]; hidden], vec![0i16; hidden]);
         for &t in t_inputs {
-            writeln!(src, "    {:?},", q.time_embedding(t)).unwrap();
+            time_embedding_in(&time_in, &time_out, t, &mut scratch, &mut temb);
+            writeln!(src, "    {temb:?},").unwrap();
         }
         src.push_str("];\n");
     }
     Ok(())
 }
 
-fn emit_qlinear<const I: usize, const O: usize>(layer: &QLinear<I, O>, src: &mut String) {
+/// A layer as a `QLinear` literal: its weight rows, then its channels.
+fn emit_qlayer(layer: &QLayer<'_>, src: &mut String) {
     src.push_str("QLinear { weight: [");
-    for row in &layer.weight {
+    for row in layer.weight.chunks(layer.inputs()) {
         writeln!(src, "{row:?},").unwrap();
     }
     write!(

@@ -226,6 +226,60 @@ fn model_3d(target: &Target) -> PathBuf {
     path
 }
 
+/// An integer model of 3-D points (H = 32, B = 1), valid, written to a file per target: the
+/// build script writes a `QModel<H, B, D>` of whatever shape the file holds.
+fn qmodel_3d(target: &Target) -> PathBuf {
+    use tinyddpm_core::file::{self, Kind};
+    use tinyddpm_core::quant::Gelu;
+    use tinyddpm_core::{Data, Header, QModel, Sampler, ScheduleKind, Source};
+    let mut q = Box::new(QModel::<32, 1, 3>::ZERO);
+    let mut n = 0i32;
+    q.for_each_layer_mut(|l| {
+        for w in l.weight.iter_mut() {
+            n += 1;
+            *w = ((n * 37) % 255 - 127) as i8;
+        }
+        for (j, b) in l.bias.iter_mut().enumerate() {
+            *b = (j as i32 % 7 - 3) * 20_000;
+        }
+        l.multiplier.fill(1 << 30);
+        l.shift.fill(44);
+    });
+    let gelu = Gelu {
+        pre_exp: 10,
+        post_exp: 12,
+    };
+    q.time_act = gelu;
+    (q.input_exp, q.input_pre_exp, q.stream_exp, q.output_exp) = (12, 10, 12, 11);
+    (q.blocks[0].act, q.blocks[0].second_pre_exp) = (gelu, 10);
+    let header = Header::new::<32, 1, 1000>(ScheduleKind::SEED, Sampler::Ddpm).with_data(Data {
+        dim: 3,
+        source: Source::File,
+        units: None,
+    });
+    let mut out = vec![0; file::encoded_len(Kind::Integer, &header).unwrap()];
+    file::encode(&*q, &header, &mut out).unwrap();
+    let name = format!("qmodel-3d-{}.tdm", target.triple);
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    fs::write(&path, out).unwrap();
+    path
+}
+
+#[test]
+fn m0_integer_model_of_3d_points_matches_host() {
+    check_file(&M0, &qmodel_3d(&M0), "ddim", 4);
+}
+
+#[test]
+fn m4f_integer_model_of_3d_points_matches_host() {
+    check_file(&M4F, &qmodel_3d(&M4F), "dpmpp-2m", 4);
+}
+
+#[test]
+fn m33_integer_model_of_3d_points_matches_host() {
+    check_file(&M33, &qmodel_3d(&M33), "ddim", 4);
+}
+
 #[test]
 fn m0_model_of_3d_points_matches_host() {
     check_file(&M0, &model_3d(&M0), "ddim", 4);

@@ -56,7 +56,10 @@ use crate::container::{ContainerError, Format};
 use crate::layout::Layout;
 use crate::model::Model;
 pub use crate::network::{Kind, Network};
-use crate::quant::{QModel, QuantError, bias_in_range, shift_in_range, weight_in_range};
+use crate::quant::{
+    QModel, QParams, QParamsMut, QuantError, bias_in_range, shift_in_range, validate_exponents,
+    weight_in_range,
+};
 use crate::sampler::{Sampler, SamplerError};
 use crate::schedule::{Schedule, ScheduleKind};
 use crate::units::{MAX_DIM, Units};
@@ -606,6 +609,89 @@ impl<'a> Contents<'a> {
     }
 }
 
+impl Contents<'_> {
+    /// The layout of the model the header describes.
+    pub fn layout(&self) -> Result<Layout, FileError> {
+        let h = &self.header;
+        layout(h.hidden, h.blocks, h.data.dim).ok_or(ContainerError::Header.into())
+    }
+
+    /// An integer model's parameters into `out`, whose sections have the lengths
+    /// [`QParams::lens`] gives for [`Contents::layout`], for a host that learns the shape from
+    /// the file: the same checks as [`decode_into`] on a `QModel`, without naming its shape at
+    /// compile time; `out` is untouched unless the result is `Ok`.
+    pub fn read_quant_params(&self, out: QParamsMut<'_>) -> Result<(), FileError> {
+        let c = self.require_kind(Kind::Integer)?;
+        let layout = c.layout()?;
+        let [channels, weights, exponents] = QParams::lens(&layout);
+        let lens = [channels, channels, weights, channels, exponents];
+        let QParamsMut {
+            biases,
+            multipliers,
+            weights: w,
+            shifts,
+            exponents: e,
+        } = out;
+        if [
+            biases.len(),
+            multipliers.len(),
+            w.len(),
+            shifts.len(),
+            e.len(),
+        ] != lens
+        {
+            return Err(ContainerError::Header.into());
+        }
+        let sizes = QuantSizes::with_dim(c.header.hidden, c.header.blocks, c.header.data.dim)
+            .ok_or(ContainerError::Header)?;
+        let sections = pieces(c.payload, sizes.lens()).ok_or(ContainerError::Header)?;
+        check_quant(&layout, sections).map_err(FileError::Quant)?;
+        let [bs, ms, ws, ss, es] = sections;
+        for (v, c) in biases.iter_mut().zip(bs.chunks_exact(4)) {
+            *v = le_i32(c);
+        }
+        for (v, c) in multipliers.iter_mut().zip(ms.chunks_exact(4)) {
+            *v = le_i32(c);
+        }
+        for (v, &c) in w.iter_mut().zip(ws) {
+            *v = i8::from_le_bytes([c]);
+        }
+        shifts.copy_from_slice(ss);
+        e.copy_from_slice(es);
+        Ok(())
+    }
+}
+
+/// [`encode`] for an integer model held as its sections ([`QParams`]), of the shape `header`
+/// describes: the same bytes as [`encode`] on the `QModel` of those parameters; parameters
+/// of another layout than the header's, or that fail [`QParams::validate`], are refused.
+pub fn encode_quant_params(
+    header: &Header,
+    params: &QParams<'_>,
+    out: &mut [u8],
+) -> Result<usize, FileError> {
+    let len = header.payload_len(Kind::Integer)?;
+    if layout(header.hidden, header.blocks, header.data.dim) != Some(params.layout)
+        || !params.fits()
+    {
+        return Err(ContainerError::Header.into());
+    }
+    params.validate().map_err(FileError::Quant)?;
+    let write = |payload: &mut [u8]| {
+        let mut bytes = payload.iter_mut();
+        let words = params.biases.iter().chain(params.multipliers);
+        for (w, b) in words.flat_map(|w| w.to_le_bytes()).zip(bytes.by_ref()) {
+            *b = w;
+        }
+        let rest = params.weights.iter().map(|w| w.to_le_bytes()[0]);
+        let rest = rest.chain(params.shifts.iter().copied());
+        for (v, b) in rest.chain(params.exponents.iter().copied()).zip(bytes) {
+            *b = v;
+        }
+    };
+    Ok(Wire::of(Kind::Integer, header).seal(len, out, write)?)
+}
+
 /// [`encode`] for a float model held as its parameters in file order, of the shape
 /// `header` describes (its D included): a model of any shape, written without naming it at
 /// compile time. The same bytes as [`encode`] on the `Model` these parameters make;
@@ -671,7 +757,7 @@ impl<const H: usize, const B: usize, const D: usize> Stored<H, B, D> for QModel<
     fn read_payload(&mut self, payload: &[u8]) -> Result<(), FileError> {
         let sizes = quant_sizes::<H, B, D>().ok_or(ContainerError::Header)?;
         let sections = pieces(payload, sizes.lens()).ok_or(ContainerError::Header)?;
-        check_quant(self, sections).map_err(FileError::Quant)?;
+        check_quant(&Layout::of_dim::<H, B, D>(), sections).map_err(FileError::Quant)?;
         let [biases, multipliers, weights, shifts, exponents] = sections;
         let (mut bias, mut mult) = (biases.chunks_exact(4), multipliers.chunks_exact(4));
         let (mut weight, mut shift) = (weights.iter(), shifts.iter());
@@ -775,38 +861,27 @@ fn set_exponents<const H: usize, const B: usize, const D: usize>(
 }
 
 /// [`QModel::validate`] on an integer payload's sections, before they are decoded: the
-/// same checks in the same order, so the same error. `shapes` (the destination, not yet
-/// written) gives each layer's name and sizes.
-fn check_quant<const H: usize, const B: usize, const D: usize>(
-    shapes: &QModel<H, B, D>,
+/// same checks in the same order, so the same error. `layout` gives each layer's name and
+/// sizes.
+fn check_quant(
+    layout: &Layout,
     [biases, _, weights, shifts, exponents]: [&[u8]; 5],
 ) -> Result<(), QuantError> {
-    // The exponents are checked by validate() itself, on a model of no units: it holds
-    // every exponent and no parameters (H = 0, D = 0), so it fits any stack.
-    let mut exps = QModel::<0, B, 0>::ZERO;
-    set_exponents(&mut exps, exponents);
-    exps.validate()?;
+    let exp = |n: usize| exponents.get(n).copied().unwrap_or(0);
+    validate_exponents(exp, layout.blocks)?;
     let (mut bias, mut weight, mut shift) = (biases.chunks_exact(4), weights.iter(), shifts.iter());
-    let mut result = Ok(());
-    shapes.for_each_layer(|l| {
+    for d in layout.iter() {
         // Every layer before the first bad one reads its whole share of each section; from
         // the first bad value on, nothing more is judged.
-        if result.is_ok()
-            && !(bias
+        if !(bias.by_ref().take(d.o).all(|c| bias_in_range(le_i32(c)))
+            && weight
                 .by_ref()
-                .take(l.bias.len())
-                .all(|c| bias_in_range(le_i32(c)))
-                && weight
-                    .by_ref()
-                    .take(l.weight.len())
-                    .all(|&w| weight_in_range(i8::from_le_bytes([w])))
-                && shift
-                    .by_ref()
-                    .take(l.shift.len())
-                    .all(|&s| shift_in_range(s)))
+                .take(d.o * d.i)
+                .all(|&w| weight_in_range(i8::from_le_bytes([w])))
+            && shift.by_ref().take(d.o).all(|&s| shift_in_range(s)))
         {
-            result = Err(QuantError::Parameters { layer: l.layer });
+            return Err(QuantError::Parameters { layer: d.layer });
         }
-    });
-    result
+    }
+    Ok(())
 }

@@ -812,3 +812,88 @@ fn zero_block_model_is_valid_and_runs() {
     let want = forward_ref(&m, [1000, -1000], &time_ref(&m, 0.5, &mut cov), &mut cov);
     assert_eq!([out[0][0], out[1][0]].map(i64::from), want);
 }
+
+/// The sections of a model of a shape read at run time ([`QParams`]): a file written by the
+/// const-generic encoder reads back into them with every layer as the const-generic model
+/// shows it, they write the same bytes, their time embedding is the reference's, and their
+/// checks name the same error as `QModel::validate`.
+#[test]
+fn runtime_sections_are_the_const_generic_models() {
+    use tinyddpm_core::Layout;
+    use tinyddpm_core::file::{self, Data, Header, Source};
+    use tinyddpm_core::quant::{QParams, QParamsMut, time_embedding_in};
+
+    let mut rng = Mix(77);
+    let m = random_model::<5, 2, 3>(&mut rng, Regime::Realistic);
+    let data = Data {
+        dim: 3,
+        source: Source::File,
+        units: None,
+    };
+    let header = Header::new::<5, 2, 1000>(ScheduleKind::SEED, Sampler::Ddpm).with_data(data);
+    let mut bytes = vec![0; file::encoded_len(tinyddpm_core::Kind::Integer, &header).unwrap()];
+    let len = file::encode(&*m, &header, &mut bytes).unwrap();
+    bytes.truncate(len);
+
+    let contents = file::open(&bytes).unwrap();
+    let layout = contents.layout().unwrap();
+    assert_eq!(layout, Layout::of_dim::<5, 2, 3>());
+    let [c, w, e] = QParams::lens(&layout);
+    let (mut biases, mut multipliers) = (vec![0; c], vec![0; c]);
+    let (mut weights, mut shifts, mut exponents) = (vec![0; w], vec![0; c], vec![0; e]);
+    contents
+        .read_quant_params(QParamsMut {
+            biases: &mut biases,
+            multipliers: &mut multipliers,
+            weights: &mut weights,
+            shifts: &mut shifts,
+            exponents: &mut exponents,
+        })
+        .unwrap();
+    let params = QParams {
+        layout,
+        biases: &biases,
+        multipliers: &multipliers,
+        weights: &weights,
+        shifts: &shifts,
+        exponents: &exponents,
+    };
+    assert!(params.fits());
+    let mut n = 0;
+    m.for_each_layer(|l| {
+        assert_eq!(params.layer_at(n), l, "layer {n}");
+        n += 1;
+    });
+    assert_eq!(n, params.layers().count());
+
+    let mut again = vec![0; bytes.len()];
+    let len = file::encode_quant_params(&header, &params, &mut again).unwrap();
+    assert_eq!(&again[..len], &bytes[..]);
+
+    let mut cov = Coverage::default();
+    for t in [0.0, 0.37, 0.999] {
+        let (mut hidden, mut temb) = ([[0i16; 1]; 5], [0i16; 5]);
+        let (time_in, time_out) = (params.layer(Layer::TimeIn), params.layer(Layer::TimeOut));
+        time_embedding_in(&time_in, &time_out, t, &mut hidden, &mut temb);
+        assert_eq!(temb.map(i64::from).to_vec(), time_ref(&*m, t, &mut cov));
+        assert_eq!(temb, m.time_embedding(t));
+    }
+
+    // The same checks, the same errors: an exponent, a GELU's pair, a weight.
+    type Corrupt = dyn Fn(&mut QModel<5, 2, 3>, &mut [u8], &mut [i8]);
+    let bad = |f: &Corrupt| {
+        let (mut q, mut exps, mut ws) = (m.clone(), exponents.clone(), weights.clone());
+        f(&mut q, &mut exps, &mut ws);
+        let p = QParams {
+            exponents: &exps,
+            weights: &ws,
+            ..params
+        };
+        assert!(q.validate().is_err());
+        assert_eq!(p.validate(), q.validate());
+    };
+    bad(&|q, e, _| (q.output_exp, e[2]) = (30, 30));
+    bad(&|q, e, _| (q.blocks[1].second_pre_exp, e[6 + 3 + 2]) = (2, 2));
+    let at = weights.len() - 3 * 5 + 4;
+    bad(&move |q, _, w| (q.output.weight[0][4], w[at]) = (-128, -128));
+}

@@ -194,16 +194,16 @@ fn predictor() -> Predictor {
 }
 
 /// The integer model with this core's kernel, step `k`'s time embedding read from
-/// `embedded::TIME_EMBEDDINGS` (computed by the core's `time_embedding` on the build host, so
+/// `embedded::TIME_EMBEDDINGS` (computed by the core's `time_embedding_in` on the build host, so
 /// the same bits) instead of computed: the core's `predict_noise_with` on a few-step
 /// sampler's chain, 16,500 multiply-adds a step fewer for H = 128.
 #[cfg(time_table)]
 struct TimeTable;
 
 #[cfg(time_table)]
-impl PredictNoise<f32> for TimeTable {
+impl PredictNoise<f32, D> for TimeTable {
     #[inline]
-    fn predict_noise(&mut self, k: usize, _: &Step, x: [f32; 2]) -> [f32; 2] {
+    fn predict_noise(&mut self, k: usize, _: &Step, x: [f32; D]) -> [f32; D] {
         let temb = &embedded::TIME_EMBEDDINGS[k];
         let eps = MODEL.predict_noise_with(&kernel::Board, x.map(|v| [v]), temb);
         eps.map(|[v]| v)
@@ -211,9 +211,9 @@ impl PredictNoise<f32> for TimeTable {
 }
 
 #[cfg(time_table)]
-impl<const N: usize> PredictNoise<Lanes<N>> for TimeTable {
+impl<const N: usize> PredictNoise<Lanes<N>, D> for TimeTable {
     #[inline]
-    fn predict_noise(&mut self, k: usize, _: &Step, x: [Lanes<N>; 2]) -> [Lanes<N>; 2] {
+    fn predict_noise(&mut self, k: usize, _: &Step, x: [Lanes<N>; D]) -> [Lanes<N>; D] {
         let temb = &embedded::TIME_EMBEDDINGS[k];
         MODEL
             .predict_noise_with(&kernel::Board, x.map(|c| c.0), temb)

@@ -9,6 +9,7 @@ pub mod cuda;
 pub mod data;
 pub mod eval;
 pub mod flat;
+pub mod flatq;
 pub mod input;
 pub mod modelfile;
 pub mod npy;

@@ -16,6 +16,7 @@ use tinyddpm_core::file::{self, FileError, Header, Kind, Stored};
 
 use crate::batch::{self, Batch1, Init, Simd};
 use crate::flat::FlatModel;
+use crate::flatq::FlatQModel;
 use crate::input;
 use crate::run::sample::Point;
 
@@ -225,6 +226,11 @@ impl ModelFile {
     /// The float model of any shape the file holds (an error for an integer file).
     pub fn flat(&self) -> Result<FlatModel, ModelFileError> {
         FlatModel::decode(&self.bytes).map_err(|e| ModelFileError::format(&self.path, e))
+    }
+
+    /// The integer model of any shape the file holds (an error for a float file).
+    pub fn flat_integer(&self) -> Result<FlatQModel, ModelFileError> {
+        FlatQModel::decode(&self.bytes).map_err(|e| ModelFileError::format(&self.path, e))
     }
 
     /// The noise schedule of this build's `T` steps: the one check of the header's

@@ -5,9 +5,12 @@
 use std::path::Path;
 
 use tinyddpm::flat::FlatModel;
+use tinyddpm::flatq::FlatQModel;
 use tinyddpm_core::file::{Data, Source};
+use tinyddpm_core::quant::Gelu;
 use tinyddpm_core::{
-    Header, Model, Sampler, ScheduleKind, Spacing, Units, anomaly_score, sample, sample_from,
+    Fixed, Header, Model, NoiseStream, QModel, Sampler, ScheduleKind, Spacing, Units,
+    anomaly_score, anomaly_score_in, chain, gaussian_draw, sample, sample_from,
 };
 
 use super::{ok, schedule, text, tinyddpm};
@@ -274,4 +277,104 @@ fn plot_samples_draws_any_dimension_and_compare_names_what_it_draws() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("3 columns"), "{stderr}");
     assert!(!d.join("c.png").exists());
+}
+
+/// A valid integer model of shape (H, B, D): weights over their range, each layer's
+/// requantization keeping activations on a scale the GELUs see.
+fn qmodel<const H: usize, const B: usize, const D: usize>() -> Box<QModel<H, B, D>> {
+    let mut q = Box::new(QModel::<H, B, D>::ZERO);
+    let mut n = 0i32;
+    q.for_each_layer_mut(|l| {
+        for w in l.weight.iter_mut() {
+            n += 1;
+            *w = ((n * 37) % 255 - 127) as i8;
+        }
+        for (j, b) in l.bias.iter_mut().enumerate() {
+            *b = (j as i32 % 7 - 3) * 20_000;
+        }
+        l.multiplier.fill(1 << 30);
+        l.shift.fill(44);
+    });
+    let gelu = Gelu {
+        pre_exp: 10,
+        post_exp: 12,
+    };
+    q.time_act = gelu;
+    (q.input_exp, q.input_pre_exp, q.stream_exp, q.output_exp) = (12, 10, 12, 11);
+    for b in &mut q.blocks {
+        (b.act, b.second_pre_exp) = (gelu, 10);
+    }
+    q.validate().expect("a valid model");
+    q
+}
+
+/// An integer model of 3-D points and a shape no dispatch names samples, scores and
+/// inspects as the core's `QModel<H, B, D>` computed here.
+#[test]
+fn an_integer_model_of_any_shape_samples_and_scores_as_the_core() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let q = qmodel::<20, 1, 3>();
+    let sampler = Sampler::Ddim {
+        steps: 10,
+        eta: 1.0,
+        spacing: Spacing::Trailing,
+        clip: false,
+    };
+    let data = Data {
+        dim: 3,
+        source: Source::File,
+        units: None,
+    };
+    let header = Header::new::<20, 1, 1000>(ScheduleKind::SEED, sampler).with_data(data);
+    let bytes = FlatQModel::of(&*q).encode(&header).unwrap();
+    std::fs::write(d.join("q3.tdm"), bytes).unwrap();
+    let info = ok(d, &["inspect", "q3.tdm"]);
+    assert!(
+        info.contains("D = 3") && info.contains("output_layer"),
+        "{info}"
+    );
+
+    ok(
+        d,
+        &[
+            "sample", "--model", "q3.tdm", "-n", "40", "--seed", "5", "--out", "s.csv",
+        ],
+    );
+    let (head, got) = rows(&d.join("s.csv"));
+    assert_eq!(head, "x0,x1,x2");
+    let schedule = schedule();
+    let want: Vec<Vec<f32>> = (0..40)
+        .map(|i| {
+            let mut noise = [NoiseStream::new(5, i)];
+            let x_t = gaussian_draw::<f32, 3>(&mut noise);
+            chain(&*q, sampler.steps(&schedule), x_t, &mut noise, |_, _| ()).to_vec()
+        })
+        .collect();
+    assert!(got == want, "samples differ from the core's");
+
+    let points: Vec<[f32; 3]> = (0..15)
+        .map(|i| [i as f32 * 0.2 - 1.0, 0.5, -0.25])
+        .collect();
+    let csv: String = points
+        .iter()
+        .map(|p| format!("{},{},{}\n", p[0], p[1], p[2]))
+        .collect();
+    std::fs::write(d.join("p.csv"), csv).unwrap();
+    ok(
+        d,
+        &[
+            "score", "--model", "q3.tdm", "--points", "p.csv", "--seed", "3", "--out", "a.csv",
+        ],
+    );
+    let (_, got) = rows(&d.join("a.csv"));
+    let want: Vec<Vec<f32>> = points
+        .iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let model = Fixed::<_, 3>(&*q);
+            vec![anomaly_score_in(model, &schedule, None, 3, i as u64, x)]
+        })
+        .collect();
+    assert!(got == want, "scores differ from the core's");
 }

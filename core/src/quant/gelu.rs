@@ -47,7 +47,7 @@ pub const TABLE_END: f64 = (LAST >> STEP_EXP) as f64;
 
 /// One GELU: pre-activation exponent `pre_exp`, output exponent `post_exp`, valid when
 /// `6 ≤ pre_exp ≤ 21` and `pre_exp ≤ post_exp ≤ pre_exp + 12`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Gelu {
     /// Exponent of the input: `u` stands for `u·2^−pre_exp`.
     pub pre_exp: u8,

@@ -53,12 +53,7 @@ impl<const I: usize, const O: usize> QLinear<I, O> {
     /// Whether every weight, bias and shift is in range (the input count is checked at
     /// compile time by [`QLinear::accumulate`]).
     pub fn is_valid(&self) -> bool {
-        self.weight
-            .as_flattened()
-            .iter()
-            .all(|&w| weight_in_range(w))
-            && self.bias.iter().all(|&b| bias_in_range(b))
-            && self.shift.iter().all(|&s| shift_in_range(s))
+        in_range(self.weight.as_flattened(), &self.bias, &self.shift)
     }
 
     /// Output `j`'s sum for N samples: `bias[j] + Σ_k weight[j][k]·x[k][n]` per lane `n`,
@@ -67,15 +62,7 @@ impl<const I: usize, const O: usize> QLinear<I, O> {
     #[inline(always)]
     pub fn accumulate<const N: usize>(&self, j: usize, x: &[[i16; N]; I]) -> [i32; N] {
         const { assert!(I <= MAX_INPUTS, "an integer layer has at most 256 inputs") };
-        let mut acc = [self.bias[j]; N];
-        for (&w, xk) in self.weight[j].iter().zip(x) {
-            let w = i32::from(w);
-            // A plain loop over lanes: it vectorises across samples.
-            for (a, &v) in acc.iter_mut().zip(xk) {
-                *a = a.wrapping_add(w * i32::from(v));
-            }
-        }
-        acc
+        accumulate_row(self.bias[j], &self.weight[j], x)
     }
 
     /// Output `j` for N samples: [`QLinear::accumulate`], then [`QLinear::requantize`].
@@ -87,9 +74,37 @@ impl<const I: usize, const O: usize> QLinear<I, O> {
     /// Output `j`'s sums (one per lane) requantized with channel `j`'s multiplier and shift.
     #[inline(always)]
     pub fn requantize<const N: usize>(&self, j: usize, sums: [i32; N]) -> [i16; N] {
-        let (m, s) = (self.multiplier[j], self.shift[j]);
-        sums.map(|a| requantize(a, m, s))
+        requantize_lanes(sums, self.multiplier[j], self.shift[j])
     }
+}
+
+/// Whether every weight, bias and shift of a layer is in range.
+pub fn in_range(weight: &[i8], bias: &[i32], shift: &[u8]) -> bool {
+    weight.iter().all(|&w| weight_in_range(w))
+        && bias.iter().all(|&b| bias_in_range(b))
+        && shift.iter().all(|&s| shift_in_range(s))
+}
+
+/// One output's sum for N lanes from its weight row: `bias + Σ_k row[k]·x[k][n]` per lane
+/// `n`, wrapping modulo 2^32 (exact on a valid layer: at most [`MAX_INPUTS`] inputs). Each
+/// weight is loaded once for all N lanes.
+#[inline(always)]
+pub fn accumulate_row<const N: usize>(bias: i32, row: &[i8], x: &[[i16; N]]) -> [i32; N] {
+    let mut acc = [bias; N];
+    for (&w, xk) in row.iter().zip(x) {
+        let w = i32::from(w);
+        // A plain loop over lanes: it vectorises across samples.
+        for (a, &v) in acc.iter_mut().zip(xk) {
+            *a = a.wrapping_add(w * i32::from(v));
+        }
+    }
+    acc
+}
+
+/// One channel's sums (one per lane) requantized with its multiplier and shift.
+#[inline(always)]
+pub fn requantize_lanes<const N: usize>(sums: [i32; N], multiplier: i32, shift: u8) -> [i16; N] {
+    sums.map(|a| requantize(a, multiplier, shift))
 }
 
 /// How a dense layer's sums are computed: the one step of the integer network a board or a

@@ -140,13 +140,20 @@ mod boundary;
 mod gelu;
 mod linear;
 mod model;
+mod params;
 mod requant;
 
 pub use boundary::{MAX_EXP, from_i16, to_i16};
 pub use gelu::{GELU_TABLE, Gelu, MAX_GAP, MAX_PRE_EXP, MIN_PRE_EXP, TABLE_END};
 pub use linear::{
-    Accumulate, MAX_BIAS, MAX_INPUTS, Portable, QLinear, bias_in_range, shift_in_range,
-    weight_in_range,
+    Accumulate, MAX_BIAS, MAX_INPUTS, Portable, QLinear, accumulate_row, bias_in_range,
+    requantize_lanes, shift_in_range, weight_in_range,
 };
-pub use model::{QBlock, QLayer, QLayerMut, QModel, QSeedModel, QuantError, TIME_EXP, WithKernel};
+#[cfg(feature = "file")]
+pub(crate) use model::validate_exponents;
+pub use model::{
+    QBlock, QLayer, QLayerMut, QModel, QSeedModel, QuantError, TIME_EXP, WithKernel,
+    layer_exponents, time_embedding_in,
+};
+pub use params::{QParams, QParamsMut};
 pub use requant::{MAX_SHIFT, SQRT_HALF_MULTIPLIER, SQRT_HALF_SHIFT, requantize, sat16};

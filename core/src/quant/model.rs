@@ -3,7 +3,7 @@
 
 use super::boundary::{MAX_EXP, from_i16, to_i16};
 use super::gelu::Gelu;
-use super::linear::{Accumulate, Portable, QLinear};
+use super::linear::{Accumulate, Portable, QLinear, accumulate_row, in_range, requantize_lanes};
 use super::requant::{SQRT_HALF_MULTIPLIER, SQRT_HALF_SHIFT, requantize, sat16};
 use crate::lanes::Lanes;
 use crate::model::Layer;
@@ -105,6 +105,108 @@ pub struct QLayerMut<'a> {
     pub shift: &'a mut [u8],
 }
 
+impl QLayer<'_> {
+    /// Whether every weight, bias and shift is in range ([`QModel::validate`]).
+    pub fn is_valid(&self) -> bool {
+        in_range(self.weight, self.bias, self.shift)
+    }
+
+    /// Inputs of the layer: `weight.len() / bias.len()`.
+    pub fn inputs(&self) -> usize {
+        self.weight.len().checked_div(self.bias.len()).unwrap_or(0)
+    }
+
+    /// Output `j`'s sums for N lanes, as [`QLinear::accumulate`].
+    #[inline(always)]
+    pub fn accumulate<const N: usize>(&self, j: usize, x: &[[i16; N]]) -> [i32; N] {
+        let i = self.inputs();
+        let row = self.weight.get(j * i..(j + 1) * i).unwrap_or(&[]);
+        accumulate_row(self.bias.get(j).copied().unwrap_or(0), row, x)
+    }
+
+    /// Output `j`'s sums requantized, as [`QLinear::requantize`].
+    #[inline(always)]
+    pub fn requantize<const N: usize>(&self, j: usize, sums: [i32; N]) -> [i16; N] {
+        let (m, s) = (self.multiplier.get(j), self.shift.get(j));
+        requantize_lanes(sums, m.copied().unwrap_or(0), s.copied().unwrap_or(0))
+    }
+}
+
+/// Where `layer` sits between the activation exponents, and the GELU its output goes
+/// through: `(in_exp, out_exp, act)`, from `exp(n)`, the model's `n`-th exponent in
+/// [`QModel::for_each_exponent`] order. The one statement of the network's wiring of
+/// exponents, for the const-generic model and for one of a shape read at run time.
+pub fn layer_exponents(exp: impl Fn(usize) -> u8, layer: Layer) -> (u8, u8, Option<Gelu>) {
+    let gelu = |pre_exp, post_exp| Gelu { pre_exp, post_exp };
+    let (input, stream, output) = (exp(0), exp(1), exp(2));
+    let (time_pre, time_post, input_pre) = (exp(3), exp(4), exp(5));
+    let block = |i: usize, k: usize| exp(6 + 3 * i + k);
+    match layer {
+        Layer::TimeIn => (TIME_EXP, time_pre, Some(gelu(time_pre, time_post))),
+        Layer::TimeOut => (time_post, stream, None),
+        Layer::Input => (input, input_pre, Some(gelu(input_pre, stream))),
+        Layer::BlockFirst(i) => (stream, block(i, 0), Some(gelu(block(i, 0), block(i, 1)))),
+        Layer::BlockSecond(i) => (block(i, 1), block(i, 2), Some(gelu(block(i, 2), stream))),
+        Layer::Output => (stream, output, None),
+    }
+}
+
+/// The exponent checks of [`QModel::validate`] on `exp(n)`, the `n`-th exponent of a model
+/// of `blocks` blocks: the stream's boundary exponents at most [`MAX_EXP`], then every GELU's
+/// pair in range, in layer order.
+pub(crate) fn validate_exponents(
+    exp: impl Fn(usize) -> u8,
+    blocks: usize,
+) -> Result<(), QuantError> {
+    for (name, n) in [("input_exp", 0), ("stream_exp", 1), ("output_exp", 2)] {
+        let value = exp(n);
+        if value > MAX_EXP {
+            return Err(QuantError::Exponent { name, value });
+        }
+    }
+    let gelus = [Layer::TimeIn, Layer::Input]
+        .into_iter()
+        .chain((0..blocks).flat_map(|i| [Layer::BlockFirst(i), Layer::BlockSecond(i)]));
+    for layer in gelus {
+        if let (_, _, Some(g)) = layer_exponents(&exp, layer)
+            && !g.is_valid()
+        {
+            return Err(QuantError::Gelu {
+                layer,
+                pre_exp: g.pre_exp,
+                post_exp: g.post_exp,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The integer time embedding on slices: [`QModel::time_embedding`] for a model whose
+/// shape is known at run time, with the same bits. `time_in` and `time_out` are its first
+/// two layers ([`QModel::for_each_layer`]), `hidden` H units of scratch, `temb` the H
+/// outputs at the stream's exponent.
+pub fn time_embedding_in(
+    time_in: &QLayer<'_>,
+    time_out: &QLayer<'_>,
+    t_input: f32,
+    hidden: &mut [[i16; 1]],
+    temb: &mut [i16],
+) {
+    let t = [[to_i16(t_input, TIME_EXP)]];
+    let act = time_in.act.unwrap_or(Gelu {
+        pre_exp: 0,
+        post_exp: 0,
+    });
+    for (j, hj) in hidden.iter_mut().enumerate() {
+        *hj = time_in
+            .requantize(j, time_in.accumulate(j, &t))
+            .map(|u| act.apply(u));
+    }
+    for (j, e) in temb.iter_mut().enumerate() {
+        [*e] = time_out.requantize(j, time_out.accumulate(j, hidden));
+    }
+}
+
 impl<const I: usize, const O: usize> QLinear<I, O> {
     fn layer(&self, layer: Layer, in_exp: u8, out_exp: u8, act: Option<Gelu>) -> QLayer<'_> {
         QLayer {
@@ -195,31 +297,41 @@ impl<const H: usize, const B: usize, const D: usize> QModel<H, B, D> {
     /// [`for_each_tensor`](crate::Model::for_each_tensor) order), with its input and output
     /// exponents and its GELU.
     pub fn for_each_layer(&self, mut f: impl FnMut(QLayer<'_>)) {
-        let (stream, time) = (self.stream_exp, self.time_act);
-        f(self
-            .time_in
-            .layer(Layer::TimeIn, TIME_EXP, time.pre_exp, Some(time)));
-        f(self
-            .time_out
-            .layer(Layer::TimeOut, time.post_exp, stream, None));
-        let input = self.input_act();
-        f(self
-            .input
-            .layer(Layer::Input, self.input_exp, input.pre_exp, Some(input)));
+        f(self.view(&self.time_in, Layer::TimeIn));
+        f(self.view(&self.time_out, Layer::TimeOut));
+        f(self.view(&self.input, Layer::Input));
         for (i, b) in self.blocks.iter().enumerate() {
-            f(b.first
-                .layer(Layer::BlockFirst(i), stream, b.act.pre_exp, Some(b.act)));
-            let act = self.second_act(b);
-            f(b.second.layer(
-                Layer::BlockSecond(i),
-                b.act.post_exp,
-                act.pre_exp,
-                Some(act),
-            ));
+            f(self.view(&b.first, Layer::BlockFirst(i)));
+            f(self.view(&b.second, Layer::BlockSecond(i)));
         }
-        f(self
-            .output
-            .layer(Layer::Output, stream, self.output_exp, None));
+        f(self.view(&self.output, Layer::Output));
+    }
+
+    /// `linear`, the model's `layer`, between its exponents ([`layer_exponents`]).
+    fn view<'a, const I: usize, const O: usize>(
+        &self,
+        linear: &'a QLinear<I, O>,
+        layer: Layer,
+    ) -> QLayer<'a> {
+        let (in_exp, out_exp, act) = layer_exponents(|n| self.exponent(n), layer);
+        linear.layer(layer, in_exp, out_exp, act)
+    }
+
+    /// The `n`-th exponent in [`QModel::for_each_exponent`] order (0 past the end).
+    fn exponent(&self, n: usize) -> u8 {
+        let t = self.time_act;
+        match n {
+            0 => self.input_exp,
+            1 => self.stream_exp,
+            2 => self.output_exp,
+            3 => t.pre_exp,
+            4 => t.post_exp,
+            5 => self.input_pre_exp,
+            _ => match self.blocks.get((n - 6) / 3) {
+                Some(b) => [b.act.pre_exp, b.act.post_exp, b.second_pre_exp][(n - 6) % 3],
+                None => 0,
+            },
+        }
     }
 
     /// [`QModel::for_each_layer`]'s parameters, writable, in the same order.
@@ -238,17 +350,8 @@ impl<const H: usize, const B: usize, const D: usize> QModel<H, B, D> {
     /// `output_exp`, `time_act.pre_exp`, `time_act.post_exp`, `input_pre_exp`, then per
     /// block `act.pre_exp`, `act.post_exp`, `second_pre_exp`.
     pub fn for_each_exponent(&self, mut f: impl FnMut(u8)) {
-        let t = self.time_act;
-        for e in [self.input_exp, self.stream_exp, self.output_exp] {
-            f(e);
-        }
-        for e in [t.pre_exp, t.post_exp, self.input_pre_exp] {
-            f(e);
-        }
-        for b in &self.blocks {
-            for e in [b.act.pre_exp, b.act.post_exp, b.second_pre_exp] {
-                f(e);
-            }
+        for n in 0..Self::EXPONENTS {
+            f(self.exponent(n));
         }
     }
 
@@ -295,47 +398,24 @@ impl<const H: usize, const B: usize, const D: usize> QModel<H, B, D> {
     /// Checks every exponent, weight, bias and shift against its range, so that evaluation
     /// follows the specification without clamping and every sum is exact.
     pub fn validate(&self) -> Result<(), QuantError> {
-        for (name, value) in [
-            ("input_exp", self.input_exp),
-            ("stream_exp", self.stream_exp),
-            ("output_exp", self.output_exp),
-        ] {
-            if value > MAX_EXP {
-                return Err(QuantError::Exponent { name, value });
+        validate_exponents(|n| self.exponent(n), B)?;
+        let mut result = Ok(());
+        self.for_each_layer(|l| {
+            if result.is_ok() && !l.is_valid() {
+                result = Err(QuantError::Parameters { layer: l.layer });
             }
-        }
-        let gelu = |layer, g: Gelu| match g.is_valid() {
-            true => Ok(()),
-            false => Err(QuantError::Gelu {
-                layer,
-                pre_exp: g.pre_exp,
-                post_exp: g.post_exp,
-            }),
-        };
-        gelu(Layer::TimeIn, self.time_act)?;
-        gelu(Layer::Input, self.input_act())?;
-        for (i, b) in self.blocks.iter().enumerate() {
-            gelu(Layer::BlockFirst(i), b.act)?;
-            gelu(Layer::BlockSecond(i), self.second_act(b))?;
-        }
-        let params = |layer, ok: bool| match ok {
-            true => Ok(()),
-            false => Err(QuantError::Parameters { layer }),
-        };
-        params(Layer::TimeIn, self.time_in.is_valid())?;
-        params(Layer::TimeOut, self.time_out.is_valid())?;
-        params(Layer::Input, self.input.is_valid())?;
-        for (i, b) in self.blocks.iter().enumerate() {
-            params(Layer::BlockFirst(i), b.first.is_valid())?;
-            params(Layer::BlockSecond(i), b.second.is_valid())?;
-        }
-        params(Layer::Output, self.output.is_valid())
+        });
+        result
     }
 
     /// The time embedding at the stream's exponent for network input `t_input` (= t/T),
     /// shared by every sample of a step.
     pub fn time_embedding(&self, t_input: f32) -> [i16; H] {
-        self.time_embedding_with(&Portable, t_input)
+        let time_in = self.view(&self.time_in, Layer::TimeIn);
+        let time_out = self.view(&self.time_out, Layer::TimeOut);
+        let (mut hidden, mut temb) = ([[0i16; 1]; H], [0i16; H]);
+        time_embedding_in(&time_in, &time_out, t_input, &mut hidden, &mut temb);
+        temb
     }
 
     /// [`QModel::time_embedding`] with `kernel`'s dense layers (the same result).

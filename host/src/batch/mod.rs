@@ -30,5 +30,6 @@ mod simd;
 
 pub use batch1::Batch1;
 pub use executor::{BatchModel, Prepared, frames, sample, sample_with};
+pub use integer::QBatch1;
 pub use request::{Init, QRequest, Request, SampleRequest};
 pub use simd::Simd;

@@ -8,14 +8,15 @@ use anyhow::{Context, Result};
 use clap::Args;
 use tinyddpm::data::DataSet;
 use tinyddpm::flat::FlatModel;
+use tinyddpm::flatq::FlatQModel;
 use tinyddpm::input::Patience;
 use tinyddpm::modelfile::{self, ModelFile};
 use tinyddpm::quantize::{layer_name, weight_scales};
 use tinyddpm::train::{CHECKPOINT_FORMAT, CheckpointFile, CheckpointInfo};
 use tinyddpm_core::file::{self, Contents, FileError, Header, Kind, QuantSizes};
-use tinyddpm_core::{Data, QModel, Source};
+use tinyddpm_core::{Data, Layer, Source};
 
-use super::{INSPECT_PATIENCE, T, describe, dispatch, open_input};
+use super::{INSPECT_PATIENCE, T, describe, open_input};
 use super::{say, tell};
 
 /// Options of `tinyddpm inspect`.
@@ -164,11 +165,10 @@ fn float_model(path: &Path, bytes: &[u8], contents: &Contents<'_>) {
 
 fn integer_model(path: &Path, bytes: &[u8], contents: &Contents<'_>) {
     let header = &contents.header;
-    // Shapes this build cannot decode are shown without their layers.
-    let layers = dispatch!(header.hidden, header.blocks, layer_table(bytes));
+    let layers = layer_table(bytes);
     let note = match &layers {
-        Ok(Err(e)) => format!("; {e}: it cannot be used"),
-        _ => String::new(),
+        Err(e) => format!("; {e}: it cannot be used"),
+        Ok(_) => String::new(),
     };
     head(
         path,
@@ -182,7 +182,7 @@ fn integer_model(path: &Path, bytes: &[u8], contents: &Contents<'_>) {
         channels,
         weights,
         exponents,
-    }) = QuantSizes::new(header.hidden, header.blocks)
+    }) = QuantSizes::with_dim(header.hidden, header.blocks, header.data.dim)
     {
         say!(
             "parameters       {weights} int8 weights ({weights} bytes), {channels} channels \
@@ -192,36 +192,34 @@ fn integer_model(path: &Path, bytes: &[u8], contents: &Contents<'_>) {
     }
     tail(header);
     match layers {
-        Ok(Ok(table)) => say!("{}", table.trim_end()),
-        Ok(Err(_)) => tell!(
+        Ok(table) => say!("{}", table.trim_end()),
+        Err(_) => tell!(
             "warning: {} holds parameters out of their range; no command will load it",
             path.display()
         ),
-        Err(e) => say!("layers           not shown: {e}"),
     }
 }
 
 /// The integer model's layers: each one's input and output exponents, its GELU's output
 /// exponent and its range of weight scales (activations are `q·2^−e`); or why the file's
 /// parameters are not a valid model.
-fn layer_table<const H: usize, const B: usize>(bytes: &[u8]) -> Result<Result<String, FileError>> {
-    let mut model = Box::new(QModel::<H, B>::ZERO);
-    if let Err(e) = file::decode_into(bytes, &mut *model) {
-        return Ok(Err(e));
-    }
+fn layer_table(bytes: &[u8]) -> Result<String, FileError> {
+    let model = FlatQModel::decode(bytes)?;
+    let params = model.params();
+    let (input, output) = (params.layer(Layer::Input), params.layer(Layer::Output));
     let mut table = String::new();
     let exp = |e: u8| format!("2^-{e}");
     table += &format!(
         "activations      x_t {}, residual stream {}, predicted noise {} (value q·2^-e)\n",
-        exp(model.input_exp),
-        exp(model.stream_exp),
-        exp(model.output_exp)
+        exp(input.in_exp),
+        exp(output.in_exp),
+        exp(output.out_exp)
     );
     table += &format!(
         "{:<22} {:>6} {:>6} {:>9}  weight scales\n",
         "layer", "input", "output", "GELU out"
     );
-    model.for_each_layer(|l| {
+    for l in params.layers() {
         let [lo, hi] = weight_scales(&l);
         let act = l.act.map_or_else(|| "-".to_owned(), |g| exp(g.post_exp));
         table += &format!(
@@ -231,8 +229,8 @@ fn layer_table<const H: usize, const B: usize>(bytes: &[u8]) -> Result<Result<St
             exp(l.out_exp),
             act
         );
-    });
-    Ok(Ok(table))
+    }
+    Ok(table)
 }
 
 fn checkpoint(path: &Path, info: &CheckpointInfo) {

@@ -10,16 +10,16 @@ use tinyddpm::atomic::AtomicFile;
 use tinyddpm::csv;
 use tinyddpm::cuda::Gpu;
 use tinyddpm::data::points;
+use tinyddpm::flatq::FlatQModel;
 use tinyddpm::input::Patience;
 use tinyddpm::modelfile::ModelFile;
 use tinyddpm::run::sample::{SampleModel, Sampling};
-use tinyddpm_core::Sampler;
 use tinyddpm_core::file::Kind;
+use tinyddpm_core::{Model, Sampler};
 
 use super::jobs::{device_for, draw};
 use super::plot::read_model;
 use super::say;
-use super::shapes::ShapedModel;
 use super::{
     DeviceArg, SamplerArgs, T, describe, device, dispatch, files, open_input, thread_count,
 };
@@ -93,8 +93,8 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     files::check_space(&args.out, least, &format!("{count} samples"))?;
     let begin = Instant::now();
     let header = &file.header;
-    // A float model on the CPU runs whatever its shape; the GPU and the integer model run
-    // the shapes this build names.
+    // Either kind on the CPU runs whatever its shape; the GPU runs the shapes this build
+    // names.
     let gpu = match file.kind {
         Kind::Float => device(args.device)?,
         Kind::Integer => None,
@@ -104,8 +104,12 @@ pub fn run(args: &SampleArgs) -> Result<()> {
             let model = file.flat().context("cannot load the model")?;
             write_samples(args, &file, &model, None, init, count)?
         }
-        (_, gpu) => dispatch!(
-            file.kind,
+        (Kind::Integer, _) => {
+            device_for::<FlatQModel>(args.device)?;
+            let model = file.flat_integer().context("cannot load the model")?;
+            write_samples(args, &file, &model, None, init, count)?
+        }
+        (Kind::Float, Some(gpu)) => dispatch!(
             header.hidden,
             header.blocks,
             decode_and_sample(args, &file, gpu, init, count)
@@ -121,24 +125,23 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     Ok(())
 }
 
-/// Samples into the output file as they are drawn, chunk by chunk: memory stays bounded
-/// whatever `-n` is, and the file appears (atomically) only when every sample is written.
-fn decode_and_sample<const H: usize, const B: usize, M: ShapedModel<H, B>>(
+/// The float model of a shape the GPU kernels are built for, sampled on `gpu` (see
+/// [`write_samples`]).
+fn decode_and_sample<const H: usize, const B: usize>(
     args: &SampleArgs,
     file: &ModelFile,
-    gpu: Option<Gpu>,
+    gpu: Gpu,
     init: Option<&[f32]>,
     count: u64,
 ) -> Result<Sampler> {
-    let model = file.model::<H, B, M>().context("cannot load the model")?;
-    let gpu = match gpu {
-        Some(gpu) => M::on(gpu),
-        None => device_for::<M>(args.device)?,
-    };
-    write_samples(args, file, &*model, gpu.as_ref(), init, count)
+    let model = file
+        .model::<H, B, Model<H, B>>()
+        .context("cannot load the model")?;
+    write_samples(args, file, &*model, Some(&gpu), init, count)
 }
 
-/// Samples `model` into the output file as they are drawn (see [`decode_and_sample`]).
+/// Samples into the output file as they are drawn, chunk by chunk: memory stays bounded
+/// whatever `-n` is, and the file appears (atomically) only when every sample is written.
 fn write_samples<M: SampleModel>(
     args: &SampleArgs,
     file: &ModelFile,

@@ -7,18 +7,18 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use tinyddpm::atomic::AtomicFile;
-use tinyddpm::batch::{Batch1, Simd};
+use tinyddpm::batch::{Batch1, QBatch1, Simd};
 use tinyddpm::csv;
 use tinyddpm::data::points;
 use tinyddpm::input::Patience;
 use tinyddpm::modelfile::ModelFile;
 use tinyddpm::run::score::scores;
 use tinyddpm::scores::Points;
-use tinyddpm_core::file::{Kind, Stored};
-use tinyddpm_core::{Fixed, PredictNoise, PredictNoiseIn};
+use tinyddpm_core::PredictNoiseIn;
+use tinyddpm_core::file::Kind;
 
 use super::plot::read_model;
-use super::{T, dispatch, files, open_input, say};
+use super::{T, files, open_input, say};
 
 /// Options of `tinyddpm score`.
 #[derive(Args, Clone, Debug)]
@@ -61,7 +61,6 @@ pub fn run(args: &ScoreArgs) -> Result<()> {
             points.dim()
         );
     }
-    let header = &file.header;
     let scored = match file.kind {
         // A float model of any shape, on the batch-1 path.
         Kind::Float => {
@@ -69,12 +68,12 @@ pub fn run(args: &ScoreArgs) -> Result<()> {
             let batch1 = Batch1::new(&model, Simd::detect());
             score_with(args, &file, || batch1.clone(), &points)?
         }
-        Kind::Integer => dispatch!(
-            file.kind,
-            header.hidden,
-            header.blocks,
-            score_points(args, &file, &points)
-        )?,
+        // An integer model of any shape, one sample at a time.
+        Kind::Integer => {
+            let model = file.flat_integer().context("cannot load the model")?;
+            let batch1 = QBatch1::new(&model);
+            score_with(args, &file, || batch1.clone(), &points)?
+        }
     };
     let write_error = || format!("cannot write the scores to {}", args.out.display());
     let mut out = AtomicFile::create(&args.out).with_context(write_error)?;
@@ -91,19 +90,6 @@ pub fn run(args: &ScoreArgs) -> Result<()> {
         args.seed
     );
     Ok(())
-}
-
-/// The scores under the integer model of a shape this build names.
-fn score_points<const H: usize, const B: usize, M: Stored<H, B> + Sync>(
-    args: &ScoreArgs,
-    file: &ModelFile,
-    points: &Points,
-) -> Result<Vec<f32>>
-where
-    for<'a> &'a M: PredictNoise<f32>,
-{
-    let model = file.model::<H, B, M>().context("cannot load the model")?;
-    score_with(args, file, || Fixed(&*model), points)
 }
 
 /// The scores of `points` with the predictor `predictor` makes.

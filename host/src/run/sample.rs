@@ -10,6 +10,7 @@ use super::{T, Watch};
 use crate::batch::{self, Init, SampleRequest, Simd};
 use crate::cuda::{CudaError, Gpu};
 use crate::flat::FlatModel;
+use crate::flatq::FlatQModel;
 
 /// Samples drawn per call of the sampler on the GPU: 8 MB of points on the host, and
 /// calls long enough to keep the device busy.
@@ -95,6 +96,15 @@ pub trait CpuOnly {
 impl<const H: usize, const B: usize> CpuOnly for QModel<H, B> {
     fn layout(&self) -> Layout {
         Layout::of::<H, B>()
+    }
+    fn prepare(&self, schedule: &Schedule<T>, sampler: &Sampler) -> batch::Prepared {
+        batch::Prepared::new(Simd::detect(), self, schedule, sampler)
+    }
+}
+
+impl CpuOnly for FlatQModel {
+    fn layout(&self) -> Layout {
+        FlatQModel::layout(self)
     }
     fn prepare(&self, schedule: &Schedule<T>, sampler: &Sampler) -> batch::Prepared {
         batch::Prepared::new(Simd::detect(), self, schedule, sampler)

@@ -156,6 +156,7 @@ impl<L: ILane, const S: usize> Finish<L, S> for Output<'_> {
 
 /// Scratch of one tile: the stream `h` and a block's inner activations `v`, as pairs, and the
 /// f32 boundary's lanes (`ints` holds D coordinates of `S·LANES` lanes each).
+#[derive(Clone, Debug)]
 pub(crate) struct QTileBuffers<L, const S: usize> {
     h: Vec<[L; S]>,
     v: Vec<[L; S]>,

@@ -13,8 +13,8 @@
 //! term ([`Requant`]); per GELU its shifts ([`QGelu`]) — both with the out-of-range clamping
 //! of the specification (`tinyddpm_core::quant`) already applied.
 
-use tinyddpm_core::QModel;
-use tinyddpm_core::quant::{GELU_TABLE, Gelu, MAX_GAP, MAX_SHIFT, MIN_PRE_EXP, QLinear};
+use tinyddpm_core::Layer;
+use tinyddpm_core::quant::{GELU_TABLE, Gelu, MAX_GAP, MAX_SHIFT, MIN_PRE_EXP, QLayer, QParams};
 
 /// One output channel's requantization `sat16(⌊(acc·M + ⌊2^s/2⌋) / 2^s⌋)`, the shift
 /// already clamped to [`MAX_SHIFT`] as the core does.
@@ -171,13 +171,14 @@ pub(crate) struct QPacked {
 
 impl QPacked {
     /// `layer` blocked by `width` (even) outputs.
-    pub fn new<const I: usize, const O: usize>(layer: &QLinear<I, O>, width: usize) -> Self {
+    pub fn new(layer: &QLayer<'_>, width: usize) -> Self {
         assert!(width.is_multiple_of(2), "outputs are stored in pairs");
-        let (blocks, pairs) = (O.div_ceil(width), I.div_ceil(2));
+        let (inputs, outputs) = (layer.inputs(), layer.bias.len());
+        let (blocks, pairs) = (outputs.div_ceil(width), inputs.div_ceil(2));
         let mut weight = vec![0; blocks * pairs * width];
         let mut bias = vec![0; blocks * width];
         let mut requant = vec![Requant::new(0, 0); blocks * width];
-        for (j, row) in layer.weight.iter().enumerate() {
+        for (j, row) in layer.weight.chunks_exact(inputs).enumerate() {
             let (block, jj) = (j / width, j % width);
             bias[j] = layer.bias[j];
             requant[j] = Requant::new(layer.multiplier[j], layer.shift[j]);
@@ -189,7 +190,7 @@ impl QPacked {
         Self {
             width,
             pairs,
-            outputs: O,
+            outputs,
             weight,
             bias,
             requant,
@@ -230,26 +231,27 @@ pub(crate) struct QBlockPacked {
 
 impl QLayers {
     /// `model` with H-output layers blocked by `width`, the D-output layer by 2.
-    pub fn new<const H: usize, const B: usize, const D: usize>(
-        model: &QModel<H, B, D>,
-        width: usize,
-    ) -> Self {
+    pub fn new(model: &QParams<'_>, width: usize) -> Self {
+        let gelu = |l: &QLayer<'_>| QGelu::new(l.act.unwrap_or_default());
+        let (input, output) = (model.layer(Layer::Input), model.layer(Layer::Output));
         Self {
-            input_exp: model.input_exp,
-            output_exp: model.output_exp,
-            input: QPacked::new(&model.input, width),
-            input_act: QGelu::new(model.input_act()),
-            blocks: model
-                .blocks
-                .iter()
-                .map(|b| QBlockPacked {
-                    first: QPacked::new(&b.first, width),
-                    act: QGelu::new(b.act),
-                    second: QPacked::new(&b.second, width),
-                    second_act: QGelu::new(model.second_act(b)),
+            input_exp: input.in_exp,
+            output_exp: output.out_exp,
+            input: QPacked::new(&input, width),
+            input_act: gelu(&input),
+            blocks: (0..model.layout.blocks)
+                .map(|k| {
+                    let first = model.layer(Layer::BlockFirst(k));
+                    let second = model.layer(Layer::BlockSecond(k));
+                    QBlockPacked {
+                        first: QPacked::new(&first, width),
+                        act: gelu(&first),
+                        second: QPacked::new(&second, width),
+                        second_act: gelu(&second),
+                    }
                 })
                 .collect(),
-            output: QPacked::new(&model.output, 2),
+            output: QPacked::new(&output, 2),
         }
     }
 
