@@ -8,21 +8,20 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use tinyddpm::atomic::AtomicFile;
 use tinyddpm::csv;
-use tinyddpm::cuda::Gpu;
+use tinyddpm::cuda::check_sample_shape;
 use tinyddpm::data::points;
 use tinyddpm::input::Patience;
 use tinyddpm::modelfile::ModelFile;
 use tinyddpm::run::sample::{SampleModel, Sampling};
-use tinyddpm_core::Sampler;
 use tinyddpm_core::file::Kind;
+use tinyddpm_core::{QModel, Sampler};
 
 use super::jobs::{device_for, draw};
 use super::plot::read_model;
-use super::say;
-use super::shapes::ShapedModel;
 use super::{
     DeviceArg, SamplerArgs, T, describe, device, dispatch, files, open_input, thread_count,
 };
+use super::{say, tell};
 
 /// Options of `tinyddpm sample`.
 #[derive(Args, Clone, Debug)]
@@ -93,22 +92,27 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     files::check_space(&args.out, least, &format!("{count} samples"))?;
     let begin = Instant::now();
     let header = &file.header;
-    // A float model on the CPU runs whatever its shape; the GPU and the integer model run
-    // the shapes this build names.
-    let gpu = match file.kind {
-        Kind::Float => device(args.device)?,
-        Kind::Integer => None,
-    };
-    let sampler = match (file.kind, gpu) {
-        (Kind::Float, None) => {
+    // A float model runs whatever its shape, on the GPU those its kernels hold (another is
+    // refused before any device is probed, or runs on the CPU under `auto`); the integer
+    // model runs the shapes this build names.
+    let sampler = match file.kind {
+        Kind::Float => {
             let model = file.flat().context("cannot load the model")?;
-            write_samples(args, &file, &model, None, init, count)?
+            let held = check_sample_shape(&model.layout());
+            let gpu = match (args.device, held) {
+                (DeviceArg::Cuda, Err(why)) => bail!("--device cuda: {why}"),
+                (DeviceArg::Auto, Err(why)) => {
+                    tell!("note: running on the CPU ({why})");
+                    None
+                }
+                (device_arg, _) => device(device_arg)?,
+            };
+            write_samples(args, &file, &model, gpu.as_ref(), init, count)?
         }
-        (_, gpu) => dispatch!(
-            file.kind,
+        Kind::Integer => dispatch!(
             header.hidden,
             header.blocks,
-            decode_and_sample(args, &file, gpu, init, count)
+            decode_and_sample(args, &file, init, count)
         )?,
     };
     say!(
@@ -121,24 +125,24 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     Ok(())
 }
 
-/// Samples into the output file as they are drawn, chunk by chunk: memory stays bounded
-/// whatever `-n` is, and the file appears (atomically) only when every sample is written.
-fn decode_and_sample<const H: usize, const B: usize, M: ShapedModel<H, B>>(
+/// Samples the integer model of a shape this build names into the output file (see
+/// [`write_samples`]), on the CPU.
+fn decode_and_sample<const H: usize, const B: usize>(
     args: &SampleArgs,
     file: &ModelFile,
-    gpu: Option<Gpu>,
     init: Option<&[f32]>,
     count: u64,
 ) -> Result<Sampler> {
-    let model = file.model::<H, B, M>().context("cannot load the model")?;
-    let gpu = match gpu {
-        Some(gpu) => M::on(gpu),
-        None => device_for::<M>(args.device)?,
-    };
+    let model = file
+        .model::<H, B, QModel<H, B>>()
+        .context("cannot load the model")?;
+    let gpu = device_for::<QModel<H, B>>(args.device)?;
     write_samples(args, file, &*model, gpu.as_ref(), init, count)
 }
 
-/// Samples `model` into the output file as they are drawn (see [`decode_and_sample`]).
+/// Samples `model` into the output file as they are drawn, chunk by chunk: memory stays
+/// bounded whatever `-n` is, and the file appears (atomically) only when every sample is
+/// written.
 fn write_samples<M: SampleModel>(
     args: &SampleArgs,
     file: &ModelFile,
