@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use tinyddpm::batch::{Init, Request};
+use tinyddpm::batch::{FlatRequest, Init};
 use tinyddpm::cuda::{self, GpuTrainer};
 use tinyddpm::train::{TrainConfig, Training};
 use tinyddpm_core::file::Header;
@@ -52,11 +52,8 @@ fn main() {
         .map(|(i, l)| format!("{i},{l}\n"))
         .collect();
     std::fs::write(dir.join("gpu_losses.csv"), format!("step,loss\n{log}")).expect("losses");
-    let model = trainer
-        .model()
-        .expect("model")
-        .to_model::<128, 3, 2>()
-        .expect("the seed shape");
+    let flat = trainer.model().expect("model");
+    let model = flat.to_model::<128, 3, 2>().expect("the seed shape");
     let header = Header::new::<128, 3, 1000>(ScheduleKind::SEED, Sampler::Ddpm);
     tinyddpm::modelfile::save(&dir.join("gpu_model.tdm"), &*model, &header).expect("model file");
 
@@ -72,8 +69,8 @@ fn main() {
 
     let sampler = Sampler::Ddpm;
     gpu.sample(
-        &Request {
-            model: &*model,
+        &FlatRequest {
+            model: &flat,
             schedule: &s,
             sampler: &sampler,
             init: Init::Noise,
@@ -88,8 +85,8 @@ fn main() {
     let t0 = Instant::now();
     let xs = gpu
         .sample(
-            &Request {
-                model: &*model,
+            &FlatRequest {
+                model: &flat,
                 schedule: &s,
                 sampler: &sampler,
                 init: Init::Noise,
@@ -101,6 +98,7 @@ fn main() {
         )
         .expect("GPU sampling");
     let sample_s = t0.elapsed().as_secs_f64();
+    let xs = xs.as_chunks::<2>().0;
     println!("gpu-sample-ddpm n={count} steps=1000 seconds={sample_s:.4}");
     // The few-step samplers: DDIM and the multistep solvers at their defaults.
     for (name, fast) in [
@@ -110,8 +108,8 @@ fn main() {
     ] {
         let t0 = Instant::now();
         gpu.sample(
-            &Request {
-                model: &*model,
+            &FlatRequest {
+                model: &flat,
                 schedule: &s,
                 sampler: &fast,
                 init: Init::Noise,

@@ -14,9 +14,10 @@ use std::process::Command;
 
 use rayon::prelude::*;
 
-use tinyddpm::batch::{Init, Request};
+use tinyddpm::batch::{FlatRequest, Init};
 use tinyddpm::cuda::{self, Gpu, GpuTrainer};
 use tinyddpm::data::Examples;
+use tinyddpm::flat::FlatModel;
 use tinyddpm::train::{Adam, State, TrainConfig, Training, params_of};
 use tinyddpm_core::file::Header;
 use tinyddpm_core::{Model, Sampler, Schedule, ScheduleKind, Solver, Spacing};
@@ -156,8 +157,8 @@ fn gpu_sampling_is_bit_identical_to_the_core_for_every_sampler() {
         let (seed, first, count) = (11, 1_000_003, 301);
         let got = gpu
             .sample(
-                &Request {
-                    model: &*m,
+                &FlatRequest {
+                    model: &FlatModel::of(&*m),
                     schedule: &s,
                     sampler: &sampler,
                     init: Init::Noise,
@@ -168,15 +169,13 @@ fn gpu_sampling_is_bit_identical_to_the_core_for_every_sampler() {
                 &|_| {},
             )
             .expect("GPU sampling");
+        let got = got.as_chunks::<2>().0;
         let want: Vec<[f32; 2]> = (0..count as u64)
             .into_par_iter()
             .map(|i| tinyddpm_core::sample(&*m, &s, &sampler, seed, first + i))
             .collect();
         let bits = |v: &[[f32; 2]]| v.iter().flatten().map(|x| x.to_bits()).collect::<Vec<_>>();
-        let mismatch = bits(&got)
-            .iter()
-            .zip(bits(&want))
-            .position(|(a, b)| *a != b);
+        let mismatch = bits(got).iter().zip(bits(&want)).position(|(a, b)| *a != b);
         assert_eq!(mismatch, None, "{sampler:?}: first mismatch (flat index)");
     }
 }
@@ -193,8 +192,8 @@ fn gpu_sampling_spans_several_launch_waves() {
     let finished = std::sync::atomic::AtomicUsize::new(0);
     let got = gpu
         .sample(
-            &Request {
-                model: &*m,
+            &FlatRequest {
+                model: &FlatModel::of(&*m),
                 schedule: &s,
                 sampler: &sampler,
                 init: Init::Noise,
@@ -207,6 +206,7 @@ fn gpu_sampling_spans_several_launch_waves() {
             },
         )
         .expect("GPU sampling");
+    let got = got.as_chunks::<2>().0;
     assert_eq!(finished.into_inner(), count);
     let picks: Vec<usize> = (0..count).step_by(997).chain([count - 1]).collect();
     for i in picks {
@@ -230,8 +230,8 @@ fn gpu_sampling_from_given_starts_matches_sample_from() {
         .collect();
     let got = gpu
         .sample(
-            &Request {
-                model: &*m,
+            &FlatRequest {
+                model: &FlatModel::of(&*m),
                 schedule: &s,
                 sampler: &sampler,
                 init: Init::Given(starts.as_flattened()),
@@ -242,7 +242,7 @@ fn gpu_sampling_from_given_starts_matches_sample_from() {
             &|_| {},
         )
         .expect("GPU sampling");
-    for (i, (g, x0)) in got.iter().zip(&starts).enumerate() {
+    for (i, (g, x0)) in got.as_chunks::<2>().0.iter().zip(&starts).enumerate() {
         let want = tinyddpm_core::sample_from(&*m, &s, &sampler, *x0, 3, i as u64);
         assert_eq!(g.map(f32::to_bits), want.map(f32::to_bits), "sample {i}");
     }
@@ -258,8 +258,8 @@ fn gpu_sampling_handles_the_all_zero_stream_seed() {
     let sampler = Sampler::DDIM_DEFAULT;
     let got = gpu
         .sample(
-            &Request {
-                model: &*m,
+            &FlatRequest {
+                model: &FlatModel::of(&*m),
                 schedule: &s,
                 sampler: &sampler,
                 init: Init::Noise,
@@ -271,7 +271,8 @@ fn gpu_sampling_handles_the_all_zero_stream_seed() {
         )
         .expect("GPU sampling");
     let want = tinyddpm_core::sample(&*m, &s, &sampler, minus_gamma, minus_gamma);
-    assert_eq!(got[0].map(f32::to_bits), want.map(f32::to_bits));
+    let got: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+    assert_eq!(got, want.map(f32::to_bits));
 }
 
 /// Step `step`'s training batch under `seed`, as the CPU trainer draws it.

@@ -219,6 +219,29 @@ fn shapes_no_dispatch_names_sample_on_the_cpu() {
         std::fs::read(d.join("n10.csv")).unwrap(),
         std::fs::read(d.join("a10.csv")).unwrap()
     );
+
+    // A width the GPU kernels do not hold: refused in one line before any device is looked
+    // for, or run on the CPU under `auto` with a note.
+    let out = tinyddpm(
+        d,
+        &[
+            "sample", "--model", "m2.tdm", "-n", "30", "--device", "cuda", "--out", "c.csv",
+        ],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("multiple of 8"), "{stderr}");
+    assert!(!d.join("c.csv").exists());
+    let out = tinyddpm(
+        d,
+        &[
+            "sample", "--model", "m2.tdm", "-n", "30", "--device", "auto", "--out", "c.csv",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("note: running on the CPU"));
+    assert!(rows(&d.join("c.csv")).1 == want, "auto on the CPU");
 }
 
 /// The width and height a PNG's header gives.

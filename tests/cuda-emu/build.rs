@@ -16,8 +16,31 @@ const KERNELS: &str = "../../host/src/cuda/kernels";
 const MODULES: &[(&str, &[(&str, usize)])] = &[
     // The tests' small model (H = 48: partial 32-wide tiles in training) and the seed model,
     // with the 128-sample tile an H200's shared memory gives both.
-    ("sample.cu", &[("HID", 48), ("NBLK", 2), ("SMAX", 128)]),
-    ("sample.cu", &[("HID", 128), ("NBLK", 3), ("SMAX", 128)]),
+    (
+        "sample.cu",
+        &[("HID", 48), ("NBLK", 2), ("DIM", 2), ("SMAX", 128)],
+    ),
+    (
+        "sample.cu",
+        &[("HID", 128), ("NBLK", 3), ("DIM", 2), ("SMAX", 128)],
+    ),
+    // Points of other D (odd ones drop a Gaussian of each draw) on other small shapes.
+    (
+        "sample.cu",
+        &[("HID", 32), ("NBLK", 1), ("DIM", 1), ("SMAX", 128)],
+    ),
+    (
+        "sample.cu",
+        &[("HID", 40), ("NBLK", 2), ("DIM", 3), ("SMAX", 128)],
+    ),
+    (
+        "sample.cu",
+        &[("HID", 48), ("NBLK", 1), ("DIM", 8), ("SMAX", 128)],
+    ),
+    (
+        "sample.cu",
+        &[("HID", 32), ("NBLK", 2), ("DIM", 16), ("SMAX", 128)],
+    ),
     ("train.cu", &[("HID", 48), ("NBLK", 2), ("NT", 1000)]),
     ("train.cu", &[("HID", 128), ("NBLK", 3), ("NT", 1000)]),
     // Deliberately faulty kernels for the emulator's own tests.
@@ -142,14 +165,16 @@ fn main() {
     }
 }
 
-/// `sizes`, and for `sample.cu` the core's parameter offsets for its H and B and its step
+/// `sizes`, and for `sample.cu` the core's parameter offsets for its H, B and D and its step
 /// row layout, as the host's `cuda::sample::defines` appends them.
 fn with_offsets(source: &str, sizes: &[(&'static str, usize)]) -> Vec<(&'static str, usize)> {
     let mut defines = sizes.to_vec();
     if source == "sample.cu" {
         let size = |name| sizes.iter().find(|(n, _)| *n == name).map(|&(_, v)| v);
         let (hidden, blocks) = size("HID").zip(size("NBLK")).expect("HID and NBLK");
-        let layout = tinyddpm_core::Layout::new(hidden, blocks).expect("a countable shape");
+        let dim = size("DIM").expect("DIM");
+        let layout =
+            tinyddpm_core::Layout::with_dim(hidden, blocks, dim).expect("a countable shape");
         defines.extend(layout.named_offsets());
         defines.extend(tinyddpm_core::Step::named_words());
     }

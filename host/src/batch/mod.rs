@@ -4,7 +4,8 @@
 //! - [`Request`]: which samples of which model, with which sampler — the one description
 //!   the CPU executor here, the GPU (`cuda`) and the CLI pass around; [`QRequest`] for the
 //!   integer `QModel`, both a [`SampleRequest`] of a [`BatchModel`], run by the same
-//!   [`sample`] / [`sample_with`] / [`frames`].
+//!   [`sample`] / [`sample_with`] / [`frames`]; [`FlatRequest`] for a float model of any
+//!   shape on the GPU.
 //! - [`sample`] / [`sample_with`]: throughput. Samples are cut into tiles of `S` SIMD
 //!   vectors (lanes = samples, `S·LANES` samples per tile); rayon runs the tiles on `threads`
 //!   threads, each tile running the core's reverse chain (`tinyddpm_core::chain`) with the
@@ -31,5 +32,5 @@ mod simd;
 pub use batch1::Batch1;
 pub use executor::{BatchModel, Prepared, frames, sample, sample_with};
 pub use integer::QBatch1;
-pub use request::{Init, QRequest, Request, SampleRequest};
+pub use request::{FlatRequest, Init, QRequest, Request, SampleRequest};
 pub use simd::Simd;

@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use tinyddpm::batch::{Init, Request};
 use tinyddpm::data::DataSet;
+use tinyddpm::flat::FlatModel;
 use tinyddpm::quantize::{Calibration, CalibrationData, quantize};
 use tinyddpm::{atomic, csv, data, modelfile, plot};
 use tinyddpm_core::{QSeedModel, Sampler, Schedule, SeedModel};
@@ -147,7 +148,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         threads,
         count: args.count,
     };
-    let points = draw.samples("float", &*model, gpu.as_ref())?;
+    let points = draw.samples("float", &FlatModel::of(&*model), gpu.as_ref())?;
     csv::write_points(&file("samples.csv"), &points)?;
 
     // Ctrl-C after the samples were drawn stops before the next file; those written stay.

@@ -8,21 +8,19 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use tinyddpm::atomic::AtomicFile;
 use tinyddpm::csv;
-use tinyddpm::cuda::Gpu;
+use tinyddpm::cuda::check_sample_shape;
 use tinyddpm::data::points;
 use tinyddpm::flatq::FlatQModel;
 use tinyddpm::input::Patience;
 use tinyddpm::modelfile::ModelFile;
 use tinyddpm::run::sample::{SampleModel, Sampling};
+use tinyddpm_core::Sampler;
 use tinyddpm_core::file::Kind;
-use tinyddpm_core::{Model, Sampler};
 
 use super::jobs::{device_for, draw};
 use super::plot::read_model;
-use super::say;
-use super::{
-    DeviceArg, SamplerArgs, T, describe, device, dispatch, files, open_input, thread_count,
-};
+use super::{DeviceArg, SamplerArgs, T, describe, device, files, open_input, thread_count};
+use super::{say, tell};
 
 /// Options of `tinyddpm sample`.
 #[derive(Args, Clone, Debug)]
@@ -92,28 +90,28 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     let least = count.checked_mul(4).and_then(|b| b.checked_add(4));
     files::check_space(&args.out, least, &format!("{count} samples"))?;
     let begin = Instant::now();
-    let header = &file.header;
-    // Either kind on the CPU runs whatever its shape; the GPU runs the shapes this build
-    // names.
-    let gpu = match file.kind {
-        Kind::Float => device(args.device)?,
-        Kind::Integer => None,
-    };
-    let sampler = match (file.kind, gpu) {
-        (Kind::Float, None) => {
+    // Either kind runs whatever its shape: a float model on the GPU those its kernels hold
+    // (another is refused before any device is probed, or runs on the CPU under `auto`), an
+    // integer model on the CPU.
+    let sampler = match file.kind {
+        Kind::Float => {
             let model = file.flat().context("cannot load the model")?;
-            write_samples(args, &file, &model, None, init, count)?
+            let held = check_sample_shape(&model.layout());
+            let gpu = match (args.device, held) {
+                (DeviceArg::Cuda, Err(why)) => bail!("--device cuda: {why}"),
+                (DeviceArg::Auto, Err(why)) => {
+                    tell!("note: running on the CPU ({why})");
+                    None
+                }
+                (device_arg, _) => device(device_arg)?,
+            };
+            write_samples(args, &file, &model, gpu.as_ref(), init, count)?
         }
-        (Kind::Integer, _) => {
+        Kind::Integer => {
             device_for::<FlatQModel>(args.device)?;
             let model = file.flat_integer().context("cannot load the model")?;
             write_samples(args, &file, &model, None, init, count)?
         }
-        (Kind::Float, Some(gpu)) => dispatch!(
-            header.hidden,
-            header.blocks,
-            decode_and_sample(args, &file, gpu, init, count)
-        )?,
     };
     say!(
         "wrote {count} samples to {} ({}, seed {}, {:.1} s)",
@@ -125,23 +123,9 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     Ok(())
 }
 
-/// The float model of a shape the GPU kernels are built for, sampled on `gpu` (see
-/// [`write_samples`]).
-fn decode_and_sample<const H: usize, const B: usize>(
-    args: &SampleArgs,
-    file: &ModelFile,
-    gpu: Gpu,
-    init: Option<&[f32]>,
-    count: u64,
-) -> Result<Sampler> {
-    let model = file
-        .model::<H, B, Model<H, B>>()
-        .context("cannot load the model")?;
-    write_samples(args, file, &*model, Some(&gpu), init, count)
-}
-
-/// Samples into the output file as they are drawn, chunk by chunk: memory stays bounded
-/// whatever `-n` is, and the file appears (atomically) only when every sample is written.
+/// Samples `model` into the output file as they are drawn, chunk by chunk: memory stays
+/// bounded whatever `-n` is, and the file appears (atomically) only when every sample is
+/// written.
 fn write_samples<M: SampleModel>(
     args: &SampleArgs,
     file: &ModelFile,

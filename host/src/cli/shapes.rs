@@ -7,7 +7,6 @@
 //! either.
 
 use tinyddpm::batch::BatchModel;
-use tinyddpm::run::sample::SampleModel;
 use tinyddpm_core::file::Stored;
 
 /// Every (H, B) this build runs: the seed notebook's, then the small boards'.
@@ -54,16 +53,10 @@ macro_rules! dispatch {
 pub(crate) use dispatch;
 
 /// A model kind the commands decode for a shape this build names: both kinds, which the
-/// sampling job, the batched sampler and the model file all take.
-pub trait ShapedModel<const H: usize, const B: usize>:
-    SampleModel + BatchModel<H, B> + Stored<H, B>
-{
-}
+/// batched sampler and the model file both take.
+pub trait ShapedModel<const H: usize, const B: usize>: BatchModel<H, B> + Stored<H, B> {}
 
-impl<const H: usize, const B: usize, M: SampleModel + BatchModel<H, B> + Stored<H, B>>
-    ShapedModel<H, B> for M
-{
-}
+impl<const H: usize, const B: usize, M: BatchModel<H, B> + Stored<H, B>> ShapedModel<H, B> for M {}
 
 /// The supported shapes in words: "H=128 B=3 and H=32 B=2".
 pub fn listed() -> String {

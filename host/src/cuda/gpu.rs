@@ -12,10 +12,11 @@ use cudarc::driver::{
     DriverError, LaunchConfig, PushKernelArg, sys,
 };
 use cudarc::nvrtc::{CompileError, CompileOptions, Ptx};
+use tinyddpm_core::Layout;
 
 use super::launch::{Buf, Device, Fill, Plan, Session, Value, check_write};
 use super::sample::{self, sample_on, samples_per_block_max};
-use super::{COMMON, CudaError, KernelSource, NoGpu, Request, SAMPLE, TRAIN, train};
+use super::{COMMON, CudaError, FlatRequest, KernelSource, NoGpu, SAMPLE, TRAIN, train};
 
 impl CudaError {
     /// Wraps a driver error; only called with the driver loaded, so formatting is safe.
@@ -68,13 +69,22 @@ pub fn nvrtc_available() -> bool {
     unsafe { cudarc::nvrtc::sys::is_culib_present() }
 }
 
-/// Compiles every kernel source for `arch` at the seed model's size (H = 128, B = 3) with
-/// the sampling tile an H200 gets, returning the sources' names. Needs NVRTC only (no
-/// driver, no device): this is how CI checks the kernels without a GPU.
+/// The seed model's layout (H = 128, B = 3, 2-D points): the shape the kernels are first
+/// compiled at.
+const SEED: Layout = Layout::of::<128, 3>();
+
+/// Compiles every kernel source for `arch` at the seed model's size with the sampling tile
+/// an H200 gets, and the sampler also for the narrowest and widest points (D = 1, odd, on
+/// the smallest H; D = 16), returning the sources' names. Needs NVRTC only (no driver, no
+/// device): this is how CI checks the kernels without a GPU.
 pub fn compile_all(arch: &str) -> Result<Vec<&'static str>, CudaError> {
     const H200_SMEM_OPTIN: usize = 232_448;
-    let smax = samples_per_block_max(128, H200_SMEM_OPTIN)?;
-    compile(SAMPLE, arch, &sample::defines::<128, 3>(smax))?;
+    let narrowest = Layout::of_dim::<32, 1, 1>();
+    let widest = Layout::of_dim::<128, 3, { tinyddpm_core::units::MAX_DIM }>();
+    for layout in [SEED, narrowest, widest] {
+        let smax = samples_per_block_max(&layout, H200_SMEM_OPTIN)?;
+        compile(SAMPLE, arch, &sample::defines(&layout, smax))?;
+    }
     compile(TRAIN, arch, &train::defines(128, 3, 1000))?;
     Ok(vec![SAMPLE.name, TRAIN.name])
 }
@@ -177,8 +187,8 @@ pub fn probe() -> Result<Gpu, NoGpu> {
     };
     // Compiling the seed-size kernels now turns "NVRTC cannot target this GPU" and "the
     // device is too small for the sampling tile" into a probe failure with its reason.
-    samples_per_block_max(128, gpu.smem_optin)
-        .and_then(|smax| gpu.module(SAMPLE, sample::defines::<128, 3>(smax)))
+    samples_per_block_max(&SEED, gpu.smem_optin)
+        .and_then(|smax| gpu.module(SAMPLE, sample::defines(&SEED, smax)))
         .and_then(|_| gpu.module(TRAIN, train::defines(128, 3, 1000)))
         .map_err(|e| NoGpu(first_line(&e.to_string())))?;
     Ok(gpu)
@@ -443,12 +453,12 @@ impl Session for GpuSession {
 }
 
 impl Gpu {
-    /// The samples of `request` on the GPU ([`sample_on`] this device).
-    pub fn sample<const H: usize, const B: usize, const T: usize>(
+    /// The samples of `request` on the GPU, D values a sample ([`sample_on`] this device).
+    pub fn sample<const T: usize>(
         &self,
-        request: &Request<'_, H, B, T>,
+        request: &FlatRequest<'_, T>,
         progress: &(dyn Fn(usize) + Sync),
-    ) -> Result<Vec<[f32; 2]>, CudaError> {
+    ) -> Result<Vec<f32>, CudaError> {
         sample_on(self, request, progress)
     }
 }

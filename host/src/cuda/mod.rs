@@ -31,14 +31,14 @@ mod without_gpu;
 
 use std::fmt;
 
-use crate::batch::Request;
+use crate::batch::FlatRequest;
 
 #[cfg(feature = "cuda")]
 pub use gpu::{Gpu, compile_all, nvrtc_available, probe};
 #[cfg(not(feature = "cuda"))]
 pub use without_gpu::{Gpu, compile_all, nvrtc_available, probe};
 
-pub use sample::{SamplePlan, Wave, sample_on, sample_plan};
+pub use sample::{SamplePlan, Wave, check_sample_shape, sample_on, sample_plan};
 pub use train::{GpuTrainer, StateBuffers, step_plan};
 
 /// Why the GPU cannot be used, in one line.

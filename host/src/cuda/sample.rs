@@ -1,5 +1,6 @@
-//! GPU sampling, bit-identical to the core's `sample`/`sample_from` (kernels in
-//! `kernels/sample.cu`).
+//! GPU sampling of a float model of any shape the kernels hold (D 1 ..= 16, H a multiple of
+//! 8 in 32 ..= 128, any B), bit-identical to the core's `sample`/`sample_from` (kernels in
+//! `kernels/sample.cu`, compiled for each shape).
 //!
 //! The host builds what the core defines once per run — the step table
 //! (`Sampler::step`, each row `Step::to_words`) — and uploads it with the weights; the device computes the time
@@ -11,39 +12,62 @@
 
 use std::ops::Range;
 
-use tinyddpm_core::{Layer, Layout, Model, Step};
+use tinyddpm_core::units::MAX_DIM;
+use tinyddpm_core::{Layer, Layout, Step};
 
 use super::launch::{Arg, Buf, Device, Launch, Plan};
 use super::{CudaError, SAMPLE, zero_seed_state};
-use crate::batch::{Init, Request};
+use crate::batch::{FlatRequest, Init};
+use crate::flat::FlatModel;
 
 /// Largest sample tile per thread block: 4 samples per thread row, 32 rows.
 const SMAX_CAP: usize = 128;
 /// Reverse steps per launch: keeps each launch well under a display watchdog's limit.
 const STEPS_PER_LAUNCH: usize = 100;
-/// Floats of multistep history per sample between launches (`HIST_WORDS` in `sample.cu`).
-const HIST_WORDS: usize = 6;
+/// Floats of multistep history per coordinate of a sample between launches (`HIST_WORDS` in
+/// `sample.cu` is D of them).
+const HIST_PER_COORD: usize = 3;
 /// Threads per block of `sample_init` (one per sample).
 const INIT_THREADS: usize = 1024;
 
-/// Dynamic shared memory of `sample_steps`: h and u tiles, one staged layer, x and ε̂.
-fn smem_bytes(hidden: usize, smax: usize) -> usize {
-    (2 * hidden * smax + hidden * hidden + 4 * smax) * 4
+/// Dynamic shared memory of `sample_steps`: h and u tiles, one staged layer, x and ε̂ of D
+/// coordinates each.
+fn smem_bytes(layout: &Layout, smax: usize) -> usize {
+    let (hidden, dim) = (layout.hidden, layout.dim);
+    (2 * hidden * smax + hidden * hidden + 2 * dim * smax) * 4
 }
 
-/// The largest sample tile (a multiple of 4, at most 128) whose buffers fit in `smem_optin`
-/// bytes of shared memory, for models the kernel handles (H a multiple of 8, 32 ≤ H ≤ 128).
-pub(super) fn samples_per_block_max(hidden: usize, smem_optin: usize) -> Result<usize, CudaError> {
+/// Whether the sampling kernels hold a model of `layout`, on any device: H a multiple of 8
+/// in 32 ..= 128 (a thread owns 8 outputs, and a block needs as many threads as samples), D
+/// in 1 ..= 16 (the core's points); if not, why, in one line.
+pub fn check_sample_shape(layout: &Layout) -> Result<(), CudaError> {
+    let (hidden, dim) = (layout.hidden, layout.dim);
     if !hidden.is_multiple_of(8) || !(32..=128).contains(&hidden) {
         return Err(CudaError::Unsupported(format!(
             "GPU sampling needs a hidden width that is a multiple of 8 between 32 and 128, \
              the model has {hidden}"
         )));
     }
+    if !(1..=MAX_DIM).contains(&dim) {
+        return Err(CudaError::Unsupported(format!(
+            "GPU sampling needs points of 1 to {MAX_DIM} coordinates, the model's have {dim}"
+        )));
+    }
+    Ok(())
+}
+
+/// The largest sample tile (a multiple of 4, at most 128) whose buffers fit in `smem_optin`
+/// bytes of shared memory, for a model the kernels hold ([`check_sample_shape`]).
+pub(super) fn samples_per_block_max(
+    layout: &Layout,
+    smem_optin: usize,
+) -> Result<usize, CudaError> {
+    check_sample_shape(layout)?;
+    let hidden = layout.hidden;
     let smax = (1..=SMAX_CAP / 4)
         .rev()
         .map(|q| 4 * q)
-        .find(|&s| smem_bytes(hidden, s) <= smem_optin)
+        .find(|&s| smem_bytes(layout, s) <= smem_optin)
         .ok_or_else(|| {
             CudaError::Unsupported(format!(
                 "the device's {smem_optin} bytes of shared memory per block cannot hold a \
@@ -53,26 +77,33 @@ pub(super) fn samples_per_block_max(hidden: usize, smem_optin: usize) -> Result<
     Ok(smax)
 }
 
-/// NVRTC `-D` options of `sample.cu`: the sizes, then the core's parameter offsets
-/// (`Layout::named_offsets`) and step-table row layout (`Step::named_words`).
-pub(super) fn defines<const H: usize, const B: usize>(smax: usize) -> Vec<(&'static str, usize)> {
-    let mut defines = vec![("HID", H), ("NBLK", B), ("SMAX", smax)];
-    defines.extend(Layout::of::<H, B>().named_offsets());
+/// NVRTC `-D` options of `sample.cu` for a model of `layout`: the sizes, then the core's
+/// parameter offsets (`Layout::named_offsets`) and step-table row layout
+/// (`Step::named_words`).
+pub(super) fn defines(layout: &Layout, smax: usize) -> Vec<(&'static str, usize)> {
+    let mut defines = vec![
+        ("HID", layout.hidden),
+        ("NBLK", layout.blocks),
+        ("DIM", layout.dim),
+        ("SMAX", smax),
+    ];
+    defines.extend(layout.named_offsets());
     defines.extend(Step::named_words());
     defines
 }
 
-/// The model's parameters in file order, and its 2·B hidden layers transposed to [k][j].
-fn flatten<const H: usize, const B: usize>(model: &Model<H, B>) -> (Vec<f32>, Vec<f32>) {
-    let params = crate::train::params_of(model);
-    let mut wt = Vec::with_capacity(2 * B * H * H);
-    for d in Layout::of::<H, B>().iter() {
+/// The model's 2·B hidden layers, each transposed to [k][j].
+fn transposed_blocks(model: &FlatModel) -> Vec<f32> {
+    let layout = model.layout();
+    let h = layout.hidden;
+    let mut wt = Vec::with_capacity(2 * layout.blocks * h * h);
+    for d in layout.iter() {
         if let Layer::BlockFirst(_) | Layer::BlockSecond(_) = d.layer {
-            let w = d.weight(&params);
+            let w = d.weight(model.params());
             wt.extend((0..d.i).flat_map(|k| (0..d.o).map(move |j| w[j * d.i + k])));
         }
     }
-    (params, wt)
+    wt
 }
 
 /// A sampling run as a launch list ([`sample_plan`]).
@@ -83,7 +114,7 @@ pub struct SamplePlan {
     /// The launches in waves, each a range of [`Plan::launches`] after which a number of
     /// samples are done (the first also holds the time embedding and the chains' starts).
     pub waves: Vec<Wave>,
-    /// The samples, `[count × 2]` floats, once every launch has run.
+    /// The samples, `[count × D]` floats, once every launch has run.
     pub xs: Buf,
 }
 
@@ -99,13 +130,15 @@ pub struct Wave {
 /// The launch list of `request` on `device`: the step table and the time embedding of every
 /// step, each sample's stream and x_T (`sample_init`), then the reverse steps
 /// (`sample_steps`), 100 steps per launch, in waves that fill every multiprocessor
-/// of the device once. Refuses a sampler invalid for T and a given start of the wrong length.
-pub fn sample_plan<const H: usize, const B: usize, const T: usize>(
+/// of the device once. Refuses a shape the kernels do not hold, a sampler invalid for T and
+/// given starts of the wrong length.
+pub fn sample_plan<const T: usize>(
     device: &dyn Device,
-    request: &Request<'_, H, B, T>,
+    request: &FlatRequest<'_, T>,
 ) -> Result<SamplePlan, CudaError> {
-    let Request {
+    let FlatRequest {
         model,
+        schedule,
         sampler,
         init,
         seed,
@@ -114,12 +147,14 @@ pub fn sample_plan<const H: usize, const B: usize, const T: usize>(
         ..
     } = *request;
     sampler.validate(T)?;
-    // Given starts are two values a sample (the GPU kernels draw 2-D points).
+    let layout = model.layout();
+    let (h, d) = (layout.hidden, layout.dim);
+    let smax = samples_per_block_max(&layout, device.smem_optin())?;
     if let Init::Given(xs) = init
-        && xs.len() != 2 * count
+        && Some(xs.len()) != count.checked_mul(d)
     {
         return Err(CudaError::Unsupported(format!(
-            "{} starting values given for {count} samples of 2 coordinates",
+            "{} starting values given for {count} samples of {d} coordinates",
             xs.len()
         )));
     }
@@ -134,10 +169,9 @@ pub fn sample_plan<const H: usize, const B: usize, const T: usize>(
     }
     let count_i32 = i32::try_from(count)
         .map_err(|_| CudaError::Unsupported(format!("{count} samples in one batch")))?;
-    let smax = samples_per_block_max(H, device.smem_optin())?;
-    let threads = (H / 8) * (smax / 4);
-    let smem = smem_bytes(H, smax);
-    let mut plan = Plan::new(SAMPLE, defines::<H, B>(smax));
+    let threads = (h / 8) * (smax / 4);
+    let smem = smem_bytes(&layout, smax);
+    let mut plan = Plan::new(SAMPLE, defines(&layout, smax));
     let resident = device
         .resident_blocks(
             SAMPLE,
@@ -148,23 +182,22 @@ pub fn sample_plan<const H: usize, const B: usize, const T: usize>(
         )?
         .max(1);
 
-    let steps: Vec<Step> = request.steps();
+    let steps: Vec<Step> = sampler.steps(schedule).collect();
     let table: Vec<u8> = steps
         .iter()
         .flat_map(|step| step.to_words())
         .flat_map(u32::to_le_bytes)
         .collect();
     let t_inputs: Vec<f32> = steps.iter().map(|st| st.t_input).collect();
-    let (params, wt) = flatten(model);
-    let params = plan.f32s(&params);
-    let wt = plan.f32s(&wt);
+    let params = plan.f32s(model.params());
+    let wt = plan.f32s(&transposed_blocks(model));
     let table = plan.buffer(table);
     let t_inputs = plan.f32s(&t_inputs);
     let fallback = plan.buffer(zero_seed_state());
-    let temb = plan.zeros_f32(steps.len() * H);
-    let xs = plan.zeros_f32(2 * count);
+    let temb = plan.zeros_f32(steps.len() * h);
+    let xs = plan.zeros_f32(d * count);
     let rng = plan.zeros_f32(4 * count);
-    let hist = plan.zeros_f32(HIST_WORDS * count);
+    let hist = plan.zeros_f32(HIST_PER_COORD * d * count);
     let (has_init, x_init) = match init {
         Init::Given(xs) => (1, plan.f32s(xs).ptr()),
         Init::Noise => (0, Arg::Null),
@@ -174,7 +207,7 @@ pub fn sample_plan<const H: usize, const B: usize, const T: usize>(
     plan.launches.push(Launch {
         kernel: "time_embedding",
         grid: [steps.len() as u32, 1, 1],
-        block: [H as u32, 1, 1],
+        block: [h as u32, 1, 1],
         shared_bytes: 0,
         args: vec![params.ptr(), t_inputs.ptr(), temb.ptr()],
     });
@@ -247,14 +280,14 @@ pub fn sample_plan<const H: usize, const B: usize, const T: usize>(
     Ok(SamplePlan { plan, waves, xs })
 }
 
-/// The samples of `request` on `device`: the same bits as the core's `sample` (or
-/// `sample_from` with [`Init::Given`]) and the host's `batch::sample`. `progress` is called
-/// with the number of samples each finished wave adds.
-pub fn sample_on<const H: usize, const B: usize, const T: usize>(
+/// The samples of `request` on `device`, D values a sample, one sample after another: the
+/// same bits as the core's `sample` (or `sample_from` with [`Init::Given`]) and the host's
+/// `batch::sample`. `progress` is called with the number of samples each finished wave adds.
+pub fn sample_on<const T: usize>(
     device: &dyn Device,
-    request: &Request<'_, H, B, T>,
+    request: &FlatRequest<'_, T>,
     progress: &(dyn Fn(usize) + Sync),
-) -> Result<Vec<[f32; 2]>, CudaError> {
+) -> Result<Vec<f32>, CudaError> {
     let SamplePlan { plan, waves, xs } = sample_plan(device, request)?;
     if waves.is_empty() {
         return Ok(Vec::new());
@@ -265,8 +298,7 @@ pub fn sample_on<const H: usize, const B: usize, const T: usize>(
         session.finish()?;
         progress(wave.samples);
     }
-    let xs = session.read_f32(xs)?;
-    Ok(xs.chunks_exact(2).map(|p| [p[0], p[1]]).collect())
+    session.read_f32(xs)
 }
 
 #[cfg(test)]
@@ -320,7 +352,6 @@ mod tests {
     /// run every step of every sample exactly once, in step order, with tiles that fit.
     #[test]
     fn the_sample_plan_covers_every_sample_and_step_once() {
-        let model = crate::train::pytorch_init::<32, 1>(1);
         let schedule = Schedule::<1000>::new(ScheduleKind::SEED).expect("schedule");
         let samplers = [
             Sampler::Ddpm,
@@ -332,14 +363,16 @@ mod tests {
                 spacing: Spacing::Karras,
             },
         ];
-        for (sampler, count, sm_count, resident) in [
-            (samplers[0], 1, 1, 1),
-            (samplers[1], 7, 2, 1),
-            (samplers[2], 1000, 3, 2),
-            (samplers[3], 40_000, 132, 1),
+        for (sampler, count, sm_count, resident, dim) in [
+            (samplers[0], 1, 1, 1, 2),
+            (samplers[1], 7, 2, 1, 1),
+            (samplers[2], 1000, 3, 2, 16),
+            (samplers[3], 40_000, 132, 1, 3),
         ] {
-            let request = Request {
-                model: &*model,
+            let layout = Layout::with_dim(32, 1, dim).expect("layout");
+            let model = FlatModel::zero(layout);
+            let request = FlatRequest {
+                model: &model,
                 schedule: &schedule,
                 sampler: &sampler,
                 init: Init::Noise,
@@ -351,7 +384,7 @@ mod tests {
             let SamplePlan { plan, waves, .. } = sample_plan(&device, &request).expect("plan");
             assert_launches_match_signatures(&plan, 3);
             let steps = sampler.num_steps(1000);
-            let smax = samples_per_block_max(32, 232_448).expect("tile");
+            let smax = samples_per_block_max(&layout, 232_448).expect("tile");
             let mut runs = vec![0usize; count];
             let mut next = 0;
             assert_eq!(waves[0].launches.start, 0);
@@ -382,6 +415,40 @@ mod tests {
             }
             assert_eq!(plan.launches.last().map(|l| l.kernel), Some("sample_steps"));
             assert!(runs.iter().all(|&r| r == 1), "{sampler:?} × {count}");
+        }
+    }
+
+    /// A shape the kernels do not hold, or starts of the wrong length, are one line each.
+    #[test]
+    fn shapes_the_kernels_cannot_hold_are_refused_in_one_line() {
+        let schedule = Schedule::<10>::new(ScheduleKind::SEED).expect("schedule");
+        let device = Geometry {
+            sm_count: 1,
+            resident: 1,
+        };
+        let starts = [0.0f32; 5];
+        for (hidden, dim, init, why) in [
+            (24, 2, Init::Noise, "hidden width"),
+            (136, 2, Init::Noise, "hidden width"),
+            (36, 2, Init::Noise, "hidden width"),
+            (32, 17, Init::Noise, "coordinates"),
+            (32, 0, Init::Noise, "coordinates"),
+            (32, 3, Init::Given(&starts), "5 starting values"),
+        ] {
+            let model = FlatModel::zero(Layout::with_dim(hidden, 1, dim).expect("layout"));
+            let request = FlatRequest {
+                model: &model,
+                schedule: &schedule,
+                sampler: &Sampler::Ddpm,
+                init,
+                seed: 1,
+                first: 0,
+                count: 2,
+            };
+            let e = sample_plan(&device, &request).expect_err("refused");
+            let text = e.to_string();
+            assert!(matches!(e, CudaError::Unsupported(_)), "{text}");
+            assert!(text.contains(why) && !text.contains('\n'), "{text}");
         }
     }
 }

@@ -3,7 +3,7 @@
 //! why there is none: the CLI's `--device auto` runs on the CPU, `--device cuda` is one line.
 
 use super::launch::{Device, Plan, Session};
-use super::{CudaError, KernelSource, NoGpu, Request};
+use super::{CudaError, FlatRequest, KernelSource, NoGpu};
 
 /// Why this build has no GPU.
 const WITHOUT: &str = "this tinyddpm was built without the `cuda` feature (no CUDA backend)";
@@ -38,12 +38,12 @@ impl Gpu {
         match *self {}
     }
 
-    /// The samples of `request` on the GPU.
-    pub fn sample<const H: usize, const B: usize, const T: usize>(
+    /// The samples of `request` on the GPU, D values a sample.
+    pub fn sample<const T: usize>(
         &self,
-        _: &Request<'_, H, B, T>,
+        _: &FlatRequest<'_, T>,
         _: &(dyn Fn(usize) + Sync),
-    ) -> Result<Vec<[f32; 2]>, CudaError> {
+    ) -> Result<Vec<f32>, CudaError> {
         match *self {}
     }
 }

@@ -4,10 +4,10 @@
 
 use std::convert::Infallible;
 
-use tinyddpm_core::{Layout, Model, QModel, Sampler, Schedule, ScheduleKind, Units};
+use tinyddpm_core::{Layout, QModel, Sampler, Schedule, ScheduleKind, Units};
 
 use super::{T, Watch};
-use crate::batch::{self, Init, SampleRequest, Simd};
+use crate::batch::{self, FlatRequest, Init, Simd};
 use crate::cuda::{CudaError, Gpu};
 use crate::flat::FlatModel;
 use crate::flatq::FlatQModel;
@@ -23,10 +23,10 @@ const TILES_PER_THREAD: usize = 64;
 /// and so the memory it holds, larger than without it.
 const CHUNK_ENV: &str = "TINYDDPM_SAMPLE_CHUNK";
 
-/// A model the sampling job runs, every kind through one code path ([`Sampling`]): the
-/// float [`Model`] of a shape this build names, on the CPU or the GPU; the float
-/// [`FlatModel`] of any shape, on the CPU; the integer [`QModel`], on the CPU (the GPU
-/// kernels run float models of 2-D points).
+/// A model the sampling job runs, both kinds through one code path ([`Sampling`]): the float
+/// [`FlatModel`] of any shape, on the CPU or the GPU (which refuses, in one line, a shape its
+/// kernels do not hold); the integer [`QModel`], on the CPU (the GPU kernels run float
+/// models).
 pub trait SampleModel {
     /// The GPU this kind samples on: [`Gpu`] for the float model; for the others a type
     /// without values, so that no GPU can be given to them.
@@ -52,17 +52,17 @@ pub trait SampleModel {
         Self: Sized;
 }
 
-impl<const H: usize, const B: usize> SampleModel for Model<H, B> {
+impl SampleModel for FlatModel {
     type Gpu = Gpu;
     const ON_GPU: bool = true;
     fn on(gpu: Gpu) -> Option<Gpu> {
         Some(gpu)
     }
     fn layout(&self) -> Layout {
-        Layout::of::<H, B>()
+        FlatModel::layout(self)
     }
     fn prepare(&self, schedule: &Schedule<T>, sampler: &Sampler) -> batch::Prepared {
-        batch::Prepared::new(Simd::detect(), self, schedule, sampler)
+        batch::Prepared::float(Simd::detect(), self, schedule, sampler)
     }
     fn sample_gpu(
         &self,
@@ -71,7 +71,7 @@ impl<const H: usize, const B: usize> SampleModel for Model<H, B> {
         (init, first, count): (Init<'_>, u64, usize),
         progress: &(dyn Fn(usize) + Sync),
     ) -> Result<Vec<f32>, CudaError> {
-        let request = SampleRequest {
+        let request = FlatRequest {
             model: self,
             schedule: job.schedule,
             sampler: job.sampler,
@@ -80,12 +80,12 @@ impl<const H: usize, const B: usize> SampleModel for Model<H, B> {
             first,
             count,
         };
-        Ok(gpu.sample(&request, progress)?.into_flattened())
+        gpu.sample(&request, progress)
     }
 }
 
-/// A model kind that samples on the CPU only (the GPU kernels run the float model of the
-/// shapes this build names): its GPU is a type without values.
+/// A model kind that samples on the CPU only (the GPU kernels run float models): its GPU is a
+/// type without values.
 pub trait CpuOnly {
     /// The model's layout: its shape, D included.
     fn layout(&self) -> Layout;
@@ -108,15 +108,6 @@ impl CpuOnly for FlatQModel {
     }
     fn prepare(&self, schedule: &Schedule<T>, sampler: &Sampler) -> batch::Prepared {
         batch::Prepared::new(Simd::detect(), self, schedule, sampler)
-    }
-}
-
-impl CpuOnly for FlatModel {
-    fn layout(&self) -> Layout {
-        FlatModel::layout(self)
-    }
-    fn prepare(&self, schedule: &Schedule<T>, sampler: &Sampler) -> batch::Prepared {
-        batch::Prepared::float(Simd::detect(), self, schedule, sampler)
     }
 }
 

@@ -4,11 +4,12 @@
 //! memory and in descending order with huge finite garbage, and after every launch every
 //! buffer must hold the same bits in both.
 
-use tinyddpm::batch::{Init, Request};
+use tinyddpm::batch::{FlatRequest, Init};
 use tinyddpm::cuda::launch::{Device, Plan};
 use tinyddpm::cuda::{sample_plan, step_plan};
+use tinyddpm::flat::FlatModel;
 use tinyddpm::train::{State, TrainConfig};
-use tinyddpm_core::{Sampler, Schedule, ScheduleKind, Solver, Spacing};
+use tinyddpm_core::{Layout, Sampler, Schedule, ScheduleKind, Solver, Spacing};
 use tinyddpm_cuda_emu::{Emulator, Order};
 
 /// Runs `plan` launch by launch in both orders, comparing every buffer after each launch.
@@ -32,11 +33,18 @@ fn assert_order_independent(plan: &Plan) {
     }
 }
 
+/// On 2-D points, and on 3-D ones (an odd D: each draw drops a Gaussian) for the samplers
+/// with a history.
 #[test]
 fn sampling_kernels_do_not_depend_on_thread_order() {
-    let model = tinyddpm::train::pytorch_init::<48, 2>(3);
+    let plane = FlatModel::of(&*tinyddpm::train::pytorch_init::<48, 2>(3));
+    let layout = Layout::with_dim(40, 2, 3).expect("layout");
+    let weights = (0..layout.len())
+        .map(|n| ((n as f32 * 0.618_034).fract() - 0.5) * 0.3)
+        .collect();
+    let space = FlatModel::new(layout, weights).expect("the layout's count");
     let schedule = Schedule::<40>::new(ScheduleKind::COSINE).expect("schedule");
-    let given: Vec<[f32; 2]> = (0..257).map(|i| [i as f32 * 0.01, -1.0]).collect();
+    let given: Vec<f32> = (0..3 * 257).map(|i| i as f32 * 0.01 - 1.0).collect();
     let samplers = [
         Sampler::Ddpm,
         Sampler::Ddim {
@@ -56,15 +64,21 @@ fn sampling_kernels_do_not_depend_on_thread_order() {
             spacing: Spacing::LogSnr,
         },
     ];
-    for (k, sampler) in samplers.iter().enumerate() {
-        let request = Request {
-            model: &*model,
+    let runs = samplers
+        .iter()
+        .enumerate()
+        .map(|(k, sampler)| (&plane, k, sampler))
+        .chain(samplers[2..].iter().map(|sampler| (&space, 1, sampler)));
+    for (model, k, sampler) in runs {
+        let d = model.dim();
+        let request = FlatRequest {
+            model,
             schedule: &schedule,
             sampler,
             init: if k % 2 == 0 {
                 Init::Noise
             } else {
-                Init::Given(given.as_flattened())
+                Init::Given(&given[..d * 257])
             },
             seed: 2,
             first: 5,

@@ -1,14 +1,15 @@
 //! The sampling kernels, run on the CPU through the launch lists the GPU runs, give the
 //! core's bits (`tinyddpm_core::sample`, `sample_from`) for every sampler, both starts, and
 //! batch sizes that leave partial tiles, partial blocks and several waves (the emulated
-//! device holds 2 × 128 samples per wave).
+//! device holds 2 × 128 samples per wave), on 2-D points and on points of other D.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
-use tinyddpm::batch::{Init, Request};
+use tinyddpm::batch::{FlatRequest, Init};
 use tinyddpm::cuda::sample_on;
-use tinyddpm_core::{Model, Sampler, Schedule, ScheduleKind, Solver, Spacing};
+use tinyddpm::flat::FlatModel;
+use tinyddpm_core::{Layout, Model, Sampler, Schedule, ScheduleKind, Solver, Spacing};
 use tinyddpm_cuda_emu::Emulator;
 
 /// Batch sizes: one sample (a padded tile), 7 (two blocks, the second partial), 257 (two
@@ -24,34 +25,39 @@ fn seed_schedule() -> Box<Schedule<1000>> {
     Box::new(Schedule::new(ScheduleKind::SEED).expect("seed schedule"))
 }
 
-/// Starting points for `Init::Given`, spread over the data's range and beyond.
-fn starts(count: usize) -> Vec<[f32; 2]> {
+/// Starting points of D coordinates for `Init::Given`, spread over the data's range and
+/// beyond, one after another.
+fn starts<const D: usize>(count: usize) -> Vec<[f32; D]> {
     (0..count)
         .map(|i| {
-            [
-                (i as f32 * 0.37).sin() * 2.5,
-                (i as f32 * 0.11).cos() * 1.5 - 0.2,
-            ]
+            std::array::from_fn(|c| {
+                let shift = (c / 2) as f32 * 0.3;
+                match c % 2 {
+                    0 => (i as f32 * 0.37 + shift).sin() * 2.5,
+                    _ => (i as f32 * 0.11 + shift).cos() * 1.5 - 0.2,
+                }
+            })
         })
         .collect()
 }
 
 /// Runs `sampler` for each of `counts` samples from noise and from given starts on the
 /// emulated GPU and demands the core's bits for every sample.
-fn assert_bit_identical<const H: usize, const B: usize, const T: usize>(
-    model: &Model<H, B>,
+fn assert_bit_identical<const H: usize, const B: usize, const D: usize, const T: usize>(
+    model: &Model<H, B, D>,
     schedule: &Schedule<T>,
     sampler: &Sampler,
     counts: &[usize],
 ) {
     let device = Emulator::default();
+    let flat = FlatModel::of(model);
     let (seed, first) = (11, 1_000_003);
     for &count in counts {
-        let given = starts(count);
+        let given = starts::<D>(count);
         for init in [Init::Noise, Init::Given(given.as_flattened())] {
             let finished = AtomicUsize::new(0);
-            let request = Request {
-                model,
+            let request = FlatRequest {
+                model: &flat,
                 schedule,
                 sampler,
                 init,
@@ -64,23 +70,26 @@ fn assert_bit_identical<const H: usize, const B: usize, const T: usize>(
             })
             .unwrap_or_else(|e| panic!("{sampler:?}: {e}"));
             assert_eq!(finished.into_inner(), count, "progress of {sampler:?}");
-            let want: Vec<[f32; 2]> = (0..count)
+            let want: Vec<[f32; D]> = (0..count)
                 .into_par_iter()
                 .map(|i| {
                     let index = first + i as u64;
                     match init {
                         Init::Noise => tinyddpm_core::sample(model, schedule, sampler, seed, index),
-                        Init::Given(xs) => {
-                            let x = [xs[2 * i], xs[2 * i + 1]];
+                        Init::Given(_) => {
+                            let x = given[i];
                             tinyddpm_core::sample_from(model, schedule, sampler, x, seed, index)
                         }
                     }
                 })
                 .collect();
-            let bits = |v: &[[f32; 2]]| v.iter().flatten().map(|x| x.to_bits()).collect::<Vec<_>>();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(got.len(), count * D, "{sampler:?}: values returned");
+            // Bits of NaN would agree however they came about.
+            assert!(got.iter().all(|v| v.is_finite()), "{sampler:?}: finite");
             let mismatch = bits(&got)
                 .iter()
-                .zip(bits(&want))
+                .zip(bits(want.as_flattened()))
                 .position(|(a, b)| *a != b);
             let from = if matches!(init, Init::Noise) {
                 "noise"
@@ -89,7 +98,7 @@ fn assert_bit_identical<const H: usize, const B: usize, const T: usize>(
             };
             assert_eq!(
                 mismatch, None,
-                "{sampler:?}, {count} samples from {from}: first mismatch (flat index)"
+                "{sampler:?}, {count} samples of D = {D} from {from}: first mismatch (flat index)"
             );
         }
     }
@@ -228,8 +237,8 @@ fn the_all_zero_stream_seed_gives_the_cores_bits() {
     let minus_gamma = 0u64.wrapping_sub(0x9e37_79b9_7f4a_7c15);
     let (m, s) = (small_model(), short());
     let sampler = Sampler::Ddpm;
-    let request = Request {
-        model: &*m,
+    let request = FlatRequest {
+        model: &FlatModel::of(&*m),
         schedule: &s,
         sampler: &sampler,
         init: Init::Noise,
@@ -239,5 +248,81 @@ fn the_all_zero_stream_seed_gives_the_cores_bits() {
     };
     let got = sample_on(&Emulator::default(), &request, &|_| {}).expect("sampling");
     let want = tinyddpm_core::sample(&*m, &s, &sampler, minus_gamma, minus_gamma);
-    assert_eq!(got[0].map(f32::to_bits), want.map(f32::to_bits));
+    let got: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+    assert_eq!(got, want.map(f32::to_bits));
+}
+
+/// A model of shape (H, B, D) with PyTorch's default initialisation bounds (uniform in
+/// ±1/√fan_in), from a fixed sequence: a network whose chains stay finite.
+fn model_of_shape<const H: usize, const B: usize, const D: usize>() -> Box<Model<H, B, D>> {
+    let layout = Layout::of_dim::<H, B, D>();
+    let mut params = vec![0.0f32; layout.len()];
+    let mut n = 0u32;
+    for layer in layout.iter() {
+        let bound = 1.0 / (layer.i as f32).sqrt();
+        for v in &mut params[layer.w..layer.end()] {
+            n += 1;
+            *v = bound * (2.0 * (n as f32 * 0.618_034).fract() - 1.0);
+        }
+    }
+    let flat = FlatModel::new(layout, params).expect("the layout's count");
+    flat.to_model().expect("the layout's shape")
+}
+
+/// One sampler of each family (DDPM, DDIM, each multistep solver), on few steps of the short
+/// schedule, at batch sizes of a padded tile, a partial block and two waves; and a chain
+/// longer than one launch, whose history of D coordinates carries over between launches.
+fn every_family<const H: usize, const B: usize, const D: usize>() {
+    let (m, s) = (model_of_shape::<H, B, D>(), short());
+    let mut samplers = vec![
+        Sampler::DdpmPosterior,
+        Sampler::Ddim {
+            steps: 9,
+            eta: 0.5,
+            spacing: Spacing::Linspace,
+            clip: true,
+        },
+    ];
+    for (solver, spacing, steps) in [
+        (Solver::DpmPp2m, Spacing::LogSnr, 7),
+        (Solver::DpmPp3m, Spacing::Karras, 6),
+        (Solver::DpmPp2mSde, Spacing::Linspace, 5),
+        (Solver::UniPc, Spacing::Karras, 6),
+    ] {
+        samplers.push(Sampler::Multistep {
+            solver,
+            steps,
+            spacing,
+        });
+    }
+    for sampler in samplers {
+        assert_bit_identical(&*m, &s, &sampler, &[1, 7, 257]);
+    }
+    assert_bit_identical(&*m, &s, &Sampler::Ddpm, &[7]);
+    let long = Sampler::Multistep {
+        solver: Solver::UniPc,
+        steps: 130,
+        spacing: Spacing::LogSnr,
+    };
+    assert_bit_identical(&*m, &seed_schedule(), &long, &[5]);
+}
+
+#[test]
+fn one_dimensional_points_give_the_cores_bits() {
+    every_family::<32, 1, 1>();
+}
+
+#[test]
+fn three_dimensional_points_give_the_cores_bits() {
+    every_family::<40, 2, 3>();
+}
+
+#[test]
+fn eight_dimensional_points_give_the_cores_bits() {
+    every_family::<48, 1, 8>();
+}
+
+#[test]
+fn sixteen_dimensional_points_give_the_cores_bits() {
+    every_family::<32, 2, 16>();
 }

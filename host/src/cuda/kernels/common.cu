@@ -244,3 +244,17 @@ __device__ __forceinline__ void gaussian_pair(Xoshiro128pp *st, float *z0, float
     u32 b = next_u32(st) >> 8;
     box_muller(a, b, z0, z1);
 }
+
+// NoiseStream::fill_gaussians: n values from whole pairs in order, the second value of the
+// last pair dropped when n is odd (its draws are still taken).
+__device__ __forceinline__ void fill_gaussians(Xoshiro128pp *st, float *z, int n) {
+#pragma unroll
+    for (int c = 0; c < n; c += 2) {
+        float z0, z1;
+        gaussian_pair(st, &z0, &z1);
+        z[c] = z0;
+        if (c + 1 < n) {
+            z[c + 1] = z1;
+        }
+    }
+}

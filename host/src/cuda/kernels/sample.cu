@@ -1,6 +1,7 @@
 // Bit-identical reverse-process sampling (tinyddpm-core's `sample`/`sample_from`).
 //
-// Compile-time sizes (NVRTC -D options): HID = H, NBLK = B, SMAX = samples per thread block
+// Compile-time sizes (NVRTC -D options): HID = H, NBLK = B, DIM = D (coordinates of a point,
+// 1 ..= 16), SMAX = samples per thread block
 // (a multiple of 4, chosen by the host so the shared-memory buffers fit the device); the core's
 // parameter offsets (tinyddpm_core::Layout::named_offsets): TIME_IN_W/_B, TIME_OUT_W/_B,
 // INPUT_W/_B, block 0's FIRST_W/_B and SECOND_W/_B, BLOCK_STRIDE, OUTPUT_W/_B; and the step
@@ -33,12 +34,13 @@
 
 // multistep::History of one coordinate of one sample: x̂₀ of the last two steps (x0[0] the
 // latest) and UniPC's corrected x, zero at the start of a chain. It lives in registers during
-// a launch and in `hist` (HIST_WORDS floats per sample) between launches.
+// a launch and in `hist` between launches: HIST_WORDS floats per sample, coordinate c's three
+// at 3·c.
 struct History {
     float x0[2];
     float x;
 };
-#define HIST_WORDS 6
+#define HIST_WORDS (3 * DIM)
 
 // Model::time_embedding for each step's t/T: one thread block per step, one thread per output.
 KERNEL void time_embedding(const float *__restrict__ params,
@@ -58,9 +60,9 @@ KERNEL void time_embedding(const float *__restrict__ params,
     temb[step * HID + j] = acc;
 }
 
-// sample/sample_from's start: each sample's stream, and x_T = its first Gaussian pair unless
-// has_init (then x_init holds the 2·count starting coordinates; the pair is drawn either
-// way, as sample_from skips it).
+// sample/sample_from's start: each sample's stream, and x_T = its first draw of DIM
+// Gaussians unless has_init (then x_init holds the DIM·count starting coordinates; the draw
+// is taken either way, as sample_from skips it).
 KERNEL void sample_init(u64 seed, u64 first_index, int count, int has_init,
                         const float *__restrict__ x_init, const u32 *__restrict__ zero_fallback,
                         float *__restrict__ xs, u32 *__restrict__ rng) {
@@ -69,12 +71,14 @@ KERNEL void sample_init(u64 seed, u64 first_index, int count, int has_init,
         return;
     }
     Xoshiro128pp st = stream_new(seed, first_index + (u64)i, zero_fallback);
-    float z0, z1;
-    gaussian_pair(&st, &z0, &z1);
+    float z[DIM];
+    fill_gaussians(&st, z, DIM);
     // Indices in 64 bits: 4·i overflows an int from 2^29 samples on.
     const u64 at = (u64)i;
-    xs[2 * at] = has_init ? x_init[2 * at] : z0;
-    xs[2 * at + 1] = has_init ? x_init[2 * at + 1] : z1;
+#pragma unroll
+    for (int c = 0; c < DIM; ++c) {
+        xs[DIM * at + c] = has_init ? x_init[DIM * at + c] : z[c];
+    }
     rng[4 * at] = st.s0;
     rng[4 * at + 1] = st.s1;
     rng[4 * at + 2] = st.s2;
@@ -183,8 +187,8 @@ sample_steps(const float *__restrict__ params, const float *__restrict__ wt,
     float *hs = smem;                  // h, [HID][SMAX]
     float *us = hs + HID * SMAX;       // first layer's output, [HID][SMAX]
     float *ws = us + HID * SMAX;       // staged transposed weights, [HID][HID]
-    float *xsm = ws + HID * HID;       // x, [2][SMAX]
-    float *es = xsm + 2 * SMAX;        // predicted noise, [2][SMAX]
+    float *xsm = ws + HID * HID;       // x, [DIM][SMAX]
+    float *es = xsm + DIM * SMAX;      // predicted noise, [DIM][SMAX]
 
     const int tid = threadIdx.x;
     const int og = tid % OG;
@@ -199,47 +203,59 @@ sample_steps(const float *__restrict__ params, const float *__restrict__ wt,
     const bool valid = owner && first + tid < base + count;
     const int me = first + tid;
     // Sample me's place in xs, rng and hist, in 64 bits: HIST_WORDS·me overflows an int from
-    // 358 million samples on, which fit in a large GPU's memory.
+    // 2^31/(3·D) samples on (358 million at D = 2), which fit in a large GPU's memory.
     const u64 at = (u64)me;
-    float x0 = 0.0f, x1 = 0.0f;
+    float x[DIM];
+    History h[DIM];
     Xoshiro128pp st = {0u, 0u, 0u, 0u};
-    History h0 = {{0.0f, 0.0f}, 0.0f};
-    History h1 = h0;
+#pragma unroll
+    for (int c = 0; c < DIM; ++c) {
+        x[c] = 0.0f;
+        h[c] = {{0.0f, 0.0f}, 0.0f};
+    }
     if (valid) {
-        x0 = xs[2 * at];
-        x1 = xs[2 * at + 1];
         st.s0 = rng[4 * at];
         st.s1 = rng[4 * at + 1];
         st.s2 = rng[4 * at + 2];
         st.s3 = rng[4 * at + 3];
         const float *hm = hist + HIST_WORDS * at;
-        h0 = {{hm[0], hm[1]}, hm[2]};
-        h1 = {{hm[3], hm[4]}, hm[5]};
+#pragma unroll
+        for (int c = 0; c < DIM; ++c) {
+            x[c] = xs[DIM * at + c];
+            h[c] = {{hm[3 * c], hm[3 * c + 1]}, hm[3 * c + 2]};
+        }
     }
     if (owner) {
-        xsm[tid] = x0;
-        xsm[SMAX + tid] = x1;
+#pragma unroll
+        for (int c = 0; c < DIM; ++c) {
+            xsm[c * SMAX + tid] = x[c];
+        }
     }
     __syncthreads();
 
     for (int step = step_begin; step < step_end; ++step) {
         const float *te = temb + step * HID;
 
-        // h = GELU(Linear(2,H)(x)) + temb
+        // h = GELU(Linear(D,H)(x)) + temb
         if (tile_active) {
 #pragma unroll
             for (int jj = 0; jj < 8; ++jj) {
                 const int j = j0 + jj;
-                const float w0 = __ldg(params + INPUT_W + 2 * j);
-                const float w1 = __ldg(params + INPUT_W + 2 * j + 1);
+                float w[DIM];
+#pragma unroll
+                for (int k = 0; k < DIM; ++k) {
+                    w[k] = __ldg(params + INPUT_W + DIM * j + k);
+                }
                 const float b = __ldg(params + INPUT_B + j);
                 const float t = __ldg(te + j);
 #pragma unroll
                 for (int ss = 0; ss < 4; ++ss) {
                     const int s = s0 + ss;
                     float acc = b;
-                    acc = ADD(acc, MUL(w0, xsm[s]));
-                    acc = ADD(acc, MUL(w1, xsm[SMAX + s]));
+#pragma unroll
+                    for (int k = 0; k < DIM; ++k) {
+                        acc = ADD(acc, MUL(w[k], xsm[k * SMAX + s]));
+                    }
                     hs[j * SMAX + s] = ADD(gelu(acc), t);
                 }
             }
@@ -284,10 +300,10 @@ sample_steps(const float *__restrict__ params, const float *__restrict__ wt,
         }
         __syncthreads();
 
-        // ε̂ = Linear(H,2)(h): one thread per (sample, coordinate), k ascending.
-        for (int t = tid; t < 2 * spb; t += NTHREADS) {
-            const int s = t >> 1;
-            const int o = t & 1;
+        // ε̂ = Linear(H,D)(h): one thread per (sample, coordinate), k ascending.
+        for (int t = tid; t < DIM * spb; t += NTHREADS) {
+            const int s = t / DIM;
+            const int o = t % DIM;
             const float *w = params + OUTPUT_W + o * HID;
             float acc = __ldg(params + OUTPUT_B + o);
             for (int k = 0; k < HID; ++k) {
@@ -297,32 +313,32 @@ sample_steps(const float *__restrict__ params, const float *__restrict__ wt,
         }
         __syncthreads();
 
-        // x = Step::apply(x, ε̂, z) per coordinate, z = the step's Gaussian pair.
+        // x = Step::apply(x, ε̂, z) per coordinate, z = the step's draw of DIM Gaussians.
         if (owner) {
             const u32 *rec = steps + step * STEP_WORDS;
-            float z0, z1;
-            gaussian_pair(&st, &z0, &z1);
-            x0 = apply_step(rec, x0, es[tid], z0, &h0);
-            x1 = apply_step(rec, x1, es[SMAX + tid], z1, &h1);
-            xsm[tid] = x0;
-            xsm[SMAX + tid] = x1;
+            float z[DIM];
+            fill_gaussians(&st, z, DIM);
+#pragma unroll
+            for (int c = 0; c < DIM; ++c) {
+                x[c] = apply_step(rec, x[c], es[c * SMAX + tid], z[c], &h[c]);
+                xsm[c * SMAX + tid] = x[c];
+            }
         }
         __syncthreads();
     }
 
     if (valid) {
-        xs[2 * at] = x0;
-        xs[2 * at + 1] = x1;
         rng[4 * at] = st.s0;
         rng[4 * at + 1] = st.s1;
         rng[4 * at + 2] = st.s2;
         rng[4 * at + 3] = st.s3;
         float *hm = hist + HIST_WORDS * at;
-        hm[0] = h0.x0[0];
-        hm[1] = h0.x0[1];
-        hm[2] = h0.x;
-        hm[3] = h1.x0[0];
-        hm[4] = h1.x0[1];
-        hm[5] = h1.x;
+#pragma unroll
+        for (int c = 0; c < DIM; ++c) {
+            xs[DIM * at + c] = x[c];
+            hm[3 * c] = h[c].x0[0];
+            hm[3 * c + 1] = h[c].x0[1];
+            hm[3 * c + 2] = h[c].x;
+        }
     }
 }
