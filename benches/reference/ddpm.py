@@ -247,17 +247,17 @@ class DiffusionModel(nn.Module):
     reads.
     """
 
-    def __init__(self, hidden=HIDDEN, blocks=BLOCKS):
+    def __init__(self, hidden=HIDDEN, blocks=BLOCKS, dim=2):
         super().__init__()
         self.time_embed = TimeEmbedding(hidden)
-        self.input_layer = nn.Sequential(nn.Linear(2, hidden), nn.GELU())
+        self.input_layer = nn.Sequential(nn.Linear(dim, hidden), nn.GELU())
         self.hidden_layers = nn.ModuleList(
             nn.Sequential(
                 nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, hidden), nn.GELU()
             )
             for _ in range(blocks)
         )
-        self.output_layer = nn.Linear(hidden, 2)
+        self.output_layer = nn.Linear(hidden, dim)
 
     def forward(self, x, t):
         temb = self.time_embed(t)
@@ -308,17 +308,19 @@ def model_time(t, n, device="cpu"):
 # ------------------------------------------------------------------------------------------
 # Training and sampling
 # ------------------------------------------------------------------------------------------
-def train(steps, seed, device="cpu", data="swissroll"):
+def train(steps, seed, device="cpu", data="swissroll", shape=(HIDDEN, BLOCKS, 2)):
     """The notebook's training run: Adam(lr 1e-3), batch 128, fresh batch of `data` per step,
     t uniform in 0..T-1, MSE between predicted and true noise. Seeding right before the model
-    is built makes the initial weights and every batch a function of the seed.
+    is built makes the initial weights and every batch a function of the seed. `shape` is
+    (H, B, D); points of D != 2 are standard normal (for timing other shapes only).
     Returns (model, per-step losses)."""
     torch.manual_seed(seed)
-    model = DiffusionModel().to(device)
+    hidden, blocks, dim = shape
+    model = DiffusionModel(hidden, blocks, dim).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     sch = Schedule(device)
     losses = []
-    draw = DATA_SETS[data]
+    draw = DATA_SETS[data] if dim == 2 else (lambda n: torch.randn(n, dim))
     for _ in range(steps):
         # Data and t are drawn on the CPU generator and moved, as the notebook does.
         x0 = draw(BATCH).to(device)
@@ -518,11 +520,16 @@ def cmd_sample(a):
 
 
 def cmd_bench_train(a):
-    train(20, a.seed)  # warm-up: one-time dispatch and allocator costs are not per-step costs
-    times = timed(lambda: train(a.steps, a.seed), a.repeats)
+    shape = (a.hidden, a.blocks, a.dim)
+    # warm-up: one-time dispatch and allocator costs are not per-step costs
+    train(20, a.seed, shape=shape)
+    times = timed(lambda: train(a.steps, a.seed, shape=shape), a.repeats)
     med = statistics.median(times)
     emit(
         "bench-train",
+        hidden=a.hidden,
+        blocks=a.blocks,
+        dim=a.dim,
         steps=a.steps,
         batch=BATCH,
         repeats=a.repeats,
@@ -777,6 +784,9 @@ def parser():
     s = add("bench-train", cmd_bench_train, "time training steps (each run from a fresh model)")
     s.add_argument("--steps", type=steps, default=2000)
     s.add_argument("--repeats", type=repeats, default=3)
+    s.add_argument("--hidden", type=bounded_int(1, 4096), default=HIDDEN)
+    s.add_argument("--blocks", type=bounded_int(1, 64), default=BLOCKS)
+    s.add_argument("--dim", type=bounded_int(1, 16), default=2, help="D (not 2: normal points)")
 
     s = add("bench-sample", cmd_bench_sample, "time DDPM sampling", model=True)
     s.add_argument("--n", type=points, default=10_000)

@@ -35,6 +35,7 @@ mod checkpoint;
 mod gemm;
 pub(crate) mod layout;
 mod net;
+pub mod profile;
 
 use std::path::Path;
 
@@ -53,6 +54,7 @@ pub use layout::params_of;
 use crate::data::{Examples, TrainingData, forward_coefs};
 use layout::{Layout, model_of};
 use net::Chunk;
+use profile::{Phase, time};
 
 /// Examples per chunk: each core's share of the seed batch of 128, and a size at which the
 /// matrix products still run near the library's peak.
@@ -412,6 +414,10 @@ impl<const T: usize> Trainer<T> {
     /// One optimiser step on a fresh batch; returns that batch's loss (before the update).
     /// On a non-finite loss or gradient nothing changes and the error names the step.
     pub fn step(&mut self) -> Result<f32, TrainError> {
+        time(Phase::Step, || self.step_untimed())
+    }
+
+    fn step_untimed(&mut self) -> Result<f32, TrainError> {
         let Self {
             config,
             coefs,
@@ -427,8 +433,10 @@ impl<const T: usize> Trainer<T> {
             chunks
                 .par_iter_mut()
                 .map(|c| {
-                    c.examples.fill(data, coefs, seed, at, c.first);
-                    c.forward_backward(params, layout, count)
+                    time(Phase::Data, || {
+                        c.examples.fill(data, coefs, seed, at, c.first)
+                    });
+                    time(Phase::Chunk, || c.forward_backward(params, layout, count))
                 })
                 .collect()
         });
@@ -444,11 +452,13 @@ impl<const T: usize> Trainer<T> {
         let more: Vec<&[f32]> = rest.iter().map(|c| c.grad.as_slice()).collect();
         let (adam, ema, lr) = (&mut self.adam, &mut self.ema, config.lr);
         let decay = config.ema;
-        self.pool.install(|| {
-            adam.update(params, &mut first[0].grad, &more, lr, at + 1);
-            if let (Some(e), Some(d)) = (ema, decay) {
-                adam::ema_update(e, params, d);
-            }
+        time(Phase::Adam, || {
+            self.pool.install(|| {
+                adam.update(params, &mut first[0].grad, &more, lr, at + 1);
+                if let (Some(e), Some(d)) = (ema, decay) {
+                    adam::ema_update(e, params, d);
+                }
+            })
         });
         *step += 1;
         Ok(loss)

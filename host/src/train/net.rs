@@ -19,6 +19,7 @@
 use super::act::gelu_with_derivative;
 use super::gemm::{View, gemm};
 use super::layout::{Dense, Layout};
+use super::profile::{Phase, time};
 use crate::data::Examples;
 
 /// `h / √2` as the core and the notebook write it (a true division).
@@ -203,22 +204,26 @@ fn linear(p: &[f32], d: Dense, n: usize, x: &[f32], y: &mut [f32]) {
         row.copy_from_slice(d.bias(p));
     }
     let w = View::transposed(d.weight(p), d.i);
-    gemm(n, d.i, d.o, View::rows(x, d.i), w, 1.0, y);
+    time(Phase::ForwardGemm, || {
+        gemm(n, d.i, d.o, View::rows(x, d.i), w, 1.0, y)
+    });
 }
 
 /// The layer's weight and bias gradients from its output gradient `dy` and input `x`.
 #[inline(always)]
 fn param_grads(g: &mut [f32], d: Dense, n: usize, x: &[f32], dy: &[f32]) {
     let dw = &mut g[d.w..d.b];
-    gemm(
-        d.o,
-        n,
-        d.i,
-        View::transposed(dy, d.o),
-        View::rows(x, d.i),
-        0.0,
-        dw,
-    );
+    time(Phase::BackwardGemm, || {
+        gemm(
+            d.o,
+            n,
+            d.i,
+            View::transposed(dy, d.o),
+            View::rows(x, d.i),
+            0.0,
+            dw,
+        )
+    });
     let db = &mut g[d.b..d.b + d.o];
     db.fill(0.0);
     for row in dy.chunks_exact(d.o) {
@@ -229,15 +234,17 @@ fn param_grads(g: &mut [f32], d: Dense, n: usize, x: &[f32], dy: &[f32]) {
 /// `dx = dy·W + beta·dx`: the gradient reaching the layer's input.
 #[inline(always)]
 fn input_grad(p: &[f32], d: Dense, n: usize, dy: &[f32], beta: f32, dx: &mut [f32]) {
-    gemm(
-        n,
-        d.o,
-        d.i,
-        View::rows(dy, d.o),
-        View::rows(d.weight(p), d.i),
-        beta,
-        dx,
-    );
+    time(Phase::BackwardGemm, || {
+        gemm(
+            n,
+            d.o,
+            d.i,
+            View::rows(dy, d.o),
+            View::rows(d.weight(p), d.i),
+            beta,
+            dx,
+        )
+    });
 }
 
 #[inline(always)]
