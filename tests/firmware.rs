@@ -13,6 +13,9 @@
 //! Needs `qemu-system-arm` and the Rust targets `thumbv7em-none-eabihf`, `thumbv6m-none-eabi`
 //! and `thumbv8m.main-none-eabihf`; `scripts/install-firmware-tools.sh` installs them.
 
+#[path = "support/qmodel.rs"]
+mod qmodel;
+
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -230,28 +233,8 @@ fn model_3d(target: &Target) -> PathBuf {
 /// build script writes a `QModel<H, B, D>` of whatever shape the file holds.
 fn qmodel_3d(target: &Target) -> PathBuf {
     use tinyddpm_core::file::{self, Kind};
-    use tinyddpm_core::quant::Gelu;
-    use tinyddpm_core::{Data, Header, QModel, Sampler, ScheduleKind, Source};
-    let mut q = Box::new(QModel::<32, 1, 3>::ZERO);
-    let mut n = 0i32;
-    q.for_each_layer_mut(|l| {
-        for w in l.weight.iter_mut() {
-            n += 1;
-            *w = ((n * 37) % 255 - 127) as i8;
-        }
-        for (j, b) in l.bias.iter_mut().enumerate() {
-            *b = (j as i32 % 7 - 3) * 20_000;
-        }
-        l.multiplier.fill(1 << 30);
-        l.shift.fill(44);
-    });
-    let gelu = Gelu {
-        pre_exp: 10,
-        post_exp: 12,
-    };
-    q.time_act = gelu;
-    (q.input_exp, q.input_pre_exp, q.stream_exp, q.output_exp) = (12, 10, 12, 11);
-    (q.blocks[0].act, q.blocks[0].second_pre_exp) = (gelu, 10);
+    use tinyddpm_core::{Data, Header, Sampler, ScheduleKind, Source};
+    let q = qmodel::valid_qmodel::<32, 1, 3>();
     let header = Header::new::<32, 1, 1000>(ScheduleKind::SEED, Sampler::Ddpm).with_data(Data {
         dim: 3,
         source: Source::File,

@@ -6,14 +6,17 @@ use std::path::Path;
 
 use tinyddpm::flat::FlatModel;
 use tinyddpm::flatq::FlatQModel;
-use tinyddpm_core::file::{Data, Source};
-use tinyddpm_core::quant::Gelu;
+use tinyddpm_core::file::{self, Data, Kind, Source};
 use tinyddpm_core::{
-    Fixed, Header, Model, NoiseStream, QModel, Sampler, ScheduleKind, Spacing, Units,
-    anomaly_score, anomaly_score_in, chain, gaussian_draw, sample, sample_from,
+    Fixed, Header, Model, NoiseStream, Sampler, ScheduleKind, Spacing, Units, anomaly_score,
+    anomaly_score_in, chain, gaussian_draw, sample, sample_from,
 };
 
 use super::{ok, schedule, text, tinyddpm};
+
+#[path = "../support/qmodel.rs"]
+mod qmodel;
+use qmodel::valid_qmodel;
 
 /// A model of shape (H, B, D) with every weight distinct and small enough that samples stay
 /// on the data's scale.
@@ -302,42 +305,13 @@ fn plot_samples_draws_any_dimension_and_compare_names_what_it_draws() {
     assert!(!d.join("c.png").exists());
 }
 
-/// A valid integer model of shape (H, B, D): weights over their range, each layer's
-/// requantization keeping activations on a scale the GELUs see.
-fn qmodel<const H: usize, const B: usize, const D: usize>() -> Box<QModel<H, B, D>> {
-    let mut q = Box::new(QModel::<H, B, D>::ZERO);
-    let mut n = 0i32;
-    q.for_each_layer_mut(|l| {
-        for w in l.weight.iter_mut() {
-            n += 1;
-            *w = ((n * 37) % 255 - 127) as i8;
-        }
-        for (j, b) in l.bias.iter_mut().enumerate() {
-            *b = (j as i32 % 7 - 3) * 20_000;
-        }
-        l.multiplier.fill(1 << 30);
-        l.shift.fill(44);
-    });
-    let gelu = Gelu {
-        pre_exp: 10,
-        post_exp: 12,
-    };
-    q.time_act = gelu;
-    (q.input_exp, q.input_pre_exp, q.stream_exp, q.output_exp) = (12, 10, 12, 11);
-    for b in &mut q.blocks {
-        (b.act, b.second_pre_exp) = (gelu, 10);
-    }
-    q.validate().expect("a valid model");
-    q
-}
-
 /// An integer model of 3-D points and a shape no dispatch names samples, scores and
 /// inspects as the core's `QModel<H, B, D>` computed here.
 #[test]
 fn an_integer_model_of_any_shape_samples_and_scores_as_the_core() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let q = qmodel::<20, 1, 3>();
+    let q = valid_qmodel::<20, 1, 3>();
     let sampler = Sampler::Ddim {
         steps: 10,
         eta: 1.0,
@@ -350,8 +324,20 @@ fn an_integer_model_of_any_shape_samples_and_scores_as_the_core() {
         units: None,
     };
     let header = Header::new::<20, 1, 1000>(ScheduleKind::SEED, sampler).with_data(data);
-    let bytes = FlatQModel::of(&*q).encode(&header).unwrap();
-    std::fs::write(d.join("q3.tdm"), bytes).unwrap();
+    // The sections of a shape read at run time: the core's encoder's bytes, read back whole,
+    // with the core's time embedding.
+    let flat = FlatQModel::of(&*q);
+    let mut typed = vec![0; file::encoded_len(Kind::Integer, &header).unwrap()];
+    let len = file::encode(&*q, &header, &mut typed).unwrap();
+    typed.truncate(len);
+    assert_eq!(flat.encode(&header).unwrap(), typed);
+    assert_eq!(FlatQModel::decode(&typed).unwrap(), flat);
+    let mut temb = [0i16; 20];
+    for t in [0.0, 0.5, 0.999] {
+        flat.time_embedding(t, &mut temb);
+        assert_eq!(temb, q.time_embedding(t));
+    }
+    std::fs::write(d.join("q3.tdm"), typed).unwrap();
     let info = ok(d, &["inspect", "q3.tdm"]);
     assert!(
         info.contains("D = 3") && info.contains("output_layer"),

@@ -48,27 +48,11 @@ pub type Request<'a, const H: usize, const B: usize, const T: usize> =
 pub type QRequest<'a, const H: usize, const B: usize, const T: usize> =
     SampleRequest<'a, H, B, T, QModel<H, B>>;
 
-/// Samples `first .. first + count` of `seed` from a float model of any shape, read at run
-/// time ([`FlatModel`]): the GPU's request. Sample `first + i` is the core's `sample` (or
-/// `sample_from` with the `i`-th given start) of the const-generic model of that shape
-/// ([`FlatModel::to_model`]), as for a [`Request`].
-#[derive(Clone, Copy, Debug)]
-pub struct FlatRequest<'a, const T: usize> {
-    /// The model.
-    pub model: &'a FlatModel,
-    /// Its schedule.
-    pub schedule: &'a Schedule<T>,
-    /// The reverse process (valid for T).
-    pub sampler: &'a Sampler,
-    /// Where the samples start.
-    pub init: Init<'a>,
-    /// The seed of every sample's noise stream.
-    pub seed: u64,
-    /// Index of the first sample.
-    pub first: u64,
-    /// Number of samples.
-    pub count: usize,
-}
+/// A request for a float model of any shape, read at run time ([`FlatModel`]): the GPU's.
+/// Sample `first + i` is the core's `sample` (or `sample_from` with the `i`-th given start) of
+/// the const-generic model of that shape ([`FlatModel::to_model`]), as for a [`Request`]; the
+/// shape is the model's, so H and B are 0.
+pub type FlatRequest<'a, const T: usize> = SampleRequest<'a, 0, 0, T, FlatModel>;
 
 // By hand: a derive would ask `M: Clone`, and `QModel` is not `Copy`.
 impl<const H: usize, const B: usize, const T: usize, M: ?Sized> Clone
