@@ -44,13 +44,13 @@ pub fn check_sample_shape(layout: &Layout) -> Result<(), CudaError> {
     let (hidden, dim) = (layout.hidden, layout.dim);
     if !hidden.is_multiple_of(8) || !(32..=128).contains(&hidden) {
         return Err(CudaError::Unsupported(format!(
-            "GPU sampling needs a hidden width that is a multiple of 8 between 32 and 128, \
+            "the sampler needs a hidden width that is a multiple of 8 between 32 and 128, \
              the model has {hidden}"
         )));
     }
     if !(1..=MAX_DIM).contains(&dim) {
         return Err(CudaError::Unsupported(format!(
-            "GPU sampling needs points of 1 to {MAX_DIM} coordinates, the model's have {dim}"
+            "the sampler needs points of 1 to {MAX_DIM} coordinates, the model's have {dim}"
         )));
     }
     Ok(())
