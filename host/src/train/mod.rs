@@ -423,14 +423,19 @@ impl<const T: usize> Trainer<T> {
             coefs,
             layout,
             params,
-            chunks,
+            adam,
+            ema,
             step,
+            chunks,
+            pool,
             ..
         } = self;
         let count = layout.dim() * config.batch;
         let (data, seed, at) = (&config.data, config.seed, *step);
-        let results: Vec<(f64, bool)> = self.pool.install(|| {
-            chunks
+        // One entry into the pool a step, the batch's passes and then the update: each entry
+        // from outside wakes the workers and waits for them.
+        let loss = pool.install(|| {
+            let results: Vec<(f64, bool)> = chunks
                 .par_iter_mut()
                 .map(|c| {
                     time(Phase::Data, || {
@@ -438,28 +443,25 @@ impl<const T: usize> Trainer<T> {
                     });
                     time(Phase::Chunk, || c.forward_backward(params, layout, count))
                 })
-                .collect()
-        });
-        let sse: f64 = results.iter().map(|r| r.0).sum();
-        let loss = (sse / count as f64) as f32;
-        if !loss.is_finite() {
-            return Err(TrainError::NonFinite { step: at, loss });
-        }
-        if results.iter().any(|r| !r.1) {
-            return Err(TrainError::NonFiniteGradient { step: at, loss });
-        }
-        let (first, rest) = chunks.split_at_mut(1);
-        let more: Vec<&[f32]> = rest.iter().map(|c| c.grad.as_slice()).collect();
-        let (adam, ema, lr) = (&mut self.adam, &mut self.ema, config.lr);
-        let decay = config.ema;
-        time(Phase::Adam, || {
-            self.pool.install(|| {
-                adam.update(params, &mut first[0].grad, &more, lr, at + 1);
-                if let (Some(e), Some(d)) = (ema, decay) {
+                .collect();
+            let sse: f64 = results.iter().map(|r| r.0).sum();
+            let loss = (sse / count as f64) as f32;
+            if !loss.is_finite() {
+                return Err(TrainError::NonFinite { step: at, loss });
+            }
+            if results.iter().any(|r| !r.1) {
+                return Err(TrainError::NonFiniteGradient { step: at, loss });
+            }
+            let (first, rest) = chunks.split_at_mut(1);
+            let more: Vec<&[f32]> = rest.iter().map(|c| c.grad.as_slice()).collect();
+            time(Phase::Adam, || {
+                adam.update(params, &mut first[0].grad, &more, config.lr, at + 1);
+                if let (Some(e), Some(d)) = (ema.as_mut(), config.ema) {
                     adam::ema_update(e, params, d);
                 }
-            })
-        });
+            });
+            Ok(loss)
+        })?;
         *step += 1;
         Ok(loss)
     }
