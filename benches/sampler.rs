@@ -22,7 +22,7 @@ use criterion::Criterion;
 mod peak;
 use tinyddpm::batch::{self, Batch1, BatchModel, Init, SampleRequest, Simd};
 use tinyddpm::flat::FlatModel;
-use tinyddpm::quantize::{Calibration, quantize};
+use tinyddpm::quantize::{Calibration, quantize_model};
 use tinyddpm_core::{QSeedModel, Sampler, Schedule, ScheduleKind, SeedModel};
 
 /// Multiply-adds of one sample-step's forward pass (time embedding shared).
@@ -304,7 +304,7 @@ fn main() {
     if !test_mode {
         summary(&model, &s, simd);
         if std::env::var_os("TINYDDPM_BENCH_NO_INT").is_none() {
-            let (q, _) = quantize(&*model, &s, &Calibration::default()).expect("quantizable");
+            let (q, _) = quantize_model(&*model, &s, &Calibration::default()).expect("quantizable");
             integer_summary(&model, &q, &s);
         }
     }

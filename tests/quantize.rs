@@ -6,7 +6,7 @@
 
 use rayon::prelude::*;
 use tinyddpm::batch::{self, Init, Request};
-use tinyddpm::quantize::{Calibration, Report, TensorReport, quantize};
+use tinyddpm::quantize::{Calibration, Report, TensorReport, quantize_model};
 use tinyddpm_core::quant::{Gelu, TIME_EXP};
 use tinyddpm_core::{
     Header, Lanes, Linear, NoiseStream, QLinear, QSeedModel, Sampler, Schedule, ScheduleKind,
@@ -32,7 +32,7 @@ fn schedule() -> Schedule<1000> {
 }
 
 fn quantized(model: &SeedModel) -> (Box<QSeedModel>, Report) {
-    quantize(model, &schedule(), &Calibration::default()).expect("quantizable")
+    quantize_model(model, &schedule(), &Calibration::default()).expect("quantizable")
 }
 
 /// Sample `index` of `seed` on the integer model from `x_init` (or x_T from the stream), as

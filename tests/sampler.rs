@@ -16,7 +16,7 @@ use proptest::prelude::*;
 use rayon::prelude::*;
 use tinyddpm::batch::{self, Batch1, BatchModel, Init, QRequest, Request, SampleRequest, Simd};
 use tinyddpm::flat::FlatModel;
-use tinyddpm::quantize::{Calibration, quantize};
+use tinyddpm::quantize::{Calibration, quantize_model};
 use tinyddpm::train::pytorch_init;
 use tinyddpm_core::quant::Gelu;
 use tinyddpm_core::{
@@ -373,7 +373,7 @@ fn quantized<const H: usize, const B: usize>(model: &Model<H, B>) -> Box<QModel<
         seed: 1,
         ..Calibration::default()
     };
-    let (q, _) = quantize(model, &schedule, &calibration).expect("quantizable");
+    let (q, _) = quantize_model(model, &schedule, &calibration).expect("quantizable");
     q.validate().expect("a valid integer model");
     q
 }
@@ -495,7 +495,7 @@ proptest! {
 fn trained_integer_model_matches_core() {
     let model = torch_model();
     let schedule = Schedule::<1000>::new(ScheduleKind::SEED).expect("schedule");
-    let (q, _) = quantize(&*model, &schedule, &Calibration::default()).expect("quantizable");
+    let (q, _) = quantize_model(&*model, &schedule, &Calibration::default()).expect("quantizable");
     let mut rng = Mix(12);
     let xs: Vec<[f32; 2]> = (0..100)
         .map(|_| [rng.uniform(3.0), rng.uniform(3.0)])
@@ -527,7 +527,7 @@ fn trained_integer_model_matches_core() {
 fn long_integer_ddpm_run_hashes_equal_core() {
     let model = torch_model();
     let schedule = Schedule::<1000>::new(ScheduleKind::SEED).expect("schedule");
-    let (q, _) = quantize(&*model, &schedule, &Calibration::default()).expect("quantizable");
+    let (q, _) = quantize_model(&*model, &schedule, &Calibration::default()).expect("quantizable");
     let request = QRequest {
         model: &q,
         schedule: &schedule,

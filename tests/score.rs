@@ -7,7 +7,7 @@ use rand_xoshiro::Xoshiro128PlusPlus;
 use tinyddpm::batch::{Batch1, Simd};
 use tinyddpm::data::{self, DataSet};
 use tinyddpm::flat::FlatModel;
-use tinyddpm::quantize::{Calibration, quantize};
+use tinyddpm::quantize::{Calibration, quantize_model};
 use tinyddpm::run::score::scores;
 use tinyddpm::train::{TrainConfig, Trainer};
 use tinyddpm_core::file;
@@ -172,7 +172,7 @@ where
 #[test]
 fn the_parallel_job_gives_the_cores_bits_for_any_thread_count_and_kind() {
     let (model, schedule) = seed_model();
-    let (integer, _) = quantize(&*model, &schedule, &Calibration::default()).unwrap();
+    let (integer, _) = quantize_model(&*model, &schedule, &Calibration::default()).unwrap();
     let points = data::true_samples(DataSet::SwissRoll, 700, 3);
     let units = Units::new(&[0.5, 2.0], &[0.25, -1.0]).unwrap();
     for units in [None, Some(&units)] {

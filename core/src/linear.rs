@@ -12,6 +12,9 @@ use crate::real::Real;
 /// latency on x86 (4 cycles, 2 pipes) and Cortex-M4F, few enough to stay in registers.
 pub const BLOCK: usize = 8;
 
+/// A layer's weight (`[out][in]` row-major) and bias, borrowed.
+pub type Tensors<'a> = (&'a [f32], &'a [f32]);
+
 /// `y = W·x + b` with `W` stored `[out][in]` (PyTorch's `nn.Linear` layout).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Linear<const I: usize, const O: usize> {
@@ -30,6 +33,12 @@ impl<const I: usize, const O: usize> Linear<I, O> {
 
     /// Number of parameters: `O·I + O`.
     pub const PARAMS: usize = O * I + O;
+
+    /// The weight, flattened `[out][in]` row-major, and the bias.
+    #[inline(always)]
+    pub const fn tensors(&self) -> Tensors<'_> {
+        (self.weight.as_flattened(), &self.bias)
+    }
 
     /// `y = W·x + b` in the fixed order (module docs); `R` lanes are independent samples.
     #[inline]

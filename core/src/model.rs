@@ -16,7 +16,7 @@ use core::fmt;
 
 use crate::gelu::gelu;
 use crate::layout::Layout;
-use crate::linear::{Linear, dense};
+use crate::linear::{Linear, Tensors, dense};
 use crate::real::Real;
 
 /// One residual block: two H×H layers, each followed by GELU.
@@ -168,6 +168,45 @@ pub fn time_embedding_in(
     tap(Tap::Temb, temb);
 }
 
+/// The noise prediction ε̂(x, t) of a model whose shape is known only at run time, from its
+/// `input` and `output` layers and its `blocks` (each block's first and second layer):
+/// `x` is D long, `temb` H long, `h`, `u`, `v` are H-long scratch and `out` receives ε̂ (D
+/// long). [`Model::predict_noise_observed`] is this function on its arrays; `tap` sees every
+/// [`Tap`] as it is computed.
+#[inline(always)]
+pub fn predict_noise_in<'m, R: Real>(
+    input: Tensors<'m>,
+    blocks: impl Iterator<Item = [Tensors<'m>; 2]>,
+    output: Tensors<'m>,
+    (x, temb): (&[R], &[f32]),
+    (h, u, v): (&mut [R], &mut [R], &mut [R]),
+    out: &mut [R],
+    mut tap: impl FnMut(Tap, &[R]),
+) {
+    dense(input.0, input.1, x, h);
+    tap(Tap::InputPre, h);
+    for (hj, &tj) in h.iter_mut().zip(temb) {
+        *hj = input_unit(*hj, R::splat(tj));
+    }
+    let mut count = 0;
+    for (i, [first, second]) in blocks.enumerate() {
+        tap(Tap::Stream(i), h);
+        dense(first.0, first.1, h, u);
+        tap(Tap::FirstPre(i), u);
+        u.iter_mut().for_each(|a| *a = gelu(*a));
+        tap(Tap::Hidden(i), u);
+        dense(second.0, second.1, u, v);
+        tap(Tap::SecondPre(i), v);
+        for ((hj, &vj), &tj) in h.iter_mut().zip(&*v).zip(temb) {
+            *hj = residual_unit(vj, *hj, R::splat(tj));
+        }
+        count = i + 1;
+    }
+    tap(Tap::Stream(count), h);
+    dense(output.0, output.1, h, out);
+    tap(Tap::Eps, out);
+}
+
 impl<const H: usize, const B: usize, const D: usize> Model<H, B, D> {
     /// All parameters zero (a `const`, so a model can live in a `static`).
     pub const ZERO: Self = Self {
@@ -193,8 +232,8 @@ impl<const H: usize, const B: usize, const D: usize> Model<H, B, D> {
     pub fn time_embedding_observed(&self, t_input: f32, tap: impl FnMut(Tap, &[f32])) -> [f32; H] {
         let (mut hidden, mut temb) = ([0.0f32; H], [0.0f32; H]);
         time_embedding_in(
-            (self.time_in.weight.as_flattened(), &self.time_in.bias),
-            (self.time_out.weight.as_flattened(), &self.time_out.bias),
+            self.time_in.tensors(),
+            self.time_out.tensors(),
             t_input,
             (&mut hidden, &mut temb),
             tap,
@@ -209,57 +248,41 @@ impl<const H: usize, const B: usize, const D: usize> Model<H, B, D> {
     }
 
     /// [`Model::predict_noise`], showing `tap` each intermediate tensor ([`Tap`]) as it is
-    /// computed: the same code, the same bits (an empty `tap` compiles away).
+    /// computed: [`predict_noise_in`] on the model's arrays, so the same code and the same
+    /// bits (an empty `tap` compiles away).
     #[inline(always)]
     pub fn predict_noise_observed<R: Real>(
         &self,
         x: [R; D],
         temb: &[f32; H],
-        mut tap: impl FnMut(Tap, &[R]),
+        tap: impl FnMut(Tap, &[R]),
     ) -> [R; D] {
-        let mut h = [R::splat(0.0); H];
-        let mut u = [R::splat(0.0); H];
-        let mut v = [R::splat(0.0); H];
-        self.input.forward(&x, &mut h);
-        tap(Tap::InputPre, &h);
-        for (hj, &tj) in h.iter_mut().zip(temb) {
-            *hj = input_unit(*hj, R::splat(tj));
-        }
-        for (i, block) in self.blocks.iter().enumerate() {
-            tap(Tap::Stream(i), &h);
-            block.first.forward(&h, &mut u);
-            tap(Tap::FirstPre(i), &u);
-            u.iter_mut().for_each(|a| *a = gelu(*a));
-            tap(Tap::Hidden(i), &u);
-            block.second.forward(&u, &mut v);
-            tap(Tap::SecondPre(i), &v);
-            for ((hj, &vj), &tj) in h.iter_mut().zip(&v).zip(temb) {
-                *hj = residual_unit(vj, *hj, R::splat(tj));
-            }
-        }
-        tap(Tap::Stream(B), &h);
+        let (mut h, mut u, mut v) = ([R::splat(0.0); H], [R::splat(0.0); H], [R::splat(0.0); H]);
         let mut out = [R::splat(0.0); D];
-        self.output.forward(&h, &mut out);
-        tap(Tap::Eps, &out);
+        predict_noise_in(
+            self.input.tensors(),
+            self.blocks
+                .iter()
+                .map(|b| [b.first.tensors(), b.second.tensors()]),
+            self.output.tensors(),
+            (&x, temb),
+            (&mut h, &mut u, &mut v),
+            &mut out,
+            tap,
+        );
         out
     }
 
     /// Layer `layer`'s weight (`[out][in]` row-major) and bias: the one place that maps a
     /// [`Layer`] to its field.
-    pub const fn tensors(&self, layer: Layer) -> (&[f32], &[f32]) {
+    pub const fn tensors(&self, layer: Layer) -> Tensors<'_> {
         match layer {
-            Layer::TimeIn => (self.time_in.weight.as_flattened(), &self.time_in.bias),
-            Layer::TimeOut => (self.time_out.weight.as_flattened(), &self.time_out.bias),
-            Layer::Input => (self.input.weight.as_flattened(), &self.input.bias),
-            Layer::BlockFirst(i) => {
-                let l = &self.blocks[i].first;
-                (l.weight.as_flattened(), &l.bias)
-            }
-            Layer::BlockSecond(i) => {
-                let l = &self.blocks[i].second;
-                (l.weight.as_flattened(), &l.bias)
-            }
-            Layer::Output => (self.output.weight.as_flattened(), &self.output.bias),
+            Layer::TimeIn => self.time_in.tensors(),
+            Layer::TimeOut => self.time_out.tensors(),
+            Layer::Input => self.input.tensors(),
+            Layer::BlockFirst(i) => self.blocks[i].first.tensors(),
+            Layer::BlockSecond(i) => self.blocks[i].second.tensors(),
+            Layer::Output => self.output.tensors(),
         }
     }
 

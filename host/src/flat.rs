@@ -9,8 +9,8 @@
 //! [`FlatModel::to_model`] convert both ways, parameter for parameter.
 
 use tinyddpm_core::file::{self, FileError, Header};
-use tinyddpm_core::model::time_embedding_in;
-use tinyddpm_core::{Layer, Layout, Model, TensorName};
+use tinyddpm_core::model::{predict_noise_in, time_embedding_in};
+use tinyddpm_core::{Layer, Layout, Model, Tap, TensorName};
 
 /// A float model's parameters in file order, with their layout.
 #[derive(Clone, Debug, PartialEq)]
@@ -125,13 +125,47 @@ impl FlatModel {
     /// The time embedding for network input `t_input` into `temb` (H long): the core's
     /// [`time_embedding_in`], so the same bits as `Model::time_embedding`.
     pub fn time_embedding(&self, t_input: f32, temb: &mut [f32]) {
+        self.time_embedding_observed(t_input, temb, |_, _| ());
+    }
+
+    /// [`FlatModel::time_embedding`], showing `tap` each intermediate tensor.
+    pub fn time_embedding_observed(
+        &self,
+        t_input: f32,
+        temb: &mut [f32],
+        tap: impl FnMut(Tap, &[f32]),
+    ) {
         let mut hidden = vec![0.0; self.hidden()];
         time_embedding_in(
             self.tensors(Layer::TimeIn),
             self.tensors(Layer::TimeOut),
             t_input,
             (&mut hidden, temb),
-            |_, _| (),
+            tap,
+        );
+    }
+
+    /// The predicted noise ε̂ of one point `x` (D long) into `out` (D long), given its step's
+    /// time embedding, showing `tap` each intermediate tensor: the core's
+    /// [`predict_noise_in`], so the same bits as `Model::predict_noise_observed`.
+    pub fn predict_noise_observed(
+        &self,
+        (x, temb): (&[f32], &[f32]),
+        out: &mut [f32],
+        tap: impl FnMut(Tap, &[f32]),
+    ) {
+        let h = self.hidden();
+        let (mut a, mut b, mut c) = (vec![0.0; h], vec![0.0; h], vec![0.0; h]);
+        let blocks = (0..self.layout.blocks)
+            .map(|i| [Layer::BlockFirst(i), Layer::BlockSecond(i)].map(|l| self.tensors(l)));
+        predict_noise_in(
+            self.tensors(Layer::Input),
+            blocks,
+            self.tensors(Layer::Output),
+            (x, temb),
+            (&mut a, &mut b, &mut c),
+            out,
+            tap,
         );
     }
 }
@@ -202,6 +236,33 @@ mod tests {
                 m.time_embedding(t).map(f32::to_bits)
             );
         }
+    }
+
+    /// Every tensor of the forward pass, as the typed model shows it (a block taken from the
+    /// wrong layers or in the wrong order would differ).
+    fn forward_pass_is_the_cores<const H: usize, const B: usize, const D: usize>() {
+        let m = model::<H, B, D>();
+        let flat = FlatModel::of(&*m);
+        let mut out = [0.0f32; D];
+        for (t, x0) in [(0.0, 0.3), (0.37, -1.1), (0.999, 2.0)] {
+            let x: [f32; D] = core::array::from_fn(|c| x0 + c as f32 * 0.25);
+            let temb = m.time_embedding(t);
+            let mut want = Vec::new();
+            let eps = m.predict_noise_observed(x, &temb, |tap, v| want.push((tap, v.to_vec())));
+            let mut got = Vec::new();
+            flat.predict_noise_observed((&x, &temb), &mut out, |tap, v| {
+                got.push((tap, v.to_vec()))
+            });
+            assert_eq!(out.map(f32::to_bits), eps.map(f32::to_bits));
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn forward_passes_are_the_cores() {
+        forward_pass_is_the_cores::<16, 1, 5>();
+        forward_pass_is_the_cores::<8, 3, 2>();
+        forward_pass_is_the_cores::<9, 2, 1>();
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub struct FlatQModel {
 
 impl FlatQModel {
     /// Every section zero, sized for `layout`.
-    fn zero(layout: Layout) -> Self {
+    pub(crate) fn zero(layout: Layout) -> Self {
         let [c, w, e] = QParams::lens(&layout);
         Self {
             layout,
@@ -64,13 +64,7 @@ impl FlatQModel {
     pub fn decode(bytes: &[u8]) -> Result<Self, FileError> {
         let contents = file::open(bytes)?;
         let mut flat = Self::zero(contents.layout()?);
-        contents.read_quant_params(QParamsMut {
-            biases: &mut flat.biases,
-            multipliers: &mut flat.multipliers,
-            weights: &mut flat.weights,
-            shifts: &mut flat.shifts,
-            exponents: &mut flat.exponents,
-        })?;
+        contents.read_quant_params(flat.params_mut())?;
         Ok(flat)
     }
 
@@ -94,6 +88,39 @@ impl FlatQModel {
         }
     }
 
+    /// The sections, writable.
+    pub(crate) fn params_mut(&mut self) -> QParamsMut<'_> {
+        QParamsMut {
+            biases: &mut self.biases,
+            multipliers: &mut self.multipliers,
+            weights: &mut self.weights,
+            shifts: &mut self.shifts,
+            exponents: &mut self.exponents,
+        }
+    }
+
+    /// The const-generic model of these sections, if its shape is (H, B, D).
+    pub fn to_model<const H: usize, const B: usize, const D: usize>(
+        &self,
+    ) -> Option<Box<QModel<H, B, D>>> {
+        if self.layout != Layout::of_dim::<H, B, D>() {
+            return None;
+        }
+        let mut model = Box::new(QModel::<H, B, D>::ZERO);
+        let params = self.params();
+        let mut layers = params.layers();
+        model.for_each_layer_mut(|to| {
+            let Some(from) = layers.next() else { return };
+            to.weight.copy_from_slice(from.weight);
+            to.bias.copy_from_slice(from.bias);
+            to.multiplier.copy_from_slice(from.multiplier);
+            to.shift.copy_from_slice(from.shift);
+        });
+        let mut exponents = self.exponents.iter();
+        model.for_each_exponent_mut(|e| *e = exponents.next().copied().unwrap_or(0));
+        Some(model)
+    }
+
     /// The layout: H, B, D.
     pub fn layout(&self) -> Layout {
         self.layout
@@ -106,5 +133,37 @@ impl FlatQModel {
         let (time_in, time_out) = (params.layer(Layer::TimeIn), params.layer(Layer::TimeOut));
         let mut hidden = vec![[0i16; 1]; self.layout.hidden];
         time_embedding_in(&time_in, &time_out, t_input, &mut hidden, temb);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converts_both_ways() {
+        let mut q = Box::new(QModel::<8, 2, 3>::ZERO);
+        let mut n = 0i32;
+        q.for_each_layer_mut(|l| {
+            for w in l.weight.iter_mut() {
+                n += 1;
+                *w = (n % 251 - 125) as i8;
+            }
+            for (k, b) in l.bias.iter_mut().enumerate() {
+                *b = n * 1000 + k as i32;
+            }
+            for (k, (m, s)) in l.multiplier.iter_mut().zip(l.shift.iter_mut()).enumerate() {
+                (*m, *s) = ((1 << 30) + n + k as i32, (n as usize + k) as u8 % 40);
+            }
+        });
+        let mut e = 0u8;
+        q.for_each_exponent_mut(|x| {
+            e += 1;
+            *x = e;
+        });
+        let flat = FlatQModel::of(&*q);
+        assert_eq!(flat.to_model::<8, 2, 3>().as_deref(), Some(&*q));
+        assert!(flat.to_model::<8, 2, 2>().is_none());
+        assert!(flat.to_model::<8, 1, 3>().is_none());
     }
 }

@@ -325,6 +325,15 @@ pub fn save_flat(path: &Path, model: &FlatModel, header: &Header) -> Result<(), 
     write(path, model.encode(header))
 }
 
+/// Writes an integer model of any shape atomically: [`FlatQModel::encode`]'s bytes.
+pub fn save_flat_integer(
+    path: &Path,
+    model: &FlatQModel,
+    header: &Header,
+) -> Result<(), ModelFileError> {
+    write(path, model.encode(header))
+}
+
 fn write(path: &Path, bytes: Result<Vec<u8>, FileError>) -> Result<(), ModelFileError> {
     let bytes = bytes.map_err(|e| ModelFileError::format(path, e))?;
     crate::atomic::write(path, &bytes).map_err(|source| ModelFileError::Io {

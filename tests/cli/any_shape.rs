@@ -387,3 +387,75 @@ fn an_integer_model_of_any_shape_samples_and_scores_as_the_core() {
         .collect();
     assert!(got == want, "scores differ from the core's");
 }
+
+/// `quantize` takes a model of 3-D points trained on a file (calibrating on the file's points,
+/// mapped by the model's units): the file is the library's quantization, and the integer
+/// model's noise prediction stays close to the float model's on forward-process inputs.
+#[test]
+fn quantize_takes_a_model_of_3d_points() {
+    use tinyddpm::quantize::{Calibration, CalibrationData, quantize_model};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut csv = String::from("a,b,c\n");
+    for i in 0..600 {
+        let s = i as f32 * 0.01;
+        csv += &format!("{},{},{}\n", 3.0 + 2.0 * s.cos(), -1.0 + s.sin(), 0.1 * s);
+    }
+    std::fs::write(d.join("p.csv"), &csv).unwrap();
+    let train = [
+        "train", "--data", "p.csv", "--steps", "200", "--hidden", "24",
+    ];
+    ok(
+        d,
+        &[&train[..], &["--blocks", "2", "--out", "f.tdm"]].concat(),
+    );
+    let quantize = ["quantize", "--model", "f.tdm", "--out", "q.tdm"];
+    let flags = ["--calibration", "3000", "--calibration-data", "p.csv"];
+    ok(d, &[&quantize[..], &flags].concat());
+
+    let float = FlatModel::decode(&std::fs::read(d.join("f.tdm")).unwrap()).unwrap();
+    let model = float.to_model::<24, 2, 3>().unwrap();
+    let header = file::open(&std::fs::read(d.join("f.tdm")).unwrap())
+        .unwrap()
+        .header;
+    let units = header.data.units.unwrap();
+    let mut points: Vec<f32> = csv
+        .lines()
+        .skip(1)
+        .flat_map(|l| l.split(','))
+        .map(|v| v.parse().unwrap())
+        .collect();
+    points.chunks_exact_mut(3).for_each(|p| units.to_model(p));
+    let points = tinyddpm::scores::Points::new(3, points).unwrap();
+    let calibration = Calibration {
+        samples: 3000,
+        seed: Calibration::default().seed,
+        data: CalibrationData::Points(points.clone()),
+    };
+    let (want, _) = quantize_model(&*model, &schedule(), &calibration).unwrap();
+    let got = FlatQModel::decode(&std::fs::read(d.join("q.tdm")).unwrap()).unwrap();
+    assert!(got == FlatQModel::of(&*want), "q.tdm is not the library's");
+
+    // ε̂ of the integer model against the float model's at x_t of the data
+    let schedule = schedule();
+    let (mut sum, mut max, mut n) = (0f64, 0f64, 0);
+    for t in (0..1000).step_by(50) {
+        let t_input = t as f32 / 1000.0;
+        let (temb, qtemb) = (model.time_embedding(t_input), want.time_embedding(t_input));
+        let (signal, noise) = schedule.forward_coefs(t);
+        for (i, p) in points.rows().enumerate().step_by(7) {
+            let mut z = [0.0f32; 3];
+            tinyddpm_core::NoiseStream::new(5, i as u64).fill_gaussians(&mut z);
+            let x: [f32; 3] = std::array::from_fn(|c| signal * p[c] + noise * z[c]);
+            let float = model.predict_noise(x, &temb);
+            let int = want.predict_noise(x.map(|v| [v]), &qtemb).map(|[v]| v);
+            for c in 0..3 {
+                let e = f64::from((int[c] - float[c]).abs());
+                (sum, max, n) = (sum + e, max.max(e), n + 1);
+            }
+        }
+    }
+    let mean = sum / f64::from(n);
+    println!("ε̂ integer vs float, D = 3: mean {mean:.2e}, max {max:.2e} ({n} values)");
+    assert!(mean < 5e-3 && max < 0.03, "mean {mean}, max {max}");
+}

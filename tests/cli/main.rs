@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 use tinyddpm::batch::{self, Init, Request};
-use tinyddpm::quantize::{Calibration, layer_name, quantize};
+use tinyddpm::quantize::{Calibration, layer_name, quantize_model};
 use tinyddpm::{csv, data, modelfile, state_dict};
 use tinyddpm_core::{
     Header, NoiseStream, QModel, QSeedModel, Sampler, Schedule, ScheduleKind, SeedModel, Solver,
@@ -673,7 +673,7 @@ fn demo_data_trains_scores_and_quantizes_on_the_set() {
         data: CalibrationData::Set(DataSet::Moons),
         ..Calibration::default()
     };
-    let (want, _) = quantize(&*model, &schedule(), &calibration).unwrap();
+    let (want, _) = quantize_model(&*model, &schedule(), &calibration).unwrap();
     let (q, _) = core_qmodel(&run.join("model.q.tdm"));
     assert!(q == want, "model.q.tdm is not calibrated on the moons");
 }
@@ -851,7 +851,7 @@ fn demo_quantize_adds_the_integer_model_and_its_samples() {
         assert!(run.join(name).exists(), "{name}");
     }
     let (model, header) = modelfile::load::<128, 3, SeedModel>(&run.join("model.tdm")).unwrap();
-    let (want, _) = quantize(&*model, &schedule(), &Calibration::default()).unwrap();
+    let (want, _) = quantize_model(&*model, &schedule(), &Calibration::default()).unwrap();
     let (q, q_header) = core_qmodel(&run.join("model.q.tdm"));
     assert!(q == want, "model.q.tdm is not the library's quantization");
     assert_eq!(q_header, header);
@@ -1094,13 +1094,13 @@ fn quantize_calibrates_on_the_models_own_data() {
         seed: 5,
         data,
     };
-    let (want, _) = quantize(
+    let (want, _) = quantize_model(
         &*model,
         &schedule(),
         &on(CalibrationData::Set(DataSet::Moons)),
     )
     .unwrap();
-    let (roll, _) = quantize(
+    let (roll, _) = quantize_model(
         &*model,
         &schedule(),
         &on(CalibrationData::Set(DataSet::SwissRoll)),
@@ -1138,7 +1138,14 @@ fn quantize_calibrates_on_the_models_own_data() {
     );
     let mut mapped = in_data.clone();
     mapped.iter_mut().for_each(|p| units.to_model(p));
-    let (want, _) = quantize(&*model, &schedule(), &on(CalibrationData::Points(mapped))).unwrap();
+    let (want, _) = quantize_model(
+        &*model,
+        &schedule(),
+        &on(CalibrationData::Points(
+            tinyddpm::scores::Points::from_pairs(&mapped).unwrap(),
+        )),
+    )
+    .unwrap();
     let (got, _) = modelfile::load::<128, 3, QModel<128, 3>>(&d.join("fq.tdm")).unwrap();
     assert!(*got == *want);
     // Three columns for a model of two: one line.
@@ -1182,7 +1189,7 @@ fn quantize_writes_the_librarys_model_and_inspect_shows_its_scales() {
         seed: 5,
         ..Calibration::default()
     };
-    let (want, report) = quantize(&*model, &schedule(), &calibration).unwrap();
+    let (want, report) = quantize_model(&*model, &schedule(), &calibration).unwrap();
     assert!(printed.contains(&report.to_string()), "{printed}");
     let (got, got_header) = modelfile::load::<128, 3, QModel<128, 3>>(&d.join("q.tdm")).unwrap();
     assert!(

@@ -7,7 +7,7 @@
 //! channels start at `n·H` and its weights at its float offset less those channels: the
 //! sections need no table of offsets.
 
-use super::model::{QLayer, QuantError, layer_exponents, validate_exponents};
+use super::model::{QLayer, QLayerMut, QuantError, layer_exponents, validate_exponents};
 use crate::layout::Layout;
 use crate::model::Layer;
 
@@ -121,4 +121,25 @@ pub struct QParamsMut<'a> {
     pub shifts: &'a mut [u8],
     /// The exponents.
     pub exponents: &'a mut [u8],
+}
+
+impl QParamsMut<'_> {
+    /// Layer `n` of `layout`, writable: the channels and weights [`QParams::layer_at`] shows
+    /// (empty views past the sections' ends).
+    pub fn layer_at(&mut self, layout: &Layout, n: usize) -> QLayerMut<'_> {
+        let layer = layout.layer(n);
+        let d = layout.dense(layer);
+        let (c0, w0) = offsets(layout, n);
+        let channels = c0..c0 + d.o;
+        QLayerMut {
+            layer,
+            weight: self.weights.get_mut(w0..w0 + d.o * d.i).unwrap_or_default(),
+            bias: self.biases.get_mut(channels.clone()).unwrap_or_default(),
+            multiplier: self
+                .multipliers
+                .get_mut(channels.clone())
+                .unwrap_or_default(),
+            shift: self.shifts.get_mut(channels).unwrap_or_default(),
+        }
+    }
 }

@@ -11,7 +11,7 @@ use clap::Args;
 use tinyddpm::batch::{Init, Request};
 use tinyddpm::data::DataSet;
 use tinyddpm::flat::FlatModel;
-use tinyddpm::quantize::{Calibration, CalibrationData, quantize};
+use tinyddpm::quantize::{Calibration, CalibrationData, quantize_model};
 use tinyddpm::{atomic, csv, data, modelfile, plot};
 use tinyddpm_core::{QSeedModel, Sampler, Schedule, SeedModel};
 
@@ -283,7 +283,7 @@ fn quantized(
         ..Calibration::default()
     };
     let (q, report) =
-        quantize(model, schedule, &calibration).context("cannot quantize the model")?;
+        quantize_model(model, schedule, &calibration).context("cannot quantize the model")?;
     modelfile::save(path, &*q, header)?;
     tell!(
         "quantized in {:.1} s ({} calibration inputs, {} activations clipped)",

@@ -22,12 +22,14 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::builder::PossibleValuesParser;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tinyddpm::cuda::Gpu;
+use tinyddpm::data::points;
 use tinyddpm::input::{self, Patience};
+use tinyddpm::scores::Points;
 use tinyddpm::threads;
 use tinyddpm_core::{ChoiceError, Sampler, SamplerChoice, Spacing};
 
@@ -104,6 +106,22 @@ pub fn open_input(path: &Path, flag: &str, patience: Patience) -> Result<File> {
         )
     })
     .map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
+/// The points of the file `path` (option `flag`, at most `max_rows` of them), which must have
+/// the model's `dim` coordinates: every command that feeds a model points reads them here.
+pub fn read_model_points(path: &Path, flag: &str, max_rows: usize, dim: usize) -> Result<Points> {
+    let what = || format!("cannot read {flag}");
+    let reader = open_input(path, flag, Patience::Unbounded).with_context(what)?;
+    let name = path.display().to_string();
+    let points = points::read_cloud(reader, &name, max_rows).with_context(what)?;
+    if points.dim() != dim {
+        bail!(
+            "{flag} has {} columns, the model's data {dim}",
+            points.dim()
+        );
+    }
+    Ok(points)
 }
 
 /// Where to compute.

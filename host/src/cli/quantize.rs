@@ -6,16 +6,15 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use tinyddpm::data::DataSet;
-use tinyddpm::data::points;
-use tinyddpm::input::Patience;
-use tinyddpm::modelfile::{self, ModelFile};
+use tinyddpm::modelfile;
 use tinyddpm::quantize::{Calibration, CalibrationData, quantize};
+use tinyddpm::scores::Points;
 use tinyddpm_core::file;
-use tinyddpm_core::{Data, Kind, Model, Source};
+use tinyddpm_core::{Data, Kind, Source};
 
 use super::plot::read_model;
 use super::say;
-use super::{MAX_POINTS, T, dispatch, files, open_input};
+use super::{MAX_POINTS, T, files, read_model_points};
 
 /// Options of `tinyddpm quantize`.
 #[derive(Args, Clone, Debug)]
@@ -61,11 +60,11 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
         data: calibration_data(args, &file.header.data)?,
     };
     let header = &file.header;
-    let report = dispatch!(
-        header.hidden,
-        header.blocks,
-        quantize_shape(args, &file, &calibration)
-    )?;
+    let model = file.flat().context("cannot load the model")?;
+    let schedule = file.schedule::<T>().context("cannot use the model")?;
+    let (q, report) = quantize(&model, &schedule, &calibration)
+        .with_context(|| format!("cannot quantize {}", args.model.display()))?;
+    modelfile::save_flat_integer(&args.out, &q, header).context("cannot write the model")?;
     // Written first, then said: a closed stdout cannot lose the file.
     say!("{report}");
     say!(
@@ -80,6 +79,7 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
 /// The calibration's x₀: the given points mapped into the model's space, else the built-in
 /// set the model was trained on.
 fn calibration_data(args: &QuantizeArgs, data: &Data) -> Result<CalibrationData> {
+    let dim = usize::from(data.dim);
     let Some(path) = &args.calibration_data else {
         return match data.source {
             Source::Builtin(id) => {
@@ -100,36 +100,14 @@ fn calibration_data(args: &QuantizeArgs, data: &Data) -> Result<CalibrationData>
             ),
         };
     };
-    let what = "cannot read --calibration-data";
-    let reader = open_input(path, "--calibration-data", Patience::Unbounded).context(what)?;
-    let name = path.display().to_string();
-    let points = points::read_cloud(reader, &name, MAX_POINTS as usize).context(what)?;
-    if points.dim() != usize::from(data.dim) {
-        bail!(
-            "--calibration-data has {} columns, the model's data {}",
-            points.dim(),
-            data.dim
-        );
-    }
-    let mut rows: Vec<[f32; 2]> = points.rows().map(|r| [r[0], r[1]]).collect();
-    if let Some(units) = &data.units {
-        rows.iter_mut().for_each(|p| units.to_model(p));
-    }
-    Ok(CalibrationData::Points(rows))
-}
-
-/// Quantizes and writes the file; returns the report.
-fn quantize_shape<const H: usize, const B: usize>(
-    args: &QuantizeArgs,
-    file: &ModelFile,
-    calibration: &Calibration,
-) -> Result<String> {
-    let model = file
-        .model::<H, B, Model<H, B>>()
-        .context("cannot load the model")?;
-    let schedule = file.schedule::<T>().context("cannot use the model")?;
-    let (q, report) = quantize(&*model, &schedule, calibration)
-        .with_context(|| format!("cannot quantize {}", args.model.display()))?;
-    modelfile::save(&args.out, &*q, &file.header).context("cannot write the model")?;
-    Ok(report.to_string())
+    let points = read_model_points(path, "--calibration-data", MAX_POINTS as usize, dim)?;
+    let Some(units) = &data.units else {
+        return Ok(CalibrationData::Points(points));
+    };
+    let mut values = points.values().to_vec();
+    values.chunks_exact_mut(dim).for_each(|p| units.to_model(p));
+    let mapped = Points::new(dim, values).context(
+        "--calibration-data: a point leaves f32's range in the model's space (its units)",
+    )?;
+    Ok(CalibrationData::Points(mapped))
 }

@@ -9,9 +9,7 @@ use clap::Args;
 use tinyddpm::atomic::AtomicFile;
 use tinyddpm::csv;
 use tinyddpm::cuda::check_sample_shape;
-use tinyddpm::data::points;
 use tinyddpm::flatq::FlatQModel;
-use tinyddpm::input::Patience;
 use tinyddpm::modelfile::ModelFile;
 use tinyddpm::run::sample::{SampleModel, Sampling};
 use tinyddpm_core::Sampler;
@@ -19,7 +17,8 @@ use tinyddpm_core::file::Kind;
 
 use super::jobs::{device_for, draw};
 use super::plot::read_model;
-use super::{DeviceArg, SamplerArgs, T, describe, device, files, open_input, thread_count};
+use super::thread_count;
+use super::{DeviceArg, SamplerArgs, T, describe, device, files, read_model_points};
 use super::{say, tell};
 
 /// Options of `tinyddpm sample`.
@@ -62,18 +61,8 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     let file = read_model(&args.model, "--model")?;
     let init = match &args.x_init {
         Some(path) => {
-            let reader = open_input(path, "--x-init", Patience::Unbounded)
-                .context("cannot read --x-init")?;
-            let name = path.display().to_string();
-            let cloud =
-                points::read_cloud(reader, &name, csv::MAX_ROWS).context("cannot read --x-init")?;
             let dim = usize::from(file.header.data.dim);
-            if cloud.dim() != dim {
-                bail!(
-                    "--x-init has {} columns, the model's data {dim}",
-                    cloud.dim()
-                );
-            }
+            let cloud = read_model_points(path, "--x-init", csv::MAX_ROWS, dim)?;
             let rows = cloud.len() as u64;
             if let Some(n) = args.count
                 && n != rows

@@ -4,13 +4,11 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Args;
 use tinyddpm::atomic::AtomicFile;
 use tinyddpm::batch::{Batch1, QBatch1, Simd};
 use tinyddpm::csv;
-use tinyddpm::data::points;
-use tinyddpm::input::Patience;
 use tinyddpm::modelfile::ModelFile;
 use tinyddpm::run::score::scores;
 use tinyddpm::scores::Points;
@@ -18,7 +16,7 @@ use tinyddpm_core::PredictNoiseIn;
 use tinyddpm_core::file::Kind;
 
 use super::plot::read_model;
-use super::{T, files, open_input, say};
+use super::{T, files, read_model_points, say};
 
 /// Options of `tinyddpm score`.
 #[derive(Args, Clone, Debug)]
@@ -49,18 +47,8 @@ pub fn run(args: &ScoreArgs) -> Result<()> {
         &[],
     )?;
     let file = read_model(&args.model, "--model")?;
-    let reader = open_input(&args.points, "--points", Patience::Unbounded)
-        .context("cannot read --points")?;
-    let name = args.points.display().to_string();
-    let points =
-        points::read_cloud(reader, &name, csv::MAX_ROWS).context("cannot read --points")?;
     let dim = usize::from(file.header.data.dim);
-    if points.dim() != dim {
-        bail!(
-            "--points has {} columns, the model's data {dim}",
-            points.dim()
-        );
-    }
+    let points = read_model_points(&args.points, "--points", csv::MAX_ROWS, dim)?;
     let scored = match file.kind {
         // A float model of any shape, on the batch-1 path.
         Kind::Float => {

@@ -5,16 +5,49 @@
 //! from the core's noise stream.
 //!
 //! The float pass that records the activations is the core's own forward pass, observed
-//! ([`Model::predict_noise_observed`]), so the ranges are those of the model's own bits.
+//! ([`FlatModel::predict_noise_observed`], the core's `predict_noise_in`), so the ranges are
+//! those of the model's own bits.
 
 use std::fmt;
 
 use rayon::prelude::*;
 use tinyddpm_core::gelu::gelu;
-use tinyddpm_core::{Model, NoiseStream, Schedule, Tap};
+use tinyddpm_core::{NoiseStream, Schedule, Tap};
 
 use super::{Calibration, CalibrationData, QuantizeError};
 use crate::data::{Domain, true_samples};
+use crate::flat::FlatModel;
+use crate::scores::Points;
+
+/// The calibration set: [`Calibration`] with its x₀ drawn.
+pub(super) struct Inputs {
+    /// Forward-process inputs.
+    pub(super) samples: usize,
+    /// Seed of their ε.
+    pub(super) seed: u64,
+    /// Their x₀, input `i` taking point `i mod n` (n ≥ 1).
+    pub(super) points: Points,
+}
+
+impl Inputs {
+    /// `calibration`'s inputs; `None` without any.
+    pub(super) fn new(calibration: &Calibration) -> Option<Self> {
+        let (samples, seed) = (calibration.samples, calibration.seed);
+        let points = match &calibration.data {
+            CalibrationData::Set(set) => {
+                let pairs = true_samples(*set, samples, seed);
+                // a built-in set's points are finite by construction
+                Points::trusted(2, pairs.into_iter().flatten().collect())
+            }
+            CalibrationData::Points(points) => points.clone(),
+        };
+        (samples > 0 && !points.is_empty()).then_some(Self {
+            samples,
+            seed,
+            points,
+        })
+    }
+}
 
 /// A tensor the calibration records: one the core's forward pass shows, or one it does not —
 /// the network's two inputs, and the two GELUs the core applies inside a unit, whose outputs
@@ -104,63 +137,66 @@ impl fmt::Display for Site {
     }
 }
 
-/// [`Model::predict_noise`] with its time embedding, calling `seen` with every tensor: the
-/// core's own forward pass, observed ([`Model::predict_noise_observed`]); the activations the
-/// core computes inside a unit (GELUs feeding the stream) are formed here from its inputs.
-fn observe<const H: usize, const B: usize>(
-    m: &Model<H, B>,
-    x: [f32; 2],
+/// The model's noise prediction with its time embedding, calling `seen` with every tensor:
+/// the core's own forward pass, observed ([`FlatModel::predict_noise_observed`]); the
+/// activations the core computes inside a unit (GELUs feeding the stream) are formed here
+/// from its inputs.
+fn observe(
+    m: &FlatModel,
+    x: &[f32],
     t_input: f32,
     seen: &mut impl FnMut(Site, &[f32]),
-) -> [f32; 2] {
+) -> Vec<f32> {
     seen(Site::Time, &[t_input]);
-    let temb = m.time_embedding_observed(t_input, |tap, v| seen(Site::Tap(tap), v));
-    seen(Site::X, &x);
+    let mut temb = vec![0.0; m.hidden()];
+    m.time_embedding_observed(t_input, &mut temb, |tap, v| seen(Site::Tap(tap), v));
+    seen(Site::X, x);
     let gelus = |v: &[f32]| v.iter().map(|&a| gelu(a)).collect::<Vec<f32>>();
-    m.predict_noise_observed(x, &temb, |tap, v| {
+    let mut eps = vec![0.0; m.dim()];
+    m.predict_noise_observed((x, &temb), &mut eps, |tap, v| {
         seen(Site::Tap(tap), v);
         match tap {
             Tap::InputPre => seen(Site::InputAct, &gelus(v)),
             Tap::SecondPre(i) => seen(Site::Residual(i), &gelus(v)),
             _ => {}
         }
-    })
+    });
+    eps
 }
 
-/// Calibration input `i`: `(x_t, t/T)` with `t = i mod T`.
+/// Calibration input `i` into `x` (D long, `x0`'s width): `x_t` with `t = i mod T`, ε one
+/// draw of the core's noise stream (`NoiseStream::fill_gaussians`); returns `t/T`.
 fn calibration_input<const T: usize>(
     schedule: &Schedule<T>,
-    x0: [f32; 2],
-    seed: u64,
-    i: usize,
-) -> ([f32; 2], f32) {
+    (x0, seed, i): (&[f32], u64, usize),
+    x: &mut [f32],
+) -> f32 {
     let t = i % T;
     let (signal, noise) = schedule.forward_coefs(t);
-    let z = NoiseStream::new(Domain::Calibration.key(seed), i as u64).gaussian_pair();
-    let x = [0, 1].map(|c| signal * x0[c] + noise * z[c]);
-    (x, t as f32 / T as f32)
+    NoiseStream::new(Domain::Calibration.key(seed), i as u64).fill_gaussians(x);
+    for (x, &x0) in x.iter_mut().zip(x0) {
+        *x = signal * x0 + noise * *x;
+    }
+    t as f32 / T as f32
 }
 
 /// Runs the calibration set through `observe`, each worker folding into its own `A`.
-fn calibrate<const H: usize, const B: usize, const T: usize, A: Send>(
-    model: &Model<H, B>,
+fn calibrate<const T: usize, A: Send>(
+    model: &FlatModel,
     schedule: &Schedule<T>,
-    calibration: &Calibration,
+    calibration: &Inputs,
     init: impl Fn() -> A + Sync + Send,
     add: impl Fn(&mut A, Site, &[f32]) + Sync + Send,
     merge: impl Fn(A, A) -> A + Sync + Send,
 ) -> A {
-    let x0 = match &calibration.data {
-        CalibrationData::Set(set) => true_samples(*set, calibration.samples, calibration.seed),
-        CalibrationData::Points(points) => (0..calibration.samples)
-            .map(|i| points[i % points.len()])
-            .collect(),
-    };
-    x0.par_iter()
-        .enumerate()
-        .fold(&init, |mut acc, (i, &x0)| {
-            let (x, t_input) = calibration_input(schedule, x0, calibration.seed, i);
-            observe(model, x, t_input, &mut |site, v| add(&mut acc, site, v));
+    let points = &calibration.points;
+    (0..calibration.samples)
+        .into_par_iter()
+        .fold(&init, |mut acc, i| {
+            let x0 = points.row(i % points.len());
+            let mut x = vec![0.0; x0.len()];
+            let t_input = calibration_input(schedule, (x0, calibration.seed, i), &mut x);
+            observe(model, &x, t_input, &mut |site, v| add(&mut acc, site, v));
             acc
         })
         .reduce(&init, merge)
@@ -168,20 +204,21 @@ fn calibrate<const H: usize, const B: usize, const T: usize, A: Send>(
 
 /// Every site's range over the calibration set; an error names the first site, in index
 /// order, that is not finite somewhere.
-pub(super) fn ranges<const H: usize, const B: usize, const T: usize>(
-    model: &Model<H, B>,
+pub(super) fn ranges<const T: usize>(
+    model: &FlatModel,
     schedule: &Schedule<T>,
-    calibration: &Calibration,
+    calibration: &Inputs,
 ) -> Result<Ranges, QuantizeError> {
+    let blocks = model.layout().blocks;
     let ranges = calibrate(
         model,
         schedule,
         calibration,
-        || Ranges::new(Site::count(B)),
-        |r, site, v| r.add(site.index(B), v),
+        || Ranges::new(Site::count(blocks)),
+        |r, site, v| r.add(site.index(blocks), v),
         Ranges::merge,
     );
-    match Site::all(B).find(|s| ranges.non_finite[s.index(B)]) {
+    match Site::all(blocks).find(|s| ranges.non_finite[s.index(blocks)]) {
         Some(site) => Err(QuantizeError::NonFiniteActivation(site.to_string())),
         None => Ok(ranges),
     }
@@ -189,18 +226,19 @@ pub(super) fn ranges<const H: usize, const B: usize, const T: usize>(
 
 /// Per site (by index), the sum of `count` over every tensor the calibration set records
 /// there.
-pub(super) fn counts<const H: usize, const B: usize, const T: usize>(
-    model: &Model<H, B>,
+pub(super) fn counts<const T: usize>(
+    model: &FlatModel,
     schedule: &Schedule<T>,
-    calibration: &Calibration,
+    calibration: &Inputs,
     count: impl Fn(Site, &[f32]) -> u64 + Sync + Send,
 ) -> Vec<u64> {
+    let blocks = model.layout().blocks;
     calibrate(
         model,
         schedule,
         calibration,
-        || vec![0u64; Site::count(B)],
-        |c, site, v| c[site.index(B)] += count(site, v),
+        || vec![0u64; Site::count(blocks)],
+        |c, site, v| c[site.index(blocks)] += count(site, v),
         |a, b| a.iter().zip(&b).map(|(x, y)| x + y).collect(),
     )
 }
@@ -251,17 +289,28 @@ mod tests {
     use crate::train::pytorch_init;
     use tinyddpm_core::ScheduleKind;
 
-    /// The recording pass returns the model's own bits.
+    /// The recording pass returns the model's own bits, and the calibration inputs of a 2-D
+    /// model are those the quantizer has always drawn: `√ᾱ_t·x₀ + √(1−ᾱ_t)·z`, z one
+    /// Gaussian pair.
     #[test]
     fn observed_pass_is_the_models_forward_pass() {
         let model = pytorch_init::<16, 2>(3);
+        let flat = FlatModel::of(&*model);
         let schedule = Schedule::<1000>::new(ScheduleKind::SEED).unwrap();
         let mut seen = vec![0usize; Site::count(2)];
+        let mut x = [0.0f32; 2];
         for i in 0..500 {
-            let (x, t_input) = calibration_input(&schedule, [0.3, -0.7], 9, i * 7);
+            let t_input = calibration_input(&schedule, (&[0.3, -0.7], 9, i * 7), &mut x);
+            let t = (i * 7) % 1000;
+            let (signal, noise) = schedule.forward_coefs(t);
+            let z = NoiseStream::new(Domain::Calibration.key(9), (i * 7) as u64).gaussian_pair();
+            let want_x = [signal * 0.3 + noise * z[0], signal * -0.7 + noise * z[1]];
+            assert_eq!(x.map(f32::to_bits), want_x.map(f32::to_bits));
+            assert_eq!(t_input, t as f32 / 1000.0);
             let want = model.predict_noise(x, &model.time_embedding(t_input));
-            let got = observe(&model, x, t_input, &mut |s, v| seen[s.index(2)] += v.len());
-            assert_eq!(got.map(f32::to_bits), want.map(f32::to_bits));
+            let got = observe(&flat, &x, t_input, &mut |s, v| seen[s.index(2)] += v.len());
+            let got: Vec<u32> = got.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(got, want.map(f32::to_bits));
         }
         // every site recorded, and the index order is the listing's
         assert!(seen.iter().all(|&n| n > 0), "{seen:?}");

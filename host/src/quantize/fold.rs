@@ -5,11 +5,13 @@
 //! - **Biases and requantization**: channel j's bias becomes `round(b·2^e_in/s_w)`, and its
 //!   scale `s_w·2^(e_in − e_out)` becomes `M·2^−s` with `M ∈ [2^30, 2^31)`.
 
+use tinyddpm_core::Layer;
 use tinyddpm_core::quant::{MAX_BIAS, MAX_SHIFT, QLayer, QLayerMut};
-use tinyddpm_core::{Layer, Model, QModel};
 
 use super::QuantizeError;
 use super::report::{LayerReport, TensorReport, layer_name};
+use crate::flat::FlatModel;
+use crate::flatq::FlatQModel;
 
 /// The smallest and largest per-channel weight scale of a quantized layer, recovered from
 /// its requantization: [`quantize`](super::quantize) folds `s_w` into
@@ -101,41 +103,32 @@ fn quantize_layer(
 
 /// Folds every layer of `model` into `q`, whose exponents are already set; `input` reports
 /// each layer's input.
-pub(super) fn fold<const H: usize, const B: usize>(
-    model: &Model<H, B>,
-    q: &mut QModel<H, B>,
+pub(super) fn fold(
+    model: &FlatModel,
+    q: &mut FlatQModel,
     input: impl Fn(Layer) -> TensorReport,
 ) -> Result<Vec<LayerReport>, QuantizeError> {
     // Each layer's input and output exponents, as the core's layer walk derives them from
     // the model's exponents.
-    let mut exponents = Vec::new();
-    q.for_each_layer(|l| exponents.push((l.in_exp, l.out_exp)));
-    let mut exponents = exponents.into_iter();
-    let mut layers = Vec::new();
-    let mut failed = None;
-    q.for_each_layer_mut(|ql| {
-        let Some((e_in, e_out)) = exponents.next() else {
-            return;
-        };
-        if failed.is_some() {
-            return;
-        }
-        let input = input(ql.layer);
-        let (weight, bias) = model.tensors(ql.layer);
-        match quantize_layer(weight, bias, ql, e_in, e_out, input) {
-            Ok(report) => layers.push(report),
-            Err(e) => failed = Some(e),
-        }
-    });
-    match failed {
-        Some(e) => Err(e),
-        None => Ok(layers),
-    }
+    let exponents: Vec<(u8, u8)> = q.params().layers().map(|l| (l.in_exp, l.out_exp)).collect();
+    let layout = q.layout();
+    let mut params = q.params_mut();
+    exponents
+        .into_iter()
+        .enumerate()
+        .map(|(n, (e_in, e_out))| {
+            let ql = params.layer_at(&layout, n);
+            let (weight, bias) = model.tensors(ql.layer);
+            let input = input(ql.layer);
+            quantize_layer(weight, bias, ql, e_in, e_out, input)
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flat::FlatModel;
     use crate::quantize::{Calibration, quantize};
     use crate::train::pytorch_init;
     use tinyddpm_core::{Schedule, ScheduleKind};
@@ -175,12 +168,12 @@ mod tests {
             seed: 1,
             ..Calibration::default()
         };
-        let (q, report) = quantize(&*model, &schedule, &calibration).unwrap();
-        let mut i = 0;
-        q.for_each_layer(|l| {
-            let want = report.layers[i].weight_scale;
-            assert_eq!(l.layer, report.layers[i].layer);
-            let got = weight_scales(&l);
+        let (q, report) = quantize(&FlatModel::of(&*model), &schedule, &calibration).unwrap();
+        let params = q.params();
+        assert_eq!(params.layers().count(), report.layers.len());
+        for (l, want) in params.layers().zip(&report.layers) {
+            assert_eq!(l.layer, want.layer);
+            let (got, want) = (weight_scales(&l), want.weight_scale);
             for k in 0..2 {
                 assert!(
                     (got[k] / want[k] - 1.0).abs() < 1e-9,
@@ -188,8 +181,6 @@ mod tests {
                     l.layer
                 );
             }
-            i += 1;
-        });
-        assert_eq!(i, report.layers.len());
+        }
     }
 }

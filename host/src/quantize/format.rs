@@ -11,7 +11,7 @@
 //! clips anyway, per tensor.
 
 use tinyddpm_core::quant::{Gelu, MAX_EXP, MAX_GAP, MAX_PRE_EXP, MIN_PRE_EXP, TABLE_END, TIME_EXP};
-use tinyddpm_core::{Layer, QModel, Tap};
+use tinyddpm_core::{Layer, Tap};
 
 use super::QuantizeError;
 use super::calibrate::{Ranges, Site};
@@ -35,14 +35,16 @@ fn exponent_for(max: f64, name: impl Fn() -> String) -> Result<u8, QuantizeError
 }
 
 /// The format of every tensor, chosen from the calibrated ranges.
-pub(super) struct Formats<const B: usize> {
+pub(super) struct Formats {
     pub(super) time: Gelu,
-    pub(super) act: [Gelu; B],
+    /// Per block.
+    pub(super) act: Vec<Gelu>,
     pub(super) stream_exp: u8,
     input_exp: u8,
     output_exp: u8,
     input_pre: u8,
-    second_pre: [u8; B],
+    /// Per block.
+    second_pre: Vec<u8>,
 }
 
 /// Exponent of a GELU's pre-activation: covers its positive values and its negative ones
@@ -63,11 +65,14 @@ fn post_exponent(r: &Ranges, i: usize, pre: u8, name: &str) -> Result<u8, Quanti
     Ok(e.clamp(pre, (pre + MAX_GAP).min(MAX_EXP)))
 }
 
-impl<const B: usize> Formats<B> {
-    pub(super) fn choose(r: &Ranges) -> Result<Self, QuantizeError> {
-        let at = |s: Site| s.index(B);
+impl Formats {
+    /// The formats of a model of `blocks` blocks.
+    pub(super) fn choose(r: &Ranges, blocks: usize) -> Result<Self, QuantizeError> {
+        let at = |s: Site| s.index(blocks);
         let exp = |s: Site, name: &str| exponent_for(r.abs(at(s)), || name.to_owned());
-        let stream_max = Site::stream(B).map(|s| r.abs(at(s))).fold(0.0, f64::max);
+        let stream_max = Site::stream(blocks)
+            .map(|s| r.abs(at(s)))
+            .fold(0.0, f64::max);
         // GELU outputs are added to the stream at its exponent, and a GELU's output exponent
         // is at least its pre-activation's, which is at least MIN_PRE_EXP: a stream beyond
         // 32767·2^−6 ≈ 512 saturates there, counted in the report, rather than leave no
@@ -85,9 +90,9 @@ impl<const B: usize> Formats<B> {
                 "time_embed GELU",
             )?,
         };
-        let mut act = [time; B];
-        let mut second_pre = [0; B];
-        for i in 0..B {
+        let mut act = vec![time; blocks];
+        let mut second_pre = vec![0; blocks];
+        for i in 0..blocks {
             let name = layer_name(Layer::BlockFirst(i));
             let pre = pre_exponent(r, at(Site::Tap(Tap::FirstPre(i))), None, &name)?;
             act[i] = Gelu {
@@ -110,13 +115,15 @@ impl<const B: usize> Formats<B> {
         })
     }
 
-    /// Sets the model's exponents, from which the core's layer walk derives every layer's.
-    pub(super) fn apply<const H: usize>(&self, q: &mut QModel<H, B>) {
-        (q.time_act, q.input_exp, q.input_pre_exp) = (self.time, self.input_exp, self.input_pre);
-        (q.stream_exp, q.output_exp) = (self.stream_exp, self.output_exp);
-        for (i, qb) in q.blocks.iter_mut().enumerate() {
-            (qb.act, qb.second_pre_exp) = (self.act[i], self.second_pre[i]);
-        }
+    /// The model's exponents in `QModel::for_each_exponent` order, from which the core's
+    /// layer walk derives every layer's.
+    pub(super) fn exponents(&self) -> Vec<u8> {
+        let (t, stream) = (self.time, self.stream_exp);
+        let fixed = [self.input_exp, stream, self.output_exp];
+        let time = [t.pre_exp, t.post_exp, self.input_pre];
+        let blocks = self.act.iter().zip(&self.second_pre);
+        let blocks = blocks.flat_map(|(a, &second)| [a.pre_exp, a.post_exp, second]);
+        fixed.into_iter().chain(time).chain(blocks).collect()
     }
 
     /// Each site's exponent, and whether it is a GELU pre-activation.

@@ -1,5 +1,6 @@
-//! Post-training quantization: a float [`Model<H, B>`] into the core's integer
-//! [`QModel<H, B>`] (whose arithmetic the core's `quant` module specifies).
+//! Post-training quantization: a float model of any shape ([`FlatModel`]) into the core's
+//! integer model of the same shape ([`FlatQModel`]; the core's `quant` module specifies its
+//! arithmetic).
 //!
 //! In four steps, each in a file of its own: calibration (`calibrate.rs`) runs
 //! forward-process inputs through the core's forward pass and records every activation's
@@ -15,8 +16,12 @@ mod format;
 mod report;
 
 use crate::data::DataSet;
+use crate::flat::FlatModel;
+use crate::flatq::FlatQModel;
+use crate::scores::Points;
 use tinyddpm_core::{Model, QModel, QuantError, Schedule};
 
+use calibrate::Inputs;
 pub use fold::weight_scales;
 use format::Formats;
 use report::Fit;
@@ -36,11 +41,13 @@ pub struct Calibration {
 /// The data points x₀ of the calibration inputs, in the model's space.
 #[derive(Clone, Debug, PartialEq)]
 pub enum CalibrationData {
-    /// Fresh points of a built-in set (the one the model file says it was trained on).
+    /// Fresh points of a built-in set (the one the model file says it was trained on; a
+    /// built-in set's points are 2-D).
     Set(DataSet),
-    /// Given points (a model trained on a file's), already mapped into the model's space:
-    /// input `i` takes point `i mod n`, so every point is used as evenly as the count allows.
-    Points(Vec<[f32; 2]>),
+    /// Given points (a model trained on a file's), already mapped into the model's space, as
+    /// many coordinates as the model's D: input `i` takes point `i mod n`, so every point is
+    /// used as evenly as the count allows.
+    Points(Points),
 }
 
 impl Default for Calibration {
@@ -61,6 +68,14 @@ pub enum QuantizeError {
     /// No calibration inputs (or no calibration points).
     #[error("calibration needs at least one sample")]
     NoSamples,
+    /// Calibration points of another width than the model's D.
+    #[error("the calibration points have {points} coordinates, the model's data {model}")]
+    Dim {
+        /// The points' width.
+        points: usize,
+        /// The model's D.
+        model: usize,
+    },
     /// A weight or bias is NaN or infinite.
     #[error("{0} holds a value that is not finite")]
     NonFiniteWeight(String),
@@ -84,13 +99,17 @@ pub enum QuantizeError {
 }
 
 /// Quantizes `model`, calibrating its activations on forward-process inputs of `schedule`.
-pub fn quantize<const H: usize, const B: usize, const T: usize>(
-    model: &Model<H, B>,
+pub fn quantize<const T: usize>(
+    model: &FlatModel,
     schedule: &Schedule<T>,
     calibration: &Calibration,
-) -> Result<(Box<QModel<H, B>>, Report), QuantizeError> {
-    if calibration.samples == 0 || calibration.data == CalibrationData::Points(Vec::new()) {
-        return Err(QuantizeError::NoSamples);
+) -> Result<(FlatQModel, Report), QuantizeError> {
+    let inputs = Inputs::new(calibration).ok_or(QuantizeError::NoSamples)?;
+    if inputs.points.dim() != model.dim() {
+        return Err(QuantizeError::Dim {
+            points: inputs.points.dim(),
+            model: model.dim(),
+        });
     }
     let mut non_finite = None;
     model.for_each_tensor(|name, _, data| {
@@ -101,22 +120,38 @@ pub fn quantize<const H: usize, const B: usize, const T: usize>(
     if let Some(name) = non_finite {
         return Err(QuantizeError::NonFiniteWeight(name));
     }
-    let ranges = calibrate::ranges(model, schedule, calibration)?;
-    let formats = Formats::<B>::choose(&ranges)?;
-    let clipped = calibrate::counts(model, schedule, calibration, |site, v| {
-        formats.clipped(site, v)
-    });
-    let fit = Fit::<H, B> {
+    let layout = model.layout();
+    let ranges = calibrate::ranges(model, schedule, &inputs)?;
+    let formats = Formats::choose(&ranges, layout.blocks)?;
+    let clipped = calibrate::counts(model, schedule, &inputs, |site, v| formats.clipped(site, v));
+    let fit = Fit {
+        layout,
         ranges: &ranges,
         clipped: &clipped,
         formats: &formats,
         samples: calibration.samples,
     };
-    let mut q = Box::new(QModel::<H, B>::ZERO);
-    formats.apply(&mut q);
+    let mut q = FlatQModel::zero(layout);
+    q.params_mut()
+        .exponents
+        .copy_from_slice(&formats.exponents());
     let layers = fold::fold(model, &mut q, |layer| fit.input(layer))?;
     let report = fit.report(layers);
-    q.validate()?;
+    q.params().validate()?;
+    Ok((q, report))
+}
+
+/// [`quantize`] for a model whose shape this build names: the const-generic integer model of
+/// the same shape (the firmware's and the `no_std` user's interface).
+pub fn quantize_model<const H: usize, const B: usize, const D: usize, const T: usize>(
+    model: &Model<H, B, D>,
+    schedule: &Schedule<T>,
+    calibration: &Calibration,
+) -> Result<(Box<QModel<H, B, D>>, Report), QuantizeError> {
+    let (q, report) = quantize(&FlatModel::of(model), schedule, calibration)?;
+    let q = q
+        .to_model()
+        .expect("a quantized model has its float model's shape");
     Ok((q, report))
 }
 
@@ -124,7 +159,11 @@ pub fn quantize<const H: usize, const B: usize, const T: usize>(
 mod tests {
     use super::*;
     use crate::train::pytorch_init;
-    use tinyddpm_core::ScheduleKind;
+    use tinyddpm_core::{Layout, ScheduleKind};
+
+    fn flat<const H: usize, const B: usize>(model: &Model<H, B>) -> FlatModel {
+        FlatModel::of(model)
+    }
 
     #[test]
     fn bad_input_is_a_typed_error() {
@@ -135,26 +174,47 @@ mod tests {
             ..Calibration::default()
         };
         assert_eq!(
-            quantize(&*model, &schedule, &none).unwrap_err(),
+            quantize(&flat(&model), &schedule, &none).unwrap_err(),
             QuantizeError::NoSamples
         );
+        let points = |dim, values| CalibrationData::Points(Points::new(dim, values).unwrap());
         let no_points = Calibration {
-            data: CalibrationData::Points(Vec::new()),
+            data: points(2, Vec::new()),
             ..Calibration::default()
         };
         assert_eq!(
-            quantize(&*model, &schedule, &no_points).unwrap_err(),
+            quantize(&flat(&model), &schedule, &no_points).unwrap_err(),
             QuantizeError::NoSamples
+        );
+        let three = Calibration {
+            data: points(3, vec![0.5; 9]),
+            ..Calibration::default()
+        };
+        let (points, model_dim) = (3, 2);
+        assert_eq!(
+            quantize(&flat(&model), &schedule, &three).unwrap_err(),
+            QuantizeError::Dim {
+                points,
+                model: model_dim
+            }
+        );
+        let model_3d = FlatModel::zero(Layout::with_dim(8, 1, 3).unwrap());
+        assert_eq!(
+            quantize(&model_3d, &schedule, &Calibration::default()).unwrap_err(),
+            QuantizeError::Dim {
+                points: 2,
+                model: 3
+            }
         );
         model.blocks[0].second.bias[3] = f32::NAN;
         assert_eq!(
-            quantize(&*model, &schedule, &Calibration::default()).unwrap_err(),
+            quantize(&flat(&model), &schedule, &Calibration::default()).unwrap_err(),
             QuantizeError::NonFiniteWeight("hidden_layers.0.2.bias".into())
         );
         let mut model = pytorch_init::<8, 1>(1);
         model.output.weight[0][0] = 1e30;
         assert!(matches!(
-            quantize(&*model, &schedule, &Calibration::default()),
+            quantize(&flat(&model), &schedule, &Calibration::default()),
             Err(QuantizeError::Range { .. } | QuantizeError::NonFiniteActivation(_))
         ));
     }
@@ -166,7 +226,8 @@ mod tests {
         let schedule = Schedule::<1000>::new(ScheduleKind::SEED).unwrap();
         let mut model = pytorch_init::<8, 1>(1);
         model.input.bias.fill(1000.0);
-        let (q, report) = quantize(&*model, &schedule, &Calibration::default()).unwrap();
+        let (q, report) = quantize(&flat(&model), &schedule, &Calibration::default()).unwrap();
+        let q = q.to_model::<8, 1, 2>().unwrap();
         assert_eq!(q.stream_exp, 6);
         assert_eq!(q.validate(), Ok(()));
         assert!(report.clipped() > 0, "{report}");

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use tinyddpm_core::{Layer, Tap, TensorName};
+use tinyddpm_core::{Layer, Layout, Tap, TensorName};
 
 use super::calibrate::{Ranges, Site};
 use super::format::Formats;
@@ -82,19 +82,21 @@ pub fn layer_name(layer: Layer) -> String {
 }
 
 /// The calibration set against the chosen formats: the source of every [`TensorReport`].
-pub(super) struct Fit<'a, const H: usize, const B: usize> {
+pub(super) struct Fit<'a> {
+    /// The model's shape.
+    pub(super) layout: Layout,
     pub(super) ranges: &'a Ranges,
     /// Per site (by index), the calibration values its format clips.
     pub(super) clipped: &'a [u64],
-    pub(super) formats: &'a Formats<B>,
+    pub(super) formats: &'a Formats,
     pub(super) samples: usize,
 }
 
-impl<const H: usize, const B: usize> Fit<'_, H, B> {
+impl Fit<'_> {
     /// The tensor made of `sites`, each `width` values per calibration input, at the first
     /// one's exponent.
     fn tensor(&self, sites: &[Site], width: usize) -> TensorReport {
-        let i = sites.iter().map(|s| s.index(B));
+        let i = sites.iter().map(|s| s.index(self.layout.blocks));
         TensorReport {
             exp: self.formats.site(sites[0]).0,
             min: i
@@ -112,29 +114,35 @@ impl<const H: usize, const B: usize> Fit<'_, H, B> {
 
     /// A layer's input.
     pub(super) fn input(&self, layer: Layer) -> TensorReport {
+        let Layout {
+            hidden: h,
+            blocks: b,
+            dim: d,
+            ..
+        } = self.layout;
         match layer {
             Layer::TimeIn => self.tensor(&[Site::Time], 1),
-            Layer::TimeOut => self.tensor(&[Site::Tap(Tap::TimeHidden)], H),
-            Layer::Input => self.tensor(&[Site::X], 2),
-            Layer::BlockFirst(i) => self.tensor(&[Site::Tap(Tap::Stream(i))], H),
-            Layer::BlockSecond(i) => self.tensor(&[Site::Tap(Tap::Hidden(i))], H),
-            Layer::Output => self.tensor(&[Site::Tap(Tap::Stream(B))], H),
+            Layer::TimeOut => self.tensor(&[Site::Tap(Tap::TimeHidden)], h),
+            Layer::Input => self.tensor(&[Site::X], d),
+            Layer::BlockFirst(i) => self.tensor(&[Site::Tap(Tap::Stream(i))], h),
+            Layer::BlockSecond(i) => self.tensor(&[Site::Tap(Tap::Hidden(i))], h),
+            Layer::Output => self.tensor(&[Site::Tap(Tap::Stream(b))], h),
         }
     }
 
     /// The report, given each layer's.
     pub(super) fn report(&self, layers: Vec<LayerReport>) -> Report {
-        let f = self.formats;
+        let (f, h, blocks) = (self.formats, self.layout.hidden, self.layout.blocks);
         let gelu = |after, pre, post_exp| GeluReport {
             after,
-            pre: self.tensor(&[Site::Tap(pre)], H),
+            pre: self.tensor(&[Site::Tap(pre)], h),
             post_exp,
         };
         let mut gelus = vec![
             gelu(Layer::TimeIn, Tap::TimePre, f.time.post_exp),
             gelu(Layer::Input, Tap::InputPre, f.stream_exp),
         ];
-        for i in 0..B {
+        for i in 0..blocks {
             gelus.push(gelu(
                 Layer::BlockFirst(i),
                 Tap::FirstPre(i),
@@ -142,13 +150,13 @@ impl<const H: usize, const B: usize> Fit<'_, H, B> {
             ));
             gelus.push(gelu(Layer::BlockSecond(i), Tap::SecondPre(i), f.stream_exp));
         }
-        let stream: Vec<Site> = Site::stream(B).collect();
+        let stream: Vec<Site> = Site::stream(blocks).collect();
         Report {
             samples: self.samples,
             layers,
             gelus,
-            stream: self.tensor(&stream, H),
-            output: self.tensor(&[Site::Tap(Tap::Eps)], 2),
+            stream: self.tensor(&stream, h),
+            output: self.tensor(&[Site::Tap(Tap::Eps)], self.layout.dim),
         }
     }
 }
