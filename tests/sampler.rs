@@ -14,7 +14,9 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use rayon::prelude::*;
-use tinyddpm::batch::{self, Batch1, BatchModel, Init, QRequest, Request, SampleRequest, Simd};
+use tinyddpm::batch::{
+    self, Batch1, BatchModel, Init, Prepared, QRequest, Request, SampleRequest, Simd,
+};
 use tinyddpm::flat::FlatModel;
 use tinyddpm::quantize::{Calibration, quantize_model};
 use tinyddpm::train::pytorch_init;
@@ -540,30 +542,29 @@ fn long_integer_ddpm_run_hashes_equal_core() {
     assert_long_run_hashes_equal_core(&request);
 }
 
-/// The figure runner on an integer model: every frame is the core's chain stopped there.
+/// The figure runner on an integer model, on every SIMD path: every frame is the core's
+/// chain stopped there.
 #[test]
 fn integer_frames_are_the_cores_chain_stopped_at_each_kept_step() {
     let q = &*seed_qmodels()[1];
     let schedule = Schedule::<1000>::new(ScheduleKind::SEED).expect("schedule");
     let sampler = Sampler::DDIM_DEFAULT;
-    let request = QRequest {
-        model: q,
-        schedule: &schedule,
-        sampler: &sampler,
-        init: Init::Noise,
-        seed: 4,
-        first: 11,
-        count: 19,
-    };
     let keep = [0, 25, 50];
-    let frames = batch::frames(&request, &keep);
-    for (frame, &k) in frames.iter().zip(&keep) {
-        for (i, got) in frame.iter().enumerate() {
-            let mut noise = [NoiseStream::new(4, 11 + i as u64)];
-            let x_t = gaussian_lanes::<f32>(&mut noise);
-            let steps = sampler.steps(&schedule).take(k);
-            let want = chain(q, steps, x_t, &mut noise, |_, _| ());
-            assert_eq!(got.map(f32::to_bits), want.map(f32::to_bits), "k={k} i={i}");
+    for simd in Simd::ALL.into_iter().filter(|s| s.is_available()) {
+        let frames = Prepared::new(simd, q, &schedule, &sampler).frames(4, 11, 19, &keep);
+        for (frame, &k) in frames.iter().zip(&keep) {
+            assert_eq!(frame.len(), 19 * 2);
+            for (i, got) in frame.chunks_exact(2).enumerate() {
+                let mut noise = [NoiseStream::new(4, 11 + i as u64)];
+                let x_t = gaussian_lanes::<f32>(&mut noise);
+                let steps = sampler.steps(&schedule).take(k);
+                let want = chain(q, steps, x_t, &mut noise, |_, _| ());
+                assert_eq!(
+                    got,
+                    want.map(f32::to_bits).map(f32::from_bits),
+                    "{simd:?} k={k} i={i}"
+                );
+            }
         }
     }
 }
@@ -670,47 +671,43 @@ fn progress_counts_every_sample_once() {
     );
 }
 
-/// The figure runner's frames: the state before step k of each sample is the core's chain
-/// stopped after k steps; frame 0 is x_T and the last frame the core's `sample`. Counts that
-/// leave a partly filled lane group, and an offset first index.
+/// The figure runner's frames on every SIMD path, for a 2-D and a 3-D model: the state
+/// before step k of each sample is the core's chain stopped after k steps; frame 0 is x_T and
+/// the last frame the core's `sample`. Counts spanning several tiles, the last partly
+/// filled, a repeated step, one past the last (the result), and an offset first index.
 #[test]
 fn frames_are_the_cores_chain_stopped_at_each_kept_step() {
-    let model = pytorch_init::<19, 2>(5);
-    let schedule = Schedule::<1000>::new(ScheduleKind::SEED).expect("schedule");
-    let sampler = Sampler::Ddim {
-        steps: 20,
-        eta: 0.5,
-        spacing: Spacing::Trailing,
-        clip: false,
-    };
-    let request = Request {
-        model: &*model,
-        schedule: &schedule,
-        sampler: &sampler,
-        init: Init::Noise,
-        seed: 9,
-        first: 3,
-        count: 21,
-    };
-    let keep = [0, 7, 7, 20];
-    let frames = batch::frames(&request, &keep);
-    assert_eq!(frames.len(), keep.len());
-    for (frame, &k) in frames.iter().zip(&keep) {
-        for i in [0usize, 15, 16, 20] {
-            let index = request.first + i as u64;
-            let mut noise = [tinyddpm_core::NoiseStream::new(9, index)];
-            let x_t = noise[0].gaussian_pair();
-            let steps = sampler.steps(&schedule).take(k);
-            let want = tinyddpm_core::chain(&*model, steps, x_t, &mut noise, |_, _| ());
-            assert_eq!(
-                frame[i].map(f32::to_bits),
-                want.map(f32::to_bits),
-                "k={k} i={i}"
-            );
+    fn check<const D: usize>(model: &Model<19, 2, D>) {
+        let schedule = Schedule::<1000>::new(ScheduleKind::SEED).expect("schedule");
+        let sampler = Sampler::Ddim {
+            steps: 20,
+            eta: 0.5,
+            spacing: Spacing::Trailing,
+            clip: false,
+        };
+        let keep = [0, 7, 7, 20, 99];
+        for simd in Simd::ALL.into_iter().filter(|s| s.is_available()) {
+            let prepared = Prepared::new(simd, model, &schedule, &sampler);
+            let frames = prepared.frames(9, 3, 70, &keep);
+            assert_eq!(frames.len(), keep.len());
+            for (frame, &k) in frames.iter().zip(&keep) {
+                assert_eq!(frame.len(), 70 * D);
+                for i in [0usize, 15, 16, 20, 33, 69] {
+                    let mut noise = [NoiseStream::new(9, 3 + i as u64)];
+                    let x_t = noise[0].gaussians::<D>();
+                    let steps = sampler.steps(&schedule).take(k);
+                    let want = chain(model, steps, x_t, &mut noise, |_, _| ());
+                    let got = &frame[i * D..(i + 1) * D];
+                    let want = want.map(f32::to_bits).map(f32::from_bits);
+                    assert_eq!(got, want, "{simd:?} D={D} k={k} i={i}");
+                }
+            }
+            let last = sample(model, &schedule, &sampler, 9, 3 + 69);
+            assert_eq!(&frames[4][69 * D..], last, "{simd:?} D={D}");
         }
     }
-    let last = sample(&*model, &schedule, &sampler, 9, 3 + 20);
-    assert_eq!(frames[3][20].map(f32::to_bits), last.map(f32::to_bits));
+    check(&pytorch_init::<19, 2>(5));
+    check(&any_dim_model::<19, 2, 3>(5));
 }
 
 /// A float model of shape (H, B, D) with weights uniform in ±1/√fan-in, as PyTorch

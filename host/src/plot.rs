@@ -5,7 +5,7 @@
 //! Drawn with plotters' bitmap backend and the DejaVu Sans font compiled in (registered once as
 //! "sans-serif"), so no system font library is needed. Each figure is rendered into memory,
 //! encoded as PNG and written atomically. The reverse-process grid shows intermediate states of
-//! the chain, which the batched executor keeps for it ([`crate::batch::frames`]); this module
+//! the chain, which the batched executor keeps for it ([`Prepared::frames`]); this module
 //! only draws.
 
 use std::collections::HashMap;
@@ -16,9 +16,9 @@ use std::sync::OnceLock;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
-use tinyddpm_core::{NoiseStream, Schedule};
+use tinyddpm_core::{NoiseStream, Sampler, Schedule};
 
-use crate::batch::{self, BatchModel, SampleRequest};
+use crate::batch::Prepared;
 use crate::scores::Points;
 
 /// Why a figure could not be made.
@@ -497,29 +497,34 @@ pub struct Frame {
     pub points: Vec<[f32; 2]>,
 }
 
-/// The reverse-process grid's frames for the samples of `request` (from noise): x_T and the
-/// state after each fraction of [`REVERSE_FRACTIONS`] of the sampler's steps, kept by the
-/// batched executor; the last frame is exactly what `tinyddpm sample` writes.
-pub fn reverse_frames<const H: usize, const B: usize, const T: usize, M: BatchModel<H, B>>(
-    request: &SampleRequest<'_, H, B, T, M>,
+/// The reverse-process grid's frames for samples `0..count` of `seed` on `prepared` (from
+/// noise): x_T and the state after each fraction of [`REVERSE_FRACTIONS`] of the sampler's
+/// steps ([`Prepared::frames`]); the last frame is exactly what `tinyddpm sample` writes.
+/// A point of D > 2 coordinates is drawn by its first two, one of D = 1 at height 0.
+pub fn reverse_frames<const T: usize>(
+    prepared: &Prepared,
+    (schedule, sampler): (&Schedule<T>, &Sampler),
+    seed: u64,
+    count: usize,
 ) -> Vec<Frame> {
-    let sampler = request.sampler;
     let k_total = sampler.num_steps(T);
     let keep: Vec<usize> = REVERSE_FRACTIONS
         .iter()
         .map(|f| (f * k_total as f64).round() as usize)
         .collect();
+    let d = prepared.dim();
     keep.iter()
-        .zip(batch::frames(request, &keep))
-        .map(|(&k, points)| {
+        .zip(prepared.frames(seed, 0, count, &keep))
+        .map(|(&k, rows)| {
             let label = match k {
                 0 => "start: x_T ~ N(0, I)".to_string(),
                 k if k == k_total => "end: generated".to_string(),
-                k => format!(
-                    "step {k}/{k_total} (t = {})",
-                    sampler.timestep(request.schedule, k)
-                ),
+                k => format!("step {k}/{k_total} (t = {})", sampler.timestep(schedule, k)),
             };
+            let points = rows
+                .chunks_exact(d)
+                .map(|p| [p[0], p.get(1).copied().unwrap_or(0.0)])
+                .collect();
             Frame { label, points }
         })
         .collect()

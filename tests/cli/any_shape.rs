@@ -391,8 +391,9 @@ fn an_integer_model_of_any_shape_samples_and_scores_as_the_core() {
 /// `quantize` takes a model of 3-D points trained on a file (calibrating on the file's points,
 /// mapped by the model's units): the file is the library's quantization, and the integer
 /// model's noise prediction stays close to the float model's on forward-process inputs.
+/// `plot reverse` draws both models' chains (their first two coordinates).
 #[test]
-fn quantize_takes_a_model_of_3d_points() {
+fn quantize_and_plot_reverse_take_a_model_of_3d_points() {
     use tinyddpm::quantize::{Calibration, CalibrationData, quantize_model};
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -435,6 +436,15 @@ fn quantize_takes_a_model_of_3d_points() {
     let (want, _) = quantize_model(&*model, &schedule(), &calibration).unwrap();
     let got = FlatQModel::decode(&std::fs::read(d.join("q.tdm")).unwrap()).unwrap();
     assert!(got == FlatQModel::of(&*want), "q.tdm is not the library's");
+    for model in ["f.tdm", "q.tdm"] {
+        let plot = [
+            "plot", "reverse", "--model", model, "-n", "50", "--out", "r.png",
+        ];
+        ok(d, &plot);
+        let (width, height) = png_size(&d.join("r.png"));
+        assert!(width > 5 * height, "{model}: {width} × {height}");
+        std::fs::remove_file(d.join("r.png")).unwrap();
+    }
 
     // ε̂ of the integer model against the float model's at x_t of the data
     let schedule = schedule();

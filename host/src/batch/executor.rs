@@ -1,13 +1,11 @@
 //! Running a request: [`sample`] / [`sample_with`] in SIMD tiles on rayon's threads, and
-//! [`frames`] for the reverse-process figure.
+//! [`Prepared::frames`] for the reverse-process figure.
 
 use rayon::prelude::*;
 use tinyddpm_core::units::MAX_DIM;
-use tinyddpm_core::{
-    Lanes, Model, Network, NoiseStream, PredictNoise, QModel, Real, Sampler, Schedule, Step, chain,
-    gaussian_lanes,
-};
+use tinyddpm_core::{Model, Network, NoiseStream, QModel, Sampler, Schedule, Step};
 
+use super::chain::Kept;
 use super::float::Float;
 use super::integer::Integer;
 use super::{Init, SampleRequest, Simd};
@@ -17,15 +15,12 @@ use crate::threads::{ThreadsError, run_on};
 /// A model the executor runs: the float `Model` and the integer `QModel`. Sealed: the
 /// executor prepares it for a SIMD path (weights re-laid-out, every step's time embedding
 /// computed once) and runs its tiles.
-pub trait BatchModel<const H: usize, const B: usize>: Network<H, B> + Executor {}
+pub trait BatchModel<const H: usize, const B: usize>: Network<H, B> + Prepare {}
 
 impl<const H: usize, const B: usize> BatchModel<H, B> for Model<H, B> {}
 impl<const H: usize, const B: usize> BatchModel<H, B> for QModel<H, B> {}
 
-/// Lanes of the figure runner ([`frames`]).
-pub(super) const FRAME_LANES: usize = 16;
-
-pub(super) use sealed::{Executor, Kernel, Prepare};
+pub(super) use sealed::{Kernel, Prepare};
 
 mod sealed {
     use super::*;
@@ -35,13 +30,6 @@ mod sealed {
     pub trait Prepare {
         /// `self` prepared for `simd` (available) and `steps`, on the current rayon pool.
         fn prepare(&self, simd: Simd, steps: &[Step]) -> Kernel;
-    }
-
-    /// What [`BatchModel`] needs of a model kind beyond [`Prepare`], kept out of the public
-    /// API.
-    pub trait Executor: Prepare {
-        /// The core's predictor on [`FRAME_LANES`] lanes, for the figure runner.
-        fn lanes(&self) -> impl PredictNoise<Lanes<FRAME_LANES>> + '_;
     }
 
     /// A model prepared for one SIMD path and one step table: its packed weights and every
@@ -56,13 +44,22 @@ mod sealed {
 
 impl Kernel {
     /// Runs every step for up to `simd.tile_samples()` samples: `x` holds their x_T, D
-    /// values a sample, `noise` their streams (past x_T's draw); `x` is overwritten with x_0.
-    fn run_tile(&self, steps: &[Step], x: &mut [f32], noise: &mut [NoiseStream]) {
+    /// values a sample, `noise` their streams (past x_T's draw); `x` is overwritten with x_0,
+    /// and the states `kept` asks for are kept.
+    fn run_tile(
+        &self,
+        steps: &[Step],
+        (x, noise): (&mut [f32], &mut [NoiseStream]),
+        kept: Option<&mut Kept<'_>>,
+    ) {
         match self {
-            Kernel::Float(f) => f.simd.float_tile(&f.layers, steps, &f.tembs, x, noise),
-            Kernel::Integer(q) => q
+            Kernel::Float(f) => f
                 .simd
-                .integer_tile(&q.layers, steps, &q.tembs, q.stride, x, noise),
+                .float_tile(&f.layers, (steps, &f.tembs), x, noise, kept),
+            Kernel::Integer(q) => {
+                let run = (steps, &q.tembs[..], q.stride);
+                q.simd.integer_tile(&q.layers, run, x, noise, kept)
+            }
         }
     }
 
@@ -196,61 +193,50 @@ impl Prepared {
                         }
                     }
                 }
-                self.kernel.run_tile(&self.steps, xs, &mut noise);
+                self.kernel.run_tile(&self.steps, (xs, &mut noise), None);
                 progress(noise.len());
             });
         out
     }
-}
 
-/// The states of the chain of every sample of `request` (from noise, on all cores) before the
-/// steps in `keep` — a `k` equal to the number of steps is the result, exactly what
-/// [`sample`] returns: `frames[f][i]` is sample `first + i` before step `keep[f]`. The
-/// figure runner: the core's `Lanes<16>` and chain with a hook that keeps frames.
-pub fn frames<const H: usize, const B: usize, const T: usize, M: BatchModel<H, B>>(
-    request: &SampleRequest<'_, H, B, T, M>,
-    keep: &[usize],
-) -> Vec<Vec<[f32; 2]>> {
-    const LANES: usize = FRAME_LANES;
-    let SampleRequest {
-        model,
-        sampler,
-        schedule,
-        seed,
-        first,
-        count,
-        ..
-    } = *request;
-    // Per group of LANES samples: one [x, y] per kept frame, kept by the chain's step hook.
-    let groups: Vec<Vec<[Lanes<LANES>; 2]>> = (0..count.div_ceil(LANES))
-        .into_par_iter()
-        .map(|g| {
-            let lanes = LANES.min(count - g * LANES);
-            let mut noise: Vec<NoiseStream> = (0..lanes)
-                .map(|l| NoiseStream::new(seed, first + (g * LANES + l) as u64))
-                .collect();
-            let x = gaussian_lanes(&mut noise);
-            let mut kept = Vec::with_capacity(keep.len());
-            chain(
-                model.lanes(),
-                sampler.steps(schedule),
-                x,
-                &mut noise,
-                |k, x| {
-                    kept.extend(keep.iter().filter(|&&f| f == k).map(|_| *x));
-                },
-            );
-            kept
-        })
-        .collect();
-    (0..keep.len())
-        .map(|f| {
-            (0..count)
-                .map(|i| {
-                    let [x, y] = groups[i / LANES][f];
-                    [x.lane(i % LANES), y.lane(i % LANES)]
-                })
-                .collect()
-        })
-        .collect()
+    /// The states of the chain of samples `first .. first + count` of `seed` (from noise, in
+    /// tiles on the current rayon pool) before each step in `keep` (ascending; a step past the
+    /// last is the result, exactly what [`Prepared::sample`] returns): `frames[f]` holds every
+    /// sample's D values before step `keep[f]`, one sample after another. The reverse-process
+    /// figure's runner.
+    pub fn frames(&self, seed: u64, first: u64, count: usize, keep: &[usize]) -> Vec<Vec<f32>> {
+        let (d, tile) = (self.dim(), self.simd.tile_samples());
+        let keep: Vec<usize> = keep.iter().map(|&k| k.min(self.steps.len())).collect();
+        // Per tile, its samples' states, kept step after kept step.
+        let tiles: Vec<Vec<f32>> = (0..count.div_ceil(tile))
+            .into_par_iter()
+            .map(|t| {
+                let n = tile.min(count - t * tile);
+                let mut noise: Vec<NoiseStream> = (0..n as u64)
+                    .map(|i| NoiseStream::new(seed, first + (t * tile) as u64 + i))
+                    .collect();
+                let mut x = vec![0.0f32; n * d];
+                for (x, stream) in x.chunks_exact_mut(d).zip(&mut noise) {
+                    stream.fill_gaussians(x);
+                }
+                let mut rows = Vec::with_capacity(keep.len() * n * d);
+                let mut kept = Kept {
+                    steps: &keep,
+                    rows: &mut rows,
+                };
+                self.kernel
+                    .run_tile(&self.steps, (&mut x, &mut noise), Some(&mut kept));
+                rows
+            })
+            .collect();
+        (0..keep.len())
+            .map(|f| {
+                let frame = tiles.iter().flat_map(|rows| {
+                    let per_frame = rows.len() / keep.len();
+                    &rows[f * per_frame..(f + 1) * per_frame]
+                });
+                frame.copied().collect()
+            })
+            .collect()
+    }
 }

@@ -3,6 +3,7 @@
 
 use tinyddpm_core::{NoiseStream, Real, Step};
 
+use super::chain::Kept;
 use super::float::kernel::{self, Batch1Scratch};
 use super::float::packed::Layers;
 use super::float::vectors::PortableF32;
@@ -117,22 +118,22 @@ impl Simd {
     pub(super) fn float_tile(
         self,
         layers: &Layers,
-        steps: &[Step],
-        tembs: &[f32],
+        run: (&[Step], &[f32]),
         x: &mut [f32],
         noise: &mut [NoiseStream],
+        kept: Option<&mut Kept<'_>>,
     ) {
         match self {
             // SAFETY: the caller checked that the CPU has the path's target feature.
             #[cfg(target_arch = "x86_64")]
             Simd::Avx512Vnni | Simd::Avx512 => unsafe {
-                x86::tile_avx512(layers, steps, tembs, x, noise)
+                x86::tile_avx512(layers, run, x, noise, kept)
             },
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 => unsafe { x86::tile_avx2(layers, steps, tembs, x, noise) },
+            Simd::Avx2 => unsafe { x86::tile_avx2(layers, run, x, noise, kept) },
             _ => kernel::sample_tile::<PortableF32, PORTABLE_S, PORTABLE_J>(
-                layers, steps, tembs, x, noise,
+                layers, run, x, noise, kept,
             ),
         }
     }
@@ -142,26 +143,23 @@ impl Simd {
     pub(super) fn integer_tile(
         self,
         layers: &QLayers,
-        steps: &[Step],
-        tembs: &[i16],
-        hidden: usize,
+        run: (&[Step], &[i16], usize),
         x: &mut [f32],
         noise: &mut [NoiseStream],
+        kept: Option<&mut Kept<'_>>,
     ) {
         match self {
             // SAFETY: the caller checked that the CPU has the path's target features.
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx512Vnni => unsafe {
-                x86::qtile_avx512vnni(layers, steps, tembs, hidden, x, noise)
-            },
+            Simd::Avx512Vnni => unsafe { x86::qtile_avx512vnni(layers, run, x, noise, kept) },
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx512 => unsafe { x86::qtile_avx512(layers, steps, tembs, hidden, x, noise) },
+            Simd::Avx512 => unsafe { x86::qtile_avx512(layers, run, x, noise, kept) },
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
-            Simd::Avx2 => unsafe { x86::qtile_avx2(layers, steps, tembs, hidden, x, noise) },
+            Simd::Avx2 => unsafe { x86::qtile_avx2(layers, run, x, noise, kept) },
             _ => qkernel::sample_tile::<PortableI32<PORTABLE_LANES>, PORTABLE_S, PORTABLE_J>(
-                layers, steps, tembs, hidden, x, noise,
+                layers, run, x, noise, kept,
             ),
         }
     }
@@ -226,63 +224,56 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     pub(super) fn tile_avx512(
         layers: &Layers,
-        steps: &[Step],
-        tembs: &[f32],
+        run: (&[Step], &[f32]),
         x: &mut [f32],
         noise: &mut [NoiseStream],
+        kept: Option<&mut Kept<'_>>,
     ) {
-        kernel::sample_tile::<F32x16, AVX512_S, AVX512_J>(layers, steps, tembs, x, noise)
+        kernel::sample_tile::<F32x16, AVX512_S, AVX512_J>(layers, run, x, noise, kept)
     }
 
     #[target_feature(enable = "avx2")]
     pub(super) fn tile_avx2(
         layers: &Layers,
-        steps: &[Step],
-        tembs: &[f32],
+        run: (&[Step], &[f32]),
         x: &mut [f32],
         noise: &mut [NoiseStream],
+        kept: Option<&mut Kept<'_>>,
     ) {
-        kernel::sample_tile::<F32x8, AVX2_S, AVX2_J>(layers, steps, tembs, x, noise)
+        kernel::sample_tile::<F32x8, AVX2_S, AVX2_J>(layers, run, x, noise, kept)
     }
 
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
     pub(super) fn qtile_avx512vnni(
         layers: &QLayers,
-        steps: &[Step],
-        tembs: &[i16],
-        hidden: usize,
+        run: (&[Step], &[i16], usize),
         x: &mut [f32],
         noise: &mut [NoiseStream],
+        kept: Option<&mut Kept<'_>>,
     ) {
-        qkernel::sample_tile::<I32x16<true>, AVX512_S, AVX512_J>(
-            layers, steps, tembs, hidden, x, noise,
-        )
+        qkernel::sample_tile::<I32x16<true>, AVX512_S, AVX512_J>(layers, run, x, noise, kept)
     }
 
     #[target_feature(enable = "avx512f,avx512bw")]
     pub(super) fn qtile_avx512(
         layers: &QLayers,
-        steps: &[Step],
-        tembs: &[i16],
-        hidden: usize,
+        run: (&[Step], &[i16], usize),
         x: &mut [f32],
         noise: &mut [NoiseStream],
+        kept: Option<&mut Kept<'_>>,
     ) {
-        qkernel::sample_tile::<I32x16<false>, AVX512_S, AVX512_J>(
-            layers, steps, tembs, hidden, x, noise,
-        )
+        qkernel::sample_tile::<I32x16<false>, AVX512_S, AVX512_J>(layers, run, x, noise, kept)
     }
 
     #[target_feature(enable = "avx2")]
     pub(super) fn qtile_avx2(
         layers: &QLayers,
-        steps: &[Step],
-        tembs: &[i16],
-        hidden: usize,
+        run: (&[Step], &[i16], usize),
         x: &mut [f32],
         noise: &mut [NoiseStream],
+        kept: Option<&mut Kept<'_>>,
     ) {
-        qkernel::sample_tile::<I32x8, AVX2_S, AVX2_J>(layers, steps, tembs, hidden, x, noise)
+        qkernel::sample_tile::<I32x8, AVX2_S, AVX2_J>(layers, run, x, noise, kept)
     }
 
     #[target_feature(enable = "avx512f")]

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use tinyddpm::batch::{Init, Request};
+use tinyddpm::batch::{Prepared, Simd};
 use tinyddpm::data::DataSet;
 use tinyddpm::flat::FlatModel;
 use tinyddpm::quantize::{Calibration, CalibrationData, quantize_model};
@@ -178,16 +178,8 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     // The chains of the first samples drawn above: the last frame is those very points.
     let count = REVERSE_POINTS.min(args.count) as usize;
     interrupt::check(kept)?;
-    let request = Request {
-        model: &model,
-        schedule: &schedule,
-        sampler: &sampler,
-        init: Init::Noise,
-        seed: args.seed,
-        first: 0,
-        count,
-    };
-    let frames = plot::reverse_frames(&request);
+    let prepared = Prepared::new(Simd::detect(), &*model, &schedule, &sampler);
+    let frames = plot::reverse_frames(&prepared, (&schedule, &sampler), args.seed, count);
     plot::reverse_grid(&file("reverse.png"), &frames, &describe(&sampler))?;
 
     let int_metrics = match args.quantize {

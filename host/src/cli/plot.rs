@@ -4,17 +4,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use tinyddpm::batch::{Init, SampleRequest};
+use tinyddpm::batch::{Prepared, Simd};
 use tinyddpm::data::{DataSet, points};
 use tinyddpm::input::Patience;
 use tinyddpm::modelfile::ModelFile;
 use tinyddpm::scores::Points;
 use tinyddpm::{csv, data, plot};
+use tinyddpm_core::file::Kind;
 use tinyddpm_core::{Sampler, Schedule, ScheduleKind};
 
 use super::say;
-use super::shapes::ShapedModel;
-use super::{MAX_POINTS, SamplerArgs, T, check_points, describe, dispatch, files, open_input};
+use super::{MAX_POINTS, SamplerArgs, T, check_points, describe, files, open_input};
 
 /// Points drawn in the forward-process grid.
 pub const GRID_POINTS: u64 = 1000;
@@ -385,39 +385,29 @@ fn sets(
     Ok(plot::sets_grid(out, &frames, title.unwrap_or(default))?)
 }
 
-/// Draws the reverse-process grid, for a float or an integer model.
+/// Draws the reverse-process grid, for a float or an integer model of any shape.
 pub fn reverse(args: &ReverseArgs) -> Result<()> {
     check_points("-n", args.count)?;
     let file = read_model(&args.model, "--model")?;
-    let header = &file.header;
-    dispatch!(
-        file.kind,
-        header.hidden,
-        header.blocks,
-        reverse_shape(args, &file)
-    )
-}
-
-fn reverse_shape<const H: usize, const B: usize, M: ShapedModel<H, B>>(
-    args: &ReverseArgs,
-    file: &ModelFile,
-) -> Result<()> {
-    let model = file.model::<H, B, M>().context("cannot load the model")?;
     let schedule = file.schedule::<T>().context("cannot use the model")?;
     let sampler: Sampler = args.sampler.resolve(file.header.sampler)?;
-    let request = SampleRequest {
-        model: &*model,
-        schedule: &schedule,
-        sampler: &sampler,
-        init: Init::Noise,
-        seed: args.seed,
-        first: 0,
-        count: args.count as usize,
+    let (simd, load) = (Simd::detect(), "cannot load the model");
+    let prepared = match file.kind {
+        Kind::Float => Prepared::float(simd, &file.flat().context(load)?, &schedule, &sampler),
+        Kind::Integer => Prepared::new(
+            simd,
+            &file.flat_integer().context(load)?,
+            &schedule,
+            &sampler,
+        ),
     };
-    plot::reverse_grid(
-        &args.out,
-        &plot::reverse_frames(&request),
-        &describe(&sampler),
-    )?;
+    let run = (&schedule, &sampler);
+    let frames = plot::reverse_frames(&prepared, run, args.seed, args.count as usize);
+    let drawn = match prepared.dim() {
+        1 => format!("{}; x0 of D = 1", describe(&sampler)),
+        2 => describe(&sampler),
+        d => format!("{}; x0, x1 of D = {d}", describe(&sampler)),
+    };
+    plot::reverse_grid(&args.out, &frames, &drawn)?;
     Ok(())
 }

@@ -2,12 +2,7 @@
 //!
 //! Const generics need a model's shape at compile time, so each supported (H, B) is one
 //! instantiation of every command's generic code: [`dispatch!`] holds one match arm per entry
-//! of [`SUPPORTED`] (a test checks the two agree), and everything else reads the list. A
-//! model file's kind (float or integer) is dispatched there too, for the commands that take
-//! either.
-
-use tinyddpm::batch::BatchModel;
-use tinyddpm_core::file::Stored;
+//! of [`SUPPORTED`] (a test checks the two agree), and everything else reads the list.
 
 /// Every (H, B) this build runs: the seed notebook's, then the small boards'.
 pub const SUPPORTED: [(usize, usize); 2] = [(128, 3), (32, 2)];
@@ -17,10 +12,6 @@ pub const SEED: (usize, usize) = SUPPORTED[0];
 
 /// Runs `$f::<H, B>(args…)` for the shape `($hidden, $blocks)`, one arm per entry of
 /// [`SUPPORTED`]; any other shape is an error naming the supported ones.
-///
-/// `dispatch!(kind, hidden, blocks, f(args…))` runs `$f::<H, B, M>(args…)` with `M` the model
-/// the file's [`Kind`](tinyddpm_core::file::Kind) names: `Model<H, B>` for a float file,
-/// `QModel<H, B>` for an integer one.
 macro_rules! dispatch {
     (@shapes $hidden:expr, $blocks:expr, $($call:tt)*) => {
         match ($hidden as usize, $blocks as usize) {
@@ -35,28 +26,11 @@ macro_rules! dispatch {
     (@call $h:literal, $b:literal, $f:ident($($arg:expr),*)) => {
         $f::<$h, $b>($($arg),*)
     };
-    (@call $h:literal, $b:literal, kind $kind:expr; $f:ident($($arg:expr),*)) => {
-        match $kind {
-            tinyddpm_core::file::Kind::Float => $f::<$h, $b, tinyddpm_core::Model<$h, $b>>($($arg),*),
-            tinyddpm_core::file::Kind::Integer => {
-                $f::<$h, $b, tinyddpm_core::QModel<$h, $b>>($($arg),*)
-            }
-        }
-    };
     ($hidden:expr, $blocks:expr, $f:ident($($arg:expr),* $(,)?)) => {
         $crate::cli::shapes::dispatch!(@shapes $hidden, $blocks, $f($($arg),*))
     };
-    ($kind:expr, $hidden:expr, $blocks:expr, $f:ident($($arg:expr),* $(,)?)) => {
-        $crate::cli::shapes::dispatch!(@shapes $hidden, $blocks, kind $kind; $f($($arg),*))
-    };
 }
 pub(crate) use dispatch;
-
-/// A model kind the commands decode for a shape this build names: both kinds, which the
-/// batched sampler and the model file both take.
-pub trait ShapedModel<const H: usize, const B: usize>: BatchModel<H, B> + Stored<H, B> {}
-
-impl<const H: usize, const B: usize, M: BatchModel<H, B> + Stored<H, B>> ShapedModel<H, B> for M {}
 
 /// The supported shapes in words: "H=128 B=3 and H=32 B=2".
 pub fn listed() -> String {
@@ -83,8 +57,6 @@ pub fn complete(hidden: Option<usize>, blocks: Option<usize>) -> (usize, usize) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tinyddpm_core::QModel;
-    use tinyddpm_core::file::Kind;
 
     fn shape_of<const H: usize, const B: usize>() -> anyhow::Result<(usize, usize)> {
         Ok((H, B))
@@ -100,42 +72,5 @@ mod tests {
             other,
             "model shape H=64 B=1 is not supported (this build runs H=128 B=3 and H=32 B=2)"
         );
-    }
-
-    /// The shape and whether `M` is the integer model of that shape.
-    fn kind_of<const H: usize, const B: usize, M: 'static>() -> anyhow::Result<(usize, usize, bool)>
-    {
-        let integer = std::any::TypeId::of::<M>() == std::any::TypeId::of::<QModel<H, B>>();
-        Ok((H, B, integer))
-    }
-
-    #[test]
-    fn dispatch_by_kind_picks_the_float_or_the_integer_model() {
-        for (h, b) in SUPPORTED {
-            assert_eq!(
-                dispatch!(Kind::Float, h, b, kind_of()).unwrap(),
-                (h, b, false)
-            );
-            assert_eq!(
-                dispatch!(Kind::Integer, h, b, kind_of()).unwrap(),
-                (h, b, true)
-            );
-        }
-        let other = dispatch!(Kind::Integer, 64, 1, kind_of()).unwrap_err();
-        assert!(
-            other
-                .to_string()
-                .starts_with("model shape H=64 B=1 is not supported")
-        );
-    }
-
-    #[test]
-    fn one_of_h_and_b_completes_the_other() {
-        assert_eq!(complete(None, None), (128, 3));
-        assert_eq!(complete(Some(32), None), (32, 2));
-        assert_eq!(complete(None, Some(2)), (32, 2));
-        assert_eq!(complete(Some(64), None), (64, 3));
-        assert_eq!(complete(None, Some(4)), (128, 4));
-        assert_eq!(complete(Some(32), Some(3)), (32, 3));
     }
 }

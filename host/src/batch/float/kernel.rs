@@ -18,10 +18,11 @@
 use tinyddpm_core::gelu::gelu;
 use tinyddpm_core::model::{input_unit, residual_unit};
 use tinyddpm_core::units::MAX_DIM;
-use tinyddpm_core::{NoiseStream, PredictNoiseIn, Real, Step, chain_in};
+use tinyddpm_core::{NoiseStream, PredictNoiseIn, Step};
 
 use super::packed::{Layers, Packed};
 use super::vectors::{Lane, Tile};
+use crate::batch::chain::{Kept, run_chain};
 
 /// `y = W·x + b` for a tile: `x` has `I` rows of `S` sample vectors; `store(j, y_j)` receives
 /// each real output once.
@@ -133,38 +134,22 @@ impl<V: Lane, const S: usize, const J: usize> PredictNoiseIn<Tile<V, S>>
     }
 }
 
-/// Runs every step for up to `S·LANES` samples through the core's chain: `x` holds their
-/// x_T, D values a sample (D = the model's), `noise` their streams (already past x_T's
-/// draw); `x` is overwritten with x_0. `tembs` holds step `k`'s time embedding at `k·H`.
-/// Lanes past the samples given are padding (x = 0, z = 0) whose results are dropped.
+/// Runs every step for up to `S·LANES` samples through the core's chain ([`run_chain`]);
+/// `tembs` holds step `k`'s time embedding at `k·H`.
 #[inline(always)]
 pub(crate) fn sample_tile<V: Lane, const S: usize, const J: usize>(
     layers: &Layers,
-    steps: &[Step],
-    tembs: &[f32],
+    (steps, tembs): (&[Step], &[f32]),
     x: &mut [f32],
     noise: &mut [NoiseStream],
+    kept: Option<&mut Kept<'_>>,
 ) {
-    let d = layers.dim();
-    assert!(d <= MAX_DIM && x.len() == noise.len() * d && noise.len() <= S * V::LANES);
-    let mut xv = [Tile([V::splat(0.0); S]); MAX_DIM];
-    let xv = &mut xv[..d];
-    for (i, p) in x.chunks_exact(d).enumerate() {
-        for (c, &v) in xv.iter_mut().zip(p) {
-            c.set_lane(i, v);
-        }
-    }
     let model = TileModel::<V, S, J> {
         layers,
         tembs,
         buf: TileBuffers::new(layers.input.outputs),
     };
-    chain_in(model, steps.iter().copied(), xv, noise, |_, _| ());
-    for (i, p) in x.chunks_exact_mut(d).enumerate() {
-        for (v, c) in p.iter_mut().zip(xv.iter()) {
-            *v = c.lane(i);
-        }
-    }
+    run_chain(model, (steps, layers.dim()), x, noise, kept);
 }
 
 /// `y = W·x + b` for one sample, lanes = outputs: `NV` vectors of outputs per block.

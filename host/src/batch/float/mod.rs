@@ -10,10 +10,10 @@ pub(super) mod packed;
 pub(super) mod vectors;
 
 use rayon::prelude::*;
-use tinyddpm_core::{Lanes, Model, PredictNoise, Step};
+use tinyddpm_core::{Model, Step};
 
 use super::Simd;
-use super::executor::{Executor, FRAME_LANES, Kernel, Prepare};
+use super::executor::{Kernel, Prepare};
 use crate::flat::FlatModel;
 use kernel::OUT_J;
 use packed::Layers;
@@ -48,14 +48,8 @@ impl Float {
     }
 }
 
-impl<const H: usize, const B: usize> Prepare for Model<H, B> {
+impl<const H: usize, const B: usize, const D: usize> Prepare for Model<H, B, D> {
     fn prepare(&self, simd: Simd, steps: &[Step]) -> Kernel {
         Kernel::Float(Float::new(simd, &FlatModel::of(self), steps))
-    }
-}
-
-impl<const H: usize, const B: usize> Executor for Model<H, B> {
-    fn lanes(&self) -> impl PredictNoise<Lanes<FRAME_LANES>> + '_ {
-        self
     }
 }

@@ -13,10 +13,11 @@
 
 use tinyddpm_core::quant::{from_i16, to_i16};
 use tinyddpm_core::units::MAX_DIM;
-use tinyddpm_core::{NoiseStream, PredictNoiseIn, Real, Step, chain_in};
+use tinyddpm_core::{NoiseStream, PredictNoiseIn, Step};
 
 use super::packed::{QGelu, QLayers, QPacked, pair};
 use super::vectors::ILane;
+use crate::batch::chain::{Kept, run_chain};
 use crate::batch::float::vectors::{Lane, Tile};
 
 /// What a layer does with its sums, per pair of outputs `j`, `j + 1` (`j` even): a trait with
@@ -276,39 +277,23 @@ impl<L: ILane, const S: usize, const J: usize> PredictNoiseIn<Tile<L::F, S>>
     }
 }
 
-/// Runs every step for up to `S·LANES` samples through the core's chain: `x` holds their x_T,
-/// D values a sample (D = the model's), `noise` their streams (already past x_T's draw); `x`
-/// is overwritten with x_0. `tembs` holds step `k`'s time embedding at `k·hidden`, `hidden`
-/// the hidden width rounded up to whole pairs. Lanes past the samples given are padding
-/// (x = 0, z = 0) whose results are dropped.
+/// Runs every step for up to `S·LANES` samples through the core's chain ([`run_chain`]);
+/// `tembs` holds step `k`'s time embedding at `k·hidden`, `hidden` the hidden width rounded
+/// up to whole pairs.
 #[inline(always)]
 pub(crate) fn sample_tile<L: ILane, const S: usize, const J: usize>(
     layers: &QLayers,
-    steps: &[Step],
-    tembs: &[i16],
-    hidden: usize,
+    (steps, tembs, hidden): (&[Step], &[i16], usize),
     x: &mut [f32],
     noise: &mut [NoiseStream],
+    kept: Option<&mut Kept<'_>>,
 ) {
     let d = layers.dim();
-    assert!(d <= MAX_DIM && x.len() == noise.len() * d && noise.len() <= S * L::LANES);
-    let mut xv = [Tile([L::F::splat(0.0); S]); MAX_DIM];
-    let xv = &mut xv[..d];
-    for (i, p) in x.chunks_exact(d).enumerate() {
-        for (c, &v) in xv.iter_mut().zip(p) {
-            c.set_lane(i, v);
-        }
-    }
     let model = QTileModel::<L, S, J> {
         layers,
         tembs,
         hidden,
         buf: QTileBuffers::new(hidden / 2, d),
     };
-    chain_in(model, steps.iter().copied(), xv, noise, |_, _| ());
-    for (i, p) in x.chunks_exact_mut(d).enumerate() {
-        for (v, c) in p.iter_mut().zip(xv.iter()) {
-            *v = c.lane(i);
-        }
-    }
+    run_chain(model, (steps, d), x, noise, kept);
 }

@@ -12,12 +12,12 @@ pub(super) mod vectors;
 
 use rayon::prelude::*;
 use tinyddpm_core::units::MAX_DIM;
-use tinyddpm_core::{Lanes, PredictNoise, PredictNoiseIn, QModel, Step};
+use tinyddpm_core::{Lanes, PredictNoiseIn, QModel, Step};
 
 use crate::flatq::FlatQModel;
 
 use super::Simd;
-use super::executor::{Executor, FRAME_LANES, Kernel, Prepare};
+use super::executor::{Kernel, Prepare};
 use crate::batch::float::vectors::Tile;
 use kernel::QTileBuffers;
 use packed::QLayers;
@@ -55,12 +55,6 @@ impl Prepare for FlatQModel {
 impl<const H: usize, const B: usize, const D: usize> Prepare for QModel<H, B, D> {
     fn prepare(&self, simd: Simd, steps: &[Step]) -> Kernel {
         FlatQModel::of(self).prepare(simd, steps)
-    }
-}
-
-impl<const H: usize, const B: usize> Executor for QModel<H, B> {
-    fn lanes(&self) -> impl PredictNoise<Lanes<FRAME_LANES>> + '_ {
-        self
     }
 }
 
