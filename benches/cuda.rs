@@ -32,7 +32,7 @@ fn main() {
     let config = TrainConfig::default();
     let steps = config.steps;
     let mut trainer =
-        GpuTrainer::<128, 3, 1000>::new(&gpu, config.clone(), &s).expect("GPU trainer");
+        GpuTrainer::<1000>::new(&gpu, config.clone(), 128, 3, &s).expect("GPU trainer");
     let mut losses = Vec::new();
     let t0 = Instant::now();
     trainer
@@ -57,7 +57,7 @@ fn main() {
     let header = Header::new::<128, 3, 1000>(ScheduleKind::SEED, Sampler::Ddpm);
     tinyddpm::modelfile::save(&dir.join("gpu_model.tdm"), &*model, &header).expect("model file");
 
-    let mut plain = GpuTrainer::<128, 3, 1000>::new(&gpu, config, &s).expect("GPU trainer");
+    let mut plain = GpuTrainer::<1000>::new(&gpu, config, 128, 3, &s).expect("GPU trainer");
     plain.use_graph(false);
     let t0 = Instant::now();
     plain.run(1000, &mut |_, _| {}).expect("GPU training");

@@ -324,7 +324,7 @@ fn gpu_training_step_matches_cpu_references() {
         adam: Adam::new(n),
         ema: Some(p0.clone()),
     };
-    let mut trainer = GpuTrainer::<128, 3, 1000>::from_state(&gpu, state).expect("trainer");
+    let mut trainer = GpuTrainer::<1000>::from_state(&gpu, state, 128, 3).expect("trainer");
     let loss = trainer.step().expect("step");
 
     // Data + forward + loss: the CPU trainer's batch of that step through the core's pass.
@@ -371,7 +371,7 @@ fn gpu_training_keeps_the_state_before_a_non_finite_loss() {
         adam: Adam::new(n),
         ema: None,
     };
-    let mut trainer = GpuTrainer::<128, 3, 1000>::from_state(&gpu, state).expect("trainer");
+    let mut trainer = GpuTrainer::<1000>::from_state(&gpu, state, 128, 3).expect("trainer");
     let err = trainer
         .step()
         .expect_err("an infinite weight gives a non-finite loss");

@@ -41,8 +41,24 @@ const MODULES: &[(&str, &[(&str, usize)])] = &[
         "sample.cu",
         &[("HID", 32), ("NBLK", 2), ("DIM", 16), ("SMAX", 128)],
     ),
-    ("train.cu", &[("HID", 48), ("NBLK", 2), ("NT", 1000)]),
-    ("train.cu", &[("HID", 128), ("NBLK", 3), ("NT", 1000)]),
+    // Training the same two shapes on 2-D data, and points of D = 1 and 3 on shapes the CLI
+    // does not name.
+    (
+        "train.cu",
+        &[("HID", 48), ("NBLK", 2), ("DIM", 2), ("NT", 1000)],
+    ),
+    (
+        "train.cu",
+        &[("HID", 128), ("NBLK", 3), ("DIM", 2), ("NT", 1000)],
+    ),
+    (
+        "train.cu",
+        &[("HID", 24), ("NBLK", 1), ("DIM", 1), ("NT", 1000)],
+    ),
+    (
+        "train.cu",
+        &[("HID", 40), ("NBLK", 2), ("DIM", 3), ("NT", 1000)],
+    ),
     // Deliberately faulty kernels for the emulator's own tests.
     ("broken.cu", &[]),
 ];

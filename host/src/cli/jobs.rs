@@ -2,7 +2,7 @@
 //! stderr, the stop signals watched ([`interrupt`]), the device resolved for each model
 //! kind, and the jobs' errors in the command line's words.
 
-use anyhow::{Result, anyhow, bail};
+use anyhow::{Result, anyhow};
 use indicatif::ProgressBar;
 use tinyddpm::cuda::Gpu;
 use tinyddpm::run::Watch;
@@ -10,8 +10,7 @@ use tinyddpm::run::sample::{Overflow, SampleError, SampleModel, Sampling, Sink};
 use tinyddpm::run::train::{self as job, Start, Summary, TrainJob, TrainJobError};
 
 use super::interrupt::{self, Interrupted};
-use super::shapes::{SUPPORTED, listed};
-use super::{DeviceArg, device, dispatch, progress_bar, tell};
+use super::{DeviceArg, device, progress_bar, tell};
 
 /// A job's progress as a bar on stderr; a stop signal ([`interrupt::watch`]) stops it.
 pub struct BarWatch(pub ProgressBar);
@@ -97,9 +96,9 @@ pub fn draw<M: SampleModel>(
 #[error("{0:#}")]
 pub struct SinkError(anyhow::Error);
 
-/// Runs `job` for the shape (`hidden`, `blocks`) on the CPU, or on the GPU for a shape
-/// [`dispatch!`] names, with a progress bar and the stop signals watched; the errors in the
-/// command line's words.
+/// Runs `job` for the shape (`hidden`, `blocks`) on the GPU when given, else on the CPU
+/// (both take any shape and D), with a progress bar and the stop signals watched; the errors
+/// in the command line's words.
 pub fn run_job(
     job: &TrainJob,
     hidden: usize,
@@ -107,33 +106,19 @@ pub fn run_job(
     start: Start<'_>,
     gpu: Option<&Gpu>,
 ) -> Result<Summary> {
-    if gpu.is_some() && !SUPPORTED.contains(&(hidden, blocks)) {
-        bail!(
-            "the GPU trainer runs {}, not H={hidden} B={blocks} (train with --device cpu)",
-            listed()
-        );
-    }
     interrupt::watch()?;
     let watch = BarWatch(progress_bar(0, "train"));
+    let shape = (hidden, blocks);
     let trained = match gpu {
-        Some(gpu) => dispatch!(hidden, blocks, train_gpu(job, start, gpu, &watch)),
-        None => job::train(job, start, (hidden, blocks), &watch).map_err(job_error),
-    };
+        Some(gpu) => job::train_gpu(job, start, shape, gpu, &watch),
+        None => job::train(job, start, shape, &watch),
+    }
+    .map_err(job_error);
     match trained {
         Ok(_) => watch.0.finish_and_clear(),
         Err(_) => watch.0.abandon(),
     }
     trained
-}
-
-/// [`job::train_gpu`] for one shape.
-fn train_gpu<const H: usize, const B: usize>(
-    job: &TrainJob,
-    start: Start<'_>,
-    gpu: &Gpu,
-    watch: &BarWatch,
-) -> Result<Summary> {
-    job::train_gpu::<H, B>(job, start, gpu, watch).map_err(job_error)
 }
 
 /// A training job's error; a stop is an [`Interrupted`] (exit 128 + the signal).

@@ -1,5 +1,5 @@
 //! The commands of the `tinyddpm` binary, one module each, and what they share: the device
-//! choice, the sampler options, the model-shape dispatch, the thread count, reading inputs,
+//! choice, the sampler options, the named model shapes, the thread count, reading inputs,
 //! printing, and the progress bars.
 
 pub mod demo;
@@ -35,8 +35,6 @@ use tinyddpm_core::{ChoiceError, Sampler, SamplerChoice, Spacing};
 
 /// Diffusion timesteps of every model this build runs (the seed's T).
 pub use tinyddpm::run::T;
-
-pub(crate) use shapes::dispatch;
 
 /// Prints a line on stdout (as `println!`). A closed stdout (`tinyddpm … | head -1`) ends
 /// the printing, not the command: every file the command writes is still written, and it

@@ -16,8 +16,7 @@ use tinyddpm::train::{CHUNK, CheckpointFile, MAX_BATCH, TrainConfig};
 
 use super::jobs::run_job;
 use super::say;
-use super::shapes::SUPPORTED;
-use super::{DefaultSamplerArgs, DeviceArg, device, files, open_input, tell, thread_count};
+use super::{DefaultSamplerArgs, DeviceArg, device, files, open_input, thread_count};
 
 /// Options of `tinyddpm train`.
 #[derive(Args, Clone, Debug)]
@@ -37,8 +36,8 @@ pub struct TrainArgs {
     /// The data to train on (the names from the library's list, so they cannot drift).
     #[arg(long, value_name = "NAME|FILE", value_parser = parse_data, help = format!(
         "The data to train on: a built-in set, {} (swissroll is the notebook's, the others \
-         FFJORD's toy sets), or a CSV or .npy file of N rows × D columns, D from 1 to 16 (2 on \
-         the GPU) [default: swissroll, \
+         FFJORD's toy sets), or a CSV or .npy file of N rows × D columns, D from 1 to 16 \
+         [default: swissroll, \
          or the checkpoint's with --resume; a file's run needs its file again]",
         DataSet::names()
     ))]
@@ -75,8 +74,7 @@ pub struct TrainArgs {
     /// Worker threads (0 = all cores); the result does not depend on it
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-    /// Hidden width H, 16 to 512 (the GPU trains 128 with 3 blocks, the seed's, or 32 with
-    /// 2, the microcontroller's) [default: 128, or the checkpoint's with --resume]
+    /// Hidden width H, 16 to 512 [default: 128, or the checkpoint's with --resume]
     #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(16..=512))]
     pub hidden: Option<usize>,
     /// Residual blocks B, 1 to 8 [default: 3, or 2 with --hidden 32, or the checkpoint's]
@@ -126,7 +124,7 @@ impl From<NormalizeArg> for Normalize {
 }
 
 impl TrainArgs {
-    /// The model shape asked for, one of H and B completing the other to a supported pair.
+    /// The model shape asked for, one of H and B completing the other to a named pair.
     fn shape(&self) -> (usize, usize) {
         super::shapes::complete(self.hidden, self.blocks)
     }
@@ -242,21 +240,17 @@ pub fn train_on(args: &TrainArgs, gpu: Option<&Gpu>) -> Result<Summary> {
         }
         None => None,
     };
-    let (hidden, blocks, resumed_dim) = match &resume {
+    let (hidden, blocks) = match &resume {
         Some((checkpoint, _)) => {
             let info = checkpoint.info().context(RESUME)?;
             check_batch(info.batch, "the checkpoint's batch")?;
             // Resuming without a shape given: the checkpoint's shape is the one meant.
-            let (hidden, blocks) = match (args.hidden, args.blocks) {
+            match (args.hidden, args.blocks) {
                 (None, None) => (info.hidden as usize, info.blocks as usize),
                 _ => args.shape(),
-            };
-            (hidden, blocks, Some(usize::from(info.dim)))
+            }
         }
-        None => {
-            let (hidden, blocks) = args.shape();
-            (hidden, blocks, None)
-        }
+        None => args.shape(),
     };
     let job = TrainJob {
         steps: args.steps,
@@ -270,23 +264,6 @@ pub fn train_on(args: &TrainArgs, gpu: Option<&Gpu>) -> Result<Summary> {
     };
     let threads = thread_count();
     let data = training_data(args)?;
-    let dim = resumed_dim.unwrap_or_else(|| data.as_ref().map_or(2, TrainingData::dim));
-    // `--device auto` means the GPU where its kernels can train the run (2-D points, a shape
-    // they are built for), the CPU otherwise; `--device cuda` is refused by the trainer.
-    let gpu = match gpu {
-        Some(_)
-            if args.device == DeviceArg::Auto
-                && !(dim == 2 && SUPPORTED.contains(&(hidden, blocks))) =>
-        {
-            tell!(
-                "note: training on the CPU: the GPU trains 2-D points with {}, not D={dim} \
-                 with H={hidden} B={blocks}",
-                super::shapes::listed()
-            );
-            None
-        }
-        gpu => gpu,
-    };
     let start = match &resume {
         Some((file, path)) => Start::Resume {
             file,

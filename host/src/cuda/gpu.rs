@@ -73,10 +73,10 @@ pub fn nvrtc_available() -> bool {
 /// compiled at.
 const SEED: Layout = Layout::of::<128, 3>();
 
-/// Compiles every kernel source for `arch` at the seed model's size with the sampling tile
-/// an H200 gets, and the sampler also for the narrowest and widest points (D = 1, odd, on
-/// the smallest H; D = 16), returning the sources' names. Needs NVRTC only (no driver, no
-/// device): this is how CI checks the kernels without a GPU.
+/// Compiles every kernel source for `arch` at the seed model's size, the sampler with the
+/// sampling tile an H200 gets, and both also for the narrowest and widest points (D = 1,
+/// odd, on the smallest H; D = 16), returning the sources' names. Needs NVRTC only (no
+/// driver, no device): this is how CI checks the kernels without a GPU.
 pub fn compile_all(arch: &str) -> Result<Vec<&'static str>, CudaError> {
     const H200_SMEM_OPTIN: usize = 232_448;
     let narrowest = Layout::of_dim::<32, 1, 1>();
@@ -84,8 +84,8 @@ pub fn compile_all(arch: &str) -> Result<Vec<&'static str>, CudaError> {
     for layout in [SEED, narrowest, widest] {
         let smax = samples_per_block_max(&layout, H200_SMEM_OPTIN)?;
         compile(SAMPLE, arch, &sample::defines(&layout, smax))?;
+        compile(TRAIN, arch, &train::defines(&layout, 1000))?;
     }
-    compile(TRAIN, arch, &train::defines(128, 3, 1000))?;
     Ok(vec![SAMPLE.name, TRAIN.name])
 }
 
@@ -189,7 +189,7 @@ pub fn probe() -> Result<Gpu, NoGpu> {
     // device is too small for the sampling tile" into a probe failure with its reason.
     samples_per_block_max(&SEED, gpu.smem_optin)
         .and_then(|smax| gpu.module(SAMPLE, sample::defines(&SEED, smax)))
-        .and_then(|_| gpu.module(TRAIN, train::defines(128, 3, 1000)))
+        .and_then(|_| gpu.module(TRAIN, train::defines(&SEED, 1000)))
         .map_err(|e| NoGpu(first_line(&e.to_string())))?;
     Ok(gpu)
 }

@@ -39,7 +39,7 @@ pub use gpu::{Gpu, compile_all, nvrtc_available, probe};
 pub use without_gpu::{Gpu, compile_all, nvrtc_available, probe};
 
 pub use sample::{SamplePlan, Wave, check_sample_shape, sample_on, sample_plan};
-pub use train::{GpuTrainer, StateBuffers, step_plan};
+pub use train::{GpuTrainer, StateBuffers, StepPlan, step_plan};
 
 /// Why the GPU cannot be used, in one line.
 #[derive(Debug, Clone)]

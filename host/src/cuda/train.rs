@@ -10,13 +10,13 @@
 //! [`LOSS_LOG`] steps. A non-finite loss sets a device flag that turns every later update
 //! into a no-op, so the weights stay those from before the failing step.
 
-use tinyddpm_core::{Model, Schedule, ScheduleKind};
+use tinyddpm_core::{Schedule, ScheduleKind};
 
 use super::launch::{Arg, Buf, Device, Launch, Plan, Session};
 use super::{CudaError, TRAIN, zero_seed_state};
 use crate::data::TrainingData;
 use crate::flat::FlatModel;
-use crate::train::layout::{Dense, Layout, model_of};
+use crate::train::layout::{Dense, Layout};
 use crate::train::{self, State, TrainConfig, TrainError, Training, adam};
 
 /// Losses kept on the device between reads (steps per graph-replay chunk).
@@ -31,13 +31,18 @@ const ADAM_ROWS: usize = 20_000;
 /// and the divergence flag (1: a loss, 2: a gradient was not finite).
 const COUNTERS: usize = 3;
 
-/// NVRTC `-D` options of `train.cu`.
+/// NVRTC `-D` options of `train.cu` for a model of `layout`'s shape (H, B, D) trained for a
+/// `timesteps`-step schedule: each shape is a module of its own.
 pub(super) fn defines(
-    hidden: usize,
-    blocks: usize,
+    layout: &tinyddpm_core::Layout,
     timesteps: usize,
 ) -> Vec<(&'static str, usize)> {
-    vec![("HID", hidden), ("NBLK", blocks), ("NT", timesteps)]
+    vec![
+        ("HID", layout.hidden),
+        ("NBLK", layout.blocks),
+        ("DIM", layout.dim),
+        ("NT", timesteps),
+    ]
 }
 
 /// The device buffers a run's state lives in, and the step's log.
@@ -59,15 +64,26 @@ pub struct StateBuffers {
     pub losses: Buf,
 }
 
+/// One training step as a launch list ([`step_plan`]).
+#[derive(Clone, Debug)]
+pub struct StepPlan {
+    /// The buffers and launches.
+    pub plan: Plan,
+    /// Where the run's state lives among the buffers.
+    pub buffers: StateBuffers,
+    /// The model's shape (H, B, D).
+    pub layout: tinyddpm_core::Layout,
+}
+
 /// A step's activations and their gradients on the device, `[n × H]` floats unless noted,
 /// named as in `train/net.rs` (`Chunk`). Where the CPU keeps GELU's derivative (`*_der`),
 /// the device keeps the pre-activation (`*_pre`) and differentiates in the backward kernels.
 struct Activations {
-    /// The batch (`data/mod.rs`, `Examples`): x_t `[n × 2]`.
+    /// The batch (`data/mod.rs`, `Examples`): x_t `[n × D]`.
     x_t: Buf,
     /// t / T, `[n]`.
     t_input: Buf,
-    /// ε, `[n × 2]`.
+    /// ε, `[n × D]`.
     noise: Buf,
     /// time_in(t), before GELU.
     time_pre: Buf,
@@ -85,9 +101,9 @@ struct Activations {
     u: Vec<Buf>,
     /// second_k(u_k) before GELU, per block.
     v_pre: Vec<Buf>,
-    /// ε̂, `[n × 2]`.
+    /// ε̂, `[n × D]`.
     out: Buf,
-    /// ∂loss/∂ε̂, `[n × 2]` (net.rs overwrites `out` with it).
+    /// ∂loss/∂ε̂, `[n × D]` (net.rs overwrites `out` with it).
     d_out: Buf,
     /// ∂loss/∂h.
     dh: Buf,
@@ -104,8 +120,8 @@ struct Activations {
 }
 
 impl Activations {
-    fn new(plan: &mut Plan, n: usize, hidden: usize, blocks: usize) -> Self {
-        let nh = n * hidden;
+    fn new(plan: &mut Plan, n: usize, lay: &Layout) -> Self {
+        let (nh, nd, blocks) = (n * lay.hidden, n * lay.dim(), lay.blocks.len());
         let mut layers = |count: usize| (0..count).map(|_| plan.zeros_f32(nh)).collect();
         let (h, u_pre, u, v_pre) = (
             layers(blocks + 1),
@@ -116,9 +132,9 @@ impl Activations {
         let [time_pre, time_act, temb, input_pre] = std::array::from_fn(|_| plan.zeros_f32(nh));
         let [dh, dtemb, dv, du, d_input, d_time] = std::array::from_fn(|_| plan.zeros_f32(nh));
         Self {
-            x_t: plan.zeros_f32(2 * n),
+            x_t: plan.zeros_f32(nd),
             t_input: plan.zeros_f32(n),
-            noise: plan.zeros_f32(2 * n),
+            noise: plan.zeros_f32(nd),
             time_pre,
             time_act,
             temb,
@@ -127,8 +143,8 @@ impl Activations {
             u_pre,
             u,
             v_pre,
-            out: plan.zeros_f32(2 * n),
-            d_out: plan.zeros_f32(2 * n),
+            out: plan.zeros_f32(nd),
+            d_out: plan.zeros_f32(nd),
             dh,
             dtemb,
             dv,
@@ -324,17 +340,33 @@ impl Launches {
     }
 }
 
-/// One training step of a `Model<H, B>` as data: the buffers (the state's contents, the
+/// One training step of the run `state` of a model of `hidden` units and `blocks` blocks
+/// (D its data's) on a `T`-step schedule, as data: the buffers (the state's contents, the
 /// constants, the activations) and the kernel launches in the order of `train/net.rs`, each
 /// commented with the CPU function it mirrors. [`GpuTrainer`] runs it on its device, the GPU
-/// or the test suite's CPU emulation of the kernels.
-pub fn step_plan<const H: usize, const B: usize, const T: usize>(
+/// or the test suite's CPU emulation of the kernels. The state is checked as the CPU
+/// trainer checks it, and its sizes against the kernels' `int` indices.
+pub fn step_plan<const T: usize>(
     state: &State,
-    schedule: &Schedule<T>,
-) -> (Plan, StateBuffers) {
+    hidden: usize,
+    blocks: usize,
+) -> Result<StepPlan, CudaError> {
+    let (schedule, lay) = state.check::<T>(hidden, blocks)?;
     let n = state.config.batch;
     let len = state.params.len();
-    let mut plan = Plan::new(TRAIN, defines(H, B, T));
+    // The kernels index a batch's activations ([n × H] and [n × D]) and the parameters with
+    // an `int`.
+    if i32::try_from(n * hidden.max(lay.dim())).is_err() {
+        return Err(CudaError::Unsupported(format!(
+            "a batch of {n} examples of H={hidden}"
+        )));
+    }
+    if i32::try_from(len).is_err() {
+        return Err(CudaError::Unsupported(format!(
+            "a model of {len} parameters (H={hidden} B={blocks})"
+        )));
+    }
+    let mut plan = Plan::new(TRAIN, defines(&lay.core, T));
     let coefs: Vec<f32> = (0..T)
         .flat_map(|t| <[f32; 2]>::from(schedule.forward_coefs(t)))
         .collect();
@@ -354,8 +386,7 @@ pub fn step_plan<const H: usize, const B: usize, const T: usize>(
     let coefs = plan.f32s(&coefs);
     let zero_seed = plan.buffer(zero_seed_state());
     let adam_table = plan.f32s(&adam_table);
-    let a = Activations::new(&mut plan, n, H, B);
-    let lay = Layout::of::<H, B>();
+    let a = Activations::new(&mut plan, n, &lay);
     let rows = Arg::I32(n as i32);
     let mut l = Launches {
         rows: n,
@@ -366,8 +397,8 @@ pub fn step_plan<const H: usize, const B: usize, const T: usize>(
     };
 
     // data/mod.rs `Examples::fill`: the step's batch of the run's data from its streams.
-    // A point set's rows are uploaded once, normalized (a built-in set reads none: one
-    // unused float).
+    // A point set's rows (of D values) are uploaded once, normalized (a built-in set reads
+    // none: one unused float).
     let key = crate::data::train_stream_key(state.config.seed);
     let (points, npoints) = match &state.config.data {
         TrainingData::Points(p) => (plan.f32s(p.values()), p.len()),
@@ -427,13 +458,20 @@ pub fn step_plan<const H: usize, const B: usize, const T: usize>(
     });
 
     plan.launches = l.list;
-    (plan, bufs)
+    Ok(StepPlan {
+        plan,
+        buffers: bufs,
+        layout: lay.core,
+    })
 }
 
-/// Adam training on the GPU (or any [`Device`]); see the module docs.
-pub struct GpuTrainer<const H: usize, const B: usize, const T: usize> {
+/// Adam training of a model of any H and B on batches of `config.data` (D its points') on
+/// the GPU (or any [`Device`]), schedule of `T` steps; see the module docs.
+pub struct GpuTrainer<const T: usize> {
     config: TrainConfig,
     schedule: ScheduleKind,
+    /// The model's shape (H, B, D), for the model file and checkpoints.
+    layout: tinyddpm_core::Layout,
     step: u64,
     buffers: StateBuffers,
     /// The step's launches, loaded.
@@ -442,14 +480,18 @@ pub struct GpuTrainer<const H: usize, const B: usize, const T: usize> {
     launches: usize,
 }
 
-impl<const H: usize, const B: usize, const T: usize> GpuTrainer<H, B, T> {
-    /// A fresh run with the CPU trainer's initial weights for `config.seed`.
+impl<const T: usize> GpuTrainer<T> {
+    /// A fresh run of a model of `hidden` units and `blocks` blocks with the CPU trainer's
+    /// initial weights for `config.seed`.
     pub fn new(
         device: &dyn Device,
         config: TrainConfig,
+        hidden: usize,
+        blocks: usize,
         schedule: &Schedule<T>,
     ) -> Result<Self, CudaError> {
-        Self::from_state(device, State::new(config, H, B, schedule.kind)?)
+        let state = State::new(config, hidden, blocks, schedule.kind)?;
+        Self::from_state(device, state, hidden, blocks)
     }
 
     /// Continues on `device` the run a checkpoint file (from either trainer) holds.
@@ -457,28 +499,44 @@ impl<const H: usize, const B: usize, const T: usize> GpuTrainer<H, B, T> {
         Self::resume_from(device, &train::CheckpointFile::read(path)?)
     }
 
-    /// [`GpuTrainer::resume`] from a checkpoint already read.
+    /// [`GpuTrainer::resume`] from a checkpoint already read, of the model shape it holds.
     pub fn resume_from(
         device: &dyn Device,
         file: &train::CheckpointFile,
     ) -> Result<Self, CudaError> {
-        Self::from_state(device, file.state((H, B, T))?)
+        Self::resume_as(device, file, file.shape()?)
     }
 
-    /// Continues the run `state` (e.g. a CPU trainer's) on `device`. Steps replay one
-    /// captured CUDA graph where the device has them.
-    pub fn from_state(device: &dyn Device, state: State) -> Result<Self, CudaError> {
-        let schedule = state.check_typed::<H, B, T>()?;
-        let n = state.config.batch;
-        if i32::try_from(n * H.max(2)).is_err() {
-            return Err(CudaError::Unsupported(format!("batch size {n}")));
-        }
-        let (plan, buffers) = step_plan::<H, B, T>(&state, &schedule);
+    /// [`GpuTrainer::resume_from`] for a run asked to be of H and B `shape`: a checkpoint of
+    /// another shape is an error naming both.
+    pub fn resume_as(
+        device: &dyn Device,
+        file: &train::CheckpointFile,
+        (hidden, blocks): (usize, usize),
+    ) -> Result<Self, CudaError> {
+        Self::from_state(device, file.state((hidden, blocks, T))?, hidden, blocks)
+    }
+
+    /// Continues the run `state` (e.g. a CPU trainer's) of a model of `hidden` units and
+    /// `blocks` blocks on `device`. Steps replay one captured CUDA graph where the device has
+    /// them.
+    pub fn from_state(
+        device: &dyn Device,
+        state: State,
+        hidden: usize,
+        blocks: usize,
+    ) -> Result<Self, CudaError> {
+        let StepPlan {
+            plan,
+            buffers,
+            layout,
+        } = step_plan::<T>(&state, hidden, blocks)?;
         let mut session = device.load(&plan)?;
         session.use_graph(true);
         Ok(Self {
             config: state.config,
             schedule: state.schedule,
+            layout,
             step: state.step,
             buffers,
             session,
@@ -499,19 +557,13 @@ impl<const H: usize, const B: usize, const T: usize> GpuTrainer<H, B, T> {
         Ok(last)
     }
 
-    /// The raw (non-averaged) weights.
-    pub fn weights(&self) -> Result<Box<Model<H, B>>, CudaError> {
-        let p = self.session.read_f32(self.buffers.params)?;
-        Ok(model_of(&p))
-    }
-
     /// The gradient of the last step's loss, in file order (for checks against the CPU).
     pub fn gradients(&self) -> Result<Vec<f32>, CudaError> {
         self.session.read_f32(self.buffers.grads)
     }
 }
 
-impl<const H: usize, const B: usize, const T: usize> Training for GpuTrainer<H, B, T> {
+impl<const T: usize> Training for GpuTrainer<T> {
     type Error = CudaError;
 
     const STEPS_PER_CALL: u64 = LOSS_LOG as u64;
@@ -572,7 +624,7 @@ impl<const H: usize, const B: usize, const T: usize> Training for GpuTrainer<H, 
     }
 
     fn layout(&self) -> tinyddpm_core::Layout {
-        tinyddpm_core::Layout::of::<H, B>()
+        self.layout
     }
 
     fn state(&self) -> Result<State, CudaError> {
@@ -611,48 +663,62 @@ mod tests {
 
     use super::super::launch::tests::assert_launches_match_signatures;
     use super::*;
-    use crate::data::{DataSet, Examples, forward_coefs};
+    use crate::data::{DataSet, Examples, Normalize, PointSet, forward_coefs};
+
+    /// 100 points of 3 columns.
+    fn points3() -> TrainingData {
+        let values = (0..3 * 100).map(|i| (i * i % 31) as f32).collect();
+        let points = PointSet::new("p3", 3, values, Normalize::Standard).expect("points");
+        TrainingData::Points(points.into())
+    }
 
     /// `make_batch` derives each row from stream (train_stream_key(seed) + step, row):
-    /// the same stream, t and noise as the CPU trainer's data (`Examples::fill`).
+    /// the same stream, t and noise as the CPU trainer's data (`Examples::fill`): after the
+    /// point's draws (one for the Swiss roll's and a point set's row), t, then ⌈D/2⌉ pairs,
+    /// the last one's second value dropped for an odd D.
     #[test]
     fn device_batches_use_the_cpu_trainers_streams() {
         let schedule = Schedule::<1000>::new(ScheduleKind::SEED).expect("schedule");
         let (seed, step) = (42, 7);
-        let mut ex = Examples::new(64, 2);
-        ex.fill(DataSet::SwissRoll, &forward_coefs(&schedule), seed, step, 0);
         let base = crate::data::train_stream_key(seed).wrapping_add(step);
-        for i in 0..64 {
-            let mut rng = Xoshiro128PlusPlus::from_seed(stream_seed(base, i as u64));
-            rng.next_u32();
-            let t = (u64::from(rng.next_u32()) * 1000) >> 32;
-            let z = box_muller(rng.next_u32() >> 8, rng.next_u32() >> 8);
-            assert_eq!(ex.t_input[i], t as f32 / 1000.0, "row {i}");
-            assert_eq!(ex.noise[2 * i..2 * i + 2], z, "row {i}");
+        for data in [DataSet::SwissRoll.into(), points3()] {
+            let dim = data.dim();
+            let mut ex = Examples::new(64, dim);
+            ex.fill(&data, &forward_coefs(&schedule), seed, step, 0);
+            for i in 0..64 {
+                let mut rng = Xoshiro128PlusPlus::from_seed(stream_seed(base, i as u64));
+                rng.next_u32();
+                let t = (u64::from(rng.next_u32()) * 1000) >> 32;
+                let z: Vec<f32> = (0..dim.div_ceil(2))
+                    .flat_map(|_| box_muller(rng.next_u32() >> 8, rng.next_u32() >> 8))
+                    .collect();
+                assert_eq!(ex.t_input[i], t as f32 / 1000.0, "{data} row {i}");
+                assert_eq!(ex.noise[dim * i..dim * (i + 1)], z[..dim], "{data} row {i}");
+            }
         }
     }
 
     /// Every launch of the step names a kernel of train.cu and passes its parameters in its
-    /// order and types, with every pointer inside its buffer.
+    /// order and types, with every pointer inside its buffer, for any B and D; the batch's
+    /// buffers are [n × D].
     #[test]
     fn the_step_plan_matches_the_kernels_signatures() {
-        let schedule = Schedule::<1000>::new(ScheduleKind::SEED).expect("schedule");
-        let config = TrainConfig {
-            batch: 100,
-            ema: Some(0.9),
-            ..TrainConfig::default()
-        };
-        for blocks in [0, 1, 3] {
-            let state = match blocks {
-                0 => State::new(config.clone(), 16, 0, schedule.kind).expect("state"),
-                1 => State::new(config.clone(), 16, 1, schedule.kind).expect("state"),
-                _ => State::new(config.clone(), 16, 3, schedule.kind).expect("state"),
+        for (blocks, data) in [
+            (0, TrainingData::default()),
+            (1, TrainingData::default()),
+            (3, TrainingData::default()),
+            (2, points3()),
+        ] {
+            let dim = data.dim();
+            let config = TrainConfig {
+                batch: 100,
+                ema: Some(0.9),
+                data,
+                ..TrainConfig::default()
             };
-            let (plan, _) = match blocks {
-                0 => step_plan::<16, 0, 1000>(&state, &schedule),
-                1 => step_plan::<16, 1, 1000>(&state, &schedule),
-                _ => step_plan::<16, 3, 1000>(&state, &schedule),
-            };
+            let state = State::new(config, 16, blocks, ScheduleKind::SEED).expect("state");
+            let StepPlan { plan, layout, .. } =
+                step_plan::<1000>(&state, 16, blocks).expect("plan");
             // batch, 3 forward products, 2 per block, output, loss, 2 backward launches
             // for the output, 5 per block, input grad, 5 for the first three layers, Adam,
             // advance
@@ -660,9 +726,35 @@ mod tests {
                 plan.launches.len(),
                 1 + 4 + 2 * blocks + 1 + 2 + 5 * blocks + 5 + 2
             );
-            assert_eq!(plan.defines, defines(16, blocks, 1000));
+            assert_eq!(
+                layout,
+                tinyddpm_core::Layout::with_dim(16, blocks, dim).unwrap()
+            );
+            assert_eq!(plan.defines, defines(&layout, 1000));
             assert_launches_match_signatures(&plan, 9);
+            // make_batch's x_t and ε, and the loss's ε̂, ε and ∂loss/∂ε̂: 100 × D floats each.
+            for (kernel, args) in [("make_batch", &[8, 10][..]), ("mse_loss", &[0, 1, 3])] {
+                let launch = plan.launches.iter().find(|l| l.kernel == kernel).unwrap();
+                for &k in args {
+                    let Arg::Ptr { buf, .. } = launch.args[k] else {
+                        panic!("{kernel}: argument {k} is a pointer")
+                    };
+                    assert_eq!(plan.buffers[buf.index()].len(), 4 * 100 * dim, "{kernel}");
+                }
+            }
         }
+    }
+
+    /// A state of another shape than the one asked for is refused, as the CPU trainer
+    /// refuses it.
+    #[test]
+    fn the_step_plan_checks_the_state() {
+        let state = State::new(TrainConfig::default(), 16, 1, ScheduleKind::SEED).expect("state");
+        let e = step_plan::<1000>(&state, 16, 2).expect_err("refused");
+        assert!(
+            e.to_string().contains("does not match the model's shape"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tinyddpm_core::{Header, Sampler, Schedule, ScheduleKind};
 use super::{T, Watch};
 use crate::atomic::AtomicFile;
 use crate::csv;
-use crate::cuda::{CudaError, Gpu, GpuTrainer};
+use crate::cuda::{Gpu, GpuTrainer};
 use crate::data::TrainingData;
 use crate::modelfile::{self, ModelFileError};
 use crate::train::{
@@ -266,25 +266,25 @@ pub fn train(
     })
 }
 
-/// [`train`] on `gpu`, for a `Model<H, B>` on 2-D points (the shapes its kernels are built
-/// for).
-pub fn train_gpu<const H: usize, const B: usize>(
+/// [`train`] on `gpu`: any shape and D the CPU trainer takes.
+pub fn train_gpu(
     job: &TrainJob,
     start: Start<'_>,
+    (hidden, blocks): (usize, usize),
     gpu: &Gpu,
     watch: &dyn Watch,
 ) -> Result<Summary, TrainJobError> {
     with_data(start, |start, resumed| match start {
         Start::Resume { file, .. } => drive(
             job,
-            GpuTrainer::<H, B, T>::resume_from(gpu, file)
-                .map_err(|e: CudaError| TrainJobError::Resume(boxed(e)))?,
+            GpuTrainer::<T>::resume_as(gpu, file, (hidden, blocks))
+                .map_err(|e| TrainJobError::Resume(boxed(e)))?,
             resumed,
             watch,
         ),
         Start::New(config) => drive(
             job,
-            GpuTrainer::<H, B, T>::new(gpu, config, &seed_schedule()?)
+            GpuTrainer::<T>::new(gpu, config, hidden, blocks, &seed_schedule()?)
                 .map_err(|e| TrainJobError::Start(boxed(e)))?,
             resumed,
             watch,

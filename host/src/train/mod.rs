@@ -244,8 +244,9 @@ impl State {
     /// Checks that the state can go on training a model of `hidden` units and `blocks`
     /// blocks on a `T`-step schedule: the configuration in range, every array of the
     /// model's length (D being the data's), an EMA exactly when the configuration keeps one,
-    /// a valid schedule. Returns the schedule and the model's layout.
-    fn check<const T: usize>(
+    /// a valid schedule. Returns the schedule and the model's layout. Both trainers check a
+    /// state so before running it.
+    pub(crate) fn check<const T: usize>(
         &self,
         hidden: usize,
         blocks: usize,
@@ -264,21 +265,6 @@ impl State {
         let schedule = Schedule::new(self.schedule)
             .ok_or_else(|| TrainError::Config("invalid noise schedule".into()))?;
         Ok((schedule, layout))
-    }
-
-    /// Checks that the state can go on training a `Model<H, B>` on 2-D points (the shapes
-    /// the GPU's kernels are built for) on a `T`-step schedule; returns the schedule.
-    pub fn check_typed<const H: usize, const B: usize, const T: usize>(
-        &self,
-    ) -> Result<Schedule<T>, TrainError> {
-        if self.config.data.dim() != 2 {
-            return Err(TrainError::Config(format!(
-                "{} have D={}; the GPU trainer takes 2-D points (train with --device cpu)",
-                self.config.data,
-                self.config.data.dim()
-            )));
-        }
-        Ok(self.check::<T>(H, B)?.0)
     }
 }
 

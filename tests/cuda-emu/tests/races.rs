@@ -7,6 +7,7 @@
 use tinyddpm::batch::{FlatRequest, Init};
 use tinyddpm::cuda::launch::{Device, Plan};
 use tinyddpm::cuda::{sample_plan, step_plan};
+use tinyddpm::data::{Normalize, PointSet, TrainingData};
 use tinyddpm::flat::FlatModel;
 use tinyddpm::train::{State, TrainConfig};
 use tinyddpm_core::{Layout, Sampler, Schedule, ScheduleKind, Solver, Spacing};
@@ -89,15 +90,25 @@ fn sampling_kernels_do_not_depend_on_thread_order() {
     }
 }
 
+/// On the 2-D Swiss roll and on points of D = 3 (a shape the CLI does not name).
 #[test]
 fn training_kernels_do_not_depend_on_thread_order() {
-    let schedule = Schedule::<1000>::new(ScheduleKind::SEED).expect("schedule");
-    let config = TrainConfig {
-        batch: 50,
-        ema: Some(0.9),
-        ..TrainConfig::default()
-    };
-    let state = State::new(config, 48, 2, schedule.kind).expect("state");
-    let (plan, _) = step_plan::<48, 2, 1000>(&state, &schedule);
-    assert_order_independent(&plan);
+    let values = (0..3 * 100).map(|i| (i * i % 37) as f32).collect();
+    let points = PointSet::new("p3", 3, values, Normalize::Standard).expect("points");
+    for (data, hidden, blocks) in [
+        (TrainingData::default(), 48, 2),
+        (TrainingData::Points(points.into()), 40, 2),
+    ] {
+        let config = TrainConfig {
+            batch: 50,
+            ema: Some(0.9),
+            data,
+            ..TrainConfig::default()
+        };
+        let state = State::new(config, hidden, blocks, ScheduleKind::SEED).expect("state");
+        let plan = step_plan::<1000>(&state, hidden, blocks)
+            .expect("plan")
+            .plan;
+        assert_order_independent(&plan);
+    }
 }

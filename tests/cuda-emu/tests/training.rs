@@ -1,7 +1,8 @@
 //! The training kernels, run on the CPU through the GPU trainer's own launch list, against
 //! the CPU trainer (`tinyddpm::train`): each launch of a step against its CPU twin on the
 //! same inputs, then 100 steps of `GpuTrainer` on the emulated device against `Trainer`, and
-//! checkpoints each resumes from the other.
+//! checkpoints each resumes from the other; on 2-D data and on points of D = 1 and 3, and on
+//! shapes the CLI does not name.
 //!
 //! Where a kernel performs the CPU's operations in the CPU's order it must give the CPU's
 //! bits: the batch (`Examples::fill`, of every data set; the points' cos/sin/exp are the C
@@ -13,8 +14,8 @@
 //! partial sums against an f64 sum): each of those outputs must lie within the standard
 //! bound on a sum of n rounded terms, (n + 2)·u·Σ|term|, u = 2⁻²⁴, of an f64 reference.
 
-use tinyddpm::cuda::launch::{Arg, Device, Launch, Plan, Session};
-use tinyddpm::cuda::{GpuTrainer, StateBuffers, step_plan};
+use tinyddpm::cuda::launch::{Arg, Device, Launch, Session};
+use tinyddpm::cuda::{GpuTrainer, StepPlan, step_plan};
 use tinyddpm::data::{DataSet, Examples, Normalize, PointSet, TrainingData, forward_coefs};
 use tinyddpm::train::{State, TrainConfig, Trainer, Training, write_checkpoint};
 use tinyddpm_core::gelu::{gelu, gelu_derivative};
@@ -41,9 +42,10 @@ fn config(batch: usize) -> TrainConfig {
     }
 }
 
-/// A run `steps` steps in on the CPU: moments and EMA no longer trivial.
-fn cpu_state<const H: usize, const B: usize>(batch: usize, steps: u64) -> State {
-    let mut cpu = Trainer::<1000>::new(config(batch), H, B, &schedule()).expect("CPU trainer");
+/// A run of `config` on a model of `hidden` units and `blocks` blocks, `steps` steps in on
+/// the CPU: moments and EMA no longer trivial.
+fn cpu_state(config: TrainConfig, hidden: usize, blocks: usize, steps: u64) -> State {
+    let mut cpu = Trainer::<1000>::new(config, hidden, blocks, &schedule()).expect("CPU trainer");
     cpu.run(steps, &mut |_, _| {}).expect("CPU steps");
     cpu.state()
 }
@@ -106,18 +108,19 @@ fn dot(n: usize, term: impl Fn(usize) -> f64) -> (f64, f64) {
 
 /// Runs one step's launches one at a time on the emulator and checks each against its CPU
 /// twin; Adam's gradient is replaced by the CPU trainer's, so that the updated state must be
-/// the CPU trainer's bit for bit. `state` must be a CPU run of one chunk (batch ≤ 64), whose
-/// gradient is `loss_and_gradient`'s.
-fn check_every_launch<const H: usize, const B: usize>(state: State) {
+/// the CPU trainer's bit for bit. `state` must be a CPU run of one chunk (batch ≤ 64) of a
+/// model of `hidden` units and `blocks` blocks, whose gradient is `loss_and_gradient`'s.
+fn check_every_launch(state: State, hidden: usize, blocks: usize) {
     let s = schedule();
-    let (plan, buffers): (Plan, StateBuffers) = step_plan::<H, B, 1000>(&state, &s);
+    let StepPlan { plan, buffers, .. } =
+        step_plan::<1000>(&state, hidden, blocks).expect("step plan");
     let device = Emulator::default();
     let mut session = device.load(&plan).expect("load");
-    let n = state.config.batch;
+    let (n, dim) = (state.config.batch, state.config.data.dim());
 
     // The CPU trainer's step on the same state: its batch, gradient, loss and update.
-    let mut cpu = Trainer::<1000>::from_state(state.clone(), H, B).expect("CPU trainer");
-    let mut examples = Examples::new(n, 2);
+    let mut cpu = Trainer::<1000>::from_state(state.clone(), hidden, blocks).expect("CPU trainer");
+    let mut examples = Examples::new(n, dim);
     let c = &state.config;
     examples.fill(&c.data, &forward_coefs(&s), c.seed, state.step, 0);
     let (_, cpu_grad) = tinyddpm::train::loss_and_gradient(&cpu.weights(), &examples);
@@ -174,7 +177,7 @@ fn check_every_launch<const H: usize, const B: usize>(state: State) {
             }
             "mse_loss" => {
                 let (out, eps, rows) = (&before[0], &before[1], int(a[2]));
-                let count = 2 * rows;
+                let count = dim * rows;
                 let scale = 2.0 / count as f32;
                 let d_out: Vec<f32> = (0..count).map(|e| (out[e] - eps[e]) * scale).collect();
                 assert_bits("d_out", &now(3)[..count], &d_out);
@@ -304,11 +307,11 @@ fn check_every_launch<const H: usize, const B: usize>(state: State) {
 /// the set's scale, however near the origin the point lies (for the Swiss roll, of extent
 /// 1, this is the bound the spiral has always been held to).
 fn assert_batch(data: &TrainingData, session: &dyn Session, args: &[Arg], examples: &Examples) {
-    let n = examples.len();
+    let (n, nd) = (examples.len(), examples.dim * examples.len());
     let out = |k: usize| floats(session, args[k]);
     assert_bits(&format!("{data} t_input"), &out(9)[..n], &examples.t_input);
-    assert_bits(&format!("{data} noise"), &out(10)[..2 * n], &examples.noise);
-    let x = &out(8)[..2 * n];
+    assert_bits(&format!("{data} noise"), &out(10)[..nd], &examples.noise);
+    let x = &out(8)[..nd];
     let set = match data {
         TrainingData::Set(set) => *set,
         TrainingData::Points(_) => {
@@ -330,46 +333,64 @@ fn assert_batch(data: &TrainingData, session: &dyn Session, args: &[Arg], exampl
     );
 }
 
-/// 1,000 standardized points of an uneven cloud (a parabola of rows, offset and scaled),
-/// so that rows differ in every bit.
-fn point_set() -> TrainingData {
+/// 1,000 standardized points of `dim` (1 to 3) columns of an uneven cloud (a parabola of
+/// rows, offset and scaled, and a cubic), so that rows differ in every bit.
+fn points(dim: usize) -> TrainingData {
     let values = (0..1000)
         .flat_map(|i| {
             let x = i as f32 / 77.0 - 6.0;
-            [100.0 + 10.0 * x, -50.0 + 0.5 * x * x]
+            [
+                100.0 + 10.0 * x,
+                -50.0 + 0.5 * x * x,
+                7.0 - x * x * x / 40.0,
+            ]
+            .into_iter()
+            .take(dim)
         })
         .collect();
-    let points = PointSet::new("cloud", 2, values, Normalize::Standard).expect("points");
+    let points = PointSet::new("cloud", dim, values, Normalize::Standard).expect("points");
     TrainingData::Points(points.into())
 }
 
-/// Every data set, and a point set: the emulated `make_batch` of a step draws the CPU's
-/// batch (`Examples::fill`).
+/// The 2-D point set.
+fn point_set() -> TrainingData {
+    points(2)
+}
+
+/// The shapes (H, B) the emulator is built for on points of D = 1 and 3 (neither one the CLI
+/// names), and those points.
+fn other_d() -> [(TrainingData, usize, usize); 2] {
+    [(points(1), 24, 1), (points(3), 40, 2)]
+}
+
+/// Every data set, and point sets of D = 1, 2 and 3: the emulated `make_batch` of a step draws
+/// the CPU's batch (`Examples::fill`).
 #[test]
 fn every_data_sets_batch_matches_the_cpus() {
     let s = schedule();
     let every = DataSet::ALL
-        .map(TrainingData::from)
+        .map(|set| (TrainingData::from(set), 48, 2))
         .into_iter()
-        .chain([point_set()]);
-    for data in every {
+        .chain([(point_set(), 48, 2)])
+        .chain(other_d());
+    for (data, hidden, blocks) in every {
         let state = State::new(
             TrainConfig {
                 data: data.clone(),
                 ..config(300)
             },
-            48,
-            2,
+            hidden,
+            blocks,
             s.kind,
         )
         .expect("state");
         let state = State { step: 11, ..state };
-        let (plan, _) = step_plan::<48, 2, 1000>(&state, &s);
+        let StepPlan { plan, .. } = step_plan::<1000>(&state, hidden, blocks).expect("plan");
         let launch = &plan.launches[0];
         assert_eq!(launch.kernel, "make_batch");
         let mut session = Emulator::default().load(&plan).expect("load");
         session.run(0..1, 1).expect("launch");
-        let mut examples = Examples::new(300, 2);
+        let mut examples = Examples::new(300, data.dim());
         examples.fill(&data, &forward_coefs(&s), state.config.seed, state.step, 0);
         assert_batch(&data, &*session, &launch.args, &examples);
     }
@@ -390,13 +411,23 @@ fn f32_bytes(v: &[f32]) -> Vec<u8> {
 /// H = 48 (a partial 32-wide tile of outputs) and 50 examples (a partial tile of rows).
 #[test]
 fn every_training_launch_matches_its_cpu_twin() {
-    check_every_launch::<48, 2>(cpu_state::<48, 2>(50, 3));
+    check_every_launch(cpu_state(config(50), 48, 2, 3), 48, 2);
 }
 
 /// The seed model's shape.
 #[test]
 fn every_training_launch_of_the_seed_model_matches_its_cpu_twin() {
-    check_every_launch::<128, 3>(cpu_state::<128, 3>(64, 2));
+    check_every_launch(cpu_state(config(64), 128, 3, 2), 128, 3);
+}
+
+/// Points of D = 1 (an odd D: a Gaussian of the last pair dropped) and D = 3, on shapes the
+/// CLI does not name: every launch still matches its CPU twin.
+#[test]
+fn every_training_launch_on_points_of_other_d_matches_its_cpu_twin() {
+    for (data, hidden, blocks) in other_d() {
+        let config = TrainConfig { data, ..config(50) };
+        check_every_launch(cpu_state(config, hidden, blocks, 3), hidden, blocks);
+    }
 }
 
 /// Relative difference of two losses.
@@ -412,7 +443,7 @@ fn a_hundred_emulated_steps_follow_the_cpu_trainer_and_resume_across_trainers() 
     let config = config(128);
     let device = Emulator::default();
     let mut cpu = Trainer::<1000>::new(config.clone(), 48, 2, &s).expect("CPU trainer");
-    let mut gpu = GpuTrainer::<48, 2, 1000>::new(&device, config, &s).expect("GPU trainer");
+    let mut gpu = GpuTrainer::<1000>::new(&device, config, 48, 2, &s).expect("GPU trainer");
     let (mut cpu_losses, mut gpu_losses) = (Vec::new(), Vec::new());
     cpu.run(100, &mut |_, l| cpu_losses.push(l))
         .expect("CPU steps");
@@ -447,7 +478,7 @@ fn a_hundred_emulated_steps_follow_the_cpu_trainer_and_resume_across_trainers() 
     // And the other way: the CPU run's checkpoint resumed on the emulated device.
     let path = dir.path().join("cpu.ckpt");
     cpu.save_checkpoint(&path).expect("checkpoint");
-    let mut back = GpuTrainer::<48, 2, 1000>::resume(&device, &path).expect("GPU resume");
+    let mut back = GpuTrainer::<1000>::resume(&device, &path).expect("GPU resume");
     let (resumed, saved) = (back.state().expect("state"), cpu.state());
     assert!(resumed.params == saved.params && resumed.adam == saved.adam);
     assert!(resumed.ema == saved.ema && resumed.step == saved.step);
@@ -459,9 +490,9 @@ fn a_hundred_emulated_steps_follow_the_cpu_trainer_and_resume_across_trainers() 
 /// it, as the CPU trainer does.
 #[test]
 fn emulated_training_keeps_the_state_before_a_non_finite_loss() {
-    let mut state = cpu_state::<48, 2>(32, 1);
+    let mut state = cpu_state(config(32), 48, 2, 1);
     state.params[5] = f32::INFINITY;
-    let mut gpu = GpuTrainer::<48, 2, 1000>::from_state(&Emulator::default(), state.clone())
+    let mut gpu = GpuTrainer::<1000>::from_state(&Emulator::default(), state.clone(), 48, 2)
         .expect("trainer");
     let err = gpu
         .step()
@@ -491,7 +522,7 @@ fn a_run_on_points_follows_the_cpu_and_resumes_on_the_device_given_its_points() 
     };
     let device = Emulator::default();
     let mut cpu = Trainer::<1000>::new(config.clone(), 48, 2, &s).expect("CPU trainer");
-    let mut gpu = GpuTrainer::<48, 2, 1000>::new(&device, config, &s).expect("GPU trainer");
+    let mut gpu = GpuTrainer::<1000>::new(&device, config, 48, 2, &s).expect("GPU trainer");
     for _ in 0..5 {
         let (a, b) = (gpu.step().expect("emulated"), cpu.step().expect("CPU"));
         assert!(relative(a, b) <= 1e-5, "emulated loss {a} vs {b}");
@@ -500,13 +531,13 @@ fn a_run_on_points_follows_the_cpu_and_resumes_on_the_device_given_its_points() 
     let path = dir.path().join("points.ckpt");
     cpu.save_checkpoint(&path).expect("checkpoint");
     let file = tinyddpm::train::CheckpointFile::read(&path).expect("read");
-    let e = GpuTrainer::<48, 2, 1000>::resume_from(&device, &file).err();
+    let e = GpuTrainer::<1000>::resume_from(&device, &file).err();
     assert!(e.is_some_and(|e| e.to_string().contains("--data FILE")));
     let given = file
         .with_data(&point_set())
         .expect("file")
         .expect("the run's points");
-    let mut back = GpuTrainer::<48, 2, 1000>::resume_from(&device, &given).expect("resume");
+    let mut back = GpuTrainer::<1000>::resume_from(&device, &given).expect("resume");
     let (resumed, saved) = (back.state().expect("state"), cpu.state());
     assert!(resumed.params == saved.params && resumed.adam == saved.adam);
     assert!(resumed.config.data == saved.config.data && resumed.step == saved.step);
@@ -514,27 +545,78 @@ fn a_run_on_points_follows_the_cpu_and_resumes_on_the_device_given_its_points() 
     assert!(relative(a, b) <= 1e-5, "resumed loss {a} vs {b}");
 }
 
-/// Points of 3 columns: the GPU's kernels take 2, so a new run and a CPU run's checkpoint
-/// are both refused in words that say where to train instead.
+/// Asserts that two states are the same run at the same step, bit for bit (the worker
+/// threads aside: a checkpoint does not keep them).
+fn assert_same_run(a: &State, b: &State) {
+    assert_bits("params", &a.params, &b.params);
+    assert_bits("Adam m", &a.adam.m, &b.adam.m);
+    assert_bits("Adam v", &a.adam.v, &b.adam.v);
+    assert_bits(
+        "EMA",
+        a.ema.as_deref().unwrap_or(&[]),
+        b.ema.as_deref().unwrap_or(&[]),
+    );
+    assert_eq!((a.step, &a.config.data), (b.step, &b.config.data));
+}
+
+/// Points of D = 1 and 3 on shapes the CLI does not name: the emulated trainer follows the
+/// CPU trainer's losses, has the run's layout, and each trainer resumes the other's
+/// checkpoint (given the points) with the same state.
 #[test]
-fn a_run_on_points_of_another_width_is_refused_by_the_device() {
+fn runs_on_points_of_other_d_follow_the_cpu_and_resume_across_trainers() {
     let s = schedule();
-    let values = (0..3 * 200).map(|i| (i * i % 29) as f32).collect();
-    let points = PointSet::new("p3.csv", 3, values, Normalize::Standard).expect("points");
-    let config = TrainConfig {
-        data: TrainingData::Points(points.into()),
-        ..config(64)
-    };
     let device = Emulator::default();
-    let refused = |e: Option<tinyddpm::cuda::CudaError>| {
-        let e = e.expect("refused").to_string();
-        assert!(
-            e.contains("have D=3; the GPU trainer takes 2-D points (train with --device cpu)"),
-            "{e}"
+    let dir = tempfile::tempdir().expect("temporary folder");
+    for (data, hidden, blocks) in other_d() {
+        let dim = data.dim();
+        let config = TrainConfig {
+            data: data.clone(),
+            ..config(100)
+        };
+        let mut cpu = Trainer::<1000>::new(config.clone(), hidden, blocks, &s).expect("CPU");
+        let mut gpu =
+            GpuTrainer::<1000>::new(&device, config, hidden, blocks, &s).expect("GPU trainer");
+        let layout = gpu.layout();
+        assert_eq!(
+            (layout.hidden, layout.blocks, layout.dim),
+            (hidden, blocks, dim)
         );
-    };
-    refused(GpuTrainer::<48, 2, 1000>::new(&device, config.clone(), &s).err());
-    let mut cpu = Trainer::<1000>::new(config.clone(), 48, 2, &s).expect("CPU trainer");
-    cpu.step().expect("CPU step");
-    refused(GpuTrainer::<48, 2, 1000>::from_state(&device, cpu.state()).err());
+        assert_eq!(layout, cpu.layout());
+        for _ in 0..10 {
+            let (a, b) = (gpu.step().expect("emulated"), cpu.step().expect("CPU"));
+            assert!(relative(a, b) <= 1e-5, "D={dim}: emulated loss {a} vs {b}");
+        }
+        let model = gpu.model().expect("model");
+        assert_eq!(model.layout(), layout);
+
+        // The emulated run's checkpoint, resumed by the CPU trainer given the points.
+        let path = dir.path().join(format!("emulated{dim}.ckpt"));
+        let state = gpu.state().expect("state");
+        write_checkpoint(&path, &state, (hidden, blocks, 1000)).expect("checkpoint");
+        let file = tinyddpm::train::CheckpointFile::read(&path).expect("read");
+        let given = file
+            .with_data(&data)
+            .expect("file")
+            .expect("the run's points");
+        let mut resumed = Trainer::<1000>::resume_from(&given, Some(1)).expect("CPU resume");
+        assert_same_run(&resumed.state(), &state);
+        let (a, b) = (resumed.step().expect("resumed"), cpu.step().expect("CPU"));
+        assert!(relative(a, b) <= 1e-5, "D={dim}: resumed loss {a} vs {b}");
+
+        // And the CPU run's checkpoint resumed on the emulated device, as the shape asked.
+        let path = dir.path().join(format!("cpu{dim}.ckpt"));
+        cpu.save_checkpoint(&path).expect("checkpoint");
+        let file = tinyddpm::train::CheckpointFile::read(&path).expect("read");
+        let given = file
+            .with_data(&data)
+            .expect("file")
+            .expect("the run's points");
+        let mut back =
+            GpuTrainer::<1000>::resume_as(&device, &given, (hidden, blocks)).expect("resume");
+        assert_same_run(&back.state().expect("state"), &cpu.state());
+        let (a, b) = (back.step().expect("resumed"), cpu.step().expect("CPU"));
+        assert!(relative(a, b) <= 1e-5, "D={dim}: resumed loss {a} vs {b}");
+        let e = GpuTrainer::<1000>::resume_as(&device, &given, (hidden, blocks + 1)).err();
+        assert!(e.is_some(), "a checkpoint of another shape is refused");
+    }
 }

@@ -1,7 +1,9 @@
 // Adam training of the time-embedded MLP on batches of a built-in data set or of the
 // user's points (the CPU trainer's maths).
 //
-// Compile-time sizes (NVRTC -D options): HID = H, NBLK = B, NT = T (diffusion steps).
+// Compile-time sizes (NVRTC -D options): HID = H, NBLK = B, DIM = D (a point's
+// coordinates), NT = T (diffusion steps). Only DIM and NT shape the code: the products take
+// their sizes at run time, and HID and NBLK name the module of a shape.
 // Parameters, gradients and Adam moments are flat vectors in the model file's order; a
 // layer's weight is [out][in] row-major followed by its bias. Activations are [n][feature].
 //
@@ -42,19 +44,26 @@ __device__ __forceinline__ u32 choice(Xoshiro128pp *st, u32 k) {
     return (u32)(((u64)next_u32(st) * (u64)k) >> 32);
 }
 
+// Room for a point: DIM coordinates, and at least a built-in set's 2 (a set is 2-D, so
+// DIM = 2 whenever one is drawn: TrainingData::dim).
+#define PDIM (DIM < 2 ? 2 : DIM)
+
 // data/mod.rs TrainingData::point: DataSet::point (data/sets.rs) for the set of id `set`
-// (DataSet::id), or PointSet::point (data/points.rs) for POINTS, each case a copy of its
-// Rust twin, draw for draw. cosf, sinf and expf are CUDA's, within an ulp or two of libm's:
-// the only inexact part of the data (a point set's rows are copied exactly).
+// (DataSet::id) into p[0], p[1], or PointSet::point (data/points.rs) for POINTS into
+// p[0 .. DIM], each case a copy of its Rust twin, draw for draw. cosf, sinf and expf are
+// CUDA's, within an ulp or two of libm's: the only inexact part of the data (a point set's
+// rows are copied exactly).
 __device__ __forceinline__ void data_point(int set, const float *__restrict__ points,
-                                           int npoints, Xoshiro128pp *st, float *p0,
-                                           float *p1) {
+                                           int npoints, Xoshiro128pp *st, float p[PDIM]) {
+    float *p0 = &p[0];
+    float *p1 = &p[1];
     float z0, z1;
     switch (set) {
-    case POINTS: { // PointSet::point: row choice(N), one draw
+    case POINTS: { // PointSet::point: row choice(N), one draw, its DIM values
         const u32 i = choice(st, (u32)npoints);
-        *p0 = points[2 * i];
-        *p1 = points[2 * i + 1];
+        for (int c = 0; c < DIM; ++c) {
+            p[c] = points[DIM * i + c];
+        }
         return;
     }
     case 1: { // DataSet::Circles
@@ -152,9 +161,10 @@ __device__ __forceinline__ void data_point(int set, const float *__restrict__ po
 }
 
 // One training batch of the data of number `set` (TrainingData::tag; `points` the point
-// set's npoints normalized rows, row-major, when it is POINTS), row i from its own stream
-// (data/mod.rs, Examples::fill): stream (base0 + step, i); the point, t by multiply-shift,
-// Box–Muller noise.
+// set's npoints normalized rows of DIM values, row-major, when it is POINTS), row i from its
+// own stream (data/mod.rs, Examples::fill): stream (base0 + step, i); the point, t by
+// multiply-shift, then ε as ⌈DIM/2⌉ Box–Muller pairs in order, the last pair's second value
+// dropped for an odd DIM. x and eps are [n][DIM].
 KERNEL void make_batch(u64 base0, int set, const float *__restrict__ points, int npoints,
                        const u64 *__restrict__ ctr, int n,
                        const float2 *__restrict__ coefs,
@@ -166,16 +176,23 @@ KERNEL void make_batch(u64 base0, int set, const float *__restrict__ points, int
         return;
     }
     Xoshiro128pp st = stream_new(base0 + ctr[CTR_STEP], (u64)i, zero_fallback);
-    float p0, p1;
-    data_point(set, points, npoints, &st, &p0, &p1);
+    float p[PDIM];
+    data_point(set, points, npoints, &st, p);
     const u32 t = choice(&st, NT);
-    float z0, z1;
-    gaussian_pair(&st, &z0, &z1);
-    const float2 c = coefs[t];
-    x[2 * i] = ADD(MUL(c.x, p0), MUL(c.y, z0));
-    x[2 * i + 1] = ADD(MUL(c.x, p1), MUL(c.y, z1));
-    eps[2 * i] = z0;
-    eps[2 * i + 1] = z1;
+    float z[DIM];
+    for (int c = 0; c < DIM; c += 2) {
+        float z0, z1;
+        gaussian_pair(&st, &z0, &z1);
+        z[c] = z0;
+        if (c + 1 < DIM) {
+            z[c + 1] = z1;
+        }
+    }
+    const float2 co = coefs[t];
+    for (int c = 0; c < DIM; ++c) {
+        x[DIM * i + c] = ADD(MUL(co.x, p[c]), MUL(co.y, z[c]));
+        eps[DIM * i + c] = z[c];
+    }
     tin[i] = DIV(__uint2float_rn(t), (float)NT);
 }
 
@@ -297,13 +314,13 @@ KERNEL void linear_wgrad(const float *__restrict__ dy,
         });
 }
 
-// MSE loss (mean over rows × 2) into losses[ctr[1]], and its gradient d/d(out).
+// MSE loss (mean over rows × DIM) into losses[ctr[1]], and its gradient d/d(out).
 // One block of 256 threads. A non-finite loss sets ctr[2].
 KERNEL void mse_loss(const float *__restrict__ out, const float *__restrict__ eps,
                      int rows, float *__restrict__ dout, u64 *ctr,
                      float *__restrict__ losses) {
     SHARED(float, partial, [256]);
-    const int n2 = 2 * rows;
+    const int n2 = DIM * rows;
     // net.rs: ∂loss/∂ε̂ = (ε̂ − ε)·(2/count), with 2/count rounded first.
     const float scale = 2.0f / (float)n2;
     float sum = 0.0f;
