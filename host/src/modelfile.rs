@@ -2,7 +2,7 @@
 //! float or integer, and written atomically.
 //!
 //! A file is read no further than its header allows ([`read_bytes`], through
-//! [`read_bounded`], which the training checkpoint shares): the preamble and the header come
+//! `read_bounded`, which the training checkpoint shares): the preamble and the header come
 //! first, the length the header implies bounds the rest, and a longer file (a model with
 //! junk appended, `/dev/zero`, a 2 GB video) is refused after reading that much, not read
 //! whole. The core's decoder then checks every byte.

@@ -2,7 +2,7 @@
 //!
 //! Keys and shapes are the notebook's, for a model of any shape (`time_embed.embed.{0,2}`, `input_layer.0`,
 //! `hidden_layers.{i}.{0,2}`, `output_layer`, each `.weight` `[out, in]` and `.bias` `[out]`),
-//! float32, as named by the core's [`Model::for_each_tensor`]. Import is strict, like PyTorch's
+//! float32, as named by the core's [`Model::for_each_tensor`](tinyddpm_core::Model::for_each_tensor). Import is strict, like PyTorch's
 //! `load_state_dict(strict=True)`: a missing, extra, mis-typed or mis-shaped tensor is an
 //! error naming the key, so a state dict of another architecture never loads half-way.
 //! Export writes what `safetensors.torch.save_file(model.state_dict())` writes: the same keys,

@@ -463,7 +463,7 @@ fn read_bytes(mut reader: impl Read) -> std::io::Result<Vec<u8>> {
 }
 
 /// A checkpoint file read once, not yet judged: [`CheckpointFile::info`] says what it holds
-/// whatever its shape, [`CheckpointFile::state`] decodes it for the shape a run trains. A
+/// whatever its shape, `CheckpointFile::state` decodes it for the shape a run trains. A
 /// run on points needs them given again ([`CheckpointFile::with_data`]).
 #[derive(Clone)]
 pub struct CheckpointFile {

@@ -25,7 +25,7 @@ pub enum Phase {
 }
 
 impl Phase {
-    /// Every phase, in [`take`]'s order.
+    /// Every phase, in `take`'s order.
     pub const ALL: [Phase; 6] = [
         Phase::Data,
         Phase::Chunk,
