@@ -407,9 +407,26 @@ pub fn samples_of_any_dim(path: &Path, points: &Points, title: &str) -> Result<(
 
 /// A histogram of one coordinate: [`HISTOGRAM_BINS`] bars over the view [`extent`] gives.
 fn histogram(path: &Path, values: &[f32], title: &str) -> Result<(), PlotError> {
-    let pairs: Vec<[f32; 2]> = values.iter().map(|&v| [v, 0.0]).collect();
+    let pairs = on_axis(values);
     check_finite("samples", "", &pairs)?;
     let half = extent(&pairs);
+    render(path, "samples", (600, 420), |root| {
+        histogram_panel(root, values, title, (BLUE, half))
+    })
+}
+
+/// One coordinate's values as points on the x axis (for [`extent`] and the finiteness check).
+fn on_axis(values: &[f32]) -> Vec<[f32; 2]> {
+    values.iter().map(|&v| [v, 0.0]).collect()
+}
+
+/// A histogram panel of `values` over `[−half, half]`, [`HISTOGRAM_BINS`] bars.
+fn histogram_panel(
+    area: &Area<'_>,
+    values: &[f32],
+    title: &str,
+    (color, half): (RGBColor, f32),
+) -> DrawResult {
     let width = 2.0 * half / HISTOGRAM_BINS as f32;
     let mut counts = [0u32; HISTOGRAM_BINS];
     for &v in values.iter().filter(|v| v.abs() < half) {
@@ -417,15 +434,88 @@ fn histogram(path: &Path, values: &[f32], title: &str) -> Result<(), PlotError> 
         counts[bin.min(HISTOGRAM_BINS - 1)] += 1;
     }
     let top = counts.iter().copied().max().unwrap_or(0).max(1) as f32 * 1.05;
-    render(path, "samples", (600, 420), |root| {
-        let mut chart = panel(root, title, (-half..half, 0f32..top), 48)?;
-        let style = BLUE.mix(0.6).filled();
-        chart.draw_series(counts.iter().enumerate().map(|(b, &c)| {
-            let x0 = -half + b as f32 * width;
-            Rectangle::new([(x0, 0.0), (x0 + width, c as f32)], style)
-        }))?;
-        Ok(())
-    })
+    let mut chart = panel(area, title, (-half..half, 0f32..top), 48)?;
+    let style = color.mix(0.6).filled();
+    chart.draw_series(counts.iter().enumerate().map(|(b, &c)| {
+        let x0 = -half + b as f32 * width;
+        Rectangle::new([(x0, 0.0), (x0 + width, c as f32)], style)
+    }))?;
+    Ok(())
+}
+
+/// Two labelled point sets of one D, compared: [`compare`] for D = 2; for D = 1 their
+/// histograms side by side over one range; for D ≥ 3 the pair panels of
+/// [`samples_of_any_dim`] in two rows, `left` above `right`, each column (one pair of
+/// coordinates) on one scale. The title says which coordinates are drawn.
+pub fn compare_of_any_dim(
+    path: &Path,
+    (left_label, left): (&str, &Points),
+    (right_label, right): (&str, &Points),
+) -> Result<(), PlotError> {
+    const FIGURE: &str = "comparison";
+    if left.is_empty() || right.is_empty() {
+        return Err(PlotError::Empty(FIGURE));
+    }
+    let title = |label: &str, points: &Points| format!("{label} ({} points)", points.len());
+    let dim = left.dim();
+    match dim {
+        2 => {
+            let pairs = |p: &Points| p.values().as_chunks::<2>().0.to_vec();
+            compare(
+                path,
+                (left_label, &pairs(left)),
+                (right_label, &pairs(right)),
+            )
+        }
+        1 => {
+            let half = extent(&on_axis(left.values())).max(extent(&on_axis(right.values())));
+            render(path, FIGURE, (1100, 460), |root| {
+                let panels = root.split_evenly((1, 2));
+                let left_panel = (ORANGE, half);
+                histogram_panel(
+                    &panels[0],
+                    left.values(),
+                    &title(left_label, left),
+                    left_panel,
+                )?;
+                let right_panel = (BLUE, half);
+                histogram_panel(
+                    &panels[1],
+                    right.values(),
+                    &title(right_label, right),
+                    right_panel,
+                )
+            })
+        }
+        _ => {
+            let shown = dim.min(PAIR_COORDINATES);
+            let pairs: Vec<(usize, usize)> = (0..shown)
+                .flat_map(|i| (i + 1..shown).map(move |j| (i, j)))
+                .collect();
+            let project = |p: &Points, (i, j): (usize, usize)| -> Vec<[f32; 2]> {
+                p.rows().map(|r| [r[i], r[j]]).collect()
+            };
+            let columns = pairs.len() as u32;
+            let heading = format!(
+                "{} above, {} below; coordinates x0 to x{} of {dim}",
+                title(left_label, left),
+                title(right_label, right),
+                shown - 1
+            );
+            render(path, FIGURE, (PANEL * columns, 2 * PANEL + 40), |root| {
+                let root = root.titled(&heading, ("sans-serif", 20))?;
+                let panels = root.split_evenly((2, pairs.len()));
+                for (c, &(i, j)) in pairs.iter().enumerate() {
+                    let (top, bottom) = (project(left, (i, j)), project(right, (i, j)));
+                    let half = extent(&top).max(extent(&bottom));
+                    let label = format!("x{j} against x{i}");
+                    scatter_panel(&panels[c], &top, &label, ORANGE, half)?;
+                    scatter_panel(&panels[pairs.len() + c], &bottom, &label, BLUE, half)?;
+                }
+                Ok(())
+            })
+        }
+    }
 }
 
 /// Two labelled point sets side by side, on the same axes: the notebook's real vs generated

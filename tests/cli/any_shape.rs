@@ -256,10 +256,11 @@ fn png_size(path: &Path) -> (u32, u32) {
 }
 
 /// `plot samples` draws points of any D: a panel per pair of the first coordinates (three
-/// coordinates: three panels in a row), a histogram of one; `plot compare`, whose two sets
-/// share one pair of axes, refuses points of another D in one line.
+/// coordinates: three panels in a row), a histogram of one; `plot compare` draws two sets of
+/// any one D (the pair panels in two rows, two histograms side by side) and refuses, in one
+/// line, sets of two widths or a built-in (2-D) set against points of another D.
 #[test]
-fn plot_samples_draws_any_dimension_and_compare_names_what_it_draws() {
+fn plot_samples_and_compare_draw_any_dimension() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let three: String = (0..300)
@@ -301,7 +302,33 @@ fn plot_samples_draws_any_dimension_and_compare_names_what_it_draws() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("3 columns"), "{stderr}");
+    assert!(
+        stderr.contains("3 columns") && stderr.contains("--against"),
+        "{stderr}"
+    );
+    assert!(!d.join("c.png").exists());
+    let compare = |samples: &str, against: &str| {
+        let args = [
+            "plot",
+            "compare",
+            "--samples",
+            samples,
+            "--against",
+            against,
+        ];
+        tinyddpm(d, &[&args[..], &["--out", "c.png"]].concat())
+    };
+    assert!(compare("three.csv", "three.csv").status.success());
+    assert_eq!(png_size(&d.join("c.png")), (3 * 340, 2 * 340 + 40));
+    std::fs::remove_file(d.join("c.png")).unwrap();
+    assert!(compare("one.csv", "one.csv").status.success());
+    assert_eq!(png_size(&d.join("c.png")), (1100, 460));
+    std::fs::remove_file(d.join("c.png")).unwrap();
+    let out = compare("three.csv", "one.csv");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("has 1 columns, --samples"), "{stderr}");
     assert!(!d.join("c.png").exists());
 }
 

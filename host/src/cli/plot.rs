@@ -204,25 +204,41 @@ pub fn run(command: &PlotCommand) -> Result<()> {
             against,
             labels,
         } => {
-            let points = read_figure_points(samples, "--samples")?;
+            let points = read_cloud_points(samples, "--samples")?;
             let (left, names) = match against {
-                Some(path) => (
-                    read_figure_points(path, "--against")?,
-                    [path, samples].map(|p| p.display().to_string()),
-                ),
+                Some(path) => {
+                    let left = read_cloud_points(path, "--against")?;
+                    if left.dim() != points.dim() {
+                        bail!(
+                            "--against {} has {} columns, --samples {} has {}",
+                            path.display(),
+                            left.dim(),
+                            samples.display(),
+                            points.dim()
+                        );
+                    }
+                    (left, [path, samples].map(|p| p.display().to_string()))
+                }
                 None => {
+                    if points.dim() != 2 {
+                        bail!(
+                            "--samples {} has {} columns and the built-in sets 2: give points \
+                             of its width to compare with --against FILE",
+                            samples.display(),
+                            points.dim()
+                        );
+                    }
                     let set = data.unwrap_or_default();
-                    (
-                        data::true_samples(set, points.len(), *seed),
-                        [real_label(set), "Generated".into()],
-                    )
+                    let real = data::true_samples(set, points.len(), *seed);
+                    let real = Points::from_pairs(&real)?;
+                    (real, [real_label(set), "Generated".into()])
                 }
             };
             let [left_label, right_label] = match labels.as_deref() {
                 Some([left, right]) => [left, right],
                 _ => [&names[0], &names[1]],
             };
-            plot::compare(out, (left_label, &left), (right_label, &points))?;
+            plot::compare_of_any_dim(out, (left_label, &left), (right_label, &points))?;
         }
         PlotCommand::Forward(args) => forward(args)?,
         PlotCommand::Sets {
