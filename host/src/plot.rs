@@ -620,26 +620,34 @@ pub fn reverse_frames<const T: usize>(
         .collect()
 }
 
-/// The forward process applied to `data`: x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε at t = each of
-/// [`FORWARD_FRACTIONS`] of T (clamped to T−1), with ε of point i from the noise stream
-/// `(seed, i)`, the same ε at every t.
+/// The forward process applied to `data` (points of any D): x_t = √ᾱ_t·x₀ + √(1−ᾱ_t)·ε at
+/// t = each of [`FORWARD_FRACTIONS`] of T (clamped to T−1), with ε of point i one draw of the
+/// noise stream `(seed, i)` (`NoiseStream::fill_gaussians`: one Gaussian pair for D = 2),
+/// the same ε at every t. A point of D > 2 coordinates is drawn by its first two, one of
+/// D = 1 at height 0.
 pub fn forward_frames<const T: usize>(
-    data: &[[f32; 2]],
+    data: &Points,
     schedule: &Schedule<T>,
     seed: u64,
 ) -> Vec<Frame> {
-    let eps: Vec<[f32; 2]> = (0..data.len())
-        .map(|i| NoiseStream::new(seed, i as u64).gaussian_pair())
-        .collect();
+    let d = data.dim();
+    let mut eps = vec![0.0f32; data.values().len()];
+    for (i, e) in eps.chunks_exact_mut(d).enumerate() {
+        NoiseStream::new(seed, i as u64).fill_gaussians(e);
+    }
     FORWARD_FRACTIONS
         .iter()
         .map(|&f| {
             let t = ((f * T as f64).round() as usize).min(T - 1);
             let (a, b) = schedule.forward_coefs(t);
+            let noised = |x: &[f32], e: &[f32], c: usize| match (x.get(c), e.get(c)) {
+                (Some(x), Some(e)) => a * x + b * e,
+                _ => 0.0,
+            };
             let points = data
-                .iter()
-                .zip(&eps)
-                .map(|(x, e)| [a * x[0] + b * e[0], a * x[1] + b * e[1]])
+                .rows()
+                .zip(eps.chunks_exact(d))
+                .map(|(x, e)| [noised(x, e, 0), noised(x, e, 1)])
                 .collect();
             Frame {
                 label: format!("t = {t} ({:.0}% of T)", f * 100.0),
@@ -828,7 +836,7 @@ mod tests {
     #[test]
     fn forward_frames_follow_the_schedule() {
         let schedule = Schedule::<1000>::new(ScheduleKind::SEED).unwrap();
-        let data = [[0.5f32, -0.25], [0.0, 1.0]];
+        let data = Points::from_pairs(&[[0.5f32, -0.25], [0.0, 1.0]]).unwrap();
         let frames = forward_frames(&data, &schedule, 3);
         assert_eq!(frames[6].label, "t = 999 (100% of T)");
         let (a, b) = schedule.forward_coefs(50);
@@ -837,6 +845,21 @@ mod tests {
             frames[2].points[1],
             [a * 0.0 + b * e[0], a * 1.0 + b * e[1]]
         );
+        // three coordinates: the first two drawn, ε the stream's first two of three; one
+        // coordinate: at height 0
+        let three = Points::new(3, vec![0.5, -0.25, 9.0, 0.0, 1.0, 9.0]).unwrap();
+        let frames = forward_frames(&three, &schedule, 3);
+        let mut z = [0.0f32; 3];
+        NoiseStream::new(3, 1).fill_gaussians(&mut z);
+        assert_eq!(
+            frames[2].points[1],
+            [a * 0.0 + b * z[0], a * 1.0 + b * z[1]]
+        );
+        let one = Points::new(1, vec![0.5, 2.0]).unwrap();
+        let frames = forward_frames(&one, &schedule, 3);
+        let mut z = [0.0f32; 1];
+        NoiseStream::new(3, 1).fill_gaussians(&mut z);
+        assert_eq!(frames[2].points[1], [a * 2.0 + b * z[0], 0.0]);
     }
 
     #[test]

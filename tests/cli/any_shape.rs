@@ -258,9 +258,10 @@ fn png_size(path: &Path) -> (u32, u32) {
 /// `plot samples` draws points of any D: a panel per pair of the first coordinates (three
 /// coordinates: three panels in a row), a histogram of one; `plot compare` draws two sets of
 /// any one D (the pair panels in two rows, two histograms side by side) and refuses, in one
-/// line, sets of two widths or a built-in (2-D) set against points of another D.
+/// line, sets of two widths or a built-in (2-D) set against points of another D; `plot
+/// forward --points` noises a file's points of any D.
 #[test]
-fn plot_samples_and_compare_draw_any_dimension() {
+fn plot_samples_compare_and_forward_draw_any_dimension() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let three: String = (0..300)
@@ -330,6 +331,17 @@ fn plot_samples_and_compare_draw_any_dimension() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("has 1 columns, --samples"), "{stderr}");
     assert!(!d.join("c.png").exists());
+    // the forward process of a file's points of any D: the seven panels in a row
+    for points in ["three.csv", "one.csv"] {
+        ok(
+            d,
+            &["plot", "forward", "--points", points, "--out", "f.png"],
+        );
+        let (width, height) = png_size(&d.join("f.png"));
+        assert_eq!(png_size(&d.join("f.png")), (7 * 340, 340 + 40), "{points}");
+        assert!(width > height);
+        std::fs::remove_file(d.join("f.png")).unwrap();
+    }
 }
 
 /// An integer model of 3-D points and a shape no dispatch names samples, scores and

@@ -12,6 +12,7 @@ use tinyddpm::batch::{Prepared, Simd};
 use tinyddpm::data::DataSet;
 use tinyddpm::flat::FlatModel;
 use tinyddpm::quantize::{Calibration, CalibrationData, quantize_model};
+use tinyddpm::scores::Points;
 use tinyddpm::{atomic, csv, data, modelfile, plot};
 use tinyddpm_core::{QSeedModel, Sampler, Schedule, SeedModel};
 
@@ -172,7 +173,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let truth = data::true_samples(set, GRID_POINTS as usize, 0);
     plot::forward_grid(
         &file("forward.png"),
-        &plot::forward_frames(&truth, &schedule, 0),
+        &plot::forward_frames(&Points::from_pairs(&truth)?, &schedule, 0),
         &data_name(set),
     )?;
     // The chains of the first samples drawn above: the last frame is those very points.

@@ -125,8 +125,13 @@ pub struct ForwardArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// The built-in data set the points are drawn from [default: swissroll]
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", conflicts_with = "points")]
     pub data: Option<DataSet>,
+    /// Noise the first -n points of this file instead (CSV or .npy, any D; a point of more
+    /// than two coordinates is drawn by its first two), mapped into the model's space when
+    /// --model's file records data units
+    #[arg(long, value_name = "FILE")]
+    pub points: Option<PathBuf>,
 }
 
 /// Options of `tinyddpm plot reverse`.
@@ -165,7 +170,9 @@ pub fn run(command: &PlotCommand) -> Result<()> {
             (inputs, out)
         }
         PlotCommand::Forward(args) => (
-            args.model.iter().map(|m| ("--model", m.clone())).collect(),
+            (args.model.iter().map(|m| ("--model", m.clone())))
+                .chain(args.points.iter().map(|p| ("--points", p.clone())))
+                .collect(),
             &args.out,
         ),
         PlotCommand::Reverse(args) => (vec![("--model", args.model.clone())], &args.out),
@@ -333,16 +340,41 @@ pub fn read_model(path: &Path, flag: &str) -> Result<ModelFile> {
 /// Draws the forward-process grid.
 pub fn forward(args: &ForwardArgs) -> Result<()> {
     check_points("-n", args.count)?;
-    let schedule = match &args.model {
-        Some(path) => read_model(path, "--model")?
-            .schedule::<T>()
-            .context("cannot use the model")?,
+    let model = match &args.model {
+        Some(path) => Some(read_model(path, "--model")?),
+        None => None,
+    };
+    let schedule = match &model {
+        Some(file) => file.schedule::<T>().context("cannot use the model")?,
         None => Schedule::<T>::new(ScheduleKind::SEED).context("the seed schedule is invalid")?,
     };
-    let set = args.data.unwrap_or_default();
-    let points = data::true_samples(set, args.count as usize, args.seed);
+    let count = args.count as usize;
+    let (points, name) = match &args.points {
+        Some(path) => {
+            let all = read_cloud_points(path, "--points")?;
+            let d = all.dim();
+            let mut values = all.values()[..count.min(all.len()) * d].to_vec();
+            let units = model.as_ref().and_then(|m| m.header.data.units);
+            if let Some(units) = units.filter(|u| u.is_valid(d)) {
+                values.chunks_exact_mut(d).for_each(|p| units.to_model(p));
+            }
+            let drawn = match d {
+                2 => String::new(),
+                1 => " (D = 1, at height 0)".into(),
+                d => format!(" (x0, x1 of D = {d})"),
+            };
+            let points = Points::new(d, values)
+                .context("--points: a point leaves f32's range in the model's space")?;
+            (points, format!("{}{drawn}", path.display()))
+        }
+        None => {
+            let set = args.data.unwrap_or_default();
+            let pairs = data::true_samples(set, count, args.seed);
+            (Points::from_pairs(&pairs)?, data_name(set))
+        }
+    };
     let frames = plot::forward_frames(&points, &schedule, args.seed);
-    Ok(plot::forward_grid(&args.out, &frames, &data_name(set))?)
+    Ok(plot::forward_grid(&args.out, &frames, &name)?)
 }
 
 /// `set` in a figure's title: "the Swiss roll", "the moons set".
