@@ -128,17 +128,66 @@ fn render(
     })
 }
 
-/// Half the side of a square view holding nearly all `points` (at least the data's ±1.1;
-/// at most ±4.5 so a few far-flung points do not shrink the rest to a dot).
-fn extent(points: &[[f32; 2]]) -> f32 {
-    let mut r: Vec<f32> = points.iter().map(|p| p[0].abs().max(p[1].abs())).collect();
-    r.sort_by(f32::total_cmp);
-    let q = r
-        .get(r.len() * 995 / 1000)
-        .or(r.last())
-        .copied()
-        .unwrap_or(0.0);
-    (q * 1.08).clamp(1.1, 4.5)
+/// A square view of the plane: its center and half its side.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct View {
+    center: [f32; 2],
+    half: f32,
+}
+
+impl View {
+    /// A square view holding nearly all `points`. Around the origin when 99.5 % of them lie
+    /// within ±6 (the built-in sets, a model's own space): ±1.08 times that quantile, at
+    /// least ±1.1 and at most ±4.5, so a few far-flung points do not shrink the rest to a
+    /// dot. Otherwise (a file's points in their own units, far from the origin) around the
+    /// middle of the central 99.5 % of each coordinate, 1.08 times its half-width.
+    fn of(points: &[[f32; 2]]) -> Self {
+        let mut r: Vec<f32> = points.iter().map(|p| p[0].abs().max(p[1].abs())).collect();
+        r.sort_by(f32::total_cmp);
+        let q = r
+            .get(r.len() * 995 / 1000)
+            .or(r.last())
+            .copied()
+            .unwrap_or(0.0);
+        if q <= 6.0 || points.is_empty() {
+            return Self {
+                center: [0.0; 2],
+                half: (q * 1.08).clamp(1.1, 4.5),
+            };
+        }
+        let range = |c: usize| {
+            let mut v: Vec<f32> = points.iter().map(|p| p[c]).collect();
+            v.sort_by(f32::total_cmp);
+            let cut = v.len() * 25 / 10_000;
+            (v[cut], v[v.len() - 1 - cut])
+        };
+        let ((x0, x1), (y0, y1)) = (range(0), range(1));
+        Self {
+            center: [(x0 + x1) / 2.0, (y0 + y1) / 2.0],
+            half: ((x1 - x0).max(y1 - y0) / 2.0 * 1.08).max(1.1),
+        }
+    }
+
+    /// The square view holding both views (the same as the larger of two views around the
+    /// origin).
+    fn union(self, other: Self) -> Self {
+        let lo = |c: usize| (self.center[c] - self.half).min(other.center[c] - other.half);
+        let hi = |c: usize| (self.center[c] + self.half).max(other.center[c] + other.half);
+        Self {
+            center: [(lo(0) + hi(0)) / 2.0, (lo(1) + hi(1)) / 2.0],
+            half: ((hi(0) - lo(0)) / 2.0).max((hi(1) - lo(1)) / 2.0),
+        }
+    }
+
+    /// Coordinate `c`'s range.
+    fn range(&self, c: usize) -> std::ops::Range<f32> {
+        self.center[c] - self.half..self.center[c] + self.half
+    }
+
+    /// Whether `p` lies inside.
+    fn holds(&self, p: [f32; 2]) -> bool {
+        (p[0] - self.center[0]).abs() <= self.half && (p[1] - self.center[1]).abs() <= self.half
+    }
 }
 
 /// A titled panel with light grid lines and five labels an axis: the axes every scatter and
@@ -177,9 +226,9 @@ fn scatter_panel(
     points: &[[f32; 2]],
     title: &str,
     color: RGBColor,
-    half: f32,
+    view: View,
 ) -> DrawResult {
-    let mut chart = panel(area, title, (-half..half, -half..half), 36)?;
+    let mut chart = panel(area, title, (view.range(0), view.range(1)), 36)?;
     // Fewer points get bigger, more opaque dots, as matplotlib's scatter looks at these sizes.
     let (radius, alpha) = if points.len() > 3000 {
         (1, 0.35)
@@ -190,7 +239,7 @@ fn scatter_panel(
     chart.draw_series(
         points
             .iter()
-            .filter(|p| p[0].abs() <= half && p[1].abs() <= half)
+            .filter(|&&p| view.holds(p))
             .map(|p| Circle::new((p[0], p[1]), radius, style)),
     )?;
     Ok(())
@@ -362,7 +411,7 @@ pub fn samples(path: &Path, points: &[[f32; 2]], title: &str) -> Result<(), Plot
     }
     check_finite("samples", "", points)?;
     render(path, "samples", (600, 600), |root| {
-        scatter_panel(root, points, title, BLUE, extent(points))
+        scatter_panel(root, points, title, BLUE, View::of(points))
     })
 }
 
@@ -405,39 +454,41 @@ pub fn samples_of_any_dim(path: &Path, points: &Points, title: &str) -> Result<(
     }
 }
 
-/// A histogram of one coordinate: [`HISTOGRAM_BINS`] bars over the view [`extent`] gives.
+/// A histogram of one coordinate: [`HISTOGRAM_BINS`] bars over the view [`View::of`] gives.
 fn histogram(path: &Path, values: &[f32], title: &str) -> Result<(), PlotError> {
     let pairs = on_axis(values);
     check_finite("samples", "", &pairs)?;
-    let half = extent(&pairs);
+    let view = View::of(&pairs);
     render(path, "samples", (600, 420), |root| {
-        histogram_panel(root, values, title, (BLUE, half))
+        histogram_panel(root, values, title, (BLUE, view))
     })
 }
 
-/// One coordinate's values as points on the x axis (for [`extent`] and the finiteness check).
+/// One coordinate's values as points on the x axis (for [`View::of`] and the finiteness
+/// check).
 fn on_axis(values: &[f32]) -> Vec<[f32; 2]> {
     values.iter().map(|&v| [v, 0.0]).collect()
 }
 
-/// A histogram panel of `values` over `[−half, half]`, [`HISTOGRAM_BINS`] bars.
+/// A histogram panel of `values` over the view's x range, [`HISTOGRAM_BINS`] bars.
 fn histogram_panel(
     area: &Area<'_>,
     values: &[f32],
     title: &str,
-    (color, half): (RGBColor, f32),
+    (color, view): (RGBColor, View),
 ) -> DrawResult {
-    let width = 2.0 * half / HISTOGRAM_BINS as f32;
+    let (center, half) = (view.center[0], view.half);
+    let (lo, width) = (center - half, 2.0 * half / HISTOGRAM_BINS as f32);
     let mut counts = [0u32; HISTOGRAM_BINS];
-    for &v in values.iter().filter(|v| v.abs() < half) {
-        let bin = ((v + half) / width) as usize;
+    for &v in values.iter().filter(|&&v| (v - center).abs() < half) {
+        let bin = ((v - lo) / width) as usize;
         counts[bin.min(HISTOGRAM_BINS - 1)] += 1;
     }
     let top = counts.iter().copied().max().unwrap_or(0).max(1) as f32 * 1.05;
-    let mut chart = panel(area, title, (-half..half, 0f32..top), 48)?;
+    let mut chart = panel(area, title, (view.range(0), 0f32..top), 48)?;
     let style = color.mix(0.6).filled();
     chart.draw_series(counts.iter().enumerate().map(|(b, &c)| {
-        let x0 = -half + b as f32 * width;
+        let x0 = lo + b as f32 * width;
         Rectangle::new([(x0, 0.0), (x0 + width, c as f32)], style)
     }))?;
     Ok(())
@@ -468,17 +519,17 @@ pub fn compare_of_any_dim(
             )
         }
         1 => {
-            let half = extent(&on_axis(left.values())).max(extent(&on_axis(right.values())));
+            let view = View::of(&on_axis(left.values())).union(View::of(&on_axis(right.values())));
             render(path, FIGURE, (1100, 460), |root| {
                 let panels = root.split_evenly((1, 2));
-                let left_panel = (ORANGE, half);
+                let left_panel = (ORANGE, view);
                 histogram_panel(
                     &panels[0],
                     left.values(),
                     &title(left_label, left),
                     left_panel,
                 )?;
-                let right_panel = (BLUE, half);
+                let right_panel = (BLUE, view);
                 histogram_panel(
                     &panels[1],
                     right.values(),
@@ -507,10 +558,10 @@ pub fn compare_of_any_dim(
                 let panels = root.split_evenly((2, pairs.len()));
                 for (c, &(i, j)) in pairs.iter().enumerate() {
                     let (top, bottom) = (project(left, (i, j)), project(right, (i, j)));
-                    let half = extent(&top).max(extent(&bottom));
+                    let view = View::of(&top).union(View::of(&bottom));
                     let label = format!("x{j} against x{i}");
-                    scatter_panel(&panels[c], &top, &label, ORANGE, half)?;
-                    scatter_panel(&panels[pairs.len() + c], &bottom, &label, BLUE, half)?;
+                    scatter_panel(&panels[c], &top, &label, ORANGE, view)?;
+                    scatter_panel(&panels[pairs.len() + c], &bottom, &label, BLUE, view)?;
                 }
                 Ok(())
             })
@@ -532,12 +583,12 @@ pub fn compare(
     }
     check_finite(FIGURE, &format!(" of {left_label:?}"), left)?;
     check_finite(FIGURE, &format!(" of {right_label:?}"), right)?;
-    let half = extent(left).max(extent(right));
+    let view = View::of(left).union(View::of(right));
     render(path, FIGURE, (1100, 560), |root| {
         let panels = root.split_evenly((1, 2));
         let title = |label: &str, points: &[[f32; 2]]| format!("{label} ({} points)", points.len());
-        scatter_panel(&panels[0], left, &title(left_label, left), ORANGE, half)?;
-        scatter_panel(&panels[1], right, &title(right_label, right), BLUE, half)
+        scatter_panel(&panels[0], left, &title(left_label, left), ORANGE, view)?;
+        scatter_panel(&panels[1], right, &title(right_label, right), BLUE, view)
     })
 }
 
@@ -571,7 +622,7 @@ fn grid(
                 &frame.points,
                 &frame.label,
                 color,
-                extent(&frame.points),
+                View::of(&frame.points),
             )?;
         }
         Ok(())
@@ -832,6 +883,51 @@ pub fn quality(path: &Path, rows: &[QualityRow], reference: &str) -> Result<(), 
 mod tests {
     use super::*;
     use tinyddpm_core::ScheduleKind;
+
+    /// Points near the origin keep the origin-centred view (every built-in figure as
+    /// before); points in their own units far from it get a view around them that holds
+    /// nearly all of them; a union holds both views.
+    #[test]
+    fn views_hold_the_points_wherever_they_lie() {
+        let roll = crate::data::true_samples(crate::data::DataSet::SwissRoll, 2000, 1);
+        let view = View::of(&roll);
+        let q = {
+            let mut r: Vec<f32> = roll.iter().map(|p| p[0].abs().max(p[1].abs())).collect();
+            r.sort_by(f32::total_cmp);
+            r[r.len() * 995 / 1000]
+        };
+        assert_eq!(view.center, [0.0, 0.0]);
+        assert_eq!(view.half, (q * 1.08).clamp(1.1, 4.5));
+        // temperatures and humidities: 25 ± 3, 60 ± 10
+        let far: Vec<[f32; 2]> = roll
+            .iter()
+            .map(|p| [25.0 + 3.0 * p[0], 60.0 + 10.0 * p[1]])
+            .collect();
+        let view = View::of(&far);
+        let held = far.iter().filter(|&&p| view.holds(p)).count();
+        assert!(held >= far.len() * 99 / 100, "{held} of {}", far.len());
+        assert!(
+            (view.center[1] - 60.0).abs() < 3.0 && view.half < 15.0,
+            "{view:?}"
+        );
+        let both = View::of(&roll).union(view);
+        for p in roll
+            .iter()
+            .chain(&far)
+            .filter(|&&p| View::of(&roll).holds(p) || view.holds(p))
+        {
+            assert!(both.holds(*p), "{p:?} outside {both:?}");
+        }
+        let small = View {
+            center: [0.0; 2],
+            half: 2.0,
+        };
+        let large = View {
+            center: [0.0; 2],
+            half: 3.5,
+        };
+        assert_eq!(small.union(large), large);
+    }
 
     #[test]
     fn forward_frames_follow_the_schedule() {
