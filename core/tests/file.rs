@@ -3,6 +3,8 @@
 //! non-finite weights, integer parameters and exponents out of range, arbitrary bytes. They
 //! must return a typed error — never panic, never a silently different model.
 
+#![cfg(feature = "file")]
+
 use proptest::prelude::*;
 use tinyddpm_core::ContainerError as C;
 use tinyddpm_core::file::{self, FileError, Header, Kind, MAGIC};

@@ -817,6 +817,7 @@ fn zero_block_model_is_valid_and_runs() {
 /// const-generic encoder reads back into them with every layer as the const-generic model
 /// shows it, they write the same bytes, their time embedding is the reference's, and their
 /// checks name the same error as `QModel::validate`.
+#[cfg(feature = "file")]
 #[test]
 fn runtime_sections_are_the_const_generic_models() {
     use tinyddpm_core::Layout;
