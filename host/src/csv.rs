@@ -441,9 +441,19 @@ pub fn write_point_rows(w: &mut impl Write, rows: &[f32], dim: usize) -> io::Res
 
 /// Writes points with the header `x,y`, one row per point, atomically.
 pub fn write_points(path: &Path, points: &[[f32; 2]]) -> Result<(), CsvError> {
+    write_rows(path, points.as_flattened(), 2)
+}
+
+/// Writes points of any D with their header (`x,y` for D = 2), one row per point,
+/// atomically: what `tinyddpm sample` writes.
+pub fn write_cloud(path: &Path, points: &Points) -> Result<(), CsvError> {
+    write_rows(path, points.values(), points.dim())
+}
+
+fn write_rows(path: &Path, rows: &[f32], dim: usize) -> Result<(), CsvError> {
     write_atomic(path, |w| {
-        write_points_header(w, 2)?;
-        write_point_rows(w, points.as_flattened(), 2)
+        write_points_header(w, dim)?;
+        write_point_rows(w, rows, dim)
     })
 }
 

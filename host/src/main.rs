@@ -1,5 +1,5 @@
-//! `tinyddpm`: train, sample, evaluate, plot, import, export and quantize the Swiss-roll
-//! diffusion model.
+//! `tinyddpm`: train, sample, evaluate, plot, import, export and quantize the diffusion model
+//! of the Swiss roll, the other built-in sets or a file's points.
 //!
 //! This file holds the command line (clap) and the error edge: every failure becomes one line
 //! on stderr and a non-zero exit status (2 for a usage error, 130 after Ctrl-C, 1 otherwise).
@@ -18,7 +18,8 @@ use clap::error::ErrorKind::{
 use clap::{Parser, Subcommand};
 use cli::tell;
 
-/// Train, sample, evaluate and plot the tinyddpm Swiss-roll diffusion model.
+/// Train, sample, evaluate and plot tinyddpm's diffusion models of the Swiss roll and other
+/// point clouds.
 #[derive(Parser)]
 #[command(name = "tinyddpm", version, propagate_version = true)]
 struct Cli {
@@ -28,11 +29,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train the model on the Swiss roll; writes a model file and a loss log (CSV).
+    /// Train a model on the Swiss roll, another built-in set or a file of points (any D from 1
+    /// to 16); writes a model file and a loss log (CSV).
     Train(cli::train::TrainArgs),
-    /// Draw samples from a model file; writes them as CSV (`x,y`).
+    /// Draw samples from a model file; writes them as CSV (`x,y`, or `x0,…` for D ≠ 2).
     Sample(cli::sample::SampleArgs),
-    /// Score samples against the true Swiss roll.
+    /// Score samples against the true Swiss roll, another built-in set or reference points.
     Eval(cli::eval::EvalArgs),
     /// Each point's anomaly score under a model: its mean noise-prediction error on noised
     /// copies of it (CSV, larger is more anomalous).

@@ -212,6 +212,85 @@ fn a_run_of_any_shape_on_three_columns_samples_them_and_resumes_bit_for_bit() {
     assert!(bytes == std::fs::read(d.join("r.tdm")).unwrap());
 }
 
+/// `demo --data FILE` on 3 columns is the commands it stands for, file for file: `train` on
+/// the file (the model and the loss log), `sample` of that model (in the data's units),
+/// `quantize --calibration-data FILE` and `sample` of the integer model; the scores are the
+/// library's against every point of the file, and every figure is drawn.
+#[test]
+fn demo_on_a_file_is_train_sample_quantize_and_eval_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("pts3.csv"), cloud_3d_csv()).unwrap();
+    let demo = [
+        "demo",
+        "--data",
+        "pts3.csv",
+        "--steps",
+        "20",
+        "-n",
+        "40",
+        "--quantize",
+        "--out-dir",
+        "run",
+    ];
+    let out = ok(d, &demo);
+    assert!(
+        out.contains("vs 300 points of pts3.csv (3 columns"),
+        "{out}"
+    );
+    let train = [
+        "train", "--data", "pts3.csv", "--steps", "20", "--out", "t.tdm",
+    ];
+    ok(d, &train);
+    let sample = |model: &str, out: &str| {
+        ok(d, &["sample", "--model", model, "-n", "40", "--out", out]);
+    };
+    sample("t.tdm", "s.csv");
+    let quantize = [
+        "quantize",
+        "--model",
+        "t.tdm",
+        "--calibration-data",
+        "pts3.csv",
+        "--out",
+        "q.tdm",
+    ];
+    ok(d, &quantize);
+    sample("q.tdm", "sq.csv");
+    let read = |name: &str| std::fs::read(d.join(name)).unwrap();
+    for (ours, theirs) in [
+        ("run/model.tdm", "t.tdm"),
+        ("run/losses.csv", "t.losses.csv"),
+        ("run/samples.csv", "s.csv"),
+        ("run/model.q.tdm", "q.tdm"),
+        ("run/samples.q.csv", "sq.csv"),
+    ] {
+        assert!(read(ours) == read(theirs), "{ours} is not {theirs}");
+    }
+    let cloud = |name: &str| {
+        let file = std::fs::File::open(d.join(name)).unwrap();
+        tinyddpm::data::points::read_cloud(file, name, 1000).unwrap()
+    };
+    let samples = cloud("s.csv");
+    assert_eq!((samples.dim(), samples.len()), (3, 40));
+    let want = tinyddpm::scores::compare(&samples, &cloud("pts3.csv")).unwrap();
+    let metrics = std::fs::read_to_string(d.join("run/metrics.json")).unwrap();
+    assert_eq!(json_number(&metrics, "reference"), 300.0);
+    assert_eq!(json_number(&metrics, "sliced_w2"), want.sliced_w2);
+    assert_eq!(json_number(&metrics, "mmd2"), want.mmd2);
+    for png in [
+        "loss",
+        "samples",
+        "compare",
+        "forward",
+        "reverse",
+        "float_vs_int",
+    ] {
+        let bytes = read(&format!("run/{png}.png"));
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{png}");
+    }
+}
+
 /// A checkpoint of a short run on the cloud's CSV (made once, by the binary).
 fn points_checkpoint() -> Vec<u8> {
     static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
@@ -427,7 +506,42 @@ fn every_bad_training_file_is_one_line_and_writes_nothing() {
              standard, fingerprint",
         ),
     ];
-    for case in &cases {
+    let demo = |setup: &'static [Setup], data: &'static str, code, message| Case {
+        setup,
+        args: Box::leak(Box::new([
+            "demo",
+            "--data",
+            data,
+            "--steps",
+            "5",
+            "--out-dir",
+            "run",
+        ])),
+        code,
+        message,
+        ..Case::default()
+    };
+    let demo_cases = [
+        demo(
+            &[Make("p.csv", ragged)],
+            "p.csv",
+            1,
+            "p.csv: line 302: 1 column(s), expected 2",
+        ),
+        demo(
+            &[File("p.csv", b"1,2\n3,4\n5,6\n")],
+            "p.csv",
+            1,
+            "p.csv has 3 rows, fewer than the batch of 128",
+        ),
+        demo(
+            &[],
+            "nosuch",
+            2,
+            "no such file, and unknown data set 'nosuch' (known: swissroll, circles",
+        ),
+    ];
+    for case in cases.iter().chain(&demo_cases) {
         run_case(case);
     }
 }

@@ -1,20 +1,22 @@
 //! `tinyddpm demo`: the main job in one command. Trains the seed configuration (on the Swiss
-//! roll, or another built-in set), samples with the seed's DDPM, scores the samples and
-//! draws every figure, all into one folder; with
-//! `--quantize`, also the integer model, its samples and scores beside the float model's.
+//! roll, another built-in set or the points of a file, any D), samples with the seed's DDPM,
+//! scores the samples and draws every figure, all into one folder; with `--quantize`, also
+//! the integer model, its samples and scores beside the float model's.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use tinyddpm::batch::{Prepared, Simd};
-use tinyddpm::data::DataSet;
-use tinyddpm::flat::FlatModel;
-use tinyddpm::quantize::{Calibration, CalibrationData, quantize_model};
+use tinyddpm::data::{DataSet, Normalize, PointSet, TrainingData};
+use tinyddpm::flatq::FlatQModel;
+use tinyddpm::modelfile::ModelFile;
+use tinyddpm::quantize::{Calibration, CalibrationData, quantize};
 use tinyddpm::scores::Points;
 use tinyddpm::{atomic, csv, data, modelfile, plot};
-use tinyddpm_core::{QSeedModel, Sampler, Schedule, SeedModel};
+use tinyddpm_core::{Sampler, Schedule, Units};
 
 use tinyddpm::run::sample::{SampleModel, Sampling};
 use tinyddpm::run::train::{Start, TrainJob};
@@ -22,8 +24,10 @@ use tinyddpm::train::TrainConfig;
 
 use super::eval::SetScores;
 use super::jobs::{device_for, draw, run_job};
-use super::plot::{GRID_POINTS, REVERSE_POINTS, data_name, real_label};
+use super::plot::{GRID_POINTS, REVERSE_POINTS, data_name, read_model, real_label};
+use super::plot::{forward_title, reverse_title};
 use super::shapes::SEED;
+use super::train::{DataArg, parse_data, read_data_file};
 use super::{DeviceArg, T, check_points, describe, device, eval, files, interrupt, thread_count};
 use super::{say, tell};
 
@@ -75,12 +79,108 @@ pub struct DemoArgs {
     /// the integer model (on the CPU) with the same seed and score it beside the float one
     #[arg(long)]
     pub quantize: bool,
-    /// The built-in data set to train on [default: swissroll]
-    #[arg(long, value_name = "NAME", help = format!(
-        "The built-in data set to train on: {} [default: swissroll]",
+    /// The data to train on: a built-in set or a file of points [default: swissroll]
+    #[arg(long, value_name = "NAME|FILE", value_parser = parse_data, help = format!(
+        "The data to train on: a built-in set, {}, or a CSV or .npy file of N rows × D \
+         columns, D from 1 to 16, normalized per column (mean 0, deviation 1) for training; \
+         its samples are scored against and drawn beside the file's points \
+         [default: swissroll]",
         DataSet::names()
     ))]
-    pub data: Option<DataSet>,
+    pub data: Option<DataArg>,
+}
+
+/// What the demo trains on, and what its samples are scored against and drawn beside.
+enum Source {
+    /// A built-in set: its fresh samples.
+    Set(DataSet),
+    /// A file's points: the trainer's (normalized) and the file's own (its units).
+    File {
+        name: String,
+        points: Arc<PointSet>,
+        raw: Points,
+    },
+}
+
+impl Source {
+    fn read(arg: Option<&DataArg>) -> Result<Self> {
+        Ok(match arg {
+            None => Self::Set(DataSet::default()),
+            Some(DataArg::Set(set)) => Self::Set(*set),
+            Some(DataArg::File(path)) => {
+                let (raw, points) = read_data_file(path, Normalize::Standard)?;
+                Self::File {
+                    name: path.display().to_string(),
+                    points: Arc::new(points),
+                    raw,
+                }
+            }
+        })
+    }
+
+    fn training_data(&self) -> TrainingData {
+        match self {
+            Self::Set(set) => TrainingData::Set(*set),
+            Self::File { points, .. } => TrainingData::Points(points.clone()),
+        }
+    }
+
+    /// The scores of `samples` (data units): against fresh samples of a set (seed 0), or
+    /// against every point of the file.
+    fn score(&self, samples: &Points) -> Result<SetScores> {
+        match self {
+            Self::Set(set) => {
+                let pairs = samples.values().as_chunks::<2>().0;
+                eval::score_set(pairs, *set, 0)
+            }
+            Self::File { name, raw, .. } => SetScores::against_points(samples, raw, name),
+        }
+    }
+
+    /// The data for the figure beside `n` samples, and its panel's title: `n` fresh points
+    /// of a set, or the file's first `n` rows.
+    fn real(&self, n: usize) -> Result<(Points, String)> {
+        Ok(match self {
+            Self::Set(set) => (
+                Points::from_pairs(&data::true_samples(*set, n, 0))?,
+                real_label(*set),
+            ),
+            Self::File { name, raw, .. } => (first_rows(raw, n)?, format!("Data ({name})")),
+        })
+    }
+
+    /// The forward figure's points in the model's space (the trainer's x₀) and its name.
+    fn forward_points(&self, n: usize) -> Result<(Points, String)> {
+        Ok(match self {
+            Self::Set(set) => (
+                Points::from_pairs(&data::true_samples(*set, n, 0))?,
+                data_name(*set),
+            ),
+            Self::File { name, points, .. } => {
+                let all = Points::new(points.dim(), points.values().to_vec())?;
+                (first_rows(&all, n)?, forward_title(name, all.dim()))
+            }
+        })
+    }
+
+    /// The quantizer's calibration x₀.
+    fn calibration(&self) -> Result<CalibrationData> {
+        Ok(match self {
+            Self::Set(set) => CalibrationData::Set(*set),
+            Self::File { points, .. } => {
+                CalibrationData::Points(Points::new(points.dim(), points.values().to_vec())?)
+            }
+        })
+    }
+}
+
+/// The first `n` rows of `points` (all of them when there are fewer).
+fn first_rows(points: &Points, n: usize) -> Result<Points> {
+    let d = points.dim();
+    Ok(Points::new(
+        d,
+        points.values()[..n.min(points.len()) * d].to_vec(),
+    )?)
 }
 
 /// Runs `tinyddpm demo`.
@@ -93,13 +193,23 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let gpu = device(args.device)?;
     // The integer model samples on the CPU: said once when the float model runs on the GPU.
     let int_gpu = match (args.quantize, &gpu) {
-        (true, Some(_)) => device_for::<QSeedModel>(args.device)?,
+        (true, Some(_)) => device_for::<FlatQModel>(args.device)?,
         _ => None,
     };
     let dir = &args.out_dir;
     if dir.exists() && !dir.is_dir() {
         bail!("--out-dir {} is not a folder", dir.display());
     }
+    // The data is read, and the run checked against it, before the folder is made.
+    let source = Source::read(args.data.as_ref())?;
+    let config = TrainConfig {
+        steps: args.steps,
+        seed: args.seed,
+        threads,
+        data: source.training_data(),
+        ..TrainConfig::default()
+    };
+    config.validate().map_err(anyhow::Error::msg)?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let file = |name: &str| dir.join(name);
     let names: Vec<&str> = match args.quantize {
@@ -112,7 +222,11 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         .zip(&paths)
         .map(|(name, path)| (*name, path.as_path()))
         .collect();
-    files::check(&[], &outputs, &[])?;
+    let inputs: Vec<(&str, &Path)> = match &args.data {
+        Some(DataArg::File(path)) => vec![("--data", path.as_path())],
+        _ => Vec::new(),
+    };
+    files::check(&inputs, &outputs, &[])?;
 
     // The seed recipe: its batch, learning rate and no EMA, DDPM as the file's sampler.
     let job = TrainJob {
@@ -121,14 +235,6 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         losses: file("losses.csv"),
         checkpoint: None,
         default_sampler: Sampler::Ddpm,
-    };
-    let set = args.data.unwrap_or_default();
-    let config = TrainConfig {
-        steps: args.steps,
-        seed: args.seed,
-        threads,
-        data: set.into(),
-        ..TrainConfig::default()
     };
     let (hidden, blocks) = SEED;
     let trained = run_job(&job, hidden, blocks, Start::New(config), gpu.as_ref())?;
@@ -139,8 +245,9 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         1e3 * trained.seconds / trained.steps as f64
     );
 
-    let (model, header) = modelfile::load::<128, 3, SeedModel>(&file("model.tdm"))?;
-    let schedule = header.schedule::<T>()?;
+    let trained = read_model(&file("model.tdm"), "model.tdm")?;
+    let model = trained.flat().context("cannot load the model")?;
+    let schedule = trained.schedule::<T>().context("cannot use the model")?;
     let sampler = Sampler::Ddpm;
     let draw = Drawing {
         schedule: &schedule,
@@ -148,52 +255,61 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         seed: args.seed,
         threads,
         count: args.count,
+        units: trained.header.data.units.as_ref(),
     };
-    let points = draw.samples("float", &FlatModel::of(&*model), gpu.as_ref())?;
-    csv::write_points(&file("samples.csv"), &points)?;
+    let points = draw.samples("float", &model, gpu.as_ref())?;
+    csv::write_cloud(&file("samples.csv"), &points)?;
 
     // Ctrl-C after the samples were drawn stops before the next file; those written stay.
     let kept = || format!("{} holds what was written so far", dir.display());
     interrupt::check(kept)?;
-    let metrics = eval::score_set(&points, set, 0)?;
+    let metrics = source.score(&points)?;
     write_metrics(&file("metrics.json"), &metrics)?;
 
     interrupt::check(kept)?;
     let losses = super::plot::read_loss_series(&file("losses.csv"), "losses.csv")?;
     plot::loss_curve(&file("loss.png"), &losses)?;
     let title = format!("Generated samples ({} points, DDPM)", points.len());
-    plot::samples(&file("samples.png"), &points, &title)?;
-    let real = data::true_samples(set, points.len(), 0);
-    plot::compare(
+    plot::samples_of_any_dim(&file("samples.png"), &points, &title)?;
+    let (real, real_label) = source.real(points.len())?;
+    plot::compare_of_any_dim(
         &file("compare.png"),
-        (&real_label(set), &real),
+        (&real_label, &real),
         ("Generated", &points),
     )?;
     interrupt::check(kept)?;
-    let truth = data::true_samples(set, GRID_POINTS as usize, 0);
+    let (x0, data_name) = source.forward_points(GRID_POINTS as usize)?;
     plot::forward_grid(
         &file("forward.png"),
-        &plot::forward_frames(&Points::from_pairs(&truth)?, &schedule, 0),
-        &data_name(set),
+        &plot::forward_frames(&x0, &schedule, 0),
+        &data_name,
     )?;
     // The chains of the first samples drawn above: the last frame is those very points.
     let count = REVERSE_POINTS.min(args.count) as usize;
     interrupt::check(kept)?;
-    let prepared = Prepared::new(Simd::detect(), &*model, &schedule, &sampler);
+    let prepared = Prepared::float(Simd::detect(), &model, &schedule, &sampler);
     let frames = plot::reverse_frames(&prepared, (&schedule, &sampler), args.seed, count);
-    plot::reverse_grid(&file("reverse.png"), &frames, &describe(&sampler))?;
+    let title = reverse_title(&sampler, prepared.dim());
+    plot::reverse_grid(&file("reverse.png"), &frames, &title)?;
 
     let int_metrics = match args.quantize {
         true => {
             interrupt::check(kept)?;
-            let q = quantized(&model, &header, &schedule, set, &file("model.q.tdm"))?;
+            let calibration = source.calibration()?;
+            let q = quantized(
+                &trained,
+                &model,
+                &schedule,
+                calibration,
+                &file("model.q.tdm"),
+            )?;
             interrupt::check(kept)?;
-            let int_points = draw.samples("integer", &*q, int_gpu.as_ref())?;
-            csv::write_points(&file("samples.q.csv"), &int_points)?;
+            let int_points = draw.samples("integer", &q, int_gpu.as_ref())?;
+            csv::write_cloud(&file("samples.q.csv"), &int_points)?;
             interrupt::check(kept)?;
-            let int_metrics = eval::score_set(&int_points, set, 0)?;
+            let int_metrics = source.score(&int_points)?;
             write_metrics(&file("metrics.q.json"), &int_metrics)?;
-            plot::compare(
+            plot::compare_of_any_dim(
                 &file("float_vs_int.png"),
                 (&label("Float model", &metrics), &points),
                 (&label("Integer model", &int_metrics), &int_points),
@@ -226,6 +342,8 @@ struct Drawing<'a> {
     seed: u64,
     threads: usize,
     count: u64,
+    /// The model file's map to the data's units.
+    units: Option<&'a Units>,
 }
 
 impl Drawing<'_> {
@@ -235,7 +353,7 @@ impl Drawing<'_> {
         kind: &str,
         model: &M,
         gpu: Option<&M::Gpu>,
-    ) -> Result<Vec<[f32; 2]>> {
+    ) -> Result<Points> {
         let begin = Instant::now();
         let sampling = Sampling {
             gpu,
@@ -243,14 +361,15 @@ impl Drawing<'_> {
             schedule: self.schedule,
             sampler: self.sampler,
             seed: self.seed,
-            units: None,
+            units: self.units,
             threads: self.threads,
         };
-        let mut points = Vec::new();
+        let mut values = Vec::new();
         draw(&sampling, None, self.count, &mut |chunk| {
-            points.extend(chunk.as_chunks::<2>().0);
+            values.extend_from_slice(chunk);
             Ok(())
         })?;
+        let points = Points::new(sampling.dim(), values)?;
         tell!(
             "sampled {} points from the {kind} model in {:.1} s ({})",
             points.len(),
@@ -261,23 +380,23 @@ impl Drawing<'_> {
     }
 }
 
-/// The trained model quantized with the default calibration on its data set, written to
-/// `path`.
+/// The trained model (`file`, read as `model`) quantized with the default calibration on
+/// `data`, written to `path`.
 fn quantized(
-    model: &SeedModel,
-    header: &tinyddpm_core::Header,
+    file: &ModelFile,
+    model: &tinyddpm::flat::FlatModel,
     schedule: &Schedule<T>,
-    set: DataSet,
+    data: CalibrationData,
     path: &Path,
-) -> Result<Box<QSeedModel>> {
+) -> Result<FlatQModel> {
     let begin = Instant::now();
     let calibration = Calibration {
-        data: CalibrationData::Set(set),
+        data,
         ..Calibration::default()
     };
     let (q, report) =
-        quantize_model(model, schedule, &calibration).context("cannot quantize the model")?;
-    modelfile::save(path, &*q, header)?;
+        quantize(model, schedule, &calibration).context("cannot quantize the model")?;
+    modelfile::save_flat_integer(path, &q, &file.header)?;
     tell!(
         "quantized in {:.1} s ({} calibration inputs, {} activations clipped)",
         begin.elapsed().as_secs_f64(),

@@ -90,13 +90,14 @@ pub fn run(args: &EvalArgs) -> Result<()> {
 pub enum SetScores {
     /// The Swiss roll: its curve scores, and the generic scores when there are enough samples.
     SwissRoll(Metrics, Option<Scores>),
-    /// Another set: the generic scores against its fresh samples.
+    /// Another set (the generic scores against its fresh samples) or a file's points (the
+    /// generic scores against them).
     Other {
-        /// The set.
-        set: DataSet,
+        /// What the samples were scored against, for the table.
+        against: String,
         /// Samples scored.
         samples: usize,
-        /// Fresh samples of the set they were scored against.
+        /// Reference points they were scored against.
         reference: usize,
         /// The scores.
         scores: Scores,
@@ -131,9 +132,20 @@ impl SetScores {
         let fresh = Points::from_pairs(&data::true_samples(set, n, seed))?;
         let scores = compare(samples, &fresh, &format!("--data {set}"))?;
         Ok(Self::Other {
-            set,
+            against: format!("fresh samples of {set}, seed {seed}"),
             samples: samples.len(),
             reference: n,
+            scores,
+        })
+    }
+
+    /// The generic scores of `samples` against the `reference` points of the file `name`.
+    pub fn against_points(samples: &Points, reference: &Points, name: &str) -> Result<Self> {
+        let scores = compare(samples, reference, name)?;
+        Ok(Self::Other {
+            against: format!("points of {name}"),
+            samples: samples.len(),
+            reference: reference.len(),
             scores,
         })
     }
@@ -170,14 +182,11 @@ impl SetScores {
                 K + 1
             ),
             SetScores::Other {
-                set,
+                against,
                 samples,
                 scores,
                 ..
-            } => {
-                let against = format!("fresh samples of {set}, seed {seed}");
-                format!("samples          {samples}\n") + &table_of_scores(scores, &against)
-            }
+            } => format!("samples          {samples}\n") + &table_of_scores(scores, against),
         }
     }
 

@@ -358,14 +358,9 @@ pub fn forward(args: &ForwardArgs) -> Result<()> {
             if let Some(units) = units.filter(|u| u.is_valid(d)) {
                 values.chunks_exact_mut(d).for_each(|p| units.to_model(p));
             }
-            let drawn = match d {
-                2 => String::new(),
-                1 => " (D = 1, at height 0)".into(),
-                d => format!(" (x0, x1 of D = {d})"),
-            };
             let points = Points::new(d, values)
                 .context("--points: a point leaves f32's range in the model's space")?;
-            (points, format!("{}{drawn}", path.display()))
+            (points, forward_title(&path.display().to_string(), d))
         }
         None => {
             let set = args.data.unwrap_or_default();
@@ -451,11 +446,27 @@ pub fn reverse(args: &ReverseArgs) -> Result<()> {
     };
     let run = (&schedule, &sampler);
     let frames = plot::reverse_frames(&prepared, run, args.seed, args.count as usize);
-    let drawn = match prepared.dim() {
-        1 => format!("{}; x0 of D = 1", describe(&sampler)),
-        2 => describe(&sampler),
-        d => format!("{}; x0, x1 of D = {d}", describe(&sampler)),
-    };
-    plot::reverse_grid(&args.out, &frames, &drawn)?;
+    let title = reverse_title(&sampler, prepared.dim());
+    plot::reverse_grid(&args.out, &frames, &title)?;
     Ok(())
+}
+
+/// The forward figure's name of points of D coordinates called `name`: which coordinates
+/// are drawn, for D ≠ 2.
+pub fn forward_title(name: &str, d: usize) -> String {
+    match d {
+        2 => name.to_owned(),
+        1 => format!("{name} (D = 1, at height 0)"),
+        d => format!("{name} (x0, x1 of D = {d})"),
+    }
+}
+
+/// The reverse figure's sampler line for a model of D coordinates: which are drawn, for
+/// D ≠ 2.
+pub fn reverse_title(sampler: &Sampler, d: usize) -> String {
+    match d {
+        1 => format!("{}; x0 of D = 1", describe(sampler)),
+        2 => describe(sampler),
+        d => format!("{}; x0, x1 of D = {d}", describe(sampler)),
+    }
 }

@@ -9,9 +9,11 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use tinyddpm::cuda::Gpu;
+use tinyddpm::data::points::{self, MAX_ROWS};
 use tinyddpm::data::{DataSet, Normalize, PointSet, TrainingData};
 use tinyddpm::input::Patience;
 use tinyddpm::run::train::{LOSS_TAIL, Start, Summary, TrainJob};
+use tinyddpm::scores::Points;
 use tinyddpm::train::{CHUNK, CheckpointFile, MAX_BATCH, TrainConfig};
 
 use super::jobs::run_job;
@@ -95,7 +97,7 @@ pub enum DataArg {
 
 /// `--data`: a built-in name when it is one, else a path that exists; neither is one line
 /// that lists the names.
-fn parse_data(s: &str) -> std::result::Result<DataArg, String> {
+pub fn parse_data(s: &str) -> std::result::Result<DataArg, String> {
     match s.parse::<DataSet>() {
         Ok(set) => Ok(DataArg::Set(set)),
         Err(unknown) if std::fs::symlink_metadata(s).is_err() => {
@@ -206,14 +208,26 @@ fn training_data(args: &TrainArgs) -> Result<Option<TrainingData>> {
         None => None,
         Some(DataArg::Set(set)) => Some(TrainingData::Set(*set)),
         Some(DataArg::File(path)) => {
-            let what = "cannot read the training data";
-            let file = open_input(path, "--data", Patience::Unbounded).context(what)?;
             let normalize = args.normalize.map_or(Normalize::Standard, Normalize::from);
-            let name = path.display().to_string();
-            let points = PointSet::read(file, &name, normalize).context(what)?;
+            let (_, points) = read_data_file(path, normalize)?;
             Some(TrainingData::Points(Arc::new(points)))
         }
     })
+}
+
+/// The points of the file `path` given as `--data`, read once: as they are (the data's
+/// units, what samples are scored against) and normalized as `normalize` says (what the
+/// trainer draws).
+pub fn read_data_file(path: &Path, normalize: Normalize) -> Result<(Points, PointSet)> {
+    let what = "cannot read the training data";
+    let file = open_input(path, "--data", Patience::Unbounded).context(what)?;
+    let name = path.display().to_string();
+    let (dim, values) = points::read_rows(file, &name, MAX_ROWS).context(what)?;
+    let raw = Points::new(dim, values.clone()).context(what)?;
+    Ok((
+        raw,
+        PointSet::new(&name, dim, values, normalize).context(what)?,
+    ))
 }
 
 fn check_batch(batch: u64, what: &str) -> Result<()> {
