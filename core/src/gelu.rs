@@ -60,7 +60,14 @@ pub fn normal_upper_tail<R: Real>(a: R) -> R {
 #[inline(always)]
 pub fn gelu<R: Real>(x: R) -> R {
     let a = x.abs();
-    x.max(R::splat(0.0)) - a * normal_upper_tail(a)
+    gelu_of_tail(x, a, normal_upper_tail(a))
+}
+
+/// GELU from `a = |x|` and `tail = Φ(−a)`: the one formula [`gelu`] and
+/// [`gelu_and_derivative`] share.
+#[inline(always)]
+fn gelu_of_tail<R: Real>(x: R, a: R, tail: R) -> R {
+    x.max(R::splat(0.0)) - a * tail
 }
 
 /// 1/√(2π), the standard normal density at 0.
@@ -71,9 +78,18 @@ const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
 /// [`gelu`] through the same Φ, and within 1e-6 of the exact derivative (tested).
 #[inline(always)]
 pub fn gelu_derivative(x: f32) -> f32 {
-    let tail = normal_upper_tail(x.abs());
+    gelu_and_derivative(x).1
+}
+
+/// `(gelu(x), gelu_derivative(x))`, bit for bit those two, with Φ(−|x|) evaluated once: the
+/// trainer's forward pass keeps both (the rational function's division is most of the cost).
+#[inline(always)]
+pub fn gelu_and_derivative(x: f32) -> (f32, f32) {
+    let a = x.abs();
+    let tail = normal_upper_tail(a);
     let cdf = if x >= 0.0 { 1.0 - tail } else { tail };
-    cdf + x * (crate::math::exp_nonpositive(-0.5 * x * x) * FRAC_1_SQRT_2PI)
+    let slope = cdf + x * (crate::math::exp_nonpositive(-0.5 * x * x) * FRAC_1_SQRT_2PI);
+    (gelu_of_tail(x, a, tail), slope)
 }
 
 #[cfg(test)]

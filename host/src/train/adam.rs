@@ -108,10 +108,24 @@ impl Adam {
 /// square root and division vectorise only where the instructions are enabled.
 fn update_piece(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: Coefs) {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the CPU has AVX-512F (checked just above).
-        return unsafe { update_piece_avx512(p, g, m, v, c) };
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F (checked just above).
+            return unsafe { update_piece_avx512(p, g, m, v, c) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { update_piece_avx2(p, g, m, v, c) };
+        }
     }
+    update_piece_impl(p, g, m, v, c)
+}
+
+/// 8 lanes instead of SSE2's 4 (`vsqrtps`/`vdivps` are exactly rounded at any width; Rust
+/// fuses no multiply-add, so the bits are the scalar loop's).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn update_piece_avx2(p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], c: Coefs) {
     update_piece_impl(p, g, m, v, c)
 }
 
