@@ -19,6 +19,8 @@
 #                                  # threads can run 10x slower than one
 #   SCORES=/tmp/datasets_out/scores.txt benches/quality_datasets.sh   # only the table, from that
 #                                  # file (partial or merged runs): the SETS that have lines in it
+#   EMA=0.999 benches/quality_datasets.sh                # both sides keep an exponential moving
+#                                  # average of the weights and sample it (`train --ema`)
 #
 # Uses the release binary in ${CARGO_TARGET_DIR:-target}/release and builds it only when it is
 # missing (build it first if the sources changed). Progress goes to stderr, the table to stdout.
@@ -36,6 +38,8 @@ first_seed="${seeds%% *}"
 keep="${OUT:-}"
 torch_threads="${THREADS:-2}"
 ours_threads="${THREADS:-0}"
+ema=()
+[ -z "${EMA:-}" ] || ema=(--ema "$EMA")
 
 bin="${CARGO_TARGET_DIR:-$root/target}/release/tinyddpm"
 [ -x "$bin" ] || (cd "$root" && cargo build -q --release -p tinyddpm)
@@ -90,14 +94,15 @@ for set in $sets; do
         t0=$SECONDS
         run="$tmp/${set}_$seed"
         step "pytorch train $set seed $seed" "$py" "$ref" --threads "$torch_threads" train --data "$set" \
-            --seed "$seed" --out "$run.torch.safetensors" --losses "$run.torch.losses.csv"
+            --seed "$seed" --out "$run.torch.safetensors" --losses "$run.torch.losses.csv" \
+            "${ema[@]}"
         step "pytorch sample $set seed $seed" "$py" "$ref" --threads "$torch_threads" sample \
             --model "$run.torch.safetensors" --n 10000 --seed "$seed" --out "$run.pytorch.csv"
         score "$set" pytorch "$seed" "$run.pytorch.csv"
         t1=$SECONDS
 
         step "ours train $set seed $seed" "$bin" train --data "$set" --seed "$seed" \
-            --threads "$ours_threads" --out "$run.ours.tdm"
+            --threads "$ours_threads" --out "$run.ours.tdm" "${ema[@]}"
         step "ours sample $set seed $seed" "$bin" sample --model "$run.ours.tdm" -n 10000 \
             --seed "$seed" --threads "$ours_threads" --out "$run.ours.csv"
         score "$set" ours "$seed" "$run.ours.csv"

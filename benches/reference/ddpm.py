@@ -308,15 +308,18 @@ def model_time(t, n, device="cpu"):
 # ------------------------------------------------------------------------------------------
 # Training and sampling
 # ------------------------------------------------------------------------------------------
-def train(steps, seed, device="cpu", data="swissroll", shape=(HIDDEN, BLOCKS, 2)):
+def train(steps, seed, device="cpu", data="swissroll", shape=(HIDDEN, BLOCKS, 2), ema=None):
     """The notebook's training run: Adam(lr 1e-3), batch 128, fresh batch of `data` per step,
     t uniform in 0..T-1, MSE between predicted and true noise. Seeding right before the model
     is built makes the initial weights and every batch a function of the seed. `shape` is
-    (H, B, D); points of D != 2 are standard normal (for timing other shapes only).
-    Returns (model, per-step losses)."""
+    (H, B, D); points of D != 2 are standard normal (for timing other shapes only). With
+    `ema` (a decay such as 0.999), an exponential moving average of the weights is kept after
+    every update, `e.lerp_(p, 1 - ema)` as tinyddpm's `train --ema` keeps it, and returned in
+    place of the last weights. Returns (model, per-step losses)."""
     torch.manual_seed(seed)
     hidden, blocks, dim = shape
     model = DiffusionModel(hidden, blocks, dim).to(device)
+    averaged = [p.detach().clone() for p in model.parameters()] if ema is not None else None
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     sch = Schedule(device)
     losses = []
@@ -331,7 +334,15 @@ def train(steps, seed, device="cpu", data="swissroll", shape=(HIDDEN, BLOCKS, 2)
         opt.zero_grad()
         loss.backward()
         opt.step()
+        if averaged is not None:
+            with torch.no_grad():
+                for e, p in zip(averaged, model.parameters()):
+                    e.lerp_(p, 1 - ema)
         losses.append(loss.item())
+    if averaged is not None:
+        with torch.no_grad():
+            for e, p in zip(averaged, model.parameters()):
+                p.copy_(e)
     return model, losses
 
 
@@ -491,7 +502,7 @@ def timing_fields(prefix, times):
 # ------------------------------------------------------------------------------------------
 def cmd_train(a):
     t0 = time.perf_counter()
-    model, losses = train(a.steps, a.seed, data=a.data)
+    model, losses = train(a.steps, a.seed, data=a.data, ema=a.ema)
     wall = time.perf_counter() - t0
     save_model(model, a.out)
     write_csv(a.losses, ["step", "loss"], [list(range(len(losses))), losses])
@@ -776,6 +787,13 @@ def parser():
     s.add_argument("--data", choices=list(DATA_SETS), default="swissroll", help="data set")
     s.add_argument("--out", required=True, help="model file to write (safetensors)")
     s.add_argument("--losses", required=True, help="CSV of step,loss to write")
+    s.add_argument(
+        "--ema",
+        type=float,
+        default=None,
+        help="keep an exponential moving average of the weights with this decay (e.g. 0.999) "
+        "and save it (tinyddpm train --ema)",
+    )
 
     s = add("sample", cmd_sample, "DDPM samples (1,000 reverse steps) to an x,y CSV", model=True)
     s.add_argument("--n", type=points, default=10_000)
