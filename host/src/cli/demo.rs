@@ -145,7 +145,10 @@ impl Source {
                 Points::from_pairs(&data::true_samples(*set, n, 0))?,
                 real_label(*set),
             ),
-            Self::File { name, raw, .. } => (first_rows(raw, n)?, format!("Data ({name})")),
+            Self::File { name, raw, .. } => (
+                first_rows(raw.dim(), raw.values(), n)?,
+                format!("Data ({name})"),
+            ),
         })
     }
 
@@ -156,10 +159,10 @@ impl Source {
                 Points::from_pairs(&data::true_samples(*set, n, 0))?,
                 data_name(*set),
             ),
-            Self::File { name, points, .. } => {
-                let all = Points::new(points.dim(), points.values().to_vec())?;
-                (first_rows(&all, n)?, forward_title(name, all.dim()))
-            }
+            Self::File { name, points, .. } => (
+                first_rows(points.dim(), points.values(), n)?,
+                forward_title(name, points.dim()),
+            ),
         })
     }
 
@@ -174,13 +177,11 @@ impl Source {
     }
 }
 
-/// The first `n` rows of `points` (all of them when there are fewer).
-fn first_rows(points: &Points, n: usize) -> Result<Points> {
-    let d = points.dim();
-    Ok(Points::new(
-        d,
-        points.values()[..n.min(points.len()) * d].to_vec(),
-    )?)
+/// The first `n` rows (all of them when there are fewer) of the row-major points `values`
+/// of `dim` coordinates.
+fn first_rows(dim: usize, values: &[f32], n: usize) -> Result<Points> {
+    let rows = n.min(values.len() / dim);
+    Ok(Points::new(dim, values[..rows * dim].to_vec())?)
 }
 
 /// Runs `tinyddpm demo`.
