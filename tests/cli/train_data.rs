@@ -213,7 +213,7 @@ fn a_run_of_any_shape_on_three_columns_samples_them_and_resumes_bit_for_bit() {
 }
 
 /// `demo --data FILE` on 3 columns is the commands it stands for, file for file: `train` on
-/// the file (the model and the loss log), `sample` of that model (in the data's units),
+/// the file (the model, its EMA as asked, and the loss log), `sample` of that model (in the data's units),
 /// `quantize --calibration-data FILE` and `sample` of the integer model; the scores are the
 /// library's against every point of the file, and every figure is drawn.
 #[test]
@@ -230,6 +230,8 @@ fn demo_on_a_file_is_train_sample_quantize_and_eval_on_it() {
         "-n",
         "40",
         "--quantize",
+        "--ema",
+        "0.9",
         "--out-dir",
         "run",
     ];
@@ -239,7 +241,7 @@ fn demo_on_a_file_is_train_sample_quantize_and_eval_on_it() {
         "{out}"
     );
     let train = [
-        "train", "--data", "pts3.csv", "--steps", "20", "--out", "t.tdm",
+        "train", "--data", "pts3.csv", "--steps", "20", "--ema", "0.9", "--out", "t.tdm",
     ];
     ok(d, &train);
     let sample = |model: &str, out: &str| {
@@ -540,6 +542,12 @@ fn every_bad_training_file_is_one_line_and_writes_nothing() {
             2,
             "no such file, and unknown data set 'nosuch' (known: swissroll, circles",
         ),
+        Case {
+            args: &["demo", "--ema", "1.5", "--out-dir", "run"],
+            code: 1,
+            message: "EMA decay must be in [0, 1), not 1.5",
+            ..Case::default()
+        },
     ];
     for case in cases.iter().chain(&demo_cases) {
         run_case(case);

@@ -88,6 +88,10 @@ pub struct DemoArgs {
         DataSet::names()
     ))]
     pub data: Option<DataArg>,
+    /// Keep an exponential moving average of the weights with this decay (e.g. 0.999) and
+    /// sample it (`train --ema`): the seed recipe's last weights are noisy, the average is not
+    #[arg(long, allow_negative_numbers = true)]
+    pub ema: Option<f32>,
 }
 
 /// What the demo trains on, and what its samples are scored against and drawn beside.
@@ -208,6 +212,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         seed: args.seed,
         threads,
         data: source.training_data(),
+        ema: args.ema,
         ..TrainConfig::default()
     };
     config.validate().map_err(anyhow::Error::msg)?;
@@ -229,7 +234,8 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     };
     files::check(&inputs, &outputs, &[])?;
 
-    // The seed recipe: its batch, learning rate and no EMA, DDPM as the file's sampler.
+    // The seed recipe: its batch and learning rate (no EMA unless asked), DDPM as the file's
+    // sampler.
     let job = TrainJob {
         steps: args.steps,
         out: file("model.tdm"),
