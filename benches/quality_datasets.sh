@@ -4,8 +4,9 @@
 # ours (`tinyddpm train --data SET --seed S` + `sample --seed S`), both with the seed recipe
 # (10,000 steps, batch 128, lr 1e-3, no EMA) and 10,000 DDPM-1000 samples, all scored by the same
 # `tinyddpm eval --data SET --seed R --json` (generic scores against fresh samples of the set,
-# reference seed R = 1000 + S for both sides). Prints a Markdown table, one row per set: the mean
-# over seeds of sliced W2 and of MMD² per side, PyTorch's seed-to-seed spread (min–max) of each,
+# reference seed R = 1000 + S for both sides). Prints a Markdown table, one row per set: the
+# seeds scored on both sides, the mean over them of sliced W2 and of MMD² per side, PyTorch's
+# seed-to-seed spread (min–max) of each,
 # and whether our mean lies within PyTorch's spread or below it ("within/better") or above it
 # ("worse", naming the score).
 #
@@ -18,7 +19,8 @@
 #                                  # 2, ours all cores); use 1 on a loaded machine, where 2 torch
 #                                  # threads can run 10x slower than one
 #   SCORES=/tmp/datasets_out/scores.txt benches/quality_datasets.sh   # only the table, from that
-#                                  # file (partial or merged runs): the SETS that have lines in it
+#                                  # file (partial or merged runs): the SETS that have lines in it,
+#                                  # each over the seeds both sides have there
 #   EMA=0.999 benches/quality_datasets.sh                # both sides keep an exponential moving
 #                                  # average of the weights and sample it (`train --ema`)
 #
@@ -121,22 +123,23 @@ import statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 sets, seeds = sys.argv[2].split(), sys.argv[3].split()
 got = {(s, side, seed): (float(w), float(m)) for s, side, seed, w, m in rows}
-missing = [f"{s} {side} seed {seed}" for s in sets for side in ("ours", "pytorch")
-           for seed in seeds if (s, side, seed) not in got]
+# Each set's seeds: those both sides were scored on (a merged file may hold more for one set).
+both = {s: [x for x in seeds if (s, "ours", x) in got and (s, "pytorch", x) in got] for s in sets}
+missing = [s for s in sets if not both[s]]
 if missing:
-    sys.exit("quality_datasets: no score line for " + ", ".join(missing))
+    sys.exit("quality_datasets: no seed with both sides' score lines for " + ", ".join(missing))
 
 def f(v):
     return f"{v:.4g}"
 
-print(f"| set | SW2 ours | SW2 PyTorch | SW2 PyTorch min–max | MMD² ours | MMD² PyTorch "
+print(f"| set | seeds | SW2 ours | SW2 PyTorch | SW2 PyTorch min–max | MMD² ours | MMD² PyTorch "
       f"| MMD² PyTorch min–max | ours vs PyTorch's spread |")
-print("|---|---:|---:|---:|---:|---:|---:|---|")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
 for s in sets:
-    line, worse = [s], []
+    line, worse = [s, str(len(both[s]))], []
     for i, name in ((0, "SW2"), (1, "MMD²")):
-        ours = statistics.fmean(got[(s, "ours", seed)][i] for seed in seeds)
-        torch = [got[(s, "pytorch", seed)][i] for seed in seeds]
+        ours = statistics.fmean(got[(s, "ours", seed)][i] for seed in both[s])
+        torch = [got[(s, "pytorch", seed)][i] for seed in both[s]]
         line += [f(ours), f(statistics.fmean(torch)), f"{f(min(torch))}–{f(max(torch))}"]
         if ours > max(torch):
             worse.append(name)
