@@ -50,7 +50,8 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub normalize: Option<NormalizeArg>,
     /// Keep an exponential moving average of the weights with this decay (e.g. 0.999) and
-    /// save it as the model
+    /// save it as the model (0.999 cut the sliced W2 of the moons' and the Swiss roll's models
+    /// 3 to 9 times: the README's "Built-in data sets")
     #[arg(long, allow_negative_numbers = true)]
     pub ema: Option<f32>,
     /// Where to train
