@@ -22,8 +22,9 @@ use tinyddpm::quantize::{Calibration, quantize_model};
 use tinyddpm::train::pytorch_init;
 use tinyddpm_core::quant::Gelu;
 use tinyddpm_core::{
-    Model, NoiseStream, QLinear, QModel, QSeedModel, Sampler, Schedule, ScheduleKind, SeedModel,
-    Solver, Spacing, chain, gaussian_draw, gaussian_lanes, sample, sample_from,
+    Guidance, Layout, Model, NoiseStream, QLinear, QModel, QSeedModel, Sampler, Schedule,
+    ScheduleKind, SeedModel, Solver, Spacing, chain, gaussian_draw, gaussian_lanes, sample,
+    sample_from, sample_guided,
 };
 
 /// SplitMix64: a small deterministic generator for test inputs.
@@ -793,11 +794,56 @@ fn any_dim_case<const H: usize, const B: usize, const D: usize>(
             Some(x) => sample_from(&*model, &schedule, &sampler, x, seed, index),
             None => sample(&*model, &schedule, &sampler, seed, index),
         },
-        |simd| batch::Prepared::float(simd, &flat, &schedule, &sampler),
+        |simd| batch::Prepared::float(simd, &flat, &schedule, &sampler, None),
         seed,
         first,
         count,
         given,
+    )
+}
+
+/// A model of shape (H, B, D) conditioned on `classes` classes, as the core holds it (the
+/// network and the embedding's rows, uniform in ±0.5) and as the host reads it from a file
+/// (its parameters in file order, the embedding last).
+fn conditioned_model<const H: usize, const B: usize, const D: usize>(
+    seed: u64,
+    classes: u16,
+) -> (Box<Model<H, B, D>>, Vec<f32>, FlatModel) {
+    let model = any_dim_model::<H, B, D>(seed);
+    let mut rng = Mix(seed ^ 0xc1a5);
+    let rows: Vec<f32> = (0..(usize::from(classes) + 1) * H)
+        .map(|_| rng.uniform(0.5))
+        .collect();
+    let mut params = FlatModel::of(&*model).params().to_vec();
+    params.extend_from_slice(&rows);
+    let layout = Layout::of_dim::<H, B, D>().with_classes(classes.into());
+    let flat = FlatModel::new(layout.expect("a layout"), params).expect("its parameters");
+    (model, rows, flat)
+}
+
+/// The batched sampler of a model conditioned on classes, guided or not, equals the core's
+/// `sample_guided` on the const-generic model and its embedding.
+fn guided_case<const H: usize, const B: usize, const D: usize>(
+    model_seed: u64,
+    sampler: Sampler,
+    (seed, first, count): (u64, u64, usize),
+    classes: u16,
+    guidance: Option<Guidance>,
+) -> Result<(), TestCaseError> {
+    let (model, rows, flat) = conditioned_model::<H, B, D>(model_seed, classes);
+    let schedule = Schedule::<40>::new(ScheduleKind::SEED).expect("schedule");
+    let scalar = |_: Option<[f32; D]>, index| {
+        let at = (seed, index);
+        sample_guided(&*model, &rows, &schedule, &sampler, at, guidance).expect("a class")
+    };
+    any_dim_check(
+        &format!("guided H={H} B={B} {guidance:?}"),
+        scalar,
+        |simd| batch::Prepared::float(simd, &flat, &schedule, &sampler, guidance),
+        seed,
+        first,
+        count,
+        false,
     )
 }
 
@@ -847,6 +893,24 @@ proptest! {
         any_dim_case::<19, 2, 3>(seed ^ 1, sampler, seed, first, count, given)?;
         any_dim_case::<24, 1, 8>(seed ^ 2, sampler, seed, first, count, given)?;
         any_dim_case::<33, 2, 16>(seed ^ 3, sampler, seed, first, count, given)?;
+    }
+
+    /// Class-conditional models, unguided (∅), at w = 0 and 1 (one evaluation a step) and
+    /// guided (two): every sampler, the multistep solvers' history included.
+    #[test]
+    fn guided_sampling_matches_core_bit_for_bit(
+        count in 1usize..60,
+        sampler in prop_oneof![Just(Sampler::Ddpm), ddim(40), multistep(39)],
+        seed in any::<u64>(),
+        first in any::<u32>(),
+        class in 0u16..5,
+        weight in prop_oneof![Just(0.0f32), Just(1.0f32), 0.0f32..6.0],
+        guided in any::<bool>(),
+    ) {
+        let at = (seed, u64::from(first), count);
+        let guidance = guided.then(|| Guidance::new(class, weight).expect("a weight"));
+        guided_case::<16, 1, 2>(seed, sampler, at, 5, guidance)?;
+        guided_case::<19, 2, 3>(seed ^ 1, sampler, at, 7, guidance)?;
     }
 
     /// The integer model of any D from 1 to 16 (odd ones: a padded input and output pair),

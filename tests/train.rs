@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use tinyddpm::data::{
-    DataSet, Examples, Normalize, PointSet, TrainingData, forward_coefs, true_samples,
+    Classes, DataSet, Examples, Normalize, PointSet, TrainingData, forward_coefs, true_samples,
 };
 use tinyddpm::flat::FlatModel;
 use tinyddpm::train::{
@@ -60,9 +60,13 @@ fn batched_forward_agrees_with_the_cores_predict_noise() {
 }
 
 /// The model in f64 with the exact (erf) GELU, parameters in file order, on the examples'
-/// D coordinates.
+/// D coordinates; for examples of a run conditioned on classes, the class embedding's row of
+/// each example (the last (C + 1)·H parameters) added to its time embedding.
 fn loss_f64(p: &[f64], ex: &Examples, h: usize, blocks: usize) -> f64 {
     let d = ex.dim;
+    let embedding = ex
+        .classes
+        .map(|c| p.len() - (usize::from(c.classes) + 1) * h);
     let gelu = |x: f64| 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2));
     // `at` walks through the parameters in file order, layer by layer
     let dense = |at: &mut usize, x: &[f64], i: usize, o: usize| -> Vec<f64> {
@@ -77,7 +81,13 @@ fn loss_f64(p: &[f64], ex: &Examples, h: usize, blocks: usize) -> f64 {
         let at = &mut 0;
         let e: Vec<f64> = dense(at, &[f64::from(ex.t_input[n])], 1, h);
         let e: Vec<f64> = e.into_iter().map(gelu).collect();
-        let temb = dense(at, &e, h, h);
+        let mut temb = dense(at, &e, h, h);
+        if let Some(rows) = embedding {
+            let row = rows + ex.class[n] as usize * h;
+            for (t, e) in temb.iter_mut().zip(&p[row..row + h]) {
+                *t += e;
+            }
+        }
         let x: Vec<f64> = ex.x_t[d * n..d * n + d].iter().map(|&v| v.into()).collect();
         let mut hid: Vec<f64> = dense(at, &x, d, h).into_iter().map(gelu).collect();
         for (v, t) in hid.iter_mut().zip(&temb) {
@@ -138,6 +148,67 @@ fn gradients_match_f64_finite_differences() {
     let model = warm_model::<8, 2>(30);
     assert_eq!(FlatModel::of(&*model).params().len(), Model::<8, 2>::PARAMS);
     check_gradient(&FlatModel::of(&*model), &examples(7, 5));
+}
+
+/// A run conditioned on the eight Gaussians' components, trained a little, with a third of
+/// the labels dropped: its loss and gradient — the class embedding's included — are the f64
+/// model's, and its forward pass is the core's with the class's row added to `temb`.
+#[test]
+fn gradients_of_a_class_conditioned_model_match_f64_finite_differences() {
+    let classes = Classes {
+        classes: 8,
+        dropout: 0.3,
+    };
+    let run = TrainConfig {
+        data: DataSet::EightGaussians.into(),
+        classes: Some(classes),
+        ..config(64, 1)
+    };
+    let mut t = Trainer::<1000>::new(run, 8, 2, &schedule()).unwrap();
+    for _ in 0..30 {
+        t.step().unwrap();
+    }
+    let model = t.weights();
+    assert_eq!(model.classes(), 8);
+    let mut ex = Examples::with_classes(24, 2, Some(classes));
+    let coefs = forward_coefs(&schedule());
+    ex.fill(DataSet::EightGaussians, &coefs, 5, 0, 0);
+    assert!(ex.class.contains(&8) && ex.class.iter().any(|&c| c < 8));
+    check_gradient(&model, &ex);
+    // The batched forward against the core's, row by row.
+    let batched = predict_noise(&model, &ex);
+    let network = model.network().to_model::<8, 2, 2>().unwrap();
+    for i in 0..ex.len() {
+        let mut temb = network.time_embedding(ex.t_input[i]);
+        let row = model
+            .class_row(Some(ex.class[i] as u16))
+            .or(model.class_row(None));
+        tinyddpm_core::condition::add_class(&mut temb, row.unwrap());
+        let eps = network.predict_noise([ex.x_t[2 * i], ex.x_t[2 * i + 1]], &temb);
+        for c in 0..2 {
+            let err = (batched[2 * i + c] - eps[c]).abs() / eps[c].abs().max(1.0);
+            assert!(err < 1e-5, "row {i}: {} vs {}", batched[2 * i + c], eps[c]);
+        }
+    }
+}
+
+/// A run conditioned on classes is the same on one thread or two (two chunks a step).
+#[test]
+fn a_class_conditioned_run_is_thread_independent() {
+    let run = |threads| {
+        let config = TrainConfig {
+            data: DataSet::Moons.into(),
+            classes: Some(Classes {
+                classes: 2,
+                dropout: 0.1,
+            }),
+            ..config(128, threads)
+        };
+        let mut t = Trainer::<1000>::new(config, 16, 1, &schedule()).unwrap();
+        let losses: Vec<u32> = (0..20).map(|_| t.step().unwrap().to_bits()).collect();
+        (losses, t.weights())
+    };
+    assert_eq!(run(1), run(2));
 }
 
 /// 100 rows of `dim` columns, standardized: a rational sequence, every column its own.

@@ -4,19 +4,22 @@
 //!
 //! ```text
 //! offset 0   "TINYDDPM"            magic, 8 bytes
-//!        8   version               u16 LE: 1, 2 or 3
+//!        8   version               u16 LE: 1, 2, 3 or 4
 //!       10   header length n       u16 LE
 //!       12   header                postcard, n bytes
 //!                                    version 1: Header                (a float model)
 //!                                    version 2: Kind (0 float, 1 integer), then Header
 //!                                    version 3: Kind, Header, then Data
+//!                                    version 4: Kind, Header, Data, then C (u16)
 //!            zero padding          to a multiple of 16 (the payload starts aligned)
 //!            payload               the parameters, by kind (below)
 //!   len − 4  CRC-32/ISO-HDLC       u32 LE, over every byte before it
 //! ```
 //!
 //! **Float payload**: the weights as f32 LE, [`Model::for_each_param`] order (PyTorch
-//! state_dict order; identical to postcard's encoding of the arrays).
+//! state_dict order; identical to postcard's encoding of the arrays); a model conditioned on
+//! C > 0 classes then holds its class embedding, (C + 1) × H f32 LE, row C the "no class"
+//! row ([`Layout::with_classes`]).
 //!
 //! **Integer payload**, for C = (3 + 2B)·H + D output channels (D = the [`Data`]'s `dim`),
 //! W = [`param_count_dim`]`(H, B, D)` − C weights and 6 + 3B exponents; layers in
@@ -43,7 +46,11 @@
 //! versions 1 and 2 mean), so every earlier file's bytes stay what they were. D sets the
 //! input and output layers' widths (`Model<H, B, D>`, `QModel<H, B, D>`), so the payload's
 //! length and a destination's shape depend on it: a file is decoded only into a model of its
-//! D ([`FileError::Dim`]), and written only from one.
+//! D ([`FileError::Dim`]), and written only from one. Version 4 adds C, the classes a float
+//! model is conditioned on, and is written only for C > 0 (a version 4 file of C = 0 is
+//! refused, as a version 3 file of the notebook's data is): the const-generic models are
+//! unconditional, so such a file is read by a host that learns the shape from the file
+//! ([`Contents::float_params`]) and refused by [`decode_into`] ([`FileError::Classes`]).
 //!
 //! Decoding needs no allocator and writes into caller-owned storage; every malformed input
 //! (truncated, bit-flipped, foreign, of another kind or shape, non-finite weights, integer
@@ -86,6 +93,13 @@ pub const FORMAT_V3: Format = Format {
     version: 3,
     align: 16,
 };
+/// Version 4: the [`Kind`], the [`Header`], its [`Data`], then its classes C; the payload
+/// starts 16-byte aligned.
+pub const FORMAT_V4: Format = Format {
+    magic: MAGIC,
+    version: 4,
+    align: 16,
+};
 /// What the model file is called in its errors.
 const NAME: &str = "model file";
 
@@ -102,9 +116,13 @@ pub struct Header {
     pub schedule: ScheduleKind,
     /// The sampler to use when none is asked for.
     pub sampler: Sampler,
-    /// What the model was trained on; written after the other fields, by version 3 only.
+    /// What the model was trained on; written after the other fields, by versions 3 and 4.
     #[serde(skip, default = "Data::swiss_roll")]
     pub data: Data,
+    /// C, the classes the model is conditioned on (0: unconditional); written by version 4
+    /// only.
+    #[serde(skip)]
+    pub classes: u16,
 }
 
 /// Where a model's training data came from.
@@ -159,14 +177,19 @@ impl Kind {
     }
 
     /// Bytes of the payload of a model of this kind with `h` hidden units and `b` blocks on
-    /// points of `dim` coordinates, if that fits a usize.
-    pub fn payload_len(self, h: u32, b: u32, dim: u8) -> Option<usize> {
-        match self {
-            Kind::Float => param_count_dim(h, b, dim)?.checked_mul(4),
-            Kind::Integer => QuantSizes::with_dim(h, b, dim)?
+    /// points of `dim` coordinates, conditioned on `classes` classes, if that fits a usize
+    /// (the integer model is unconditional: `None` for C > 0).
+    pub fn payload_len(self, h: u32, b: u32, dim: u8, classes: u16) -> Option<usize> {
+        match (self, classes) {
+            (Kind::Float, _) => layout(h, b, dim)?
+                .with_classes(classes.into())?
+                .len()
+                .checked_mul(4),
+            (Kind::Integer, 0) => QuantSizes::with_dim(h, b, dim)?
                 .lens()
                 .into_iter()
                 .try_fold(0usize, usize::checked_add),
+            (Kind::Integer, _) => None,
         }
     }
 }
@@ -186,15 +209,33 @@ struct DataHeader {
     data: Data,
 }
 
+/// The version 4 header: the version 3 fields, then the classes.
+#[derive(Serialize, Deserialize)]
+struct ClassHeader {
+    kind: Kind,
+    header: Header,
+    data: Data,
+    classes: u16,
+}
+
 /// A header as it is written: the earliest version that holds it.
 enum Wire {
     V1(Header),
     V2(KindHeader),
     V3(DataHeader),
+    V4(ClassHeader),
 }
 
 impl Wire {
     fn of(kind: Kind, header: &Header) -> Self {
+        if header.classes > 0 {
+            return Self::V4(ClassHeader {
+                kind,
+                header: *header,
+                data: header.data,
+                classes: header.classes,
+            });
+        }
         match (kind, header.data == Data::SWISS_ROLL) {
             (Kind::Float, true) => Self::V1(*header),
             (Kind::Integer, true) => Self::V2(KindHeader {
@@ -214,6 +255,7 @@ impl Wire {
             Self::V1(h) => FORMAT_V1.sealed_len(h, payload_len),
             Self::V2(h) => FORMAT_V2.sealed_len(h, payload_len),
             Self::V3(h) => FORMAT_V3.sealed_len(h, payload_len),
+            Self::V4(h) => FORMAT_V4.sealed_len(h, payload_len),
         }
     }
 
@@ -227,6 +269,7 @@ impl Wire {
             Self::V1(h) => FORMAT_V1.seal(h, payload_len, out, fill),
             Self::V2(h) => FORMAT_V2.seal(h, payload_len, out, fill),
             Self::V3(h) => FORMAT_V3.seal(h, payload_len, out, fill),
+            Self::V4(h) => FORMAT_V4.seal(h, payload_len, out, fill),
         }
     }
 }
@@ -238,7 +281,7 @@ pub enum FileError {
     #[error("{}", .0.named(NAME))]
     Container(ContainerError),
     /// A version of the format this build does not read.
-    #[error("model file format version {found}, this build reads versions 1 to 3")]
+    #[error("model file format version {found}, this build reads versions 1 to 4")]
     Version {
         /// The file's version.
         found: u16,
@@ -280,6 +323,15 @@ pub enum FileError {
         found: u8,
         /// The model's D.
         want: usize,
+    },
+    /// The file's model is conditioned on classes, the storage it is decoded into is not
+    /// (or, encoding, the header names classes the model does not have).
+    #[error(
+        "model file's model is conditioned on {found} classes; this build's model is unconditional"
+    )]
+    Classes {
+        /// The file's C.
+        found: u16,
     },
     /// A weight is NaN or infinite.
     #[error("model file weight {index} is not finite")]
@@ -405,6 +457,7 @@ impl Header {
             schedule,
             sampler,
             data: Data::SWISS_ROLL,
+            classes: 0,
         }
     }
 
@@ -413,9 +466,19 @@ impl Header {
         Self { data, ..self }
     }
 
+    /// This header with `classes` classes (0: unconditional).
+    pub fn with_classes(self, classes: u16) -> Self {
+        Self { classes, ..self }
+    }
+
     /// Number of parameters the header describes.
     pub fn params(&self) -> Option<usize> {
-        param_count_dim(self.hidden, self.blocks, self.data.dim)
+        self.layout().map(|l| l.len())
+    }
+
+    /// The layout of the model the header describes, if its count fits a usize.
+    pub fn layout(&self) -> Option<Layout> {
+        layout(self.hidden, self.blocks, self.data.dim)?.with_classes(self.classes.into())
     }
 
     /// The schedule table, if the file's T is this build's T.
@@ -445,11 +508,17 @@ impl Header {
         }
     }
 
-    /// Fails unless the header describes `H`, `B` (else [`FileError::Shape`]) and `D` (else
-    /// [`FileError::Dim`]).
+    /// Fails unless the header describes `H`, `B` (else [`FileError::Shape`]), `D` (else
+    /// [`FileError::Dim`]) and no classes (else [`FileError::Classes`]): the shape of the
+    /// const-generic models.
     fn check_shape<const H: usize, const B: usize, const D: usize>(&self) -> Result<(), FileError> {
         if self.hidden as usize != H || self.blocks as usize != B {
             return Err(self.shape_error::<H, B, 0>(true));
+        }
+        if self.classes > 0 {
+            return Err(FileError::Classes {
+                found: self.classes,
+            });
         }
         match usize::from(self.data.dim) == D {
             true => Ok(()),
@@ -469,7 +538,7 @@ impl Header {
         self.sampler
             .validate(self.timesteps as usize)
             .map_err(FileError::Sampler)?;
-        kind.payload_len(self.hidden, self.blocks, self.data.dim)
+        kind.payload_len(self.hidden, self.blocks, self.data.dim, self.classes)
             .ok_or(ContainerError::Header.into())
     }
 }
@@ -478,7 +547,7 @@ impl Header {
 /// weights and integer parameter ranges, which the decoders judge.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Contents<'a> {
-    /// The format version: 1, 2 or 3.
+    /// The format version: 1 to 4.
     pub version: u16,
     /// What the payload holds.
     pub kind: Kind,
@@ -509,9 +578,10 @@ fn format_of(bytes: &[u8]) -> Result<&'static Format, FileError> {
             1 => Ok(&FORMAT_V1),
             2 => Ok(&FORMAT_V2),
             3 => Ok(&FORMAT_V3),
+            4 => Ok(&FORMAT_V4),
             found => Err(FileError::Version { found }),
         },
-        _ => Ok(&FORMAT_V3),
+        _ => Ok(&FORMAT_V4),
     }
 }
 
@@ -524,7 +594,7 @@ pub fn open(bytes: &[u8]) -> Result<Contents<'_>, FileError> {
     } else if *format == FORMAT_V2 {
         let (h, payload) = format.open(bytes, |h: &KindHeader| h.header.payload_len(h.kind))?;
         (h.kind, h.header, payload)
-    } else {
+    } else if *format == FORMAT_V3 {
         // A version 3 file of the notebook's data would have been written as version 1 or
         // 2: it is not one this project writes, and reading it would make two encodings of
         // one model.
@@ -536,6 +606,14 @@ pub fn open(bytes: &[u8]) -> Result<Contents<'_>, FileError> {
             }
         })?;
         (h.kind, h.header.with_data(h.data), payload)
+    } else {
+        // Likewise a version 4 file of no classes.
+        let header = |h: &ClassHeader| h.header.with_data(h.data).with_classes(h.classes);
+        let (h, payload) = format.open(bytes, |h: &ClassHeader| match h.classes {
+            0 => Err(ContainerError::Header.into()),
+            _ => header(h).payload_len(h.kind),
+        })?;
+        (h.kind, header(&h), payload)
     };
     Ok(Contents {
         version: format.version,
@@ -610,10 +688,9 @@ impl<'a> Contents<'a> {
 }
 
 impl Contents<'_> {
-    /// The layout of the model the header describes.
+    /// The layout of the model the header describes, its class embedding included.
     pub fn layout(&self) -> Result<Layout, FileError> {
-        let h = &self.header;
-        layout(h.hidden, h.blocks, h.data.dim).ok_or(ContainerError::Header.into())
+        self.header.layout().ok_or(ContainerError::Header.into())
     }
 
     /// An integer model's parameters into `out`, whose sections have the lengths
@@ -671,9 +748,7 @@ pub fn encode_quant_params(
     out: &mut [u8],
 ) -> Result<usize, FileError> {
     let len = header.payload_len(Kind::Integer)?;
-    if layout(header.hidden, header.blocks, header.data.dim) != Some(params.layout)
-        || !params.fits()
-    {
+    if header.layout() != Some(params.layout) || !params.fits() {
         return Err(ContainerError::Header.into());
     }
     params.validate().map_err(FileError::Quant)?;
@@ -821,16 +896,21 @@ pub fn expected_len(prefix: &[u8]) -> Option<usize> {
     let dim = Data::SWISS_ROLL.dim;
     if *format == FORMAT_V1 {
         format.expected_len(prefix, |h: &Header| {
-            Kind::Float.payload_len(h.hidden, h.blocks, dim)
+            Kind::Float.payload_len(h.hidden, h.blocks, dim, 0)
         })
     } else if *format == FORMAT_V2 {
         format.expected_len(prefix, |h: &KindHeader| {
-            h.kind.payload_len(h.header.hidden, h.header.blocks, dim)
+            h.kind.payload_len(h.header.hidden, h.header.blocks, dim, 0)
         })
-    } else {
+    } else if *format == FORMAT_V3 {
         format.expected_len(prefix, |h: &DataHeader| {
             h.kind
-                .payload_len(h.header.hidden, h.header.blocks, h.data.dim)
+                .payload_len(h.header.hidden, h.header.blocks, h.data.dim, 0)
+        })
+    } else {
+        format.expected_len(prefix, |h: &ClassHeader| {
+            h.kind
+                .payload_len(h.header.hidden, h.header.blocks, h.data.dim, h.classes)
         })
     }
 }

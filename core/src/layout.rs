@@ -5,7 +5,9 @@
 //! ```text
 //! time_in (1 → H), time_out (H → H), input (D → H),
 //! B × [first (H → H), second (H → H)], output (H → D);
-//! each layer: weight [out][in] row-major, then bias [out]
+//! each layer: weight [out][in] row-major, then bias [out];
+//! then, for a model conditioned on C > 0 classes, the class embedding [(C + 1) × H]
+//! (`class_embed.weight`, row C the "no class" row ∅), which no layer owns
 //! ```
 //! The model file's float payload, the trainer's flat vectors, the GPU's weight buffer and
 //! the CUDA kernels' offsets are all this layout.
@@ -65,6 +67,8 @@ pub struct Layout {
     pub blocks: usize,
     /// D, the data's dimension: the input layer's inputs and the output layer's outputs.
     pub dim: usize,
+    /// C, the classes the model is conditioned on (0: none, no embedding).
+    pub classes: usize,
     /// Parameters before the first block: `time_in`, `time_out`, `input`.
     head: usize,
     /// Parameters of one residual block.
@@ -107,10 +111,52 @@ impl Layout {
             hidden,
             blocks,
             dim,
+            classes: 0,
             head,
             block,
             len,
         })
+    }
+
+    /// This layout conditioned on `classes` classes: the class embedding's (C + 1) × H rows
+    /// follow every layer (none for C = 0, the unconditional model), if the count fits.
+    pub const fn with_classes(self, classes: usize) -> Option<Self> {
+        let base = self.len - self.embedding_len();
+        let rows = match classes {
+            0 => 0,
+            c => match c.checked_add(1) {
+                Some(r) => r,
+                None => return None,
+            },
+        };
+        let Some(embedding) = rows.checked_mul(self.hidden) else {
+            return None;
+        };
+        let Some(len) = base.checked_add(embedding) else {
+            return None;
+        };
+        Some(Self {
+            classes,
+            len,
+            ..self
+        })
+    }
+
+    /// Parameters of the class embedding: (C + 1)·H, or 0 for an unconditional model.
+    const fn embedding_len(&self) -> usize {
+        match self.classes {
+            0 => 0,
+            c => (c + 1) * self.hidden,
+        }
+    }
+
+    /// Where the class embedding lies — (C + 1) rows of H, row-major, after every layer —
+    /// for a conditioned model; `None` for C = 0.
+    pub const fn class_embedding(&self) -> Option<Range<usize>> {
+        match self.classes {
+            0 => None,
+            _ => Some(self.len - self.embedding_len()..self.len),
+        }
     }
 
     /// The layout of `Model<H, B>`, on 2-D points: [`Layout::of_dim`]`::<H, B, 2>()`.
@@ -198,6 +244,13 @@ impl Layout {
         for d in self.iter() {
             f(TensorName::weight(d.layer), &[d.o, d.i], d.w..d.b);
             f(TensorName::bias(d.layer), &[d.o], d.b..d.end());
+        }
+        if let Some(rows) = self.class_embedding() {
+            f(
+                TensorName::CLASS_EMBEDDING,
+                &[self.classes + 1, self.hidden],
+                rows,
+            );
         }
     }
 

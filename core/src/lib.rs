@@ -7,7 +7,7 @@
 //! [`lanes`]), the portable `ln`/`sin`/`cos` behind the Gaussian noise ([`math`], [`noise`]),
 //! the noise schedule ([`schedule`]), the reverse-process samplers ([`sampler`], their step
 //! placement in [`spacing`], the multistep solvers in [`multistep`], the user's choice of one in
-//! [`choice`]), the step row every backend applies and its word encoding ([`step`]), the reverse chain and the pure sampling function ([`sample()`],
+//! [`choice`]), class conditioning and classifier-free guidance ([`condition`]), the step row every backend applies and its word encoding ([`step`]), the reverse chain and the pure sampling function ([`sample()`],
 //! [`chain`]), the integer model with its exact arithmetic ([`quant`]), and — behind the
 //! default feature `file` — the file container (`container`) and the model file in it
 //! (`file`).
@@ -21,6 +21,7 @@
 
 pub mod anomaly;
 pub mod choice;
+pub mod condition;
 #[cfg(feature = "file")]
 pub mod container;
 #[cfg(feature = "file")]
@@ -44,6 +45,7 @@ pub mod step;
 pub mod units;
 
 pub use anomaly::{anomaly_score, anomaly_score_in};
+pub use condition::{Conditioned, Guidance, Guided, sample_guided};
 #[cfg(feature = "file")]
 pub use container::ContainerError;
 #[cfg(feature = "file")]

@@ -55,34 +55,62 @@ pub enum Layer {
 
 /// A tensor's PyTorch `state_dict` key, e.g. `hidden_layers.1.2.weight`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TensorName {
-    /// The layer.
-    pub layer: Layer,
-    /// The bias (`true`) or the weight.
-    pub bias: bool,
+pub enum TensorName {
+    /// A layer's weight, `[out, in]`.
+    Weight(Layer),
+    /// A layer's bias, `[out]`.
+    Bias(Layer),
+    /// The class embedding of a conditioned model, `[C + 1, H]` (`class_embed.weight`).
+    ClassEmbedding,
 }
 
 impl TensorName {
     pub(crate) const fn weight(layer: Layer) -> Self {
-        Self { layer, bias: false }
+        Self::Weight(layer)
     }
 
     pub(crate) const fn bias(layer: Layer) -> Self {
-        Self { layer, bias: true }
+        Self::Bias(layer)
+    }
+
+    /// The class embedding's name: no layer owns it.
+    pub const CLASS_EMBEDDING: Self = Self::ClassEmbedding;
+
+    /// The layer whose weight or bias this is; `None` for the class embedding.
+    pub const fn layer(&self) -> Option<Layer> {
+        match *self {
+            Self::Weight(layer) | Self::Bias(layer) => Some(layer),
+            Self::ClassEmbedding => None,
+        }
+    }
+
+    /// Whether this is a layer's bias.
+    pub const fn is_bias(&self) -> bool {
+        matches!(self, Self::Bias(_))
+    }
+}
+
+impl fmt::Display for Layer {
+    /// The layer's PyTorch module path, e.g. `hidden_layers.1.0`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Layer::TimeIn => f.write_str("time_embed.embed.0"),
+            Layer::TimeOut => f.write_str("time_embed.embed.2"),
+            Layer::Input => f.write_str("input_layer.0"),
+            Layer::BlockFirst(i) => write!(f, "hidden_layers.{i}.0"),
+            Layer::BlockSecond(i) => write!(f, "hidden_layers.{i}.2"),
+            Layer::Output => f.write_str("output_layer"),
+        }
     }
 }
 
 impl fmt::Display for TensorName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.layer {
-            Layer::TimeIn => f.write_str("time_embed.embed.0")?,
-            Layer::TimeOut => f.write_str("time_embed.embed.2")?,
-            Layer::Input => f.write_str("input_layer.0")?,
-            Layer::BlockFirst(i) => write!(f, "hidden_layers.{i}.0")?,
-            Layer::BlockSecond(i) => write!(f, "hidden_layers.{i}.2")?,
-            Layer::Output => f.write_str("output_layer")?,
+        match self {
+            Self::Weight(layer) => write!(f, "{layer}.weight"),
+            Self::Bias(layer) => write!(f, "{layer}.bias"),
+            Self::ClassEmbedding => f.write_str("class_embed.weight"),
         }
-        f.write_str(if self.bias { ".bias" } else { ".weight" })
     }
 }
 
@@ -341,17 +369,22 @@ impl<const H: usize, const B: usize, const D: usize> Model<H, B, D> {
     /// Every tensor with its PyTorch `state_dict` name and shape (`[out, in]` or `[out]`),
     /// in file order: for each layer its weight (row-major), then its bias.
     pub fn for_each_tensor(&self, mut f: impl FnMut(TensorName, &[usize], &[f32])) {
+        // An unconditioned layout: every tensor is a layer's.
         Layout::of_dim::<H, B, D>().for_each_tensor(|name, shape, _| {
-            let (w, b) = self.tensors(name.layer);
-            f(name, shape, if name.bias { b } else { w });
+            if let Some(layer) = name.layer() {
+                let (w, b) = self.tensors(layer);
+                f(name, shape, if name.is_bias() { b } else { w });
+            }
         });
     }
 
     /// [`Model::for_each_tensor`], mutably.
     pub fn for_each_tensor_mut(&mut self, mut f: impl FnMut(TensorName, &[usize], &mut [f32])) {
         Layout::of_dim::<H, B, D>().for_each_tensor(|name, shape, _| {
-            let (w, b) = self.tensors_mut(name.layer);
-            f(name, shape, if name.bias { b } else { w });
+            if let Some(layer) = name.layer() {
+                let (w, b) = self.tensors_mut(layer);
+                f(name, shape, if name.is_bias() { b } else { w });
+            }
         });
     }
 
@@ -422,8 +455,8 @@ mod tests {
         fn weight_shapes<const D: usize>() -> Vec<(Layer, Vec<usize>)> {
             let mut shapes = Vec::new();
             Model::<4, 2, D>::ZERO.for_each_tensor(|name, shape, _| {
-                if !name.bias {
-                    shapes.push((name.layer, shape.to_vec()));
+                if let TensorName::Weight(layer) = name {
+                    shapes.push((layer, shape.to_vec()));
                 }
             });
             shapes

@@ -145,17 +145,17 @@ fn foreign_magic_version_shape_and_weights_get_their_own_errors() {
     );
 
     let mut bad = good.clone();
-    bad[8] = 4;
+    bad[8] = 5;
     assert_eq!(
         file::decode_into(&bad, &mut dst),
-        Err(FileError::Version { found: 4 })
+        Err(FileError::Version { found: 5 })
     );
     assert_eq!(
-        FileError::Version { found: 4 }.to_string(),
-        "model file format version 4, this build reads versions 1 to 3"
+        FileError::Version { found: 5 }.to_string(),
+        "model file format version 5, this build reads versions 1 to 4"
     );
-    // A version 1 header read as version 2 or 3: its first field is no kind.
-    for version in [2, 3] {
+    // A version 1 header read as version 2, 3 or 4: its first field is no kind.
+    for version in [2, 3, 4] {
         bad[8] = version;
         reseal(&mut bad);
         assert_eq!(
@@ -716,7 +716,7 @@ mod integer {
     fn payload_sizes_are_the_models() {
         fn check<const H: usize, const B: usize, const D: usize>() {
             assert_eq!(
-                Kind::Integer.payload_len(H as u32, B as u32, D as u8),
+                Kind::Integer.payload_len(H as u32, B as u32, D as u8, 0),
                 Some(QModel::<H, B, D>::BYTES + QModel::<H, B, D>::EXPONENTS),
                 "H={H} B={B} D={D}"
             );
@@ -731,9 +731,9 @@ mod integer {
         check::<4, 1, 1>();
         check::<8, 2, 3>();
         check::<16, 1, 16>();
-        assert_eq!(Kind::Integer.payload_len(u32::MAX, u32::MAX, 2), None);
+        assert_eq!(Kind::Integer.payload_len(u32::MAX, u32::MAX, 2, 0), None);
         assert_eq!(
-            Kind::Integer.payload_len(0, u32::MAX, 2).map(|n| n > 0),
+            Kind::Integer.payload_len(0, u32::MAX, 2, 0).map(|n| n > 0),
             Some(true)
         );
     }
@@ -1259,5 +1259,121 @@ mod dims {
             file::encode(&q, &header::<4, 1>(), &mut out),
             Err(FileError::Dim { found: 2, want: 16 })
         );
+    }
+}
+
+/// Models conditioned on classes (version 4 files): the class embedding after every layer,
+/// every truncation and bit flip an error, C = 0 never written as version 4, and the
+/// const-generic (unconditional) models refuse them.
+mod classes {
+    use super::*;
+    use tinyddpm_core::Layout;
+    use tinyddpm_core::container::Format;
+
+    /// A conditioned model's parameters: `Model<4, 1>`'s, then (C + 1) × 4 embedding values,
+    /// every one distinct.
+    fn params(classes: u16) -> Vec<f32> {
+        let len = Layout::of::<4, 1>()
+            .with_classes(classes.into())
+            .unwrap()
+            .len();
+        (0..len).map(|i| (i as f32 * 0.37).sin()).collect()
+    }
+
+    fn encode(classes: u16) -> (Header, Vec<f32>, Vec<u8>) {
+        let h = header::<4, 1>().with_classes(classes);
+        let p = params(classes);
+        let mut out = vec![0u8; file::encoded_len(Kind::Float, &h).unwrap()];
+        assert_eq!(file::encode_params(&h, &p, &mut out).unwrap(), out.len());
+        (h, p, out)
+    }
+
+    #[test]
+    fn the_embedding_follows_every_layer_and_round_trips() {
+        for classes in [1u16, 3, 8] {
+            let (h, p, bytes) = encode(classes);
+            let c = file::open(&bytes).unwrap();
+            assert_eq!((c.version, c.kind, c.header), (4, Kind::Float, h));
+            // Model<4, 1> has 90 parameters, the embedding (C + 1)·4.
+            assert_eq!(c.payload.len(), 4 * (90 + (usize::from(classes) + 1) * 4));
+            let back: Vec<f32> = c.float_params().unwrap().collect();
+            assert_eq!(back, p);
+            assert_eq!(file::expected_len(&bytes), Some(bytes.len()));
+            assert_eq!(c.layout().unwrap().class_embedding(), Some(90..p.len()));
+            // The header, as the module docs lay it out: version 3's fields, then C.
+            let format = Format {
+                magic: *b"TINYDDPM",
+                version: 4,
+                align: 16,
+            };
+            let fields = (Kind::Float, h, h.data, classes);
+            let mut want = vec![0u8; format.sealed_len(&fields, c.payload.len()).unwrap()];
+            let payload: Vec<u8> = p.iter().flat_map(|v| v.to_le_bytes()).collect();
+            format
+                .seal(&fields, payload.len(), &mut want, |out| {
+                    out.copy_from_slice(&payload)
+                })
+                .unwrap();
+            assert_eq!(bytes, want, "C = {classes}");
+        }
+    }
+
+    #[test]
+    fn every_truncation_and_bit_flip_is_an_error() {
+        let (_, _, bytes) = encode(3);
+        let read = |b: &[u8]| file::open(b).and_then(|c| c.float_params().map(|_| ()));
+        assert!(read(&bytes).is_ok());
+        for len in 0..bytes.len() {
+            assert!(read(&bytes[..len]).is_err(), "len {len}");
+        }
+        for byte in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut bad = bytes.clone();
+                bad[byte] ^= 1 << bit;
+                assert!(read(&bad).is_err(), "{byte}:{bit}");
+            }
+        }
+    }
+
+    #[test]
+    fn unconditional_models_and_version_4_of_no_classes_are_refused() {
+        let (_, _, bytes) = encode(2);
+        let mut dst = Small::ZERO;
+        let err = file::decode_into(&bytes, &mut dst).unwrap_err();
+        assert_eq!(err, FileError::Classes { found: 2 });
+        assert_eq!(
+            err.to_string(),
+            "model file's model is conditioned on 2 classes; this build's model is unconditional"
+        );
+        assert_eq!(dst, Small::ZERO);
+        // Nor does a const-generic model encode under a header that names classes.
+        let mut out = vec![0u8; 4096];
+        let h = header::<4, 1>().with_classes(2);
+        assert_eq!(
+            file::encode(&small_model(), &h, &mut out),
+            Err(FileError::Classes { found: 2 })
+        );
+        // A version 4 header of C = 0 (a second encoding of a version 1 file) is refused.
+        let plain = header::<4, 1>();
+        let fields = (Kind::Float, plain, plain.data, 0u16);
+        let format = Format {
+            magic: *b"TINYDDPM",
+            version: 4,
+            align: 16,
+        };
+        let payload = vec![0u8; 4 * 90];
+        let mut forged = vec![0u8; format.sealed_len(&fields, payload.len()).unwrap()];
+        format
+            .seal(&fields, payload.len(), &mut forged, |o| {
+                o.copy_from_slice(&payload)
+            })
+            .unwrap();
+        assert_eq!(
+            file::open(&forged).map(|c| c.version),
+            Err(FileError::Container(C::Header))
+        );
+        // The integer model holds no classes: no payload length, so no file.
+        let h = header::<4, 1>().with_classes(1);
+        assert!(file::encoded_len(Kind::Integer, &h).is_err());
     }
 }

@@ -341,7 +341,7 @@ fn float_twin<const H: usize, const B: usize, const D: usize>(
     let mut n = 0;
     twin.for_each_tensor_mut(|name, _, data| {
         let (w, b) = &layers[n / 2];
-        data.copy_from_slice(if name.bias { b } else { w });
+        data.copy_from_slice(if name.is_bias() { b } else { w });
         n += 1;
     });
     twin

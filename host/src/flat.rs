@@ -8,6 +8,7 @@
 //! the reference every fast path is tested against: [`FlatModel::of`] and
 //! [`FlatModel::to_model`] convert both ways, parameter for parameter.
 
+use tinyddpm_core::condition::{add_class, class_row};
 use tinyddpm_core::file::{self, FileError, Header};
 use tinyddpm_core::model::{predict_noise_in, time_embedding_in};
 use tinyddpm_core::{Layer, Layout, Model, Tap, TensorName};
@@ -62,14 +63,8 @@ impl FlatModel {
     /// The float model a model file holds, of the shape its header names.
     pub fn decode(bytes: &[u8]) -> Result<Self, FileError> {
         let contents = file::open(bytes)?;
-        let header = &contents.header;
-        let layout = Layout::with_dim(
-            header.hidden as usize,
-            header.blocks as usize,
-            header.data.dim.into(),
-        );
         // The decoder has judged the header: its shape counts.
-        let layout = layout.ok_or(tinyddpm_core::ContainerError::Header)?;
+        let layout = contents.layout()?;
         let params: Vec<f32> = contents.float_params()?.collect();
         Ok(Self { layout, params })
     }
@@ -100,6 +95,41 @@ impl FlatModel {
     /// Every parameter, in file order.
     pub fn params(&self) -> &[f32] {
         &self.params
+    }
+
+    /// C: the classes the model is conditioned on (0: unconditional).
+    pub fn classes(&self) -> usize {
+        self.layout.classes
+    }
+
+    /// Row `class` of the class embedding E (`None`: row C, ∅): what the core's
+    /// [`add_class`] adds to each step's time embedding for that class. An unconditional
+    /// model has one row, empty, for `None` alone; a class of C or more has none.
+    pub fn class_row(&self, class: Option<u16>) -> Option<&[f32]> {
+        match self.layout.class_embedding() {
+            Some(rows) => class_row(&self.params[rows], self.hidden(), class),
+            None => class.is_none().then_some(&[]),
+        }
+    }
+
+    /// The network without its class embedding: what a const-generic `Model` of its shape
+    /// holds ([`FlatModel::to_model`]); the embedding's rows are [`FlatModel::class_row`]'s.
+    pub fn network(&self) -> FlatModel {
+        let layout = self
+            .layout
+            .with_classes(0)
+            .expect("fewer parameters than the model's");
+        Self {
+            params: self.params[..layout.len()].to_vec(),
+            layout,
+        }
+    }
+
+    /// [`FlatModel::time_embedding`] plus `row` ([`FlatModel::class_row`]): the time
+    /// embedding of a step for one class.
+    pub fn class_time_embedding(&self, t_input: f32, row: &[f32], temb: &mut [f32]) {
+        self.time_embedding(t_input, temb);
+        add_class(temb, row);
     }
 
     /// Layer `layer`'s weight (`[out][in]` row-major) and bias (a block index below B).

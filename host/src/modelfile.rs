@@ -287,7 +287,7 @@ pub fn probe<const T: usize>(model: &FlatModel, header: &Header) -> Option<Strin
         }
     }
     let schedule: Schedule<T> = header.schedule().ok()?;
-    let prepared = batch::Prepared::float(Simd::detect(), model, &schedule, &header.sampler);
+    let prepared = batch::Prepared::float(Simd::detect(), model, &schedule, &header.sampler, None);
     let first = prepared.sample(Init::Noise, 0, 0, PROBE_SAMPLES, &|_| {});
     let (i, p) = first
         .chunks_exact(d)

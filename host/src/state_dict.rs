@@ -12,12 +12,15 @@ use std::collections::BTreeSet;
 
 use safetensors::tensor::{Dtype, SafeTensorError, SafeTensors, TensorView};
 use tinyddpm_core::Layout;
+use tinyddpm_core::condition::MAX_CLASSES;
 use tinyddpm_core::units::MAX_DIM;
 
 use crate::flat::FlatModel;
 
 /// The tensor whose shape gives the hidden width.
 const INPUT_WEIGHT: &str = "input_layer.0.weight";
+/// The tensor whose shape gives the classes of a conditioned model.
+const CLASS_EMBEDDING: &str = "class_embed.weight";
 
 /// Why a state dict could not be converted.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +66,8 @@ pub fn parse(bytes: &[u8]) -> Result<SafeTensors<'_>, ConvertError> {
 }
 
 /// The layout of a state dict's model: H and D from `input_layer.0.weight` (`[H, D]`, D from 1
-/// to [`MAX_DIM`]), B from the number of consecutive `hidden_layers.{i}` blocks.
+/// to [`MAX_DIM`]), B from the number of consecutive `hidden_layers.{i}` blocks, and C from
+/// `class_embed.weight` (`[C + 1, H]`, C ≥ 1) when there is one.
 pub fn layout(tensors: &SafeTensors<'_>) -> Result<Layout, ConvertError> {
     let input = tensors
         .tensor(INPUT_WEIGHT)
@@ -79,10 +83,24 @@ pub fn layout(tensors: &SafeTensors<'_>) -> Result<Layout, ConvertError> {
         [h, d] if h > 0 && (1..=MAX_DIM).contains(&d) => Layout::with_dim(h, blocks, d),
         _ => None,
     };
-    layout.ok_or_else(|| ConvertError::Shape {
+    let layout = layout.ok_or_else(|| ConvertError::Shape {
         name: INPUT_WEIGHT.into(),
         found: input.shape().to_vec(),
         expected: format!("[H, D] with D from 1 to {MAX_DIM}"),
+    })?;
+    let Ok(embedding) = tensors.tensor(CLASS_EMBEDDING) else {
+        return Ok(layout);
+    };
+    let classes = match *embedding.shape() {
+        [rows, h] if h == layout.hidden && (2..=MAX_CLASSES + 1).contains(&rows) => {
+            layout.with_classes(rows - 1)
+        }
+        _ => None,
+    };
+    classes.ok_or_else(|| ConvertError::Shape {
+        name: CLASS_EMBEDDING.into(),
+        found: embedding.shape().to_vec(),
+        expected: format!("[C + 1, {}] with C from 1 to {MAX_CLASSES}", layout.hidden),
     })
 }
 

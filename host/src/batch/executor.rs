@@ -3,7 +3,7 @@
 
 use rayon::prelude::*;
 use tinyddpm_core::units::MAX_DIM;
-use tinyddpm_core::{Model, Network, NoiseStream, QModel, Sampler, Schedule, Step};
+use tinyddpm_core::{Guidance, Model, Network, NoiseStream, QModel, Sampler, Schedule, Step};
 
 use super::chain::Kept;
 use super::float::Float;
@@ -53,9 +53,7 @@ impl Kernel {
         kept: Option<&mut Kept<'_>>,
     ) {
         match self {
-            Kernel::Float(f) => f
-                .simd
-                .float_tile(&f.layers, (steps, &f.tembs), x, noise, kept),
+            Kernel::Float(f) => f.simd.float_tile(&f.layers, f.run(steps), x, noise, kept),
             Kernel::Integer(q) => {
                 let run = (steps, &q.tembs[..], q.stride);
                 q.simd.integer_tile(&q.layers, run, x, noise, kept)
@@ -137,16 +135,20 @@ impl Prepared {
     }
 
     /// The float model of any shape, `model`, prepared as [`Prepared::new`] prepares a
-    /// `Model` of its shape: the same bits.
+    /// `Model` of its shape (the same bits), its samples drawn for `guidance` (`None`:
+    /// unconditionally — from ∅ for a model conditioned on classes). Panics if the CPU lacks
+    /// `simd` or the model has not the class asked for ([`FlatModel::class_row`]).
     pub fn float<const T: usize>(
         simd: Simd,
         model: &FlatModel,
         schedule: &Schedule<T>,
         sampler: &Sampler,
+        guidance: Option<Guidance>,
     ) -> Self {
         simd.require();
         let steps: Vec<Step> = sampler.steps(schedule).collect();
-        let kernel = Kernel::Float(Float::new(simd, model, &steps));
+        let float = Float::new(simd, model, &steps, guidance);
+        let kernel = Kernel::Float(float.expect("a class of the model"));
         Self {
             simd,
             steps,

@@ -4,7 +4,7 @@
 use tinyddpm_core::{NoiseStream, Real, Step};
 
 use super::chain::Kept;
-use super::float::kernel::{self, Batch1Scratch};
+use super::float::kernel::{self, Batch1Scratch, Run};
 use super::float::packed::Layers;
 use super::float::vectors::PortableF32;
 use super::integer::kernel as qkernel;
@@ -118,7 +118,7 @@ impl Simd {
     pub(super) fn float_tile(
         self,
         layers: &Layers,
-        run: (&[Step], &[f32]),
+        run: Run<'_>,
         x: &mut [f32],
         noise: &mut [NoiseStream],
         kept: Option<&mut Kept<'_>>,
@@ -224,7 +224,7 @@ mod x86 {
     #[target_feature(enable = "avx512f")]
     pub(super) fn tile_avx512(
         layers: &Layers,
-        run: (&[Step], &[f32]),
+        run: Run<'_>,
         x: &mut [f32],
         noise: &mut [NoiseStream],
         kept: Option<&mut Kept<'_>>,
@@ -235,7 +235,7 @@ mod x86 {
     #[target_feature(enable = "avx2")]
     pub(super) fn tile_avx2(
         layers: &Layers,
-        run: (&[Step], &[f32]),
+        run: Run<'_>,
         x: &mut [f32],
         noise: &mut [NoiseStream],
         kept: Option<&mut Kept<'_>>,

@@ -294,7 +294,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     // The chains of the first samples drawn above: the last frame is those very points.
     let count = REVERSE_POINTS.min(args.count) as usize;
     interrupt::check(kept)?;
-    let prepared = Prepared::float(Simd::detect(), &model, &schedule, &sampler);
+    let prepared = Prepared::float(Simd::detect(), &model, &schedule, &sampler, None);
     let frames = plot::reverse_frames(&prepared, (&schedule, &sampler), args.seed, count);
     let title = reverse_title(&sampler, prepared.dim());
     plot::reverse_grid(&file("reverse.png"), &frames, &title)?;
@@ -370,6 +370,7 @@ impl Drawing<'_> {
             seed: self.seed,
             units: self.units,
             threads: self.threads,
+            guidance: None,
         };
         let mut values = Vec::new();
         draw(&sampling, None, self.count, &mut |chunk| {

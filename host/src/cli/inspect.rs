@@ -11,7 +11,7 @@ use tinyddpm::flat::FlatModel;
 use tinyddpm::flatq::FlatQModel;
 use tinyddpm::input::Patience;
 use tinyddpm::modelfile::{self, ModelFile};
-use tinyddpm::quantize::{layer_name, weight_scales};
+use tinyddpm::quantize::weight_scales;
 use tinyddpm::train::{CHECKPOINT_FORMAT, CheckpointFile, CheckpointInfo};
 use tinyddpm_core::file::{self, Contents, FileError, Header, Kind, QuantSizes};
 use tinyddpm_core::{Data, Layer, Source};
@@ -95,6 +95,14 @@ fn head(path: &Path, bytes: &[u8], contents: &Contents<'_>, format_note: &str, k
         header.hidden,
         header.blocks
     );
+    if header.classes > 0 {
+        say!(
+            "classes          C = {}, classes 0 to {} and \"no class\" (sample --class K \
+             --guidance W)",
+            header.classes,
+            header.classes - 1
+        );
+    }
 }
 
 /// The lines after the parameters: what the header says about the data and sampling.
@@ -224,7 +232,7 @@ fn layer_table(bytes: &[u8]) -> Result<String, FileError> {
         let act = l.act.map_or_else(|| "-".to_owned(), |g| exp(g.post_exp));
         table += &format!(
             "{:<22} {:>6} {:>6} {:>9}  {lo:.3e} .. {hi:.3e}\n",
-            layer_name(l.layer),
+            l.layer.to_string(),
             exp(l.in_exp),
             exp(l.out_exp),
             act

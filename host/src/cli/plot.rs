@@ -436,7 +436,9 @@ pub fn reverse(args: &ReverseArgs) -> Result<()> {
     let sampler: Sampler = args.sampler.resolve(file.header.sampler)?;
     let (simd, load) = (Simd::detect(), "cannot load the model");
     let prepared = match file.kind {
-        Kind::Float => Prepared::float(simd, &file.flat().context(load)?, &schedule, &sampler),
+        Kind::Float => {
+            Prepared::float(simd, &file.flat().context(load)?, &schedule, &sampler, None)
+        }
         Kind::Integer => Prepared::new(
             simd,
             &file.flat_integer().context(load)?,

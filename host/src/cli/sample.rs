@@ -12,8 +12,8 @@ use tinyddpm::cuda::check_sample_shape;
 use tinyddpm::flatq::FlatQModel;
 use tinyddpm::modelfile::ModelFile;
 use tinyddpm::run::sample::{SampleModel, Sampling};
-use tinyddpm_core::Sampler;
 use tinyddpm_core::file::Kind;
+use tinyddpm_core::{Guidance, Sampler};
 
 use super::jobs::{device_for, draw};
 use super::plot::read_model;
@@ -46,6 +46,21 @@ pub struct SampleArgs {
     /// Where to sample (an integer model runs on the CPU)
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
+    /// Draw every sample of this class, 0 to C − 1, from a model trained with --classes
+    /// [default: none, the model's unconditional "no class"]
+    #[arg(long, value_name = "K")]
+    pub class: Option<u16>,
+    /// Classifier-free guidance weight w with --class: ε̂(∅) + w·(ε̂(K) − ε̂(∅)); 1 is the
+    /// conditional model alone, 0 the unconditional one, above 1 follows the class more
+    /// closely (two network evaluations a step instead of one)
+    #[arg(
+        long,
+        value_name = "W",
+        requires = "class",
+        default_value_t = 1.0,
+        allow_negative_numbers = true
+    )]
+    pub guidance: f32,
     /// The CSV file to write (`x,y`, one row per sample in index order)
     #[arg(long)]
     pub out: PathBuf,
@@ -59,6 +74,7 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     }
     files::check(&inputs, &[("--out", &args.out)], &[])?;
     let file = read_model(&args.model, "--model")?;
+    let guidance = guidance(args, file.header.classes)?;
     let init = match &args.x_init {
         Some(path) => {
             let dim = usize::from(file.header.data.dim);
@@ -94,12 +110,12 @@ pub fn run(args: &SampleArgs) -> Result<()> {
                 }
                 (device_arg, _) => device(device_arg)?,
             };
-            write_samples(args, &file, &model, gpu.as_ref(), init, count)?
+            write_samples(args, &file, &model, gpu.as_ref(), (init, count), guidance)?
         }
         Kind::Integer => {
             device_for::<FlatQModel>(args.device)?;
             let model = file.flat_integer().context("cannot load the model")?;
-            write_samples(args, &file, &model, None, init, count)?
+            write_samples(args, &file, &model, None, (init, count), guidance)?
         }
     };
     say!(
@@ -112,6 +128,34 @@ pub fn run(args: &SampleArgs) -> Result<()> {
     Ok(())
 }
 
+/// `--class` and `--guidance` for a model of `classes` classes: a class it has and a
+/// finite weight of at least 0.
+fn guidance(args: &SampleArgs, classes: u16) -> Result<Option<Guidance>> {
+    let Some(class) = args.class else {
+        return Ok(None);
+    };
+    if classes == 0 {
+        bail!(
+            "--class {class}: {} is not conditioned on classes (train it with --classes)",
+            args.model.display()
+        );
+    }
+    if class >= classes {
+        bail!(
+            "--class {class}: the model has {classes} classes, 0 to {}",
+            classes - 1
+        );
+    }
+    Guidance::new(class, args.guidance)
+        .map(Some)
+        .with_context(|| {
+            format!(
+                "--guidance {} must be a finite weight of at least 0",
+                args.guidance
+            )
+        })
+}
+
 /// Samples `model` into the output file as they are drawn, chunk by chunk: memory stays
 /// bounded whatever `-n` is, and the file appears (atomically) only when every sample is
 /// written.
@@ -120,8 +164,8 @@ fn write_samples<M: SampleModel>(
     file: &ModelFile,
     model: &M,
     gpu: Option<&M::Gpu>,
-    init: Option<&[f32]>,
-    count: u64,
+    (init, count): (Option<&[f32]>, u64),
+    guidance: Option<Guidance>,
 ) -> Result<Sampler> {
     let schedule = file.schedule::<T>().context("cannot use the model")?;
     let sampler = args.sampler.resolve(file.header.sampler)?;
@@ -137,6 +181,7 @@ fn write_samples<M: SampleModel>(
         seed: args.seed,
         units: file.header.data.units.as_ref(),
         threads: thread_count(),
+        guidance,
     };
     draw(&sampling, init, count, &mut |points| {
         csv::write_point_rows(&mut out, points, dim).with_context(write_error)

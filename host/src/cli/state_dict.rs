@@ -72,6 +72,7 @@ pub fn import(args: &ImportArgs) -> Result<()> {
         schedule: ScheduleKind::SEED,
         sampler,
         data,
+        classes: layout.classes as u16,
     };
     if let Some(why) = modelfile::probe::<T>(&model, &header) {
         tell!("warning: the imported model's output is not finite: {why}; sampling it will fail");

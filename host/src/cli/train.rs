@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use tinyddpm::cuda::Gpu;
 use tinyddpm::data::points::{self, MAX_ROWS};
-use tinyddpm::data::{DataSet, Normalize, PointSet, TrainingData};
+use tinyddpm::data::{Classes, DataSet, Normalize, PointSet, TrainingData};
 use tinyddpm::input::Patience;
 use tinyddpm::run::train::{LOSS_TAIL, Start, Summary, TrainJob};
 use tinyddpm::scores::Points;
@@ -54,6 +54,16 @@ pub struct TrainArgs {
     /// 3 to 9 times: the README's "Built-in data sets")
     #[arg(long, allow_negative_numbers = true)]
     pub ema: Option<f32>,
+    /// Class conditioning (the labelled sets from the library's list).
+    #[arg(long, conflicts_with_all = ["resume", "checkpoint"], help = format!(
+        "Condition the model on the data's labels (sets with labels: {}), for `sample --class          K --guidance W`: a learned embedding per class and one for \"no class\", the          unconditional model of classifier-free guidance (CPU only; no checkpoints yet)",
+        DataSet::labelled_names()
+    ))]
+    pub classes: bool,
+    /// With --classes: the probability of dropping an example's label to "no class" while
+    /// training [default: 0.1]
+    #[arg(long, requires = "classes", allow_negative_numbers = true)]
+    pub label_dropout: Option<f32>,
     /// Where to train
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
@@ -192,6 +202,9 @@ pub fn check(args: &TrainArgs) -> Result<()> {
     if let Some(batch) = args.batch {
         check_batch(batch, "--batch")?;
     }
+    if args.classes && args.device == DeviceArg::Cuda {
+        bail!("--classes trains on the CPU only: the GPU trainer is not conditioned yet");
+    }
     if args.normalize == Some(NormalizeArg::Standard)
         && !matches!(args.data, Some(DataArg::File(_)))
     {
@@ -294,7 +307,12 @@ pub fn train_on(args: &TrainArgs, gpu: Option<&Gpu>) -> Result<Summary> {
 /// The configuration of a new run on `data` from the command line.
 fn new_config(args: &TrainArgs, threads: usize, data: TrainingData) -> TrainConfig {
     let defaults = TrainConfig::default();
+    let classes = args.classes.then(|| Classes {
+        classes: data.classes(),
+        dropout: args.label_dropout.unwrap_or(Classes::DROPOUT),
+    });
     TrainConfig {
+        classes,
         steps: args.steps,
         batch: args.batch.map_or(defaults.batch, |b| b as usize),
         lr: args.lr.unwrap_or(defaults.lr),

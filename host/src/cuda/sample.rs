@@ -53,6 +53,11 @@ pub fn check_sample_shape(layout: &Layout) -> Result<(), CudaError> {
             "the sampler needs points of 1 to {MAX_DIM} coordinates, the model's have {dim}"
         )));
     }
+    if layout.classes > 0 {
+        return Err(CudaError::Unsupported(
+            "the sampler does not take models conditioned on classes yet".into(),
+        ));
+    }
     Ok(())
 }
 

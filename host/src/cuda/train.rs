@@ -526,6 +526,10 @@ impl<const T: usize> GpuTrainer<T> {
         hidden: usize,
         blocks: usize,
     ) -> Result<Self, CudaError> {
+        if state.config.classes.is_some() {
+            let why = "the GPU trainer is not conditioned on classes yet: train on the CPU";
+            return Err(TrainError::Config(why.into()).into());
+        }
         let StepPlan {
             plan,
             buffers,

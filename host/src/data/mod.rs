@@ -76,6 +76,15 @@ impl TrainingData {
         }
     }
 
+    /// The classes of the data's labels (0: none): a labelled set's
+    /// ([`DataSet::classes`]).
+    pub fn classes(&self) -> u16 {
+        match self {
+            Self::Set(set) => set.classes(),
+            Self::Points(_) => 0,
+        }
+    }
+
     /// What the model file records of the data: D, the source, and the units of
     /// normalized points (the samplers map every sample back by them).
     pub fn model_data(&self) -> Data {
@@ -106,30 +115,51 @@ impl std::fmt::Display for TrainingData {
 
 /// A source of one example's point: what [`Examples::fill`] draws from.
 pub trait PointSource {
-    /// One point from `rng` into `x` (D long), a fixed number of draws.
-    fn draw(&self, rng: &mut Xoshiro128PlusPlus, x: &mut [f32]);
+    /// One point from `rng` into `x` (D long), a fixed number of draws; returns its label
+    /// (0 where the data have none).
+    fn draw(&self, rng: &mut Xoshiro128PlusPlus, x: &mut [f32]) -> u16;
 }
 
 impl PointSource for DataSet {
-    fn draw(&self, rng: &mut Xoshiro128PlusPlus, x: &mut [f32]) {
-        x.copy_from_slice(&self.point(rng));
+    fn draw(&self, rng: &mut Xoshiro128PlusPlus, x: &mut [f32]) -> u16 {
+        let (point, label) = self.labelled_point(rng);
+        x.copy_from_slice(&point);
+        label
     }
 }
 
 /// The set's [`DataSet::draws`], or one draw for a row of points.
 impl PointSource for TrainingData {
-    fn draw(&self, rng: &mut Xoshiro128PlusPlus, x: &mut [f32]) {
+    fn draw(&self, rng: &mut Xoshiro128PlusPlus, x: &mut [f32]) -> u16 {
         match self {
             Self::Set(set) => set.draw(rng, x),
-            Self::Points(points) => points.point(rng, x),
+            Self::Points(points) => {
+                points.point(rng, x);
+                0
+            }
         }
     }
 }
 
 impl<S: PointSource + ?Sized> PointSource for &S {
-    fn draw(&self, rng: &mut Xoshiro128PlusPlus, x: &mut [f32]) {
+    fn draw(&self, rng: &mut Xoshiro128PlusPlus, x: &mut [f32]) -> u16 {
         (**self).draw(rng, x)
     }
+}
+
+/// Class conditioning of a run: the data's labels, each example's dropped to ∅ (no class,
+/// the unconditional model of classifier-free guidance) with probability `dropout`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Classes {
+    /// C, the data's classes: labels are 0 ..= C − 1, row C of the embedding is ∅.
+    pub classes: u16,
+    /// The probability of dropping an example's label (0.1 by default), in [0, 1].
+    pub dropout: f32,
+}
+
+impl Classes {
+    /// The default probability of dropping a label (Ho & Salimans' 0.1).
+    pub const DROPOUT: f32 = 0.1;
 }
 
 /// The host's uses of a seed, one stream domain each, so that no two of them ever share a
@@ -203,6 +233,11 @@ pub struct Examples {
     pub t_input: Vec<f32>,
     /// The noise ε the network must predict.
     pub noise: Vec<f32>,
+    /// For a run conditioned on classes: each example's row of the class embedding — its
+    /// label, or C when dropped to ∅; empty otherwise.
+    pub class: Vec<u32>,
+    /// The run's classes, if it is conditioned on them.
+    pub classes: Option<Classes>,
 }
 
 impl Examples {
@@ -213,6 +248,18 @@ impl Examples {
             x_t: vec![0.0; dim * n],
             t_input: vec![0.0; n],
             noise: vec![0.0; dim * n],
+            class: Vec::new(),
+            classes: None,
+        }
+    }
+
+    /// Storage for `n` examples of `dim` coordinates of a run conditioned on `classes`.
+    pub fn with_classes(n: usize, dim: usize, classes: Option<Classes>) -> Self {
+        let class = vec![0; if classes.is_some() { n } else { 0 }];
+        Self {
+            class,
+            classes,
+            ..Self::new(n, dim)
         }
     }
 
@@ -232,7 +279,8 @@ impl Examples {
     /// example's stream yields, in order: the point ([`DataSet::draws`] draws, or one
     /// [`choice`] of a point set's row), t (one [`choice`]), ε (⌈D/2⌉ [`gaussian_pair`]s, the
     /// last one's second value dropped for an odd D: the samplers' rule,
-    /// `NoiseStream::fill_gaussians`).
+    /// `NoiseStream::fill_gaussians`) and, for a run conditioned on classes only, one
+    /// [`uniform`] u that drops the point's label to ∅ when u < the dropout.
     pub fn fill(
         &mut self,
         data: impl PointSource,
@@ -249,14 +297,19 @@ impl Examples {
             .chunks_exact_mut(self.dim)
             .zip(self.noise.chunks_exact_mut(self.dim))
             .zip(&mut self.t_input);
+        let mut class = self.class.iter_mut();
         for (i, ((x, eps), t_in)) in rows.enumerate() {
             let mut rng = Xoshiro128PlusPlus::from_seed(stream_seed(base, (first + i) as u64));
-            data.draw(&mut rng, x);
+            let label = data.draw(&mut rng, x);
             let t = choice(&mut rng, steps) as usize;
             for pair in eps.chunks_mut(2) {
                 for (e, z) in pair.iter_mut().zip(gaussian_pair(&mut rng)) {
                     *e = z;
                 }
+            }
+            if let (Some(c), Some(row)) = (self.classes, class.next()) {
+                let dropped = uniform(&mut rng) < c.dropout;
+                *row = u32::from(if dropped { c.classes } else { label });
             }
             let (signal, noise) = coefs[t];
             for (x, &e) in x.iter_mut().zip(eps.iter()) {
@@ -296,30 +349,109 @@ mod tests {
         );
     }
 
-    /// For every set: a batch filled whole, or in two chunks of any split, is the same.
+    /// For every set, conditioned on its labels or not: a batch filled whole, or in two
+    /// chunks of any split, is the same.
     #[test]
     fn examples_depend_on_seed_step_and_index_only() {
         let coefs = coefs();
         for set in DataSet::ALL {
-            let mut whole = Examples::new(8, 2);
-            whole.fill(set, &coefs, 5, 9, 0);
-            for split in [1, 3, 7] {
-                let mut head = Examples::new(split, 2);
-                head.fill(set, &coefs, 5, 9, 0);
-                let mut tail = Examples::new(8 - split, 2);
-                tail.fill(set, &coefs, 5, 9, split);
-                let joined = Examples {
-                    dim: 2,
-                    x_t: [head.x_t, tail.x_t].concat(),
-                    t_input: [head.t_input, tail.t_input].concat(),
-                    noise: [head.noise, tail.noise].concat(),
-                };
-                assert_eq!(whole, joined, "{set} split at {split}");
+            let classes = [None, Some(set.classes())]
+                .into_iter()
+                .filter(|c| *c != Some(0))
+                .map(|c| {
+                    c.map(|classes| Classes {
+                        classes,
+                        dropout: 0.3,
+                    })
+                });
+            for classes in classes {
+                let new = |n| Examples::with_classes(n, 2, classes);
+                let mut whole = new(8);
+                whole.fill(set, &coefs, 5, 9, 0);
+                for split in [1, 3, 7] {
+                    let mut head = new(split);
+                    head.fill(set, &coefs, 5, 9, 0);
+                    let mut tail = new(8 - split);
+                    tail.fill(set, &coefs, 5, 9, split);
+                    let joined = Examples {
+                        dim: 2,
+                        x_t: [head.x_t, tail.x_t].concat(),
+                        t_input: [head.t_input, tail.t_input].concat(),
+                        noise: [head.noise, tail.noise].concat(),
+                        class: [head.class, tail.class].concat(),
+                        classes,
+                    };
+                    assert_eq!(whole, joined, "{set} split at {split}");
+                }
+                let mut other = new(8);
+                other.fill(set, &coefs, 5, 10, 0);
+                assert_ne!(whole, other, "{set}");
             }
-            let mut other = Examples::new(8, 2);
-            other.fill(set, &coefs, 5, 10, 0);
-            assert_ne!(whole, other, "{set}");
         }
+    }
+
+    /// A conditioned run draws the unconditional run's x_t, t and ε (the dropout draw comes
+    /// after them); each example's class is the component its point came from (the nearest
+    /// of the eight centres, recovered from x_t and ε), or ∅ for about the dropout's share.
+    #[test]
+    fn labels_are_the_points_components_and_dropout_follows_the_noise() {
+        let coefs = coefs();
+        let n = 20_000;
+        let set = DataSet::EightGaussians;
+        let classes = Classes {
+            classes: 8,
+            dropout: 0.25,
+        };
+        let mut plain = Examples::new(n, 2);
+        plain.fill(set, &coefs, 3, 1, 0);
+        let mut labelled = Examples::with_classes(n, 2, Some(classes));
+        labelled.fill(set, &coefs, 3, 1, 0);
+        assert_eq!(
+            (&plain.x_t, &plain.t_input, &plain.noise),
+            (&labelled.x_t, &labelled.t_input, &labelled.noise)
+        );
+        let (mut dropped, mut agree, mut kept) = (0, 0, 0);
+        for i in 0..n {
+            let t = (labelled.t_input[i] * 1000.0).round() as usize;
+            let (a, b) = coefs[t];
+            let x0: Vec<f64> = (0..2)
+                .map(|c| {
+                    f64::from(labelled.x_t[2 * i + c] - b * labelled.noise[2 * i + c])
+                        / f64::from(a)
+                })
+                .collect();
+            // FFJORD's centres in its order: ±x, ±y, then the diagonals.
+            let h = std::f64::consts::FRAC_1_SQRT_2;
+            let centres = [
+                (1., 0.),
+                (-1., 0.),
+                (0., 1.),
+                (0., -1.),
+                (h, h),
+                (h, -h),
+                (-h, h),
+                (-h, -h),
+            ];
+            let nearest = (0..8)
+                .min_by(|&j, &k| {
+                    let d = |(cx, cy): (f64, f64)| {
+                        (x0[0] - 4.0 * cx / 1.414).powi(2) + (x0[1] - 4.0 * cy / 1.414).powi(2)
+                    };
+                    d(centres[j]).total_cmp(&d(centres[k]))
+                })
+                .unwrap();
+            match labelled.class[i] {
+                8 => dropped += 1,
+                c => {
+                    kept += 1;
+                    agree += usize::from(c as usize == nearest);
+                }
+            }
+        }
+        let share = dropped as f64 / n as f64;
+        // Binomial(20,000, 0.25): a standard deviation of 0.003.
+        assert!((share - 0.25).abs() < 0.015, "{share}");
+        assert!(agree as f64 > 0.995 * kept as f64, "{agree} of {kept}");
     }
 
     /// t and ε follow the point's draws in every example's stream, whatever the set: the

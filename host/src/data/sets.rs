@@ -166,47 +166,80 @@ impl DataSet {
         }
     }
 
+    /// The classes of a labelled set, its components (0: a set without labels): the ring
+    /// of `circles` (0 outer) and `rings` (0 outermost), the moon of `moons` (0 upper), the
+    /// Gaussian of `8gaussians` (in FFJORD's order), the arm of `pinwheel`, the spiral of
+    /// `2spirals` (0 the unflipped one). Each is the component index k its formula draws.
+    pub const fn classes(self) -> u16 {
+        match self {
+            DataSet::Circles | DataSet::Moons | DataSet::TwoSpirals => 2,
+            DataSet::Rings => 4,
+            DataSet::EightGaussians => 8,
+            DataSet::Pinwheel => 5,
+            DataSet::SwissRoll | DataSet::Checkerboard | DataSet::Line | DataSet::Cos => 0,
+        }
+    }
+
+    /// Every set with labels ([`DataSet::classes`] > 0), comma-separated.
+    pub fn labelled_names() -> String {
+        let labelled = Self::ALL.into_iter().filter(|s| s.classes() > 0);
+        labelled.map(Self::name).collect::<Vec<_>>().join(", ")
+    }
+
     /// One point of the set from `rng`, [`DataSet::draws`] draws (see each variant).
     pub fn point(self, rng: &mut Xoshiro128PlusPlus) -> [f32; 2] {
+        self.labelled_point(rng).0
+    }
+
+    /// [`DataSet::point`] with its label, the component it was drawn from (below
+    /// [`DataSet::classes`]; 0 for a set without labels): the same draws, the same point.
+    pub fn labelled_point(self, rng: &mut Xoshiro128PlusPlus) -> ([f32; 2], u16) {
         match self {
-            DataSet::SwissRoll => swiss_roll_point(S_MIN * (1.0 + 2.0 * uniform(rng))),
+            DataSet::SwissRoll => (swiss_roll_point(S_MIN * (1.0 + 2.0 * uniform(rng))), 0),
             DataSet::Circles => {
-                let r = [1.0, 0.5][choice(rng, 2) as usize];
+                let k = choice(rng, 2);
+                let r = [1.0, 0.5][k as usize];
                 let a = TAU * uniform(rng);
                 let z = gaussian_pair(rng);
-                [
+                let p = [
                     3.0 * (r * cosf(a) + 0.08 * z[0]),
                     3.0 * (r * sinf(a) + 0.08 * z[1]),
-                ]
+                ];
+                (p, k as u16)
             }
             DataSet::Rings => {
-                let r = RINGS[choice(rng, 4) as usize];
+                let k = choice(rng, 4);
+                let r = RINGS[k as usize];
                 let a = TAU * uniform(rng);
                 let z = gaussian_pair(rng);
-                [r * cosf(a) + 0.08 * z[0], r * sinf(a) + 0.08 * z[1]]
+                let p = [r * cosf(a) + 0.08 * z[0], r * sinf(a) + 0.08 * z[1]];
+                (p, k as u16)
             }
             DataSet::Moons => {
-                let lower = choice(rng, 2) == 1;
+                let k = choice(rng, 2);
                 let a = PI * uniform(rng);
                 let z = gaussian_pair(rng);
                 let (c, s) = (cosf(a), sinf(a));
-                let m = if lower {
+                let m = if k == 1 {
                     [1.0 - c, 1.0 - s - 0.5]
                 } else {
                     [c, s]
                 };
-                [
+                let p = [
                     2.0 * (m[0] + 0.1 * z[0]) - 1.0,
                     2.0 * (m[1] + 0.1 * z[1]) - 0.2,
-                ]
+                ];
+                (p, k as u16)
             }
             DataSet::EightGaussians => {
                 let z = gaussian_pair(rng);
-                let c = EIGHT_CENTERS[choice(rng, 8) as usize];
-                [
+                let k = choice(rng, 8);
+                let c = EIGHT_CENTERS[k as usize];
+                let p = [
                     (4.0 * c[0] + 0.5 * z[0]) / 1.414,
                     (4.0 * c[1] + 0.5 * z[1]) / 1.414,
-                ]
+                ];
+                (p, k as u16)
             }
             DataSet::Pinwheel => {
                 let z = gaussian_pair(rng);
@@ -214,15 +247,18 @@ impl DataSet {
                 let (f0, f1) = (1.0 + 0.3 * z[0], 0.1 * z[1]);
                 let a = TAU * k as f32 / 5.0 + 0.25 * expf(f0);
                 let (c, s) = (cosf(a), sinf(a));
-                [2.0 * (f0 * c + f1 * s), 2.0 * (f1 * c - f0 * s)]
+                let p = [2.0 * (f0 * c + f1 * s), 2.0 * (f1 * c - f0 * s)];
+                (p, k as u16)
             }
             DataSet::TwoSpirals => {
                 let n = SPIRAL_TURN * sqrtf(uniform(rng));
                 let dx = -cosf(n) * n + 0.5 * uniform(rng);
                 let dy = sinf(n) * n + 0.5 * uniform(rng);
-                let sign = [1.0, -1.0][choice(rng, 2) as usize];
+                let k = choice(rng, 2);
+                let sign = [1.0, -1.0][k as usize];
                 let z = gaussian_pair(rng);
-                [sign * dx / 3.0 + 0.1 * z[0], sign * dy / 3.0 + 0.1 * z[1]]
+                let p = [sign * dx / 3.0 + 0.1 * z[0], sign * dy / 3.0 + 0.1 * z[1]];
+                (p, k as u16)
             }
             DataSet::Checkerboard => {
                 let x1 = 4.0 * uniform(rng) - 2.0;
@@ -231,15 +267,15 @@ impl DataSet {
                 // Python's `floor(x1) % 2` is 0 or 1 for negative floors too: the low bit of
                 // the (two's complement) integer ⌊x1⌋ ∈ {−2, …, 1}.
                 let m = (floorf(x1) as i32 & 1) as f32;
-                [2.0 * x1, 2.0 * (u - 2.0 * k + m)]
+                ([2.0 * x1, 2.0 * (u - 2.0 * k + m)], 0)
             }
             DataSet::Line => {
                 let x = 5.0 * uniform(rng) - 2.5;
-                [x, x]
+                ([x, x], 0)
             }
             DataSet::Cos => {
                 let x = 5.0 * uniform(rng) - 2.5;
-                [x, 2.5 * sinf(x)]
+                ([x, 2.5 * sinf(x)], 0)
             }
         }
     }

@@ -9,7 +9,7 @@ use tinyddpm_core::Layer;
 use tinyddpm_core::quant::{MAX_BIAS, MAX_SHIFT, QLayer, QLayerMut};
 
 use super::QuantizeError;
-use super::report::{LayerReport, TensorReport, layer_name};
+use super::report::{LayerReport, TensorReport};
 use crate::flat::FlatModel;
 use crate::flatq::FlatQModel;
 
@@ -37,7 +37,7 @@ fn multiplier(m: f64, layer: Layer) -> Result<(i32, u8), QuantizeError> {
     let (_, k) = libm::frexp(m);
     let s = 31 - k;
     if s < 0 {
-        return Err(QuantizeError::Scale(layer_name(layer)));
+        return Err(QuantizeError::Scale(layer.to_string()));
     }
     let s = s.min(i32::from(MAX_SHIFT));
     let mut big = (m * 2f64.powi(s)).round();
@@ -48,7 +48,7 @@ fn multiplier(m: f64, layer: Layer) -> Result<(i32, u8), QuantizeError> {
         s -= 1;
     }
     if s < 0 {
-        return Err(QuantizeError::Scale(layer_name(layer)));
+        return Err(QuantizeError::Scale(layer.to_string()));
     }
     Ok((big as i32, s as u8))
 }

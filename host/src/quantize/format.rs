@@ -15,7 +15,6 @@ use tinyddpm_core::{Layer, Tap};
 
 use super::QuantizeError;
 use super::calibrate::{Ranges, Site};
-use super::report::layer_name;
 
 /// `⌊log2 y⌋` for a finite `y > 0`, exactly (from the binary exponent).
 fn floor_log2(y: f64) -> i32 {
@@ -93,13 +92,13 @@ impl Formats {
         let mut act = vec![time; blocks];
         let mut second_pre = vec![0; blocks];
         for i in 0..blocks {
-            let name = layer_name(Layer::BlockFirst(i));
+            let name = Layer::BlockFirst(i).to_string();
             let pre = pre_exponent(r, at(Site::Tap(Tap::FirstPre(i))), None, &name)?;
             act[i] = Gelu {
                 pre_exp: pre,
                 post_exp: post_exponent(r, at(Site::Tap(Tap::Hidden(i))), pre, &name)?,
             };
-            let name = layer_name(Layer::BlockSecond(i));
+            let name = Layer::BlockSecond(i).to_string();
             let site = at(Site::Tap(Tap::SecondPre(i)));
             second_pre[i] = pre_exponent(r, site, Some(stream_exp), &name)?;
         }

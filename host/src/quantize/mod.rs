@@ -25,7 +25,7 @@ use calibrate::Inputs;
 pub use fold::weight_scales;
 use format::Formats;
 use report::Fit;
-pub use report::{GeluReport, LayerReport, Report, TensorReport, layer_name};
+pub use report::{GeluReport, LayerReport, Report, TensorReport};
 
 /// How to calibrate the activation ranges.
 #[derive(Clone, Debug, PartialEq)]

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use tinyddpm_core::{Layer, Layout, Tap, TensorName};
+use tinyddpm_core::{Layer, Layout, Tap};
 
 use super::calibrate::{Ranges, Site};
 use super::format::Formats;
@@ -73,12 +73,6 @@ impl Report {
             + self.stream.clipped
             + self.output.clipped
     }
-}
-
-/// A layer's PyTorch name (`hidden_layers.1.0`).
-pub fn layer_name(layer: Layer) -> String {
-    let name = TensorName { layer, bias: true }.to_string();
-    name.trim_end_matches(".bias").to_owned()
 }
 
 /// The calibration set against the chosen formats: the source of every [`TensorReport`].
@@ -183,7 +177,7 @@ impl fmt::Display for Report {
             writeln!(
                 f,
                 "{:<25} {}  weight scales {:.2e}..{:.2e}, bias-limited {}",
-                layer_name(l.layer),
+                l.layer.to_string(),
                 l.input,
                 l.weight_scale[0],
                 l.weight_scale[1],
@@ -191,7 +185,7 @@ impl fmt::Display for Report {
             )?;
         }
         for g in &self.gelus {
-            let name = format!("GELU({})", layer_name(g.after));
+            let name = format!("GELU({})", g.after);
             writeln!(f, "{name:<25} {}  out 2^-{}", g.pre, g.post_exp)?;
         }
         writeln!(f, "{:<25} {}", "residual stream", self.stream)?;

@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 
-use tinyddpm_core::{Layout, QModel, Sampler, Schedule, ScheduleKind, Units};
+use tinyddpm_core::{Guidance, Layout, QModel, Sampler, Schedule, ScheduleKind, Units};
 
 use super::{T, Watch};
 use crate::batch::{self, FlatRequest, Init, Simd};
@@ -37,8 +37,14 @@ pub trait SampleModel {
     fn on(gpu: Gpu) -> Option<Self::Gpu>;
     /// The model's layout: its shape, D included.
     fn layout(&self) -> Layout;
-    /// The model prepared for the CPU's widest path and `sampler`.
-    fn prepare(&self, schedule: &Schedule<T>, sampler: &Sampler) -> batch::Prepared;
+    /// The model prepared for the CPU's widest path, `sampler` and `guidance` (a class the
+    /// model has; `None` for a model of no classes).
+    fn prepare(
+        &self,
+        schedule: &Schedule<T>,
+        sampler: &Sampler,
+        guidance: Option<Guidance>,
+    ) -> batch::Prepared;
     /// Samples `first .. first + count` of `job` (its model being `self`) on `gpu`, D values
     /// a sample, `chunk` being `(init, first, count)`.
     fn sample_gpu(
@@ -61,8 +67,13 @@ impl SampleModel for FlatModel {
     fn layout(&self) -> Layout {
         FlatModel::layout(self)
     }
-    fn prepare(&self, schedule: &Schedule<T>, sampler: &Sampler) -> batch::Prepared {
-        batch::Prepared::float(Simd::detect(), self, schedule, sampler)
+    fn prepare(
+        &self,
+        schedule: &Schedule<T>,
+        sampler: &Sampler,
+        guidance: Option<Guidance>,
+    ) -> batch::Prepared {
+        batch::Prepared::float(Simd::detect(), self, schedule, sampler, guidance)
     }
     fn sample_gpu(
         &self,
@@ -120,7 +131,13 @@ impl<M: CpuOnly> SampleModel for M {
     fn layout(&self) -> Layout {
         CpuOnly::layout(self)
     }
-    fn prepare(&self, schedule: &Schedule<T>, sampler: &Sampler) -> batch::Prepared {
+    /// The integer model has no classes: `guidance` is `None`.
+    fn prepare(
+        &self,
+        schedule: &Schedule<T>,
+        sampler: &Sampler,
+        _: Option<Guidance>,
+    ) -> batch::Prepared {
         CpuOnly::prepare(self, schedule, sampler)
     }
     fn sample_gpu(
@@ -236,6 +253,9 @@ pub struct Sampling<'a, M: SampleModel> {
     pub units: Option<&'a Units>,
     /// CPU worker threads of the current rayon pool, whose count sets the chunks.
     pub threads: usize,
+    /// The class every sample is drawn for and the guidance weight (`None`:
+    /// unconditionally); a float model's on the CPU only.
+    pub guidance: Option<Guidance>,
 }
 
 impl<M: SampleModel> Sampling<'_, M> {
@@ -274,7 +294,11 @@ impl<M: SampleModel> Sampling<'_, M> {
         // On the CPU, the packed weights, step table and time embeddings once for every chunk.
         let on = match self.gpu {
             Some(gpu) => On::<M>::Gpu(gpu),
-            None => On::Cpu(Box::new(self.model.prepare(self.schedule, self.sampler))),
+            None => On::Cpu(Box::new(self.model.prepare(
+                self.schedule,
+                self.sampler,
+                self.guidance,
+            ))),
         };
         let mut first = 0u64;
         while first < count {
@@ -328,7 +352,8 @@ impl<M: SampleModel> Sampling<'_, M> {
     /// no noise at all isolates the schedule and sampler from the network.
     fn overflow_cause(&self, index: u64) -> Overflow {
         let zero = FlatModel::zero(self.model.layout());
-        let prepared = batch::Prepared::float(Simd::detect(), &zero, self.schedule, self.sampler);
+        let prepared =
+            batch::Prepared::float(Simd::detect(), &zero, self.schedule, self.sampler, None);
         let without_model = prepared.sample(Init::Noise, self.seed, index, 1, &|_| ());
         match without_model.iter().all(|v| v.is_finite()) {
             true => Overflow::Model,

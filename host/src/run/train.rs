@@ -422,6 +422,7 @@ fn drive<R: Training>(
         schedule: trainer.schedule_kind(),
         sampler: job.default_sampler,
         data: trainer.config().data.model_data(),
+        classes: trainer.layout().classes as u16,
     };
     let model = trainer
         .model()

@@ -283,6 +283,7 @@ impl CheckpointHeader {
             ema: self.ema,
             threads: 0,
             data,
+            classes: None,
         };
         config.validate().map_err(E::Invalid)?;
         Ok(config)

@@ -51,7 +51,7 @@ pub use checkpoint::{
 };
 pub use layout::params_of;
 
-use crate::data::{Examples, TrainingData, forward_coefs};
+use crate::data::{Classes, DataSet, Examples, TrainingData, forward_coefs};
 use layout::{Layout, model_of};
 use net::Chunk;
 use profile::{Phase, time};
@@ -80,6 +80,8 @@ pub struct TrainConfig {
     pub threads: usize,
     /// What every batch is drawn from (the notebook's Swiss roll).
     pub data: TrainingData,
+    /// Class conditioning on the data's labels, if any (none: the notebook's model).
+    pub classes: Option<Classes>,
 }
 
 impl Default for TrainConfig {
@@ -92,6 +94,7 @@ impl Default for TrainConfig {
             ema: None,
             threads: 0,
             data: TrainingData::default(),
+            classes: None,
         }
     }
 }
@@ -120,6 +123,28 @@ impl TrainConfig {
         {
             return Err(format!("EMA decay must be in [0, 1), not {d}"));
         }
+        if let Some(c) = self.classes {
+            let labels = self.data.classes();
+            if labels == 0 {
+                return Err(format!(
+                    "{} has no labels to condition on (sets with labels: {})",
+                    self.data,
+                    DataSet::labelled_names()
+                ));
+            }
+            if c.classes != labels {
+                return Err(format!(
+                    "{} has {labels} classes, not {}",
+                    self.data, c.classes
+                ));
+            }
+            if !(0.0..=1.0).contains(&c.dropout) {
+                return Err(format!(
+                    "label dropout must be a probability in [0, 1], not {}",
+                    c.dropout
+                ));
+            }
+        }
         // Drawn with replacement, a batch could take fewer rows; but a file smaller than one
         // batch is most likely the wrong file.
         if let TrainingData::Points(points) = &self.data
@@ -135,6 +160,11 @@ impl TrainConfig {
         Ok(())
     }
 }
+
+/// Why a run conditioned on classes writes no checkpoint: the format does not record its
+/// classes yet.
+pub const CONDITIONED_CHECKPOINT: &str = "checkpoints of runs conditioned on classes are not supported yet (train without \
+     --checkpoint/--resume)";
 
 /// Why training cannot go on.
 #[derive(Debug, thiserror::Error)]
@@ -209,9 +239,12 @@ pub struct State {
     pub ema: Option<Vec<f32>>,
 }
 
-/// The layout of a model of `hidden` units and `blocks` blocks on points of `data`'s D.
-fn layout_for(hidden: usize, blocks: usize, data: &TrainingData) -> Result<Layout, TrainError> {
-    tinyddpm_core::Layout::with_dim(hidden, blocks, data.dim())
+/// The layout of a model of `hidden` units and `blocks` blocks on points of the data's D,
+/// conditioned on the run's classes.
+fn layout_for(hidden: usize, blocks: usize, config: &TrainConfig) -> Result<Layout, TrainError> {
+    let classes = config.classes.map_or(0, |c| usize::from(c.classes));
+    tinyddpm_core::Layout::with_dim(hidden, blocks, config.data.dim())
+        .and_then(|l| l.with_classes(classes))
         .map(Layout::new)
         .ok_or_else(|| {
             TrainError::Config(format!(
@@ -230,7 +263,7 @@ impl State {
         blocks: usize,
         schedule: ScheduleKind,
     ) -> Result<Self, TrainError> {
-        let params = layout_for(hidden, blocks, &config.data)?.init(config.seed);
+        let params = layout_for(hidden, blocks, &config)?.init(config.seed);
         Ok(Self {
             ema: config.ema.map(|_| params.clone()),
             adam: Adam::new(params.len()),
@@ -252,7 +285,7 @@ impl State {
         blocks: usize,
     ) -> Result<(Schedule<T>, Layout), TrainError> {
         self.config.validate().map_err(TrainError::Config)?;
-        let layout = layout_for(hidden, blocks, &self.config.data)?;
+        let layout = layout_for(hidden, blocks, &self.config)?;
         let arrays_fit = [&self.params, &self.adam.m, &self.adam.v]
             .into_iter()
             .chain(&self.ema)
@@ -381,7 +414,10 @@ impl<const T: usize> Trainer<T> {
             .map_err(|e| TrainError::Config(format!("cannot start {threads} threads: {e}")))?;
         let chunks = (0..config.batch)
             .step_by(CHUNK)
-            .map(|first| Chunk::new(&layout, first, CHUNK.min(config.batch - first)))
+            .map(|first| {
+                let n = CHUNK.min(config.batch - first);
+                Chunk::new(&layout, first, n, config.classes)
+            })
             .collect();
         Ok(Self {
             coefs: forward_coefs(&schedule),
@@ -568,7 +604,7 @@ pub fn loss_and_gradient(model: &FlatModel, examples: &Examples) -> (f32, FlatMo
 fn chunk_of(model: &FlatModel, examples: &Examples) -> (Layout, Chunk) {
     assert_eq!(model.dim(), examples.dim, "the examples' D is the model's");
     let layout = Layout::new(model.layout());
-    let mut chunk = Chunk::new(&layout, 0, examples.len());
+    let mut chunk = Chunk::new(&layout, 0, examples.len(), examples.classes);
     chunk.examples.clone_from(examples);
     (layout, chunk)
 }
@@ -580,6 +616,12 @@ pub fn write_checkpoint(
     state: &State,
     shape: (usize, usize, usize),
 ) -> Result<(), CheckpointError> {
+    if state.config.classes.is_some() {
+        return Err(CheckpointError::Train {
+            path: path.display().to_string(),
+            source: TrainError::Config(CONDITIONED_CHECKPOINT.into()),
+        });
+    }
     let bytes = checkpoint::encode(state, shape);
     crate::atomic::write(path, &bytes).map_err(|source| CheckpointError::Io {
         path: path.display().to_string(),

@@ -15,12 +15,17 @@
 //! h_{k+1} = (GELU(second_k(u)) + h_k + temb)/√2   ū = second_kᵀ(v̄) ⊙ GELU';  h̄_k = s̄ + first_kᵀ(ū)
 //! ε̂ = output(h_B);  loss = mean((ε̂ − ε)²)      ε̂̄ = 2(ε̂ − ε)/(D·batch)
 //! ```
+//! A run conditioned on classes adds row c of the class embedding E to each example's
+//! `temb` (the core's `add_class`; c its label, or ∅'s row C when dropped), and E's
+//! gradient is each example's t̄emb row added to row c, in example order.
+
+use tinyddpm_core::condition::add_class;
 
 use super::act::gelu_with_derivative;
 use super::gemm::{View, gemm};
 use super::layout::{Dense, Layout};
 use super::profile::{Phase, time};
-use crate::data::Examples;
+use crate::data::{Classes, Examples};
 
 /// `h / √2` as the core and the notebook write it (a true division).
 const SQRT_2: f32 = core::f32::consts::SQRT_2;
@@ -62,13 +67,14 @@ pub(crate) struct Chunk {
 }
 
 impl Chunk {
-    /// Storage for `n` examples starting at batch index `first`.
-    pub fn new(lay: &Layout, first: usize, n: usize) -> Self {
+    /// Storage for `n` examples starting at batch index `first`, of a run conditioned on
+    /// `classes` (which the layout's class embedding must fit).
+    pub fn new(lay: &Layout, first: usize, n: usize, classes: Option<Classes>) -> Self {
         let act = || vec![0.0f32; n * lay.hidden];
         let per_block = || (0..lay.blocks.len()).map(|_| act()).collect::<Vec<_>>();
         Self {
             first,
-            examples: Examples::new(n, lay.dim()),
+            examples: Examples::with_classes(n, lay.dim(), classes),
             time_act: act(),
             time_der: act(),
             temb: act(),
@@ -141,6 +147,12 @@ impl Chunk {
         linear(p, lay.time_in, n, &ex.t_input, &mut self.time_act);
         gelu_with_derivative(&mut self.time_act, &mut self.time_der);
         linear(p, lay.time_out, n, &self.time_act, &mut self.temb);
+        if let Some(rows) = lay.core.class_embedding() {
+            let h = lay.hidden;
+            for (temb, &c) in self.temb.chunks_exact_mut(h).zip(&ex.class) {
+                add_class(temb, &p[rows.start + c as usize * h..][..h]);
+            }
+        }
         linear(p, lay.input, n, &ex.x_t, &mut self.h[0]);
         gelu_with_derivative(&mut self.h[0], &mut self.input_der);
         add_assign(&mut self.h[0], &self.temb);
@@ -187,6 +199,13 @@ impl Chunk {
             input_grad(p, *first, n, &self.du, 1.0, &mut self.dh);
         }
         add_assign(&mut self.dtemb, &self.dh);
+        if let Some(rows) = lay.core.class_embedding() {
+            let (h, embedding) = (lay.hidden, &mut g[rows]);
+            embedding.fill(0.0);
+            for (dtemb, &c) in self.dtemb.chunks_exact(h).zip(&self.examples.class) {
+                add_assign(&mut embedding[c as usize * h..][..h], dtemb);
+            }
+        }
         mul_assign(&mut self.dh, &self.input_der);
         param_grads(g, lay.input, n, &self.examples.x_t, &self.dh);
         param_grads(g, lay.time_out, n, &self.time_act, &self.dtemb);

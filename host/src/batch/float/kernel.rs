@@ -18,7 +18,7 @@
 use tinyddpm_core::gelu::gelu;
 use tinyddpm_core::model::{input_unit, residual_unit};
 use tinyddpm_core::units::MAX_DIM;
-use tinyddpm_core::{NoiseStream, PredictNoiseIn, Step};
+use tinyddpm_core::{Guided, NoiseStream, PredictNoiseIn, Step};
 
 use super::packed::{Layers, Packed};
 use super::vectors::{Lane, Tile};
@@ -134,22 +134,43 @@ impl<V: Lane, const S: usize, const J: usize> PredictNoiseIn<Tile<V, S>>
     }
 }
 
-/// Runs every step for up to `S·LANES` samples through the core's chain ([`run_chain`]);
-/// `tembs` holds step `k`'s time embedding at `k·H`.
+/// What a tile runs: the steps, and every step's time embedding (`tembs[k·H ..]` is step
+/// `k`'s) for the class asked for — with ∅'s and the weight w when the sample is guided
+/// by two evaluations a step.
+#[derive(Clone, Copy)]
+pub(crate) struct Run<'a> {
+    pub(crate) steps: &'a [Step],
+    pub(crate) tembs: &'a [f32],
+    pub(crate) guided: Option<(&'a [f32], f32)>,
+}
+
+/// Runs every step for up to `S·LANES` samples through the core's chain ([`run_chain`]),
+/// guided by the core's [`Guided`] when `run` says so.
 #[inline(always)]
 pub(crate) fn sample_tile<V: Lane, const S: usize, const J: usize>(
     layers: &Layers,
-    (steps, tembs): (&[Step], &[f32]),
+    run: Run<'_>,
     x: &mut [f32],
     noise: &mut [NoiseStream],
     kept: Option<&mut Kept<'_>>,
 ) {
-    let model = TileModel::<V, S, J> {
+    let model = |tembs| TileModel::<V, S, J> {
         layers,
         tembs,
         buf: TileBuffers::new(layers.input.outputs),
     };
-    run_chain(model, (steps, layers.dim()), x, noise, kept);
+    let at = (run.steps, layers.dim());
+    match run.guided {
+        None => run_chain(model(run.tembs), at, x, noise, kept),
+        Some((unconditional, weight)) => {
+            let guided = Guided {
+                conditional: model(run.tembs),
+                unconditional: model(unconditional),
+                weight,
+            };
+            run_chain(guided, at, x, noise, kept)
+        }
+    }
 }
 
 /// `y = W·x + b` for one sample, lanes = outputs: `NV` vectors of outputs per block.
