@@ -1,6 +1,7 @@
 //! The latency path: one sample at a time, each layer vectorised across its outputs
 //! (lanes = outputs), each lane the core's sequential sum.
 
+use tinyddpm_core::condition::add_class;
 use tinyddpm_core::{PredictNoiseIn, Step};
 
 use super::Simd;
@@ -10,7 +11,8 @@ use crate::flat::FlatModel;
 
 /// A float model of any shape prepared for one sample at a time (lowest latency): each
 /// layer vectorised across its outputs, weights re-laid-out once. Same bits as the core's
-/// `time_embedding` and `predict_noise`.
+/// `time_embedding` and `predict_noise`; a model conditioned on classes runs as its
+/// unconditional model, ∅'s row added to every time embedding.
 #[derive(Clone, Debug)]
 pub struct Batch1 {
     simd: Simd,
@@ -19,6 +21,8 @@ pub struct Batch1 {
     /// The time embedding of `t_input` (padded hidden length), when one was computed.
     temb: Vec<f32>,
     t_input: Option<f32>,
+    /// ∅'s row of the class embedding (empty for an unconditional model).
+    unconditional: Vec<f32>,
 }
 
 impl Batch1 {
@@ -34,11 +38,12 @@ impl Batch1 {
             scratch,
             temb,
             t_input: None,
+            unconditional: model.class_row(None).unwrap_or_default().to_vec(),
         }
     }
 
     /// The time embedding for `t_input` (= t/T), H values: the core's
-    /// `Model::time_embedding`.
+    /// `Model::time_embedding` (plus ∅'s row for a conditioned model).
     pub fn time_embedding(&mut self, t_input: f32) -> &[f32] {
         let Self {
             simd,
@@ -48,6 +53,7 @@ impl Batch1 {
             ..
         } = self;
         simd.batch1_time_embedding(layers, t_input, scratch, temb);
+        add_class(temb, &self.unconditional);
         self.t_input = Some(t_input);
         &self.temb[..self.layers.input.outputs]
     }

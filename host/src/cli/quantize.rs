@@ -61,6 +61,13 @@ pub fn run(args: &QuantizeArgs) -> Result<()> {
     };
     let header = &file.header;
     let model = file.flat().context("cannot load the model")?;
+    if model.classes() > 0 {
+        bail!(
+            "cannot quantize {}: it is conditioned on classes, and the integer model is not \
+             conditioned yet",
+            args.model.display()
+        );
+    }
     let schedule = file.schedule::<T>().context("cannot use the model")?;
     let (q, report) = quantize(&model, &schedule, &calibration)
         .with_context(|| format!("cannot quantize {}", args.model.display()))?;

@@ -171,8 +171,8 @@ pub fn run(args: &TrainArgs) -> Result<()> {
 
 /// Trains as `args` says and writes the model and the loss log.
 pub fn train(args: &TrainArgs) -> Result<Summary> {
-    let gpu = device(args.device)?;
     check(args)?;
+    let gpu = device(args.device)?;
     train_on(args, gpu.as_ref())
 }
 

@@ -1,0 +1,270 @@
+//! Class conditioning from the command line: `train --classes` on a labelled set writes a
+//! model of its C, `sample --class K --guidance W` draws the core's guided bits for it, and
+//! the bad inputs — a class the model lacks, a weight that is no weight, a class for an
+//! unconditional model, a set without labels — are one line each, nothing written.
+
+use tinyddpm::flat::FlatModel;
+use tinyddpm_core::{Guidance, Layout, Sampler, sample_guided};
+
+use super::table::{Case, Setup, run_case};
+use super::*;
+
+/// A model of H = 32, B = 1 (a shape the GPU kernels hold) conditioned on 3 classes, every parameter distinct.
+fn conditioned_bytes() -> Vec<u8> {
+    let layout = Layout::with_dim(32, 1, 2).unwrap().with_classes(3).unwrap();
+    let params = (0..layout.len())
+        .map(|i| ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * 0.4)
+        .collect();
+    let model = FlatModel::new(layout, params).unwrap();
+    let header = tinyddpm_core::file::Header::new::<32, 1, 1000>(ScheduleKind::SEED, Sampler::Ddpm)
+        .with_data(tinyddpm_core::Data {
+            dim: 2,
+            source: tinyddpm_core::Source::Builtin(DataSet::Moons.id()),
+            units: None,
+        })
+        .with_classes(3);
+    model.encode(&header).unwrap()
+}
+
+use tinyddpm::data::DataSet;
+
+/// `sample --class K --guidance W` is the core's `sample_guided` on the file's network and
+/// embedding, bit for bit, for one evaluation a step and two; without `--class` it is ∅.
+#[test]
+fn guided_samples_are_the_cores_bits() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(
+        dir.path(),
+        &[
+            "train",
+            "--data",
+            "moons",
+            "--classes",
+            "--steps",
+            "60",
+            "--hidden",
+            "32",
+            "--out",
+            "c.tdm",
+        ],
+    );
+    let inspect = ok(dir.path(), &["inspect", "c.tdm"]);
+    assert!(inspect.contains("C = 2, classes 0 to 1"), "{inspect}");
+    let bytes = std::fs::read(dir.path().join("c.tdm")).unwrap();
+    let model = FlatModel::decode(&bytes).unwrap();
+    assert_eq!(model.classes(), 2);
+    let network = model.network().to_model::<32, 2, 2>().unwrap();
+    let rows: Vec<f32> = [Some(0), Some(1), None]
+        .iter()
+        .flat_map(|&c| model.class_row(c).unwrap().to_vec())
+        .collect();
+    let sampler = Sampler::Ddim {
+        steps: 20,
+        eta: 0.0,
+        spacing: Spacing::Trailing,
+        clip: false,
+    };
+    for (args, guidance) in [
+        (
+            &["--class", "1", "--guidance", "2.5"][..],
+            Guidance::new(1, 2.5),
+        ),
+        (&["--class", "0"][..], Guidance::new(0, 1.0)),
+        (&[][..], None),
+    ] {
+        let mut all = vec![
+            "sample",
+            "--model",
+            "c.tdm",
+            "-n",
+            "37",
+            "--sampler",
+            "ddim",
+            "--steps",
+            "20",
+            "--seed",
+            "9",
+            "--out",
+            "s.csv",
+        ];
+        all.extend_from_slice(args);
+        ok(dir.path(), &all);
+        let got = csv::read_points(&dir.path().join("s.csv")).unwrap();
+        for (i, p) in got.iter().enumerate() {
+            let want = sample_guided(
+                &*network,
+                &rows,
+                &schedule(),
+                &sampler,
+                (9, i as u64),
+                guidance,
+            )
+            .unwrap();
+            assert_eq!(bits(&[*p]), bits(&[want]), "{args:?} sample {i}");
+        }
+    }
+}
+
+#[test]
+fn bad_classes_and_weights_are_one_line_and_write_nothing() {
+    use Setup::Make;
+    let sample = |args: &'static [&'static str], message| Case {
+        setup: &[Make("c.tdm", conditioned_bytes)],
+        args,
+        code: 1,
+        message,
+        ..Case::default()
+    };
+    // The argument parser's refusals exit with 2, as every usage error does.
+    let usage = |args, message| Case {
+        code: 2,
+        ..sample(args, message)
+    };
+    let cases = [
+        sample(
+            &[
+                "sample", "--model", "c.tdm", "-n", "5", "--class", "3", "--out", "s.csv",
+            ],
+            "--class 3: the model has 3 classes, 0 to 2",
+        ),
+        sample(
+            &[
+                "sample",
+                "--model",
+                "c.tdm",
+                "-n",
+                "5",
+                "--class",
+                "1",
+                "--guidance",
+                "-1",
+                "--out",
+                "s.csv",
+            ],
+            "--guidance -1 must be a finite weight of at least 0",
+        ),
+        sample(
+            &[
+                "sample",
+                "--model",
+                "c.tdm",
+                "-n",
+                "5",
+                "--class",
+                "1",
+                "--guidance",
+                "inf",
+                "--out",
+                "s.csv",
+            ],
+            "--guidance inf must be a finite weight of at least 0",
+        ),
+        usage(
+            &[
+                "sample",
+                "--model",
+                "c.tdm",
+                "-n",
+                "5",
+                "--guidance",
+                "2",
+                "--out",
+                "s.csv",
+            ],
+            "--class",
+        ),
+        sample(
+            &[
+                "sample", "--model", "m.tdm", "-n", "5", "--class", "0", "--out", "s.csv",
+            ],
+            "--class 0: m.tdm is not conditioned on classes (train it with --classes)",
+        ),
+        sample(
+            &[
+                "sample", "--model", "c.tdm", "-n", "5", "--class", "0", "--device", "cuda",
+                "--out", "s.csv",
+            ],
+            "does not take models conditioned on classes yet",
+        ),
+        sample(
+            &["quantize", "--model", "c.tdm", "--out", "q.tdm"],
+            "conditioned on classes",
+        ),
+        sample(
+            &[
+                "train",
+                "--data",
+                "swissroll",
+                "--classes",
+                "--steps",
+                "3",
+                "--out",
+                "t.tdm",
+            ],
+            "swissroll has no labels to condition on (sets with labels: circles, rings, moons, \
+             8gaussians, pinwheel, 2spirals)",
+        ),
+        sample(
+            &[
+                "train",
+                "--data",
+                "moons",
+                "--classes",
+                "--label-dropout",
+                "1.5",
+                "--steps",
+                "3",
+                "--out",
+                "t.tdm",
+            ],
+            "label dropout must be a probability in [0, 1], not 1.5",
+        ),
+        usage(
+            &[
+                "train",
+                "--data",
+                "moons",
+                "--label-dropout",
+                "0.2",
+                "--steps",
+                "3",
+                "--out",
+                "t.tdm",
+            ],
+            "--classes",
+        ),
+        usage(
+            &[
+                "train",
+                "--data",
+                "moons",
+                "--classes",
+                "--checkpoint",
+                "k.ckpt",
+                "--steps",
+                "3",
+                "--out",
+                "t.tdm",
+            ],
+            "--checkpoint",
+        ),
+        sample(
+            &[
+                "train",
+                "--data",
+                "moons",
+                "--classes",
+                "--device",
+                "cuda",
+                "--steps",
+                "3",
+                "--out",
+                "t.tdm",
+            ],
+            "--classes trains on the CPU only",
+        ),
+    ];
+    for case in &cases {
+        run_case(case);
+    }
+}
