@@ -206,9 +206,23 @@ fn a_class_conditioned_run_is_thread_independent() {
         };
         let mut t = Trainer::<1000>::new(config, 16, 1, &schedule()).unwrap();
         let losses: Vec<u32> = (0..20).map(|_| t.step().unwrap().to_bits()).collect();
-        (losses, t.weights())
+        (losses, t)
     };
-    assert_eq!(run(1), run(2));
+    let ((one, mut t1), (two, t2)) = (run(1), run(2));
+    assert_eq!((&one, t1.weights()), (&two, t2.weights()));
+    // Its checkpoint (version 5, the classes recorded) resumes bit for bit.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.ckpt");
+    t2.save_checkpoint(&path).unwrap();
+    let mut resumed = Trainer::<1000>::resume(&path, Some(2)).unwrap();
+    assert_eq!(resumed.config().classes, t2.config().classes);
+    for _ in 0..5 {
+        assert_eq!(
+            t1.step().unwrap().to_bits(),
+            resumed.step().unwrap().to_bits()
+        );
+    }
+    assert_eq!(t1.model(), resumed.model());
 }
 
 /// 100 rows of `dim` columns, standardized: a rational sequence, every column its own.

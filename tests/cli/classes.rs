@@ -239,14 +239,14 @@ fn bad_classes_and_weights_are_one_line_and_write_nothing() {
                 "--data",
                 "moons",
                 "--classes",
-                "--checkpoint",
+                "--resume",
                 "k.ckpt",
                 "--steps",
                 "3",
                 "--out",
                 "t.tdm",
             ],
-            "--checkpoint",
+            "cannot be used with '--resume",
         ),
         sample(
             &[

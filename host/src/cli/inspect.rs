@@ -254,6 +254,13 @@ fn checkpoint(path: &Path, info: &CheckpointInfo) {
         info.blocks,
         info.dim
     );
+    if let Some(c) = info.classes {
+        say!(
+            "classes          C = {}, labels dropped to \"no class\" with probability {}",
+            c.classes,
+            c.dropout
+        );
+    }
     say!("parameters       {}", info.params);
     say!("data             {}", info.data);
     say!("timesteps        T = {}", info.timesteps);

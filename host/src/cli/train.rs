@@ -55,8 +55,9 @@ pub struct TrainArgs {
     #[arg(long, allow_negative_numbers = true)]
     pub ema: Option<f32>,
     /// Class conditioning (the labelled sets from the library's list).
-    #[arg(long, conflicts_with_all = ["resume", "checkpoint"], help = format!(
-        "Condition the model on the data's labels (sets with labels: {}), for `sample --class          K --guidance W`: a learned embedding per class and one for \"no class\", the          unconditional model of classifier-free guidance (CPU only; no checkpoints yet)",
+    #[arg(long, conflicts_with = "resume", help = format!(
+        "Condition the model on the data's labels (sets with labels: {}), for `sample --class          K --guidance W`: a learned embedding per class and one for \"no class\", the          unconditional model of classifier-free guidance (on the CPU; a resumed run keeps its \
+         checkpoint's classes)",
         DataSet::labelled_names()
     ))]
     pub classes: bool,

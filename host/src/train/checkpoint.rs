@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! offset 0   "TDDPMCKP"              magic, 8 bytes
-//!        8   version                 u16 LE: 1 to 4
+//!        8   version                 u16 LE: 1 to 5
 //!       10   header length n         u16 LE
 //!       12   header                  postcard, n bytes
 //!                                      version 1: CheckpointHeader (shape, schedule,
@@ -18,6 +18,11 @@
 //!                                                 CheckpointHeader
 //!                                      version 4: a run on points of D ≠ 2: as version
 //!                                                 3 with D (u8) after PointsRecord
+//!                                      version 5: a run conditioned on classes: C
+//!                                                 (u16), the label dropout (f32),
+//!                                                 the set's id or the tag 255, an
+//!                                                 optional PointsRecord, D (u8),
+//!                                                 then CheckpointHeader
 //!            weights, m, v [, EMA]   f32 LE, each in the model file's parameter order
 //!   len − 4  CRC-32/ISO-HDLC         u32 LE, over every byte before it
 //! ```
@@ -32,7 +37,8 @@
 //! their bytes and older builds keep resuming them; version 2 puts the set's id in front of
 //! the same header, for the other sets; version 3 the points' record, for a run on a file;
 //! version 4 adds the points' D, for a file of other than 2 columns (a file of 2 keeps
-//! version 3, so its checkpoints keep their bytes).
+//! version 3, so its checkpoints keep their bytes); version 5 holds a run conditioned on
+//! classes, of any data (an unconditional run keeps its earlier version).
 //!
 //! A file is read no further than its header allows ([`read_bytes`]), so a foreign or
 //! endless file given as a checkpoint is refused without being read whole.
@@ -48,7 +54,7 @@ use tinyddpm_core::container::{ContainerError, Format, PREAMBLE};
 
 use super::adam::Adam;
 use super::{CheckpointError, State, TrainConfig};
-use crate::data::{DataSet, Normalize, PointSet, TrainingData};
+use crate::data::{Classes, DataSet, Normalize, PointSet, TrainingData};
 use crate::modelfile::{ReadError, read_bounded};
 
 /// The checkpoint's container, version 1 (a Swiss-roll run's): the arrays follow the header
@@ -73,6 +79,12 @@ pub const FORMAT_V4: Format = Format {
     version: 4,
     ..FORMAT
 };
+/// Version 5 (a run conditioned on classes): its classes, then any data's record and D,
+/// then version 1's header.
+pub const FORMAT_V5: Format = Format {
+    version: 5,
+    ..FORMAT
+};
 /// What the checkpoint is called in its errors.
 const NAME: &str = "training checkpoint";
 /// The most bytes read from any file given as a checkpoint: its four arrays (weights, Adam's
@@ -86,7 +98,7 @@ pub enum CheckpointFormatError {
     #[error("{}", .0.named(NAME))]
     Container(ContainerError),
     /// A version of the format this build does not read.
-    #[error("training checkpoint format version {found}, this build reads versions 1 to 4")]
+    #[error("training checkpoint format version {found}, this build reads versions 1 to 5")]
     Version {
         /// The file's version.
         found: u16,
@@ -166,6 +178,18 @@ struct PointsHeader {
 struct PointsDimHeader {
     data: u8,
     points: PointsRecord,
+    dim: u8,
+    header: CheckpointHeader,
+}
+
+/// The version 5 header: a conditioned run's classes, then its data (a set's id, or
+/// [`TrainingData::POINTS_TAG`] with the points' record), D and the version 1 fields.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct ClassesHeader {
+    classes: u16,
+    dropout: f32,
+    data: u8,
+    points: Option<PointsRecord>,
     dim: u8,
     header: CheckpointHeader,
 }
@@ -271,9 +295,13 @@ impl CheckpointHeader {
         usize::try_from(self.params).ok()?.checked_mul(4 * arrays)
     }
 
-    /// The run's configuration on `data`, checked (`threads` is not saved: the results do
-    /// not depend on it).
-    fn config(&self, data: TrainingData) -> Result<TrainConfig, CheckpointFormatError> {
+    /// The run's configuration on `data`, conditioned on `classes`, checked (`threads` is
+    /// not saved: the results do not depend on it).
+    fn config(
+        &self,
+        data: TrainingData,
+        classes: Option<Classes>,
+    ) -> Result<TrainConfig, CheckpointFormatError> {
         use CheckpointFormatError as E;
         let config = TrainConfig {
             steps: self.steps,
@@ -283,7 +311,7 @@ impl CheckpointHeader {
             ema: self.ema,
             threads: 0,
             data,
-            classes: None,
+            classes,
         };
         config.validate().map_err(E::Invalid)?;
         Ok(config)
@@ -317,6 +345,22 @@ pub(crate) fn encode(state: &State, shape: Shape) -> Vec<u8> {
         .chain(&state.ema)
         .map(Vec::as_slice)
         .collect();
+    if let Some(classes) = c.classes {
+        let points = match &c.data {
+            TrainingData::Points(points) => Some(PointsRecord::of(points)),
+            TrainingData::Set(_) => None,
+        };
+        let header = ClassesHeader {
+            classes: classes.classes,
+            dropout: classes.dropout,
+            data: c.data.tag(),
+            points,
+            // At most MAX_DIM = 16 columns: D is a u8.
+            dim: c.data.dim() as u8,
+            header,
+        };
+        return seal(&FORMAT_V5, &header, &arrays);
+    }
     match &c.data {
         TrainingData::Set(DataSet::SwissRoll) => seal(&FORMAT, &header, &arrays),
         TrainingData::Set(set) => seal(
@@ -381,6 +425,7 @@ fn format_of(bytes: &[u8]) -> Result<&'static Format, CheckpointFormatError> {
                 2 => Ok(&FORMAT_V2),
                 3 => Ok(&FORMAT_V3),
                 4 => Ok(&FORMAT_V4),
+                5 => Ok(&FORMAT_V5),
                 found => Err(CheckpointFormatError::Version { found }),
             }
         }
@@ -388,15 +433,22 @@ fn format_of(bytes: &[u8]) -> Result<&'static Format, CheckpointFormatError> {
     }
 }
 
-/// What a checkpoint is, opened: version, data, D, header and payload.
-type Opened<'a> = (u16, CheckpointData, u8, CheckpointHeader, &'a [u8]);
+/// What a checkpoint is, opened: version, data, D, classes, header and payload.
+struct Opened<'a> {
+    version: u16,
+    data: CheckpointData,
+    dim: u8,
+    classes: Option<Classes>,
+    header: CheckpointHeader,
+    payload: &'a [u8],
+}
 
 /// Checks the magic, version, CRC, length and header of a checkpoint of any version;
-/// returns its version, data, D, header and payload. `judge` checks the header of a model
-/// of D coordinates as [`Format::open`]'s `payload_len` does.
+/// returns what it holds. `judge` checks the header of a model of D coordinates and C
+/// classes as [`Format::open`]'s `payload_len` does.
 fn open(
     bytes: &[u8],
-    judge: impl FnOnce(&CheckpointHeader, u8) -> Result<usize, CheckpointFormatError>,
+    judge: impl FnOnce(&CheckpointHeader, u8, u16) -> Result<usize, CheckpointFormatError>,
 ) -> Result<Opened<'_>, CheckpointFormatError> {
     use CheckpointFormatError as E;
     let format = format_of(bytes)?;
@@ -406,26 +458,63 @@ fn open(
         }
         Ok(CheckpointData::Points(record))
     };
+    // An id this build does not know: a set added after it.
+    let set = |id: u8| {
+        DataSet::from_id(id)
+            .map(CheckpointData::Set)
+            .ok_or_else(|| E::Invalid(format!("unknown data set id {id}")))
+    };
+    let opened = |version, data, dim, classes, header, payload| Opened {
+        version,
+        data,
+        dim,
+        classes,
+        header,
+        payload,
+    };
+    let swiss_roll = CheckpointData::Set(DataSet::SwissRoll);
     match format.version {
         1 => {
-            let (h, payload) = format.open(bytes, |h| judge(h, 2))?;
-            Ok((1, CheckpointData::Set(DataSet::SwissRoll), 2, h, payload))
+            let (h, payload) = format.open(bytes, |h| judge(h, 2, 0))?;
+            Ok(opened(1, swiss_roll, 2, None, h, payload))
         }
         2 => {
-            let (h, payload) = format.open(bytes, |h: &DataHeader| judge(&h.header, 2))?;
-            // An id this build does not know: a set added after it.
-            let set = DataSet::from_id(h.data)
-                .ok_or_else(|| E::Invalid(format!("unknown data set id {}", h.data)))?;
-            Ok((2, CheckpointData::Set(set), 2, h.header, payload))
+            let (h, payload) = format.open(bytes, |h: &DataHeader| judge(&h.header, 2, 0))?;
+            Ok(opened(2, set(h.data)?, 2, None, h.header, payload))
         }
         3 => {
-            let (h, payload) = format.open(bytes, |h: &PointsHeader| judge(&h.header, 2))?;
-            Ok((3, points(h.data, h.points)?, 2, h.header, payload))
+            let (h, payload) = format.open(bytes, |h: &PointsHeader| judge(&h.header, 2, 0))?;
+            Ok(opened(
+                3,
+                points(h.data, h.points)?,
+                2,
+                None,
+                h.header,
+                payload,
+            ))
+        }
+        4 => {
+            let judge = |h: &PointsDimHeader| judge(&h.header, h.dim, 0);
+            let (h, payload) = format.open(bytes, judge)?;
+            let data = points(h.data, h.points)?;
+            Ok(opened(4, data, h.dim, None, h.header, payload))
         }
         _ => {
-            let judge = |h: &PointsDimHeader| judge(&h.header, h.dim);
+            let judge = |h: &ClassesHeader| judge(&h.header, h.dim, h.classes);
             let (h, payload) = format.open(bytes, judge)?;
-            Ok((4, points(h.data, h.points)?, h.dim, h.header, payload))
+            let data = match h.points {
+                Some(record) => points(h.data, record)?,
+                None => set(h.data)?,
+            };
+            // A set's points are 2-D; C = 0 is an unconditional run's earlier version.
+            if matches!(data, CheckpointData::Set(_)) && h.dim != 2 || h.classes == 0 {
+                return Err(E::Invalid("classes or dimension out of range".into()));
+            }
+            let classes = Classes {
+                classes: h.classes,
+                dropout: h.dropout,
+            };
+            Ok(opened(5, data, h.dim, Some(classes), h.header, payload))
         }
     }
 }
@@ -451,7 +540,8 @@ fn read_bytes(mut reader: impl Read) -> std::io::Result<Vec<u8>> {
         1 => format.expected_len(prefix, CheckpointHeader::payload_len),
         2 => format.expected_len(prefix, |h: &DataHeader| h.header.payload_len()),
         3 => format.expected_len(prefix, |h: &PointsHeader| h.header.payload_len()),
-        _ => format.expected_len(prefix, |h: &PointsDimHeader| h.header.payload_len()),
+        4 => format.expected_len(prefix, |h: &PointsDimHeader| h.header.payload_len()),
+        _ => format.expected_len(prefix, |h: &ClassesHeader| h.header.payload_len()),
     };
     let reader = Cursor::new(preamble).chain(reader);
     read_bounded(reader, format, MAX_FILE_BYTES, expected_len).map_err(|e| match e {
@@ -534,7 +624,7 @@ impl CheckpointFile {
     /// The file opened whatever its model shape: version, data, D, header and payload.
     fn open_any_shape(&self) -> Result<Opened<'_>, CheckpointError> {
         let any_shape =
-            |h: &CheckpointHeader, _| h.payload_len().ok_or(ContainerError::Header.into());
+            |h: &CheckpointHeader, _, _| h.payload_len().ok_or(ContainerError::Header.into());
         open(&self.bytes, any_shape).map_err(|source| CheckpointError::Format {
             path: self.path.display().to_string(),
             source,
@@ -543,13 +633,13 @@ impl CheckpointFile {
 
     /// What the checkpoint's run trains on (magic, version, CRC and header checked).
     pub fn data(&self) -> Result<CheckpointData, CheckpointError> {
-        Ok(self.open_any_shape()?.1)
+        Ok(self.open_any_shape()?.data)
     }
 
     /// The run's model shape, H and B (magic, version, CRC and header checked; D is the
     /// data's).
     pub fn shape(&self) -> Result<(usize, usize), CheckpointError> {
-        let h = self.open_any_shape()?.3;
+        let h = self.open_any_shape()?.header;
         Ok((h.hidden as usize, h.blocks as usize))
     }
 
@@ -597,7 +687,14 @@ impl CheckpointFile {
     /// checked, the values that are not finite counted, and every check a resume makes is
     /// made (its failure reported in [`CheckpointInfo::unusable`], not as an error).
     pub fn info(&self) -> Result<CheckpointInfo, CheckpointError> {
-        let (version, data, dim, h, payload) = self.open_any_shape()?;
+        let Opened {
+            version,
+            data,
+            dim,
+            classes,
+            header: h,
+            payload,
+        } = self.open_any_shape()?;
         let mut non_finite: Option<(usize, usize)> = None;
         for (i, v) in values(payload).enumerate() {
             if !v.is_finite() {
@@ -611,6 +708,7 @@ impl CheckpointFile {
             version,
             data,
             dim,
+            classes,
             hidden: h.hidden,
             blocks: h.blocks,
             timesteps: h.timesteps,
@@ -647,7 +745,7 @@ fn decode_with(
     data: impl FnOnce(CheckpointData) -> Result<TrainingData, CheckpointFormatError>,
 ) -> Result<State, CheckpointFormatError> {
     use CheckpointFormatError as E;
-    let judge = |h: &CheckpointHeader, dim: u8| {
+    let judge = |h: &CheckpointHeader, dim: u8, classes: u16| {
         if (h.hidden as usize, h.blocks as usize, h.timesteps as usize) != shape {
             return Err(E::Shape {
                 hidden: h.hidden,
@@ -658,7 +756,10 @@ fn decode_with(
                 want_timesteps: shape.2,
             });
         }
-        let params = tinyddpm_core::file::param_count_dim(h.hidden, h.blocks, dim);
+        let (hidden, blocks) = (h.hidden as usize, h.blocks as usize);
+        let params = tinyddpm_core::Layout::with_dim(hidden, blocks, dim.into())
+            .and_then(|l| l.with_classes(classes.into()))
+            .map(|l| l.len());
         if params.map(|n| n as u64) != Some(h.params) {
             return Err(E::Invalid(format!(
                 "{} parameters for this shape",
@@ -668,11 +769,17 @@ fn decode_with(
         if !h.schedule.is_valid() {
             return Err(E::Invalid("schedule parameters out of range".into()));
         }
-        // The configuration's ranges (the data are no part of them).
-        h.config(TrainingData::default())?;
+        // The configuration's ranges (the data and classes are no part of them).
+        h.config(TrainingData::default(), None)?;
         h.payload_len().ok_or(ContainerError::Header.into())
     };
-    let (_, found, _, h, payload) = open(bytes, judge)?;
+    let Opened {
+        data: found,
+        classes,
+        header: h,
+        payload,
+        ..
+    } = open(bytes, judge)?;
     let n = h.params as usize;
     let mut values = values(payload);
     let mut take = || -> Result<Vec<f32>, E> {
@@ -689,7 +796,7 @@ fn decode_with(
     };
     let ema = if h.ema.is_some() { Some(take()?) } else { None };
     Ok(State {
-        config: h.config(data(found)?)?,
+        config: h.config(data(found)?, classes)?,
         schedule: h.schedule,
         step: h.step,
         params,
@@ -703,13 +810,15 @@ fn decode_with(
 pub struct CheckpointInfo {
     /// Bytes in the file.
     pub len: usize,
-    /// The format version: 1 (a Swiss-roll run), 2 (another set), 3 (points from a file)
-    /// or 4 (points of D ≠ 2).
+    /// The format version: 1 (a Swiss-roll run), 2 (another set), 3 (points from a file),
+    /// 4 (points of D ≠ 2) or 5 (a run conditioned on classes).
     pub version: u16,
     /// What the run trains on (its [`fmt::Display`] describes it in a line).
     pub data: CheckpointData,
     /// D, the coordinates of a point.
     pub dim: u8,
+    /// The classes a conditioned run trains on and its label dropout.
+    pub classes: Option<Classes>,
     /// H.
     pub hidden: u32,
     /// B.
@@ -884,11 +993,50 @@ mod tests {
             CheckpointFormatError::Invalid("unknown data set id 10".into())
         );
         let mut bytes = encode(&moons(), SHAPE);
-        bytes[8] = 5;
+        bytes[8] = 6;
         reseal(&mut bytes);
         let e = decode(&bytes, SHAPE).unwrap_err();
-        assert_eq!(e, CheckpointFormatError::Version { found: 5 });
-        assert!(e.to_string().contains("reads versions 1 to 4"), "{e}");
+        assert_eq!(e, CheckpointFormatError::Version { found: 6 });
+        assert!(e.to_string().contains("reads versions 1 to 5"), "{e}");
+    }
+
+    /// A run on the moons conditioned on their two classes: its arrays hold the class
+    /// embedding's (2 + 1)·H values too.
+    fn conditioned() -> State {
+        let mut s = moons();
+        s.config.classes = Some(Classes {
+            classes: 2,
+            dropout: 0.25,
+        });
+        let n = N + 3;
+        s.params = (0..n).map(|i| i as f32 * 0.5).collect();
+        s.adam = Adam {
+            m: vec![0.25; n],
+            v: vec![1e-3; n],
+        };
+        s.ema = Some(vec![-1.0; n]);
+        s
+    }
+
+    #[test]
+    fn a_conditioned_run_is_version_5_and_round_trips() {
+        let s = conditioned();
+        let bytes = encode(&s, SHAPE);
+        assert_eq!(bytes[8..10], 5u16.to_le_bytes());
+        assert_eq!(decode(&bytes, SHAPE).unwrap(), s);
+        // Its parameter count is the conditioned layout's: read as C = 1, it would not fit.
+        let mut other = bytes.clone();
+        other[12] = 1;
+        reseal(&mut other);
+        assert!(matches!(
+            decode(&other, SHAPE),
+            Err(CheckpointFormatError::Invalid(_))
+        ));
+        // C = 0 is an unconditional run's earlier version.
+        other[12] = 0;
+        reseal(&mut other);
+        assert!(decode(&other, SHAPE).is_err());
+        every_damage_fails(&bytes, |b| decode(b, SHAPE).is_err());
     }
 
     #[test]

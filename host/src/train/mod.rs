@@ -161,11 +161,6 @@ impl TrainConfig {
     }
 }
 
-/// Why a run conditioned on classes writes no checkpoint: the format does not record its
-/// classes yet.
-pub const CONDITIONED_CHECKPOINT: &str = "checkpoints of runs conditioned on classes are not supported yet (train without \
-     --checkpoint/--resume)";
-
 /// Why training cannot go on.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
@@ -616,12 +611,6 @@ pub fn write_checkpoint(
     state: &State,
     shape: (usize, usize, usize),
 ) -> Result<(), CheckpointError> {
-    if state.config.classes.is_some() {
-        return Err(CheckpointError::Train {
-            path: path.display().to_string(),
-            source: TrainError::Config(CONDITIONED_CHECKPOINT.into()),
-        });
-    }
     let bytes = checkpoint::encode(state, shape);
     crate::atomic::write(path, &bytes).map_err(|source| CheckpointError::Io {
         path: path.display().to_string(),
