@@ -141,55 +141,86 @@ def _pick(n, k):
     return torch.randint(0, k, (n,))
 
 
-def circles(n):
-    """FFJORD: sklearn make_circles(factor=0.5, noise=0.08) * 3 (half the points on each)."""
-    outer = _pick(n, 2) == 0
-    r = torch.where(outer, 1.0, 0.5)[:, None]
-    return (_circle(n, 1.0) * r + torch.randn(n, 2) * 0.08) * 3
+# The labelled sets below draw (points, labels): the label is the component a point is drawn
+# from, with the meaning tinyddpm's DataSet::classes gives it (host/src/data/sets.rs). The
+# unlabelled name of each (circles, ...) takes the same draws and drops the labels.
+def labelled_circles(n):
+    """FFJORD: sklearn make_circles(factor=0.5, noise=0.08) * 3 (half the points on each).
+    Label: the circle, 0 the outer (radius 3), 1 the inner."""
+    k = _pick(n, 2)
+    r = torch.where(k == 0, 1.0, 0.5)[:, None]
+    return (_circle(n, 1.0) * r + torch.randn(n, 2) * 0.08) * 3, k
 
 
-def rings(n):
-    """FFJORD: four circles of radii 1, 0.75, 0.5, 0.25, * 3, noise N(0, 0.08^2)."""
-    r = (4 - _pick(n, 4)).float()[:, None] / 4
-    return _circle(n, 1.0) * r * 3 + torch.randn(n, 2) * 0.08
+def labelled_rings(n):
+    """FFJORD: four circles of radii 1, 0.75, 0.5, 0.25, * 3, noise N(0, 0.08^2).
+    Label: the ring, 0 the outermost (radius 3) to 3 the innermost (0.75)."""
+    k = _pick(n, 4)
+    r = (4 - k).float()[:, None] / 4
+    return _circle(n, 1.0) * r * 3 + torch.randn(n, 2) * 0.08, k
 
 
-def moons(n):
-    """FFJORD: sklearn make_moons(noise=0.1) * 2 + (-1, -0.2)."""
-    upper = (_pick(n, 2) == 0)[:, None]
+def labelled_moons(n):
+    """FFJORD: sklearn make_moons(noise=0.1) * 2 + (-1, -0.2).
+    Label: the moon, 0 the upper (cos, sin), 1 the lower (1 - cos, 0.5 - sin)."""
+    k = _pick(n, 2)
+    upper = (k == 0)[:, None]
     a = math.pi * _uniform(n)
     top = torch.stack([torch.cos(a), torch.sin(a)], dim=1)
     bottom = torch.stack([1 - torch.cos(a), 0.5 - torch.sin(a)], dim=1)
     x = torch.where(upper, top, bottom) + torch.randn(n, 2) * 0.1
-    return x * 2 + torch.tensor([-1.0, -0.2])
+    return x * 2 + torch.tensor([-1.0, -0.2]), k
 
 
-def eight_gaussians(n):
-    """FFJORD: N(c, 0.5^2) around 8 centres at radius 4 (every 45 degrees), / 1.414."""
-    k = _pick(n, 8).float()
-    # FFJORD's centre list, in angle order (the order does not change the distribution).
-    a = k * (math.pi / 4)
+# FFJORD's index of the centre at angle j * 45 degrees, j = 0..7: its list is (1, 0), (-1, 0),
+# (0, 1), (0, -1), then the diagonals (+,+), (+,-), (-,+), (-,-).
+EIGHT_FFJORD_INDEX = torch.tensor([0, 4, 2, 6, 1, 7, 3, 5])
+
+
+def labelled_eight_gaussians(n):
+    """FFJORD: N(c, 0.5^2) around 8 centres at radius 4 (every 45 degrees), / 1.414.
+    Label: the centre's index in FFJORD's list (EIGHT_FFJORD_INDEX), as tinyddpm numbers it."""
+    j = _pick(n, 8)
+    # The centres are drawn in angle order (the order does not change the distribution); the
+    # label maps the angle index to FFJORD's.
+    a = j.float() * (math.pi / 4)
     centre = torch.stack([torch.cos(a), torch.sin(a)], dim=1) * 4
-    return (torch.randn(n, 2) * 0.5 + centre) / 1.414
+    return (torch.randn(n, 2) * 0.5 + centre) / 1.414, EIGHT_FFJORD_INDEX[j]
 
 
-def pinwheel(n):
-    """FFJORD: 5 arms, radial std 0.3, tangential std 0.1, rate 0.25, * 2."""
-    label = _pick(n, 5).float()
+def labelled_pinwheel(n):
+    """FFJORD: 5 arms, radial std 0.3, tangential std 0.1, rate 0.25, * 2.
+    Label: the arm k, whose angle starts at 2 pi k / 5."""
+    k = _pick(n, 5)
+    label = k.float()
     f = torch.randn(n, 2) * torch.tensor([0.3, 0.1])
     f[:, 0] += 1
     a = label * (2 * math.pi / 5) + 0.25 * torch.exp(f[:, 0])
     c, s = torch.cos(a), torch.sin(a)
     # FFJORD's einsum("ti,tij->tj", f, [[c, -s], [s, c]]): a rotation by -a.
-    return 2 * torch.stack([f[:, 0] * c + f[:, 1] * s, f[:, 1] * c - f[:, 0] * s], dim=1)
+    return 2 * torch.stack([f[:, 0] * c + f[:, 1] * s, f[:, 1] * c - f[:, 0] * s], dim=1), k
 
 
-def two_spirals(n):
-    """FFJORD: sqrt(U) * 540 degrees along two mirrored spirals, / 3, noise N(0, 0.1^2)."""
+def labelled_two_spirals(n):
+    """FFJORD: sqrt(U) * 540 degrees along two mirrored spirals, / 3, noise N(0, 0.1^2).
+    Label: the spiral, 0 the unflipped one, 1 its negative."""
     t = torch.sqrt(_uniform(n)) * 540 * (2 * math.pi) / 360
     x = torch.stack([-torch.cos(t) * t + _uniform(n) * 0.5, torch.sin(t) * t + _uniform(n) * 0.5], 1)
-    sign = torch.where(_pick(n, 2) == 0, 1.0, -1.0)[:, None]
-    return x * sign / 3 + torch.randn(n, 2) * 0.1
+    k = _pick(n, 2)
+    sign = torch.where(k == 0, 1.0, -1.0)[:, None]
+    return x * sign / 3 + torch.randn(n, 2) * 0.1, k
+
+
+def _points(labelled):
+    return lambda n: labelled(n)[0]
+
+
+circles = _points(labelled_circles)
+rings = _points(labelled_rings)
+moons = _points(labelled_moons)
+eight_gaussians = _points(labelled_eight_gaussians)
+pinwheel = _points(labelled_pinwheel)
+two_spirals = _points(labelled_two_spirals)
 
 
 def checkerboard(n):
@@ -224,6 +255,17 @@ DATA_SETS = {
     "checkerboard": checkerboard,
     "line": line,
     "cos": cosine,
+}
+
+# The sets with labels, for `train --classes`: name -> (draw (points, labels), C). The same
+# list and C as tinyddpm's DataSet::classes.
+LABELLED_SETS = {
+    "circles": (labelled_circles, 2),
+    "rings": (labelled_rings, 4),
+    "moons": (labelled_moons, 2),
+    "8gaussians": (labelled_eight_gaussians, 8),
+    "pinwheel": (labelled_pinwheel, 5),
+    "2spirals": (labelled_two_spirals, 2),
 }
 
 

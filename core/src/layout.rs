@@ -364,6 +364,37 @@ mod tests {
         assert_eq!(Layout::new(32, 2), Layout::with_dim(32, 2, 2));
     }
 
+    /// The class embedding's (C + 1) × H rows follow every layer; C = 0 is the layout it
+    /// was, and the tensors walk shows the embedding last under its PyTorch shape.
+    #[test]
+    fn the_class_embedding_follows_every_layer() {
+        let plain = Layout::with_dim(8, 2, 3).unwrap();
+        assert_eq!(plain.with_classes(0), Some(plain));
+        assert_eq!(plain.class_embedding(), None);
+        let five = plain.with_classes(5).unwrap();
+        assert_eq!(five.len(), plain.len() + 6 * 8);
+        assert_eq!(five.class_embedding(), Some(plain.len()..five.len()));
+        assert_eq!(
+            five.with_classes(0),
+            Some(plain),
+            "back to the network alone"
+        );
+        assert_eq!(five.with_classes(2).unwrap().len(), plain.len() + 3 * 8);
+        for n in 0..plain.layers() {
+            assert_eq!(five.dense(five.layer(n)), plain.dense(plain.layer(n)));
+        }
+        let mut last = None;
+        five.for_each_tensor(|name, shape, at| {
+            last = Some((name, [shape[0], shape.get(1).copied().unwrap_or(0)], at))
+        });
+        assert_eq!(
+            last,
+            Some((TensorName::CLASS_EMBEDDING, [6, 8], plain.len()..five.len()))
+        );
+        assert_eq!(plain.with_classes(usize::MAX), None);
+        assert_eq!(Layout::new(1 << 20, 1).unwrap().with_classes(1 << 50), None);
+    }
+
     #[test]
     fn a_count_past_usize_is_refused() {
         assert_eq!(Layout::new(usize::MAX, 1), None);

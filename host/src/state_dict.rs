@@ -202,6 +202,35 @@ mod tests {
         }
     }
 
+    /// A model conditioned on classes: `class_embed.weight` `[C + 1, H]` out and in, and a
+    /// wrong shape of it named.
+    #[test]
+    fn the_class_embedding_round_trips_and_its_shape_is_checked() {
+        let plain = small::<4, 1, 2>();
+        let layout = plain.layout().with_classes(3).unwrap();
+        let params = (0..layout.len()).map(|i| i as f32 * 0.125).collect();
+        let m = FlatModel::new(layout, params).unwrap();
+        let bytes = export(&m).unwrap();
+        let t = parse(&bytes).unwrap();
+        assert_eq!(t.tensor(CLASS_EMBEDDING).unwrap().shape(), [4, 4]);
+        assert_eq!(import(&t).unwrap(), m);
+        for shape in [vec![4, 5], vec![1, 4], vec![16]] {
+            let data = vec![0u8; 4 * shape.iter().product::<usize>()];
+            let view = TensorView::new(Dtype::F32, shape.clone(), &data).unwrap();
+            let mut named: Vec<(String, TensorView<'_>)> = t.tensors().into_iter().collect();
+            named.retain(|(n, _)| n != CLASS_EMBEDDING);
+            named.push((CLASS_EMBEDDING.into(), view));
+            let bytes = safetensors::serialize(named, None).unwrap();
+            let e = import(&parse(&bytes).unwrap()).unwrap_err();
+            assert!(
+                e.to_string().starts_with(&format!(
+                    "tensor `class_embed.weight` has shape {shape:?}, expected [C + 1, 4]"
+                )),
+                "{e}"
+            );
+        }
+    }
+
     #[test]
     fn errors_name_the_key() {
         let wide = [0u8; 4 * 8];
