@@ -9,8 +9,10 @@ PyTorch-made files of tests/fixtures/ (see tests/fixtures/README.md).
 
 Subcommands (each prints one JSON line on stdout; `ddpm.py SUBCOMMAND -h` for options):
   train          train a model (notebook recipe; --data: a built-in set) -> safetensors
-                 state_dict + step,loss CSV
-  sample         DDPM (1,000 reverse steps) samples from a model -> x,y CSV
+                 state_dict + step,loss CSV; --classes conditions it on a labelled set's
+                 labels (class_embed, --label-dropout, default 0.1)
+  sample         DDPM (1,000 reverse steps) samples from a model -> x,y CSV; --class K
+                 --guidance W: classifier-free guidance for a model trained with --classes
   bench-train    time N training steps, repeated
   bench-sample   time DDPM sampling of n points, repeated
   bench-forward  time one batch-1 forward pass (no_grad and with autograd)
@@ -281,16 +283,23 @@ class TimeEmbedding(nn.Module):
 
 
 class DiffusionModel(nn.Module):
-    """The notebook's noise predictor eps(x, t / T).
+    """The notebook's noise predictor eps(x, t / T), optionally conditioned on a class c.
 
     h = GELU(input(x)) + temb; each block: h = (block(h) + h + temb) / sqrt(2); out = output(h).
     Submodules are created in this order because the order fixes which torch.rand draws
     initialise which weights, and the attribute names are the state_dict keys the Rust importer
     reads.
+
+    With `classes` = C > 0 (`train --classes`), a class embedding of C + 1 rows, zeros at
+    first, row C the "no class" of classifier-free guidance: temb = time_embed(t) +
+    class_embed(c), that sum first, then used wherever temb is. It is created last, so the
+    other weights start as an unconditional model's of the same seed. With C = 0 the model
+    and its operations are the unconditional notebook's.
     """
 
-    def __init__(self, hidden=HIDDEN, blocks=BLOCKS, dim=2):
+    def __init__(self, hidden=HIDDEN, blocks=BLOCKS, dim=2, classes=0):
         super().__init__()
+        self.classes = classes
         self.time_embed = TimeEmbedding(hidden)
         self.input_layer = nn.Sequential(nn.Linear(dim, hidden), nn.GELU())
         self.hidden_layers = nn.ModuleList(
@@ -300,9 +309,20 @@ class DiffusionModel(nn.Module):
             for _ in range(blocks)
         )
         self.output_layer = nn.Linear(hidden, dim)
+        if classes > 0:
+            self.class_embed = nn.Embedding(classes + 1, hidden)
+            nn.init.zeros_(self.class_embed.weight)
 
-    def forward(self, x, t):
+    def forward(self, x, t, c=None):
+        """eps for rows x at model times t; c: each row's class (long, 0..C, C = no class;
+        None: no class), only for a model with classes."""
         temb = self.time_embed(t)
+        if self.classes > 0:
+            if c is None:
+                c = torch.full((x.shape[0],), self.classes, dtype=torch.long, device=x.device)
+            temb = temb + self.class_embed(c)
+        elif c is not None:
+            raise ValueError("the model is not conditioned on classes")
         h = self.input_layer(x) + temb
         for block in self.hidden_layers:
             # Same additions in the same order, then a division (not a multiplication by
@@ -350,17 +370,42 @@ def model_time(t, n, device="cpu"):
 # ------------------------------------------------------------------------------------------
 # Training and sampling
 # ------------------------------------------------------------------------------------------
-def train(steps, seed, device="cpu", data="swissroll", shape=(HIDDEN, BLOCKS, 2), ema=None):
+def train(
+    steps,
+    seed,
+    device="cpu",
+    data="swissroll",
+    shape=(HIDDEN, BLOCKS, 2),
+    ema=None,
+    classes=False,
+    label_dropout=0.1,
+):
     """The notebook's training run: Adam(lr 1e-3), batch 128, fresh batch of `data` per step,
     t uniform in 0..T-1, MSE between predicted and true noise. Seeding right before the model
     is built makes the initial weights and every batch a function of the seed. `shape` is
     (H, B, D); points of D != 2 are standard normal (for timing other shapes only). With
     `ema` (a decay such as 0.999), an exponential moving average of the weights is kept after
     every update, `e.lerp_(p, 1 - ema)` as tinyddpm's `train --ema` keeps it, and returned in
-    place of the last weights. Returns (model, per-step losses)."""
+    place of the last weights. With `classes` (a labelled set, LABELLED_SETS), the model is
+    conditioned on the set's C labels: each example's label is replaced by C ("no class")
+    with probability `label_dropout`, independently (one torch.rand per example, drawn after
+    the noise). Returns (model, per-step losses)."""
+    c = 0
+    if classes:
+        if shape[2] != 2 or data not in LABELLED_SETS:
+            raise ValueError(
+                f"--classes: {data} has no labels to condition on (sets with labels: "
+                + ", ".join(LABELLED_SETS)
+                + ")"
+            )
+        if not 0.0 <= label_dropout <= 1.0:
+            raise ValueError(
+                f"label dropout must be a probability in [0, 1], not {label_dropout}"
+            )
+        draw_labelled, c = LABELLED_SETS[data]
     torch.manual_seed(seed)
     hidden, blocks, dim = shape
-    model = DiffusionModel(hidden, blocks, dim).to(device)
+    model = DiffusionModel(hidden, blocks, dim, classes=c).to(device)
     averaged = [p.detach().clone() for p in model.parameters()] if ema is not None else None
     opt = torch.optim.Adam(model.parameters(), lr=LR)
     sch = Schedule(device)
@@ -368,10 +413,19 @@ def train(steps, seed, device="cpu", data="swissroll", shape=(HIDDEN, BLOCKS, 2)
     draw = DATA_SETS[data] if dim == 2 else (lambda n: torch.randn(n, dim))
     for _ in range(steps):
         # Data and t are drawn on the CPU generator and moved, as the notebook does.
-        x0 = draw(BATCH).to(device)
+        if c > 0:
+            x0, label = draw_labelled(BATCH)
+            x0 = x0.to(device)
+        else:
+            x0 = draw(BATCH).to(device)
         t = torch.randint(0, T, (BATCH,)).to(device)
         noise = torch.randn_like(x0)
-        pred = model(sch.diffuse(x0, t, noise), t.float() / T)
+        if c > 0:
+            dropped = torch.rand(BATCH) < label_dropout
+            label = torch.where(dropped, c, label).to(device)
+            pred = model(sch.diffuse(x0, t, noise), t.float() / T, label)
+        else:
+            pred = model(sch.diffuse(x0, t, noise), t.float() / T)
         loss = torch.mean((pred - noise) ** 2)
         opt.zero_grad()
         loss.backward()
@@ -388,15 +442,60 @@ def train(steps, seed, device="cpu", data="swissroll", shape=(HIDDEN, BLOCKS, 2)
     return model, losses
 
 
+def guided_eps(model, x, t, cls, w):
+    """Classifier-free guidance at integer step t for class `cls` with weight w (a float32
+    tensor): eps_u + w * (eps_c - eps_u), eps_c = eps(x, t, cls), eps_u = eps(x, t, no class),
+    in float32, the two as one forward pass of 2n rows (conditional rows first). w = 1 is
+    eps_c alone and w = 0 eps_u alone, one evaluation each (tinyddpm's definition)."""
+    n, dev, c = x.shape[0], x.device, model.classes
+    if w == 1:
+        return model(x, model_time(t, n, dev), torch.full((n,), cls, dtype=torch.long, device=dev))
+    if w == 0:
+        return model(x, model_time(t, n, dev), torch.full((n,), c, dtype=torch.long, device=dev))
+    labels = torch.cat(
+        [
+            torch.full((n,), cls, dtype=torch.long, device=dev),
+            torch.full((n,), c, dtype=torch.long, device=dev),
+        ]
+    )
+    eps = model(torch.cat([x, x]), model_time(t, 2 * n, dev), labels)
+    eps_c, eps_u = eps[:n], eps[n:]
+    return eps_u + w * (eps_c - eps_u)
+
+
+def guidance_weight(model, cls, w):
+    """Checks `sample --class cls --guidance w` against the model; w as a float32 tensor."""
+    if model.classes == 0:
+        raise ValueError(
+            f"--class {cls}: the model is not conditioned on classes (train it with --classes)"
+        )
+    if not 0 <= cls < model.classes:
+        raise ValueError(
+            f"--class {cls}: the model has {model.classes} classes, 0 to {model.classes - 1}"
+        )
+    with np.errstate(over="ignore"):
+        w32 = np.float32(w)
+    if not (np.isfinite(w32) and w32 >= 0):
+        raise ValueError(f"--guidance {w} must be a finite weight of at least 0")
+    return torch.tensor(w32, dtype=torch.float32)
+
+
 @torch.no_grad()
-def sample_ddpm(model, n, seed, device="cpu"):
-    """n DDPM samples: x_T ~ N(0, I) then T reverse steps, seeded as the notebook's sampler."""
+def sample_ddpm(model, n, seed, device="cpu", cls=None, guidance=1.0):
+    """n DDPM samples: x_T ~ N(0, I) then T reverse steps, seeded as the notebook's sampler.
+    With `cls` (a model with classes), each step's eps is guided_eps(cls, guidance); without,
+    the model's eps (a model with classes: its "no class" eps). Guidance draws no noise: the
+    samples take the unconditional sampler's noise."""
+    w = None if cls is None else guidance_weight(model, cls, guidance)
     model.eval()
     sch = Schedule(device)
     torch.manual_seed(seed)
     x = torch.randn(n, 2).to(device)
     for t in range(T - 1, -1, -1):
-        eps = model(x, model_time(t, n, device))
+        if w is None:
+            eps = model(x, model_time(t, n, device))
+        else:
+            eps = guided_eps(model, x, t, cls, w.to(device))
         x = sch.reverse_step(x, t, eps, torch.randn_like(x) if t > 0 else None)
     return x.cpu()
 
@@ -469,7 +568,8 @@ def save_model(model, path):
 
 
 def load_model(path):
-    """A DiffusionModel from a safetensors state_dict; every key must be present and used."""
+    """A DiffusionModel from a safetensors state_dict; every key must be present and used. A
+    `class_embed.weight` of [C + 1, H] makes it a model of C classes."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -477,7 +577,15 @@ def load_model(path):
         state = load_file(path)
     except SafetensorError as e:
         raise ValueError(f"{path}: not a safetensors file ({e})") from e
-    model = DiffusionModel()
+    embed = state.get("class_embed.weight")
+    classes = 0
+    if embed is not None:
+        if embed.dim() != 2 or embed.shape[0] < 2:
+            raise ValueError(
+                f"{path}: class_embed.weight has shape {list(embed.shape)}, expected [C + 1, H]"
+            )
+        classes = embed.shape[0] - 1  # row C is "no class"
+    model = DiffusionModel(classes=classes)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
@@ -544,7 +652,12 @@ def timing_fields(prefix, times):
 # ------------------------------------------------------------------------------------------
 def cmd_train(a):
     t0 = time.perf_counter()
-    model, losses = train(a.steps, a.seed, data=a.data, ema=a.ema)
+    if a.label_dropout is not None and not a.classes:
+        raise ValueError("--label-dropout needs --classes")
+    dropout = 0.1 if a.label_dropout is None else a.label_dropout
+    model, losses = train(
+        a.steps, a.seed, data=a.data, ema=a.ema, classes=a.classes, label_dropout=dropout
+    )
     wall = time.perf_counter() - t0
     save_model(model, a.out)
     write_csv(a.losses, ["step", "loss"], [list(range(len(losses))), losses])
@@ -560,16 +673,23 @@ def cmd_train(a):
         loss_mean_last200=statistics.fmean(losses[-200:]),
         out=a.out,
         losses=a.losses,
+        **(dict(classes=model.classes) if a.classes else {}),
     )
 
 
 def cmd_sample(a):
+    if a.guidance is not None and a.cls is None:
+        raise ValueError("--guidance needs --class")
+    w = 1.0 if a.guidance is None else a.guidance
     model = load_model(a.model)
+    if a.cls is not None:
+        guidance_weight(model, a.cls, w)  # bad input fails before the sampling
     t0 = time.perf_counter()
-    x = sample_ddpm(model, a.n, a.seed)
+    x = sample_ddpm(model, a.n, a.seed, cls=a.cls, guidance=w)
     wall = time.perf_counter() - t0
     write_points(a.out, x)
-    emit("sample-ddpm", n=a.n, seed=a.seed, wall_s=wall, out=a.out)
+    guided = dict(cls=a.cls, guidance=w) if a.cls is not None else {}
+    emit("sample-ddpm", n=a.n, seed=a.seed, wall_s=wall, out=a.out, **guided)
 
 
 def cmd_bench_train(a):
@@ -836,10 +956,42 @@ def parser():
         help="keep an exponential moving average of the weights with this decay (e.g. 0.999) "
         "and save it (tinyddpm train --ema)",
     )
+    s.add_argument(
+        "--classes",
+        action="store_true",
+        help="condition the model on the data's labels (sets with labels: "
+        + ", ".join(LABELLED_SETS)
+        + "), for sample --class K --guidance W: class_embed.weight [C + 1, H], row C "
+        "'no class' (tinyddpm train --classes)",
+    )
+    s.add_argument(
+        "--label-dropout",
+        type=float,
+        default=None,
+        help="with --classes: the probability of dropping an example's label to 'no class' "
+        "(default 0.1)",
+    )
 
     s = add("sample", cmd_sample, "DDPM samples (1,000 reverse steps) to an x,y CSV", model=True)
     s.add_argument("--n", type=points, default=10_000)
     s.add_argument("--out", required=True, help="CSV to write")
+    s.add_argument(
+        "--class",
+        dest="cls",
+        type=int,
+        default=None,
+        metavar="K",
+        help="draw every sample of class K (0 to C - 1) of a model trained with --classes "
+        "(default: none, the model's unconditional eps)",
+    )
+    s.add_argument(
+        "--guidance",
+        type=float,
+        default=None,
+        metavar="W",
+        help="with --class: classifier-free guidance eps_u + W (eps_c - eps_u), W finite and "
+        ">= 0 (default 1: the conditional model alone; 0: the unconditional one)",
+    )
 
     s = add("bench-train", cmd_bench_train, "time training steps (each run from a fresh model)")
     s.add_argument("--steps", type=steps, default=2000)

@@ -629,6 +629,65 @@ fn grid(
     })
 }
 
+/// Class colours: matplotlib's "tab10" in its order.
+const CLASS_COLORS: [RGBColor; 10] = [
+    BLUE,
+    ORANGE,
+    RGBColor(44, 160, 44),
+    RGBColor(214, 39, 40),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
+];
+
+/// One panel of the guidance figure: a label and each class's samples (class k the k-th
+/// list), drawn in the class's colour (tab10's, cycling past ten classes).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClassFrame {
+    /// Panel title.
+    pub label: String,
+    /// The samples, class by class.
+    pub classes: Vec<Vec<[f32; 2]>>,
+}
+
+/// The guidance figure: one panel per guidance weight, every class's samples in its colour
+/// on the same axes (the view of all panels' points together).
+pub fn guidance_grid(path: &Path, frames: &[ClassFrame], title: &str) -> Result<(), PlotError> {
+    const FIGURE: &str = "guidance";
+    let all: Vec<[f32; 2]> = frames
+        .iter()
+        .flat_map(|f| f.classes.iter().flatten().copied())
+        .collect();
+    if all.is_empty() {
+        return Err(PlotError::Empty(FIGURE));
+    }
+    check_finite(FIGURE, "", &all)?;
+    let view = View::of(&all);
+    let columns = frames.len().min(6);
+    let rows = frames.len().div_ceil(columns);
+    let size = (PANEL * columns as u32, PANEL * rows as u32 + 40);
+    render(path, FIGURE, size, |root| {
+        let root = root.titled(title, ("sans-serif", 24))?;
+        let panels = root.split_evenly((rows, columns));
+        for (area, frame) in panels.iter().zip(frames) {
+            let mut chart = panel(area, &frame.label, (view.range(0), view.range(1)), 36)?;
+            for (k, points) in frame.classes.iter().enumerate() {
+                let style = CLASS_COLORS[k % CLASS_COLORS.len()].mix(0.6).filled();
+                chart.draw_series(
+                    points
+                        .iter()
+                        .filter(|&&p| view.holds(p))
+                        .map(|p| Circle::new((p[0], p[1]), 2, style)),
+                )?;
+            }
+        }
+        Ok(())
+    })
+}
+
 /// One panel of a grid: a label and the points at that stage.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Frame {

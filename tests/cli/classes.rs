@@ -64,6 +64,27 @@ fn guided_samples_are_the_cores_bits() {
         spacing: Spacing::Trailing,
         clip: false,
     };
+    ok(
+        dir.path(),
+        &[
+            "plot",
+            "guidance",
+            "--model",
+            "c.tdm",
+            "-n",
+            "20",
+            "--weights",
+            "0,2",
+            "--sampler",
+            "ddim",
+            "--steps",
+            "5",
+            "--out",
+            "g.png",
+        ],
+    );
+    let png = std::fs::read(dir.path().join("g.png")).unwrap();
+    assert_eq!(png[..8], *b"\x89PNG\r\n\x1a\n");
     for (args, guidance) in [
         (
             &["--class", "1", "--guidance", "2.5"][..],
@@ -185,6 +206,23 @@ fn bad_classes_and_weights_are_one_line_and_write_nothing() {
                 "--out", "s.csv",
             ],
             "does not take models conditioned on classes yet",
+        ),
+        sample(
+            &["plot", "guidance", "--model", "m.tdm", "--out", "g.png"],
+            "m.tdm is not conditioned on classes (train it with --classes)",
+        ),
+        sample(
+            &[
+                "plot",
+                "guidance",
+                "--model",
+                "c.tdm",
+                "--weights",
+                "1,-2",
+                "--out",
+                "g.png",
+            ],
+            "--weights -2 is not a finite weight of at least 0",
         ),
         sample(
             &["quantize", "--model", "c.tdm", "--out", "q.tdm"],

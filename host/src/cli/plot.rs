@@ -4,14 +4,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use tinyddpm::batch::{Prepared, Simd};
+use tinyddpm::batch::{Init, Prepared, Simd};
 use tinyddpm::data::{DataSet, points};
 use tinyddpm::input::Patience;
 use tinyddpm::modelfile::ModelFile;
 use tinyddpm::scores::Points;
 use tinyddpm::{csv, data, plot};
 use tinyddpm_core::file::Kind;
-use tinyddpm_core::{Sampler, Schedule, ScheduleKind};
+use tinyddpm_core::{Guidance, Sampler, Schedule, ScheduleKind};
 
 use super::say;
 use super::{MAX_POINTS, SamplerArgs, T, check_points, describe, files, open_input};
@@ -93,6 +93,9 @@ pub enum PlotCommand {
     },
     /// The reverse chain from noise to samples, at several steps
     Reverse(ReverseArgs),
+    /// Samples of every class of a model trained with --classes, one panel per guidance
+    /// weight
+    Guidance(GuidanceArgs),
     /// Sample quality against network evaluations, one line per sampler
     Quality {
         /// The scores: CSV `label,evaluations,mean_distance,p95_distance[,…]` with one header
@@ -132,6 +135,31 @@ pub struct ForwardArgs {
     /// --model's file records data units
     #[arg(long, value_name = "FILE")]
     pub points: Option<PathBuf>,
+}
+
+/// Options of `tinyddpm plot guidance`.
+#[derive(Args, Clone, Debug)]
+pub struct GuidanceArgs {
+    /// The model file (a float model trained with --classes)
+    #[arg(long)]
+    pub model: PathBuf,
+    /// The PNG to write
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Samples per class in each panel (samples 0..n of the seed, the same as `sample
+    /// --class K --guidance W` draws)
+    #[arg(short = 'n', long = "count", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub count: u64,
+    /// The guidance weights, one panel each
+    #[arg(long, value_delimiter = ',', default_values_t = [0.0, 1.0, 1.5, 2.0, 3.0, 5.0],
+          num_args = 1..=12, allow_negative_numbers = true)]
+    pub weights: Vec<f32>,
+    /// Seed of the samples
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub sampler: SamplerArgs,
 }
 
 /// Options of `tinyddpm plot reverse`.
@@ -176,6 +204,7 @@ pub fn run(command: &PlotCommand) -> Result<()> {
             &args.out,
         ),
         PlotCommand::Reverse(args) => (vec![("--model", args.model.clone())], &args.out),
+        PlotCommand::Guidance(args) => (vec![("--model", args.model.clone())], &args.out),
         PlotCommand::Quality { table, out, .. } => (vec![("--table", table.clone())], out),
         PlotCommand::Sets {
             out, samples_from, ..
@@ -262,6 +291,7 @@ pub fn run(command: &PlotCommand) -> Result<()> {
             title.as_deref(),
         )?,
         PlotCommand::Reverse(args) => reverse(args)?,
+        PlotCommand::Guidance(args) => guidance(args)?,
         PlotCommand::Quality {
             table,
             reference,
@@ -450,6 +480,54 @@ pub fn reverse(args: &ReverseArgs) -> Result<()> {
     let frames = plot::reverse_frames(&prepared, run, args.seed, args.count as usize);
     let title = reverse_title(&sampler, prepared.dim());
     plot::reverse_grid(&args.out, &frames, &title)?;
+    Ok(())
+}
+
+/// Draws every class of a conditioned float model at each guidance weight: samples
+/// `0..n` of the seed for each (class, weight), as `sample --class --guidance` draws them.
+pub fn guidance(args: &GuidanceArgs) -> Result<()> {
+    let file = read_model(&args.model, "--model")?;
+    let classes = file.header.classes;
+    if classes == 0 {
+        bail!(
+            "{} is not conditioned on classes (train it with --classes)",
+            args.model.display()
+        );
+    }
+    if let Some(w) = args.weights.iter().find(|w| !(w.is_finite() && **w >= 0.0)) {
+        bail!("--weights {w} is not a finite weight of at least 0");
+    }
+    let schedule = file.schedule::<T>().context("cannot use the model")?;
+    let sampler: Sampler = args.sampler.resolve(file.header.sampler)?;
+    let model = file.flat().context("cannot load the model")?;
+    let count = args.count as usize;
+    let frames: Vec<plot::ClassFrame> = args
+        .weights
+        .iter()
+        .map(|&w| {
+            let classes = (0..classes)
+                .map(|c| {
+                    let g = Guidance::new(c, w);
+                    let p = Prepared::float(Simd::detect(), &model, &schedule, &sampler, g);
+                    let rows = p.sample(Init::Noise, args.seed, 0, count, &|_| ());
+                    let d = p.dim();
+                    let first_two = |p: &[f32]| [p[0], p.get(1).copied().unwrap_or(0.0)];
+                    rows.chunks_exact(d).map(first_two).collect()
+                })
+                .collect();
+            // At w = 0 every class draws ∅'s samples: the same points in each colour.
+            let label = match w {
+                0.0 => "w = 0 (no class: the same for all)".to_string(),
+                w => format!("w = {w}"),
+            };
+            plot::ClassFrame { label, classes }
+        })
+        .collect();
+    let title = format!(
+        "Classifier-free guidance: {count} samples of each of {classes} classes ({})",
+        reverse_title(&sampler, model.dim())
+    );
+    plot::guidance_grid(&args.out, &frames, &title)?;
     Ok(())
 }
 
