@@ -19,6 +19,7 @@ Subcommands (each prints one JSON line on stdout; `ddpm.py SUBCOMMAND -h` for op
   ddim           time DDIM sampling, plain torch and diffusers; optional x,y CSV
   gpu-bench      the seed jobs on CUDA: 10,000 training steps, 10,000 x 1,000 DDPM samples
   fixtures       regenerate the PyTorch fixtures into a folder
+  class-fixtures regenerate the class-conditioning fixtures into a folder
 
 Everything except gpu-bench runs on the CPU. Needs torch, numpy and safetensors; ddim and
 fixtures also need diffusers (scripts/install-torch.sh installs all four).
@@ -113,6 +114,8 @@ SCHEDULER_FIXTURES = [
 FIXTURE_MODEL = "torch_model_3k.safetensors"
 FIXTURE_TRAIN_STEPS = 3000
 FIXTURE_SEED = 42
+CLASS_FIXTURE_MODEL = "torch_class_model.safetensors"
+CLASS_FIXTURE_STEPS = 1000
 
 
 # ------------------------------------------------------------------------------------------
@@ -1026,7 +1029,53 @@ def parser():
         default=None,
         help="compute the CSVs from this model instead of training the 3,000-step one",
     )
+    s = add(
+        "class-fixtures",
+        cmd_class_fixtures,
+        "regenerate the class-conditioning fixtures of tests/fixtures",
+        seed=None,
+    )
+    s.add_argument("out_dir", metavar="OUT_DIR", help="folder to write the fixtures into")
     return p
+
+
+def cmd_class_fixtures(a):
+    """The class-conditioning fixtures: a model of the eight Gaussians conditioned on their
+    components (CLASS_FIXTURE_STEPS steps, seed 42) and its predictions, conditional (every
+    class and "no class") and guided, at fixed inputs."""
+    out = a.out_dir
+    os.makedirs(out, exist_ok=True)
+    model, losses = train(CLASS_FIXTURE_STEPS, 42, data="8gaussians", classes=True)
+    model.eval()
+    save_model(model, os.path.join(out, CLASS_FIXTURE_MODEL))
+    rs = np.random.RandomState(321)
+    x = (2.0 * rs.standard_normal((256, 2))).astype(np.float32)
+    t = rs.randint(0, T, size=256).astype(np.int64)
+    c = (np.arange(256) % (model.classes + 1)).astype(np.int64)
+    with torch.no_grad():
+        eps = model(
+            torch.from_numpy(x), torch.from_numpy(t).float() / T, torch.from_numpy(c)
+        ).numpy()
+    write_csv(
+        os.path.join(out, "class_eps_ref.csv"),
+        ["x0", "x1", "t", "class", "eps0", "eps1"],
+        [x[:, 0], x[:, 1], t.tolist(), c.tolist(), eps[:, 0], eps[:, 1]],
+    )
+    # Guided predictions at w = 2.5, each row's class below C.
+    w = torch.tensor(2.5, dtype=torch.float32)
+    cols = [[], [], [], [], [], []]
+    with torch.no_grad():
+        for i in range(64):
+            cls = i % model.classes
+            e = guided_eps(model, torch.from_numpy(x[i : i + 1]), int(t[i]), cls, w).numpy()
+            for col, v in zip(cols, (x[i, 0], x[i, 1], int(t[i]), cls, e[0, 0], e[0, 1])):
+                col.append(v)
+    write_csv(
+        os.path.join(out, "class_guided_ref.csv"),
+        ["x0", "x1", "t", "class", "eps0", "eps1"],
+        cols,
+    )
+    print(json.dumps({"model": CLASS_FIXTURE_MODEL, "train_loss_last": losses[-1]}))
 
 
 def main(argv=None):

@@ -306,3 +306,55 @@ fn bad_classes_and_weights_are_one_line_and_write_nothing() {
         run_case(case);
     }
 }
+
+/// A class-conditioned PyTorch model imported from its state dict predicts PyTorch's noise
+/// for every class and for "no class", and its guided noise at w = 2.5 (the fixtures of
+/// `ddpm.py class-fixtures`): the embedding's layout, row C being ∅, the sum's place and the
+/// guidance formula are PyTorch's.
+#[test]
+fn an_imported_pytorch_model_predicts_its_conditional_and_guided_noise() {
+    let dir = tempfile::tempdir().unwrap();
+    let from = fixture("torch_class_model.safetensors");
+    ok(
+        dir.path(),
+        &["import", "--from", from.to_str().unwrap(), "--out", "c.tdm"],
+    );
+    let bytes = std::fs::read(dir.path().join("c.tdm")).unwrap();
+    let model = FlatModel::decode(&bytes).unwrap();
+    assert_eq!(model.classes(), 8);
+    let network = model.network().to_model::<128, 3, 2>().unwrap();
+    let eps = |x: [f32; 2], t: f32, class: Option<u16>| {
+        let mut temb = network.time_embedding(t / 1000.0);
+        tinyddpm_core::condition::add_class(&mut temb, model.class_row(class).unwrap());
+        network.predict_noise(x, &temb)
+    };
+    let close = |got: [f32; 2], want: [f32; 2]| {
+        (0..2)
+            .map(|c| (got[c] - want[c]).abs() / want[c].abs().max(1.0))
+            .fold(0.0, f32::max)
+    };
+    let rows = csv::read_rows::<6>(&fixture("class_eps_ref.csv")).unwrap();
+    assert_eq!(rows.len(), 256);
+    let worst = rows
+        .iter()
+        .map(|&[x0, x1, t, c, e0, e1]| {
+            let class = (c < 8.0).then_some(c as u16);
+            close(eps([x0, x1], t, class), [e0, e1])
+        })
+        .fold(0.0, f32::max);
+    assert!(
+        worst < 2e-5,
+        "conditional: worst scaled difference {worst:e}"
+    );
+    let rows = csv::read_rows::<6>(&fixture("class_guided_ref.csv")).unwrap();
+    assert_eq!(rows.len(), 64);
+    let worst = rows
+        .iter()
+        .map(|&[x0, x1, t, c, e0, e1]| {
+            let (cond, uncond) = (eps([x0, x1], t, Some(c as u16)), eps([x0, x1], t, None));
+            let guided = [0, 1].map(|k| tinyddpm_core::condition::guide(uncond[k], cond[k], 2.5));
+            close(guided, [e0, e1])
+        })
+        .fold(0.0, f32::max);
+    assert!(worst < 1e-4, "guided: worst scaled difference {worst:e}");
+}
