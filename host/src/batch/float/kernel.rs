@@ -15,10 +15,11 @@
 //! The model's wiring is the core's own lane-generic code: `gelu`, `input_unit` and
 //! `residual_unit`, in `Model::predict_noise`'s layer order.
 
+use tinyddpm_core::condition::guide;
 use tinyddpm_core::gelu::gelu;
 use tinyddpm_core::model::{input_unit, residual_unit};
 use tinyddpm_core::units::MAX_DIM;
-use tinyddpm_core::{Guided, NoiseStream, PredictNoiseIn, Step};
+use tinyddpm_core::{NoiseStream, PredictNoiseIn, Step};
 
 use super::packed::{Layers, Packed};
 use super::vectors::{Lane, Tile};
@@ -116,10 +117,18 @@ pub(crate) fn predict_noise_tile<V: Lane, const S: usize, const J: usize>(
 }
 
 /// The packed model of one tile, with every step's time embedding computed beforehand
-/// (`tembs[k·H ..]` is step `k`'s): what the core's chain calls for ε̂.
+/// (`tembs[k·H ..]` is step `k`'s): what the core's chain calls for ε̂. Guided, it runs its
+/// network twice a step — the class's embeddings, then ∅'s — and combines the two per lane
+/// by the core's [`guide`] (a weight of two evaluations: `Float::new` resolves 0 and 1 to
+/// one, as the core's `Guided` does). One call of the network in a loop, not the core's
+/// `Guided` over two of these: a second call site of `predict_noise_tile` leaves the
+/// closures of its layers out of line, compiled without the path's target feature, and
+/// made every tile 11× slower.
 struct TileModel<'a, V, const S: usize, const J: usize> {
     layers: &'a Layers,
     tembs: &'a [f32],
+    /// ∅'s embeddings and the weight w, for a guided tile.
+    guided: Option<(&'a [f32], f32)>,
     buf: TileBuffers<V, S>,
 }
 
@@ -129,8 +138,25 @@ impl<V: Lane, const S: usize, const J: usize> PredictNoiseIn<Tile<V, S>>
     #[inline(always)]
     fn predict_noise_in(&mut self, k: usize, _: &Step, x: &[Tile<V, S>], eps: &mut [Tile<V, S>]) {
         let hidden = self.layers.input.outputs;
-        let temb = &self.tembs[k * hidden..(k + 1) * hidden];
-        predict_noise_tile::<V, S, J>(self.layers, x, temb, &mut self.buf, eps)
+        let at = k * hidden..(k + 1) * hidden;
+        let mut cond = [Tile([V::splat(0.0); S]); MAX_DIM];
+        let cond = &mut cond[..eps.len()];
+        let passes = 1 + usize::from(self.guided.is_some());
+        for pass in 0..passes {
+            // Guided: the class's prediction into `cond`, then ∅'s into `eps`.
+            let (tembs, out) = match (pass, self.guided) {
+                (0, Some(_)) => (self.tembs, &mut *cond),
+                (_, Some((unconditional, _))) => (unconditional, &mut *eps),
+                (_, None) => (self.tembs, &mut *eps),
+            };
+            let temb = &tembs[at.clone()];
+            predict_noise_tile::<V, S, J>(self.layers, x, temb, &mut self.buf, out);
+        }
+        if let Some((_, weight)) = self.guided {
+            for (e, &c) in eps.iter_mut().zip(cond.iter()) {
+                *e = guide(*e, c, weight);
+            }
+        }
     }
 }
 
@@ -145,7 +171,7 @@ pub(crate) struct Run<'a> {
 }
 
 /// Runs every step for up to `S·LANES` samples through the core's chain ([`run_chain`]),
-/// guided by the core's [`Guided`] when `run` says so.
+/// with the embeddings of `run`, guided when it says so.
 #[inline(always)]
 pub(crate) fn sample_tile<V: Lane, const S: usize, const J: usize>(
     layers: &Layers,
@@ -154,23 +180,13 @@ pub(crate) fn sample_tile<V: Lane, const S: usize, const J: usize>(
     noise: &mut [NoiseStream],
     kept: Option<&mut Kept<'_>>,
 ) {
-    let model = |tembs| TileModel::<V, S, J> {
+    let model = TileModel::<V, S, J> {
         layers,
-        tembs,
+        tembs: run.tembs,
+        guided: run.guided,
         buf: TileBuffers::new(layers.input.outputs),
     };
-    let at = (run.steps, layers.dim());
-    match run.guided {
-        None => run_chain(model(run.tembs), at, x, noise, kept),
-        Some((unconditional, weight)) => {
-            let guided = Guided {
-                conditional: model(run.tembs),
-                unconditional: model(unconditional),
-                weight,
-            };
-            run_chain(guided, at, x, noise, kept)
-        }
-    }
+    run_chain(model, (run.steps, layers.dim()), x, noise, kept);
 }
 
 /// `y = W·x + b` for one sample, lanes = outputs: `NV` vectors of outputs per block.
