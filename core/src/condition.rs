@@ -15,7 +15,8 @@
 //! solvers' history holds the guided x̂₀ on every backend; it draws no noise, so a sample's
 //! stream is the unconditional one. Two weights are one evaluation, by definition rather
 //! than by the formula (whose f32 result is not exactly either prediction): w = 1 is ε̂(c)
-//! alone — the conditional model — and w = 0 is ε̂(∅) alone.
+//! alone — the conditional model — and w = 0 is ε̂(∅) alone ([`Guidance::evaluations`],
+//! which every backend plans by).
 
 use crate::model::Model;
 use crate::noise::NoiseStream;
@@ -44,13 +45,26 @@ impl Guidance {
         (weight.is_finite() && weight >= 0.0).then_some(Self { class, weight })
     }
 
-    /// Whether sampling takes two evaluations a step: every weight but 0 and 1.
-    pub fn evaluations(&self) -> usize {
-        match self.weight {
-            0.0 | 1.0 => 1,
-            _ => 2,
+    /// The predictions a sample drawn for `guidance` takes each step (`None`: unguided, ∅):
+    /// one for w = 0 (∅) and w = 1 (the class), two for every other weight. Every backend
+    /// plans its work by this, so all draw the same bits.
+    pub fn evaluations(guidance: Option<Self>) -> Evaluations {
+        match guidance {
+            None => Evaluations::One(None),
+            Some(g) if g.weight == 0.0 => Evaluations::One(None),
+            Some(g) if g.weight == 1.0 => Evaluations::One(Some(g.class)),
+            Some(g) => Evaluations::Two(g),
         }
     }
+}
+
+/// What a step predicts for a sample ([`Guidance::evaluations`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Evaluations {
+    /// One prediction, with this class's embedding (`None`: ∅'s).
+    One(Option<u16>),
+    /// Two, the class's and ∅'s, combined by [`guide`] ([`Guided`]).
+    Two(Guidance),
 }
 
 /// `temb[j] + row[j]` into `temb`: the conditioned time embedding (one f32 add per unit).
@@ -83,8 +97,9 @@ pub fn guide<R: Real>(unconditional: R, conditional: R, weight: f32) -> R {
 }
 
 /// Guided prediction from two predictors of the same network, one with the class's
-/// embedding and one with ∅'s: the [`PredictNoiseIn`] every backend's chain runs for a
-/// guided sample (w = 0 and w = 1 evaluate one of them, see the module docs).
+/// embedding and one with ∅'s, combined by [`guide`]: the two-evaluation step of
+/// [`Evaluations::Two`] (a weight of one evaluation is one predictor alone; see the module
+/// docs).
 pub struct Guided<P> {
     /// ε̂(c).
     pub conditional: P,
@@ -97,13 +112,7 @@ pub struct Guided<P> {
 impl<R: Real, P: PredictNoiseIn<R>> PredictNoiseIn<R> for Guided<P> {
     #[inline(always)]
     fn predict_noise_in(&mut self, k: usize, step: &Step, x: &[R], eps: &mut [R]) {
-        if self.weight == 1.0 {
-            return self.conditional.predict_noise_in(k, step, x, eps);
-        }
         self.unconditional.predict_noise_in(k, step, x, eps);
-        if self.weight == 0.0 {
-            return;
-        }
         let mut cond = [R::splat(0.0); MAX_DIM];
         let cond = &mut cond[..eps.len().min(MAX_DIM)];
         self.conditional.predict_noise_in(k, step, x, cond);
@@ -147,28 +156,26 @@ pub fn sample_guided<const H: usize, const B: usize, const T: usize, const D: us
     guidance: Option<Guidance>,
 ) -> Option<[f32; D]> {
     let row = |class| class_row(rows, H, class).and_then(|r| <&[f32; H]>::try_from(r).ok());
-    let unconditional = Conditioned {
-        model,
-        row: row(None)?,
-    };
-    let (class, weight) = match guidance {
-        Some(g) => (row(Some(g.class))?, g.weight),
-        None => (unconditional.row, 0.0),
-    };
-    let guided = Guided {
-        conditional: Fixed(Conditioned { model, row: class }),
-        unconditional: Fixed(unconditional),
-        weight,
+    let conditioned = |class| {
+        let row = row(class)?;
+        Some(Fixed(Conditioned { model, row }))
     };
     let mut noise = [NoiseStream::new(seed, index)];
     let mut x: [f32; D] = gaussian_draw(&mut noise);
-    chain_in(
-        guided,
-        sampler.steps(schedule),
-        &mut x,
-        &mut noise,
-        |_, _| (),
-    );
+    let steps = sampler.steps(schedule);
+    match Guidance::evaluations(guidance) {
+        Evaluations::One(class) => {
+            chain_in(conditioned(class)?, steps, &mut x, &mut noise, |_, _| ())
+        }
+        Evaluations::Two(g) => {
+            let guided = Guided {
+                conditional: conditioned(Some(g.class))?,
+                unconditional: conditioned(None)?,
+                weight: g.weight,
+            };
+            chain_in(guided, steps, &mut x, &mut noise, |_, _| ())
+        }
+    }
     Some(x)
 }
 
@@ -193,9 +200,20 @@ mod tests {
         for w in [-0.5, f32::NAN, f32::INFINITY, -f32::INFINITY] {
             assert_eq!(Guidance::new(0, w), None, "{w}");
         }
-        for (w, n) in [(0.0, 1), (1.0, 1), (1.5, 2), (3.0, 2), (-0.0, 1)] {
-            assert_eq!(Guidance::new(2, w).map(|g| g.evaluations()), Some(n), "{w}");
+        let plan = |w| Guidance::evaluations(Guidance::new(2, w));
+        assert_eq!(plan(0.0), Evaluations::One(None));
+        assert_eq!(plan(-0.0), Evaluations::One(None));
+        assert_eq!(plan(1.0), Evaluations::One(Some(2)));
+        for w in [1.5, 3.0, 1e-30] {
+            assert_eq!(
+                plan(w),
+                Evaluations::Two(Guidance {
+                    class: 2,
+                    weight: w
+                })
+            );
         }
+        assert_eq!(Guidance::evaluations(None), Evaluations::One(None));
     }
 
     /// The formula against f64 on values where f32 rounds each operation: the same

@@ -45,7 +45,7 @@ pub mod step;
 pub mod units;
 
 pub use anomaly::{anomaly_score, anomaly_score_in};
-pub use condition::{Conditioned, Guidance, Guided, sample_guided};
+pub use condition::{Conditioned, Evaluations, Guidance, Guided, sample_guided};
 #[cfg(feature = "file")]
 pub use container::ContainerError;
 #[cfg(feature = "file")]

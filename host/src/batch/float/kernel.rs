@@ -119,8 +119,8 @@ pub(crate) fn predict_noise_tile<V: Lane, const S: usize, const J: usize>(
 /// The packed model of one tile, with every step's time embedding computed beforehand
 /// (`tembs[k·H ..]` is step `k`'s): what the core's chain calls for ε̂. Guided, it runs its
 /// network twice a step — the class's embeddings, then ∅'s — and combines the two per lane
-/// by the core's [`guide`] (a weight of two evaluations: `Float::new` resolves 0 and 1 to
-/// one, as the core's `Guided` does). One call of the network in a loop, not the core's
+/// by the core's [`guide`] (a weight of two evaluations: `Float::new` plans by the core's
+/// `Guidance::evaluations`). One call of the network in a loop, not the core's
 /// `Guided` over two of these: a second call site of `predict_noise_tile` leaves the
 /// closures of its layers out of line, compiled without the path's target feature, and
 /// made every tile 11× slower.

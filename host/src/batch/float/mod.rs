@@ -10,6 +10,7 @@ pub(super) mod packed;
 pub(super) mod vectors;
 
 use rayon::prelude::*;
+use tinyddpm_core::condition::Evaluations;
 use tinyddpm_core::{Guidance, Model, Step};
 
 use super::Simd;
@@ -50,11 +51,9 @@ impl Float {
                 .for_each(|(temb, s)| model.class_time_embedding(s.t_input, row, temb));
             Some(tembs)
         };
-        // w = 0 and w = 1 are one evaluation (the core's `Guided`): ∅ alone, the class alone.
-        let (tembs, guided) = match guidance {
-            Some(g) if g.weight == 1.0 => (tembs(Some(g.class))?, None),
-            Some(g) if g.weight != 0.0 => (tembs(Some(g.class))?, Some((tembs(None)?, g.weight))),
-            _ => (tembs(None)?, None),
+        let (tembs, guided) = match Guidance::evaluations(guidance) {
+            Evaluations::One(class) => (tembs(class)?, None),
+            Evaluations::Two(g) => (tembs(Some(g.class))?, Some((tembs(None)?, g.weight))),
         };
         Some(Self {
             simd,
