@@ -105,6 +105,16 @@ pub enum CsvError {
         /// The most rows read.
         max: usize,
     },
+    /// The text column asked for by name is not in the header line, or there is none.
+    #[error("{path}: no column named {name:?}: {}", no_column_why(*.header))]
+    NoColumn {
+        /// The file.
+        path: String,
+        /// The name asked for.
+        name: String,
+        /// Whether the file has a header line (which lacks the name).
+        header: bool,
+    },
     /// No data rows at all.
     #[error("{path}: no data rows")]
     Empty {
@@ -139,7 +149,7 @@ pub fn parse_rows<const N: usize>(name: &str, text: &str) -> Result<Vec<[f32; N]
 
 /// A field as a message quotes it: at most [`QUOTE_CHARS`] characters, bytes that are not
 /// UTF-8 replaced, and the full length said when cut.
-fn quote(field: &[u8]) -> String {
+pub(crate) fn quote(field: &[u8]) -> String {
     let text = String::from_utf8_lossy(field);
     match text.char_indices().nth(QUOTE_CHARS) {
         Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], field.len()),
@@ -178,11 +188,50 @@ pub fn read_point_cloud_from(
     max_rows: usize,
 ) -> Result<Points, CsvError> {
     let (mut values, mut dim) = (Vec::new(), 0);
-    visit_fields(name, reader, false, max_rows, Columns::All, |_, row| {
+    visit_fields(name, reader, None, max_rows, Columns::All, |_, _, row| {
         dim = row.len();
         values.extend_from_slice(row);
+        true
     })?;
     Ok(Points::trusted(dim, values))
+}
+
+/// Which column of a row is text (a label, handed over as written) rather than a number,
+/// for [`visit_with_text`]; every other column is one of the row's numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TextColumn<'a> {
+    /// Column `i`, from 0.
+    At(usize),
+    /// The last column (of the data rows).
+    Last,
+    /// The column whose field in the header line is this name.
+    Named(&'a str),
+}
+
+/// Reads rows of numbers with one text field each, at `text`: the other columns are the
+/// row's numbers (the rules of [`read_point_cloud_from`]: 1 to [`MAX_DIM`] of them, the
+/// width set by the first data row), the text field is handed over as written (trimmed).
+/// The header test (a first line none of whose fields is a number) skips the text column,
+/// unless it is the line's only field.
+/// `each` gets each row's 1-based line, text and numbers as it is read, and may stop the
+/// read with its error. At most `max_rows` rows; returns how many were read.
+pub fn visit_with_text<E: From<CsvError>>(
+    reader: impl Read,
+    name: &str,
+    max_rows: usize,
+    text: TextColumn<'_>,
+    mut each: impl FnMut(usize, &[u8], &[f32]) -> Result<(), E>,
+) -> Result<usize, E> {
+    let mut failed = None;
+    let rows = visit_fields(
+        name,
+        reader,
+        Some(text),
+        max_rows,
+        Columns::All,
+        |l, t, row| each(l, t, row).map_err(|e| failed = Some(e)).is_ok(),
+    )?;
+    failed.map_or(Ok(rows), Err)
 }
 
 /// Opens `path` for the readers that are given a path (a FIFO waited for as Unix tools do).
@@ -207,19 +256,20 @@ pub fn visit<const N: usize>(
     visit_fields(
         name,
         reader,
-        labeled,
+        labeled.then_some(TextColumn::At(0)),
         max_rows,
         Columns::First(N),
-        |label, row| {
+        |_, label, row| {
             let mut numbers = [0.0f32; N];
             // `visit_fields` hands over exactly N numbers for `Columns::First(N)`.
             numbers.copy_from_slice(row);
-            each(label, numbers)
+            each(label, numbers);
+            true
         },
     )
 }
 
-/// Which columns of a row (after the label, if any) are its numbers.
+/// Which columns of a row (the text column aside, if any) are its numbers.
 #[derive(Clone, Copy)]
 enum Columns {
     /// The first this many; a row may have more, which are not read.
@@ -228,21 +278,27 @@ enum Columns {
     All,
 }
 
-/// [`visit`] for any [`Columns`]: `each` gets the row's numbers as a slice.
+/// [`visit`] for any [`Columns`] and [`TextColumn`]: `each` gets the row's line, its text
+/// field (empty without a text column) and its numbers as a slice, and returns whether to go
+/// on (the read stops, with the rows so far, when it says no).
 fn visit_fields(
     name: &str,
     reader: impl Read,
-    labeled: bool,
+    text: Option<TextColumn<'_>>,
     max_rows: usize,
     columns: Columns,
-    mut each: impl FnMut(&[u8], &[f32]),
+    mut each: impl FnMut(usize, &[u8], &[f32]) -> bool,
 ) -> Result<usize, CsvError> {
     let path = || name.to_string();
-    let skip = usize::from(labeled);
-    let need = match columns {
-        Columns::First(n) => n,
-        Columns::All => 1,
-    };
+    let skip = usize::from(text.is_some());
+    // The text column, once known (`Last`: at the first data row).
+    let mut at = None;
+    // The fewest columns a row may have: the numbers, the text column and those before it.
+    let mut need = skip
+        + match columns {
+            Columns::First(n) => n,
+            Columns::All => 1,
+        };
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -279,17 +335,42 @@ fn visit_fields(
             continue;
         }
         let number = |field: &[u8]| std::str::from_utf8(field).ok()?.parse::<f32>().ok();
-        if std::mem::take(&mut first) && record.iter().skip(skip).all(|f| number(f).is_none()) {
-            continue;
+        if std::mem::take(&mut first) {
+            let here = text.and_then(|t| match t {
+                TextColumn::At(i) => Some(i),
+                TextColumn::Last => record.len().checked_sub(1),
+                TextColumn::Named(n) => record.iter().position(|f| f == n.as_bytes()),
+            });
+            let header = record
+                .iter()
+                .enumerate()
+                .all(|(i, f)| (Some(i) == here && record.len() > 1) || number(f).is_none());
+            if let Some(TextColumn::Named(n)) = text
+                && (here.is_none() || !header)
+            {
+                return Err(CsvError::NoColumn {
+                    path: path(),
+                    name: n.into(),
+                    header,
+                });
+            }
+            at = here.filter(|_| !matches!(text, Some(TextColumn::Last)));
+            need = need.max(at.map_or(0, |i| i + 1));
+            if header {
+                continue;
+            }
         }
         let expected = *width.get_or_insert(record.len());
-        if record.len() != expected || record.len() < need + skip {
+        if let Some(TextColumn::Last) = text {
+            at = expected.checked_sub(1);
+        }
+        if record.len() != expected || record.len() < need {
             return Err(CsvError::Columns {
                 path: path(),
                 line: line_no,
                 found: record.len(),
-                expected: if record.len() < need + skip {
-                    format!("at least {}", need + skip)
+                expected: if record.len() < need {
+                    format!("at least {need}")
                 } else {
                     expected.to_string()
                 },
@@ -313,8 +394,9 @@ fn visit_fields(
             });
         }
         row.clear();
-        for (column, field) in record.iter().skip(skip).take(count).enumerate() {
-            let (line, column, text) = (line_no, column + 1 + skip, quote(field));
+        let numbers = record.iter().enumerate().filter(|&(i, _)| Some(i) != at);
+        for (column, field) in numbers.take(count) {
+            let (line, column, text) = (line_no, column + 1, quote(field));
             let value = number(field).ok_or_else(|| CsvError::NotANumber {
                 path: path(),
                 line,
@@ -331,14 +413,24 @@ fn visit_fields(
             }
             row.push(value);
         }
-        let label = if labeled { &record[0] } else { &[][..] };
-        each(label, &row);
+        let label = at.map_or(&[][..], |i| &record[i]);
         rows += 1;
+        if !each(line_no, label, &row) {
+            return Ok(rows);
+        }
     }
     if rows == 0 {
         return Err(CsvError::Empty { path: path() });
     }
     Ok(rows)
+}
+
+/// The end of [`CsvError::NoColumn`]'s message.
+fn no_column_why(header: bool) -> &'static str {
+    match header {
+        true => "the header line has none",
+        false => "the file has no header line",
+    }
 }
 
 /// A reader that fails (`FileTooLarge`) once a line exceeds [`MAX_LINE`] bytes, and counts

@@ -869,6 +869,7 @@ fn demo_quantize_adds_the_integer_model_and_its_samples() {
 
 /// Bytes of `m.tdm`, the PyTorch fixture model imported (made once, by the binary).
 mod any_shape;
+mod class_of;
 mod classes;
 mod data_input;
 mod data_sets;

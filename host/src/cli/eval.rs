@@ -1,7 +1,9 @@
 //! `tinyddpm eval`: scores a CSV of samples against the true Swiss roll (its curve scores,
 //! and the generic scores against fresh true samples), or with the generic scores only
 //! against another built-in set's fresh samples (`--data NAME`) or a CSV of reference points
-//! of the same width (`--reference`).
+//! of the same width (`--reference`), or, for samples of a model conditioned on classes,
+//! their class adherence and the generic scores against one class's points of a labelled
+//! CSV (`--class-of FILE --class K`).
 
 use std::path::{Path, PathBuf};
 
@@ -9,10 +11,12 @@ use super::{open_input, say};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use tinyddpm::data::DataSet;
+use tinyddpm::data::labels::{self, LabelColumn, LabelledPoints};
 use tinyddpm::data::points;
 use tinyddpm::eval::{ENERGY_CAP, Metrics, evaluate};
 use tinyddpm::input::Patience;
-use tinyddpm::scores::{self, K, MAX_POINTS, PROJECTIONS, Points, Scores};
+use tinyddpm::scores::adherence::adherence;
+use tinyddpm::scores::{self, K, MAX_POINTS, NEIGHBOURS, PROJECTIONS, Points, Scores};
 use tinyddpm::{csv, data};
 
 /// Options of `tinyddpm eval`.
@@ -26,6 +30,25 @@ pub struct EvalArgs {
     /// against them instead of the Swiss roll's
     #[arg(long, conflicts_with = "data")]
     pub reference: Option<PathBuf>,
+    /// Labelled reference points (CSV, a header line allowed: the samples' columns and an
+    /// integer label 0 to 65535 in one more): print the class adherence of the samples,
+    /// all drawn for --class (the share a k-NN classifier fit on these points assigns to
+    /// it), and the generic scores against the points of that class
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["data", "reference"],
+          requires = "class")]
+    pub class_of: Option<PathBuf>,
+    /// The class the samples were drawn for (with --class-of)
+    #[arg(long, value_name = "K", requires = "class_of")]
+    pub class: Option<u32>,
+    /// The column of --class-of holding the labels: its index from 0, or its name in the
+    /// header line [default: the last]
+    #[arg(long, value_name = "N|NAME", requires = "class_of")]
+    pub label_column: Option<LabelColumn>,
+    /// Neighbours that vote in the adherence's k-NN classifier (Euclidean, majority vote,
+    /// a tie to the smallest label) [default: 10]
+    #[arg(long, value_name = "K", requires = "class_of",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub neighbours: Option<usize>,
     /// The built-in data set the samples should follow: the generic scores against its fresh
     /// samples (the Swiss roll's curve scores too) [default: swissroll]
     #[arg(long, value_name = "NAME", help = format!(
@@ -44,6 +67,9 @@ pub struct EvalArgs {
 
 /// Runs `tinyddpm eval`.
 pub fn run(args: &EvalArgs) -> Result<()> {
+    if let Some(path) = &args.class_of {
+        return run_class_of(args, path);
+    }
     let Some(path) = &args.reference else {
         let set = args.data.unwrap_or_default();
         let scores = match set {
@@ -83,6 +109,94 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         say!("{}", (head + &table_of_scores(&s, &against)).trim_end());
     }
     Ok(())
+}
+
+/// `eval --class-of FILE --class K`: the class adherence of the samples, asked for class
+/// K, by the k-NN classifier fit on every labelled point of FILE, and the generic scores
+/// against FILE's points of class K (when both sides have more than [`K`] points).
+fn run_class_of(args: &EvalArgs, path: &Path) -> Result<()> {
+    let Some(class) = args.class else {
+        bail!("--class-of needs --class: the class the samples were drawn for");
+    };
+    let column = args.label_column.clone().unwrap_or_default();
+    let neighbours = args.neighbours.unwrap_or(NEIGHBOURS);
+    let samples = read_points(&args.samples, "--samples")?;
+    let labelled = read_labelled(path, &column)?;
+    let file = path.display().to_string();
+    if samples.dim() != labelled.dim() {
+        bail!(
+            "--class-of has {} columns besides its labels, the samples {}",
+            labelled.dim(),
+            samples.dim()
+        );
+    }
+    let classes = labelled.classes();
+    let Some(class) = u16::try_from(class)
+        .ok()
+        .filter(|&c| u32::from(c) < classes)
+    else {
+        bail!(
+            "--class {class}: the labels of {file} are 0 to {} (C = {classes})",
+            classes - 1
+        );
+    };
+    let adherence = adherence(&labelled, &samples, class, neighbours)?;
+    let share = adherence.share().unwrap_or(0.0);
+    let reference = labelled.class_points(class);
+    let scores = match samples.len() > K && reference.len() > K {
+        true => {
+            let name = format!("class {class} of {file}");
+            Some(SetScores::against_points(&samples, &reference, &name)?)
+        }
+        false => None,
+    };
+    if args.json {
+        let mut json = format!(
+            "{{\"samples\":{},\"class\":{class},\"classes\":{classes},\"labelled\":{},\
+             \"reference\":{},\"neighbours\":{},\"assigned\":{},\"adherence\":{share}",
+            samples.len(),
+            labelled.len(),
+            reference.len(),
+            adherence.neighbours,
+            adherence.assigned,
+        );
+        if let Some(SetScores::Other { scores, .. }) = &scores {
+            json += &format!(",{}", scores.json_fields());
+        }
+        say!("{json}}}");
+        return Ok(());
+    }
+    let head = format!(
+        "samples          {}\n\
+         class            {class} of C = {classes} ({} points of it among {} labelled \
+         points of {file}, labels in {column})\n\
+         adherence        {share:.4}  ({} of the samples assigned to class {class} by the \
+         majority label of their {} nearest labelled points; a tie to the smallest label)\n",
+        samples.len(),
+        reference.len(),
+        labelled.len(),
+        adherence.assigned,
+        adherence.neighbours,
+    );
+    let rest = match &scores {
+        Some(SetScores::Other {
+            against, scores, ..
+        }) => table_of_scores(scores, against),
+        _ => format!(
+            "(the generic scores need more than {K} samples and more than {K} points of \
+             class {class})\n"
+        ),
+    };
+    say!("{}", (head + &rest).trim_end());
+    Ok(())
+}
+
+/// Reads the labelled points of `--class-of` (CSV), the labels in `column`.
+fn read_labelled(path: &Path, column: &LabelColumn) -> Result<LabelledPoints> {
+    let what = "cannot read --class-of";
+    let file = open_input(path, "--class-of", Patience::Unbounded).context(what)?;
+    let name = path.display().to_string();
+    labels::read_labelled(file, &name, csv::MAX_ROWS, column).context(what)
 }
 
 /// The scores of samples of a built-in data set against fresh samples of it: the Swiss

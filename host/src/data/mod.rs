@@ -17,6 +17,7 @@
 //! `sin`, `cos` and the rest come from `libm`, so the data are the same bits on every
 //! platform.
 
+pub mod labels;
 pub mod points;
 pub mod sets;
 

@@ -13,6 +13,7 @@
 //! the tiles of squared distances of three passes (`pairs`): real × real, fake × fake and
 //! real × fake. Every score is the same bits for any number of threads (see `tiles`).
 
+pub mod adherence;
 mod energy;
 mod mmd;
 mod pairs;
@@ -21,6 +22,7 @@ mod prdc;
 mod sliced;
 mod tiles;
 
+pub use adherence::{Adherence, AdherenceError, NEIGHBOURS};
 pub(crate) use energy::energy_distance;
 pub use mmd::BANDWIDTH_POINTS;
 pub use points::{MAX_DIM, Points, PointsError};
