@@ -668,14 +668,14 @@ fn failure_cases() -> Vec<Case> {
         },
         // Model files of another version, corrupt, short or foreign.
         Case {
-            setup: &[Make("v4.tdm", || {
+            setup: &[Make("v5.tdm", || {
                 let mut b = model_bytes().to_vec();
-                b[8..10].copy_from_slice(&4u16.to_le_bytes());
+                b[8..10].copy_from_slice(&5u16.to_le_bytes());
                 b
             })],
-            args: &["sample", "--model", "v4.tdm", "-n", "2", "--out", "s.csv"],
+            args: &["sample", "--model", "v5.tdm", "-n", "2", "--out", "s.csv"],
             code: 1,
-            message: "model file format version 4, this build reads versions 1 to 3",
+            message: "model file format version 5, this build reads versions 1 to 4",
             ..Case::default()
         },
         Case {
