@@ -224,6 +224,66 @@ fn bad_classes_and_weights_are_one_line_and_write_nothing() {
             ],
             "--weights -2 is not a finite weight of at least 0",
         ),
+        Case {
+            setup: &[Make("p.csv", || b"x,y,l\n1,2,0\n".to_vec())],
+            ..sample(
+                &[
+                    "train",
+                    "--data",
+                    "p.csv",
+                    "--label-column",
+                    "2",
+                    "--out",
+                    "t.tdm",
+                ],
+                "--label-column needs --classes",
+            )
+        },
+        sample(
+            &[
+                "train",
+                "--data",
+                "moons",
+                "--classes",
+                "--label-column",
+                "2",
+                "--out",
+                "t.tdm",
+            ],
+            "--label-column applies to a CSV file given with --data",
+        ),
+        Case {
+            setup: &[Make("p.csv", || b"x,y,l\n1,2,0\n3,4,1.5\n".to_vec())],
+            ..sample(
+                &[
+                    "train",
+                    "--data",
+                    "p.csv",
+                    "--classes",
+                    "--label-column",
+                    "l",
+                    "--out",
+                    "t.tdm",
+                ],
+                "p.csv: line 3: label \"1.5\" is not an integer from 0 to 65535",
+            )
+        },
+        Case {
+            setup: &[Make("p.csv", || b"x,y,l\n1,2,0\n".to_vec())],
+            ..sample(
+                &[
+                    "train",
+                    "--data",
+                    "p.csv",
+                    "--classes",
+                    "--label-column",
+                    "k",
+                    "--out",
+                    "t.tdm",
+                ],
+                "k",
+            )
+        },
         sample(
             &["quantize", "--model", "c.tdm", "--out", "q.tdm"],
             "conditioned on classes",
@@ -240,7 +300,7 @@ fn bad_classes_and_weights_are_one_line_and_write_nothing() {
                 "t.tdm",
             ],
             "swissroll has no labels to condition on (sets with labels: circles, rings, moons, \
-             8gaussians, pinwheel, 2spirals)",
+             8gaussians, pinwheel, 2spirals; a CSV file's with --label-column)",
         ),
         sample(
             &[
@@ -357,4 +417,80 @@ fn an_imported_pytorch_model_predicts_its_conditional_and_guided_noise() {
         })
         .fold(0.0, f32::max);
     assert!(worst < 1e-4, "guided: worst scaled difference {worst:e}");
+}
+
+/// 300 labelled points: the moons of `true_samples`, each row's label the side of x = 0.5
+/// its point lies on, in a middle column named `side`.
+fn labelled_csv() -> Vec<u8> {
+    let mut text = String::from("x,side,y\n");
+    for p in tinyddpm::data::true_samples(DataSet::Moons, 300, 3) {
+        text += &format!("{},{},{}\n", p[0], u8::from(p[0] > 0.5), p[1]);
+    }
+    text.into_bytes()
+}
+
+/// `train --data FILE --classes --label-column`: the labels of a CSV column; the model file
+/// holds their C, and a checkpoint of the run resumes bit for bit given the same file and
+/// column again, and refuses the same points with other labels.
+#[test]
+fn a_csv_label_column_trains_a_conditioned_model_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.csv"), labelled_csv()).unwrap();
+    let train = |extra: &[&str], out: &str| {
+        let mut args = vec!["train", "--data", "p.csv", "--hidden", "32", "--out", out];
+        args.extend_from_slice(extra);
+        ok(dir.path(), &args);
+    };
+    let labels = ["--classes", "--label-column", "side"];
+    train(&[&labels[..], &["--steps", "40"]].concat(), "a.tdm");
+    let model = FlatModel::decode(&std::fs::read(dir.path().join("a.tdm")).unwrap()).unwrap();
+    assert_eq!((model.classes(), model.dim()), (2, 2));
+    train(
+        &[&labels[..], &["--steps", "20", "--checkpoint", "k.ckpt"]].concat(),
+        "b.tdm",
+    );
+    let inspect = ok(dir.path(), &["inspect", "k.ckpt"]);
+    assert!(inspect.contains("C = 2"), "{inspect}");
+    train(
+        &[
+            "--resume",
+            "k.ckpt",
+            "--label-column",
+            "side",
+            "--steps",
+            "40",
+        ],
+        "c.tdm",
+    );
+    let read = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
+    assert_eq!(read("a.tdm"), read("c.tdm"), "resumed bit for bit");
+    // The same points, labelled by another column: not the run's data.
+    let mut flipped = String::from_utf8(labelled_csv()).unwrap();
+    flipped = flipped
+        .replace(",0,", ",2,")
+        .replace(",1,", ",0,")
+        .replace(",2,", ",1,");
+    std::fs::write(dir.path().join("p.csv"), flipped).unwrap();
+    let out = tinyddpm(
+        dir.path(),
+        &[
+            "train",
+            "--resume",
+            "k.ckpt",
+            "--data",
+            "p.csv",
+            "--label-column",
+            "side",
+            "--steps",
+            "40",
+            "--out",
+            "d.tdm",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("is not the file the checkpoint's run trains on"),
+        "{}",
+        text(&out.stderr)
+    );
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use tinyddpm::cuda::Gpu;
+use tinyddpm::data::labels::{self, LabelColumn};
 use tinyddpm::data::points::{self, MAX_ROWS};
 use tinyddpm::data::{Classes, DataSet, Normalize, PointSet, TrainingData};
 use tinyddpm::input::Patience;
@@ -61,6 +62,11 @@ pub struct TrainArgs {
         DataSet::labelled_names()
     ))]
     pub classes: bool,
+    /// The column of a CSV given with --data that holds each row's class label (its index
+    /// from 0, or its name in the header line); the other columns are the point. With
+    /// --classes (or --resume of such a run: give it again)
+    #[arg(long, value_name = "N|NAME")]
+    pub label_column: Option<LabelColumn>,
     /// With --classes: the probability of dropping an example's label to "no class" while
     /// training [default: 0.1]
     #[arg(long, requires = "classes", allow_negative_numbers = true)]
@@ -203,6 +209,16 @@ pub fn check(args: &TrainArgs) -> Result<()> {
     if let Some(batch) = args.batch {
         check_batch(batch, "--batch")?;
     }
+    if args.label_column.is_some() {
+        if !args.classes && args.resume.is_none() {
+            bail!(
+                "--label-column needs --classes: the labels are what the model is conditioned on"
+            );
+        }
+        if !matches!(args.data, Some(DataArg::File(_))) {
+            bail!("--label-column applies to a CSV file given with --data");
+        }
+    }
     if args.classes && args.device == DeviceArg::Cuda {
         bail!("--classes trains on the CPU only: the GPU trainer is not conditioned yet");
     }
@@ -224,10 +240,26 @@ fn training_data(args: &TrainArgs) -> Result<Option<TrainingData>> {
         Some(DataArg::Set(set)) => Some(TrainingData::Set(*set)),
         Some(DataArg::File(path)) => {
             let normalize = args.normalize.map_or(Normalize::Standard, Normalize::from);
-            let (_, points) = read_data_file(path, normalize)?;
+            let points = match &args.label_column {
+                None => read_data_file(path, normalize)?.1,
+                Some(column) => read_labelled_file(path, column, normalize)?,
+            };
             Some(TrainingData::Points(Arc::new(points)))
         }
     })
+}
+
+/// The points and labels of the CSV `path` given as `--data` with `--label-column`,
+/// normalized as `normalize` says (the labels' column left out).
+fn read_labelled_file(path: &Path, column: &LabelColumn, normalize: Normalize) -> Result<PointSet> {
+    let what = "cannot read the training data";
+    let file = open_input(path, "--data", Patience::Unbounded).context(what)?;
+    let name = path.display().to_string();
+    let labelled = labels::read_labelled(file, &name, MAX_ROWS, column).context(what)?;
+    let points = labelled.points();
+    let set = PointSet::new(&name, points.dim(), points.values().to_vec(), normalize);
+    set.and_then(|s| s.with_labels(labelled.labels().to_vec()))
+        .context(what)
 }
 
 /// The points of the file `path` given as `--data`, read once: as they are (the data's

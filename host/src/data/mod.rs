@@ -78,11 +78,11 @@ impl TrainingData {
     }
 
     /// The classes of the data's labels (0: none): a labelled set's
-    /// ([`DataSet::classes`]).
+    /// ([`DataSet::classes`]), or a file's label column's ([`PointSet::classes`]).
     pub fn classes(&self) -> u16 {
         match self {
             Self::Set(set) => set.classes(),
-            Self::Points(_) => 0,
+            Self::Points(points) => points.classes(),
         }
     }
 
@@ -134,10 +134,7 @@ impl PointSource for TrainingData {
     fn draw(&self, rng: &mut Xoshiro128PlusPlus, x: &mut [f32]) -> u16 {
         match self {
             Self::Set(set) => set.draw(rng, x),
-            Self::Points(points) => {
-                points.point(rng, x);
-                0
-            }
+            Self::Points(points) => points.point(rng, x),
         }
     }
 }

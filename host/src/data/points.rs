@@ -118,6 +118,14 @@ pub enum PointsError {
         /// Its rows.
         rows: usize,
     },
+    /// The labels do not fit the points.
+    #[error("{name}: {why}")]
+    Labels {
+        /// The file.
+        name: String,
+        /// What is wrong.
+        why: String,
+    },
     /// A normalized value overflows f32 (a difference from the mean beyond f32's range).
     #[error("row {row} of {name} overflows f32 once normalized")]
     Overflow {
@@ -142,6 +150,10 @@ pub struct PointSet {
     normalize: Normalize,
     units: Option<Units>,
     fingerprint: u64,
+    /// Each row's class label, for a run conditioned on classes; empty otherwise.
+    labels: Vec<u16>,
+    /// C: the largest label plus one (0 without labels).
+    classes: u16,
 }
 
 /// A CSV or `.npy` file's rows (told apart by the first bytes), at most `max_rows` of 1 to
@@ -219,7 +231,7 @@ impl PointSet {
                 }
             }
         }
-        let fingerprint = fingerprint(n, &values);
+        let fingerprint = fingerprint(n, &values, &[]);
         Ok(Self {
             name: name.into(),
             dim,
@@ -228,13 +240,47 @@ impl PointSet {
             normalize,
             units,
             fingerprint,
+            labels: Vec::new(),
+            classes: 0,
         })
     }
 
-    /// One example's point into `x` (D long): row `choice(rng, N)`, one draw.
-    pub fn point(&self, rng: &mut Xoshiro128PlusPlus, x: &mut [f32]) {
-        let i = choice(rng, self.rows) as usize * self.dim;
+    /// These points with a class label each (`labels[i]` row i's): C is the largest label
+    /// plus one, at most 65,535 (a model file's C is a u16); the fingerprint then covers the
+    /// labels too.
+    pub fn with_labels(self, labels: Vec<u16>) -> Result<Self, PointsError> {
+        let name = || self.name.clone();
+        if labels.len() != self.len() {
+            return Err(PointsError::Labels {
+                name: name(),
+                why: format!("{} labels for {} rows", labels.len(), self.len()),
+            });
+        }
+        let largest = labels.iter().copied().max().unwrap_or(0);
+        let classes = largest.checked_add(1).ok_or_else(|| PointsError::Labels {
+            name: name(),
+            why: "a label of 65535: labels go up to 65534".into(),
+        })?;
+        Ok(Self {
+            fingerprint: fingerprint(self.rows, &self.values, &labels),
+            labels,
+            classes,
+            ..self
+        })
+    }
+
+    /// One example's point into `x` (D long): row `choice(rng, N)`, one draw; returns the
+    /// row's label (0 without labels).
+    pub fn point(&self, rng: &mut Xoshiro128PlusPlus, x: &mut [f32]) -> u16 {
+        let row = choice(rng, self.rows) as usize;
+        let i = row * self.dim;
         x.copy_from_slice(&self.values[i..i + self.dim]);
+        self.labels.get(row).copied().unwrap_or(0)
+    }
+
+    /// C, the classes of the rows' labels (0: the points have none).
+    pub fn classes(&self) -> u16 {
+        self.classes
     }
 
     /// D, the coordinates of a point.
@@ -273,20 +319,24 @@ impl PointSet {
         self.units.as_ref()
     }
 
-    /// CRC-64/XZ of N (u64 LE) followed by every normalized value (f32 LE, row-major): the
-    /// points' identity in a checkpoint.
+    /// CRC-64/XZ of N (u64 LE) followed by every normalized value (f32 LE, row-major) and
+    /// every label (u16 LE, none without labels): the points' identity in a checkpoint.
     pub fn fingerprint(&self) -> u64 {
         self.fingerprint
     }
 }
 
-/// The fingerprint of `rows` normalized rows `values` (see [`PointSet::fingerprint`]).
-fn fingerprint(rows: u32, values: &[f32]) -> u64 {
+/// The fingerprint of `rows` normalized rows `values` and their `labels` (see
+/// [`PointSet::fingerprint`]).
+fn fingerprint(rows: u32, values: &[f32], labels: &[u16]) -> u64 {
     let crc = crc::Crc::<u64>::new(&crc::CRC_64_XZ);
     let mut digest = crc.digest();
     digest.update(&u64::from(rows).to_le_bytes());
     for v in values {
         digest.update(&v.to_le_bytes());
+    }
+    for l in labels {
+        digest.update(&l.to_le_bytes());
     }
     digest.finalize()
 }

@@ -127,7 +127,8 @@ impl TrainConfig {
             let labels = self.data.classes();
             if labels == 0 {
                 return Err(format!(
-                    "{} has no labels to condition on (sets with labels: {})",
+                    "{} has no labels to condition on (sets with labels: {}; a CSV file's \
+                     with --label-column)",
                     self.data,
                     DataSet::labelled_names()
                 ));
