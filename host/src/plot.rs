@@ -809,14 +809,15 @@ pub struct QualityRow {
     pub p95_distance: f64,
 }
 
-/// Line colours after matplotlib's "tab10", blue and orange excepted (the data's colours).
+/// Line colours after matplotlib's "tab10", blue and orange excepted (the data's colours),
+/// and its grey and olive.
 const LINES: [RGBColor; 6] = [
-    RGBColor(44, 160, 44),
-    RGBColor(214, 39, 40),
-    RGBColor(148, 103, 189),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(23, 190, 207),
+    CLASS_COLORS[2],
+    CLASS_COLORS[3],
+    CLASS_COLORS[4],
+    CLASS_COLORS[5],
+    CLASS_COLORS[6],
+    CLASS_COLORS[9],
 ];
 
 /// The most samplers the quality figure draws, each a line of its legend.

@@ -234,6 +234,18 @@ fn every_bad_class_of_input_is_one_line_and_writes_nothing() {
         ..Case::default()
     };
     let both = &[Make("l.csv", labelled), Make("s.csv", || samples_at(1))][..];
+    // `eval --samples s.csv --class-of l.csv --class` and the rest.
+    let eval = |rest: &[&'static str]| -> &'static [&'static str] {
+        let head = [
+            "eval",
+            "--samples",
+            "s.csv",
+            "--class-of",
+            "l.csv",
+            "--class",
+        ];
+        Box::leak([&head[..], rest].concat().into_boxed_slice())
+    };
     let cases = [
         case(
             &[Make("s.csv", || samples_at(1))],
@@ -266,15 +278,7 @@ fn every_bad_class_of_input_is_one_line_and_writes_nothing() {
                 Make("l.csv", || with_label("1.5")),
                 Make("s.csv", || samples_at(1)),
             ],
-            &[
-                "eval",
-                "--samples",
-                "s.csv",
-                "--class-of",
-                "l.csv",
-                "--class",
-                "1",
-            ],
+            eval(&["1"]),
             "cannot read --class-of: l.csv: line 92: label \"1.5\" is not an integer from 0 \
              to 65535",
         ),
@@ -283,15 +287,7 @@ fn every_bad_class_of_input_is_one_line_and_writes_nothing() {
                 Make("l.csv", || with_label("-2")),
                 Make("s.csv", || samples_at(1)),
             ],
-            &[
-                "eval",
-                "--samples",
-                "s.csv",
-                "--class-of",
-                "l.csv",
-                "--class",
-                "1",
-            ],
+            eval(&["1"]),
             "l.csv: line 92: label \"-2\" is not an integer from 0 to 65535",
         ),
         case(
@@ -299,97 +295,37 @@ fn every_bad_class_of_input_is_one_line_and_writes_nothing() {
                 Make("l.csv", || with_label("one")),
                 Make("s.csv", || samples_at(1)),
             ],
-            &[
-                "eval",
-                "--samples",
-                "s.csv",
-                "--class-of",
-                "l.csv",
-                "--class",
-                "1",
-            ],
+            eval(&["1"]),
             "l.csv: line 92: label \"one\" is not an integer from 0 to 65535",
         ),
         case(
             both,
-            &[
-                "eval",
-                "--samples",
-                "s.csv",
-                "--class-of",
-                "l.csv",
-                "--class",
-                "3",
-            ],
+            eval(&["3"]),
             "--class 3: the labels of l.csv are 0 to 2 (C = 3)",
         ),
         case(
             both,
-            &[
-                "eval",
-                "--samples",
-                "s.csv",
-                "--class-of",
-                "l.csv",
-                "--class",
-                "70000",
-            ],
+            eval(&["70000"]),
             "--class 70000: the labels of l.csv are 0 to 2 (C = 3)",
         ),
         case(
             &[Make("l.csv", labelled), File("s.csv", b"1,2,3\n4,5,6\n")],
-            &[
-                "eval",
-                "--samples",
-                "s.csv",
-                "--class-of",
-                "l.csv",
-                "--class",
-                "1",
-            ],
+            eval(&["1"]),
             "--class-of has 2 columns besides its labels, the samples 3",
         ),
         case(
             &[Make("l.csv", labelled), File("s.csv", b"1\n4\n")],
-            &[
-                "eval",
-                "--samples",
-                "s.csv",
-                "--class-of",
-                "l.csv",
-                "--class",
-                "1",
-            ],
+            eval(&["1"]),
             "--class-of has 2 columns besides its labels, the samples 1",
         ),
         case(
             both,
-            &[
-                "eval",
-                "--samples",
-                "s.csv",
-                "--class-of",
-                "l.csv",
-                "--class",
-                "1",
-                "--label-column",
-                "kind",
-            ],
+            eval(&["1", "--label-column", "kind"]),
             "l.csv: no column named \"kind\": the header line has none",
         ),
         case(
             both,
-            &[
-                "eval",
-                "--samples",
-                "s.csv",
-                "--class-of",
-                "l.csv",
-                "--class",
-                "1",
-                "--label-column",
-                "5",
-            ],
+            eval(&["1", "--label-column", "5"]),
             "l.csv: line 2: 3 column(s), expected at least 6",
         ),
         case(
@@ -397,15 +333,7 @@ fn every_bad_class_of_input_is_one_line_and_writes_nothing() {
                 Make("s.csv", || samples_at(1)),
                 File("l.csv", b"x,y,class\n"),
             ],
-            &[
-                "eval",
-                "--samples",
-                "s.csv",
-                "--class-of",
-                "l.csv",
-                "--class",
-                "0",
-            ],
+            eval(&["0"]),
             "l.csv: no data rows",
         ),
         // Options that need --class-of, or that it rules out, and a k of 0: usage errors.
@@ -429,37 +357,13 @@ fn every_bad_class_of_input_is_one_line_and_writes_nothing() {
             code: 2,
             ..case(
                 both,
-                &[
-                    "eval",
-                    "--samples",
-                    "s.csv",
-                    "--class-of",
-                    "l.csv",
-                    "--class",
-                    "1",
-                    "--reference",
-                    "s.csv",
-                ],
+                eval(&["1", "--reference", "s.csv"]),
                 "cannot be used with",
             )
         },
         Case {
             code: 2,
-            ..case(
-                both,
-                &[
-                    "eval",
-                    "--samples",
-                    "s.csv",
-                    "--class-of",
-                    "l.csv",
-                    "--class",
-                    "1",
-                    "--neighbours",
-                    "0",
-                ],
-                "--neighbours",
-            )
+            ..case(both, eval(&["1", "--neighbours", "0"]), "--neighbours")
         },
     ];
     for case in &cases {

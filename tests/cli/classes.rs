@@ -141,59 +141,28 @@ fn bad_classes_and_weights_are_one_line_and_write_nothing() {
         code: 2,
         ..sample(args, message)
     };
+    // `sample --model c.tdm -n 5`, the rest, `--out s.csv`.
+    let draw = |rest: &[&'static str]| -> &'static [&'static str] {
+        let (head, tail) = (
+            ["sample", "--model", "c.tdm", "-n", "5"],
+            ["--out", "s.csv"],
+        );
+        Box::leak([&head[..], rest, &tail].concat().into_boxed_slice())
+    };
     let cases = [
         sample(
-            &[
-                "sample", "--model", "c.tdm", "-n", "5", "--class", "3", "--out", "s.csv",
-            ],
+            draw(&["--class", "3"]),
             "--class 3: the model has 3 classes, 0 to 2",
         ),
         sample(
-            &[
-                "sample",
-                "--model",
-                "c.tdm",
-                "-n",
-                "5",
-                "--class",
-                "1",
-                "--guidance",
-                "-1",
-                "--out",
-                "s.csv",
-            ],
+            draw(&["--class", "1", "--guidance", "-1"]),
             "--guidance -1 must be a finite weight of at least 0",
         ),
         sample(
-            &[
-                "sample",
-                "--model",
-                "c.tdm",
-                "-n",
-                "5",
-                "--class",
-                "1",
-                "--guidance",
-                "inf",
-                "--out",
-                "s.csv",
-            ],
+            draw(&["--class", "1", "--guidance", "inf"]),
             "--guidance inf must be a finite weight of at least 0",
         ),
-        usage(
-            &[
-                "sample",
-                "--model",
-                "c.tdm",
-                "-n",
-                "5",
-                "--guidance",
-                "2",
-                "--out",
-                "s.csv",
-            ],
-            "--class",
-        ),
+        usage(draw(&["--guidance", "2"]), "--class"),
         sample(
             &[
                 "sample", "--model", "m.tdm", "-n", "5", "--class", "0", "--out", "s.csv",
@@ -201,10 +170,7 @@ fn bad_classes_and_weights_are_one_line_and_write_nothing() {
             "--class 0: m.tdm is not conditioned on classes (train it with --classes)",
         ),
         sample(
-            &[
-                "sample", "--model", "c.tdm", "-n", "5", "--class", "0", "--device", "cuda",
-                "--out", "s.csv",
-            ],
+            draw(&["--class", "0", "--device", "cuda"]),
             "does not take models conditioned on classes yet",
         ),
         sample(
