@@ -10,8 +10,9 @@
 #
 # Usage: benches/guidance.sh [SET...]        (default: 8gaussians moons pinwheel)
 #   SEEDS="42 1 2 3"  N=2000  SAMPLER=dpmpp-2m-sde  STEPS=20  WEIGHTS="0 1 1.5 2 3 5"
+#   EMA=0.999 (both models keep the average of their weights, `train --ema`)
 # Writes benches/results/guidance.md (the table) and guidance_scores.txt (one line per
-# set, seed, weight and class). Needs the PyTorch virtualenv for the reference points
+# set, seed, weight and class), or guidance_ema.md and guidance_scores_ema.txt with EMA. Needs the PyTorch virtualenv for the reference points
 # (scripts/install-torch.sh).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -22,6 +23,12 @@ seeds=(${SEEDS:-42 1 2 3})
 weights=(${WEIGHTS:-0 1 1.5 2 3 5})
 n=${N:-2000}
 sampler=(--sampler "${SAMPLER:-dpmpp-2m-sde}" --steps "${STEPS:-20}")
+ema=()
+suffix=""
+if [ -n "${EMA:-}" ]; then
+    ema=(--ema "$EMA")
+    suffix="_ema"
+fi
 python="${TORCH_PYTHON:-$HOME/.cache/tinyddpm/torch-venv/bin/python}"
 [ -x "$python" ] || { echo "guidance.sh: no PyTorch virtualenv at $python (scripts/install-torch.sh)" >&2; exit 1; }
 cargo build --release -q -p tinyddpm
@@ -30,7 +37,7 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 out="$root/benches/results"
 mkdir -p "$out"
-scores="$out/guidance_scores.txt"
+scores="$out/guidance_scores$suffix.txt"
 : > "$scores"
 
 # The labelled reference points of a set: 20,000 of them, labels in the last column.
@@ -65,7 +72,7 @@ for set in "${sets[@]}"; do
     classes=$("$python" -c 'import sys; sys.path.insert(0, "benches/reference"); import ddpm; print(ddpm.LABELLED_SETS[sys.argv[1]][1])' "$set")
     for seed in "${seeds[@]}"; do
         model="$work/$set-$seed.tdm"
-        "$bin" train --data "$set" --classes --seed "$seed" --out "$model" > /dev/null
+        "$bin" train --data "$set" --classes --seed "$seed" "${ema[@]}" --out "$model" > /dev/null
         for w in "${weights[@]}"; do
             for ((c = 0; c < classes; c++)); do
                 s="$work/s.csv"
@@ -79,7 +86,8 @@ for set in "${sets[@]}"; do
             points="$work/$set-$c.csv"
             awk -F, -v c="$c" 'NR == 1 { print "x,y"; next } $3 == c { print $1 "," $2 }' "$ref" > "$points"
             alone="$work/$set-$seed-$c.tdm"
-            "$bin" train --data "$points" --normalize none --seed "$seed" --out "$alone" > /dev/null
+            "$bin" train --data "$points" --normalize none --seed "$seed" "${ema[@]}" \
+                --out "$alone" > /dev/null
             s="$work/s.csv"
             "$bin" sample --model "$alone" -n "$n" --seed "$seed" "${sampler[@]}" --out "$s" > /dev/null
             echo "$set $seed alone $c $(score "$s" "$ref" "$c")" | tee -a "$scores"
@@ -87,7 +95,7 @@ for set in "${sets[@]}"; do
     done
 done
 
-"$python" - "$scores" "$out/guidance.md" "${sampler[*]}" "$n" <<'EOF'
+"$python" - "$scores" "$out/guidance$suffix.md" "${sampler[*]} ${ema[*]}" "$n" <<'EOF'
 import collections, statistics, sys
 rows = [l.split() for l in open(sys.argv[1]) if l.strip()]
 by = collections.defaultdict(list)
