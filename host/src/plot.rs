@@ -688,6 +688,14 @@ pub fn guidance_grid(path: &Path, frames: &[ClassFrame], title: &str) -> Result<
     })
 }
 
+/// Points of `d` coordinates, row-major, as a figure draws them: a point of D > 2 by its
+/// first two coordinates, one of D = 1 at height 0.
+pub fn drawn(rows: &[f32], d: usize) -> Vec<[f32; 2]> {
+    rows.chunks_exact(d)
+        .map(|p| [p[0], p.get(1).copied().unwrap_or(0.0)])
+        .collect()
+}
+
 /// One panel of a grid: a label and the points at that stage.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Frame {
@@ -721,10 +729,7 @@ pub fn reverse_frames<const T: usize>(
                 k if k == k_total => "end: generated".to_string(),
                 k => format!("step {k}/{k_total} (t = {})", sampler.timestep(schedule, k)),
             };
-            let points = rows
-                .chunks_exact(d)
-                .map(|p| [p[0], p.get(1).copied().unwrap_or(0.0)])
-                .collect();
+            let points = drawn(&rows, d);
             Frame { label, points }
         })
         .collect()

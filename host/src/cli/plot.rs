@@ -10,6 +10,7 @@ use tinyddpm::input::Patience;
 use tinyddpm::modelfile::ModelFile;
 use tinyddpm::scores::Points;
 use tinyddpm::{csv, data, plot};
+use tinyddpm_core::condition::Evaluations;
 use tinyddpm_core::file::Kind;
 use tinyddpm_core::{Guidance, Sampler, Schedule, ScheduleKind};
 
@@ -494,7 +495,11 @@ pub fn guidance(args: &GuidanceArgs) -> Result<()> {
             args.model.display()
         );
     }
-    if let Some(w) = args.weights.iter().find(|w| !(w.is_finite() && **w >= 0.0)) {
+    if let Some(w) = args
+        .weights
+        .iter()
+        .find(|&&w| Guidance::new(0, w).is_none())
+    {
         bail!("--weights {w} is not a finite weight of at least 0");
     }
     let schedule = file.schedule::<T>().context("cannot use the model")?;
@@ -505,16 +510,17 @@ pub fn guidance(args: &GuidanceArgs) -> Result<()> {
         .weights
         .iter()
         .map(|&w| {
-            let classes = (0..classes)
-                .map(|c| {
-                    let g = Guidance::new(c, w);
-                    let p = Prepared::float(Simd::detect(), &model, &schedule, &sampler, g);
-                    let rows = p.sample(Init::Noise, args.seed, 0, count, &|_| ());
-                    let d = p.dim();
-                    let first_two = |p: &[f32]| [p[0], p.get(1).copied().unwrap_or(0.0)];
-                    rows.chunks_exact(d).map(first_two).collect()
-                })
-                .collect();
+            let draw = |g| {
+                let p = Prepared::float(Simd::detect(), &model, &schedule, &sampler, g);
+                let rows = p.sample(Init::Noise, args.seed, 0, count, &|_| ());
+                plot::drawn(&rows, p.dim())
+            };
+            // A weight of one evaluation with ∅ (w = 0) draws the same samples for every
+            // class: drawn once.
+            let classes = match Guidance::evaluations(Guidance::new(0, w)) {
+                Evaluations::One(None) => vec![draw(None); usize::from(classes)],
+                _ => (0..classes).map(|c| draw(Guidance::new(c, w))).collect(),
+            };
             // At w = 0 every class draws ∅'s samples: the same points in each colour.
             let label = match w {
                 0.0 => "w = 0 (no class: the same for all)".to_string(),
